@@ -1,0 +1,43 @@
+# nowt: learning without weight transport, on GoMLX.
+GO       ?= go
+PKGS     ?= ./...
+# Fuzz targets run briefly inside `make test` (seed corpora always run as ordinary tests).
+FUZZTIME ?= 3s
+BENCHTIME ?= 3x
+
+.PHONY: all build test lint vet fmt bench demo fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o bin/nowt ./cmd/nowt
+
+vet:
+	$(GO) vet $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+# The test suite: go vet, every package's tests on the pure-Go backend, then each fuzz target briefly.
+test: vet
+	GOMLX_BACKEND= $(GO) test -count=1 -timeout 15m $(PKGS)
+	$(MAKE) fuzz
+
+fuzz:
+	@for t in $$(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' input | sed 's/func //'); do \
+		echo "fuzz $$t ($(FUZZTIME))"; \
+		$(GO) test ./input -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./feedback ./input
+
+demo: build
+	./bin/nowt train -model mlp -rule kp -dataset mnist -epochs 3 -out runs/demo
+
+clean:
+	rm -rf bin runs
