@@ -1,0 +1,239 @@
+package feedback
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/gomlx/gomlx/backends"
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+)
+
+// Conv2DBuilder configures a feedback-aware 2D convolution, channels-last ([batch, height, width, channels]),
+// with kernel W of shape [kh, kw, cin, cout]. Create it with [NewConv2D], finish with Done.
+type Conv2DBuilder struct {
+	ctx         *context.Context
+	x           *Node
+	outChannels int
+	kernelH     int
+	kernelW     int
+	stride      int
+	same        bool
+	useBias     bool
+	init        context.VariableInitializer
+}
+
+// NewConv2D starts a convolution with outChannels filters of size kernelSize×kernelSize, stride 1,
+// "same" padding and a bias. Configure it with the builder's methods.
+func NewConv2D(ctx *context.Context, x *Node, outChannels, kernelSize int) *Conv2DBuilder {
+	return &Conv2DBuilder{ctx: ctx, x: x, outChannels: outChannels, kernelH: kernelSize, kernelW: kernelSize,
+		stride: 1, same: true, useBias: true}
+}
+
+// Stride sets the stride on both spatial axes (default 1).
+func (b *Conv2DBuilder) Stride(stride int) *Conv2DBuilder { b.stride = stride; return b }
+
+// PadSame selects "same" padding (the default): (k−1)/2 before and k/2 after each spatial axis, which for
+// odd kernels is PyTorch's padding=k//2; the output has ceil(size/stride) positions.
+func (b *Conv2DBuilder) PadSame() *Conv2DBuilder { b.same = true; return b }
+
+// NoPadding selects "valid" padding.
+func (b *Conv2DBuilder) NoPadding() *Conv2DBuilder { b.same = false; return b }
+
+// Bias sets whether the layer has a bias (default true).
+func (b *Conv2DBuilder) Bias(useBias bool) *Conv2DBuilder { b.useBias = useBias; return b }
+
+// Initializer sets the initializer of W (and, independently drawn, of B). nil means He-normal.
+func (b *Conv2DBuilder) Initializer(init context.VariableInitializer) *Conv2DBuilder {
+	b.init = init
+	return b
+}
+
+// Done builds the layer and returns its output [batch, outH, outW, outChannels].
+func (b *Conv2DBuilder) Done() *Node {
+	x := b.x
+	if x.Rank() != 4 {
+		panic(fmt.Sprintf("feedback.Conv2D(%s): input must be [batch, height, width, channels], got shape %s", b.ctx.Scope(), x.Shape()))
+	}
+	if b.stride < 1 {
+		panic(fmt.Sprintf("feedback.Conv2D(%s): stride must be ≥ 1, got %d", b.ctx.Scope(), b.stride))
+	}
+	geom := newConvGeometry(x.Shape(), b.kernelH, b.kernelW, b.stride, b.same)
+	if geom.outH < 1 || geom.outW < 1 {
+		panic(fmt.Sprintf("feedback.Conv2D(%s): input %s is smaller than the %dx%d kernel", b.ctx.Scope(), x.Shape(), b.kernelH, b.kernelW))
+	}
+	kernelShape := shapes.Make(x.DType(), b.kernelH, b.kernelW, geom.inC, b.outChannels)
+	rule, wVar := newLayerWeights(b.ctx, KindConv, kernelShape, b.init)
+	w := wVar.ValueGraph(x.Graph())
+	var op linearOp
+	if useNativeConv(b.ctx, x.Graph()) {
+		op = nativeConvOp{geom}
+	} else {
+		op = newPatchConvOp(x.Graph(), geom, b.outChannels)
+	}
+	y := withFeedback(b.ctx, rule, x, w, op)
+	if b.useBias {
+		y = Add(y, ExpandLeftToRank(biasVariable(b.ctx, x.DType(), b.outChannels).ValueGraph(x.Graph()), 4))
+	}
+	return y
+}
+
+// useNativeConv decides, in one place, how convolutions run: the backend's native convolution where the
+// backend can also run its transposed convolution (it needs the "Reverse" op, which the pure-Go backend
+// lacks), else patches×matmul, which is also several times faster than the pure-Go backend's native conv.
+// ParamConvImpl overrides the choice.
+func useNativeConv(ctx *context.Context, g *Graph) bool {
+	switch impl := context.GetParamOr(ctx, ParamConvImpl, "auto"); impl {
+	case "native":
+		return true
+	case "patches":
+		return false
+	case "auto", "":
+		return g.Backend().Capabilities().Operations[backends.OpTypeReverse]
+	default:
+		panic(fmt.Sprintf("feedback: %s=%q is not valid: use auto, native or patches", ParamConvImpl, impl))
+	}
+}
+
+// convGeometry holds the static shapes of one convolution.
+type convGeometry struct {
+	n, h, w, inC        int
+	kh, kw, stride      int
+	padTop, padLeft     int
+	padBottom, padRight int
+	outH, outW          int
+}
+
+func newConvGeometry(xShape shapes.Shape, kh, kw, stride int, same bool) convGeometry {
+	g := convGeometry{n: xShape.Dim(0), h: xShape.Dim(1), w: xShape.Dim(2), inC: xShape.Dim(3), kh: kh, kw: kw, stride: stride}
+	if same {
+		g.padTop, g.padBottom = (kh-1)/2, kh/2
+		g.padLeft, g.padRight = (kw-1)/2, kw/2
+	}
+	g.outH = (g.h+g.padTop+g.padBottom-kh)/stride + 1
+	g.outW = (g.w+g.padLeft+g.padRight-kw)/stride + 1
+	return g
+}
+
+func (g convGeometry) paddings() [][2]int {
+	return [][2]int{{g.padTop, g.padBottom}, {g.padLeft, g.padRight}}
+}
+
+// channelsLastAxes is the convolution axes configuration for NHWC inputs and HWIO kernels.
+var channelsLastAxes = backends.ConvolveAxesConfig{
+	InputBatch: 0, InputChannels: 3, InputSpatial: []int{1, 2},
+	KernelInputChannels: 2, KernelOutputChannels: 3, KernelSpatial: []int{0, 1},
+	OutputBatch: 0, OutputChannels: 3, OutputSpatial: []int{1, 2},
+}
+
+// nativeConvOp runs the backend's convolution; the weight gradient is the backend's own (a convolution);
+// the input gradient is GoMLX's transposed convolution, with the feedback kernel in place of W.
+type nativeConvOp struct{ geom convGeometry }
+
+func (op nativeConvOp) conv(x, kernel *Node) *Node {
+	return ConvGeneral(x, kernel, channelsLastAxes, []int{op.geom.stride, op.geom.stride}, op.geom.paddings(), nil, nil, 1, 1)
+}
+
+func (op nativeConvOp) forward(x, w *Node) *Node { return op.conv(x, w) }
+
+func (op nativeConvOp) inputGrad(delta, kernel *Node) *Node {
+	// A shadow convolution of the feedback kernel, never executed: GoMLX's convolution VJP reads only the
+	// shapes of the shadow's input and output, and its kernel. Its unused weight-gradient half is pruned.
+	g := delta.Graph()
+	xShape := shapes.Make(delta.DType(), op.geom.n, op.geom.h, op.geom.w, op.geom.inC)
+	shadow := op.conv(Zeros(g, xShape), kernel)
+	vjps := VJPRegistration[NodeTypeConvGeneral](shadow, []*Node{delta}, shapes.Make(delta.DType()))
+	return vjps[0]
+}
+
+func (nativeConvOp) weightGrad(_, _ *Node) *Node { return nil }
+
+// patchConvOp lowers the convolution to patches × matmul: one Gather over a constant index table builds the
+// patch matrix [n·outH·outW, kh·kw·cin] (an extra zero row serves as padding), the kernel is reshaped to
+// [kh·kw·cin, cout], and the backward is two matmuls plus a scatter-add of the patch gradients.
+type patchConvOp struct {
+	geom        convGeometry
+	outChannels int
+	indices     *Node // [n·outH·outW·kh·kw, 1] int32 rows of the padded, flattened input
+}
+
+func newPatchConvOp(g *Graph, geom convGeometry, outChannels int) patchConvOp {
+	return patchConvOp{geom: geom, outChannels: outChannels, indices: ConstTensor(g, patchIndexTable(geom))}
+}
+
+var patchTables sync.Map // convGeometry → *tensors.Tensor
+
+// patchIndexTable returns, for every output position and kernel tap, the row of the flattened input
+// [n·h·w (+1 zero row), cin] that it reads; out-of-image taps read the zero row n·h·w.
+func patchIndexTable(geom convGeometry) *tensors.Tensor {
+	if t, ok := patchTables.Load(geom); ok {
+		return t.(*tensors.Tensor)
+	}
+	zeroRow := int32(geom.n * geom.h * geom.w)
+	flat := make([]int32, 0, geom.n*geom.outH*geom.outW*geom.kh*geom.kw)
+	for b := 0; b < geom.n; b++ {
+		for oy := 0; oy < geom.outH; oy++ {
+			for ox := 0; ox < geom.outW; ox++ {
+				for ky := 0; ky < geom.kh; ky++ {
+					iy := oy*geom.stride + ky - geom.padTop
+					for kx := 0; kx < geom.kw; kx++ {
+						ix := ox*geom.stride + kx - geom.padLeft
+						if iy < 0 || iy >= geom.h || ix < 0 || ix >= geom.w {
+							flat = append(flat, zeroRow)
+						} else {
+							flat = append(flat, int32((b*geom.h+iy)*geom.w+ix))
+						}
+					}
+				}
+			}
+		}
+	}
+	t := tensors.FromFlatDataAndDimensions(flat, len(flat), 1)
+	actual, _ := patchTables.LoadOrStore(geom, t)
+	return actual.(*tensors.Tensor)
+}
+
+// patches builds the patch matrix [n·outH·outW, kh·kw·cin] of x.
+func (op patchConvOp) patches(x *Node) *Node {
+	geom := op.geom
+	rows := Reshape(x, geom.n*geom.h*geom.w, geom.inC)
+	rows = Concatenate([]*Node{rows, Zeros(x.Graph(), shapes.Make(x.DType(), 1, geom.inC))}, 0)
+	p := Gather(rows, op.indices)
+	return Reshape(p, geom.n*geom.outH*geom.outW, geom.kh*geom.kw*geom.inC)
+}
+
+// scatterPatches is the transpose of patches: it adds each patch gradient back to the input positions it
+// was read from.
+func (op patchConvOp) scatterPatches(dPatches *Node) *Node {
+	geom := op.geom
+	updates := Reshape(dPatches, geom.n*geom.outH*geom.outW*geom.kh*geom.kw, geom.inC)
+	rows := Zeros(dPatches.Graph(), shapes.Make(dPatches.DType(), geom.n*geom.h*geom.w+1, geom.inC))
+	rows = ScatterSum(rows, op.indices, updates, false, false)
+	rows = Slice(rows, AxisRange(0, geom.n*geom.h*geom.w))
+	return Reshape(rows, geom.n, geom.h, geom.w, geom.inC)
+}
+
+func (op patchConvOp) kernelMatrix(kernel *Node) *Node {
+	return Reshape(kernel, op.geom.kh*op.geom.kw*op.geom.inC, op.outChannels)
+}
+
+func (op patchConvOp) deltaMatrix(delta *Node) *Node {
+	return Reshape(delta, op.geom.n*op.geom.outH*op.geom.outW, op.outChannels)
+}
+
+func (op patchConvOp) forward(x, w *Node) *Node {
+	y := Dot(op.patches(x), op.kernelMatrix(w))
+	return Reshape(y, op.geom.n, op.geom.outH, op.geom.outW, op.outChannels)
+}
+
+func (op patchConvOp) inputGrad(delta, kernel *Node) *Node {
+	dPatches := denseOp{}.inputGrad(op.deltaMatrix(delta), op.kernelMatrix(kernel))
+	return op.scatterPatches(dPatches)
+}
+
+func (op patchConvOp) weightGrad(x, delta *Node) *Node {
+	gw := denseOp{}.weightGrad(op.patches(x), op.deltaMatrix(delta))
+	return Reshape(gw, op.geom.kh, op.geom.kw, op.geom.inC, op.outChannels)
+}

@@ -1,0 +1,75 @@
+package feedback
+
+import (
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+)
+
+// DenseBuilder configures a feedback-aware dense layer. Create it with [NewDense], finish with Done.
+type DenseBuilder struct {
+	ctx       *context.Context
+	x         *Node
+	outputDim int
+	useBias   bool
+	init      context.VariableInitializer
+}
+
+// NewDense starts a dense layer y = x·W + b in ctx's scope, with W of shape [in, outputDim] where in is x's
+// last dimension. Leading axes of x are batch axes. By default it has a bias and He-normal initialisation.
+func NewDense(ctx *context.Context, x *Node, outputDim int) *DenseBuilder {
+	return &DenseBuilder{ctx: ctx, x: x, outputDim: outputDim, useBias: true}
+}
+
+// Bias sets whether the layer has a bias (default true).
+func (b *DenseBuilder) Bias(useBias bool) *DenseBuilder { b.useBias = useBias; return b }
+
+// Initializer sets the initializer of W (and, independently drawn, of B). nil means He-normal.
+func (b *DenseBuilder) Initializer(init context.VariableInitializer) *DenseBuilder {
+	b.init = init
+	return b
+}
+
+// Done builds the layer and returns its output, of shape x.shape[:-1] + [outputDim].
+func (b *DenseBuilder) Done() *Node {
+	x := b.x
+	if x.Rank() < 1 {
+		panic("feedback.Dense: input must have rank ≥ 1, got a scalar")
+	}
+	inDim := x.Shape().Dim(-1)
+	rule, wVar := newLayerWeights(b.ctx, KindDense, shapes.Make(x.DType(), inDim, b.outputDim), b.init)
+	w := wVar.ValueGraph(x.Graph())
+	batchDims := x.Shape().Dimensions[:x.Rank()-1]
+	flat := x
+	if x.Rank() != 2 {
+		flat = Reshape(x, -1, inDim)
+	}
+	y := withFeedback(b.ctx, rule, flat, w, denseOp{})
+	if b.useBias {
+		y = Add(y, ExpandLeftToRank(biasVariable(b.ctx, x.DType(), b.outputDim).ValueGraph(x.Graph()), 2))
+	}
+	if x.Rank() != 2 {
+		y = Reshape(y, append(append([]int{}, batchDims...), b.outputDim)...)
+	}
+	return y
+}
+
+// Dense is a shortcut for NewDense(ctx, x, outputDim).Bias(useBias).Done().
+func Dense(ctx *context.Context, x *Node, outputDim int, useBias bool) *Node {
+	return NewDense(ctx, x, outputDim).Bias(useBias).Done()
+}
+
+// denseOp is y = x·W with x [n, in], W [in, out].
+type denseOp struct{}
+
+func (denseOp) forward(x, w *Node) *Node { return Dot(x, w) }
+
+// inputGrad: δ [n, out] · Bᵀ → [n, in].
+func (denseOp) inputGrad(delta, kernel *Node) *Node {
+	return DotGeneral(delta, []int{1}, nil, kernel, []int{1}, nil)
+}
+
+// weightGrad: xᵀ [in, n] · δ [n, out] → [in, out].
+func (denseOp) weightGrad(x, delta *Node) *Node {
+	return DotGeneral(x, []int{0}, nil, delta, []int{0}, nil)
+}

@@ -1,0 +1,144 @@
+package feedback
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/stretchr/testify/require"
+)
+
+// layerCase is one layer configuration of the gradient tests.
+type layerCase struct {
+	name   string
+	conv   bool
+	n, h   int // batch and spatial size (conv) or batch (dense)
+	in     int // input features / channels
+	out    int // output features / channels
+	kernel int
+	stride int
+	same   bool
+	bias   bool
+}
+
+func (c layerCase) ref() refConv {
+	if !c.conv {
+		return denseRef(c.n, c.in, c.out)
+	}
+	return newRefConv(c.n, c.h, c.h, c.in, c.kernel, c.kernel, c.out, c.stride, c.same)
+}
+
+func (c layerCase) build(ctx *context.Context, x *Node) *Node {
+	if !c.conv {
+		return NewDense(ctx, x, c.out).Bias(c.bias).Done()
+	}
+	b := NewConv2D(ctx, x, c.out, c.kernel).Stride(c.stride).Bias(c.bias)
+	if !c.same {
+		b.NoPadding()
+	}
+	return b.Done()
+}
+
+var layerCases = []layerCase{
+	{name: "dense", n: 5, in: 7, out: 4, bias: true},
+	{name: "dense-nobias", n: 3, in: 6, out: 9},
+	{name: "conv3-s1-same-bias", conv: true, n: 2, h: 6, in: 3, out: 4, kernel: 3, stride: 1, same: true, bias: true},
+	{name: "conv3-s2-same", conv: true, n: 2, h: 7, in: 2, out: 3, kernel: 3, stride: 2, same: true},
+	{name: "conv3-s1-valid", conv: true, n: 2, h: 6, in: 3, out: 2, kernel: 3, stride: 1},
+	{name: "conv3-s2-valid-bias", conv: true, n: 1, h: 8, in: 2, out: 3, kernel: 3, stride: 2, bias: true},
+	{name: "conv1-s2-same", conv: true, n: 2, h: 6, in: 4, out: 3, kernel: 1, stride: 2, same: true},
+	{name: "conv2-s1-same", conv: true, n: 1, h: 5, in: 2, out: 2, kernel: 2, stride: 1, same: true, bias: true},
+}
+
+// TestLayerGradients checks, for every rule and layer configuration, that the forward pass is the plain
+// convolution, the input gradient is B δ (the transposed convolution with the rule's feedback kernel) and
+// the weight gradient is backprop's, all against the plain-Go reference.
+func TestLayerGradients(t *testing.T) {
+	backend := testBackend(t)
+	for _, ruleName := range RuleNames() {
+		for ci, lc := range layerCases {
+			t.Run(fmt.Sprintf("%s/%s", ruleName, lc.name), func(t *testing.T) {
+				rng := rand.New(rand.NewSource(int64(ci + 1)))
+				ref := lc.ref()
+				xDims := []int{lc.n, lc.in}
+				if lc.conv {
+					xDims = []int{lc.n, lc.h, lc.h, lc.in}
+				}
+				x := randomSlice(rng, ref.n*ref.h*ref.w*ref.c)
+				delta := randomSlice(rng, ref.n*ref.outH*ref.outW*ref.co)
+				yDims := []int{lc.n, lc.out}
+				if lc.conv {
+					yDims = []int{lc.n, ref.outH, ref.outW, lc.out}
+				}
+				ctx := context.New()
+				ctx.SetParam(ParamRule, ruleName)
+				require.NoError(t, ctx.SetRNGStateFromSeed(int64(ci)))
+				layerCtx := ctx.In("layer")
+				outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, xNode *Node) []*Node {
+					g := xNode.Graph()
+					y := lc.build(layerCtx, xNode)
+					// loss = Σ y·R, so δ = ∂loss/∂y = R exactly.
+					loss := ReduceAllSum(Mul(y, ConstTensor(g, tensors.FromFlatDataAndDimensions(delta, yDims...))))
+					wVar := layerCtx.GetVariableByScopeAndName(layerCtx.Scope(), WeightsName)
+					grads := Gradient(loss, xNode, wVar.ValueGraph(g))
+					return []*Node{y, grads[0], grads[1], wVar.ValueGraph(g)}
+				}, tensors.FromFlatDataAndDimensions(x, xDims...))
+				w := flat64(t, outs[3])
+				// The feedback kernel the rule should use, computed here from the variables.
+				var fb []float64
+				switch ruleName {
+				case "bp":
+					fb = w
+				case "ss":
+					var ss float64
+					for _, v := range w {
+						ss += v * v
+					}
+					scale := math.Sqrt(ss / float64(len(w)))
+					fb = make([]float64, len(w))
+					for i, v := range w {
+						fb[i] = scale * sign(v)
+					}
+				default:
+					bVar := layerCtx.GetVariableByScopeAndName(layerCtx.Scope(), FeedbackName)
+					require.NotNil(t, bVar, "rule %s must store B", ruleName)
+					fb = flat64(t, bVar.MustValue())
+					require.Greater(t, angleBetween(fb, w), 60.0, "B must be drawn independently of W")
+				}
+				yWant := ref.forward(x, w)
+				if lc.bias {
+					// Biases start at zero: the forward pass is the plain convolution.
+					bias := flat64(t, layerCtx.GetVariableByScopeAndName(layerCtx.Scope(), BiasesName).MustValue())
+					require.Equal(t, make([]float64, lc.out), bias)
+				}
+				requireClose(t, yWant, flat64(t, outs[0]), 1e-9, "forward")
+				requireClose(t, ref.inputGrad(delta, fb), flat64(t, outs[1]), 1e-4, "input gradient B·δ")
+				requireClose(t, ref.weightGrad(x, delta), flat64(t, outs[2]), 1e-4, "weight gradient")
+			})
+		}
+	}
+}
+
+func sign(v float64) float64 {
+	switch {
+	case v > 0:
+		return 1
+	case v < 0:
+		return -1
+	}
+	return 0
+}
+
+func angleBetween(a, b []float64) float64 {
+	var dot, na, nb float64
+	for i := range a {
+		dot += a[i] * b[i]
+		na += a[i] * a[i]
+		nb += b[i] * b[i]
+	}
+	return math.Acos(dot/math.Sqrt(na*nb)) * 180 / math.Pi
+}

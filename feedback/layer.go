@@ -1,0 +1,189 @@
+package feedback
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
+)
+
+// Variable names used by every feedback layer inside its scope.
+const (
+	// WeightsName is the layer's forward weights W.
+	WeightsName = "weights"
+	// BiasesName is the layer's optional bias.
+	BiasesName = "biases"
+	// FeedbackName is the layer's stored feedback weights B (rules fa, wm, kp), in W's layout.
+	FeedbackName = "feedback"
+
+	// paramLayerKind marks a scope as a feedback layer; its value is the layer kind.
+	paramLayerKind = "feedback_layer"
+)
+
+// Layer kinds.
+const (
+	KindDense = "dense"
+	KindConv  = "conv"
+)
+
+// Layer describes one feedback layer found in a context.
+type Layer struct {
+	// Scope is the layer's context scope, e.g. "/model/block1/conv2".
+	Scope string
+	// Kind is KindDense or KindConv.
+	Kind string
+	// Rule governs the layer's feedback.
+	Rule Rule
+	// Weights is W.
+	Weights *context.Variable
+	// Feedback is the stored B, or nil for rules that compute B from W (bp, ss).
+	Feedback *context.Variable
+}
+
+// Layers lists the feedback layers built so far in ctx (in any scope), in the order of their weights'
+// creation.
+func Layers(ctx *context.Context) []Layer {
+	kinds := map[string]string{}
+	ctx.EnumerateParams(func(scope, key string, value any) {
+		if key == paramLayerKind {
+			if kind, ok := value.(string); ok {
+				kinds[scope] = kind
+			}
+		}
+	})
+	var layers []Layer
+	for v := range ctx.IterVariables() {
+		kind, found := kinds[v.Scope()]
+		if !found || v.Name() != WeightsName {
+			continue
+		}
+		layerCtx := ctx.InAbsPath(v.Scope())
+		layers = append(layers, Layer{
+			Scope:    v.Scope(),
+			Kind:     kind,
+			Rule:     RuleFromContext(layerCtx),
+			Weights:  v,
+			Feedback: ctx.GetVariableByScopeAndName(v.Scope(), FeedbackName),
+		})
+	}
+	return layers
+}
+
+// FeedbackGraph builds the layer's current feedback weights (in W's layout) in graph g.
+func (l Layer) FeedbackGraph(ctx *context.Context, g *Graph) *Node {
+	return l.Rule.Feedback(ctx.InAbsPath(l.Scope), l.Weights.ValueGraph(g))
+}
+
+// feedbackVariable returns the "feedback" variable of the layer in ctx's scope. It must have been created by
+// createFeedback.
+func feedbackVariable(ctx *context.Context, shape shapes.Shape) *context.Variable {
+	v := ctx.GetVariableByScopeAndName(ctx.Scope(), FeedbackName)
+	if v == nil {
+		panic(fmt.Sprintf("feedback: layer %q has no %q variable: was it built by feedback.Dense/Conv2D under a rule that stores B?", ctx.Scope(), FeedbackName))
+	}
+	if !v.Shape().Equal(shape) {
+		panic(fmt.Sprintf("feedback: layer %q: feedback variable has shape %s, weights have %s", ctx.Scope(), v.Shape(), shape))
+	}
+	return v
+}
+
+// newLayerWeights creates (or reuses) W and, for rules that store it, B, in ctx's scope, both drawn with
+// the given initializer (nil means He-normal), B independently and scaled by ParamInitScale.
+// It marks the scope as a feedback layer of the given kind.
+func newLayerWeights(ctx *context.Context, kind string, shape shapes.Shape, init context.VariableInitializer) (Rule, *context.Variable) {
+	if init == nil {
+		init = initializers.HeFn(ctx)
+	}
+	ctx.SetParam(paramLayerKind, kind)
+	rule := RuleFromContext(ctx)
+	w := ctx.WithInitializer(init).VariableWithShape(WeightsName, shape)
+	if rule.StoresFeedback() {
+		scale := context.GetParamOr(ctx, ParamInitScale, 1.0)
+		scaledInit := init
+		if scale != 1 {
+			scaledInit = func(g *Graph, s shapes.Shape) *Node { return MulScalar(init(g, s), scale) }
+		}
+		ctx.WithInitializer(scaledInit).VariableWithShape(FeedbackName, shape).SetTrainable(false)
+	}
+	return rule, w
+}
+
+// biasVariable creates (or reuses) the layer's bias, initialised to zero.
+func biasVariable(ctx *context.Context, dtype dtypes.DType, dim int) *context.Variable {
+	return ctx.WithInitializer(initializers.Zero).VariableWithShape(BiasesName, shapes.Make(dtype, dim))
+}
+
+// linearOp is a linear map y = f(x, W) whose backward the feedback layers own.
+type linearOp interface {
+	// forward computes y from x and W.
+	forward(x, w *Node) *Node
+	// inputGrad sends δ down through kernel (W for backprop, B for the other rules).
+	inputGrad(delta, kernel *Node) *Node
+	// weightGrad computes ∂L/∂W from x and δ, or returns nil to keep the forward op's own gradient.
+	weightGrad(x, delta *Node) *Node
+}
+
+// capture records, for one layer in one graph, what the alignment metrics need after the gradient is built.
+type capture struct {
+	scope string
+	op    linearOp
+	w     *Node
+	fb    func() *Node
+	delta *Node // set when the gradient is built
+}
+
+// captures of all feedback layers, per graph.
+var (
+	capturesMu sync.Mutex
+	captures   = map[GraphId][]*capture{}
+)
+
+func addCapture(g *Graph, c *capture) {
+	capturesMu.Lock()
+	defer capturesMu.Unlock()
+	captures[g.GraphId()] = append(captures[g.GraphId()], c)
+}
+
+func graphCaptures(g *Graph) []*capture {
+	capturesMu.Lock()
+	defer capturesMu.Unlock()
+	return captures[g.GraphId()]
+}
+
+// withFeedback builds y = op(x, W) with the rule's backward: ∂L/∂x = op.inputGrad(δ, B) and
+// ∂L/∂W = op.weightGrad(x, δ), where δ = ∂L/∂y is captured at the output.
+func withFeedback(ctx *context.Context, rule Rule, x, w *Node, op linearOp) *Node {
+	if p, ok := rule.(PreparedFeedback); ok {
+		p.Prepare(ctx, w)
+	}
+	c := &capture{scope: ctx.Scope(), op: op, w: w}
+	var fb *Node
+	c.fb = func() *Node {
+		if fb == nil {
+			fb = StopGradient(rule.Feedback(ctx, w))
+		}
+		return fb
+	}
+	xh := IdentityWithCustomGradient(x, func(_, _ *Node) *Node {
+		return op.inputGrad(c.delta, c.fb())
+	})
+	wh := w
+	if gw := op.weightGrad; gw != nil {
+		wh = IdentityWithCustomGradient(w, func(_, v *Node) *Node {
+			if grad := gw(x, c.delta); grad != nil {
+				return grad
+			}
+			return v
+		})
+	}
+	y := op.forward(xh, wh)
+	addCapture(x.Graph(), c)
+	return IdentityWithCustomGradient(y, func(_, v *Node) *Node {
+		c.delta = v
+		return v
+	})
+}

@@ -1,0 +1,87 @@
+package feedback
+
+import (
+	"math"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
+	"github.com/gomlx/gomlx/pkg/ml/context"
+)
+
+// Alignment holds one layer's alignment metrics as scalar graph nodes (angles in degrees).
+type Alignment struct {
+	// Scope is the layer's context scope.
+	Scope string
+	// WeightAngle is the angle between vec(B) and vec(Wᵀ) (B in W's layout: between B and W).
+	WeightAngle *Node
+	// NormRatio is ‖B‖/‖W‖ (Frobenius norms).
+	NormRatio *Node
+	// DeltaAngle is the angle between the signal the rule sends down, B δ, and backprop's, Wᵀ δ, per example
+	// and averaged over the batch. It is nil unless the gradient of a loss through this layer was built in
+	// the same graph (the layer captures δ while the gradient is built).
+	DeltaAngle *Node
+}
+
+// AlignmentGraph builds the alignment metrics of every feedback layer of ctx in graph g. To get delta angles,
+// build the model's loss and its gradient (for example with [Gradients]) in g first.
+func AlignmentGraph(ctx *context.Context, g *Graph) []Alignment {
+	deltas := map[string]*capture{}
+	for _, c := range graphCaptures(g) {
+		if c.delta != nil {
+			deltas[c.scope] = c
+		}
+	}
+	layers := Layers(ctx)
+	out := make([]Alignment, 0, len(layers))
+	for _, layer := range layers {
+		w := StopGradient(layer.Weights.ValueGraph(g))
+		b := StopGradient(layer.FeedbackGraph(ctx, g))
+		a := Alignment{
+			Scope:       layer.Scope,
+			WeightAngle: AngleDegrees(b, w),
+			NormRatio:   Div(L2Norm(b), MaxScalar(L2Norm(w), 1e-30)),
+		}
+		if c, found := deltas[layer.Scope]; found {
+			delta := StopGradient(c.delta)
+			sent := c.op.inputGrad(delta, c.fb())
+			bp := c.op.inputGrad(delta, StopGradient(c.w))
+			a.DeltaAngle = ReduceAllMean(AngleDegrees(sent, bp, 0))
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// AngleDegrees returns the angle in degrees between a and b (same shape). With no batchAxes it treats them
+// as flat vectors and returns a scalar; with batchAxes it returns one angle per index of those axes, each
+// over all the other axes. A zero vector gives 90°.
+func AngleDegrees(a, b *Node, batchAxes ...int) *Node {
+	var reduceAxes []int
+	isBatch := map[int]bool{}
+	for _, axis := range batchAxes {
+		isBatch[axis] = true
+	}
+	for axis := range a.Rank() {
+		if !isBatch[axis] {
+			reduceAxes = append(reduceAxes, axis)
+		}
+	}
+	dot := ReduceSum(Mul(a, b), reduceAxes...)
+	norms := Mul(Sqrt(ReduceSum(Square(a), reduceAxes...)), Sqrt(ReduceSum(Square(b), reduceAxes...)))
+	cos := Div(dot, MaxScalar(norms, 1e-30))
+	return radiansToDegrees(acos(ClipScalar(cos, -1, 1)))
+}
+
+// acosCoefficients are Abramowitz & Stegun 4.4.46: acos(x) = √(1−x)·Σ aᵢxⁱ on [0, 1], |error| ≤ 2e-8.
+var acosCoefficients = []float64{1.5707963050, -0.2145988016, 0.0889789874, -0.0501743046,
+	0.0308918810, -0.0170881256, 0.0066700901, -0.0012624911}
+
+// acos computes the arc cosine element-wise (radians), for x in [−1, 1]: GoMLX has no Acos op.
+func acos(x *Node) *Node {
+	ax := Abs(x)
+	poly := ZerosLike(ax)
+	for i := len(acosCoefficients) - 1; i >= 0; i-- {
+		poly = AddScalar(Mul(poly, ax), acosCoefficients[i])
+	}
+	positive := Mul(Sqrt(MaxScalar(OneMinus(ax), 0)), poly)
+	return Where(GreaterOrEqual(x, ZerosLike(x)), positive, AddScalar(Neg(positive), math.Pi))
+}

@@ -1,0 +1,97 @@
+package feedback
+
+import (
+	"math"
+	"math/rand"
+	"testing"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/stretchr/testify/require"
+)
+
+// TestAlignmentGraph checks the weight angle, norm ratio and delta angle of every rule against plain Go,
+// on a dense layer and a strided conv whose δ is known (loss = Σ y·R, so δ = R).
+func TestAlignmentGraph(t *testing.T) {
+	backend := testBackend(t)
+	cases := []layerCase{layerCases[0], layerCases[3]}
+	for _, ruleName := range RuleNames() {
+		for _, lc := range cases {
+			t.Run(ruleName+"/"+lc.name, func(t *testing.T) {
+				rng := rand.New(rand.NewSource(9))
+				ref := lc.ref()
+				xDims := []int{lc.n, lc.in}
+				yDims := []int{lc.n, lc.out}
+				if lc.conv {
+					xDims = []int{lc.n, lc.h, lc.h, lc.in}
+					yDims = []int{lc.n, ref.outH, ref.outW, lc.out}
+				}
+				x := randomSlice(rng, ref.n*ref.h*ref.w*ref.c)
+				delta := randomSlice(rng, ref.n*ref.outH*ref.outW*ref.co)
+				ctx := context.New()
+				ctx.SetParam(ParamRule, ruleName)
+				layerCtx := ctx.In("layer")
+				outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, xNode *Node) []*Node {
+					g := xNode.Graph()
+					y := lc.build(layerCtx, xNode)
+					loss := ReduceAllSum(Mul(y, ConstTensor(g, tensors.FromFlatDataAndDimensions(delta, yDims...))))
+					_, _ = Gradients(ctx, loss)
+					al := AlignmentGraph(ctx, g)
+					require.Len(t, al, 1)
+					require.Equal(t, "/layer", al[0].Scope)
+					require.NotNil(t, al[0].DeltaAngle)
+					layer := Layers(ctx)[0]
+					return []*Node{al[0].WeightAngle, al[0].NormRatio, al[0].DeltaAngle,
+						layer.Weights.ValueGraph(g), layer.FeedbackGraph(ctx, g)}
+				}, tensors.FromFlatDataAndDimensions(x, xDims...))
+				w, b := flat64(t, outs[3]), flat64(t, outs[4])
+				wantAngle := angleBetween(b, w)
+				if ruleName == "bp" {
+					wantAngle = 0
+				}
+				require.InDelta(t, wantAngle, flat64(t, outs[0])[0], 1e-3, "weight angle")
+				var nb, nw float64
+				for i := range w {
+					nb += b[i] * b[i]
+					nw += w[i] * w[i]
+				}
+				require.InDelta(t, math.Sqrt(nb/nw), flat64(t, outs[1])[0], 1e-9, "norm ratio")
+				// Delta angle: per example, between the transposed convs of δ with B and with W.
+				sent, bp := ref.inputGrad(delta, b), ref.inputGrad(delta, w)
+				per := len(sent) / lc.n
+				var mean float64
+				for e := range lc.n {
+					mean += angleBetween(sent[e*per:(e+1)*per], bp[e*per:(e+1)*per]) / float64(lc.n)
+				}
+				if ruleName == "bp" {
+					mean = 0
+				}
+				require.InDelta(t, mean, flat64(t, outs[2])[0], 1e-3, "delta angle")
+				if ruleName == "fa" || ruleName == "kp" || ruleName == "wm" {
+					require.Greater(t, mean, 30.0, "random B: large delta angle")
+				}
+			})
+		}
+	}
+}
+
+func TestAngleDegrees(t *testing.T) {
+	backend := testBackend(t)
+	for _, tc := range []struct {
+		a, b []float64
+		want float64
+	}{
+		{[]float64{1, 0}, []float64{0, 1}, 90},
+		{[]float64{1, 0}, []float64{1, 1}, 45},
+		{[]float64{1, 2}, []float64{2, 4}, 0},
+		{[]float64{1, 0}, []float64{-1, 0.0001}, 180 - 0.0057296},
+		{[]float64{1, 0}, []float64{-1, 1}, 135},
+		{[]float64{0.3, -0.2}, []float64{0.25, 0.9}, angleBetween([]float64{0.3, -0.2}, []float64{0.25, 0.9})},
+	} {
+		got := context.MustExecOnce(backend, nil, func(ctx *context.Context, a, b *Node) *Node {
+			return AngleDegrees(a, b)
+		}, tc.a, tc.b)
+		require.InDelta(t, tc.want, flat64(t, got)[0], 1e-4, "%v vs %v", tc.a, tc.b)
+	}
+}

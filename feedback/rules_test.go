@@ -1,0 +1,306 @@
+package feedback
+
+import (
+	"math"
+	"math/rand"
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRuleByName(t *testing.T) {
+	for _, tc := range []struct{ name, want string }{
+		{"bp", "bp"}, {"FA", "fa"}, {" ss ", "ss"}, {"wm", "wm"}, {"kp", "kp"},
+	} {
+		r, err := RuleByName(tc.name)
+		require.NoError(t, err, tc.name)
+		require.Equal(t, tc.want, r.Name())
+		require.NotEmpty(t, r.Description())
+	}
+	_, err := RuleByName("dfa2")
+	require.ErrorContains(t, err, `unknown feedback rule "dfa2"`)
+	require.ErrorContains(t, err, "bp, fa, kp, ss, wm")
+	require.Equal(t, []string{"bp", "fa", "kp", "ss", "wm"}, RuleNames())
+}
+
+// TestBackpropMatchesAutodiff: rule bp on a dense stack gives exactly GoMLX's own autodiff of the same stack.
+func TestBackpropMatchesAutodiff(t *testing.T) {
+	backend := testBackend(t)
+	rng := rand.New(rand.NewSource(3))
+	x := tensors.FromFlatDataAndDimensions(randomSlice(rng, 6*5), 6, 5)
+	r := tensors.FromFlatDataAndDimensions(randomSlice(rng, 6*3), 6, 3)
+	ctx := context.New()
+	ctx.SetParam(ParamRule, "bp")
+	stack := func(ctx *context.Context, x *Node, plain bool) *Node {
+		layer := func(scope string, x *Node, out int) *Node {
+			if !plain {
+				return Dense(ctx.In(scope), x, out, true)
+			}
+			s := ctx.In(scope)
+			w := s.GetVariableByScopeAndName(s.Scope(), WeightsName).ValueGraph(x.Graph())
+			b := s.GetVariableByScopeAndName(s.Scope(), BiasesName).ValueGraph(x.Graph())
+			return Add(Dot(x, w), ExpandLeftToRank(b, 2))
+		}
+		h := Tanh(layer("d1", x, 8))
+		h = Tanh(layer("d2", h, 4))
+		return layer("d3", h, 3)
+	}
+	grads := func(plain bool) [][]float64 {
+		outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, x, r *Node) []*Node {
+			loss := ReduceAllSum(Mul(stack(ctx, x, plain), r))
+			var nodes []*Node
+			for v := range ctx.IterVariables() {
+				if v.Trainable {
+					nodes = append(nodes, v.ValueGraph(x.Graph()))
+				}
+			}
+			return Gradient(loss, append([]*Node{x}, nodes...)...)
+		}, x, r)
+		var all [][]float64
+		for _, o := range outs {
+			all = append(all, flat64(t, o))
+		}
+		return all
+	}
+	custom := grads(false) // creates the variables
+	plain := grads(true)
+	require.Len(t, custom, 7) // x + 3×(W, b)
+	for i := range custom {
+		requireClose(t, plain[i], custom[i], 1e-9, "gradient")
+	}
+}
+
+// TestConvBackpropFiniteDifferences: rule bp through a conv stack (both strides, both paddings) matches a
+// central finite difference of the loss along a random direction of all parameters and the input.
+func TestConvBackpropFiniteDifferences(t *testing.T) {
+	backend := testBackend(t)
+	rng := rand.New(rand.NewSource(5))
+	x := tensors.FromFlatDataAndDimensions(randomSlice(rng, 2*7*7*3), 2, 7, 7, 3)
+	ctx := context.New()
+	ctx.SetParam(ParamRule, "bp")
+	model := func(ctx *context.Context, x *Node) *Node {
+		h := Tanh(NewConv2D(ctx.In("c1"), x, 4, 3).Stride(2).Done())
+		h = Tanh(NewConv2D(ctx.In("c2"), h, 3, 3).NoPadding().Bias(false).Done())
+		h = Tanh(NewConv2D(ctx.In("c3"), h, 2, 1).Done())
+		return ReduceAllSum(Square(Dense(ctx.In("d"), Reshape(h, 2, -1), 2, true)))
+	}
+	var vars []*context.Variable
+	outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, x *Node) []*Node {
+		loss := model(ctx, x)
+		nodes := []*Node{x}
+		for v := range ctx.IterVariables() {
+			if v.Trainable {
+				vars = append(vars, v)
+				nodes = append(nodes, v.ValueGraph(x.Graph()))
+			}
+		}
+		return Gradient(loss, nodes...)
+	}, x)
+	// A random direction: the directional derivative from the gradients ...
+	dirs := make([][]float64, len(outs))
+	var analytic float64
+	for i, o := range outs {
+		g := flat64(t, o)
+		dirs[i] = randomSlice(rng, len(g))
+		for j := range g {
+			analytic += g[j] * dirs[i][j]
+		}
+	}
+	// ... and from the loss at θ ± εu.
+	originals := make([][]float64, len(vars))
+	for i, v := range vars {
+		originals[i] = flat64(t, v.MustValue())
+	}
+	lossAt := func(eps float64) float64 {
+		for i, v := range vars {
+			moved := make([]float64, len(originals[i]))
+			for j := range moved {
+				moved[j] = originals[i][j] + eps*dirs[i+1][j]
+			}
+			v.MustSetValue(tensors.FromFlatDataAndDimensions(moved, v.Shape().Dimensions...))
+		}
+		xv := flat64(t, x)
+		for j := range xv {
+			xv[j] += eps * dirs[0][j]
+		}
+		out := context.MustExecOnce(backend, ctx.Reuse(), model, tensors.FromFlatDataAndDimensions(xv, x.Shape().Dimensions...))
+		return flat64(t, out)[0]
+	}
+	const eps = 1e-5
+	numeric := (lossAt(eps) - lossAt(-eps)) / (2 * eps)
+	require.InDelta(t, numeric, analytic, 1e-6*math.Max(1, math.Abs(numeric)), "directional derivative")
+}
+
+// trainSteps runs steps of plain SGD (learning rate lr, weight decay decay) on a two-layer dense net under
+// the given rule, updating every pair returned by Gradients. It returns the context.
+func trainSteps(t *testing.T, rule string, steps int, lr, decay float64, onStep func(ctx *context.Context, step int)) *context.Context {
+	backend := testBackend(t)
+	rng := rand.New(rand.NewSource(7))
+	x := tensors.FromFlatDataAndDimensions(randomSlice(rng, 16*6), 16, 6)
+	target := tensors.FromFlatDataAndDimensions(randomSlice(rng, 16*3), 16, 3)
+	ctx := context.New()
+	ctx.SetParam(ParamRule, rule)
+	require.NoError(t, ctx.SetRNGStateFromSeed(1))
+	exec := context.MustNewExec(backend, ctx, func(ctx *context.Context, x, target *Node) *Node {
+		h := Tanh(Dense(ctx.In("d1"), x, 5, true))
+		y := Dense(ctx.In("d2"), h, 3, true)
+		loss := ReduceAllMean(Square(Sub(y, target)))
+		vars, grads := Gradients(ctx, loss)
+		for i, v := range vars {
+			value := v.ValueGraph(x.Graph())
+			v.SetValueGraph(Sub(value, MulScalar(Add(grads[i], MulScalar(value, decay)), lr)))
+		}
+		return loss
+	})
+	// Build the graph and initialise the variables, so that onStep sees them before the first step.
+	require.NoError(t, exec.PreCompile(x, target))
+	require.NoError(t, ctx.InitializeVariables(backend, nil))
+	for step := 0; step < steps; step++ {
+		if onStep != nil {
+			onStep(ctx, step)
+		}
+		exec.MustExec(x, target)
+	}
+	if onStep != nil {
+		onStep(ctx, steps)
+	}
+	return ctx
+}
+
+// TestKolenPollackDecay: with plain SGD (rate η) and weight decay λ applied by the optimizer to W and to B
+// through Gradients, W − B shrinks by exactly (1 − ηλ) per step: ‖W(t) − B(t)‖ = (1 − ηλ)^t ‖W(0) − B(0)‖.
+func TestKolenPollackDecay(t *testing.T) {
+	const lr, decay, steps = 0.1, 0.5, 50 // per-step decay factor ηλ = 0.05
+	initial := map[string]float64{}
+	trainSteps(t, "kp", steps, lr, decay, func(ctx *context.Context, step int) {
+		for _, layer := range Layers(ctx) {
+			require.NotNil(t, layer.Feedback)
+			dist := distance(flat64(t, layer.Weights.MustValue()), flat64(t, layer.Feedback.MustValue()))
+			if step == 0 {
+				initial[layer.Scope] = dist
+				continue
+			}
+			want := initial[layer.Scope] * math.Pow(1-lr*decay, float64(step))
+			require.InEpsilon(t, want, dist, 1e-3, "layer %s step %d", layer.Scope, step)
+		}
+	})
+	require.Len(t, initial, 2)
+}
+
+func distance(a, b []float64) float64 {
+	var s float64
+	for i := range a {
+		s += (a[i] - b[i]) * (a[i] - b[i])
+	}
+	return math.Sqrt(s)
+}
+
+// TestFeedbackAlignmentKeepsB: FA's B does not change in training, while W does and the loss falls.
+func TestFeedbackAlignmentKeepsB(t *testing.T) {
+	var b0, w0 [][]float64
+	trainSteps(t, "fa", 20, 0.1, 1e-3, func(ctx *context.Context, step int) {
+		layers := Layers(ctx)
+		require.Len(t, layers, 2)
+		for i, layer := range layers {
+			b := flat64(t, layer.Feedback.MustValue())
+			w := flat64(t, layer.Weights.MustValue())
+			if b0 == nil || len(b0) <= i {
+				b0, w0 = append(b0, b), append(w0, w)
+				continue
+			}
+			require.Equal(t, b0[i], b, "FA's B changed at step %d", step)
+			if step == 20 {
+				require.Greater(t, distance(w0[i], w), 1e-3, "W must have trained")
+			}
+		}
+	})
+}
+
+// TestSignSymmetryScaleIsFixed: SS's scale is W's RMS at the first step, and stays fixed as W trains.
+func TestSignSymmetryScaleIsFixed(t *testing.T) {
+	var rms0 []float64
+	trainSteps(t, "ss", 10, 0.2, 0, func(ctx *context.Context, step int) {
+		for i, layer := range Layers(ctx) {
+			w := flat64(t, layer.Weights.MustValue())
+			scaleVar := ctx.GetVariableByScopeAndName(layer.Scope, ssScaleName)
+			if step == 0 {
+				var ss float64
+				for _, v := range w {
+					ss += v * v
+				}
+				rms0 = append(rms0, math.Sqrt(ss/float64(len(w))))
+				continue
+			}
+			require.NotNil(t, scaleVar)
+			require.InEpsilon(t, rms0[i], flat64(t, scaleVar.MustValue())[0], 1e-9)
+		}
+	})
+	require.Len(t, rms0, 2)
+}
+
+// mirrorAngles runs mirror steps alone on one layer from a random B and returns the weight angle before and after.
+func mirrorAngles(t *testing.T, conv bool, steps int) (before, after float64) {
+	backend := testBackend(t)
+	ctx := context.New()
+	ctx.SetParam(ParamRule, "wm")
+	ctx.SetParam(ParamWMNoise, "gaussian")
+	ctx.SetParam(ParamWMNoiseScale, 1.0)
+	ctx.SetParam(ParamWMLearningRate, 0.02)
+	ctx.SetParam(ParamWMDecay, 0.02)
+	ctx.SetParam(ParamWMBatch, 256)
+	require.NoError(t, ctx.SetRNGStateFromSeed(11))
+	shape := []int{2, 10, 10, 8}
+	if !conv {
+		shape = []int{2, 64}
+	}
+	build := context.MustNewExec(backend, ctx, func(ctx *context.Context, x *Node) *Node {
+		if conv {
+			return NewConv2D(ctx.In("c"), x, 16, 3).Done()
+		}
+		return Dense(ctx.In("d"), x, 32, true)
+	})
+	build.MustExec(tensors.FromShape(shapes.Make(dtypes.Float32, shape...)))
+	angle := func() float64 {
+		layer := Layers(ctx)[0]
+		return angleBetween(flat64(t, tensors.FromAnyValue(toF64(layer.Feedback.MustValue()))), toF64(layer.Weights.MustValue()))
+	}
+	before = angle()
+	mirror := context.MustNewExec(backend, ctx, func(ctx *context.Context, g *Graph) *Node {
+		require.Equal(t, 1, MirrorStep(ctx, g))
+		return Const(g, int32(0))
+	})
+	for range steps {
+		mirror.MustExec()
+	}
+	return before, angle()
+}
+
+func toF64(t *tensors.Tensor) []float64 {
+	f := tensors.MustCopyFlatData[float32](t)
+	out := make([]float64, len(f))
+	for i, v := range f {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+// TestWeightMirrorAligns: mirror steps alone bring B from ~90° to under 5° (dense) and 10° (conv) of W.
+func TestWeightMirrorAligns(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		conv  bool
+		limit float64
+	}{{"dense", false, 5}, {"conv", true, 10}} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, after := mirrorAngles(t, tc.conv, 400)
+			t.Logf("%s: weight angle %.1f° → %.2f° after 400 mirror steps", tc.name, before, after)
+			require.InDelta(t, 90, before, 15, "random B starts near 90°")
+			require.Less(t, after, tc.limit)
+		})
+	}
+}

@@ -1,0 +1,142 @@
+package feedback
+
+import (
+	"fmt"
+	"math"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+)
+
+// Weight-mirror hyperparameters (context parameters).
+const (
+	// ParamWMNoise is the noise distribution, "uniform" (on [−scale, scale), the released code's) or
+	// "gaussian" (σ = scale). Default "uniform".
+	ParamWMNoise = "wm_noise"
+	// ParamWMNoiseScale is the noise amplitude. Default 0.05.
+	ParamWMNoiseScale = "wm_noise_scale"
+	// ParamWMLearningRate is η_B. Default 0.01.
+	ParamWMLearningRate = "wm_learning_rate"
+	// ParamWMDecay is λ_B, B's decay per mirror step. Default 0.01 (= η_B: B becomes an exponential moving
+	// average of the mirror's estimate of Wᵀ, with ‖B‖ → ‖W‖).
+	ParamWMDecay = "wm_decay"
+	// ParamWMRescale replaces the decay by rescaling: after each update B is scaled so that sending the noise's
+	// output y back through B gives a signal of the noise's own norm. Default false.
+	ParamWMRescale = "wm_rescale"
+	// ParamWMBatch is the number of noise samples per layer and mirror step (for a convolution, patches:
+	// noise images of (kh+7)×(kw+7) pixels, 64 patches each). Default 128.
+	ParamWMBatch = "wm_batch"
+	// ParamWMSteps is the number of mirror steps the trainer runs after each training step. Default 1.
+	ParamWMSteps = "wm_steps"
+	// ParamWMWarmupSteps is the number of mirror steps the trainer runs before training. Default -1: as many
+	// as one epoch has training steps (the released code's full mirror pass).
+	ParamWMWarmupSteps = "wm_warmup_steps"
+)
+
+// conv mirror noise images measure (kh+convMirrorMargin)×(kw+convMirrorMargin), giving 8×8 valid positions.
+const convMirrorMargin = 7
+
+// WeightMirror is rule "wm": B starts random and learns Wᵀ in a mirror mode that needs no access to W. For each
+// layer, noise x (zero mean, variance σ²) drives the layer's linear part, y = W x, and
+//
+//	B ← B + η_B · x yᵀ/(n σ²) − λ_B · B
+//
+// so that E[ΔB] = η_B Wᵀ − λ_B B and B converges to (η_B/λ_B) Wᵀ. The update is divided by σ² (the released
+// code did not), so η_B is the rate at which B moves and the noise amplitude only sets the operating point;
+// with the released defaults (σ² = 0.05²/3) an undivided η_B = 0.01 would need about 10⁵ steps to align.
+// The trainer interleaves [MirrorStep] with training steps (ParamWMSteps) and runs a warm-up before.
+type WeightMirror struct{ storedFeedback }
+
+// Name implements Rule.
+func (WeightMirror) Name() string { return "wm" }
+
+// Description implements Rule.
+func (WeightMirror) Description() string {
+	return "weight mirror: B learns W^T from noise in a mirror mode (Akrout et al. 2019)"
+}
+
+// MirrorUpdate implements MirroredFeedback.
+func (WeightMirror) MirrorUpdate(ctx *context.Context, b, x, y *Node, noiseVar float64) *Node {
+	eta := context.GetParamOr(ctx, ParamWMLearningRate, 0.01)
+	n := float64(x.Shape().Dim(0))
+	corr := MulScalar(denseOp{}.weightGrad(x, y), eta/(n*noiseVar)) // x yᵀ, in W's layout [in, out].
+	if context.GetParamOr(ctx, ParamWMRescale, false) {
+		updated := Add(b, corr)
+		back := denseOp{}.inputGrad(y, updated) // y sent back through B: [n, in].
+		scale := Div(Sqrt(ReduceAllSum(Square(x))), MaxScalar(Sqrt(ReduceAllSum(Square(back))), 1e-12))
+		return Mul(updated, scale)
+	}
+	lambda := context.GetParamOr(ctx, ParamWMDecay, 0.01)
+	return Add(MulScalar(b, 1-lambda), corr)
+}
+
+func init() { Register(WeightMirror{}) }
+
+// mirrorNoise draws noise of the given shape and returns it with its variance.
+func mirrorNoise(ctx *context.Context, g *Graph, shape shapes.Shape) (*Node, float64) {
+	scale := context.GetParamOr(ctx, ParamWMNoiseScale, 0.05)
+	switch dist := context.GetParamOr(ctx, ParamWMNoise, "uniform"); dist {
+	case "uniform":
+		u := ctx.RandomUniform(g, shape) // [0, 1)
+		return MulScalar(AddScalar(u, -0.5), 2*scale), scale * scale / 3
+	case "gaussian", "normal":
+		return MulScalar(ctx.RandomNormal(g, shape), scale), scale * scale
+	default:
+		panic(fmt.Sprintf("feedback: %s=%q is not valid: use uniform or gaussian", ParamWMNoise, dist))
+	}
+}
+
+// MirrorStep builds one mirror step for every layer of ctx whose rule learns in mirror mode (wm): it draws
+// noise, computes the layer's linear output and updates B (with SetValueGraph, so a context.Exec running this
+// graph stores the new B). It returns the number of layers updated. W is only read by the forward
+// computation y = W x, never copied into B.
+func MirrorStep(ctx *context.Context, g *Graph) int {
+	count := 0
+	for _, layer := range Layers(ctx) {
+		rule, ok := layer.Rule.(MirroredFeedback)
+		if !ok || layer.Feedback == nil {
+			continue
+		}
+		layerCtx := ctx.InAbsPath(layer.Scope)
+		w := StopGradient(layer.Weights.ValueGraph(g))
+		b := layer.Feedback.ValueGraph(g)
+		batch := max(1, context.GetParamOr(layerCtx, ParamWMBatch, 128))
+		var newB *Node
+		switch layer.Kind {
+		case KindDense:
+			x, noiseVar := mirrorNoise(layerCtx, g, shapes.Make(w.DType(), batch, w.Shape().Dim(0)))
+			y := Dot(x, w)
+			newB = rule.MirrorUpdate(layerCtx, b, x, y, noiseVar)
+		case KindConv:
+			kh, kw, inC, outC := w.Shape().Dim(0), w.Shape().Dim(1), w.Shape().Dim(2), w.Shape().Dim(3)
+			positions := convMirrorMargin + 1
+			images := max(1, (batch+positions*positions-1)/(positions*positions))
+			imgShape := shapes.Make(w.DType(), images, kh+convMirrorMargin, kw+convMirrorMargin, inC)
+			x, noiseVar := mirrorNoise(layerCtx, g, imgShape)
+			op := newPatchConvOp(g, newConvGeometry(imgShape, kh, kw, 1, false), outC)
+			patches := op.patches(x)
+			y := Dot(patches, op.kernelMatrix(w))
+			newB = Reshape(rule.MirrorUpdate(layerCtx, op.kernelMatrix(b), patches, y, noiseVar), kh, kw, inC, outC)
+		default:
+			panic(fmt.Sprintf("feedback: layer %q has unknown kind %q", layer.Scope, layer.Kind))
+		}
+		layer.Feedback.SetValueGraph(newB)
+		count++
+	}
+	return count
+}
+
+// HasMirrorLayers reports whether any layer of ctx learns in mirror mode, i.e. whether the trainer needs to
+// run [MirrorStep].
+func HasMirrorLayers(ctx *context.Context) bool {
+	for _, layer := range Layers(ctx) {
+		if _, ok := layer.Rule.(MirroredFeedback); ok && layer.Feedback != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// radiansToDegrees converts an angle node.
+func radiansToDegrees(x *Node) *Node { return MulScalar(x, 180/math.Pi) }

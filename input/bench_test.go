@@ -1,0 +1,114 @@
+package input
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// benchPipeline yields b.N batches (resetting at each epoch end) and reports images/s.
+func benchPipeline(b *testing.B, name, path, split string, opts Options) {
+	ds, err := Open(name, path, split, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ds.Close()
+	images := 0
+	b.ResetTimer()
+	for range b.N {
+		_, inputs, _, err := ds.Yield()
+		if errors.Is(err, io.EOF) {
+			ds.Reset()
+			_, inputs, _, err = ds.Yield()
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		images += inputs[0].Shape().Dimensions[0]
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(images)/b.Elapsed().Seconds(), "images/s")
+}
+
+// BenchmarkCIFAR10JPEG decodes and augments the CIFAR-10 JPEG copy (extracting it to the cache first if
+// only the archive is present). Each iteration is one batch of 256.
+func BenchmarkCIFAR10JPEG(b *testing.B) {
+	dir, err := CIFAR10JPEGDir()
+	if err != nil {
+		b.Skip(err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		if _, aerr := DefaultCIFAR10JPEGArchive(); aerr != nil {
+			b.Skipf("CIFAR-10 JPEG copy neither extracted (%v) nor archived (%v)", err, aerr)
+		}
+		if dir, err = EnsureCIFAR10JPEG(""); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, workers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			benchPipeline(b, "cifar10-jpeg", dir, "train", Options{BatchSize: 256, Seed: 1, Shuffle: true,
+				DropRemainder: true, Augment: true, Normalize: true, Workers: workers})
+		})
+	}
+}
+
+// writeImageNetJPEGs writes n textured ~500×375 JPEGs in 4 classes.
+func writeImageNetJPEGs(b *testing.B, root string, n int) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := range n {
+		w, h := 480+rng.IntN(41), 360+rng.IntN(31)
+		img := patternImage(w, h, i)
+		for k := range img.Pix { // some noise, so the JPEG is not trivially compressible
+			if k%4 != 3 {
+				img.Pix[k] += uint8(rng.IntN(24))
+			}
+		}
+		writeFile(b, filepath.Join(root, "train", fmt.Sprintf("n%08d", i%4), fmt.Sprintf("%03d.JPEG", i)), encodeJPEG(b, img))
+	}
+}
+
+// BenchmarkImageNetJPEG decodes ~500×375 JPEGs with the ImageNet training transform (random-resized crop
+// to 224 + flip) or the evaluation transform (resize 256 + centre crop 224). Each iteration is one batch of 32.
+func BenchmarkImageNetJPEG(b *testing.B) {
+	root := b.TempDir()
+	writeImageNetJPEGs(b, root, 64)
+	for _, augment := range []bool{true, false} {
+		for _, workers := range []int{1, 2} {
+			b.Run(fmt.Sprintf("augment=%v/workers=%d", augment, workers), func(b *testing.B) {
+				benchPipeline(b, "imagefolder", root, "train", Options{BatchSize: 32, Seed: 1, Shuffle: true,
+					DropRemainder: true, Augment: augment, Normalize: true, Workers: workers})
+			})
+		}
+	}
+}
+
+// BenchmarkResize measures the package's bilinear crop-resize (decoded YCbCr → RGB, then resize to
+// 224×224) against decoding alone, for a 500×375 JPEG. (golang.org/x/image/draw's antialiased BiLinear
+// was measured outside the module, see the package report: it is slower and not a dependency here.)
+func BenchmarkResize(b *testing.B) {
+	data := encodeJPEG(b, patternImage(500, 375, 1))
+	src, _, err := image.Decode(bytesReader(data))
+	if err != nil {
+		b.Fatal(err)
+	}
+	dst := make([]float32, 224*224*3)
+	b.Run("toRGB+bilinear", func(b *testing.B) {
+		for range b.N {
+			pix, w, h := toRGB(src)
+			resizeBilinear(pix, w, h, centerCropBox(w, h), 224, 224, false, dst)
+		}
+	})
+	b.Run("decode-only", func(b *testing.B) {
+		for range b.N {
+			if _, _, err := image.Decode(bytesReader(data)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -1,0 +1,184 @@
+package input
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// CIFAR10JPEGArchiveName is the file name of the CIFAR-10 JPEG copy (train/<class>/NNNN.jpg and
+// test/<class>/NNNN.jpg inside a gzipped tar).
+const CIFAR10JPEGArchiveName = "cifar10-jpeg.tar.gz"
+
+// CacheDir is nowt's cache folder: $NOWT_CACHE if set, else os.UserCacheDir()/nowt.
+func CacheDir() (string, error) {
+	if d := os.Getenv("NOWT_CACHE"); d != "" {
+		return d, nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache folder: set NOWT_CACHE: %w", err)
+	}
+	return filepath.Join(d, "nowt"), nil
+}
+
+// CIFAR10JPEGDir is where the CIFAR-10 JPEG copy is extracted: CacheDir()/cifar10-jpeg.
+func CIFAR10JPEGDir() (string, error) {
+	d, err := CacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(d, "cifar10-jpeg"), nil
+}
+
+// DefaultCIFAR10JPEGArchive locates the CIFAR-10 JPEG archive: $NOWT_CIFAR10_JPEG if set, else the first
+// shared/data/cifar10-jpeg.tar.gz found in the current folder or one of its parents.
+func DefaultCIFAR10JPEGArchive() (string, error) {
+	if p := os.Getenv("NOWT_CIFAR10_JPEG"); p != "" {
+		return p, nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("locating %s: %w", CIFAR10JPEGArchiveName, err)
+	}
+	for {
+		p := filepath.Join(dir, "shared", "data", CIFAR10JPEGArchiveName)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("%s not found in shared/data of the current folder or its parents; set NOWT_CIFAR10_JPEG", CIFAR10JPEGArchiveName)
+		}
+		dir = parent
+	}
+}
+
+// EnsureCIFAR10JPEG returns the folder of the extracted CIFAR-10 JPEG copy (CIFAR10JPEGDir), extracting
+// archive there first if the folder does not exist yet (archive "" = DefaultCIFAR10JPEGArchive). An
+// existing folder is used as is, whatever archive it came from.
+func EnsureCIFAR10JPEG(archive string) (string, error) {
+	dest, err := CIFAR10JPEGDir()
+	if err != nil {
+		return "", err
+	}
+	if st, err := os.Stat(dest); err == nil && st.IsDir() {
+		return dest, nil
+	}
+	if archive == "" {
+		if archive, err = DefaultCIFAR10JPEGArchive(); err != nil {
+			return "", err
+		}
+	}
+	if err := ExtractTarGz(archive, dest); err != nil {
+		return "", err
+	}
+	return dest, nil
+}
+
+// ExtractTarGz extracts the gzipped tar archive into the folder dest, atomically: it extracts into a
+// temporary folder beside dest and renames it to dest, so dest either does not exist or is complete.
+// If dest already exists (for example extracted concurrently by another process) it is left as is.
+// Only regular files and folders are extracted; entries with absolute paths or ".." are an error.
+func ExtractTarGz(archive, dest string) error {
+	if _, err := os.Stat(dest); err == nil {
+		return nil
+	}
+	parent := filepath.Dir(dest)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("extracting %s: %w", archive, err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dest)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("extracting %s: %w", archive, err)
+	}
+	if err := extractInto(archive, tmp); err != nil {
+		_ = os.RemoveAll(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, dest); err != nil {
+		_ = os.RemoveAll(tmp)
+		if st, serr := os.Stat(dest); serr == nil && st.IsDir() {
+			return nil // someone else won the race
+		}
+		return fmt.Errorf("extracting %s: %w", archive, err)
+	}
+	return nil
+}
+
+func extractInto(archive, dir string) error {
+	f, err := os.Open(archive)
+	if err != nil {
+		return fmt.Errorf("opening archive: %w", err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return fmt.Errorf("%s: not a gzip archive: %w", archive, err)
+	}
+	tr := tar.NewReader(zr)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: corrupt or truncated archive: %w", archive, err)
+		}
+		name := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
+		if name == "." {
+			continue
+		}
+		if path.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
+			return fmt.Errorf("%s: unsafe path %q in archive", archive, hdr.Name)
+		}
+		target := filepath.Join(dir, filepath.FromSlash(name))
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return fmt.Errorf("%s: %w", archive, err)
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return fmt.Errorf("%s: %w", archive, err)
+			}
+			out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+			if err != nil {
+				return fmt.Errorf("%s: %w", archive, err)
+			}
+			_, err = io.Copy(out, tr)
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("%s: extracting %s: %w", archive, hdr.Name, err)
+			}
+		}
+	}
+}
+
+// openCIFAR10JPEG opens the CIFAR-10 JPEG copy as an image folder with CIFAR transforms. path "" uses
+// (and if needed extracts) the cache; a path ending in .tar.gz or .tgz is an archive to extract to the
+// cache; any other path is the extracted folder holding train/ and test/.
+func openCIFAR10JPEG(p, split string, opts Options) (*source, error) {
+	if err := checkSplit(split, "train", "test"); err != nil {
+		return nil, err
+	}
+	if p == "" || strings.HasSuffix(p, ".tar.gz") || strings.HasSuffix(p, ".tgz") {
+		var err error
+		if p, err = EnsureCIFAR10JPEG(p); err != nil {
+			return nil, err
+		}
+	}
+	size := opts.ImageSize
+	if size == 0 {
+		size = 32
+	}
+	return newFolderSource("cifar10-jpeg", p, split, opts.LabelFile, size, styleCIFAR)
+}

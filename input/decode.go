@@ -1,0 +1,109 @@
+package input
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/color"
+	_ "image/jpeg" // registers the JPEG decoder with image.Decode
+	_ "image/png"  // registers the PNG decoder with image.Decode
+)
+
+// maxImagePixels bounds the size of a decoded image (guards against huge headers in corrupt files).
+const maxImagePixels = 1 << 26
+
+// decodeRGB decodes a JPEG or PNG image (the format is sniffed from the content, not the file name)
+// into packed 8-bit RGB. Any decoding failure, including a truncated file, is reported as errCorrupt
+// with the file name and the decoder's message.
+func decodeRGB(name string, data []byte) (pix []uint8, w, h int, err error) {
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("%s: %w: reading header: %v", name, errCorrupt, err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > maxImagePixels/cfg.Height {
+		return nil, 0, 0, fmt.Errorf("%s: %w: bad %s dimensions %dx%d", name, errCorrupt, format, cfg.Width, cfg.Height)
+	}
+	img, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("%s: %w: %s: %v", name, errCorrupt, format, err)
+	}
+	b := img.Bounds()
+	if b.Dx() <= 0 || b.Dy() <= 0 || b.Dx() > maxImagePixels/b.Dy() {
+		return nil, 0, 0, fmt.Errorf("%s: %w: bad decoded %s bounds %v", name, errCorrupt, format, b)
+	}
+	pix, w, h = toRGB(img)
+	return pix, w, h, nil
+}
+
+// toRGB converts any image to packed 8-bit RGB, with fast paths for the types the JPEG and PNG decoders
+// return most often. Alpha is ignored for RGBA/NRGBA (colours are taken as stored).
+func toRGB(img image.Image) (pix []uint8, w, h int) {
+	b := img.Bounds()
+	w, h = b.Dx(), b.Dy()
+	pix = make([]uint8, w*h*3)
+	switch m := img.(type) {
+	case *image.YCbCr:
+		if m.SubsampleRatio == image.YCbCrSubsampleRatio420 {
+			ycbcr420ToRGB(m, w, h, pix)
+			break
+		}
+		for y := range h {
+			out := pix[y*w*3 : (y+1)*w*3]
+			sy := y + b.Min.Y
+			for x := range w {
+				sx := x + b.Min.X
+				yi, ci := m.YOffset(sx, sy), m.COffset(sx, sy)
+				r, g, bb := color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
+				out[3*x], out[3*x+1], out[3*x+2] = r, g, bb
+			}
+		}
+	case *image.Gray:
+		for y := range h {
+			row := m.Pix[y*m.Stride : y*m.Stride+w]
+			out := pix[y*w*3 : (y+1)*w*3]
+			for x, v := range row {
+				out[3*x], out[3*x+1], out[3*x+2] = v, v, v
+			}
+		}
+	case *image.RGBA:
+		rgbaToRGB(m.Pix, m.Stride, w, h, pix)
+	case *image.NRGBA:
+		rgbaToRGB(m.Pix, m.Stride, w, h, pix)
+	default:
+		for y := range h {
+			for x := range w {
+				r, g, bb, _ := img.At(x+b.Min.X, y+b.Min.Y).RGBA()
+				i := (y*w + x) * 3
+				pix[i], pix[i+1], pix[i+2] = uint8(r>>8), uint8(g>>8), uint8(bb>>8)
+			}
+		}
+	}
+	return pix, w, h
+}
+
+func rgbaToRGB(src []uint8, stride, w, h int, pix []uint8) {
+	for y := range h {
+		row := src[y*stride : y*stride+4*w]
+		out := pix[y*w*3 : (y+1)*w*3]
+		for x := range w {
+			out[3*x], out[3*x+1], out[3*x+2] = row[4*x], row[4*x+1], row[4*x+2]
+		}
+	}
+}
+
+// ycbcr420ToRGB is the fast path of toRGB for 4:2:0 JPEGs (the most common), with inlined offsets.
+func ycbcr420ToRGB(m *image.YCbCr, w, h int, pix []uint8) {
+	r := m.Rect
+	for y := range h {
+		sy := y + r.Min.Y
+		yrow := m.Y[(sy-r.Min.Y)*m.YStride:]
+		crow := (sy/2 - r.Min.Y/2) * m.CStride
+		out := pix[y*w*3 : (y+1)*w*3]
+		for x := range w {
+			sx := x + r.Min.X
+			ci := crow + sx/2 - r.Min.X/2
+			cr, cg, cb := color.YCbCrToRGB(yrow[x], m.Cb[ci], m.Cr[ci])
+			out[3*x], out[3*x+1], out[3*x+2] = cr, cg, cb
+		}
+	}
+}

@@ -1,0 +1,240 @@
+package input
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Image folders.
+//
+// A split is the folder <path>/<split> ("train", "val" or "test"), in one of two layouts:
+//
+//   - class folders: <path>/<split>/<class>/*.{jpg,jpeg,png} (any case of the extension; the format is
+//     sniffed from the content). Classes are the folder names sorted by name (the ILSVRC-2012 train
+//     layout, where they are WordNet ids); labels are their indices. For a split other than "train",
+//     the class list of <path>/train is used when that folder exists, so that labels agree across splits.
+//   - flat: <path>/<split>/*.{jpg,jpeg,png} with a label file, by default <path>/<split>/labels.txt
+//     (Options.LabelFile overrides it). Each non-empty line not starting with '#' is "filename label",
+//     where filename is relative to the split folder and label is a class name of <path>/train or an
+//     integer class index. (ILSVRC's own ground-truth file uses the ILSVRC2012_ID order of meta.mat, not
+//     the sorted folder order, so convert it to this format first.) When <path>/train does not exist,
+//     integer labels are required and the number of classes is the largest label + 1.
+//
+// Images are decoded on the worker pool, batch by batch, and become 3-channel RGB of ImageSize×ImageSize.
+
+// folderStyle selects the transforms of an image folder.
+type folderStyle int
+
+const (
+	styleImageNet folderStyle = iota // random-resized crop / resize + centre crop
+	styleCIFAR                       // resize to size if needed, then pad 4 + crop + flip
+)
+
+// isImageFile reports whether the file name has an image extension.
+func isImageFile(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".jpg", ".jpeg", ".png":
+		return true
+	}
+	return false
+}
+
+// listDir returns the sorted sub-folders and image files of dir.
+func listDir(dir string) (dirs, images []string, err error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("image folder missing or unreadable: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") {
+			continue
+		}
+		if e.IsDir() {
+			dirs = append(dirs, name)
+		} else if isImageFile(name) {
+			images = append(images, name)
+		}
+	}
+	slices.Sort(dirs)
+	slices.Sort(images)
+	return dirs, images, nil
+}
+
+// folderExamples lists the examples of one split.
+func folderExamples(root, split, labelFile string) (paths []string, labels []int32, classes []string, err error) {
+	dir := filepath.Join(root, split)
+	dirs, images, err := listDir(dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if split != "train" {
+		if trainDirs, _, terr := listDir(filepath.Join(root, "train")); terr == nil && len(trainDirs) > 0 {
+			classes = trainDirs
+		}
+	}
+	if len(dirs) > 0 { // class folders
+		if classes == nil {
+			classes = dirs
+		}
+		index := map[string]int32{}
+		for i, c := range classes {
+			index[c] = int32(i)
+		}
+		for _, c := range dirs {
+			label, ok := index[c]
+			if !ok {
+				return nil, nil, nil, fmt.Errorf("%s: class folder %q is not a class of %s", dir, c, filepath.Join(root, "train"))
+			}
+			_, files, err := listDir(filepath.Join(dir, c))
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			if len(files) == 0 {
+				return nil, nil, nil, fmt.Errorf("%s: empty class folder: no .jpg, .jpeg or .png files", filepath.Join(dir, c))
+			}
+			for _, f := range files {
+				paths = append(paths, filepath.Join(dir, c, f))
+				labels = append(labels, label)
+			}
+		}
+		return paths, labels, classes, nil
+	}
+	if len(images) == 0 {
+		return nil, nil, nil, fmt.Errorf("%s: no class folders and no .jpg, .jpeg or .png files", dir)
+	}
+	if labelFile == "" {
+		labelFile = filepath.Join(dir, "labels.txt")
+	}
+	return readLabelFile(dir, labelFile, classes)
+}
+
+// readLabelFile reads a "filename label" file for a flat split folder.
+func readLabelFile(dir, labelFile string, classes []string) (paths []string, labels []int32, _ []string, err error) {
+	data, err := os.ReadFile(labelFile)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: flat image folder needs a label file: %w", dir, err)
+	}
+	index := map[string]int32{}
+	for i, c := range classes {
+		index[c] = int32(i)
+	}
+	maxLabel := int32(-1)
+	for n, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) != 2 {
+			return nil, nil, nil, fmt.Errorf("%s:%d: want \"filename label\", got %q", labelFile, n+1, line)
+		}
+		label, ok := index[fields[1]]
+		if !ok {
+			v, perr := strconv.Atoi(fields[1])
+			limit := 1 << 24
+			if classes != nil {
+				limit = len(classes)
+			}
+			switch {
+			case perr != nil:
+				return nil, nil, nil, fmt.Errorf("%s:%d: label %q is neither a class name nor an integer", labelFile, n+1, fields[1])
+			case v < 0 || v >= limit:
+				return nil, nil, nil, fmt.Errorf("%s:%d: label %d out of range [0, %d)", labelFile, n+1, v, limit)
+			}
+			label = int32(v)
+		}
+		p := filepath.Join(dir, filepath.FromSlash(fields[0]))
+		if _, err := os.Stat(p); err != nil {
+			return nil, nil, nil, fmt.Errorf("%s:%d: image file missing: %w", labelFile, n+1, err)
+		}
+		paths = append(paths, p)
+		labels = append(labels, label)
+		maxLabel = max(maxLabel, label)
+	}
+	if len(paths) == 0 {
+		return nil, nil, nil, fmt.Errorf("%s: label file lists no images", labelFile)
+	}
+	if classes == nil {
+		classes = make([]string, maxLabel+1)
+		for i := range classes {
+			classes[i] = strconv.Itoa(i)
+		}
+	}
+	return paths, labels, classes, nil
+}
+
+func openImageFolder(path, split string, opts Options) (*source, error) {
+	if err := checkSplit(split, "train", "val", "test"); err != nil {
+		return nil, err
+	}
+	if path == "" {
+		return nil, errors.New("a path to the image folder is required")
+	}
+	size := opts.ImageSize
+	if size == 0 {
+		size = 224
+	}
+	return newFolderSource("imagefolder", path, split, opts.LabelFile, size, styleImageNet)
+}
+
+func newFolderSource(name, root, split, labelFile string, size int, style folderStyle) (*source, error) {
+	paths, labels, classes, err := folderExamples(root, split, labelFile)
+	if err != nil {
+		return nil, err
+	}
+	mean, std := normalizationFor(name)
+	return &source{
+		n: len(paths), h: size, w: size, c: 3, numClasses: len(classes), classNames: classes, labels: labels,
+		mean: mean, std: std, limitShuffle: true,
+		load: func(i int, dst []float32, rng *rand.Rand) error {
+			data, err := os.ReadFile(paths[i])
+			if err != nil {
+				return fmt.Errorf("reading image: %w", err)
+			}
+			pix, w, h, err := decodeRGB(paths[i], data)
+			if err != nil {
+				return err
+			}
+			transformImage(pix, w, h, size, style, dst, rng)
+			return nil
+		},
+	}, nil
+}
+
+// transformImage applies the training (rng != nil) or evaluation transform of the style to a decoded
+// RGB image, writing size×size×3 values in [0,1] to dst.
+func transformImage(pix []uint8, w, h, size int, style folderStyle, dst []float32, rng *rand.Rand) {
+	switch style {
+	case styleCIFAR:
+		if w == size && h == size {
+			if rng == nil {
+				toFloat(pix, dst)
+			} else {
+				padCropFlip(pix, size, size, 3, max(1, size/8), 1.0/255, dst, rng)
+			}
+			return
+		}
+		if rng == nil {
+			resizeBilinear(pix, w, h, box{0, 0, float64(w), float64(h)}, size, size, false, dst)
+			return
+		}
+		tmp := make([]float32, size*size*3)
+		resizeBilinear(pix, w, h, box{0, 0, float64(w), float64(h)}, size, size, false, tmp)
+		padCropFlip(tmp, size, size, 3, max(1, size/8), 1, dst, rng)
+	default:
+		if rng == nil {
+			resizeBilinear(pix, w, h, centerCropBox(w, h), size, size, false, dst)
+			return
+		}
+		b := randomResizedCropBox(w, h, rng)
+		flip := rng.IntN(2) == 1
+		resizeBilinear(pix, w, h, b, size, size, flip, dst)
+	}
+}

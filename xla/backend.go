@@ -1,0 +1,111 @@
+package xla
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/gomlx/gomlx/backends"
+	_ "github.com/gomlx/gomlx/backends/simplego" // Registers the pure-Go backend "go".
+	"github.com/pkg/errors"
+)
+
+// New creates the backend for spec: it calls Select, writes the notice (if any) as one line to w (if w is
+// non-nil), and creates the backend.
+//
+// For the XLA backend the plugin is loaded from the path Plugins found (so what Select decided is what is
+// loaded, even if $PJRT_PLUGIN_LIBRARY_PATH changed after the program started), and GoMLX's plugin
+// auto-installer is never run.
+func New(spec string, w io.Writer) (backends.Backend, error) {
+	config, notice, err := Select(spec)
+	if err != nil {
+		return nil, errors.WithMessage(err, "selecting the backend")
+	}
+	if notice != "" && w != nil {
+		if _, err := fmt.Fprintln(w, notice); err != nil {
+			return nil, errors.Wrap(err, "writing the backend notice")
+		}
+	}
+	if config == "xla" || strings.HasPrefix(config, "xla:") {
+		return newXLA(config)
+	}
+	return newWithConfig(config)
+}
+
+// newWithConfig calls backends.NewWithConfig, turning its panics (unregistered backend) into errors.
+func newWithConfig(config string) (b backends.Backend, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errors.Errorf("creating backend %q: %v", config, r)
+		}
+	}()
+	b, err = backends.NewWithConfig(config)
+	if err != nil {
+		return nil, errors.WithMessagef(err, "creating backend %q", config)
+	}
+	return b, nil
+}
+
+// pluginPaths remembers the plugin file of each XLA backend created by New, for Describe.
+var pluginPaths sync.Map // backends.Backend -> string
+
+// NumDevices returns the number of devices of the backend (0 for a nil backend).
+// The pure-Go backend always has 1; XLA has one per addressable PJRT device (e.g. each GPU, each TPU core/chip).
+func NumDevices(b backends.Backend) int {
+	if b == nil || b.IsFinalized() {
+		return 0
+	}
+	return b.NumDevices()
+}
+
+// PluginPath returns the PJRT plugin file an XLA backend was created from, or "" if b is not an XLA backend
+// (or its plugin path is unknown).
+func PluginPath(b backends.Backend) string {
+	if b == nil {
+		return ""
+	}
+	if p, ok := pluginPaths.Load(b); ok {
+		return p.(string)
+	}
+	if b.Name() != "xla" {
+		return ""
+	}
+	// Backends created elsewhere: GoMLX's description reads "xla:<plugin> - ...".
+	desc := strings.TrimPrefix(b.Description(), "xla:")
+	name, _, _ := strings.Cut(desc, " ")
+	name, _, _ = strings.Cut(name, ",")
+	if strings.HasPrefix(name, "/") {
+		return name
+	}
+	if p, ok := findPlugin(Plugins(), name); ok {
+		return p.Path
+	}
+	return ""
+}
+
+// Describe writes the backend's name, description, number of devices with each device's description, and,
+// for XLA, the PJRT plugin file.
+func Describe(w io.Writer, b backends.Backend) error {
+	if b == nil {
+		return errors.New("describing backend: nil backend")
+	}
+	if b.IsFinalized() {
+		return errors.Errorf("describing backend %q: it has been finalized", b.Name())
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "backend:     %s\n", b.Name())
+	fmt.Fprintf(&sb, "description: %s\n", b.Description())
+	if p := PluginPath(b); p != "" {
+		fmt.Fprintf(&sb, "plugin:      %s\n", p)
+	}
+	n := b.NumDevices()
+	fmt.Fprintf(&sb, "devices:     %d\n", n)
+	for i := range n {
+		fmt.Fprintf(&sb, "  #%d: %s\n", i, b.DeviceDescription(backends.DeviceNum(i)))
+	}
+	if _, err := io.WriteString(w, sb.String()); err != nil {
+		return errors.Wrapf(err, "describing backend %q", b.Name())
+	}
+	return nil
+}

@@ -1,0 +1,17 @@
+//go:build !(linux && amd64 && cgo && !noxla)
+
+package xla
+
+import (
+	"github.com/gomlx/gomlx/backends"
+	"github.com/pkg/errors"
+)
+
+// xlaCompiledIn tells whether GoMLX's XLA backend is part of this binary.
+const xlaCompiledIn = false
+
+// newXLA fails: the XLA backend is not compiled in.
+func newXLA(config string) (backends.Backend, error) {
+	return nil, errors.Errorf("creating backend %q: the XLA backend is not compiled into this binary "+
+		"(it needs cgo on linux/amd64)", config)
+}

@@ -1,0 +1,82 @@
+//go:build linux && amd64 && cgo && !noxla
+
+package xla
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gomlx/gomlx/backends"
+	xlabackend "github.com/gomlx/gomlx/backends/xla" // Registers the "xla" backend.
+	"github.com/pkg/errors"
+)
+
+// xlaCompiledIn tells whether GoMLX's XLA backend is part of this binary.
+const xlaCompiledIn = true
+
+// Importing this package switches off GoMLX's implicit plugin auto-installer (which downloads plugins whenever
+// an XLA backend is created or its plugins listed): installing is only done explicitly, by Install.
+func init() {
+	xlabackend.EnableAutoInstall(false)
+}
+
+// newXLA creates the XLA backend for config "xla:<plugin>[,<options>]" from the plugin path found.
+func newXLA(config string) (backends.Backend, error) {
+	xlabackend.EnableAutoInstall(false)
+	_, rest, _ := strings.Cut(config, ":")
+	name, opts, _ := strings.Cut(rest, ",")
+	var optList []string
+	if opts != "" {
+		optList = strings.Split(opts, ",")
+	}
+	path := name
+	if !filepath.IsAbs(name) {
+		paths := SearchPaths()
+		p, ok := findPlugin(findPlugins(paths), name)
+		if !ok {
+			return nil, errors.WithMessagef(notFoundError(name, paths), "creating backend %q", config)
+		}
+		path = p.Path
+		// GoMLX enables shared host/device buffers only for a plugin named "cpu"; keep that when loading by path.
+		if name == "cpu" && !hasOption(optList, "shared_buffers") && !hasOption(optList, "noshared_buffers") {
+			optList = append(optList, "shared_buffers")
+		}
+	}
+	if strings.Contains(strings.ToLower(filepath.Base(path)), "cuda") {
+		setCUDADataDir(path)
+	}
+	gomlxConfig := "xla:" + strings.Join(append([]string{path}, optList...), ",")
+	b, err := newWithConfig(gomlxConfig)
+	if err != nil {
+		return nil, errors.WithMessagef(err, "creating backend %q from plugin %s", config, path)
+	}
+	pluginPaths.Store(b, path)
+	return b, nil
+}
+
+func hasOption(opts []string, opt string) bool {
+	for _, o := range opts {
+		if strings.TrimSpace(o) == opt {
+			return true
+		}
+	}
+	return false
+}
+
+// setCUDADataDir points XLA at the NVIDIA folder go-xla's installer puts beside the CUDA plugin
+// (<dir>/nvidia/pjrt_c_api_cuda_plugin.so → <dir>/nvidia, holding bin/ptxas), unless XLA_FLAGS already sets
+// --xla_gpu_cuda_data_dir. go-xla v0.1.4 sets this flag itself, but to a hard-coded developer path
+// (pkg/pjrt/cuda_linux.go, cudaPluginCheckDrivers); setting it first makes go-xla leave it alone.
+func setCUDADataDir(pluginPath string) {
+	const env = "XLA_FLAGS"
+	flags := os.Getenv(env)
+	if strings.Contains(flags, "--xla_gpu_cuda_data_dir") {
+		return
+	}
+	dir := filepath.Join(filepath.Dir(filepath.Dir(pluginPath)), "nvidia")
+	if info, err := os.Stat(dir); err != nil || !info.IsDir() {
+		return
+	}
+	_ = os.Setenv(env, strings.TrimSpace(flags+" --xla_gpu_cuda_data_dir="+dir))
+}

@@ -1,0 +1,94 @@
+// Package xla chooses the GoMLX backend nowt runs on — XLA through a PJRT plugin, or GoMLX's pure-Go
+// backend — finds and installs PJRT plugins, lists devices, and sets up multi-device data parallelism.
+//
+// # Choosing a backend
+//
+// One spec string chooses the backend (the -backend flag of nowt):
+//
+//	auto       XLA with the best PJRT plugin found (tpu, then cuda, then cpu; tpu and cuda only when their
+//	           hardware is present), else the pure-Go backend, with a one-line notice naming `nowt setup`.
+//	go         GoMLX's pure-Go backend (SimpleGo); "go:<options>" passes GoMLX's options, e.g.
+//	           "go:ops_sequential" or "go:parallelism=4".
+//	xla:cpu    XLA with the CPU plugin (pjrt_c_api_cpu_plugin.so).
+//	xla:cuda   XLA with the CUDA plugin (pjrt_c_api_cuda_plugin.so), for NVIDIA GPUs.
+//	xla:tpu    XLA with the TPU plugin (pjrt_c_api_tpu_plugin.so), on Cloud TPU VMs.
+//
+// "xla" alone takes the best plugin found, "xla:<name>" any other plugin found by name, "xla:/abs/path.so"
+// a plugin file by path, and PJRT options may follow a comma ("xla:cuda,tf32"). An empty spec means
+// $GOMLX_BACKEND, then "auto". Select resolves a spec without loading anything; New creates the backend.
+// Asking for "xla:<plugin>" when the plugin is not found is an error naming the folders searched and
+// `nowt setup`.
+//
+// Plugins are found by file name (pjrt_c_api_<name>_plugin.so, pjrt-plugin-<name>.so, pjrt_plugin_<name>.so) in
+// the folders go-xla searches (see SearchPaths): $PJRT_PLUGIN_LIBRARY_PATH if set, else ~/.local/lib/go-xla
+// (and its nvidia/ subfolder), /usr/local/lib/go-xla, the older gomlx/pjrt folders, $LD_LIBRARY_PATH and
+// /etc/ld.so.conf. Finding a plugin does not load it; New loads the very file found.
+//
+// Importing this package switches GoMLX's plugin auto-installer off (xla.EnableAutoInstall(false) in GoMLX's
+// backends/xla): GoMLX would otherwise try to download plugins whenever an XLA backend is created.
+// Plugins are installed only by Install (`nowt setup`), into ~/.local/lib/go-xla, with go-xla's installer.
+// The XLA backend needs cgo and is compiled in on linux/amd64; elsewhere "auto" gives the pure-Go backend.
+//
+// # Running on NVIDIA GPUs
+//
+// `nowt setup` on a machine with an NVIDIA GPU installs the CUDA plugin with the NVIDIA libraries it needs into
+// ~/.local/lib/go-xla/nvidia (from JAX's PyPI packages); then `-backend xla:cuda` (or "auto"). A JAX
+// installation's plugin can be used instead: scripts/gpu-check.sh shows how (link its xla_cuda_plugin.so as
+// pjrt_c_api_cuda_plugin.so in a folder on $PJRT_PLUGIN_LIBRARY_PATH and put the pip NVIDIA libraries on
+// $LD_LIBRARY_PATH).
+//
+// # Running on a Cloud TPU VM
+//
+//  1. On the TPU VM (single host, e.g. v4-8, v5e-8, v6e-8), build nowt (Go and gcc; cgo on), then install the
+//     TPU plugin: `nowt setup` with plugin "tpu" (Install(ctx, "tpu", w)) downloads libtpu from PyPI and
+//     installs it as ~/.local/lib/go-xla/pjrt_c_api_tpu_plugin.so. Without internet, link an existing
+//     libtpu.so (from `pip install libtpu` or jax[tpu]) as pjrt_c_api_tpu_plugin.so into a folder on
+//     $PJRT_PLUGIN_LIBRARY_PATH.
+//  2. Run with `-backend xla:tpu` ("auto" also picks it when /dev/accel* or /dev/vfio/<n> exist).
+//     `nowt devices` (Describe) should list one device per TPU chip (as PJRT reports them).
+//  3. Only one process may hold the TPU: stop any other JAX/PyTorch process first.
+//
+// Multi-host TPU slices (v4-16 and up, several VMs) are not supported: GoMLX v0.26 uses the devices addressable
+// from one process and has no multi-process (multi-host) set-up.
+//
+// # Several devices: data parallelism
+//
+// A backend may have several devices (NumDevices): XLA has one per GPU or TPU chip; the pure-Go backend has
+// one. By default GoMLX compiles and runs everything on device 0 only; using more takes distributed execution,
+// which GoMLX v0.26 offers (package github.com/gomlx/gomlx/pkg/core/distributed) with two strategies:
+//
+//   - distributed.AutoSharding (recommended): the model is written as for one device; inputs carry a
+//     distributed.ShardingSpec on a distributed.DeviceMesh, and XLA's Shardy partitions the program and adds
+//     the collective operations. Only the XLA backend supports it.
+//   - distributed.SPMD (experimental in GoMLX): the same program runs on every device on its own slice, and the
+//     model must add cross-device operations itself (g.Distributed().AllReduceOne(x, backends.ReduceOpSum))
+//     where it needs them.
+//
+// For splitting a batch over devices (data parallelism), NewDataParallel returns the AutoSharding set-up:
+// a 1-D mesh with axis "batch" over the devices, the ShardingSpec that splits axis 0 of inputs and labels,
+// and the device assignment. A trainer uses it like this (as GoMLX's examples/adult/demo/main.go does):
+//
+//	dp, err := xla.NewDataParallel(backend, 0) // 0: all devices; fails with fewer than 2 or without XLA
+//	perDevice, err := dp.PerDeviceBatch(globalBatch)
+//	source := ... // a train.Dataset yielding batches of perDevice examples
+//	specs := []*distributed.ShardingSpec{dp.BatchSharding}
+//	ds, err := datasets.NewDistributedAccumulator(backend, source, dp.Strategy, specs, specs, dp.DeviceAssignment)
+//	metrics, err := train.NewLoop(trainer).RunSteps(ds, steps) // ds is a train.DistributedDataset: runs distributed
+//	lossAndMetrics, err := trainer.Eval(evalDS)               // same for evaluation (DistributedEval)
+//
+// (or, step by step, trainer.DistributedTrainStep(dp.Strategy, dp.DeviceAssignment, spec, inputs, labels) with
+// distributed.Tensor inputs). datasets.NewDistributedAccumulator gathers NumDevices consecutive batches from the
+// source into one global batch, one slice per device, and prefetches it onto the devices.
+//
+// With AutoSharding the variables (weights, optimizer state, feedback matrices, batch-norm moving averages) are
+// replicated on every device, the loss and its gradients are over the whole global batch, and batch normalization's
+// batch mean and variance are computed over the whole global batch (XLA inserts the all-reduce), so training
+// matches one device with the global batch ("synchronized" batch norm). Under the SPMD strategy GoMLX's batch
+// norm would instead use per-device statistics, since it does not reduce across devices.
+//
+// Limits, as of GoMLX v0.26: the pure-Go backend has no distributed execution; the Trainer's gradient
+// accumulation and train.BatchNormAveragesUpdate do not take distributed datasets; graphs the trainer
+// runs itself with context.Exec (e.g. an extra update or metrics graph) run on one device unless set up with
+// Exec.AutoSharding(dp.Mesh) too. None of the multi-device path has been run by nowt's tests: they run on one
+// CPU device without plugins.
+package xla
