@@ -132,3 +132,23 @@ func RuleFromContext(ctx *context.Context) Rule {
 	}
 	return r
 }
+
+// DefaultParams returns every hyperparameter the rules and layers read, with its default, so a program can
+// pre-set them in a context (GoMLX's -set flag only accepts known parameters) and list them in its help.
+func DefaultParams() map[string]any {
+	return map[string]any{
+		ParamRule:           "bp",
+		ParamInitScale:      1.0,
+		ParamSSScale:        0.0,
+		ParamConvImpl:       "auto",
+		ParamKPDecay:        -1.0,
+		ParamWMNoise:        "uniform",
+		ParamWMNoiseScale:   0.05,
+		ParamWMLearningRate: 0.01,
+		ParamWMDecay:        0.01,
+		ParamWMRescale:      false,
+		ParamWMBatch:        128,
+		ParamWMSteps:        1,
+		ParamWMWarmupSteps:  -1,
+	}
+}

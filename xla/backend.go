@@ -30,8 +30,17 @@ func New(spec string, w io.Writer) (backends.Backend, error) {
 	if config == "xla" || strings.HasPrefix(config, "xla:") {
 		return newXLA(config)
 	}
+	if config == SpecGo {
+		config = DefaultGoConfig
+	}
 	return newWithConfig(config)
 }
+
+// DefaultGoConfig is the pure-Go backend configuration used for a plain "go" (or an "auto" that falls back to
+// pure Go). The backend's default parallel op scheduler deadlocks on training graphs (its worker pool fills up
+// with ops waiting for their own matmul sub-tasks; reproduced in nowt's tests on 2 cores), so nowt runs ops one
+// at a time, each op still using every core. Pass "go:<options>" explicitly to choose otherwise.
+const DefaultGoConfig = "go:ops_sequential"
 
 // newWithConfig calls backends.NewWithConfig, turning its panics (unregistered backend) into errors.
 func newWithConfig(config string) (b backends.Backend, err error) {

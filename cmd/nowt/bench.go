@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/nowt-ml/nowt/trainer"
+)
+
+func runBench(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", "[flags]",
+		"Measures training throughput (images/s, mirror steps included) for each model and rule given, on the chosen\n"+
+			"backend, and prints each rule's ratio to bp. Writes no files.\n\n"+
+			"Example (GPU): nowt bench -backend xla:cuda -model resnet18,resnet50 -rule bp,kp -dataset synthetic -image-size 224 -batch 128 -steps 30",
+		stderr)
+	defaults := trainer.DefaultConfig()
+	defaults.Dataset, defaults.Model, defaults.Rule, defaults.Steps = "synthetic", "resnet18", "bp,kp", 20
+	defaults.Progress = false
+	rf := addRunFlags(fs, defaults)
+	warmup := fs.Int("warmup-steps", 3, "untimed steps first (compilation)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := rf.config(fs)
+	if err != nil {
+		return err
+	}
+	if cfg.Dataset == "synthetic" && cfg.DataPath == "" {
+		size := cfg.ImageSize
+		if size == 0 {
+			size = 224
+		}
+		cfg.DataPath = fmt.Sprintf("examples=%d,size=%d,channels=3,classes=1000", 2*cfg.BatchSize, size)
+		cfg.TestLimit = cfg.BatchSize
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "model\trule\tbatch\tstep time\timages/s\tratio to bp\t")
+	for _, model := range splitList(cfg.Model) {
+		var bpRate float64
+		for _, rule := range splitList(cfg.Rule) {
+			c := cfg
+			c.Model, c.Rule = model, rule
+			res, err := trainer.Benchmark(c, *warmup, cfg.Steps, stderr)
+			if err != nil {
+				return fmt.Errorf("%s/%s: %w", model, rule, err)
+			}
+			if rule == "bp" {
+				bpRate = res.ImagesPerSecond
+			}
+			ratio := "-"
+			if bpRate > 0 {
+				ratio = fmt.Sprintf("%.3f", bpRate/res.ImagesPerSecond)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.1f\t%s\t\n", model, rule, c.BatchSize, res.StepTime.Round(1e5), res.ImagesPerSecond, ratio)
+			_ = tw.Flush()
+		}
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,10 @@
+package main
+
+import (
+	"fmt"
+	"io"
+)
+
+func runCompare(args []string, stdout, stderr io.Writer) error {
+	return fmt.Errorf("not implemented yet")
+}

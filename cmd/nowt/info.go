@@ -1,0 +1,72 @@
+package main
+
+import (
+	gocontext "context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/nowt-ml/nowt/feedback"
+	"github.com/nowt-ml/nowt/models"
+	"github.com/nowt-ml/nowt/xla"
+)
+
+func runRules(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("rules", "[-v]", "Lists the learning rules; -v also lists their hyperparameters (for -set) with defaults.", stderr)
+	verbose := fs.Bool("v", false, "also list the rules' hyperparameters")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	for _, r := range feedback.Rules() {
+		fmt.Fprintf(tw, "%s\t%s\n", r.Name(), r.Description())
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if *verbose {
+		fmt.Fprintln(stdout, "\nHyperparameters (-set name=value):")
+		params := feedback.DefaultParams()
+		for _, k := range sortedKeys(params) {
+			fmt.Fprintf(stdout, "  %-20s %v\n", k, params[k])
+		}
+	}
+	return nil
+}
+
+func runModels(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("models", "", "Lists the models.", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	for _, name := range models.Names() {
+		fmt.Fprintf(tw, "%s\t%s\n", name, models.Describe(name))
+	}
+	return tw.Flush()
+}
+
+func runDevices(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("devices", "[-backend SPEC]", "Shows the backend nowt would use, its devices and the PJRT plugin path.", stderr)
+	backend := fs.String("backend", "", xla.SpecHelp)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	b, err := xla.New(*backend, stderr)
+	if err != nil {
+		return err
+	}
+	defer b.Finalize()
+	return xla.Describe(stdout, b)
+}
+
+func runSetup(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("setup", "[-plugin cpu|cuda|tpu]",
+		"Installs a PJRT plugin for the XLA backend with go-xla's installer (downloads it; needs network access).\n"+
+			"Without it nowt runs on the pure-Go backend.", stderr)
+	plugin := fs.String("plugin", "cpu", "plugin to install: cpu, cuda or tpu")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	return xla.Install(gocontext.Background(), *plugin, stdout)
+}

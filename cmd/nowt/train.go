@@ -1,0 +1,185 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/nowt-ml/nowt/feedback"
+	"github.com/nowt-ml/nowt/input"
+	"github.com/nowt-ml/nowt/models"
+	"github.com/nowt-ml/nowt/trainer"
+	"github.com/nowt-ml/nowt/xla"
+)
+
+// runFlags are the flags shared by train, compare and bench: they fill a trainer.Config.
+type runFlags struct {
+	cfg        trainer.Config
+	milestones string
+	// params maps a flag name to the context hyperparameter it sets (only when given on the command line).
+	params map[string]paramFlag
+}
+
+type paramFlag struct {
+	param string
+	value func() any
+}
+
+func addRunFlags(fs *flag.FlagSet, defaults trainer.Config) *runFlags {
+	f := &runFlags{cfg: defaults, params: map[string]paramFlag{}}
+	c := &f.cfg
+	fs.StringVar(&c.Model, "model", c.Model, "model: "+strings.Join(models.Names(), ", ")+" (see nowt models)")
+	fs.StringVar(&c.Rule, "rule", c.Rule, "learning rule: "+strings.Join(feedback.RuleNames(), ", ")+" (see nowt rules)")
+	fs.StringVar(&c.Dataset, "dataset", c.Dataset, "dataset: "+strings.Join(input.Names(), ", "))
+	fs.StringVar(&c.DataPath, "data", c.DataPath, "dataset location (default: mnist from the Go module cache, fashion-mnist from /usr/share/datasets/fashion-mnist, cifar10-jpeg from ../shared/data; synthetic: a spec like examples=1024,size=32,channels=3,classes=10)")
+	fs.IntVar(&c.TrainLimit, "train-limit", c.TrainLimit, "use only the first N training examples (0: all)")
+	fs.IntVar(&c.TestLimit, "test-limit", c.TestLimit, "use only the first N test examples (0: all)")
+	fs.BoolVar(&c.Augment, "augment", c.Augment, "training augmentation (CIFAR: pad-crop-flip; image folders: random-resized crop and flip)")
+	fs.IntVar(&c.ImageSize, "image-size", c.ImageSize, "image side for image folders and synthetic data (0: 224)")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "decoding workers (0: all cores)")
+	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "training epochs")
+	fs.IntVar(&c.Steps, "steps", c.Steps, "training steps (overrides -epochs when > 0)")
+	fs.IntVar(&c.BatchSize, "batch", c.BatchSize, "training batch size")
+	fs.IntVar(&c.EvalBatchSize, "eval-batch", c.EvalBatchSize, "evaluation batch size (0: -batch)")
+	fs.Float64Var(&c.LearningRate, "lr", c.LearningRate, "peak learning rate")
+	fs.StringVar(&c.Schedule, "schedule", c.Schedule, "learning-rate schedule: constant, step (×gamma at -milestones) or cosine")
+	fs.StringVar(&f.milestones, "milestones", "", "epochs at which the step schedule multiplies the rate by -gamma, e.g. 30,60,80")
+	fs.Float64Var(&c.Gamma, "gamma", c.Gamma, "step schedule factor")
+	fs.Float64Var(&c.WarmupEpochs, "warmup", c.WarmupEpochs, "epochs of linear learning-rate warm-up")
+	fs.Float64Var(&c.Momentum, "momentum", c.Momentum, "SGD momentum (0: plain SGD)")
+	fs.BoolVar(&c.Nesterov, "nesterov", c.Nesterov, "Nesterov momentum")
+	fs.Float64Var(&c.WeightDecay, "wd", c.WeightDecay, "weight decay (weights, kernels and KP's B; not biases nor batch norm)")
+	fs.StringVar(&c.Loss, "loss", c.Loss, "loss: softmax (cross-entropy) or sigmoid (per-class, as the authors' released code)")
+	fs.Int64Var(&c.Seed, "seed", c.Seed, "random seed (initialisation, shuffling, augmentation, mirror noise)")
+	fs.StringVar(&c.Backend, "backend", c.Backend, xla.SpecHelp)
+	fs.StringVar(&c.OutDir, "out", c.OutDir, "output folder: config.json, metrics.jsonl, checkpoints/")
+	fs.IntVar(&c.LogEvery, "log-every", c.LogEvery, "steps between metrics records (0: 4 per epoch)")
+	fs.IntVar(&c.EvalEvery, "eval-every", c.EvalEvery, "steps between test evaluations (0: each epoch)")
+	fs.IntVar(&c.CheckpointEvery, "checkpoint-every", c.CheckpointEvery, "steps between checkpoints (0: each epoch)")
+	fs.IntVar(&c.KeepCheckpoints, "keep", c.KeepCheckpoints, "checkpoints to keep")
+	fs.BoolVar(&c.Progress, "progress", c.Progress, "show the progress bar (else one line per metrics record)")
+	fs.StringVar(&c.Settings, "set", c.Settings, `context hyperparameters, "name=value;name2=value2" (scoped: "/model/fc/feedback_rule=bp"); see nowt rules -v`)
+
+	// Rule and model hyperparameters, set in the context only when given.
+	fp := feedback.DefaultParams()
+	f.float(fs, "init-scale", feedback.ParamInitScale, fp, "scale of B's initialisation relative to W's (fa, wm, kp)")
+	f.float(fs, "ss-scale", feedback.ParamSSScale, fp, "sign-symmetry scale (0: the RMS of W at its first step)")
+	f.str(fs, "wm-noise", feedback.ParamWMNoise, fp, "weight-mirror noise: uniform or gaussian")
+	f.float(fs, "wm-noise-scale", feedback.ParamWMNoiseScale, fp, "weight-mirror noise amplitude (uniform half-width or gaussian σ)")
+	f.float(fs, "wm-lr", feedback.ParamWMLearningRate, fp, "weight-mirror learning rate η_B")
+	f.float(fs, "wm-decay", feedback.ParamWMDecay, fp, "weight-mirror decay λ_B per mirror step")
+	f.boolean(fs, "wm-rescale", feedback.ParamWMRescale, fp, "weight mirror: rescale B instead of decaying it")
+	f.integer(fs, "wm-steps", feedback.ParamWMSteps, fp, "mirror steps after each training step")
+	f.integer(fs, "wm-warmup", feedback.ParamWMWarmupSteps, fp, "mirror steps before training (-1: one epoch's worth)")
+	f.integer(fs, "wm-batch", feedback.ParamWMBatch, fp, "noise samples per layer and mirror step")
+	f.float(fs, "kp-decay", feedback.ParamKPDecay, fp, "Kolen-Pollack decay of W and B (-1: -wd)")
+	mp := map[string]any{models.ParamMLPHidden: "500", models.ParamMLPActivation: "sigmoid", models.ParamResNetWidth: 16, models.ParamZeroInitResidual: false}
+	f.str(fs, "hidden", models.ParamMLPHidden, mp, "MLP hidden widths, comma-separated")
+	f.str(fs, "activation", models.ParamMLPActivation, mp, "MLP activation: sigmoid or relu")
+	f.integer(fs, "width", models.ParamResNetWidth, mp, "CIFAR ResNets' first-stage width")
+	f.boolean(fs, "zero-init-residual", models.ParamZeroInitResidual, mp, "zero-init the last batch-norm scale of each residual block")
+	return f
+}
+
+func (f *runFlags) float(fs *flag.FlagSet, name, param string, defaults map[string]any, usage string) {
+	v := fs.Float64(name, toFloat(defaults[param]), usage)
+	f.params[name] = paramFlag{param, func() any { return *v }}
+}
+
+func (f *runFlags) integer(fs *flag.FlagSet, name, param string, defaults map[string]any, usage string) {
+	v := fs.Int(name, int(toFloat(defaults[param])), usage)
+	f.params[name] = paramFlag{param, func() any { return *v }}
+}
+
+func (f *runFlags) str(fs *flag.FlagSet, name, param string, defaults map[string]any, usage string) {
+	def, _ := defaults[param].(string)
+	v := fs.String(name, def, usage)
+	f.params[name] = paramFlag{param, func() any { return *v }}
+}
+
+func (f *runFlags) boolean(fs *flag.FlagSet, name, param string, defaults map[string]any, usage string) {
+	def, _ := defaults[param].(bool)
+	v := fs.Bool(name, def, usage)
+	f.params[name] = paramFlag{param, func() any { return *v }}
+}
+
+func toFloat(v any) float64 {
+	switch x := v.(type) {
+	case float64:
+		return x
+	case int:
+		return float64(x)
+	}
+	return 0
+}
+
+// config returns the configuration, with the hyperparameter flags that were given.
+func (f *runFlags) config(fs *flag.FlagSet) (trainer.Config, error) {
+	c := f.cfg
+	c.Params = map[string]any{}
+	for k, v := range f.cfg.Params {
+		c.Params[k] = v
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		if p, ok := f.params[fl.Name]; ok {
+			c.Params[p.param] = p.value()
+		}
+	})
+	if len(c.Params) == 0 {
+		c.Params = nil
+	}
+	c.Milestones = nil
+	for _, m := range splitList(f.milestones) {
+		v, err := strconv.ParseFloat(m, 64)
+		if err != nil {
+			return c, fmt.Errorf("-milestones %q: %q is not a number of epochs", f.milestones, m)
+		}
+		c.Milestones = append(c.Milestones, v)
+	}
+	return c, nil
+}
+
+func runTrain(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("train", "[flags]",
+		"Trains a model under a learning rule, writing config.json, metrics.jsonl (loss, accuracy, test top-1/top-5,\n"+
+			"learning rate, images/s, per-layer weight and delta angles) and checkpoints to -out. -resume continues the\n"+
+			"run in -out exactly where its last checkpoint left it (Ctrl-C writes one and stops).\n\n"+
+			"Example: nowt train -model resnet20 -rule kp -dataset cifar10-jpeg -augment -epochs 30 -out runs/r20-kp",
+		stderr)
+	rf := addRunFlags(fs, trainer.DefaultConfig())
+	resume := fs.Bool("resume", false, "continue the run in -out from its newest checkpoint")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := rf.config(fs)
+	if err != nil {
+		return err
+	}
+	goCtx, cancel := interruptible()
+	defer cancel()
+	res, err := trainer.Train(goCtx, cfg, stdout, *resume)
+	if res != nil && res.Steps > 0 {
+		_ = trainer.WriteSummary(stdout, res)
+	}
+	return err
+}
+
+func runEval(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("eval", "-out DIR [-backend SPEC]",
+		"Evaluates the newest checkpoint of the run in -out on its test set: top-1, top-5, loss and per-layer alignment.", stderr)
+	out := fs.String("out", "", "the run's output folder (holding config.json and checkpoints/)")
+	backend := fs.String("backend", "", xla.SpecHelp)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return fmt.Errorf("-out is required: the output folder of a nowt train run")
+	}
+	res, err := trainer.Evaluate(*out, *backend, stderr)
+	if err != nil {
+		return err
+	}
+	return trainer.WriteSummary(stdout, res)
+}

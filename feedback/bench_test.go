@@ -1,0 +1,133 @@
+package feedback
+
+import (
+	"fmt"
+	"testing"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+)
+
+// Benchmarks of one layer's forward and forward+backward under each rule, on the pure-Go backend.
+// Compare rules by the ratio of their ns/op to bp's, and the layer's GFLOP/s to BenchmarkMatMul's, from the
+// same run:
+//
+//	go test ./feedback -run '^$' -bench . -benchtime 5x
+
+const (
+	benchDenseBatch, benchDenseIn, benchDenseOut = 128, 1000, 1000
+	benchConvBatch, benchConvSize, benchConvCh   = 32, 16, 64
+)
+
+type benchLayer struct {
+	name   string
+	input  shapes.Shape
+	build  func(ctx *context.Context, x *Node) *Node
+	flops  float64 // multiply-adds ×2 of the forward pass
+	stock  bool    // also benchmark GoMLX's stock autodiff of the same op
+	matmul [3]int  // the equivalent matmul [m,k]·[k,n] of the forward pass
+}
+
+var benchLayers = []benchLayer{
+	{
+		name:   "dense",
+		input:  shapes.Make(dtypes.Float32, benchDenseBatch, benchDenseIn),
+		build:  func(ctx *context.Context, x *Node) *Node { return Dense(ctx.In("dense"), x, benchDenseOut, true) },
+		flops:  2 * benchDenseBatch * benchDenseIn * benchDenseOut,
+		matmul: [3]int{benchDenseBatch, benchDenseIn, benchDenseOut},
+	},
+	{
+		name:  "conv3x3",
+		input: shapes.Make(dtypes.Float32, benchConvBatch, benchConvSize, benchConvSize, benchConvCh),
+		build: func(ctx *context.Context, x *Node) *Node {
+			return NewConv2D(ctx.In("conv"), x, benchConvCh, 3).Bias(false).Done()
+		},
+		flops:  2 * benchConvBatch * benchConvSize * benchConvSize * 9 * benchConvCh * benchConvCh,
+		matmul: [3]int{benchConvBatch * benchConvSize * benchConvSize, 9 * benchConvCh, benchConvCh},
+	},
+}
+
+func runLayerBench(b *testing.B, layer benchLayer, rule string, backward bool, flopsPerStep float64) {
+	backend := testBackend(b)
+	ctx := context.New()
+	ctx.SetParam(ParamRule, rule)
+	exec := context.MustNewExec(backend, ctx, func(ctx *context.Context, x *Node) *Node {
+		y := layer.build(ctx, x)
+		if !backward {
+			return ReduceAllSum(y)
+		}
+		loss := ReduceAllSum(Square(y))
+		nodes := []*Node{x}
+		for v := range ctx.IterVariables() {
+			if v.Trainable {
+				nodes = append(nodes, v.ValueGraph(x.Graph()))
+			}
+		}
+		grads := Gradient(loss, nodes...)
+		// Sum a scalar of each gradient so that all of them are computed.
+		total := loss
+		for _, g := range grads {
+			total = Add(total, ReduceAllSum(g))
+		}
+		return total
+	})
+	x := tensors.FromShape(layer.input)
+	exec.MustExec(x) // compile and initialise
+	b.ResetTimer()
+	for range b.N {
+		exec.MustExec(x)
+	}
+	b.ReportMetric(flopsPerStep*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+// BenchmarkLayer: forward ("fwd") and forward+backward ("fwdbwd", 3× the forward's flops) per rule.
+func BenchmarkLayer(b *testing.B) {
+	for _, layer := range benchLayers {
+		b.Run(fmt.Sprintf("%s/fwd", layer.name), func(b *testing.B) { runLayerBench(b, layer, "bp", false, layer.flops) })
+		for _, rule := range RuleNames() {
+			b.Run(fmt.Sprintf("%s/fwdbwd/%s", layer.name, rule), func(b *testing.B) {
+				runLayerBench(b, layer, rule, true, 3*layer.flops)
+			})
+		}
+	}
+}
+
+// BenchmarkMatMul is the backend's plain matmul of each layer's forward size: the speed to compare against.
+func BenchmarkMatMul(b *testing.B) {
+	backend := testBackend(b)
+	for _, layer := range benchLayers {
+		m, k, n := layer.matmul[0], layer.matmul[1], layer.matmul[2]
+		b.Run(layer.name, func(b *testing.B) {
+			exec := MustNewExec(backend, func(x, y *Node) *Node { return ReduceAllSum(Dot(x, y)) })
+			x := tensors.FromShape(shapes.Make(dtypes.Float32, m, k))
+			y := tensors.FromShape(shapes.Make(dtypes.Float32, k, n))
+			exec.MustExec(x, y)
+			b.ResetTimer()
+			for range b.N {
+				exec.MustExec(x, y)
+			}
+			b.ReportMetric(2*float64(m*k*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
+
+// BenchmarkStockDenseGradient is GoMLX's own autodiff of the same dense layer (broadcast-multiply-reduce),
+// the baseline that feedback.Dense's matmul backward replaces.
+func BenchmarkStockDenseGradient(b *testing.B) {
+	backend := testBackend(b)
+	exec := MustNewExec(backend, func(x, w *Node) *Node {
+		loss := ReduceAllSum(Square(Dot(x, w)))
+		grads := Gradient(loss, x, w)
+		return Add(ReduceAllSum(grads[0]), ReduceAllSum(grads[1]))
+	})
+	x := tensors.FromShape(shapes.Make(dtypes.Float32, benchDenseBatch, benchDenseIn))
+	w := tensors.FromShape(shapes.Make(dtypes.Float32, benchDenseIn, benchDenseOut))
+	exec.MustExec(x, w)
+	b.ResetTimer()
+	for range b.N {
+		exec.MustExec(x, w)
+	}
+}

@@ -1,0 +1,76 @@
+package trainer
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
+	"github.com/nowt-ml/nowt/feedback"
+)
+
+// Throughput is the measured training speed of one configuration.
+type Throughput struct {
+	Model, Rule     string
+	Batch           int
+	Steps           int
+	StepTime        time.Duration // median-free mean over the timed steps
+	ImagesPerSecond float64
+}
+
+// Benchmark trains cfg for warmup untimed steps (compilation included) and then steps timed steps, mirror steps
+// included for rules that use them, and reports the training throughput. It writes no files.
+func Benchmark(cfg Config, warmup, steps int, out io.Writer) (*Throughput, error) {
+	if out == nil {
+		out = io.Discard
+	}
+	cfg.OutDir = "unused"
+	if cfg.Epochs <= 0 && cfg.Steps <= 0 {
+		cfg.Steps = warmup + steps
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r, err := setup(cfg, out, "", true)
+	if err != nil {
+		return nil, err
+	}
+	defer r.trainDS.Close()
+	defer r.testDS.Close()
+	if _, err := r.align(); err != nil { // builds the variables
+		return nil, err
+	}
+	if feedback.HasMirrorLayers(r.ctx) {
+		if r.mirrorExec, err = newMirrorExec(r); err != nil {
+			return nil, err
+		}
+	}
+	wmSteps := context.GetParamOr(r.ctx, feedback.ParamWMSteps, 1)
+	lrVar := optimizers.LearningRateVar(r.ctx, dtypes.Float32, cfg.LearningRate)
+	_ = lrVar
+	ds := epochLooper{r.trainDS}
+	var started time.Time
+	for i := range warmup + steps {
+		if i == warmup {
+			started = time.Now()
+		}
+		spec, inputs, labels, err := ds.Yield()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := r.trainer.TrainStep(spec, inputs, labels); err != nil {
+			return nil, fmt.Errorf("training step %d: %w", i, err)
+		}
+		if r.mirrorExec != nil {
+			if err := r.mirror(wmSteps); err != nil {
+				return nil, err
+			}
+		}
+	}
+	elapsed := time.Since(started)
+	return &Throughput{Model: cfg.Model, Rule: cfg.Rule, Batch: cfg.BatchSize, Steps: steps,
+		StepTime:        elapsed / time.Duration(max(1, steps)),
+		ImagesPerSecond: float64(steps*cfg.BatchSize) / elapsed.Seconds()}, nil
+}

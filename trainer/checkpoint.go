@@ -1,0 +1,126 @@
+package trainer
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
+)
+
+// checkpointDirName is the checkpoints' folder inside a run's output folder.
+const checkpointDirName = "checkpoints"
+
+// saveCheckpoint writes the context's variables and parameters as a new checkpoint of dir, atomically: GoMLX's
+// handler writes into a fresh staging folder, then the data file and, last, the JSON file (whose presence marks
+// a complete checkpoint for GoMLX's loader) are renamed into dir. A crash leaves at worst a stray staging
+// folder or data file, never a truncated checkpoint. Only the newest keep checkpoints are kept.
+func saveCheckpoint(ctx *context.Context, dir string, step int64, keep int) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("creating the checkpoints folder: %w", err)
+	}
+	staging, err := os.MkdirTemp(dir, ".staging-")
+	if err != nil {
+		return "", fmt.Errorf("creating a staging folder for the checkpoint: %w", err)
+	}
+	defer func() { _ = os.RemoveAll(staging) }()
+	handler, err := checkpoints.Build(ctx).Dir(staging).Keep(-1).Done()
+	if err != nil {
+		return "", fmt.Errorf("preparing the checkpoint: %w", err)
+	}
+	if err := handler.Save(); err != nil {
+		return "", fmt.Errorf("writing the checkpoint: %w", err)
+	}
+	written, err := handler.ListCheckpoints()
+	if err != nil || len(written) != 1 {
+		return "", fmt.Errorf("writing the checkpoint: expected one checkpoint in %s, found %v (%v)", staging, written, err)
+	}
+	base := fmt.Sprintf("checkpoint-n%09d-step-%09d", step, step)
+	for _, suffix := range []string{checkpoints.BinDataSuffix, checkpoints.JsonNameSuffix} {
+		from := filepath.Join(staging, written[0]+suffix)
+		if err := syncFile(from); err != nil {
+			return "", err
+		}
+		if err := os.Rename(from, filepath.Join(dir, base+suffix)); err != nil {
+			return "", fmt.Errorf("moving the checkpoint into place: %w", err)
+		}
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return filepath.Join(dir, base), pruneCheckpoints(dir, keep)
+}
+
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("syncing checkpoint file: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing checkpoint file %s: %w", path, err)
+	}
+	return nil
+}
+
+// listCheckpoints returns the base paths of dir's complete checkpoints, oldest first.
+func listCheckpoints(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("listing checkpoints: %w", err)
+	}
+	var bases []string
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() && strings.HasPrefix(name, "checkpoint-") && strings.HasSuffix(name, checkpoints.JsonNameSuffix) {
+			bases = append(bases, filepath.Join(dir, strings.TrimSuffix(name, checkpoints.JsonNameSuffix)))
+		}
+	}
+	sort.Strings(bases)
+	return bases, nil
+}
+
+// pruneCheckpoints removes all but the newest keep checkpoints.
+func pruneCheckpoints(dir string, keep int) error {
+	if keep <= 0 {
+		return nil
+	}
+	bases, err := listCheckpoints(dir)
+	if err != nil {
+		return err
+	}
+	for len(bases) > keep {
+		// JSON first: the checkpoint stops being "complete" before its data goes.
+		for _, suffix := range []string{checkpoints.JsonNameSuffix, checkpoints.BinDataSuffix} {
+			if err := os.Remove(bases[0] + suffix); err != nil && !os.IsNotExist(err) {
+				return fmt.Errorf("removing old checkpoint: %w", err)
+			}
+		}
+		bases = bases[1:]
+	}
+	return nil
+}
+
+// loadCheckpoint attaches dir's newest checkpoint to ctx (GoMLX loads variables as the graphs create them).
+// It fails if dir has none.
+func loadCheckpoint(ctx *context.Context, dir string) (*checkpoints.Handler, error) {
+	bases, err := listCheckpoints(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(bases) == 0 {
+		return nil, fmt.Errorf("no checkpoint in %s: nothing to resume or evaluate (train first, or check -out)", dir)
+	}
+	handler, err := checkpoints.Build(ctx).Dir(dir).Keep(-1).Done()
+	if err != nil {
+		return nil, fmt.Errorf("loading checkpoint %s: %w", bases[len(bases)-1], err)
+	}
+	return handler, nil
+}

@@ -1,0 +1,121 @@
+package trainer
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+// Record is one line of metrics.jsonl, written at each logging step.
+type Record struct {
+	// Step is the number of training steps done; Epoch the fraction of epochs done.
+	Step  int     `json:"step"`
+	Epoch float64 `json:"epoch"`
+	// Loss is the batch loss of the last step; TrainAccuracy the mean accuracy of the training batches since the
+	// previous record (or since the run resumed).
+	Loss          float64 `json:"loss"`
+	TrainAccuracy float64 `json:"train_accuracy"`
+	// TestTop1, TestTop5 and TestLoss are set on the steps where the test set was evaluated.
+	TestTop1 *float64 `json:"test_top1,omitempty"`
+	TestTop5 *float64 `json:"test_top5,omitempty"`
+	TestLoss *float64 `json:"test_loss,omitempty"`
+	// LearningRate of the last step; ImagesPerSecond of training since the previous record.
+	LearningRate    float64 `json:"learning_rate"`
+	ImagesPerSecond float64 `json:"images_per_second"`
+	// Layers holds each feedback layer's alignment, measured on a fixed test batch.
+	Layers []LayerAlignment `json:"layers"`
+}
+
+// LayerAlignment is one layer's alignment between its feedback B and its weights W.
+type LayerAlignment struct {
+	// Layer is the layer's context scope.
+	Layer string `json:"layer"`
+	// WeightAngle is the angle (degrees) between B and Wᵀ; DeltaAngle between Bδ and Wᵀδ, averaged over a batch.
+	WeightAngle float64 `json:"weight_angle"`
+	DeltaAngle  float64 `json:"delta_angle"`
+	// NormRatio is ‖B‖/‖W‖.
+	NormRatio float64 `json:"norm_ratio"`
+}
+
+// metricsFileName is the run's metrics log, in its output folder.
+const metricsFileName = "metrics.jsonl"
+
+// ReadRecords reads a run's metrics.jsonl.
+func ReadRecords(path string) ([]Record, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading metrics: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	var records []Record
+	scanner := bufio.NewScanner(f)
+	scanner.Buffer(make([]byte, 1<<20), 1<<26)
+	for line := 1; scanner.Scan(); line++ {
+		if len(scanner.Bytes()) == 0 {
+			continue
+		}
+		var r Record
+		if err := json.Unmarshal(scanner.Bytes(), &r); err != nil {
+			return records, fmt.Errorf("%s line %d: %w", path, line, err)
+		}
+		records = append(records, r)
+	}
+	if err := scanner.Err(); err != nil {
+		return records, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return records, nil
+}
+
+// truncateRecords rewrites path keeping only the records of steps ≤ maxStep: a resumed run continues from its
+// checkpoint, so records written after it are dropped rather than duplicated.
+func truncateRecords(path string, maxStep int) error {
+	records, err := ReadRecords(path)
+	if err != nil {
+		if os.IsNotExist(err) || (len(records) == 0 && isNotExist(path)) {
+			return nil
+		}
+		// A torn last line (crash mid-write) is dropped with everything after it.
+	}
+	var kept []byte
+	for _, r := range records {
+		if r.Step > maxStep {
+			break
+		}
+		line, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		kept = append(append(kept, line...), '\n')
+	}
+	return writeFileAtomic(path, kept)
+}
+
+func isNotExist(path string) bool {
+	_, err := os.Stat(path)
+	return os.IsNotExist(err)
+}
+
+// recordWriter appends records to metrics.jsonl, syncing each line.
+type recordWriter struct{ f *os.File }
+
+func openRecordWriter(path string) (*recordWriter, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening metrics log: %w", err)
+	}
+	return &recordWriter{f: f}, nil
+}
+
+func (w *recordWriter) write(r Record) error {
+	line, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encoding metrics: %w", err)
+	}
+	if _, err := w.f.Write(append(line, '\n')); err != nil {
+		return fmt.Errorf("writing metrics: %w", err)
+	}
+	return w.f.Sync()
+}
+
+func (w *recordWriter) close() error { return w.f.Close() }

@@ -1,0 +1,40 @@
+package trainer
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// formatRecord is the one-line report of a metrics record, used when the progress bar is off.
+func formatRecord(r Record) string {
+	s := fmt.Sprintf("step %6d  epoch %6.2f  loss %.4f  train-acc %.4f  lr %.4g  %.0f img/s",
+		r.Step, r.Epoch, r.Loss, r.TrainAccuracy, r.LearningRate, r.ImagesPerSecond)
+	if r.TestTop1 != nil {
+		s += fmt.Sprintf("  test top-1 %.4f top-5 %.4f", *r.TestTop1, *r.TestTop5)
+	}
+	return s
+}
+
+// WriteSummary prints the run's final accuracy and per-layer alignment as a table.
+func WriteSummary(w io.Writer, res *Result) error {
+	c := res.Config
+	fmt.Fprintf(w, "\n%s on %s under rule %s: %d steps (%.2f epochs) in %s\n", c.Model, c.Dataset, c.Rule,
+		res.Steps, res.Epochs, res.Duration.Round(1e8))
+	fmt.Fprintf(w, "test top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (best top-1 %.2f%%)\n",
+		100*res.TestTop1, 100*res.TestTop5, res.TestLoss, 100*res.BestTestTop1)
+	if len(res.Layers) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "layer\tweight angle (°)\tdelta angle (°)\t‖B‖/‖W‖\t")
+		for _, l := range res.Layers {
+			fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.3f\t\n", l.Layer, l.WeightAngle, l.DeltaAngle, l.NormRatio)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if res.Checkpoint != "" {
+		fmt.Fprintf(w, "checkpoint: %s\n", res.Checkpoint)
+	}
+	return nil
+}
