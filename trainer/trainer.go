@@ -192,7 +192,7 @@ func newContext(cfg Config) (*context.Context, error) {
 	for k, v := range feedback.DefaultParams() {
 		ctx.SetParam(k, v)
 	}
-	for k, v := range modelDefaultParams() {
+	for k, v := range models.DefaultParams() {
 		ctx.SetParam(k, v)
 	}
 	for k, v := range cfg.Params {
@@ -203,6 +203,9 @@ func newContext(cfg Config) (*context.Context, error) {
 		if _, err := commandline.ParseContextSettings(ctx, cfg.Settings); err != nil {
 			return nil, fmt.Errorf("parsing settings %q: %w", cfg.Settings, err)
 		}
+	}
+	if err := models.CheckParams(ctx); err != nil {
+		return nil, err
 	}
 	if err := ctx.SetRNGStateFromSeed(cfg.Seed); err != nil {
 		return nil, fmt.Errorf("seeding: %w", err)
@@ -547,14 +550,4 @@ func Evaluate(dir, backend string, out io.Writer) (*Result, error) {
 	result.BestTestTop1 = result.TestTop1
 	result.Duration = time.Since(start)
 	return result, nil
-}
-
-// modelDefaultParams are the models' hyperparameters with their defaults.
-func modelDefaultParams() map[string]any {
-	return map[string]any{
-		models.ParamMLPHidden:        "500",
-		models.ParamMLPActivation:    "sigmoid",
-		models.ParamResNetWidth:      16,
-		models.ParamZeroInitResidual: false,
-	}
 }

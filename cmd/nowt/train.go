@@ -75,7 +75,7 @@ func addRunFlags(fs *flag.FlagSet, defaults trainer.Config) *runFlags {
 	f.integer(fs, "wm-warmup", feedback.ParamWMWarmupSteps, fp, "mirror steps before training (-1: one epoch's worth)")
 	f.integer(fs, "wm-batch", feedback.ParamWMBatch, fp, "noise samples per layer and mirror step")
 	f.float(fs, "kp-decay", feedback.ParamKPDecay, fp, "Kolen-Pollack decay of W and B (-1: -wd)")
-	mp := map[string]any{models.ParamMLPHidden: "500", models.ParamMLPActivation: "sigmoid", models.ParamResNetWidth: 16, models.ParamZeroInitResidual: false}
+	mp := models.DefaultParams()
 	f.str(fs, "hidden", models.ParamMLPHidden, mp, "MLP hidden widths, comma-separated")
 	f.str(fs, "activation", models.ParamMLPActivation, mp, "MLP activation: sigmoid or relu")
 	f.integer(fs, "width", models.ParamResNetWidth, mp, "CIFAR ResNets' first-stage width")

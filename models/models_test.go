@@ -1,0 +1,461 @@
+package models
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomlx/gomlx/backends"
+	_ "github.com/gomlx/gomlx/backends/simplego"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
+	"github.com/gomlx/gomlx/pkg/ml/train/losses"
+	"github.com/nowt-ml/nowt/feedback"
+	"github.com/stretchr/testify/require"
+)
+
+// testBackend returns the pure-Go backend in sequential mode (its parallel mode deadlocks).
+func testBackend(t testing.TB) backends.Backend {
+	t.Helper()
+	b, err := backends.NewWithConfig("go:ops_sequential")
+	require.NoError(t, err)
+	return b
+}
+
+func randomSlice(rng *rand.Rand, n int) []float64 {
+	s := make([]float64, n)
+	for i := range s {
+		s[i] = rng.NormFloat64()
+	}
+	return s
+}
+
+func randomF32(rng *rand.Rand, dims ...int) *tensors.Tensor {
+	n := 1
+	for _, d := range dims {
+		n *= d
+	}
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(rng.NormFloat64())
+	}
+	return tensors.FromFlatDataAndDimensions(s, dims...)
+}
+
+func flat64(t testing.TB, x *tensors.Tensor) []float64 {
+	t.Helper()
+	if v, ok := x.Value().(float64); ok {
+		return []float64{v}
+	}
+	return tensors.MustCopyFlatData[float64](x)
+}
+
+// buildOnly builds (without executing) the model on a parameter of the given shape and returns the logits'
+// shape; the variables are created in ctx.
+func buildOnly(t testing.TB, backend backends.Backend, ctx *context.Context, name string, classes int, inShape shapes.Shape) shapes.Shape {
+	t.Helper()
+	fn, err := New(name, classes)
+	require.NoError(t, err)
+	g := NewGraph(backend, "build_"+name)
+	logits := fn(ctx, Parameter(g, "images", inShape))
+	return logits.Shape()
+}
+
+// trainableCount counts the elements of the trainable variables: weights, biases, batch-norm scale and offset.
+func trainableCount(t testing.TB, ctx *context.Context) int {
+	count := 0
+	for v := range ctx.IterVariables() {
+		switch v.Name() {
+		case feedback.WeightsName, feedback.BiasesName, BNScaleName, BNOffsetName:
+			require.True(t, v.Trainable, v.ScopeAndName())
+			count += v.Shape().Size()
+		default:
+			require.False(t, v.Trainable, "unexpected trainable variable %s", v.ScopeAndName())
+		}
+	}
+	return count
+}
+
+func TestRegistry(t *testing.T) {
+	require.Equal(t, []string{"cnn", "mlp", "resnet18", "resnet20", "resnet32", "resnet34", "resnet50", "resnet56"}, Names())
+	for _, name := range Names() {
+		require.NotEmpty(t, Describe(name), name)
+		_, err := New(strings.ToUpper(name), 10)
+		require.NoError(t, err)
+	}
+	_, err := New("vgg16", 10)
+	require.ErrorContains(t, err, `unknown model "vgg16"`)
+	require.ErrorContains(t, err, "cnn, mlp, resnet18, resnet20, resnet32, resnet34, resnet50, resnet56")
+	_, err = New("mlp", 0)
+	require.Error(t, err)
+	require.Empty(t, Describe("vgg16"))
+}
+
+func TestInvalidParams(t *testing.T) {
+	backend := testBackend(t)
+	for _, tc := range []struct {
+		model, param string
+		value        any
+		want         string
+	}{
+		{"mlp", ParamMLPHidden, "500,x", `mlp_hidden="500,x" is not valid`},
+		{"mlp", ParamMLPHidden, "500,,10", `mlp_hidden="500,,10" is not valid`},
+		{"mlp", ParamMLPHidden, "-3", `mlp_hidden="-3" is not valid`},
+		{"mlp", ParamMLPActivation, "tanh", `mlp_activation="tanh" is not valid: use sigmoid or relu`},
+		{"resnet20", ParamResNetWidth, 0, `resnet_width=0 is not valid`},
+	} {
+		t.Run(tc.param+"="+fmt.Sprint(tc.value), func(t *testing.T) {
+			ctx := context.New()
+			ctx.SetParam(tc.param, tc.value)
+			require.ErrorContains(t, CheckParams(ctx), tc.want)
+			require.PanicsWithError(t, CheckParams(ctx).Error(), func() {
+				buildOnly(t, backend, ctx, tc.model, 10, shapes.Make(dtypes.Float32, 2, 8, 8, 1))
+			})
+		})
+	}
+	ctx := context.New()
+	require.NoError(t, CheckParams(ctx))
+	ctx.SetParam(ParamMLPHidden, " 1000, 1000 ")
+	ctx.SetParam(ParamMLPActivation, "ReLU")
+	require.NoError(t, CheckParams(ctx))
+	ctx.SetParam(ParamMLPHidden, "")
+	require.NoError(t, CheckParams(ctx))
+}
+
+// TestParameterCounts: trainable parameters (conv/dense weights and biases, BN scale and offset) per model.
+// ImageNet ResNets equal torchvision's for 1000 classes.
+func TestParameterCounts(t *testing.T) {
+	backend := testBackend(t)
+	for _, tc := range []struct {
+		name    string
+		classes int
+		in      []int
+		params  map[string]any
+		want    int
+	}{
+		{"resnet18", 1000, []int{1, 64, 64, 3}, nil, 11_689_512},
+		{"resnet34", 1000, []int{1, 64, 64, 3}, nil, 21_797_672},
+		{"resnet50", 1000, []int{1, 64, 64, 3}, nil, 25_557_032},
+		{"resnet20", 10, []int{1, 32, 32, 3}, nil, 269_722}, // 272,474 with BN running statistics,
+		{"resnet32", 10, []int{1, 32, 32, 3}, nil, 464_154},
+		{"resnet56", 10, []int{1, 32, 32, 3}, nil, 853_018},
+		{"mlp", 10, []int{1, 28, 28, 1}, nil, 784*500 + 500 + 500*10 + 10},
+		{"mlp", 10, []int{1, 32, 32, 3}, map[string]any{ParamMLPHidden: "1000"}, 3072*1000 + 1000 + 1000*10 + 10},
+		{"cnn", 10, []int{1, 28, 28, 1}, nil, 61_706},
+		{"cnn", 10, []int{1, 32, 32, 3}, nil, 456 + 2416 + 576*120 + 120 + 120*84 + 84 + 850},
+	} {
+		for _, rule := range []string{"bp", "kp"} { // kp stores feedback weights, which must not count
+			t.Run(fmt.Sprintf("%s_%v_%s", tc.name, tc.in, rule), func(t *testing.T) {
+				ctx := context.New()
+				ctx.SetParam(feedback.ParamRule, rule)
+				for k, v := range tc.params {
+					ctx.SetParam(k, v)
+				}
+				shape := buildOnly(t, backend, ctx, tc.name, tc.classes, shapes.Make(dtypes.Float32, tc.in...))
+				require.Equal(t, []int{tc.in[0], tc.classes}, shape.Dimensions)
+				require.Equal(t, tc.want, trainableCount(t, ctx))
+			})
+		}
+	}
+}
+
+// TestOutputShapes builds every model on small inputs (batch 2) and runs the small ones, in training and
+// inference mode.
+func TestOutputShapes(t *testing.T) {
+	backend := testBackend(t)
+	rng := rand.New(rand.NewSource(1))
+	for _, tc := range []struct {
+		name string
+		in   []int
+		run  bool
+	}{
+		{"mlp", []int{2, 28, 28, 1}, true},
+		{"cnn", []int{2, 28, 28, 1}, true},
+		{"cnn", []int{2, 32, 32, 3}, true},
+		{"resnet20", []int{2, 8, 8, 3}, true},
+		{"resnet32", []int{2, 32, 32, 3}, false},
+		{"resnet56", []int{2, 32, 32, 3}, false},
+		{"resnet18", []int{2, 32, 32, 3}, false},
+		{"resnet34", []int{2, 32, 32, 3}, false},
+		{"resnet50", []int{2, 32, 32, 3}, false},
+		{"resnet18", []int{2, 224, 224, 3}, false},
+	} {
+		t.Run(fmt.Sprintf("%s_%v", tc.name, tc.in), func(t *testing.T) {
+			ctx := context.New()
+			ctx.SetParam(ParamResNetWidth, 4)
+			shape := buildOnly(t, backend, ctx, tc.name, 7, shapes.Make(dtypes.Float32, tc.in...))
+			require.Equal(t, []int{tc.in[0], 7}, shape.Dimensions)
+			if !tc.run {
+				return
+			}
+			fn, _ := New(tc.name, 7)
+			x := randomF32(rng, tc.in...)
+			for _, training := range []bool{true, false} {
+				out := context.MustExecOnce(backend, ctx.Reuse(), func(ctx *context.Context, x *Node) *Node {
+					ctx.SetTraining(x.Graph(), training)
+					return fn(ctx, x)
+				}, x)
+				require.Equal(t, []int{tc.in[0], 7}, out.Shape().Dimensions)
+				for _, v := range tensors.MustCopyFlatData[float32](out) {
+					require.False(t, math.IsNaN(float64(v)) || math.IsInf(float64(v), 0))
+				}
+			}
+		})
+	}
+}
+
+// TestBatchNormRunningStatistics: training graphs update the running mean and variance (PyTorch's momentum
+// rule, unbiased variance), inference graphs use them and leave them alone.
+func TestBatchNormRunningStatistics(t *testing.T) {
+	backend := testBackend(t)
+	x := tensors.FromFlatDataAndDimensions([]float32{1, 10, 3, 20, 5, 30, 7, 40}, 2, 2, 1, 2)
+	ctx := context.New()
+	ctx.SetParam(ParamBNMomentum, 0.75)
+	run := func(training bool) []float32 {
+		c := ctx
+		if !training {
+			c = ctx.Reuse()
+		}
+		out := context.MustExecOnce(backend, c, func(ctx *context.Context, x *Node) *Node {
+			ctx.SetTraining(x.Graph(), training)
+			return BatchNorm(ctx.In("bn"), x, false)
+		}, x)
+		return tensors.MustCopyFlatData[float32](out)
+	}
+	stats := func() (mean, variance []float32) {
+		return tensors.MustCopyFlatData[float32](ctx.GetVariableByScopeAndName("/bn", BNMeanName).MustValue()),
+			tensors.MustCopyFlatData[float32](ctx.GetVariableByScopeAndName("/bn", BNVarianceName).MustValue())
+	}
+	y := run(true)
+	// Channel 0: 1,3,5,7 → mean 4, biased var 5, unbiased 20/3. Channel 1: 10..40 → mean 25, var 125, 500/3.
+	require.InDelta(t, (1-4)/math.Sqrt(5+1e-5), y[0], 1e-5)
+	mean, variance := stats()
+	require.InDeltaSlice(t, []float64{0.25 * 4, 0.25 * 25}, toF64(mean), 1e-5)
+	require.InDeltaSlice(t, []float64{0.75 + 0.25*20.0/3, 0.75 + 0.25*500.0/3}, toF64(variance), 1e-4)
+	y = run(false)
+	require.InDelta(t, (1-1)/math.Sqrt(0.75+0.25*20.0/3+1e-5), y[0], 1e-5)
+	mean2, variance2 := stats()
+	require.Equal(t, mean, mean2)
+	require.Equal(t, variance, variance2)
+}
+
+func toF64(s []float32) []float64 {
+	out := make([]float64, len(s))
+	for i, v := range s {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+// TestMaxPool2D: the gather max-pool (the pure-Go backend's) equals the backend's MaxPool in the forward pass
+// and its gradient matches central finite differences.
+func TestMaxPool2D(t *testing.T) {
+	backend := testBackend(t)
+	rng := rand.New(rand.NewSource(2))
+	for _, tc := range []struct{ h, w, k, s, p int }{{7, 6, 3, 2, 1}, {8, 8, 3, 2, 1}, {6, 6, 2, 2, 0}} {
+		t.Run(fmt.Sprint(tc), func(t *testing.T) {
+			dims := []int{2, tc.h, tc.w, 3}
+			x := tensors.FromFlatDataAndDimensions(randomSlice(rng, 2*tc.h*tc.w*3), dims...)
+			pool := func(impl string) *tensors.Tensor {
+				ctx := context.New()
+				ctx.SetParam(ParamPoolImpl, impl)
+				return context.MustExecOnce(backend, ctx, func(ctx *context.Context, x *Node) *Node {
+					return MaxPool2D(ctx, x, tc.k, tc.s, tc.p)
+				}, x)
+			}
+			gathered, native := pool("gather"), pool("native")
+			require.Equal(t, native.Shape(), gathered.Shape())
+			require.Equal(t, flat64(t, native), flat64(t, gathered))
+
+			// Gradient along a random direction u of x, for loss = Σ r·pool(x).
+			ctx := context.New()
+			ctx.SetParam(ParamPoolImpl, "gather")
+			r := tensors.FromFlatDataAndDimensions(randomSlice(rng, gathered.Shape().Size()), gathered.Shape().Dimensions...)
+			loss := func(ctx *context.Context, x, r *Node) *Node {
+				return ReduceAllSum(Mul(MaxPool2D(ctx, x, tc.k, tc.s, tc.p), r))
+			}
+			grad := context.MustExecOnce(backend, ctx, func(ctx *context.Context, x, r *Node) *Node {
+				return Gradient(loss(ctx, x, r), x)[0]
+			}, x, r)
+			u := randomSlice(rng, x.Shape().Size())
+			var analytic float64
+			for i, g := range flat64(t, grad) {
+				analytic += g * u[i]
+			}
+			at := func(eps float64) float64 {
+				xv := flat64(t, x)
+				for i := range xv {
+					xv[i] += eps * u[i]
+				}
+				return flat64(t, context.MustExecOnce(backend, ctx, loss, tensors.FromFlatDataAndDimensions(xv, dims...), r))[0]
+			}
+			const eps = 1e-6
+			require.InDelta(t, (at(eps)-at(-eps))/(2*eps), analytic, 1e-6)
+		})
+	}
+}
+
+// TestBackpropFiniteDifferences: under rule bp, the gradient of a tiny ResNet-20 (width 4, 8×8 images, batch 2,
+// batch norm in training mode, float64) matches a central finite difference of the loss along a random direction
+// of all parameters.
+func TestBackpropFiniteDifferences(t *testing.T) {
+	backend := testBackend(t)
+	rng := rand.New(rand.NewSource(3))
+	x := tensors.FromFlatDataAndDimensions(randomSlice(rng, 2*8*8*3), 2, 8, 8, 3)
+	r := tensors.FromFlatDataAndDimensions(randomSlice(rng, 2*5), 2, 5)
+	ctx := context.New()
+	ctx.SetParam(feedback.ParamRule, "bp")
+	ctx.SetParam(ParamResNetWidth, 4)
+	ctx.SetParam(initializers.ParamInitialSeed, int64(3))
+	fn, err := New("resnet20", 5)
+	require.NoError(t, err)
+	model := func(ctx *context.Context, x, r *Node) *Node {
+		ctx.SetTraining(x.Graph(), true)
+		return ReduceAllSum(Mul(fn(ctx, x), r))
+	}
+	var vars []*context.Variable
+	grads := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, x, r *Node) []*Node {
+		loss := model(ctx, x, r)
+		var nodes []*Node
+		for v := range ctx.IterVariables() {
+			if v.Trainable {
+				vars = append(vars, v)
+				nodes = append(nodes, v.ValueGraph(x.Graph()))
+			}
+		}
+		return Gradient(loss, nodes...)
+	}, x, r)
+	require.Len(t, vars, 19+19*2+2) // 19 conv kernels, 19 BNs (scale, offset), fc (weights, biases)
+	dirs := make([][]float64, len(grads))
+	var analytic float64
+	originals := make([][]float64, len(vars))
+	for i, o := range grads {
+		g := flat64(t, o)
+		dirs[i] = randomSlice(rng, len(g))
+		for j := range g {
+			analytic += g[j] * dirs[i][j]
+		}
+		originals[i] = flat64(t, vars[i].MustValue())
+	}
+	lossAt := func(eps float64) float64 {
+		for i, v := range vars {
+			moved := make([]float64, len(originals[i]))
+			for j := range moved {
+				moved[j] = originals[i][j] + eps*dirs[i][j]
+			}
+			v.MustSetValue(tensors.FromFlatDataAndDimensions(moved, v.Shape().Dimensions...))
+		}
+		return flat64(t, context.MustExecOnce(backend, ctx.Reuse(), model, x, r))[0]
+	}
+	// ReLU kinks: moving all ~10⁴ parameters at once, a step of 1e-6 already flips some unit's sign and the
+	// difference quotient jumps (measured: 25.68 at 1e-6 against 27.3439343 at 1e-7 and 1e-8); 1e-7 stays
+	// within one linear piece, and in float64 its rounding error is ~1e-9.
+	const eps = 1e-7
+	numeric := (lossAt(eps) - lossAt(-eps)) / (2 * eps)
+	t.Logf("directional derivative: analytic %.9g, numeric %.9g", analytic, numeric)
+	require.InDelta(t, numeric, analytic, 1e-6*math.Max(1, math.Abs(numeric)))
+}
+
+// TestRulesFitSmallResNet: under every rule a narrow ResNet-20 fits 32 fixed random images with random labels:
+// the training loss falls by at least half within a few dozen steps of SGD with momentum (the loop stops as
+// soon as it has).
+func TestRulesFitSmallResNet(t *testing.T) {
+	backend := testBackend(t)
+	rng := rand.New(rand.NewSource(4))
+	const batch, classes, maxSteps = 32, 10, 60
+	x := randomF32(rng, batch, 8, 8, 3)
+	labelData := make([]int32, batch)
+	for i := range labelData {
+		labelData[i] = int32(rng.Intn(classes))
+	}
+	labels := tensors.FromFlatDataAndDimensions(labelData, batch, 1)
+	for _, rule := range feedback.RuleNames() {
+		t.Run(rule, func(t *testing.T) {
+			start := time.Now()
+			ctx := context.New()
+			ctx.SetParam(feedback.ParamRule, rule)
+			ctx.SetParam(ParamResNetWidth, 8)
+			ctx.SetParam(initializers.ParamInitialSeed, int64(5))
+			fn, err := New("resnet20", classes)
+			require.NoError(t, err)
+			const lr, momentum, decay = 0.05, 0.9, 5e-4
+			step := context.MustNewExec(backend, ctx, func(ctx *context.Context, x, labels *Node) *Node {
+				g := x.Graph()
+				ctx.SetTraining(g, true)
+				loss := losses.SparseCategoricalCrossEntropyLogits([]*Node{labels}, []*Node{fn(ctx, x)})
+				vars, grads := feedback.Gradients(ctx, loss)
+				velCtx := ctx.InAbsPath("/momentum").WithInitializer(initializers.Zero).Checked(false)
+				for i, v := range vars {
+					value := v.ValueGraph(g)
+					vel := velCtx.VariableWithShape(fmt.Sprintf("v%d", i), v.Shape()).SetTrainable(false)
+					newVel := Add(MulScalar(vel.ValueGraph(g), momentum), Add(grads[i], MulScalar(value, decay)))
+					vel.SetValueGraph(newVel)
+					v.SetValueGraph(Sub(value, MulScalar(newVel, lr)))
+				}
+				return loss
+			})
+			var mirror *context.Exec
+			if rule == "wm" {
+				mirror = context.MustNewExec(backend, ctx, func(ctx *context.Context, g *Graph) *Node {
+					require.Equal(t, 19+1, feedback.MirrorStep(ctx, g)) // 19 convs and the classifier.
+					return Const(g, int32(0))
+				})
+			}
+			var first, last float64
+			steps := 0
+			for steps < maxSteps && (steps == 0 || last >= first/2) {
+				i := steps
+				steps++
+				loss := float64(tensors.MustCopyFlatData[float32](step.MustExec(x, labels)[0])[0])
+				require.False(t, math.IsNaN(loss), "step %d", i)
+				if i == 0 {
+					first = loss
+				}
+				last = loss
+				if mirror != nil {
+					mirror.MustExec()
+				}
+			}
+			t.Logf("%s: loss %.3f → %.3f in %d steps (%s)", rule, first, last, steps, time.Since(start).Round(time.Millisecond))
+			require.Less(t, last, first/2)
+		})
+	}
+}
+
+// TestZeroInitResidual: zero_init_residual zeroes the scale of the last batch norm of every residual block only.
+func TestZeroInitResidual(t *testing.T) {
+	backend := testBackend(t)
+	for _, tc := range []struct {
+		name, last string
+		blocks     int
+	}{{"resnet20", "bn2", 9}, {"resnet50", "bn3", 16}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.New()
+			ctx.SetParam(ParamZeroInitResidual, true)
+			ctx.SetParam(ParamResNetWidth, 4)
+			buildOnly(t, backend, ctx, tc.name, 3, shapes.Make(dtypes.Float32, 1, 32, 32, 3))
+			require.NoError(t, ctx.InitializeVariables(backend, nil))
+			zeroed := 0
+			for v := range ctx.IterVariables() {
+				if v.Name() != BNScaleName {
+					continue
+				}
+				isLast := strings.HasSuffix(v.Scope(), "/"+tc.last)
+				for _, s := range tensors.MustCopyFlatData[float32](v.MustValue()) {
+					require.Equal(t, map[bool]float32{true: 0, false: 1}[isLast], s, v.ScopeAndName())
+				}
+				if isLast {
+					zeroed++
+				}
+			}
+			require.Equal(t, tc.blocks, zeroed)
+		})
+	}
+}

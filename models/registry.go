@@ -1,0 +1,200 @@
+// Package models defines the networks nowt trains, chosen by name ([New], [Names]). Every weight layer is a
+// feedback layer (feedback.Dense or feedback.Conv2D), so the learning rule set in the context
+// (feedback.ParamRule) governs the whole network: every convolution, every projection shortcut and the final
+// classifier. Batch norm, ReLU, pooling and residual additions backpropagate as usual.
+//
+// Hyperparameters are read from the context when the model is built (see the Param* constants); [CheckParams]
+// validates them beforehand. Initialisation follows torchvision: convolutions Kaiming-normal with fan_out
+// (std = √(2/(kh·kw·cout))), the classifier of the CNN and the ResNets uniform on ±1/√fan_in (PyTorch's
+// default Linear weights; biases start at 0, feedback's convention), the MLP Glorot (Xavier) uniform.
+package models
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/nowt-ml/nowt/feedback"
+)
+
+// Fn builds a model's logits [batch, classes] from images [batch, H, W, C] (float32 or float64), in ctx's
+// scope. Training vs inference (batch norm) follows GoMLX's convention ctx.IsTraining(g).
+type Fn func(ctx *context.Context, images *Node) *Node
+
+// Model hyperparameters (context parameters), read when the model is built.
+const (
+	// ParamMLPHidden is the MLP's hidden widths, comma-separated, e.g. "1000,1000"; "" means no hidden layer.
+	// Default "500" (the authors' MNIST network 784-500-10).
+	ParamMLPHidden = "mlp_hidden"
+	// ParamMLPActivation is the MLP's hidden activation, "sigmoid" or "relu". Default "sigmoid".
+	ParamMLPActivation = "mlp_activation"
+	// ParamResNetWidth is the CIFAR ResNets' first-stage width (stages have w, 2w, 4w channels). Default 16.
+	ParamResNetWidth = "resnet_width"
+	// ParamZeroInitResidual zero-initialises the scale of the last batch norm of every residual block, so each
+	// block starts as the identity. Default false.
+	ParamZeroInitResidual = "zero_init_residual"
+)
+
+type entry struct {
+	description string
+	build       func(classes int) Fn
+}
+
+var registry = map[string]entry{
+	"mlp": {"multilayer perceptron on flattened images, widths mlp_hidden, activation mlp_activation (default 500 sigmoid units)",
+		newMLP},
+	"cnn": {"LeNet-style CNN: conv5x5(6)-pool-conv5x5(16)-pool-fc120-fc84, ReLU, for 28x28x1 or 32x32x3 images",
+		newCNN},
+	"resnet20": {"CIFAR ResNet-20 (He et al. 2016): 3 stages of 3 basic blocks, widths w/2w/4w, option-A shortcuts",
+		func(c int) Fn { return newCIFARResNet(3, c) }},
+	"resnet32": {"CIFAR ResNet-32 (He et al. 2016): 3 stages of 5 basic blocks, widths w/2w/4w, option-A shortcuts",
+		func(c int) Fn { return newCIFARResNet(5, c) }},
+	"resnet56": {"CIFAR ResNet-56 (He et al. 2016): 3 stages of 9 basic blocks, widths w/2w/4w, option-A shortcuts",
+		func(c int) Fn { return newCIFARResNet(9, c) }},
+	"resnet18": {"ImageNet ResNet-18 (torchvision layout): 7x7/2 stem, 3x3/2 max-pool, basic blocks [2,2,2,2]",
+		func(c int) Fn { return newImageNetResNet([]int{2, 2, 2, 2}, false, c) }},
+	"resnet34": {"ImageNet ResNet-34 (torchvision layout): 7x7/2 stem, 3x3/2 max-pool, basic blocks [3,4,6,3]",
+		func(c int) Fn { return newImageNetResNet([]int{3, 4, 6, 3}, false, c) }},
+	"resnet50": {"ImageNet ResNet-50 (torchvision v1.5): 7x7/2 stem, 3x3/2 max-pool, bottleneck blocks [3,4,6,3]",
+		func(c int) Fn { return newImageNetResNet([]int{3, 4, 6, 3}, true, c) }},
+}
+
+// Names lists the registered models, sorted.
+func Names() []string {
+	names := make([]string, 0, len(registry))
+	for name := range registry {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Describe returns a one-line description of the model, or "" if the name is unknown.
+func Describe(name string) string {
+	return registry[strings.ToLower(strings.TrimSpace(name))].description
+}
+
+// New returns the model `name` (case-insensitive) for `classes` classes. An unknown name is an error that lists
+// the valid ones. Hyperparameters are read from the context when the returned Fn builds the graph; an invalid
+// one makes it panic (GoMLX's graph-building convention) with the error [CheckParams] returns.
+func New(name string, classes int) (Fn, error) {
+	e, found := registry[strings.ToLower(strings.TrimSpace(name))]
+	if !found {
+		return nil, fmt.Errorf("unknown model %q: valid models are %s", name, strings.Join(Names(), ", "))
+	}
+	if classes < 1 {
+		return nil, fmt.Errorf("model %q: classes must be ≥ 1, got %d", name, classes)
+	}
+	return e.build(classes), nil
+}
+
+// CheckParams validates the model hyperparameters set in ctx (at its scope), so that a caller can report a bad
+// setting before building a graph.
+func CheckParams(ctx *context.Context) error {
+	if _, err := mlpHidden(ctx); err != nil {
+		return err
+	}
+	if _, err := mlpActivation(ctx); err != nil {
+		return err
+	}
+	if _, err := resnetWidth(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// mustParam panics with err if it is not nil, and returns v.
+func mustParam[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func mlpHidden(ctx *context.Context) ([]int, error) {
+	spec := context.GetParamOr(ctx, ParamMLPHidden, "500")
+	var widths []int
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			if strings.TrimSpace(spec) == "" {
+				break
+			}
+			return nil, fmt.Errorf("models: %s=%q is not valid: want comma-separated positive widths, e.g. \"1000,1000\"", ParamMLPHidden, spec)
+		}
+		w, err := strconv.Atoi(part)
+		if err != nil || w < 1 {
+			return nil, fmt.Errorf("models: %s=%q is not valid: %q is not a positive width (want comma-separated positive widths, e.g. \"1000,1000\")", ParamMLPHidden, spec, part)
+		}
+		widths = append(widths, w)
+	}
+	return widths, nil
+}
+
+func mlpActivation(ctx *context.Context) (func(*Node) *Node, error) {
+	switch act := context.GetParamOr(ctx, ParamMLPActivation, "sigmoid"); strings.ToLower(strings.TrimSpace(act)) {
+	case "sigmoid":
+		return Sigmoid, nil
+	case "relu":
+		return relu, nil
+	default:
+		return nil, fmt.Errorf("models: %s=%q is not valid: use sigmoid or relu", ParamMLPActivation, act)
+	}
+}
+
+func resnetWidth(ctx *context.Context) (int, error) {
+	w := context.GetParamOr(ctx, ParamResNetWidth, 16)
+	if w < 1 {
+		return 0, fmt.Errorf("models: %s=%d is not valid: want a positive width", ParamResNetWidth, w)
+	}
+	return w, nil
+}
+
+// relu is max(x, 0).
+func relu(x *Node) *Node { return Max(x, ZerosLike(x)) }
+
+// kaimingConvInit is torchvision's conv init: normal, std = √(2/fan_out), fan_out = kh·kw·cout.
+func kaimingConvInit(ctx *context.Context) context.VariableInitializer {
+	return func(g *Graph, shape shapes.Shape) *Node {
+		fanOut := shape.Dim(0) * shape.Dim(1) * shape.Dim(3)
+		return MulScalar(ctx.RandomNormal(g, shape), math.Sqrt(2/float64(fanOut)))
+	}
+}
+
+// torchLinearInit is PyTorch's default Linear weight init: uniform on ±1/√fan_in (W is [in, out]).
+func torchLinearInit(ctx *context.Context) context.VariableInitializer {
+	return func(g *Graph, shape shapes.Shape) *Node {
+		bound := 1 / math.Sqrt(float64(shape.Dim(0)))
+		return MulScalar(AddScalar(ctx.RandomUniform(g, shape), -0.5), 2*bound)
+	}
+}
+
+// conv is a bias-free feedback convolution with "same" padding (PyTorch's padding=k//2) and Kaiming init.
+func conv(ctx *context.Context, x *Node, outChannels, kernel, stride int) *Node {
+	return feedback.NewConv2D(ctx, x, outChannels, kernel).Stride(stride).PadSame().Bias(false).
+		Initializer(kaimingConvInit(ctx)).Done()
+}
+
+// classifier is the final feedback dense layer, with a bias and PyTorch's default Linear init.
+func classifier(ctx *context.Context, x *Node, classes int) *Node {
+	return feedback.NewDense(ctx, x, classes).Bias(true).Initializer(torchLinearInit(ctx)).Done()
+}
+
+// DefaultParams returns every model hyperparameter with its default, so a program can pre-set them in a
+// context (GoMLX's -set flag only accepts known parameters) and list them.
+func DefaultParams() map[string]any {
+	return map[string]any{
+		ParamMLPHidden:        "500",
+		ParamMLPActivation:    "sigmoid",
+		ParamResNetWidth:      16,
+		ParamZeroInitResidual: false,
+		ParamBNMomentum:       0.9,
+		ParamBNEpsilon:        1e-5,
+		ParamPoolImpl:         "auto",
+	}
+}
