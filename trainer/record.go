@@ -12,9 +12,9 @@ type Record struct {
 	// Step is the number of training steps done; Epoch the fraction of epochs done.
 	Step  int     `json:"step"`
 	Epoch float64 `json:"epoch"`
-	// Loss is the batch loss of the last step; TrainAccuracy the mean accuracy of the training batches since the
+	// Loss is the batch loss of the last step (absent at step 0); TrainAccuracy the mean accuracy of the training batches since the
 	// previous record (or since the run resumed).
-	Loss          float64 `json:"loss"`
+	Loss          float64 `json:"loss,omitempty"`
 	TrainAccuracy float64 `json:"train_accuracy"`
 	// TestTop1, TestTop5 and TestLoss are set on the steps where the test set was evaluated.
 	TestTop1 *float64 `json:"test_top1,omitempty"`

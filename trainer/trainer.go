@@ -373,12 +373,21 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 		}
 	}
 	if !resumed {
-		rec := Record{Step: 0, Layers: initial, LearningRate: r.schedule.At(0)}
+		// The starting point: test metrics and alignment before the first step (after the mirror warm-up).
+		rec := Record{Step: 0, LearningRate: r.schedule.At(0)}
 		if rec.Layers, err = r.align(); err != nil {
 			return nil, err
 		}
+		t1, t5, tl, err := r.evaluate()
+		if err != nil {
+			return nil, err
+		}
+		rec.TestTop1, rec.TestTop5, rec.TestLoss = &t1, &t5, &tl
 		if err := log.write(rec); err != nil {
 			return nil, err
+		}
+		if !cfg.Progress {
+			fmt.Fprintln(r.out, formatRecord(rec))
 		}
 	}
 

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nowt-ml/nowt/feedback"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCompareUnknownRule(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := runCompare([]string{"-rules", "bp,nope", "-out", t.TempDir()}, &stdout, &stderr)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), `"nope"`)
+	require.Contains(t, err.Error(), strings.Join(feedback.RuleNames(), ", "))
+
+	err = runCompare([]string{"-rules", " , "}, &stdout, &stderr)
+	require.ErrorContains(t, err, "-rules is empty")
+	err = runCompare([]string{"-rule", "fa"}, &stdout, &stderr)
+	require.ErrorContains(t, err, "-rules")
+}
+
+func TestCompareHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := runCompare([]string{"-h"}, &stdout, &stderr)
+	require.True(t, errors.Is(err, flag.ErrHelp))
+	require.Contains(t, stderr.String(), "Example: nowt compare")
+	require.Contains(t, stderr.String(), "-rules")
+}
+
+func TestCompareTiny(t *testing.T) {
+	t.Setenv("GOMLX_BACKEND", "")
+	out := filepath.Join(t.TempDir(), "cmp")
+	var stdout, stderr bytes.Buffer
+	err := runCompare([]string{"-rules", "bp,fa", "-dataset", "synthetic", "-data", "examples=64,size=8,channels=1,classes=4",
+		"-hidden", "16", "-activation", "relu", "-steps", "2", "-batch", "16", "-out", out}, &stdout, &stderr)
+	require.NoError(t, err, stderr.String())
+	text := stdout.String()
+	require.Contains(t, text, "| bp | 2 |")
+	require.Contains(t, text, "| fa | 2 |")
+	require.Contains(t, text, "nowt compare -rules bp,fa -dataset synthetic")
+	require.True(t, strings.HasSuffix(strings.TrimSpace(text), filepath.Join(out, "results.md")), text)
+}
+
+func TestCommandLineQuoting(t *testing.T) {
+	require.Equal(t, `nowt compare -set 'a=1;b=2' -out runs/x ''`,
+		commandLine([]string{"-set", "a=1;b=2", "-out", "runs/x", ""}))
+}

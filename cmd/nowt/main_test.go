@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nowt-ml/nowt/trainer"
+	"github.com/stretchr/testify/require"
+)
+
+// nowt runs the command in-process and returns its exit status, stdout and stderr.
+func nowt(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// tinyTrain are the flags of a run of a few seconds: an MLP on a 512-image MNIST subset.
+func tinyTrain(rule, out string) []string {
+	return []string{"train", "-rule", rule, "-model", "mlp", "-hidden", "64", "-activation", "relu",
+		"-dataset", "mnist", "-train-limit", "512", "-test-limit", "256", "-batch", "32", "-steps", "40",
+		"-lr", "0.01", "-schedule", "constant", "-log-every", "10", "-eval-every", "20",
+		"-checkpoint-every", "20", "-keep", "5", "-wm-warmup", "4", "-progress=false", "-out", out}
+}
+
+// TestTrainResumeEveryRule: for every rule, the command trains, writes config, metrics and checkpoints, the loss
+// falls, and a resume from the middle checkpoint (as after a crash) reproduces the same metrics exactly.
+func TestTrainResumeEveryRule(t *testing.T) {
+	t.Setenv("GOMLX_BACKEND", "")
+	for _, rule := range []string{"bp", "fa", "ss", "wm", "kp"} {
+		t.Run(rule, func(t *testing.T) {
+			out := t.TempDir()
+			code, stdout, stderr := nowt(t, tinyTrain(rule, out)...)
+			require.Equal(t, 0, code, "stderr: %s", stderr)
+			require.Contains(t, stdout, "test top-1")
+			require.Contains(t, stdout, "weight angle")
+			require.FileExists(t, filepath.Join(out, "config.json"))
+			cfg, err := trainer.ReadConfig(out)
+			require.NoError(t, err)
+			require.Equal(t, rule, cfg.Rule)
+			full, err := trainer.ReadRecords(filepath.Join(out, "metrics.jsonl"))
+			require.NoError(t, err)
+			require.Len(t, full, 5) // steps 0, 10, 20, 30, 40
+			require.Len(t, full[len(full)-1].Layers, 2)
+			require.NotNil(t, full[0].TestLoss)
+			require.NotNil(t, full[4].TestLoss)
+			require.Less(t, *full[4].TestLoss, 0.8**full[0].TestLoss, "test loss must fall")
+			require.Greater(t, *full[4].TestTop1, *full[0].TestTop1+0.2)
+
+			// Crash after step 20: drop the last checkpoint, then resume.
+			ckpts, err := filepath.Glob(filepath.Join(out, "checkpoints", "checkpoint-*step-000000040.*"))
+			require.NoError(t, err)
+			require.Len(t, ckpts, 2)
+			for _, f := range ckpts {
+				require.NoError(t, os.Remove(f))
+			}
+			code, _, stderr = nowt(t, "train", "-resume", "-out", out, "-progress=false")
+			require.Equal(t, 0, code, "stderr: %s", stderr)
+			resumed, err := trainer.ReadRecords(filepath.Join(out, "metrics.jsonl"))
+			require.NoError(t, err)
+			require.Len(t, resumed, len(full))
+			for i := range full {
+				full[i].ImagesPerSecond, resumed[i].ImagesPerSecond = 0, 0
+				require.Equal(t, full[i], resumed[i], "record %d (step %d)", i, full[i].Step)
+			}
+			require.FileExists(t, filepath.Join(out, "checkpoints", "checkpoint-n000000040-step-000000040.json"))
+
+			// And the checkpoint evaluates to the run's final metrics.
+			code, stdout, stderr = nowt(t, "eval", "-out", out)
+			require.Equal(t, 0, code, "stderr: %s", stderr)
+			require.Contains(t, stdout, "test top-1")
+		})
+	}
+}
+
+// TestCommandErrors: bad commands, flags and inputs give a clear message and a non-zero status.
+func TestCommandErrors(t *testing.T) {
+	t.Setenv("GOMLX_BACKEND", "")
+	missing := filepath.Join(t.TempDir(), "no-such-folder")
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		errHas []string
+	}{
+		{"no command", nil, 2, []string{"Usage: nowt <command>"}},
+		{"unknown command", []string{"fly"}, 2, []string{`unknown command "fly"`}},
+		{"unknown flag", []string{"train", "-epoch", "3"}, 1, []string{"flag provided but not defined: -epoch"}},
+		{"bad value", []string{"train", "-batch", "many"}, 1, []string{`invalid value "many" for flag -batch`}},
+		{"unknown rule", []string{"train", "-rule", "dfa", "-out", t.TempDir()}, 1, []string{`unknown feedback rule "dfa"`, "bp, fa, kp, ss, wm"}},
+		{"unknown model", []string{"train", "-model", "vgg", "-out", t.TempDir()}, 1, []string{`unknown model "vgg"`, "resnet20"}},
+		{"bad hidden", []string{"train", "-hidden", "10,x", "-out", t.TempDir()}, 1, []string{"mlp_hidden", `"10,x"`}},
+		{"missing dataset", []string{"train", "-dataset", "fashion-mnist", "-data", missing, "-out", t.TempDir()}, 1, []string{missing}},
+		{"bad milestones", []string{"train", "-schedule", "step", "-milestones", "1,b", "-out", t.TempDir()}, 1, []string{`"b" is not a number`}},
+		{"stray argument", []string{"train", "extra"}, 1, []string{`unexpected argument "extra"`}},
+		{"eval without out", []string{"eval"}, 1, []string{"-out is required"}},
+		{"eval of nothing", []string{"eval", "-out", missing}, 1, []string{"config.json", "no such file"}},
+		{"bad backend", []string{"devices", "-backend", "xla:cuda"}, 1, []string{"cuda", "nowt setup"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := nowt(t, tc.args...)
+			require.Equal(t, tc.code, code, "stdout: %s\nstderr: %s", stdout, stderr)
+			for _, s := range tc.errHas {
+				require.Contains(t, stdout+stderr, s)
+			}
+		})
+	}
+}
+
+// TestHelpAndListings: -h of every command exits 0 and documents it; rules and models list every entry.
+func TestHelpAndListings(t *testing.T) {
+	for _, c := range commands() {
+		code, _, stderr := nowt(t, c.name, "-h")
+		require.Equal(t, 0, code, c.name)
+		require.Contains(t, stderr, "Usage: nowt "+c.name, c.name)
+	}
+	code, stdout, _ := nowt(t, "rules", "-v")
+	require.Equal(t, 0, code)
+	for _, s := range []string{"bp ", "fa ", "ss ", "wm ", "kp ", "wm_learning_rate", "kp_decay"} {
+		require.Contains(t, stdout, s)
+	}
+	code, stdout, _ = nowt(t, "models")
+	require.Equal(t, 0, code)
+	require.Equal(t, 8, strings.Count(stdout, "\n"))
+	code, stdout, _ = nowt(t, "devices", "-backend", "go")
+	require.Equal(t, 0, code)
+	require.Contains(t, stdout, "SimpleGo")
+}

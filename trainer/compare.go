@@ -1,0 +1,574 @@
+package trainer
+
+import (
+	"bytes"
+	gocontext "context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nowt-ml/nowt/feedback"
+)
+
+// Comparison holds the runs of one model and dataset under several learning rules, as [Compare] returns it and
+// [WriteComparison] reports it.
+type Comparison struct {
+	// Results is each rule's run summary, by rule name. A run that was reused rather than trained is summarised
+	// from its records, and its Duration is the wall time stored when it was trained.
+	Results map[string]*Result
+	// Records is each rule's metrics log (metrics.jsonl), by rule name.
+	Records map[string][]Record
+	// Dir is the comparison's folder: one sub-folder per rule, results.md and the plots.
+	Dir string
+	// Rules lists the rules in the order compared ("" = the order of [CompareOrder]).
+	Rules []string
+	// Status says, by rule name, how its run was obtained: "trained", "resumed", "reused" or "diverged" (the loss
+	// became NaN; the run is reported up to its last record).
+	Status map[string]string
+}
+
+// Statuses of a rule's run in a [Comparison].
+const (
+	StatusTrained  = "trained"
+	StatusResumed  = "resumed"
+	StatusReused   = "reused"
+	StatusDiverged = "diverged"
+)
+
+// wallTimeFileName holds, in a rule's sub-run folder, the accumulated wall time of the Train invocations that
+// produced it, so that a reused run still reports how long it took.
+const wallTimeFileName = "wall_time.json"
+
+type wallTime struct {
+	Seconds float64 `json:"seconds"`
+}
+
+// CompareOrder is the conventional order of the rules in a comparison: backprop first, then the rules from the
+// least to the most aligned; any other rule follows, by name.
+var CompareOrder = []string{"bp", "fa", "ss", "wm", "kp"}
+
+// OrderRules returns rules sorted by [CompareOrder], others after them by name.
+func OrderRules(rules []string) []string {
+	rank := func(r string) int {
+		for i, name := range CompareOrder {
+			if name == r {
+				return i
+			}
+		}
+		return len(CompareOrder)
+	}
+	out := append([]string(nil), rules...)
+	sort.SliceStable(out, func(i, j int) bool {
+		ri, rj := rank(out[i]), rank(out[j])
+		if ri != rj {
+			return ri < rj
+		}
+		return out[i] < out[j]
+	})
+	return out
+}
+
+// Compare trains base's model on base's dataset under each of rules in turn, with the same seed and schedule,
+// each into its own run folder base.OutDir/<rule> (a normal [Train] run), then writes results.md and the plots
+// into base.OutDir with [WriteComparison]. base.Rule is ignored.
+//
+// A rule whose folder already holds a finished run (newest checkpoint at the planned last step) is reused, not
+// retrained; an unfinished one is resumed; in both cases its stored configuration must match base (only
+// Backend, Workers, Progress and a larger Epochs may differ). A rule whose loss becomes NaN is reported as
+// diverged and the comparison goes on. Each rule's progress and summary ([WriteSummary]) go to out;
+// commandLine is recorded in results.md. Cancelling goCtx stops the current run with a checkpoint and returns
+// an error; running Compare again continues where it stopped.
+func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer, commandLine string) (*Comparison, error) {
+	if out == nil {
+		out = io.Discard
+	}
+	if len(rules) == 0 {
+		return nil, fmt.Errorf("compare: no rules given (valid rules are %s)", strings.Join(feedback.RuleNames(), ", "))
+	}
+	seen := map[string]bool{}
+	normalized := make([]string, len(rules))
+	for i, rule := range rules {
+		if _, err := feedback.RuleByName(rule); err != nil {
+			return nil, fmt.Errorf("compare: %w", err)
+		}
+		rule = strings.ToLower(strings.TrimSpace(rule))
+		if seen[rule] {
+			return nil, fmt.Errorf("compare: rule %q given twice", rule)
+		}
+		seen[rule] = true
+		normalized[i] = rule
+	}
+	rules = normalized
+	if base.OutDir == "" {
+		return nil, fmt.Errorf("compare: no output folder: set out_dir (-out)")
+	}
+	c := &Comparison{Results: map[string]*Result{}, Records: map[string][]Record{}, Dir: base.OutDir,
+		Rules: append([]string(nil), rules...), Status: map[string]string{}}
+	for i, rule := range rules {
+		cfg := base
+		cfg.Rule, cfg.OutDir = rule, filepath.Join(base.OutDir, rule)
+		if err := cfg.Validate(); err != nil {
+			return c, fmt.Errorf("compare: rule %s: %w", rule, err)
+		}
+		fmt.Fprintf(out, "\n=== %s (%d of %d): %s\n", rule, i+1, len(rules), cfg.OutDir)
+		res, status, err := compareOne(goCtx, cfg, out)
+		var nanErr *NaNError
+		if errors.As(err, &nanErr) {
+			fmt.Fprintf(out, "Rule %s diverged: %v\n", rule, err)
+			status, err = StatusDiverged, nil
+		}
+		if err != nil {
+			return c, fmt.Errorf("compare: rule %s: %w", rule, err)
+		}
+		records, err := ReadRecords(filepath.Join(cfg.OutDir, metricsFileName))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return c, fmt.Errorf("compare: rule %s: %w", rule, err)
+		}
+		// The records cover the whole run, also when it was resumed or reused: the best top-1 comes from them.
+		res = resultFromRecords(cfg, records, res)
+		if wt, ok := readWallTime(cfg.OutDir); ok {
+			res.Duration = wt
+		}
+		c.Results[rule], c.Records[rule], c.Status[rule] = res, records, status
+		if res.Steps > 0 {
+			if err := WriteSummary(out, res); err != nil {
+				return c, err
+			}
+		}
+	}
+	if err := WriteComparison(base.OutDir, c, commandLine); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// compareOne trains, resumes or reuses one rule's run.
+func compareOne(goCtx gocontext.Context, cfg Config, out io.Writer) (*Result, string, error) {
+	bases, err := listCheckpoints(filepath.Join(cfg.OutDir, checkpointDirName))
+	if err != nil {
+		return nil, "", err
+	}
+	if len(bases) == 0 {
+		// Nothing to keep: a fresh run (a crash before the first checkpoint left at most a config and some records).
+		_ = os.Remove(filepath.Join(cfg.OutDir, wallTimeFileName))
+		res, err := trainTimed(goCtx, cfg, out, false)
+		return res, StatusTrained, err
+	}
+	stored, err := ReadConfig(cfg.OutDir)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := sameRun(stored, cfg); err != nil {
+		return nil, "", fmt.Errorf("%s already holds a different run (%w): choose another -out, or delete %s", cfg.OutDir, err, cfg.OutDir)
+	}
+	step := checkpointStep(bases[len(bases)-1])
+	if total := plannedSteps(cfg, cfg.OutDir); total > 0 && step >= total {
+		fmt.Fprintf(out, "Reusing the finished run in %s (%d of %d steps); delete it to retrain.\n", cfg.OutDir, step, total)
+		return nil, StatusReused, nil
+	}
+	fmt.Fprintf(out, "Resuming the unfinished run in %s from step %d.\n", cfg.OutDir, step)
+	res, err := trainTimed(goCtx, cfg, out, true)
+	return res, StatusResumed, err
+}
+
+// trainTimed runs Train and adds its wall time to the run's wall_time.json, even when it fails part-way.
+func trainTimed(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Result, error) {
+	start := time.Now()
+	res, err := Train(goCtx, cfg, out, resume)
+	if _, statErr := os.Stat(cfg.OutDir); statErr == nil {
+		previous, _ := readWallTime(cfg.OutDir)
+		data, _ := json.Marshal(wallTime{Seconds: (previous + time.Since(start)).Seconds()})
+		if werr := writeFileAtomic(filepath.Join(cfg.OutDir, wallTimeFileName), append(data, '\n')); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return res, err
+}
+
+func readWallTime(dir string) (time.Duration, bool) {
+	data, err := os.ReadFile(filepath.Join(dir, wallTimeFileName))
+	if err != nil {
+		return 0, false
+	}
+	var wt wallTime
+	if json.Unmarshal(data, &wt) != nil {
+		return 0, false
+	}
+	return time.Duration(wt.Seconds * float64(time.Second)), true
+}
+
+// sameRun reports how the stored configuration of a run differs from the one wanted, ignoring what a resume may
+// change (Backend, Workers, Progress, and Epochs growing).
+func sameRun(stored, want Config) error {
+	s, w := stored, want
+	s.Backend, s.Workers, s.Progress, s.OutDir = w.Backend, w.Workers, w.Progress, w.OutDir
+	if w.Epochs > s.Epochs && w.Steps == 0 && s.Steps == 0 {
+		s.Epochs = w.Epochs
+	}
+	sj, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	wj, err := json.Marshal(w)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(sj, wj) {
+		return nil
+	}
+	var sm, wm map[string]any
+	_ = json.Unmarshal(sj, &sm)
+	_ = json.Unmarshal(wj, &wm)
+	var diffs []string
+	for _, k := range sortedMapKeys(sm, wm) {
+		a, _ := json.Marshal(sm[k])
+		b, _ := json.Marshal(wm[k])
+		if !bytes.Equal(a, b) {
+			diffs = append(diffs, fmt.Sprintf("%s: stored %s, now %s", k, a, b))
+		}
+	}
+	return fmt.Errorf("configuration differs: %s", strings.Join(diffs, "; "))
+}
+
+func sortedMapKeys(maps ...map[string]any) []string {
+	set := map[string]bool{}
+	for _, m := range maps {
+		for k := range m {
+			set[k] = true
+		}
+	}
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// checkpointStep parses the step out of a checkpoint base path written by saveCheckpoint (-1 if it cannot).
+func checkpointStep(base string) int {
+	var n, step int
+	if _, err := fmt.Sscanf(filepath.Base(base), "checkpoint-n%d-step-%d", &n, &step); err != nil {
+		return -1
+	}
+	return step
+}
+
+// plannedSteps is the number of training steps cfg asks for: cfg.Steps, or cfg.Epochs times the steps per epoch
+// found in the run's records (0 if they cannot tell).
+func plannedSteps(cfg Config, dir string) int {
+	if cfg.Steps > 0 {
+		return cfg.Steps
+	}
+	records, _ := ReadRecords(filepath.Join(dir, metricsFileName))
+	for i := len(records) - 1; i >= 0; i-- {
+		if r := records[i]; r.Epoch > 0 {
+			return cfg.Epochs * int(math.Round(float64(r.Step)/r.Epoch))
+		}
+	}
+	return 0
+}
+
+// resultFromRecords summarises a run from its records: final and best test metrics, last alignment. The
+// checkpoint and, if res is given, its fields that records do not hold are kept.
+func resultFromRecords(cfg Config, records []Record, res *Result) *Result {
+	out := &Result{Config: cfg}
+	if res != nil {
+		*out = *res
+	}
+	if bases, _ := listCheckpoints(filepath.Join(cfg.OutDir, checkpointDirName)); len(bases) > 0 && out.Checkpoint == "" {
+		out.Checkpoint = bases[len(bases)-1]
+	}
+	s := summarize(records)
+	if len(records) > 0 {
+		out.Steps, out.Epochs = s.steps, s.epochs
+	}
+	if s.final != nil {
+		out.TestTop1, out.TestTop5 = *s.final.TestTop1, valueOr(s.final.TestTop5, math.NaN())
+		out.TestLoss = valueOr(s.final.TestLoss, math.NaN())
+		out.BestTestTop1 = s.best
+	}
+	if s.layers != nil {
+		out.Layers = s.layers
+	}
+	return out
+}
+
+// runSummary is what results.md reports of one rule's records.
+type runSummary struct {
+	steps  int
+	epochs float64
+	final  *Record // the last record with test metrics
+	best   float64 // best test top-1
+	layers []LayerAlignment
+}
+
+func summarize(records []Record) runSummary {
+	var s runSummary
+	s.best = math.NaN()
+	for i := range records {
+		r := &records[i]
+		if r.Step >= s.steps {
+			s.steps, s.epochs = r.Step, r.Epoch
+		}
+		if r.TestTop1 != nil {
+			s.final = r
+			if math.IsNaN(s.best) || *r.TestTop1 > s.best {
+				s.best = *r.TestTop1
+			}
+		}
+		if len(r.Layers) > 0 {
+			s.layers = r.Layers
+		}
+	}
+	return s
+}
+
+func valueOr(p *float64, def float64) float64 {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// ShortLayerName shortens a layer's context scope for tables and legends: "/model/block1/conv2" → "block1/conv2".
+func ShortLayerName(scope string) string {
+	s := strings.TrimPrefix(scope, "/")
+	s = strings.TrimPrefix(s, "model/")
+	if s == "" {
+		return scope
+	}
+	return s
+}
+
+// ResultsFileName is the comparison's markdown report, in its folder.
+const ResultsFileName = "results.md"
+
+// WriteComparison writes dir/results.md (a markdown table of each rule's final and best test top-1, final top-5,
+// final weight and delta angles per layer and wall time, with commandLine and the date) and the plots of
+// [WritePlots]. It needs only c.Records (e.g. read back with [ReadRecords]); c.Results adds wall times and
+// c.Status the notes on reused, resumed and diverged runs.
+func WriteComparison(dir string, c *Comparison, commandLine string) error {
+	if c == nil {
+		return fmt.Errorf("writing the comparison: nothing to write (nil comparison)")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("writing the comparison: %w", err)
+	}
+	md := FormatComparison(c, commandLine, time.Now())
+	path := filepath.Join(dir, ResultsFileName)
+	if err := writeFileAtomic(path, []byte(md)); err != nil {
+		return err
+	}
+	_ = os.Chmod(path, 0o644) // writeFileAtomic's temporary file is private.
+	return WritePlots(dir, c)
+}
+
+// comparisonRules returns c's rules in order: c.Rules, else those with records or results by [CompareOrder].
+func comparisonRules(c *Comparison) []string {
+	if len(c.Rules) > 0 {
+		return c.Rules
+	}
+	set := map[string]bool{}
+	for r := range c.Records {
+		set[r] = true
+	}
+	for r := range c.Results {
+		set[r] = true
+	}
+	rules := make([]string, 0, len(set))
+	for r := range set {
+		rules = append(rules, r)
+	}
+	return OrderRules(rules)
+}
+
+// layerNames returns the layers' scopes over all rules, in order of first appearance.
+func layerNames(rules []string, summaries map[string]runSummary) []string {
+	var names []string
+	seen := map[string]bool{}
+	for _, rule := range rules {
+		for _, l := range summaries[rule].layers {
+			if !seen[l.Layer] {
+				seen[l.Layer] = true
+				names = append(names, l.Layer)
+			}
+		}
+	}
+	return names
+}
+
+// FormatComparison returns the markdown of results.md for c, dated now.
+func FormatComparison(c *Comparison, commandLine string, now time.Time) string {
+	rules := comparisonRules(c)
+	summaries := map[string]runSummary{}
+	for _, rule := range rules {
+		s := summarize(c.Records[rule])
+		if len(c.Records[rule]) == 0 {
+			if res := c.Results[rule]; res != nil {
+				s = runSummary{steps: res.Steps, epochs: res.Epochs, best: res.BestTestTop1, layers: res.Layers,
+					final: &Record{TestTop1: &res.TestTop1, TestTop5: &res.TestTop5}}
+			}
+		}
+		summaries[rule] = s
+	}
+	layers := layerNames(rules, summaries)
+	angle := func(rule, layer string) (LayerAlignment, bool) {
+		for _, l := range summaries[rule].layers {
+			if l.Layer == layer {
+				return l, true
+			}
+		}
+		return LayerAlignment{}, false
+	}
+
+	var b strings.Builder
+	title := "Comparison of learning rules"
+	if cfg := comparisonConfig(c, rules); cfg != nil {
+		title = fmt.Sprintf("%s on %s: learning rules compared", cfg.Model, cfg.Dataset)
+	}
+	fmt.Fprintf(&b, "# %s\n\n", title)
+	if cfg := comparisonConfig(c, rules); cfg != nil {
+		length := fmt.Sprintf("%d epochs", cfg.Epochs)
+		if cfg.Steps > 0 {
+			length = fmt.Sprintf("%d steps", cfg.Steps)
+		}
+		fmt.Fprintf(&b, "%s, batch %d, learning rate %g (%s), momentum %g, weight decay %g, %s loss, seed %d.\n\n",
+			length, cfg.BatchSize, cfg.LearningRate, cfg.Schedule, cfg.Momentum, cfg.WeightDecay, cfg.Loss, cfg.Seed)
+	}
+
+	inline := len(layers) <= 4
+	header := []string{"rule", "steps", "epochs", "final top-1 (%)", "best top-1 (%)", "final top-5 (%)"}
+	if inline {
+		for _, l := range layers {
+			header = append(header, ShortLayerName(l)+" ∠W / ∠δ (°)")
+		}
+	}
+	header = append(header, "wall time")
+	writeRow(&b, header)
+	align := make([]string, len(header))
+	for i := range align {
+		align[i] = "---:"
+	}
+	align[0] = ":---"
+	writeRow(&b, align)
+	for _, rule := range rules {
+		s := summaries[rule]
+		row := []string{rule, fmt.Sprint(s.steps), fmt.Sprintf("%.2f", s.epochs)}
+		if s.final != nil {
+			row = append(row, percent(s.final.TestTop1), percent(&s.best), percent(s.final.TestTop5))
+		} else {
+			row = append(row, "–", "–", "–")
+		}
+		if inline {
+			for _, l := range layers {
+				if a, ok := angle(rule, l); ok {
+					row = append(row, degrees(a.WeightAngle)+" / "+degrees(a.DeltaAngle))
+				} else {
+					row = append(row, "–")
+				}
+			}
+		}
+		wall := "–"
+		if res := c.Results[rule]; res != nil && res.Duration > 0 {
+			wall = formatDuration(res.Duration)
+		}
+		row = append(row, wall)
+		writeRow(&b, row)
+	}
+	if !inline {
+		for _, part := range []struct {
+			title string
+			value func(LayerAlignment) float64
+		}{
+			{"Final weight angle ∠(B, Wᵀ) per layer (°)", func(l LayerAlignment) float64 { return l.WeightAngle }},
+			{"Final delta angle ∠(Bδ, Wᵀδ) per layer (°)", func(l LayerAlignment) float64 { return l.DeltaAngle }},
+		} {
+			fmt.Fprintf(&b, "\n### %s\n\n", part.title)
+			writeRow(&b, append([]string{"layer"}, rules...))
+			align := []string{":---"}
+			for range rules {
+				align = append(align, "---:")
+			}
+			writeRow(&b, align)
+			for _, l := range layers {
+				row := []string{ShortLayerName(l)}
+				for _, rule := range rules {
+					if a, ok := angle(rule, l); ok {
+						row = append(row, degrees(part.value(a)))
+					} else {
+						row = append(row, "–")
+					}
+				}
+				writeRow(&b, row)
+			}
+		}
+	}
+
+	b.WriteString("\n")
+	if inline && len(layers) > 0 {
+		b.WriteString("∠W is the angle between B and Wᵀ, ∠δ between Bδ and Wᵀδ (averaged over a test batch), at the last record.\n")
+	}
+	for _, rule := range rules {
+		switch c.Status[rule] {
+		case StatusReused:
+			fmt.Fprintf(&b, "- %s: reused the finished run in %s/ (not retrained).\n", rule, rule)
+		case StatusResumed:
+			fmt.Fprintf(&b, "- %s: resumed an unfinished run; the wall time adds up its invocations.\n", rule)
+		case StatusDiverged:
+			fmt.Fprintf(&b, "- %s: diverged (the loss became NaN after step %d, its last record); the numbers are those of its last records.\n",
+				rule, summaries[rule].steps)
+		}
+	}
+	b.WriteString("\nEach rule's run (config.json, metrics.jsonl, checkpoints) is in its own folder beside this file.\n")
+	if commandLine != "" {
+		fmt.Fprintf(&b, "\nCommand:\n\n```\n%s\n```\n", commandLine)
+	}
+	fmt.Fprintf(&b, "\nDate: %s\n", now.Format("2006-01-02 15:04:05 MST"))
+	return b.String()
+}
+
+// comparisonConfig returns the configuration of the first rule that has a result, or nil.
+func comparisonConfig(c *Comparison, rules []string) *Config {
+	for _, rule := range rules {
+		if res := c.Results[rule]; res != nil && res.Config.Model != "" {
+			return &res.Config
+		}
+	}
+	return nil
+}
+
+func writeRow(b *strings.Builder, cells []string) {
+	b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+}
+
+func percent(p *float64) string {
+	if p == nil || math.IsNaN(*p) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", 100**p)
+}
+
+func degrees(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", v)
+}
+
+func formatDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}

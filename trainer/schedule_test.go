@@ -1,0 +1,72 @@
+package trainer
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestScheduleAt(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		s    Schedule
+		want map[int]float64
+	}{
+		{"constant", Schedule{Base: 0.1, Kind: "constant", TotalSteps: 100}, map[int]float64{0: 0.1, 99: 0.1}},
+		{"step", Schedule{Base: 0.1, Kind: "step", Milestones: []int{10, 20}, Gamma: 0.1, TotalSteps: 30},
+			map[int]float64{0: 0.1, 9: 0.1, 10: 0.01, 19: 0.01, 20: 0.001, 29: 0.001}},
+		{"cosine", Schedule{Base: 1, Kind: "cosine", TotalSteps: 100}, map[int]float64{0: 1, 50: 0.5, 100: 0}},
+		{"warmup+cosine", Schedule{Base: 1, Kind: "cosine", WarmupSteps: 10, TotalSteps: 110},
+			map[int]float64{0: 0.1, 4: 0.5, 9: 1, 10: 1, 60: 0.5}},
+		{"warmup+step", Schedule{Base: 1, Kind: "step", Milestones: []int{5}, Gamma: 0.5, WarmupSteps: 2, TotalSteps: 10},
+			map[int]float64{0: 0.5, 1: 1, 4: 1, 5: 0.5}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for step, want := range tc.want {
+				require.InDelta(t, want, tc.s.At(step), 1e-12, "step %d", step)
+			}
+		})
+	}
+}
+
+func TestNewScheduleConvertsEpochs(t *testing.T) {
+	c := DefaultConfig()
+	c.Schedule, c.Milestones, c.WarmupEpochs = "step", []float64{1, 2.5}, 0.5
+	s := newSchedule(c, 100, 400)
+	require.Equal(t, []int{100, 250}, s.Milestones)
+	require.Equal(t, 50, s.WarmupSteps)
+	require.Equal(t, 400, s.TotalSteps)
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		modify func(c *Config)
+		errHas string
+	}{
+		{"default", func(c *Config) {}, ""},
+		{"rule", func(c *Config) { c.Rule = "dfa" }, `unknown feedback rule "dfa": valid rules are bp, fa, kp, ss, wm`},
+		{"model", func(c *Config) { c.Model = "vgg" }, `unknown model "vgg": valid models are`},
+		{"dataset", func(c *Config) { c.Dataset = "svhn" }, `unknown dataset "svhn": valid datasets are`},
+		{"nothing", func(c *Config) { c.Epochs, c.Steps = 0, 0 }, "nothing to train"},
+		{"batch", func(c *Config) { c.BatchSize = 0 }, "batch size must be positive"},
+		{"lr", func(c *Config) { c.LearningRate = -1 }, "learning rate must be positive"},
+		{"momentum", func(c *Config) { c.Momentum = 1 }, "momentum must be in [0, 1)"},
+		{"schedule", func(c *Config) { c.Schedule = "poly" }, `unknown schedule "poly"`},
+		{"milestones", func(c *Config) { c.Schedule = "step" }, "needs milestones"},
+		{"unsorted", func(c *Config) { c.Schedule, c.Milestones = "step", []float64{3, 1} }, "must be increasing"},
+		{"loss", func(c *Config) { c.Loss = "hinge" }, `unknown loss "hinge"`},
+		{"out", func(c *Config) { c.OutDir = "" }, "no output folder"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.modify(&c)
+			err := c.Validate()
+			if tc.errHas == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.errHas)
+		})
+	}
+}
