@@ -37,7 +37,8 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./feedback ./input
 
 demo: build
-	./bin/nowt train -model mlp -rule kp -dataset mnist -epochs 3 -out runs/demo
+	rm -rf runs/demo
+	./bin/nowt train -model mlp -hidden 500 -activation relu -rule kp -dataset mnist -epochs 3 -out runs/demo -progress=false
 
 clean:
 	rm -rf bin runs

@@ -31,7 +31,8 @@ type Record struct {
 type LayerAlignment struct {
 	// Layer is the layer's context scope.
 	Layer string `json:"layer"`
-	// WeightAngle is the angle (degrees) between B and Wᵀ; DeltaAngle between Bδ and Wᵀδ, averaged over a batch.
+	// WeightAngle is the angle (degrees) between B and Wᵀ; DeltaAngle between Bδ and Wᵀδ, averaged over a batch
+	// (−1 where no gradient reached the layer, so it could not be measured).
 	WeightAngle float64 `json:"weight_angle"`
 	DeltaAngle  float64 `json:"delta_angle"`
 	// NormRatio is ‖B‖/‖W‖.

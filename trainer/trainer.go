@@ -171,7 +171,7 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 		for _, a := range feedback.AlignmentGraph(ctx, g) {
 			delta := a.DeltaAngle
 			if delta == nil {
-				delta = Scalar(g, a.WeightAngle.DType(), math.NaN())
+				delta = Scalar(g, a.WeightAngle.DType(), -1) // Not measured (no gradient reached the layer).
 			}
 			outs = append(outs, a.WeightAngle, delta, a.NormRatio)
 		}
