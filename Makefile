@@ -38,7 +38,7 @@ bench:
 
 demo: build
 	rm -rf runs/demo
-	./bin/nowt train -model mlp -hidden 500 -activation relu -rule kp -dataset mnist -epochs 3 -out runs/demo -progress=false
+	./bin/nowt train -model mlp -hidden 500 -activation relu -rule kp -dataset mnist -epochs 3 -out runs/demo
 
 clean:
 	rm -rf bin runs
