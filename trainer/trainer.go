@@ -411,7 +411,13 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 
 	loop := train.NewLoop(r.trainer)
 	if cfg.Progress {
-		commandline.AttachProgressBar(loop)
+		commandline.AttachProgressBar(loop, func() (string, string) {
+			median := loop.MedianTrainStepDuration()
+			if median <= 0 {
+				return "Images/s", "-"
+			}
+			return "Images/s", fmt.Sprintf("%.0f", float64(cfg.BatchSize)/median.Seconds())
+		})
 	}
 	lastLogTime, lastLogStep := time.Now(), startStep
 	var lastLoss, accSum float64
