@@ -65,23 +65,29 @@ func AngleDegrees(a, b *Node, batchAxes ...int) *Node {
 			reduceAxes = append(reduceAxes, axis)
 		}
 	}
-	dot := ReduceSum(Mul(a, b), reduceAxes...)
-	norms := Mul(Sqrt(ReduceSum(Square(a), reduceAxes...)), Sqrt(ReduceSum(Square(b), reduceAxes...)))
-	cos := Div(dot, MaxScalar(norms, 1e-30))
-	return radiansToDegrees(acos(ClipScalar(cos, -1, 1)))
+	// Unit vectors; 1 − |cos| is computed from ‖â ∓ b̂‖²/2, which keeps small angles exact in float32 (through
+	// the cosine itself, float32 rounding near 1 would read as ~0.02°).
+	unitA := Div(a, MaxScalar(Sqrt(ReduceAndKeep(Square(a), ReduceSum, reduceAxes...)), 1e-30))
+	unitB := Div(b, MaxScalar(Sqrt(ReduceAndKeep(Square(b), ReduceSum, reduceAxes...)), 1e-30))
+	cos := ClipScalar(ReduceSum(Mul(unitA, unitB), reduceAxes...), -1, 1)
+	oneMinusCos := MulScalar(ReduceSum(Square(Sub(unitA, unitB)), reduceAxes...), 0.5)
+	onePlusCos := MulScalar(ReduceSum(Square(Add(unitA, unitB)), reduceAxes...), 0.5)
+	oneMinusAbs := Where(GreaterOrEqual(cos, ZerosLike(cos)), oneMinusCos, onePlusCos)
+	return radiansToDegrees(acos(cos, ClipScalar(oneMinusAbs, 0, 1)))
 }
 
 // acosCoefficients are Abramowitz & Stegun 4.4.46: acos(x) = √(1−x)·Σ aᵢxⁱ on [0, 1], |error| ≤ 2e-8.
 var acosCoefficients = []float64{1.5707963050, -0.2145988016, 0.0889789874, -0.0501743046,
 	0.0308918810, -0.0170881256, 0.0066700901, -0.0012624911}
 
-// acos computes the arc cosine element-wise (radians), for x in [−1, 1]: GoMLX has no Acos op.
-func acos(x *Node) *Node {
+// acos computes the arc cosine element-wise (radians), for x in [−1, 1], given also 1 − |x| computed
+// precisely by the caller: GoMLX has no Acos op.
+func acos(x, oneMinusAbs *Node) *Node {
 	ax := Abs(x)
 	poly := ZerosLike(ax)
 	for i := len(acosCoefficients) - 1; i >= 0; i-- {
 		poly = AddScalar(Mul(poly, ax), acosCoefficients[i])
 	}
-	positive := Mul(Sqrt(MaxScalar(OneMinus(ax), 0)), poly)
+	positive := Mul(Sqrt(oneMinusAbs), poly)
 	return Where(GreaterOrEqual(x, ZerosLike(x)), positive, AddScalar(Neg(positive), math.Pi))
 }

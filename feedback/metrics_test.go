@@ -95,3 +95,20 @@ func TestAngleDegrees(t *testing.T) {
 		require.InDelta(t, tc.want, flat64(t, got)[0], 1e-4, "%v vs %v", tc.a, tc.b)
 	}
 }
+
+// TestAngleDegreesSmallInFloat32: parallel float32 vectors read as 0°, not the ~0.02° that float32 rounding of
+// the cosine would give.
+func TestAngleDegreesSmallInFloat32(t *testing.T) {
+	backend := testBackend(t)
+	rng := rand.New(rand.NewSource(1))
+	a := make([]float32, 4096)
+	b := make([]float32, len(a))
+	for i := range a {
+		a[i] = float32(rng.NormFloat64())
+		b[i] = 3 * a[i]
+	}
+	got := context.MustExecOnce(backend, nil, func(ctx *context.Context, a, b *Node) *Node {
+		return AngleDegrees(a, b)
+	}, a, b)
+	require.Less(t, float64(tensors.MustCopyFlatData[float32](got)[0]), 1e-3)
+}
