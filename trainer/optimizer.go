@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
-	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
@@ -83,10 +82,3 @@ func (o *SGD) UpdateGraph(ctx *context.Context, g *Graph, loss *Node) {
 func (o *SGD) Clear(ctx *context.Context) error {
 	return ctx.InAbsPath(velocityScope).DeleteVariablesInScope()
 }
-
-// velocityShape is used by tests to find a variable's velocity.
-func velocityVariable(ctx *context.Context, v *context.Variable) *context.Variable {
-	return ctx.GetVariableByScopeAndName(velocityScope+v.Scope(), v.Name())
-}
-
-var _ = shapes.Make

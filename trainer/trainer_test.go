@@ -47,8 +47,7 @@ func TestSGDMatchesReference(t *testing.T) {
 			o.UpdateGraph(ctx, g, loss)
 			return loss
 		})
-		lrVar := optimizers.LearningRateVar(ctx, theta64, 0.05)
-		_ = lrVar
+		optimizers.LearningRateVar(ctx, theta64, 0.05)
 		theta, velocity := []float64{1, 1, 1}, make([]float64, 3)
 		for step := range 5 {
 			exec.MustExec()
