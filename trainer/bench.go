@@ -7,6 +7,7 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/train"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 	"github.com/nowt-ml/nowt/feedback"
 )
@@ -50,17 +51,16 @@ func Benchmark(cfg Config, warmup, steps int, out io.Writer) (*Throughput, error
 	wmSteps := context.GetParamOr(r.ctx, feedback.ParamWMSteps, 1)
 	// The learning rate only matters for what is computed, not for its speed: keep it constant.
 	optimizers.LearningRateVar(r.ctx, dtypes.Float32, cfg.LearningRate)
-	ds := epochLooper{r.trainDS}
+	ds, err := r.trainingBatches()
+	if err != nil {
+		return nil, err
+	}
 	var started time.Time
 	for i := range warmup + steps {
 		if i == warmup {
 			started = time.Now()
 		}
-		spec, inputs, labels, err := ds.Yield()
-		if err != nil {
-			return nil, err
-		}
-		if _, err := r.trainer.TrainStep(spec, inputs, labels); err != nil {
+		if err := trainStep(r.trainer, ds); err != nil {
 			return nil, fmt.Errorf("training step %d: %w", i, err)
 		}
 		if r.mirrorExec != nil {
@@ -73,4 +73,22 @@ func Benchmark(cfg Config, warmup, steps int, out io.Writer) (*Throughput, error
 	return &Throughput{Model: cfg.Model, Rule: cfg.Rule, Batch: cfg.BatchSize, Steps: steps,
 		StepTime:        elapsed / time.Duration(max(1, steps)),
 		ImagesPerSecond: float64(steps*cfg.BatchSize) / elapsed.Seconds()}, nil
+}
+
+// trainStep runs one training step on the next batch of ds, distributed when ds is a train.DistributedDataset.
+func trainStep(t *train.Trainer, ds train.Dataset) error {
+	if dds, ok := ds.(train.DistributedDataset); ok {
+		spec, inputs, labels, err := dds.DistributedYield()
+		if err != nil {
+			return err
+		}
+		_, err = t.DistributedTrainStep(dds.Strategy(), dds.DeviceAssignment(), spec, inputs, labels)
+		return err
+	}
+	spec, inputs, labels, err := ds.Yield()
+	if err != nil {
+		return err
+	}
+	_, err = t.TrainStep(spec, inputs, labels)
+	return err
 }

@@ -65,6 +65,10 @@ type Config struct {
 	Seed int64 `json:"seed"`
 	// Backend spec for xla.New ("" = $GOMLX_BACKEND, then auto).
 	Backend string `json:"backend,omitempty"`
+	// Devices is how many devices each training batch is split over (data parallelism, XLA backend only):
+	// 0 or 1 trains on one device, -1 on all the backend's devices, n ≥ 2 on the first n. BatchSize is the
+	// global batch and must be a multiple of the devices used. See package xla and [Train].
+	Devices int `json:"devices,omitempty"`
 
 	// OutDir receives config.json, metrics.jsonl and checkpoints/.
 	OutDir string `json:"out_dir"`
@@ -120,6 +124,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("weight decay must be ≥ 0, got %g", c.WeightDecay)
 	case c.OutDir == "":
 		return fmt.Errorf("no output folder: set out_dir (-out)")
+	case c.Devices < -1:
+		return fmt.Errorf("devices must be -1 (all), 0 or 1 (one device) or the number of devices, got %d", c.Devices)
+	case c.Devices > 1 && c.BatchSize%c.Devices != 0:
+		return fmt.Errorf("batch size %d is not a multiple of the %d devices it is split over: change -batch or -devices",
+			c.BatchSize, c.Devices)
 	}
 	switch c.Schedule {
 	case "constant", "cosine":

@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/distributed"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/datasets"
 	"github.com/gomlx/gomlx/pkg/ml/train"
 	"github.com/gomlx/gomlx/pkg/ml/train/metrics"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
@@ -74,6 +76,7 @@ type run struct {
 	totalSteps    int
 	schedule      Schedule
 	trainer       *train.Trainer
+	dp            *xla.DataParallel // nil: one device
 	alignExec     *context.Exec
 	mirrorExec    *context.Exec
 	alignBatch    []*tensors.Tensor // images, labels
@@ -95,6 +98,11 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 	if r.backend, err = xla.New(cfg.Backend, out); err != nil {
 		return nil, err
 	}
+	if needTrain {
+		if r.dp, err = dataParallel(cfg, r.backend); err != nil {
+			return nil, err
+		}
+	}
 	trainSplit, testSplit := splitNames(cfg.Dataset)
 	evalBatch := cfg.EvalBatchSize
 	if evalBatch <= 0 {
@@ -102,13 +110,13 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 	}
 	if needTrain {
 		r.trainDS, err = input.Open(cfg.Dataset, cfg.DataPath, trainSplit, input.Options{
-			BatchSize: cfg.BatchSize, Seed: cfg.Seed, Shuffle: true, DropRemainder: true, Augment: cfg.Augment,
+			BatchSize: cfg.BatchSize / r.devices(), Seed: cfg.Seed, Shuffle: true, DropRemainder: true, Augment: cfg.Augment,
 			Normalize: true, Workers: cfg.Workers, Limit: cfg.TrainLimit, ImageSize: cfg.ImageSize,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("opening the training set: %w", err)
 		}
-		r.stepsPerEpoch = r.trainDS.NumBatches()
+		r.stepsPerEpoch = r.trainDS.NumBatches() / r.devices()
 		if r.stepsPerEpoch == 0 {
 			return nil, fmt.Errorf("the training set has %d examples, fewer than one batch of %d: lower -batch",
 				r.trainDS.NumExamples(), cfg.BatchSize)
@@ -298,7 +306,8 @@ func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Re
 			return nil, fmt.Errorf("cannot resume: %s holds no checkpoint yet; start the run again without -resume", cfg.OutDir)
 		}
 		// The stored configuration defines the run; only where it runs and how it reports may change.
-		stored.Backend, stored.Progress, stored.Workers = cfg.Backend, cfg.Progress, cfg.Workers
+		// (Devices too: the global batches are the same however many devices they are split over.)
+		stored.Backend, stored.Progress, stored.Workers, stored.Devices = cfg.Backend, cfg.Progress, cfg.Workers, cfg.Devices
 		if cfg.Epochs > stored.Epochs && cfg.Steps == 0 && stored.Steps == 0 {
 			stored.Epochs = cfg.Epochs // Extending a run is allowed.
 		}
@@ -334,7 +343,7 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 	if startStep >= r.totalSteps {
 		fmt.Fprintf(r.out, "Run %s already trained %d of %d steps.\n", cfg.OutDir, startStep, r.totalSteps)
 	}
-	if err := r.trainDS.Seek(startStep/r.stepsPerEpoch, startStep%r.stepsPerEpoch); err != nil {
+	if err := r.trainDS.Seek(startStep/r.stepsPerEpoch, (startStep%r.stepsPerEpoch)*r.devices()); err != nil {
 		return nil, fmt.Errorf("positioning the training set at step %d: %w", startStep, err)
 	}
 	metricsPath := filepath.Join(cfg.OutDir, metricsFileName)
@@ -480,7 +489,11 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 		return setLR(step)
 	})
 	if remaining := r.totalSteps - startStep; remaining > 0 {
-		if _, err := loop.RunSteps(epochLooper{r.trainDS}, remaining); err != nil {
+		ds, err := r.trainingBatches()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := loop.RunSteps(ds, remaining); err != nil {
 			var nanErr *NaNError
 			if errors.As(err, &nanErr) {
 				return result, nanErr
@@ -528,17 +541,70 @@ func (r *run) mirror(n int) error {
 	return nil
 }
 
-// epochLooper turns the end of an epoch into the start of the next, for train.Loop.RunSteps.
-type epochLooper struct{ *input.Dataset }
+// epochLooper turns the end of an epoch into the start of the next, for train.Loop.RunSteps. An epoch ends
+// at the dataset's end, or after batchesPerEpoch batches when that is > 0 (data parallelism uses a multiple of
+// the number of devices, so that no global batch mixes two epochs).
+type epochLooper struct {
+	*input.Dataset
+	batchesPerEpoch int
+}
 
 // Yield implements train.Dataset.
 func (l epochLooper) Yield() (any, []*tensors.Tensor, []*tensors.Tensor, error) {
+	if _, batch := l.Dataset.Position(); l.batchesPerEpoch > 0 && batch >= l.batchesPerEpoch {
+		l.Dataset.Reset()
+	}
 	spec, inputs, labels, err := l.Dataset.Yield()
 	if errors.Is(err, io.EOF) {
 		l.Dataset.Reset()
 		spec, inputs, labels, err = l.Dataset.Yield()
 	}
 	return spec, inputs, labels, err
+}
+
+// devices is the number of devices a training batch is split over.
+func (r *run) devices() int {
+	if r.dp == nil {
+		return 1
+	}
+	return r.dp.NumDevices()
+}
+
+// trainingBatches is the endless stream of training batches for train.Loop: the dataset itself on one device;
+// with data parallelism, GoMLX's distributed accumulator, which gathers as many consecutive per-device batches
+// as there are devices into one global batch sharded along its batch axis (the same examples, in the same
+// order, as the global batch of a one-device run) and prefetches it onto the devices.
+func (r *run) trainingBatches() (train.Dataset, error) {
+	looper := epochLooper{Dataset: r.trainDS, batchesPerEpoch: r.stepsPerEpoch * r.devices()}
+	if r.dp == nil {
+		return looper, nil
+	}
+	specs := []*distributed.ShardingSpec{r.dp.BatchSharding}
+	ds, err := datasets.NewDistributedAccumulator(r.backend, looper, r.dp.Strategy, specs, specs, r.dp.DeviceAssignment)
+	if err != nil {
+		return nil, fmt.Errorf("splitting training batches over %d devices: %w", r.devices(), err)
+	}
+	return ds, nil
+}
+
+// dataParallel returns the data-parallel set-up that cfg.Devices asks for on backend b, or nil for one device.
+func dataParallel(cfg Config, b backends.Backend) (*xla.DataParallel, error) {
+	n := cfg.Devices
+	if n == -1 {
+		n = xla.NumDevices(b)
+	}
+	if n <= 1 {
+		return nil, nil
+	}
+	dp, err := xla.NewDataParallel(b, n)
+	if err != nil {
+		return nil, fmt.Errorf("-devices %d: %w; use an XLA backend with several devices (nowt devices lists them) or -devices 1",
+			cfg.Devices, err)
+	}
+	if _, err := dp.PerDeviceBatch(cfg.BatchSize); err != nil {
+		return nil, fmt.Errorf("-devices %d: %w: change -batch or -devices", cfg.Devices, err)
+	}
+	return dp, nil
 }
 
 // Evaluate loads the newest checkpoint of the run in dir and evaluates it on the run's test set.

@@ -89,7 +89,7 @@ func TestKPWithMomentum(t *testing.T) {
 	}
 	lr := optimizers.LearningRateVar(r.ctx, theta32, c.LearningRate)
 	require.NoError(t, lr.SetValue(tensors.FromScalar(float32(c.LearningRate))))
-	ds := epochLooper{r.trainDS}
+	ds := epochLooper{Dataset: r.trainDS}
 	d, v := 1.0, 0.0
 	for step := range c.Steps {
 		spec, in, lab, err := ds.Yield()

@@ -66,7 +66,9 @@
 //
 // For splitting a batch over devices (data parallelism), NewDataParallel returns the AutoSharding set-up:
 // a 1-D mesh with axis "batch" over the devices, the ShardingSpec that splits axis 0 of inputs and labels,
-// and the device assignment. A trainer uses it like this (as GoMLX's examples/adult/demo/main.go does):
+// and the device assignment. nowt's trainer uses it when asked for several devices (trainer.Config.Devices,
+// the -devices flag of `nowt train`, `compare` and `bench`: -1 all devices, n the first n), as GoMLX's
+// examples/adult/demo/main.go does:
 //
 //	dp, err := xla.NewDataParallel(backend, 0) // 0: all devices; fails with fewer than 2 or without XLA
 //	perDevice, err := dp.PerDeviceBatch(globalBatch)
@@ -74,11 +76,12 @@
 //	specs := []*distributed.ShardingSpec{dp.BatchSharding}
 //	ds, err := datasets.NewDistributedAccumulator(backend, source, dp.Strategy, specs, specs, dp.DeviceAssignment)
 //	metrics, err := train.NewLoop(trainer).RunSteps(ds, steps) // ds is a train.DistributedDataset: runs distributed
-//	lossAndMetrics, err := trainer.Eval(evalDS)               // same for evaluation (DistributedEval)
 //
-// (or, step by step, trainer.DistributedTrainStep(dp.Strategy, dp.DeviceAssignment, spec, inputs, labels) with
-// distributed.Tensor inputs). datasets.NewDistributedAccumulator gathers NumDevices consecutive batches from the
-// source into one global batch, one slice per device, and prefetches it onto the devices.
+// datasets.NewDistributedAccumulator gathers NumDevices consecutive batches from the source into one global
+// batch, one slice per device, and prefetches it onto the devices; nowt's input pipeline makes those
+// consecutive per-device batches exactly the one-device run's global batch (tested), so a run sees the same
+// examples in the same order whatever the number of devices (results differ only by floating-point summation
+// order), and a run may resume on another number of devices.
 //
 // With AutoSharding the variables (weights, optimizer state, feedback matrices, batch-norm moving averages) are
 // replicated on every device, the loss and its gradients are over the whole global batch, and batch normalization's
@@ -86,9 +89,20 @@
 // matches one device with the global batch ("synchronized" batch norm). Under the SPMD strategy GoMLX's batch
 // norm would instead use per-device statistics, since it does not reduce across devices.
 //
-// Limits, as of GoMLX v0.26: the pure-Go backend has no distributed execution; the Trainer's gradient
-// accumulation and train.BatchNormAveragesUpdate do not take distributed datasets; graphs the trainer
-// runs itself with context.Exec (e.g. an extra update or metrics graph) run on one device unless set up with
-// Exec.AutoSharding(dp.Mesh) too. None of the multi-device path has been run by nowt's tests: they run on one
-// CPU device without plugins.
+// In nowt's trainer only the training step is distributed. The graphs it runs itself — the weight-mirror steps,
+// the alignment metrics and the test-set evaluation — run on device 0: a variable whose value lives on all
+// devices is read from its first replica (GoMLX merges replicated values), and one such graph changes (the
+// mirror's B) is replicated again before the next distributed step. This is correct but leaves the other
+// devices idle during evaluation and mirror steps.
+//
+// Launching on a Cloud TPU VM (single host): build nowt there (Go, gcc, cgo), `nowt setup -plugin tpu` (or link
+// libtpu.so as described above), `nowt devices -backend xla:tpu` to see the chips, then for instance
+//
+//	nowt train -backend xla:tpu -devices -1 -model resnet18 -rule kp -dataset imagefolder -data /mnt/imagenet \
+//	    -augment -batch 1024 -epochs 90 -lr 0.4 -schedule step -milestones 30,60,80 -wd 1e-4 -out runs/r18-kp
+//
+// Limits, as of GoMLX v0.26: the pure-Go backend has no distributed execution (one device); multi-host slices
+// are not supported. None of the multi-device path has been run by nowt's tests — they run on one CPU device
+// without plugins — nor by its developers yet (no machine with several accelerators was available): what is
+// tested is the batch feeding (trainer's TestDataParallelFeedsGlobalBatches) and the errors.
 package xla

@@ -44,15 +44,15 @@ func NewDataParallel(b backends.Backend, numDevices int) (*DataParallel, error) 
 	}
 	if b.Name() != "xla" {
 		return nil, errors.Errorf("data-parallel set-up: backend %q has no distributed execution, only \"xla\" has",
-			b.Name())
+			b.String())
 	}
 	if numDevices > have {
 		return nil, errors.Errorf("data-parallel set-up: %d devices asked, backend %q has %d",
-			numDevices, b.Name(), have)
+			numDevices, b.String(), have)
 	}
 	dp, err := newDataParallel(numDevices)
 	if err != nil {
-		return nil, errors.WithMessagef(err, "data-parallel set-up on backend %q", b.Name())
+		return nil, errors.WithMessagef(err, "data-parallel set-up on backend %q", b.String())
 	}
 	return dp, nil
 }

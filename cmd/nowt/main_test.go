@@ -100,6 +100,8 @@ func TestCommandErrors(t *testing.T) {
 		{"eval without out", []string{"eval"}, 1, []string{"-out is required"}},
 		{"eval of nothing", []string{"eval", "-out", missing}, 1, []string{"config.json", "no such file"}},
 		{"bad backend", []string{"devices", "-backend", "xla:cuda"}, 1, []string{"cuda", "nowt setup"}},
+		{"devices without XLA", []string{"train", "-backend", "go", "-devices", "2", "-out", t.TempDir()}, 1, []string{"-devices 2", "no distributed execution"}},
+		{"batch not split evenly", []string{"train", "-devices", "3", "-batch", "128", "-out", t.TempDir()}, 1, []string{"not a multiple of the 3 devices"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := nowt(t, tc.args...)
