@@ -27,3 +27,12 @@ bin/nowt compare "${common[@]}" -model cnn -dataset fashion-mnist \
 bin/nowt compare "${common[@]}" -model resnet20 -width 8 -dataset cifar10-jpeg -augment \
 	-train-limit 1280 -test-limit 1000 -lr 0.1 -momentum 0.9 -schedule cosine -wd 5e-4 -kp-decay 0.01 \
 	-batch 64 -epochs 2 -log-every 5 -rules bp,fa,ss,wm,kp -out "$out/cifar10-resnet20-cpu"
+
+# 5. Weight mirror follow-ups: the CIFAR run with 300 warm-up mirror steps (the default one epoch = 20 steps
+#    leaves B at ~50°), and the Fashion-MNIST CNN with 4 mirror steps per training step (1 diverged).
+bin/nowt compare "${common[@]}" -model resnet20 -width 8 -dataset cifar10-jpeg -augment \
+	-train-limit 1280 -test-limit 1000 -lr 0.1 -momentum 0.9 -schedule cosine -wd 5e-4 -kp-decay 0.01 \
+	-batch 64 -epochs 2 -log-every 5 -wm-warmup 300 -rules wm -out "$out/cifar10-resnet20-cpu-wm-warmup"
+bin/nowt compare "${common[@]}" -model cnn -dataset fashion-mnist \
+	-lr 0.05 -momentum 0.9 -schedule cosine -wd 1e-4 -kp-decay 0.01 -batch 128 -epochs 1 -log-every 50 \
+	-wm-steps 4 -rules wm -out "$out/fashion-cnn-wm-steps4"

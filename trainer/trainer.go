@@ -296,7 +296,7 @@ func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Re
 	if err != nil {
 		return nil, err
 	}
-	loadFrom := ""
+	loadFrom, rewriteConfig := "", !resume
 	if resume {
 		stored, err := ReadConfig(cfg.OutDir)
 		if err != nil {
@@ -308,11 +308,13 @@ func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Re
 		// The stored configuration defines the run; only where it runs and how it reports may change.
 		// (Devices too: the global batches are the same however many devices they are split over.)
 		stored.Backend, stored.Progress, stored.Workers, stored.Devices = cfg.Backend, cfg.Progress, cfg.Workers, cfg.Devices
-		if cfg.Epochs > stored.Epochs && cfg.Steps == 0 && stored.Steps == 0 {
-			stored.Epochs = cfg.Epochs // Extending a run is allowed.
+		extended := cfg.Epochs > stored.Epochs && cfg.Steps == 0 && stored.Steps == 0
+		if extended {
+			stored.Epochs = cfg.Epochs // Extending a run is allowed, and recorded below.
 		}
 		cfg = stored
 		loadFrom = checkpointDir
+		rewriteConfig = extended
 	} else if len(existing) > 0 {
 		return nil, fmt.Errorf("output folder %s already holds a run (%d checkpoints): continue it with -resume, or choose another -out",
 			cfg.OutDir, len(existing))
@@ -329,7 +331,7 @@ func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Re
 	}
 	defer r.trainDS.Close()
 	defer r.testDS.Close()
-	if !resume {
+	if rewriteConfig {
 		if err := WriteConfig(cfg, cfg.OutDir); err != nil {
 			return nil, err
 		}

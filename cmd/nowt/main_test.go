@@ -77,6 +77,39 @@ func TestTrainResumeEveryRule(t *testing.T) {
 	}
 }
 
+// TestResumeExtends: -resume alone keeps the run's length (nothing left to do); -resume -epochs N trains on to N
+// epochs and records the new length in config.json, so that a later -resume and eval see it.
+func TestResumeExtends(t *testing.T) {
+	t.Setenv("GOMLX_BACKEND", "")
+	out := t.TempDir()
+	args := tinyTrain("kp", out)
+	for i, a := range args {
+		if a == "-steps" {
+			args[i+1] = "0"
+		}
+	}
+	args = append(args, "-epochs", "1", "-train-limit", "128") // 4 steps per epoch
+	code, _, stderr := nowt(t, args...)
+	require.Equal(t, 0, code, "stderr: %s", stderr)
+
+	code, stdout, stderr := nowt(t, "train", "-resume", "-out", out, "-progress=false")
+	require.Equal(t, 0, code, "stderr: %s", stderr)
+	require.Contains(t, stdout, "already trained 4 of 4 steps")
+
+	code, _, stderr = nowt(t, "train", "-resume", "-epochs", "2", "-out", out, "-progress=false")
+	require.Equal(t, 0, code, "stderr: %s", stderr)
+	cfg, err := trainer.ReadConfig(out)
+	require.NoError(t, err)
+	require.Equal(t, 2, cfg.Epochs)
+	records, err := trainer.ReadRecords(filepath.Join(out, "metrics.jsonl"))
+	require.NoError(t, err)
+	require.Equal(t, 8, records[len(records)-1].Step)
+
+	code, stdout, stderr = nowt(t, "train", "-resume", "-out", out, "-progress=false")
+	require.Equal(t, 0, code, "stderr: %s", stderr)
+	require.Contains(t, stdout, "already trained 8 of 8 steps")
+}
+
 // TestCommandErrors: bad commands, flags and inputs give a clear message and a non-zero status.
 func TestCommandErrors(t *testing.T) {
 	t.Setenv("GOMLX_BACKEND", "")

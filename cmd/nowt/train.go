@@ -158,6 +158,9 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *resume && !flagGiven(fs, "epochs") {
+		cfg.Epochs = 0 // Keep the run's own length; -epochs N with -resume extends it to N epochs.
+	}
 	goCtx, cancel := interruptible()
 	defer cancel()
 	res, err := trainer.Train(goCtx, cfg, stdout, *resume)
@@ -183,4 +186,11 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return trainer.WriteSummary(stdout, res)
+}
+
+// flagGiven reports whether the flag name was set on the command line.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
