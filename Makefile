@@ -34,7 +34,7 @@ fuzz:
 	done
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./feedback ./input
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./feedback ./input ./models
 
 demo: build
 	rm -rf runs/demo

@@ -52,6 +52,8 @@ var layerCases = []layerCase{
 	{name: "conv3-s2-valid-bias", conv: true, n: 1, h: 8, in: 2, out: 3, kernel: 3, stride: 2, bias: true},
 	{name: "conv1-s2-same", conv: true, n: 2, h: 6, in: 4, out: 3, kernel: 1, stride: 2, same: true},
 	{name: "conv2-s1-same", conv: true, n: 1, h: 5, in: 2, out: 2, kernel: 2, stride: 1, same: true, bias: true},
+	{name: "conv5-s1-same", conv: true, n: 2, h: 6, in: 3, out: 2, kernel: 5, stride: 1, same: true},
+	{name: "conv1-s1-valid", conv: true, n: 2, h: 4, in: 3, out: 5, kernel: 1, stride: 1},
 }
 
 // TestLayerGradients checks, for every rule and layer configuration, that the forward pass is the plain
