@@ -303,6 +303,7 @@ func TestNewGoAndDescribe(t *testing.T) {
 			assert.Contains(t, text, "devices:     1\n")
 			assert.Contains(t, text, "  #0: "+b.DeviceDescription(0)+"\n")
 			assert.NotContains(t, text, "plugin:")
+			assert.Contains(t, text, "data parallelism: not available")
 		})
 	}
 	_, err := New("auto", nil) // A nil writer is fine.
