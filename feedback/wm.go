@@ -20,6 +20,10 @@ const (
 	ParamWMLearningRate = "wm_learning_rate"
 	// ParamWMDecay is λ_B, B's decay per mirror step. Default 0.01 (= η_B: B becomes an exponential moving
 	// average of the mirror's estimate of Wᵀ, with ‖B‖ → ‖W‖).
+	//
+	// That average lags W by about 1/η_B mirror steps. Where W moves faster (no batch norm, a high learning
+	// rate: docs/results.md's Fashion-MNIST CNN), B goes stale and training can diverge; then raise η_B = λ_B
+	// (or ParamWMSteps) and ParamWMBatch together, so that B keeps up without getting noisier.
 	ParamWMDecay = "wm_decay"
 	// ParamWMRescale replaces the decay by rescaling: after each update B is scaled so that sending the noise's
 	// output y back through B gives a signal of the noise's own norm. Default false.

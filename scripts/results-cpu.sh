@@ -36,3 +36,7 @@ bin/nowt compare "${common[@]}" -model resnet20 -width 8 -dataset cifar10-jpeg -
 bin/nowt compare "${common[@]}" -model cnn -dataset fashion-mnist \
 	-lr 0.05 -momentum 0.9 -schedule cosine -wd 1e-4 -kp-decay 0.01 -batch 128 -epochs 1 -log-every 50 \
 	-wm-steps 4 -rules wm -out "$out/fashion-cnn-wm-steps4"
+# A weight mirror fast enough to keep up with this CNN's weights (see docs/results.md): it trains like BP.
+bin/nowt compare "${common[@]}" -model cnn -dataset fashion-mnist \
+	-lr 0.05 -momentum 0.9 -schedule cosine -wd 1e-4 -kp-decay 0.01 -batch 128 -epochs 1 -log-every 50 \
+	-wm-lr 0.5 -wm-decay 0.5 -wm-batch 4096 -wm-steps 2 -rules wm -out "$out/fashion-cnn-wm-fast"
