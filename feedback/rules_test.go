@@ -1,6 +1,7 @@
 package feedback
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
 	"testing"
@@ -303,4 +304,84 @@ func TestWeightMirrorAligns(t *testing.T) {
 			require.Less(t, after, tc.limit)
 		})
 	}
+}
+
+// TestWeightMirrorLag: the mirror is a low-pass filter. With η_B = λ_B = η, B is an exponential average of
+// the mirror's (unbiased) estimate of W, so when W drifts by D per step, B settles at W − ((1−η)/η)·D: it lags
+// (1−η)/η steps behind (99 at the released η = 0.01). This is why a fast-moving W outruns the default mirror
+// (docs/results.md, Fashion-MNIST) and a larger η keeps up.
+func TestWeightMirrorLag(t *testing.T) {
+	for _, eta := range []float64{0.05, 0.2} {
+		t.Run(fmt.Sprintf("eta=%g", eta), func(t *testing.T) {
+			backend := testBackend(t)
+			ctx := context.New()
+			ctx.SetParam(ParamRule, "wm")
+			ctx.SetParam(ParamWMNoise, "gaussian")
+			ctx.SetParam(ParamWMNoiseScale, 1.0)
+			ctx.SetParam(ParamWMLearningRate, eta)
+			ctx.SetParam(ParamWMDecay, eta)
+			ctx.SetParam(ParamWMBatch, 2048)
+			require.NoError(t, ctx.SetRNGStateFromSeed(3))
+			context.MustNewExec(backend, ctx, func(ctx *context.Context, x *Node) *Node {
+				return Dense(ctx.In("d"), x, 32, false)
+			}).MustExec(tensors.FromShape(shapes.Make(dtypes.Float32, 2, 64)))
+			layer := Layers(ctx)[0]
+			mirror := context.MustNewExec(backend, ctx, func(ctx *context.Context, g *Graph) *Node {
+				MirrorStep(ctx, g)
+				return Const(g, int32(0))
+			})
+			steps := int(4 / eta) // (1−η)^steps < 2 %: transients gone.
+			for range steps { // Settle on the fixed W.
+				mirror.MustExec()
+			}
+			w := toF64(layer.Weights.MustValue())
+			rng := rand.New(rand.NewSource(5))
+			lag := (1 - eta) / eta
+			drift := randomSlice(rng, len(w))
+			scale := norm(w) / lag / norm(drift) // The lag predicted is then ‖W‖ at the start of the drift.
+			for i := range drift {
+				drift[i] *= scale
+			}
+			for range steps { // W moves by drift each step, then one mirror step.
+				for i := range w {
+					w[i] += drift[i]
+				}
+				require.NoError(t, layer.Weights.SetValue(tensors.FromFlatDataAndDimensions(toF32(w), 64, 32)))
+				mirror.MustExec()
+			}
+			b := toF64(layer.Feedback.MustValue())
+			lagged := make([]float64, len(w))
+			for i := range w {
+				lagged[i] = w[i] - lag*drift[i]
+			}
+			lagNorm := lag * norm(drift)
+			t.Logf("η=%g: ‖B−W‖ = %.3f, predicted lag %.3f; ‖B−(W−lag·D)‖ = %.3f", eta, dist(b, w), lagNorm, dist(b, lagged))
+			require.InEpsilon(t, lagNorm, dist(b, w), 0.25, "B trails W by (1−η)/η steps of drift")
+			require.Less(t, dist(b, lagged), 0.5*lagNorm, "B is W as it was (1−η)/η steps ago")
+		})
+	}
+}
+
+func norm(a []float64) float64 {
+	var s float64
+	for _, v := range a {
+		s += v * v
+	}
+	return math.Sqrt(s)
+}
+
+func dist(a, b []float64) float64 {
+	d := make([]float64, len(a))
+	for i := range a {
+		d[i] = a[i] - b[i]
+	}
+	return norm(d)
+}
+
+func toF32(a []float64) []float32 {
+	out := make([]float32, len(a))
+	for i, v := range a {
+		out[i] = float32(v)
+	}
+	return out
 }
