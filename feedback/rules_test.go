@@ -331,7 +331,7 @@ func TestWeightMirrorLag(t *testing.T) {
 				return Const(g, int32(0))
 			})
 			steps := int(4 / eta) // (1−η)^steps < 2 %: transients gone.
-			for range steps { // Settle on the fixed W.
+			for range steps {     // Settle on the fixed W.
 				mirror.MustExec()
 			}
 			w := toF64(layer.Weights.MustValue())
