@@ -71,7 +71,7 @@ func (b *Conv2DBuilder) Done() *Node {
 	if useNativeConv(b.ctx, x.Graph()) {
 		op = nativeConvOp{geom}
 	} else {
-		op = newPatchConvOp(x.Graph(), geom, b.outChannels)
+		op = newPatchConvOp(geom, b.outChannels)
 	}
 	y := withFeedback(b.ctx, rule, x, w, op)
 	if b.useBias {
@@ -161,11 +161,11 @@ type patchConvOp struct {
 	geom        convGeometry
 	outChannels int
 	// forwardPatches is the forward pass's patch matrix, kept for the weight gradient of the same graph.
-	forwardPatches **Node
+	forwardPatches *Node
 }
 
-func newPatchConvOp(_ *Graph, geom convGeometry, outChannels int) patchConvOp {
-	return patchConvOp{geom: geom, outChannels: outChannels, forwardPatches: new(*Node)}
+func newPatchConvOp(geom convGeometry, outChannels int) *patchConvOp {
+	return &patchConvOp{geom: geom, outChannels: outChannels}
 }
 
 var patchTables sync.Map // convGeometry → *tensors.Tensor
@@ -246,14 +246,14 @@ func patchMatrix(x *Node, kh, kw, stride, padTop, padBottom, padLeft, padRight i
 }
 
 // patches builds the patch matrix [n·outH·outW, kh·kw·cin] of x.
-func (op patchConvOp) patches(x *Node) *Node {
+func (op *patchConvOp) patches(x *Node) *Node {
 	g := op.geom
 	return patchMatrix(x, g.kh, g.kw, g.stride, g.padTop, g.padBottom, g.padLeft, g.padRight)
 }
 
 // scatterPatches is the transpose of patches: it adds each patch gradient back to the input positions it
 // was read from.
-func (op patchConvOp) scatterPatches(dPatches *Node) *Node {
+func (op *patchConvOp) scatterPatches(dPatches *Node) *Node {
 	geom := op.geom
 	indices := ConstTensor(dPatches.Graph(), patchIndexTable(geom))
 	updates := Reshape(dPatches, geom.n*geom.outH*geom.outW*geom.kh*geom.kw, geom.inC)
@@ -263,26 +263,25 @@ func (op patchConvOp) scatterPatches(dPatches *Node) *Node {
 	return Reshape(rows, geom.n, geom.h, geom.w, geom.inC)
 }
 
-func (op patchConvOp) kernelMatrix(kernel *Node) *Node {
+func (op *patchConvOp) kernelMatrix(kernel *Node) *Node {
 	return Reshape(kernel, op.geom.kh*op.geom.kw*op.geom.inC, op.outChannels)
 }
 
-func (op patchConvOp) deltaMatrix(delta *Node) *Node {
+func (op *patchConvOp) deltaMatrix(delta *Node) *Node {
 	return Reshape(delta, op.geom.n*op.geom.outH*op.geom.outW, op.outChannels)
 }
 
 // forward computes y from the patches of x, which carry no gradient (see patchMatrix; the input gradient is
 // inputGrad's anyway), and adds 0·Σx, which costs one reduction and gives autodiff the path to x's custom
 // gradient (see withFeedback).
-func (op patchConvOp) forward(x, w *Node) *Node {
-	p := op.patches(x)
-	*op.forwardPatches = p
-	y := Dot(p, op.kernelMatrix(w))
+func (op *patchConvOp) forward(x, w *Node) *Node {
+	op.forwardPatches = op.patches(x)
+	y := Dot(op.forwardPatches, op.kernelMatrix(w))
 	y = Reshape(y, op.geom.n, op.geom.outH, op.geom.outW, op.outChannels)
 	return Add(y, MulScalar(ReduceAllSum(x), 0))
 }
 
-func (op patchConvOp) inputGrad(delta, kernel *Node) *Node {
+func (op *patchConvOp) inputGrad(delta, kernel *Node) *Node {
 	geom := op.geom
 	if geom.stride != 1 {
 		dPatches := denseOp{}.inputGrad(op.deltaMatrix(delta), op.kernelMatrix(kernel))
@@ -311,11 +310,8 @@ func flippedKernelMatrix(kernel *Node) *Node {
 	return Reshape(flipped, taps*cout, cin)
 }
 
-func (op patchConvOp) weightGrad(x, delta *Node) *Node {
-	p := *op.forwardPatches
-	if p == nil {
-		p = op.patches(x)
-	}
-	gw := denseOp{}.weightGrad(p, op.deltaMatrix(delta))
+// weightGrad reuses the forward's patch matrix of x (the backward runs after the forward, in the same graph).
+func (op *patchConvOp) weightGrad(_, delta *Node) *Node {
+	gw := denseOp{}.weightGrad(op.forwardPatches, op.deltaMatrix(delta))
 	return Reshape(gw, op.geom.kh, op.geom.kw, op.geom.inC, op.outChannels)
 }

@@ -118,7 +118,7 @@ func MirrorStep(ctx *context.Context, g *Graph) int {
 			images := max(1, (batch+positions*positions-1)/(positions*positions))
 			imgShape := shapes.Make(w.DType(), images, kh+convMirrorMargin, kw+convMirrorMargin, inC)
 			x, noiseVar := mirrorNoise(layerCtx, g, imgShape)
-			op := newPatchConvOp(g, newConvGeometry(imgShape, kh, kw, 1, false), outC)
+			op := newPatchConvOp(newConvGeometry(imgShape, kh, kw, 1, false), outC)
 			patches := op.patches(x)
 			y := Dot(patches, op.kernelMatrix(w))
 			newB = Reshape(rule.MirrorUpdate(layerCtx, op.kernelMatrix(b), patches, y, noiseVar), kh, kw, inC, outC)

@@ -38,7 +38,7 @@ func saveCheckpoint(ctx *context.Context, dir string, step int64, keep int) (str
 	if err != nil || len(written) != 1 {
 		return "", fmt.Errorf("writing the checkpoint: expected one checkpoint in %s, found %v (%v)", staging, written, err)
 	}
-	base := fmt.Sprintf("checkpoint-n%09d-step-%09d", step, step)
+	base := fmt.Sprintf(checkpointNameFormat, step, step)
 	for _, suffix := range []string{checkpoints.BinDataSuffix, checkpoints.JsonNameSuffix} {
 		from := filepath.Join(staging, written[0]+suffix)
 		if err := syncFile(from); err != nil {
@@ -123,4 +123,20 @@ func loadCheckpoint(ctx *context.Context, dir string) (*checkpoints.Handler, err
 		return nil, fmt.Errorf("loading checkpoint %s: %w", bases[len(bases)-1], err)
 	}
 	return handler, nil
+}
+
+// checkpointNameFormat names a checkpoint's files (GoMLX's "checkpoint-n<count>" with the step added; nowt's
+// count is the step), and checkpointScanFormat reads it back (without widths: steps may outgrow 9 digits).
+const (
+	checkpointNameFormat = "checkpoint-n%09d-step-%09d"
+	checkpointScanFormat = "checkpoint-n%d-step-%d"
+)
+
+// checkpointStep parses the step out of a checkpoint base path written by saveCheckpoint (-1 if it cannot).
+func checkpointStep(base string) int {
+	var n, step int
+	if _, err := fmt.Sscanf(filepath.Base(base), checkpointScanFormat, &n, &step); err != nil {
+		return -1
+	}
+	return step
 }

@@ -252,15 +252,6 @@ func sortedMapKeys(maps ...map[string]any) []string {
 	return keys
 }
 
-// checkpointStep parses the step out of a checkpoint base path written by saveCheckpoint (-1 if it cannot).
-func checkpointStep(base string) int {
-	var n, step int
-	if _, err := fmt.Sscanf(filepath.Base(base), "checkpoint-n%d-step-%d", &n, &step); err != nil {
-		return -1
-	}
-	return step
-}
-
 // plannedSteps is the number of training steps cfg asks for: cfg.Steps, or cfg.Epochs times the steps per epoch
 // found in the run's records (0 if they cannot tell).
 func plannedSteps(cfg Config, dir string) int {

@@ -381,14 +381,14 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 				return nil, err
 			}
 			fmt.Fprintf(r.out, "Weight mirror: %d warm-up mirror steps before training.\n", warmup)
+			if initial, err = r.align(); err != nil { // B moved: measure again.
+				return nil, err
+			}
 		}
 	}
 	if !resumed {
 		// The starting point: test metrics and alignment before the first step (after the mirror warm-up).
-		rec := Record{Step: 0, LearningRate: r.schedule.At(0)}
-		if rec.Layers, err = r.align(); err != nil {
-			return nil, err
-		}
+		rec := Record{Step: 0, LearningRate: r.schedule.At(0), Layers: initial}
 		t1, t5, tl, err := r.evaluate()
 		if err != nil {
 			return nil, err

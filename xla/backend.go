@@ -113,11 +113,10 @@ func Describe(w io.Writer, b backends.Backend) error {
 	for i := range n {
 		fmt.Fprintf(&sb, "  #%d: %s\n", i, b.DeviceDescription(backends.DeviceNum(i)))
 	}
-	switch {
-	case n > 1 && b.Name() == "xla":
+	if n > 1 && b.Name() == "xla" {
 		fmt.Fprintf(&sb, "data parallelism: -devices -1 splits each batch over all %d devices\n", n)
-	default:
-		fmt.Fprintf(&sb, "data parallelism: not available (one device, or a backend without distributed execution)\n")
+	} else {
+		sb.WriteString("data parallelism: not available (one device, or a backend without distributed execution)\n")
 	}
 	if _, err := io.WriteString(w, sb.String()); err != nil {
 		return errors.Wrapf(err, "describing backend %q", b.Name())

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -40,7 +39,7 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("-rules: %w", err)
 		}
 	}
-	if ruleFlagGiven(fs) {
+	if flagGiven(fs, "rule") {
 		return fmt.Errorf("-rule does not apply to compare: list the rules with -rules")
 	}
 	cfg, err := rf.config(fs)
@@ -60,13 +59,6 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "\n%s\nResults: %s\n", md, path)
 	return nil
-}
-
-// ruleFlagGiven reports whether -rule was set on the command line (compare takes -rules instead).
-func ruleFlagGiven(fs *flag.FlagSet) bool {
-	given := false
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "rule" })
-	return given
 }
 
 // commandLine quotes the command as the user could type it again.
