@@ -48,6 +48,18 @@ var benchLayers = []benchLayer{
 		flops:  2 * benchConvBatch * benchConvSize * benchConvSize * 9 * benchConvCh * benchConvCh,
 		matmul: [3]int{benchConvBatch * benchConvSize * benchConvSize, 9 * benchConvCh, benchConvCh},
 	},
+	{
+		// The same convolution through the backend's native ConvGeneral, as XLA backends run it.
+		name:  "conv3x3-native",
+		input: shapes.Make(dtypes.Float32, benchConvBatch, benchConvSize, benchConvSize, benchConvCh),
+		build: func(ctx *context.Context, x *Node) *Node {
+			ctx = ctx.In("conv")
+			ctx.SetParam(ParamConvImpl, "native")
+			return NewConv2D(ctx, x, benchConvCh, 3).Bias(false).Done()
+		},
+		flops:  2 * benchConvBatch * benchConvSize * benchConvSize * 9 * benchConvCh * benchConvCh,
+		matmul: [3]int{benchConvBatch * benchConvSize * benchConvSize, 9 * benchConvCh, benchConvCh},
+	},
 }
 
 func runLayerBench(b *testing.B, layer benchLayer, rule string, backward bool, flopsPerStep float64) {

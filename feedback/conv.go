@@ -80,10 +80,10 @@ func (b *Conv2DBuilder) Done() *Node {
 	return y
 }
 
-// useNativeConv decides, in one place, how convolutions run: the backend's native convolution where the
-// backend can also run its transposed convolution (it needs the "Reverse" op, which the pure-Go backend
-// lacks), else patches×matmul, which is also several times faster than the pure-Go backend's native conv.
-// ParamConvImpl overrides the choice.
+// useNativeConv decides, in one place, how convolutions run: the backend's native convolution on backends
+// with XLA's full op set (told by the Reverse op, which the pure-Go backend lacks), else patches × matmul,
+// which on the pure-Go backend is 7–10× faster than its native convolution (BenchmarkLayer, conv3x3 vs
+// conv3x3-native). Both are exact; ParamConvImpl overrides the choice.
 func useNativeConv(ctx *context.Context, g *Graph) bool {
 	switch impl := context.GetParamOr(ctx, ParamConvImpl, "auto"); impl {
 	case "native":
@@ -128,27 +128,69 @@ var channelsLastAxes = backends.ConvolveAxesConfig{
 	OutputBatch: 0, OutputChannels: 3, OutputSpatial: []int{1, 2},
 }
 
-// nativeConvOp runs the backend's convolution; the weight gradient is the backend's own (a convolution);
-// the input gradient is GoMLX's transposed convolution, with the feedback kernel in place of W.
+// nativeConvOp runs the backend's convolution, and writes both gradients as convolutions too: the input
+// gradient is the transposed convolution with the feedback kernel in place of W, the weight gradient the
+// correlation of x with δ. GoMLX's own convolution VJP is never built (its input half needs the Reverse op,
+// which the pure-Go backend lacks), so the same graph runs, and is tested, on every backend.
 type nativeConvOp struct{ geom convGeometry }
 
 func (op nativeConvOp) conv(x, kernel *Node) *Node {
 	return ConvGeneral(x, kernel, channelsLastAxes, []int{op.geom.stride, op.geom.stride}, op.geom.paddings(), nil, nil, 1, 1)
 }
 
-func (op nativeConvOp) forward(x, w *Node) *Node { return op.conv(x, w) }
-
-func (op nativeConvOp) inputGrad(delta, kernel *Node) *Node {
-	// A shadow convolution of the feedback kernel, never executed: GoMLX's convolution VJP reads only the
-	// shapes of the shadow's input and output, and its kernel. Its unused weight-gradient half is pruned.
-	g := delta.Graph()
-	xShape := shapes.Make(delta.DType(), op.geom.n, op.geom.h, op.geom.w, op.geom.inC)
-	shadow := op.conv(Zeros(g, xShape), kernel)
-	vjps := VJPRegistration[NodeTypeConvGeneral](shadow, []*Node{delta}, shapes.Make(delta.DType()))
-	return vjps[0]
+// forward convolves StopGradient(x) with StopGradient(W), so autodiff never builds the convolution's stock
+// VJP, and adds 0·Σx + 0·ΣW, two reductions that give autodiff its path to x's and W's custom gradients
+// (see withFeedback).
+func (op nativeConvOp) forward(x, w *Node) *Node {
+	y := op.conv(StopGradient(x), StopGradient(w))
+	return Add(y, MulScalar(Add(ReduceAllSum(x), ReduceAllSum(w)), 0))
 }
 
-func (nativeConvOp) weightGrad(_, _ *Node) *Node { return nil }
+// weightGrad is dW[t, ci, co] = Σ_{n,o} x_padded[n, o·s+t, ci]·δ[n, o, co] per spatial axis: a convolution
+// whose "batch" is cin and whose "channels" are the examples, with δ as the kernel, dilated by the stride.
+// Rows that the forward's windows never reach (valid padding with a remainder) are cropped first.
+func (op nativeConvOp) weightGrad(x, delta *Node) *Node {
+	g := op.geom
+	axisPadding := func(size, outSize, k, padBefore, padAfter int) (pad [2]int, keep int) {
+		extra := size + padBefore + padAfter - k - (outSize-1)*g.stride // unreached rows at the end
+		cut := min(extra, padAfter)
+		return [2]int{padBefore, padAfter - cut}, size - (extra - cut)
+	}
+	padH, keepH := axisPadding(g.h, g.outH, g.kh, g.padTop, g.padBottom)
+	padW, keepW := axisPadding(g.w, g.outW, g.kw, g.padLeft, g.padRight)
+	if keepH < g.h || keepW < g.w {
+		x = Slice(x, AxisRange(), AxisRange(0, keepH), AxisRange(0, keepW), AxisRange())
+	}
+	axes := backends.ConvolveAxesConfig{
+		InputBatch: 3, InputChannels: 0, InputSpatial: []int{1, 2},
+		KernelInputChannels: 0, KernelOutputChannels: 3, KernelSpatial: []int{1, 2},
+		OutputBatch: 2, OutputChannels: 3, OutputSpatial: []int{0, 1},
+	}
+	return ConvGeneral(x, delta, axes, []int{1, 1}, [][2]int{padH, padW}, nil, []int{g.stride, g.stride}, 1, 1)
+}
+
+// transposedAxes reads an HWIO kernel with its channel axes swapped: the transposed convolution maps cout
+// channels back to cin.
+var transposedAxes = func() backends.ConvolveAxesConfig {
+	a := channelsLastAxes
+	a.KernelInputChannels, a.KernelOutputChannels = channelsLastAxes.KernelOutputChannels, channelsLastAxes.KernelInputChannels
+	return a
+}()
+
+// inputGrad is dx[i] = Σ_{o,t : o·s+t−pad = i} δ[o]·K[t] per spatial axis: δ dilated by the stride (s−1
+// zeros between values), padded by k−1−pad before and whatever makes the output the input's size after,
+// correlated at stride 1 with the kernel flipped in space and read with its channel axes swapped.
+func (op nativeConvOp) inputGrad(delta, kernel *Node) *Node {
+	g := op.geom
+	axisPadding := func(size, outSize, k, padBefore int) [2]int {
+		dilated := (outSize-1)*g.stride + 1
+		before := k - 1 - padBefore
+		return [2]int{before, size + k - 1 - dilated - before}
+	}
+	paddings := [][2]int{axisPadding(g.h, g.outH, g.kh, g.padTop), axisPadding(g.w, g.outW, g.kw, g.padLeft)}
+	return ConvGeneral(delta, flippedKernel(kernel), transposedAxes, []int{1, 1}, paddings,
+		[]int{g.stride, g.stride}, []int{1, 1}, 1, 1)
+}
 
 // patchConvOp lowers the convolution to patches × matmul: the patch matrix [n·outH·outW, kh·kw·cin] is the
 // concatenation, along channels, of kh·kw (strided) slices of the zero-padded input, and the kernel is reshaped
@@ -294,20 +336,24 @@ func (op *patchConvOp) inputGrad(delta, kernel *Node) *Node {
 	return Reshape(dx, geom.n, geom.h, geom.w, geom.inC)
 }
 
-// flippedKernelMatrix turns the HWIO kernel [kh, kw, cin, cout] into the [kh·kw·cout, cin] matrix of the
-// transposed convolution: taps in reverse order, input and output channels swapped. The tap reversal is a
-// Gather over kh·kw rows (the pure-Go backend has no Reverse op); the kernel is small.
-func flippedKernelMatrix(kernel *Node) *Node {
+// flippedKernel reverses the HWIO kernel [kh, kw, cin, cout] along both spatial axes, with a Gather over its
+// kh·kw taps (the pure-Go backend has no Reverse op; the kernel is small).
+func flippedKernel(kernel *Node) *Node {
 	kh, kw, cin, cout := kernel.Shape().Dim(0), kernel.Shape().Dim(1), kernel.Shape().Dim(2), kernel.Shape().Dim(3)
 	taps := kh * kw
 	reversed := make([][]int32, taps)
 	for i := range reversed {
 		reversed[i] = []int32{int32(taps - 1 - i)}
 	}
-	rows := Reshape(kernel, taps, cin*cout)
-	flipped := Gather(rows, Const(kernel.Graph(), reversed)) // [taps, cin·cout]
-	flipped = TransposeAllDims(Reshape(flipped, taps, cin, cout), 0, 2, 1)
-	return Reshape(flipped, taps*cout, cin)
+	flipped := Gather(Reshape(kernel, taps, cin*cout), Const(kernel.Graph(), reversed)) // [taps, cin·cout]
+	return Reshape(flipped, kh, kw, cin, cout)
+}
+
+// flippedKernelMatrix turns the HWIO kernel [kh, kw, cin, cout] into the [kh·kw·cout, cin] matrix of the
+// transposed convolution: taps in reverse order, input and output channels swapped.
+func flippedKernelMatrix(kernel *Node) *Node {
+	kh, kw, cin, cout := kernel.Shape().Dim(0), kernel.Shape().Dim(1), kernel.Shape().Dim(2), kernel.Shape().Dim(3)
+	return Reshape(TransposeAllDims(flippedKernel(kernel), 0, 1, 3, 2), kh*kw*cout, cin)
 }
 
 // weightGrad reuses the forward's patch matrix of x (the backward runs after the forward, in the same graph).

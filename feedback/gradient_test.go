@@ -56,71 +56,81 @@ var layerCases = []layerCase{
 	{name: "conv1-s1-valid", conv: true, n: 2, h: 4, in: 3, out: 5, kernel: 1, stride: 1},
 }
 
-// TestLayerGradients checks, for every rule and layer configuration, that the forward pass is the plain
+// TestLayerGradients checks, for every rule, layer configuration and convolution implementation (patches ×
+// matmul, and the backend's native convolution that XLA backends run), that the forward pass is the plain
 // convolution, the input gradient is B δ (the transposed convolution with the rule's feedback kernel) and
 // the weight gradient is backprop's, all against the plain-Go reference.
 func TestLayerGradients(t *testing.T) {
 	backend := testBackend(t)
 	for _, ruleName := range RuleNames() {
 		for ci, lc := range layerCases {
-			t.Run(fmt.Sprintf("%s/%s", ruleName, lc.name), func(t *testing.T) {
-				rng := rand.New(rand.NewSource(int64(ci + 1)))
-				ref := lc.ref()
-				xDims := []int{lc.n, lc.in}
-				if lc.conv {
-					xDims = []int{lc.n, lc.h, lc.h, lc.in}
-				}
-				x := randomSlice(rng, ref.n*ref.h*ref.w*ref.c)
-				delta := randomSlice(rng, ref.n*ref.outH*ref.outW*ref.co)
-				yDims := []int{lc.n, lc.out}
-				if lc.conv {
-					yDims = []int{lc.n, ref.outH, ref.outW, lc.out}
-				}
-				ctx := context.New()
-				ctx.SetParam(ParamRule, ruleName)
-				require.NoError(t, ctx.SetRNGStateFromSeed(int64(ci)))
-				layerCtx := ctx.In("layer")
-				outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, xNode *Node) []*Node {
-					g := xNode.Graph()
-					y := lc.build(layerCtx, xNode)
-					// loss = Σ y·R, so δ = ∂loss/∂y = R exactly.
-					loss := ReduceAllSum(Mul(y, ConstTensor(g, tensors.FromFlatDataAndDimensions(delta, yDims...))))
-					wVar := layerCtx.GetVariableByScopeAndName(layerCtx.Scope(), WeightsName)
-					grads := Gradient(loss, xNode, wVar.ValueGraph(g))
-					return []*Node{y, grads[0], grads[1], wVar.ValueGraph(g)}
-				}, tensors.FromFlatDataAndDimensions(x, xDims...))
-				w := flat64(t, outs[3])
-				// The feedback kernel the rule should use, computed here from the variables.
-				var fb []float64
-				switch ruleName {
-				case "bp":
-					fb = w
-				case "ss":
-					var ss float64
-					for _, v := range w {
-						ss += v * v
+			convImpls := []string{"patches", "native"}
+			if !lc.conv {
+				convImpls = []string{"-"}
+			}
+			for _, convImpl := range convImpls {
+				t.Run(fmt.Sprintf("%s/%s/%s", ruleName, lc.name, convImpl), func(t *testing.T) {
+					rng := rand.New(rand.NewSource(int64(ci + 1)))
+					ref := lc.ref()
+					xDims := []int{lc.n, lc.in}
+					if lc.conv {
+						xDims = []int{lc.n, lc.h, lc.h, lc.in}
 					}
-					scale := math.Sqrt(ss / float64(len(w)))
-					fb = make([]float64, len(w))
-					for i, v := range w {
-						fb[i] = scale * sign(v)
+					x := randomSlice(rng, ref.n*ref.h*ref.w*ref.c)
+					delta := randomSlice(rng, ref.n*ref.outH*ref.outW*ref.co)
+					yDims := []int{lc.n, lc.out}
+					if lc.conv {
+						yDims = []int{lc.n, ref.outH, ref.outW, lc.out}
 					}
-				default:
-					bVar := layerCtx.GetVariableByScopeAndName(layerCtx.Scope(), FeedbackName)
-					require.NotNil(t, bVar, "rule %s must store B", ruleName)
-					fb = flat64(t, bVar.MustValue())
-					require.Greater(t, angleBetween(fb, w), 60.0, "B must be drawn independently of W")
-				}
-				yWant := ref.forward(x, w)
-				if lc.bias {
-					// Biases start at zero: the forward pass is the plain convolution.
-					bias := flat64(t, layerCtx.GetVariableByScopeAndName(layerCtx.Scope(), BiasesName).MustValue())
-					require.Equal(t, make([]float64, lc.out), bias)
-				}
-				requireClose(t, yWant, flat64(t, outs[0]), 1e-9, "forward")
-				requireClose(t, ref.inputGrad(delta, fb), flat64(t, outs[1]), 1e-4, "input gradient B·δ")
-				requireClose(t, ref.weightGrad(x, delta), flat64(t, outs[2]), 1e-4, "weight gradient")
-			})
+					ctx := context.New()
+					ctx.SetParam(ParamRule, ruleName)
+					if lc.conv {
+						ctx.SetParam(ParamConvImpl, convImpl)
+					}
+					require.NoError(t, ctx.SetRNGStateFromSeed(int64(ci)))
+					layerCtx := ctx.In("layer")
+					outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, xNode *Node) []*Node {
+						g := xNode.Graph()
+						y := lc.build(layerCtx, xNode)
+						// loss = Σ y·R, so δ = ∂loss/∂y = R exactly.
+						loss := ReduceAllSum(Mul(y, ConstTensor(g, tensors.FromFlatDataAndDimensions(delta, yDims...))))
+						wVar := layerCtx.GetVariableByScopeAndName(layerCtx.Scope(), WeightsName)
+						grads := Gradient(loss, xNode, wVar.ValueGraph(g))
+						return []*Node{y, grads[0], grads[1], wVar.ValueGraph(g)}
+					}, tensors.FromFlatDataAndDimensions(x, xDims...))
+					w := flat64(t, outs[3])
+					// The feedback kernel the rule should use, computed here from the variables.
+					var fb []float64
+					switch ruleName {
+					case "bp":
+						fb = w
+					case "ss":
+						var ss float64
+						for _, v := range w {
+							ss += v * v
+						}
+						scale := math.Sqrt(ss / float64(len(w)))
+						fb = make([]float64, len(w))
+						for i, v := range w {
+							fb[i] = scale * sign(v)
+						}
+					default:
+						bVar := layerCtx.GetVariableByScopeAndName(layerCtx.Scope(), FeedbackName)
+						require.NotNil(t, bVar, "rule %s must store B", ruleName)
+						fb = flat64(t, bVar.MustValue())
+						require.Greater(t, angleBetween(fb, w), 60.0, "B must be drawn independently of W")
+					}
+					yWant := ref.forward(x, w)
+					if lc.bias {
+						// Biases start at zero: the forward pass is the plain convolution.
+						bias := flat64(t, layerCtx.GetVariableByScopeAndName(layerCtx.Scope(), BiasesName).MustValue())
+						require.Equal(t, make([]float64, lc.out), bias)
+					}
+					requireClose(t, yWant, flat64(t, outs[0]), 1e-9, "forward")
+					requireClose(t, ref.inputGrad(delta, fb), flat64(t, outs[1]), 1e-4, "input gradient B·δ")
+					requireClose(t, ref.weightGrad(x, delta), flat64(t, outs[2]), 1e-4, "weight gradient")
+				})
+			}
 		}
 	}
 }

@@ -24,8 +24,9 @@ const (
 	// step, i.e. the standard deviation of its initialisation, per layer.
 	ParamSSScale = "ss_scale"
 
-	// ParamConvImpl selects how Conv2D runs: "auto" (native convolution where the backend can
-	// differentiate it, else patches×matmul), "native" or "patches". Default: "auto".
+	// ParamConvImpl selects how Conv2D runs: "auto" (the backend's native convolution on XLA backends,
+	// patches×matmul on the pure-Go backend, where it is faster), "native" or "patches". Both run on every
+	// backend and compute the same values. Default: "auto".
 	ParamConvImpl = "feedback_conv_impl"
 )
 

@@ -6,16 +6,19 @@ import (
 	"testing"
 
 	"github.com/gomlx/gomlx/backends"
-	_ "github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
 )
 
-// testBackend returns the pure-Go backend, shared by the package's tests.
+// testBackend returns the backend the package's tests run on: the pure-Go backend in sequential mode, or the
+// one $NOWT_TEST_BACKEND names (xla.TestBackend).
 func testBackend(t testing.TB) backends.Backend {
 	t.Helper()
-	b, err := backends.NewWithConfig("go:ops_sequential")
-	require.NoError(t, err)
+	b, err := xla.TestBackend()
+	if err != nil {
+		t.Fatalf("test backend: %v", err)
+	}
 	return b
 }
 

@@ -2,10 +2,8 @@ package models
 
 import (
 	"math/rand"
-	"os"
 	"testing"
 
-	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -16,15 +14,9 @@ import (
 
 // BenchmarkResNet20Step times one training step (forward, the rule's backward, plain SGD update) of the CIFAR
 // ResNet-20 at width 8 on a batch of 64 32×32 images — the CPU CIFAR run of docs/results.md — and a forward pass
-// alone, on the pure-Go backend. Reports images/s.
+// alone, on the pure-Go backend (or $NOWT_TEST_BACKEND). Reports images/s.
 func BenchmarkResNet20Step(b *testing.B) {
-	backend := testBackend(b)
-	if config := os.Getenv("NOWT_BENCH_BACKEND"); config != "" { // e.g. "go:ops_sequential,dotgeneral_small"
-		var err error
-		if backend, err = backends.NewWithConfig(config); err != nil {
-			b.Fatal(err)
-		}
-	}
+	backend := testBackend(b) // NOWT_TEST_BACKEND=go:ops_sequential,dotgeneral_small, xla:cuda, ...
 	const batch, classes = 64, 10
 	rng := rand.New(rand.NewSource(1))
 	x := randomF32(rng, batch, 32, 32, 3)

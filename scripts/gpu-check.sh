@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# gpu-check.sh: run nowt's GPU benchmark on a machine whose Python has JAX's CUDA PJRT plugin
-# (pip package jax-cuda13-pjrt, file xla_cuda_plugin.so) and the NVIDIA pip packages, without `nowt setup`.
+# gpu-check.sh: nowt's GPU check, on a machine whose Python has JAX's CUDA PJRT plugin (pip package
+# jax-cuda13-pjrt, file xla_cuda_plugin.so) and the NVIDIA pip packages, with binaries built elsewhere
+# (`make gpu-build` writes them to bin/: nowt and the feedback and models test binaries, ~60 MB stripped).
 #
-# It links the plugin as pjrt_c_api_cuda_plugin.so into a temporary folder put on PJRT_PLUGIN_LIBRARY_PATH
-# (the name go-xla looks for), puts the pip NVIDIA libraries (site-packages/nvidia/*/lib) on LD_LIBRARY_PATH,
-# points XLA at the pip CUDA toolkit folder (ptxas, libdevice) and runs the prebuilt bin/nowt bench with
-# -backend xla:cuda. Output goes to stdout and, if $OUT is set, to $OUT/gpu-check.log.
+# Stages, each run whatever the previous one gave, each with its own time limit (9 minutes in all at most, so
+# that one call of a 10-minute device machine holds it), and a summary at the end:
+#   1. nvidia-smi; the plugin exposed as pjrt_c_api_cuda_plugin.so on PJRT_PLUGIN_LIBRARY_PATH (cuda-env.sh)
+#   2. nowt devices -backend xla:cuda: the plugin loads, the GPU is listed
+#   3. the numerical tests on the GPU (NOWT_TEST_BACKEND=xla:cuda; TF32 off, so float32 matmuls stay float32):
+#      every rule's layer gradients against the plain-Go reference, patches vs native convolution through a
+#      whole ResNet-18, finite differences, a small ResNet fitted under every rule
+#   4. nowt bench: synthetic ImageNet batches, ResNet-18 and ResNet-50, rules bp and kp: images/s, KP/BP ratio
+# Output goes to stdout and, if $OUT is set, to $OUT/gpu-check.log.
 #
-# Usage: scripts/gpu-check.sh   (from the repository root; NOWT_BIN overrides bin/nowt)
-set -euo pipefail
+# Usage: scripts/gpu-check.sh   (BIN overrides the folder of the binaries, relative to the repository root)
+set -uo pipefail
+cd "$(dirname "$0")/.."
 
 log="/dev/null"
 if [[ -n "${OUT:-}" ]]; then
@@ -18,25 +25,50 @@ if [[ -n "${OUT:-}" ]]; then
 fi
 say() { echo "gpu-check: $*" | tee -a "$log"; }
 fail() { echo "gpu-check: ERROR: $*" | tee -a "$log" >&2; exit 1; }
+bin="${BIN:-bin}"
+for f in nowt feedback.test models.test; do
+  [[ -x "$bin/$f" ]] || fail "$bin/$f not found or not executable: build the binaries first (make gpu-build)"
+done
+bin="$(cd "$bin" && pwd)"
 
-# 1. The GPU.
+# 1. The GPU, the plugin, its libraries and XLA flags.
 if command -v nvidia-smi >/dev/null 2>&1; then
   nvidia-smi 2>&1 | tee -a "$log" || say "nvidia-smi failed (exit $?)"
 else
   say "nvidia-smi not found"
 fi
+source scripts/cuda-env.sh
 
-# 2-4. The plugin, its libraries and XLA flags.
-source "$(dirname "$0")/cuda-env.sh"
+summary=()
+# stage NAME SECONDS COMMAND...: runs the command under a time limit, logs its output and exit status.
+stage() {
+  local name=$1 limit=$2
+  shift 2
+  say "[$name] running: $*"
+  local start=$SECONDS
+  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$log"
+  local rc=${PIPESTATUS[0]}
+  [[ $rc == 124 || $rc == 137 ]] && say "[$name] stopped after its limit of ${limit}s"
+  say "[$name] exit status $rc ($((SECONDS - start)) s)"
+  summary+=("$name: exit $rc, $((SECONDS - start)) s")
+}
 
-# 5. The benchmark.
-nowt="${NOWT_BIN:-bin/nowt}"
-[[ -x "$nowt" ]] || fail "$nowt not found or not executable: build it first (go build -o bin/nowt ./cmd/nowt)"
-cmd=("$nowt" bench -backend xla:cuda -model resnet18,resnet50 -rule bp,kp -dataset synthetic -image-size 224 -batch 128 -steps 30)
-say "running: ${cmd[*]}"
-set +e
-"${cmd[@]}" 2>&1 | tee -a "$log"
-rc=${PIPESTATUS[0]}
-set -e
-say "nowt bench exited with status $rc"
-exit "$rc"
+# 2. The plugin loads and lists the GPU; without it nothing else can run.
+stage devices 60 "$bin/nowt" devices -backend xla:cuda
+if [[ ${summary[-1]} != "devices: exit 0,"* ]]; then
+  say "the CUDA plugin did not load (its error is above): stages 3 and 4 skipped"
+  exit 1
+fi
+
+# 3. The numerical tests on the GPU. Test binaries run in their package folder, as `go test` would.
+export NOWT_TEST_BACKEND=xla:cuda NVIDIA_TF32_OVERRIDE=0
+stage feedback-tests 120 bash -c "set -o pipefail; cd feedback && $bin/feedback.test -test.timeout 110s -test.v -test.run 'TestLayerGradients|TestBackpropMatchesAutodiff|TestConvBackpropFiniteDifferences|TestPatchMatrix|TestKolenPollackDecay|TestWeightMirrorAligns|TestAlignmentGraph' | grep -v '^=== RUN\|^    --- PASS'"
+stage models-tests 120 bash -c "set -o pipefail; cd models && $bin/models.test -test.timeout 110s -test.v -test.run 'TestConvImplementationsAgree|TestBackpropFiniteDifferences|TestMaxPool2D|TestRulesFitSmallResNet' | grep -v '^=== RUN\|^    --- PASS'"
+unset NOWT_TEST_BACKEND NVIDIA_TF32_OVERRIDE
+
+# 4. Training throughput (TF32 as the plugin's default: this is the speed users get).
+stage bench 240 "$bin/nowt" bench -backend xla:cuda -model resnet18,resnet50 -rule bp,kp -dataset synthetic \
+  -image-size 224 -batch 128 -steps 30
+
+say "summary:"
+for s in "${summary[@]}"; do say "  $s"; done

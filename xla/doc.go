@@ -37,6 +37,12 @@
 // pjrt_c_api_cuda_plugin.so in a folder on $PJRT_PLUGIN_LIBRARY_PATH and put the pip NVIDIA libraries on
 // $LD_LIBRARY_PATH).
 //
+// The GPU check, for a machine without Go: `make gpu-build` here (bin/nowt and the feedback and models test
+// binaries), copy bin/ and scripts/ there, run scripts/gpu-check.sh. It loads the plugin (`nowt devices`), runs
+// the numerical tests on the GPU ($NOWT_TEST_BACKEND=xla:cuda, see TestBackend: every rule's layer gradients
+// against the plain-Go reference, both convolution implementations through a ResNet-18, finite differences)
+// and benchmarks ResNet-18/50 under bp and kp.
+//
 // # Running on a Cloud TPU VM
 //
 //  1. On the TPU VM (single host, e.g. v4-8, v5e-8, v6e-8), build nowt (Go and gcc; cgo on), then install the

@@ -384,3 +384,20 @@ func TestInstallRejectsWithoutNetwork(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, Install(ctx, "cpu", nil), context.Canceled)
 }
+
+// TestTestBackend: without $NOWT_TEST_BACKEND tests get the pure-Go backend; with it, the backend it names,
+// and an error that names the variable when that backend cannot be made (here: no CUDA plugin).
+func TestTestBackend(t *testing.T) {
+	hermetic(t)
+	t.Setenv(TestBackendEnv, "")
+	b, err := TestBackend()
+	require.NoError(t, err)
+	require.Equal(t, "go", b.String())
+
+	t.Setenv(TestBackendEnv, "xla:cuda")
+	_, err = TestBackend()
+	require.ErrorContains(t, err, `$NOWT_TEST_BACKEND="xla:cuda"`)
+	if xlaCompiledIn {
+		require.ErrorContains(t, err, `PJRT plugin "cuda"`)
+	}
+}

@@ -1,0 +1,39 @@
+package xla
+
+import (
+	"os"
+	"sync"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/pkg/errors"
+)
+
+// TestBackendEnv is the environment variable that moves nowt's numerical tests (packages feedback and models:
+// gradients against references, convolution implementations against each other) and their benchmarks off the
+// pure-Go backend, e.g. NOWT_TEST_BACKEND=xla:cuda, or go:<options> for another pure-Go configuration. It takes
+// the same specs as -backend. scripts/gpu-check.sh uses it to run those tests on a GPU.
+const TestBackendEnv = "NOWT_TEST_BACKEND"
+
+var testBackend struct {
+	once    sync.Once
+	spec    string
+	backend backends.Backend
+	err     error
+}
+
+// TestBackend returns the backend tests run on: the one $NOWT_TEST_BACKEND names, created once per process
+// (an XLA backend owns a PJRT client), or, when it is unset, a new pure-Go backend in DefaultGoConfig.
+func TestBackend() (backends.Backend, error) {
+	spec := os.Getenv(TestBackendEnv)
+	if spec == "" {
+		return newWithConfig(DefaultGoConfig)
+	}
+	testBackend.once.Do(func() {
+		testBackend.spec = spec
+		testBackend.backend, testBackend.err = New(spec, nil)
+	})
+	if testBackend.err != nil {
+		return nil, errors.WithMessagef(testBackend.err, "$%s=%q", TestBackendEnv, testBackend.spec)
+	}
+	return testBackend.backend, nil
+}
