@@ -2,6 +2,11 @@ package trainer
 
 import (
 	gocontext "context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -82,4 +87,68 @@ func TestDevicesErrors(t *testing.T) {
 	res, err := Train(gocontext.Background(), c, nil, false)
 	require.NoError(t, err)
 	require.Equal(t, 4, res.Steps)
+}
+
+// TestDataParallelTrainsLikeOneDevice runs the whole data-parallel path — per-device batches joined by GoMLX's
+// distributed accumulator, the distributed training step with replicated variables, KP's B updated in it, weight
+// mirror steps, alignment and evaluation on device 0 between distributed steps, checkpoints — on 2 and 4 virtual
+// devices (backend "virtual:<n>", which runs AutoSharding programs with XLA's semantics on the pure-Go backend),
+// and requires the same run as on one device: the program and the global batches are the same, so every logged
+// loss, the final accuracy and every layer's angles must agree. A crash after the middle checkpoint, resumed on
+// another number of devices (2 → 4, 4 → 1), must finish the same run too.
+func TestDataParallelTrainsLikeOneDevice(t *testing.T) {
+	for _, rule := range []string{"kp", "wm"} {
+		one := tinyConfig(t, rule)
+		one.Steps, one.CheckpointEvery = 16, 8
+		want, err := Train(gocontext.Background(), one, nil, false)
+		require.NoError(t, err)
+		wantLog, err := ReadRecords(filepath.Join(one.OutDir, metricsFileName))
+		require.NoError(t, err)
+		for _, devices := range []int{2, 4} {
+			t.Run(fmt.Sprintf("%s/%d", rule, devices), func(t *testing.T) {
+				c := one
+				c.OutDir = t.TempDir()
+				c.Backend, c.Devices = fmt.Sprintf("virtual:%d", devices), devices
+				var out strings.Builder
+				got, err := Train(gocontext.Background(), c, &out, false)
+				require.NoError(t, err)
+				require.Contains(t, out.String(), fmt.Sprintf("each batch of 32 split over %d devices (%d each)", devices, 32/devices))
+				require.Equal(t, want.Steps, got.Steps)
+				require.InDelta(t, want.TestTop1, got.TestTop1, 1e-9)
+				require.InDelta(t, want.TestLoss, got.TestLoss, 1e-5*math.Max(1, want.TestLoss))
+				require.Len(t, got.Layers, len(want.Layers))
+				for i, l := range want.Layers {
+					require.InDelta(t, l.WeightAngle, got.Layers[i].WeightAngle, 1e-3, "layer %s", l.Layer)
+				}
+				requireSameLosses := func(what string) {
+					gotLog, err := ReadRecords(filepath.Join(c.OutDir, metricsFileName))
+					require.NoError(t, err)
+					require.Equal(t, len(wantLog), len(gotLog), what)
+					for i := range wantLog {
+						require.Equal(t, wantLog[i].Step, gotLog[i].Step, what)
+						require.InDelta(t, wantLog[i].Loss, gotLog[i].Loss, 1e-5*math.Max(1, math.Abs(wantLog[i].Loss)),
+							"%s: loss at step %d", what, wantLog[i].Step)
+					}
+				}
+				requireSameLosses("uninterrupted")
+
+				// Crash after step 8: drop the last checkpoint, resume on another number of devices.
+				last, err := filepath.Glob(filepath.Join(c.OutDir, checkpointDirName, "checkpoint-*step-000000016.*"))
+				require.NoError(t, err)
+				require.NotEmpty(t, last)
+				for _, f := range last {
+					require.NoError(t, os.Remove(f))
+				}
+				c.Backend, c.Devices = "go", 1
+				if devices == 2 {
+					c.Backend, c.Devices = "virtual:4", 4
+				}
+				got, err = Train(gocontext.Background(), c, nil, true)
+				require.NoError(t, err)
+				require.Equal(t, want.Steps, got.Steps)
+				require.InDelta(t, want.TestTop1, got.TestTop1, 1e-9)
+				requireSameLosses(fmt.Sprintf("resumed on %d devices", c.Devices))
+			})
+		}
+	}
 }

@@ -102,6 +102,10 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 		if r.dp, err = dataParallel(cfg, r.backend); err != nil {
 			return nil, err
 		}
+		if r.dp != nil && out != nil {
+			fmt.Fprintf(out, "Data parallelism: each batch of %d split over %d devices (%d each).\n",
+				cfg.BatchSize, r.dp.NumDevices(), cfg.BatchSize/r.dp.NumDevices())
+		}
 	}
 	trainSplit, testSplit := splitNames(cfg.Dataset)
 	evalBatch := cfg.EvalBatchSize

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	_ "github.com/gomlx/gomlx/backends/simplego" // Registers the pure-Go backend "go".
+	"github.com/nowt-ml/nowt/xla/virtualmesh"
 	"github.com/pkg/errors"
 )
 
@@ -29,6 +30,9 @@ func New(spec string, w io.Writer) (backends.Backend, error) {
 	}
 	if config == "xla" || strings.HasPrefix(config, "xla:") {
 		return newXLA(config)
+	}
+	if n, ok := strings.CutPrefix(config, SpecVirtual+":"); ok {
+		return newVirtual(n)
 	}
 	if config == SpecGo {
 		config = DefaultGoConfig
@@ -54,6 +58,25 @@ func newWithConfig(config string) (b backends.Backend, err error) {
 		return nil, errors.WithMessagef(err, "creating backend %q", config)
 	}
 	return b, nil
+}
+
+// newVirtual creates "virtual:<n>": n virtual devices on the pure-Go backend in DefaultGoConfig.
+func newVirtual(n string) (backends.Backend, error) {
+	devices, err := virtualDevices(n)
+	if err != nil {
+		return nil, err
+	}
+	inner, err := newWithConfig(DefaultGoConfig)
+	if err != nil {
+		return nil, err
+	}
+	return virtualmesh.New(inner, devices)
+}
+
+// hasDistributedExecution reports whether b runs GoMLX's distributed (AutoSharding) programs: XLA, and the
+// virtual mesh.
+func hasDistributedExecution(b backends.Backend) bool {
+	return b.Name() == "xla" || b.Name() == virtualmesh.BackendName
 }
 
 // pluginPaths remembers the plugin file of each XLA backend created by New, for Describe.
@@ -113,7 +136,7 @@ func Describe(w io.Writer, b backends.Backend) error {
 	for i := range n {
 		fmt.Fprintf(&sb, "  #%d: %s\n", i, b.DeviceDescription(backends.DeviceNum(i)))
 	}
-	if n > 1 && b.Name() == "xla" {
+	if n > 1 && hasDistributedExecution(b) {
 		fmt.Fprintf(&sb, "data parallelism: -devices -1 splits each batch over all %d devices\n", n)
 	} else {
 		sb.WriteString("data parallelism: not available (one device, or a backend without distributed execution)\n")

@@ -12,6 +12,8 @@
 //	xla:cpu    XLA with the CPU plugin (pjrt_c_api_cpu_plugin.so).
 //	xla:cuda   XLA with the CUDA plugin (pjrt_c_api_cuda_plugin.so), for NVIDIA GPUs.
 //	xla:tpu    XLA with the TPU plugin (pjrt_c_api_tpu_plugin.so), on Cloud TPU VMs.
+//	virtual:n  n virtual devices on the pure-Go backend (package virtualmesh): runs the data-parallel path
+//	           on one CPU, to test it or to try a multi-device command before renting the devices; slow.
 //
 // "xla" alone takes the best plugin found, "xla:<name>" any other plugin found by name, "xla:/abs/path.so"
 // a plugin file by path, and PJRT options may follow a comma ("xla:cuda,tf32"). An empty spec means
@@ -108,7 +110,13 @@
 //	    -augment -batch 1024 -epochs 90 -lr 0.4 -schedule step -milestones 30,60,80 -wd 1e-4 -out runs/r18-kp
 //
 // Limits, as of GoMLX v0.26: the pure-Go backend has no distributed execution (one device); multi-host slices
-// are not supported. None of the multi-device path has been run by nowt's tests — they run on one CPU device
-// without plugins — nor by its developers yet (no machine with several accelerators was available): what is
-// tested is the batch feeding (trainer's TestDataParallelFeedsGlobalBatches) and the errors.
+// are not supported.
+//
+// What is tested without accelerators: on "virtual:<n>" (package virtualmesh, which runs GoMLX's AutoSharding
+// programs with XLA's semantics — global arrays in, each device its shard out — on the pure-Go backend) the
+// whole data-parallel path of nowt's trainer runs, and a run on 2 or 4 devices, or resumed after a crash on
+// another number of devices, logs the same losses, accuracy and angles as on one device (trainer's
+// TestDataParallelTrainsLikeOneDevice); the per-device batches join into the one-device global batches
+// (TestDataParallelFeedsGlobalBatches). Not tested here: XLA's own partitioning (Shardy) of nowt's programs on
+// real devices, and speed; no machine with several accelerators has been available to nowt's developers.
 package xla

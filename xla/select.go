@@ -25,19 +25,24 @@ const (
 	SpecXLACPU  = "xla:cpu"
 	SpecXLACUDA = "xla:cuda"
 	SpecXLATPU  = "xla:tpu"
+	// SpecVirtual is the prefix of "virtual:<n>": n virtual devices on the pure-Go backend (package
+	// virtualmesh), to run the data-parallel path on one CPU, e.g. to try a multi-device command before
+	// running it on a TPU VM. Slow (the devices take turns) and for testing only.
+	SpecVirtual = "virtual"
 )
 
 // ValidSpecs lists the valid spec strings, for flag help.
 // Select also accepts "go:<options>" (GoMLX's SimpleGo options, e.g. "go:ops_sequential" or "go:parallelism=4"),
 // "xla" (the best plugin found), "xla:<plugin name or absolute path>" and PJRT options after a comma
-// (e.g. "xla:cuda,tf32").
+// (e.g. "xla:cuda,tf32"), and "virtual:<n>" (n virtual devices on the pure-Go backend, for testing).
 func ValidSpecs() []string {
 	return []string{SpecAuto, SpecGo, SpecXLACPU, SpecXLACUDA, SpecXLATPU}
 }
 
 // SpecHelp is a one-line description of the spec syntax, for flag help.
 const SpecHelp = `backend: "auto" (XLA if a PJRT plugin is installed, else pure Go), "go" (or "go:<options>"), ` +
-	`"xla:cpu", "xla:cuda" or "xla:tpu"; empty means $GOMLX_BACKEND, then "auto"`
+	`"xla:cpu", "xla:cuda" or "xla:tpu", or "virtual:<n>" (n virtual devices on pure Go, to test -devices); ` +
+	`empty means $GOMLX_BACKEND, then "auto"`
 
 // autoPreference is the order in which "auto" (and a bare "xla") picks a plugin; a plugin is only picked
 // if its hardware is present (see hasHardware).
@@ -106,9 +111,14 @@ func Select(spec string) (config string, notice string, err error) {
 			return "", "", errors.WithMessagef(err, "backend spec %q%s", s, from)
 		}
 		return config, "", nil
+	case kind == SpecVirtual:
+		if _, err := virtualDevices(opts); err != nil {
+			return "", "", errors.WithMessagef(err, "backend spec %q%s", s, from)
+		}
+		return SpecVirtual + ":" + strings.TrimSpace(opts), "", nil
 	}
-	return "", "", errors.Errorf("unknown backend spec %q%s: valid specs are %s (also \"go:<options>\" "+
-		"and \"xla:<plugin>[,<options>]\")", s, from, quoteList(ValidSpecs()))
+	return "", "", errors.Errorf("unknown backend spec %q%s: valid specs are %s (also \"go:<options>\", "+
+		"\"xla:<plugin>[,<options>]\" and \"virtual:<n>\")", s, from, quoteList(ValidSpecs()))
 }
 
 // selectAuto picks the XLA backend with the best plugin found, or "go" with a notice.
@@ -230,4 +240,13 @@ func quoteList(items []string) string {
 		q[i] = strconv.Quote(it)
 	}
 	return strings.Join(q, ", ")
+}
+
+// virtualDevices parses the n of "virtual:<n>".
+func virtualDevices(opts string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(opts))
+	if err != nil || n < 1 {
+		return 0, errors.Errorf("want \"virtual:<n>\" with a number of devices n ≥ 1, got %q", opts)
+	}
+	return n, nil
 }

@@ -94,6 +94,11 @@ func TestSelectWithoutPlugins(t *testing.T) {
 		{spec: "tpu", errHas: []string{`unknown backend spec "tpu"`}},
 		{spec: "simplego", errHas: []string{"unknown backend spec"}},
 		{spec: "auto:cpu", errHas: []string{"unknown backend spec"}},
+		{spec: "virtual:4", want: "virtual:4"},
+		{spec: "virtual: 2", want: "virtual:2"},
+		{spec: "virtual", errHas: []string{`"virtual:<n>"`, "n ≥ 1"}},
+		{spec: "virtual:0", errHas: []string{`"virtual:<n>"`, `got "0"`}},
+		{spec: "virtual:two", errHas: []string{`got "two"`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.spec, func(t *testing.T) {

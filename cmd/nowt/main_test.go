@@ -135,6 +135,8 @@ func TestCommandErrors(t *testing.T) {
 		{"bad backend", []string{"devices", "-backend", "xla:cuda"}, 1, []string{"cuda", "nowt setup"}},
 		{"devices without XLA", []string{"train", "-backend", "go", "-devices", "2", "-out", t.TempDir()}, 1, []string{"-devices 2", "no distributed execution"}},
 		{"batch not split evenly", []string{"train", "-devices", "3", "-batch", "128", "-out", t.TempDir()}, 1, []string{"not a multiple of the 3 devices"}},
+		{"virtual without n", []string{"devices", "-backend", "virtual:0"}, 1, []string{`"virtual:<n>"`, "n ≥ 1"}},
+		{"more devices than virtual", []string{"train", "-backend", "virtual:2", "-devices", "4", "-out", t.TempDir()}, 1, []string{"4 devices asked", "has 2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := nowt(t, tc.args...)
@@ -164,4 +166,10 @@ func TestHelpAndListings(t *testing.T) {
 	code, stdout, _ = nowt(t, "devices", "-backend", "go")
 	require.Equal(t, 0, code)
 	require.Contains(t, stdout, "SimpleGo")
+	require.Contains(t, stdout, "data parallelism: not available")
+	code, stdout, _ = nowt(t, "devices", "-backend", "virtual:3")
+	require.Equal(t, 0, code)
+	require.Contains(t, stdout, "3 virtual devices on")
+	require.Contains(t, stdout, "#2: virtual device #2")
+	require.Contains(t, stdout, "data parallelism: -devices -1 splits each batch over all 3 devices")
 }
