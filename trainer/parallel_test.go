@@ -93,26 +93,41 @@ func TestDevicesErrors(t *testing.T) {
 // distributed accumulator, the distributed training step with replicated variables, KP's B updated in it, weight
 // mirror steps, alignment and evaluation on device 0 between distributed steps, checkpoints — on 2 and 4 virtual
 // devices (backend "virtual:<n>", which runs AutoSharding programs with XLA's semantics on the pure-Go backend),
+// for an MLP and for a ResNet-20 with batch norm,
 // and requires the same run as on one device: the program and the global batches are the same, so every logged
 // loss, the final accuracy and every layer's angles must agree. A crash after the middle checkpoint, resumed on
 // another number of devices (2 → 4, 4 → 1), must finish the same run too.
 func TestDataParallelTrainsLikeOneDevice(t *testing.T) {
-	for _, rule := range []string{"kp", "wm"} {
+	for _, tc := range []struct {
+		rule, model string
+		devices     []int
+	}{
+		{"kp", "mlp", []int{2, 4}},
+		{"wm", "mlp", []int{2, 4}},
+		{"kp", "resnet20", []int{2}}, // batch norm: batch statistics and moving averages
+	} {
+		rule := tc.rule
 		one := tinyConfig(t, rule)
 		one.Steps, one.CheckpointEvery = 16, 8
+		if tc.model == "resnet20" {
+			one.Model, one.TrainLimit, one.TestLimit, one.BatchSize = tc.model, 64, 16, 8
+			one.Steps, one.CheckpointEvery, one.LogEvery, one.EvalEvery = 4, 2, 2, 4
+			one.Params["resnet_width"] = 4
+		}
 		want, err := Train(gocontext.Background(), one, nil, false)
 		require.NoError(t, err)
 		wantLog, err := ReadRecords(filepath.Join(one.OutDir, metricsFileName))
 		require.NoError(t, err)
-		for _, devices := range []int{2, 4} {
-			t.Run(fmt.Sprintf("%s/%d", rule, devices), func(t *testing.T) {
+		for _, devices := range tc.devices {
+			t.Run(fmt.Sprintf("%s/%s/%d", tc.model, rule, devices), func(t *testing.T) {
 				c := one
 				c.OutDir = t.TempDir()
 				c.Backend, c.Devices = fmt.Sprintf("virtual:%d", devices), devices
 				var out strings.Builder
 				got, err := Train(gocontext.Background(), c, &out, false)
 				require.NoError(t, err)
-				require.Contains(t, out.String(), fmt.Sprintf("each batch of 32 split over %d devices (%d each)", devices, 32/devices))
+				require.Contains(t, out.String(), fmt.Sprintf("each batch of %d split over %d devices (%d each)",
+					c.BatchSize, devices, c.BatchSize/devices))
 				require.Equal(t, want.Steps, got.Steps)
 				require.InDelta(t, want.TestTop1, got.TestTop1, 1e-9)
 				require.InDelta(t, want.TestLoss, got.TestLoss, 1e-5*math.Max(1, want.TestLoss))
@@ -132,8 +147,8 @@ func TestDataParallelTrainsLikeOneDevice(t *testing.T) {
 				}
 				requireSameLosses("uninterrupted")
 
-				// Crash after step 8: drop the last checkpoint, resume on another number of devices.
-				last, err := filepath.Glob(filepath.Join(c.OutDir, checkpointDirName, "checkpoint-*step-000000016.*"))
+				// Crash after the middle checkpoint: drop the last one, resume on another number of devices.
+				last, err := filepath.Glob(filepath.Join(c.OutDir, checkpointDirName, fmt.Sprintf("checkpoint-*step-%09d.*", c.Steps)))
 				require.NoError(t, err)
 				require.NotEmpty(t, last)
 				for _, f := range last {
