@@ -16,6 +16,7 @@ import (
 type Throughput struct {
 	Model, Rule     string
 	Batch           int
+	Devices         int // the batch is split over this many devices
 	Steps           int
 	StepTime        time.Duration // median-free mean over the timed steps
 	ImagesPerSecond float64
@@ -70,7 +71,7 @@ func Benchmark(cfg Config, warmup, steps int, out io.Writer) (*Throughput, error
 		}
 	}
 	elapsed := time.Since(started)
-	return &Throughput{Model: cfg.Model, Rule: cfg.Rule, Batch: cfg.BatchSize, Steps: steps,
+	return &Throughput{Model: cfg.Model, Rule: cfg.Rule, Batch: cfg.BatchSize, Devices: r.devices(), Steps: steps,
 		StepTime:        elapsed / time.Duration(max(1, steps)),
 		ImagesPerSecond: float64(steps*cfg.BatchSize) / elapsed.Seconds()}, nil
 }

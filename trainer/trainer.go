@@ -102,10 +102,6 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 		if r.dp, err = dataParallel(cfg, r.backend); err != nil {
 			return nil, err
 		}
-		if r.dp != nil && out != nil {
-			fmt.Fprintf(out, "Data parallelism: each batch of %d split over %d devices (%d each).\n",
-				cfg.BatchSize, r.dp.NumDevices(), cfg.BatchSize/r.dp.NumDevices())
-		}
 	}
 	trainSplit, testSplit := splitNames(cfg.Dataset)
 	evalBatch := cfg.EvalBatchSize
@@ -335,6 +331,10 @@ func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Re
 	}
 	defer r.trainDS.Close()
 	defer r.testDS.Close()
+	if r.dp != nil {
+		fmt.Fprintf(out, "Data parallelism: each batch of %d split over %d devices (%d each).\n",
+			cfg.BatchSize, r.dp.NumDevices(), cfg.BatchSize/r.dp.NumDevices())
+	}
 	if rewriteConfig {
 		if err := WriteConfig(cfg, cfg.OutDir); err != nil {
 			return nil, err

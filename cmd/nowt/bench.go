@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"text/tabwriter"
 
 	"github.com/nowt-ml/nowt/trainer"
 )
@@ -34,8 +33,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		cfg.DataPath = fmt.Sprintf("examples=%d,size=%d,channels=3,classes=1000", 2*cfg.BatchSize, size)
 		cfg.TestLimit = cfg.BatchSize
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "model\trule\tbatch\tstep time\timages/s\tratio to bp\t")
+	// Fixed-width columns, so that each row can be printed as soon as it is measured.
+	const row = "%9s  %4s  %6s  %7s  %10s  %10s  %11s\n"
+	fmt.Fprintf(stdout, row, "model", "rule", "batch", "devices", "step time", "images/s", "ratio to bp")
 	for _, model := range splitList(cfg.Model) {
 		var bpRate float64
 		for _, rule := range splitList(cfg.Rule) {
@@ -52,9 +52,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			if bpRate > 0 {
 				ratio = fmt.Sprintf("%.3f", bpRate/res.ImagesPerSecond)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.1f\t%s\t\n", model, rule, c.BatchSize, res.StepTime.Round(1e5), res.ImagesPerSecond, ratio)
-			_ = tw.Flush()
+			fmt.Fprintf(stdout, row, model, rule, fmt.Sprint(c.BatchSize), fmt.Sprint(res.Devices),
+				res.StepTime.Round(1e5), fmt.Sprintf("%.1f", res.ImagesPerSecond), ratio)
 		}
 	}
-	return tw.Flush()
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/nowt-ml/nowt/trainer"
 	"github.com/stretchr/testify/require"
@@ -172,4 +173,24 @@ func TestHelpAndListings(t *testing.T) {
 	require.Contains(t, stdout, "3 virtual devices on")
 	require.Contains(t, stdout, "#2: virtual device #2")
 	require.Contains(t, stdout, "data parallelism: -devices -1 splits each batch over all 3 devices")
+}
+
+// TestBenchTable: bench prints one aligned row per model and rule with the devices used and the ratio to bp,
+// here with the batch split over 2 virtual devices.
+func TestBenchTable(t *testing.T) {
+	t.Setenv("GOMLX_BACKEND", "")
+	code, stdout, stderr := nowt(t, "bench", "-backend", "virtual:2", "-devices", "2", "-model", "mlp", "-hidden", "16",
+		"-rule", "bp,kp", "-dataset", "mnist", "-train-limit", "64", "-test-limit", "16", "-batch", "8", "-steps", "2",
+		"-warmup-steps", "1")
+	require.Equal(t, 0, code, "stderr: %s", stderr)
+	lines := strings.Split(strings.TrimRight(stdout, "\n"), "\n")
+	require.Len(t, lines, 3, stdout)
+	require.Equal(t, []string{"model", "rule", "batch", "devices", "step", "time", "images/s", "ratio", "to", "bp"}, strings.Fields(lines[0]))
+	for i, rule := range []string{"bp", "kp"} {
+		fields := strings.Fields(lines[i+1])
+		require.Len(t, fields, 7, lines[i+1])
+		require.Equal(t, []string{"mlp", rule, "8", "2"}, fields[:4])
+		require.Equal(t, utf8.RuneCountInString(lines[0]), utf8.RuneCountInString(lines[i+1]), "rows align with the header")
+	}
+	require.Equal(t, "1.000", strings.Fields(lines[1])[6])
 }
