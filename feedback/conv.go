@@ -336,9 +336,14 @@ func (op *patchConvOp) inputGrad(delta, kernel *Node) *Node {
 	return Reshape(dx, geom.n, geom.h, geom.w, geom.inC)
 }
 
-// flippedKernel reverses the HWIO kernel [kh, kw, cin, cout] along both spatial axes, with a Gather over its
-// kh·kw taps (the pure-Go backend has no Reverse op; the kernel is small).
+// flippedKernel reverses the HWIO kernel [kh, kw, cin, cout] along both spatial axes: with the Reverse op where
+// the backend has it (XLA, whose GPU compiler recognizes a convolution of the dilated δ with a reversed kernel
+// as cuDNN's backward-data convolution), else with a Gather over its kh·kw taps (the pure-Go backend has no
+// Reverse; the kernel is small). Both are the same permutation.
 func flippedKernel(kernel *Node) *Node {
+	if kernel.Graph().Backend().Capabilities().Operations[backends.OpTypeReverse] {
+		return Reverse(kernel, 0, 1)
+	}
 	kh, kw, cin, cout := kernel.Shape().Dim(0), kernel.Shape().Dim(1), kernel.Shape().Dim(2), kernel.Shape().Dim(3)
 	taps := kh * kw
 	reversed := make([][]int32, taps)
