@@ -529,18 +529,33 @@ func positiveOr(v, def int) int {
 	return def
 }
 
-// newMirrorExec compiles the weight-mirror step of every WM layer.
+// newMirrorExec compiles the weight-mirror step of every WM layer. With data parallelism it runs on every
+// device, replicated (each device draws the same noise from the replicated RNG state and makes the same update
+// of its copy of B), so that W and B stay on the devices: run on device 0 alone, it would gather every variable
+// it reads from the devices and scatter B back at every training step.
 func newMirrorExec(r *run) (*context.Exec, error) {
-	return context.NewExec(r.backend, r.ctx, func(ctx *context.Context, g *Graph) *Node {
+	exec, err := context.NewExec(r.backend, r.ctx, func(ctx *context.Context, g *Graph) *Node {
 		feedback.MirrorStep(ctx, g)
 		return Scalar(g, dtypes.Float32, 0)
 	})
+	if err != nil || r.dp == nil {
+		return exec, err
+	}
+	return exec.AutoSharding(r.dp.Mesh).
+		WithOutputShardingSpecs(distributed.NewReplicatedShardingSpec(r.dp.Mesh)).
+		WithDeviceAssignment(r.dp.DeviceAssignment), nil
 }
 
 // mirror runs n weight-mirror steps.
 func (r *run) mirror(n int) error {
 	for range n {
-		if _, err := r.mirrorExec.Exec(); err != nil {
+		var err error
+		if r.dp != nil {
+			_, err = r.mirrorExec.DistributedExec()
+		} else {
+			_, err = r.mirrorExec.Exec()
+		}
+		if err != nil {
 			return fmt.Errorf("weight-mirror step: %w", err)
 		}
 	}

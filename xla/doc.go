@@ -97,11 +97,11 @@
 // matches one device with the global batch ("synchronized" batch norm). Under the SPMD strategy GoMLX's batch
 // norm would instead use per-device statistics, since it does not reduce across devices.
 //
-// In nowt's trainer only the training step is distributed. The graphs it runs itself — the weight-mirror steps,
-// the alignment metrics and the test-set evaluation — run on device 0: a variable whose value lives on all
-// devices is read from its first replica (GoMLX merges replicated values), and one such graph changes (the
-// mirror's B) is replicated again before the next distributed step. This is correct but leaves the other
-// devices idle during evaluation and mirror steps.
+// In nowt's trainer the training step and the weight-mirror steps are distributed: a mirror step runs
+// replicated on every device (each draws the same noise from the replicated RNG state and updates its own copy
+// of B), so that W and B never leave the devices. The alignment metrics and the test-set evaluation, every few
+// hundred steps, run on device 0: a variable whose value lives on all devices is read from its first replica
+// (GoMLX merges replicated values, through the host), which is correct but leaves the other devices idle then.
 //
 // Launching on a Cloud TPU VM (single host): build nowt there (Go, gcc, cgo), `nowt setup -plugin tpu` (or link
 // libtpu.so as described above), `nowt devices -backend xla:tpu` to see the chips, then for instance
