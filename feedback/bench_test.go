@@ -27,7 +27,6 @@ type benchLayer struct {
 	input  shapes.Shape
 	build  func(ctx *context.Context, x *Node) *Node
 	flops  float64 // multiply-adds ×2 of the forward pass
-	stock  bool    // also benchmark GoMLX's stock autodiff of the same op
 	matmul [3]int  // the equivalent matmul [m,k]·[k,n] of the forward pass
 }
 

@@ -123,7 +123,7 @@ type linearOp interface {
 	forward(x, w *Node) *Node
 	// inputGrad sends δ down through kernel (W for backprop, B for the other rules).
 	inputGrad(delta, kernel *Node) *Node
-	// weightGrad computes ∂L/∂W from x and δ, or returns nil to keep the forward op's own gradient.
+	// weightGrad computes ∂L/∂W from x and δ.
 	weightGrad(x, delta *Node) *Node
 }
 
@@ -171,15 +171,9 @@ func withFeedback(ctx *context.Context, rule Rule, x, w *Node, op linearOp) *Nod
 	xh := IdentityWithCustomGradient(x, func(_, _ *Node) *Node {
 		return op.inputGrad(c.delta, c.fb())
 	})
-	wh := w
-	if gw := op.weightGrad; gw != nil {
-		wh = IdentityWithCustomGradient(w, func(_, v *Node) *Node {
-			if grad := gw(x, c.delta); grad != nil {
-				return grad
-			}
-			return v
-		})
-	}
+	wh := IdentityWithCustomGradient(w, func(_, _ *Node) *Node {
+		return op.weightGrad(x, c.delta)
+	})
 	y := op.forward(xh, wh)
 	addCapture(x.Graph(), c)
 	return IdentityWithCustomGradient(y, func(_, v *Node) *Node {

@@ -123,7 +123,7 @@ func TestConvBackpropFiniteDifferences(t *testing.T) {
 			for j := range moved {
 				moved[j] = originals[i][j] + eps*dirs[i+1][j]
 			}
-			v.MustSetValue(tensors.FromFlatDataAndDimensions(moved, v.Shape().Dimensions...))
+			require.NoError(t, v.SetValue(tensors.FromFlatDataAndDimensions(moved, v.Shape().Dimensions...)))
 		}
 		xv := flat64(t, x)
 		for j := range xv {
