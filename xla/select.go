@@ -242,11 +242,14 @@ func quoteList(items []string) string {
 	return strings.Join(q, ", ")
 }
 
+// maxVirtualDevices bounds "virtual:<n>": more than a TPU pod's chips is a typo.
+const maxVirtualDevices = 4096
+
 // virtualDevices parses the n of "virtual:<n>".
 func virtualDevices(opts string) (int, error) {
 	n, err := strconv.Atoi(strings.TrimSpace(opts))
-	if err != nil || n < 1 {
-		return 0, errors.Errorf("want \"virtual:<n>\" with a number of devices n ≥ 1, got %q", opts)
+	if err != nil || n < 1 || n > maxVirtualDevices {
+		return 0, errors.Errorf("want \"virtual:<n>\" with a number of devices 1 ≤ n ≤ %d, got %q", maxVirtualDevices, opts)
 	}
 	return n, nil
 }

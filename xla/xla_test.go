@@ -96,7 +96,8 @@ func TestSelectWithoutPlugins(t *testing.T) {
 		{spec: "auto:cpu", errHas: []string{"unknown backend spec"}},
 		{spec: "virtual:4", want: "virtual:4"},
 		{spec: "virtual: 2", want: "virtual:2"},
-		{spec: "virtual", errHas: []string{`"virtual:<n>"`, "n ≥ 1"}},
+		{spec: "virtual", errHas: []string{`"virtual:<n>"`, "1 ≤ n ≤ 4096"}},
+		{spec: "virtual:100000", errHas: []string{`got "100000"`}},
 		{spec: "virtual:0", errHas: []string{`"virtual:<n>"`, `got "0"`}},
 		{spec: "virtual:two", errHas: []string{`got "two"`}},
 	}

@@ -136,7 +136,7 @@ func TestCommandErrors(t *testing.T) {
 		{"bad backend", []string{"devices", "-backend", "xla:cuda"}, 1, []string{"cuda", "nowt setup"}},
 		{"devices without XLA", []string{"train", "-backend", "go", "-devices", "2", "-out", t.TempDir()}, 1, []string{"-devices 2", "no distributed execution"}},
 		{"batch not split evenly", []string{"train", "-devices", "3", "-batch", "128", "-out", t.TempDir()}, 1, []string{"not a multiple of the 3 devices"}},
-		{"virtual without n", []string{"devices", "-backend", "virtual:0"}, 1, []string{`"virtual:<n>"`, "n ≥ 1"}},
+		{"virtual without n", []string{"devices", "-backend", "virtual:0"}, 1, []string{`"virtual:<n>"`, "1 ≤ n ≤ 4096"}},
 		{"more devices than virtual", []string{"train", "-backend", "virtual:2", "-devices", "4", "-out", t.TempDir()}, 1, []string{"4 devices asked", "has 2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
