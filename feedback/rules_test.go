@@ -355,9 +355,9 @@ func TestWeightMirrorLag(t *testing.T) {
 				lagged[i] = w[i] - lag*drift[i]
 			}
 			lagNorm := lag * norm(drift)
-			t.Logf("η=%g: ‖B−W‖ = %.3f, predicted lag %.3f; ‖B−(W−lag·D)‖ = %.3f", eta, dist(b, w), lagNorm, dist(b, lagged))
-			require.InEpsilon(t, lagNorm, dist(b, w), 0.25, "B trails W by (1−η)/η steps of drift")
-			require.Less(t, dist(b, lagged), 0.5*lagNorm, "B is W as it was (1−η)/η steps ago")
+			t.Logf("η=%g: ‖B−W‖ = %.3f, predicted lag %.3f; ‖B−(W−lag·D)‖ = %.3f", eta, distance(b, w), lagNorm, distance(b, lagged))
+			require.InEpsilon(t, lagNorm, distance(b, w), 0.25, "B trails W by (1−η)/η steps of drift")
+			require.Less(t, distance(b, lagged), 0.5*lagNorm, "B is W as it was (1−η)/η steps ago")
 		})
 	}
 }
@@ -368,14 +368,6 @@ func norm(a []float64) float64 {
 		s += v * v
 	}
 	return math.Sqrt(s)
-}
-
-func dist(a, b []float64) float64 {
-	d := make([]float64, len(a))
-	for i := range a {
-		d[i] = a[i] - b[i]
-	}
-	return norm(d)
 }
 
 func toF32(a []float64) []float32 {

@@ -148,7 +148,7 @@ func TestDataParallelTrainsLikeOneDevice(t *testing.T) {
 				requireSameLosses("uninterrupted")
 
 				// Crash after the middle checkpoint: drop the last one, resume on another number of devices.
-				last, err := filepath.Glob(filepath.Join(c.OutDir, checkpointDirName, fmt.Sprintf("checkpoint-*step-%09d.*", c.Steps)))
+				last, err := filepath.Glob(filepath.Join(c.OutDir, checkpointDirName, fmt.Sprintf(checkpointNameFormat, c.Steps, c.Steps)+".*"))
 				require.NoError(t, err)
 				require.NotEmpty(t, last)
 				for _, f := range last {

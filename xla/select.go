@@ -112,10 +112,11 @@ func Select(spec string) (config string, notice string, err error) {
 		}
 		return config, "", nil
 	case kind == SpecVirtual:
-		if _, err := virtualDevices(opts); err != nil {
+		n, err := virtualDevices(opts)
+		if err != nil {
 			return "", "", errors.WithMessagef(err, "backend spec %q%s", s, from)
 		}
-		return SpecVirtual + ":" + strings.TrimSpace(opts), "", nil
+		return fmt.Sprintf("%s:%d", SpecVirtual, n), "", nil
 	}
 	return "", "", errors.Errorf("unknown backend spec %q%s: valid specs are %s (also \"go:<options>\", "+
 		"\"xla:<plugin>[,<options>]\" and \"virtual:<n>\")", s, from, quoteList(ValidSpecs()))

@@ -241,11 +241,7 @@ func (bld *builder) DistributedAutoSharding(meshes ...backends.Mesh) error {
 		return errors.New("virtual mesh: AutoSharding needs at least one mesh")
 	}
 	for _, m := range meshes {
-		n := 1
-		for _, size := range m.AxesSizes {
-			n *= size
-		}
-		if n > bld.backend.numDevices {
+		if n := meshSize(m); n > bld.backend.numDevices {
 			return errors.Errorf("virtual mesh: mesh %q has %d devices, the backend %d", m.Name, n, bld.backend.numDevices)
 		}
 		for i, d := range m.LogicalDeviceAssignment {
