@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
 )
 
@@ -98,7 +99,7 @@ func TestFormatComparisonManyLayers(t *testing.T) {
 }
 
 func TestCompare(t *testing.T) {
-	t.Setenv("GOMLX_BACKEND", "")
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
 	base := DefaultConfig()
 	base.Dataset, base.DataPath = "synthetic", "examples=64,size=8,channels=1,classes=4"
 	base.Model, base.Params = "mlp", map[string]any{"mlp_hidden": "16", "mlp_activation": "relu"}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/nowt-ml/nowt/input"
+	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
 )
 
@@ -69,7 +70,7 @@ func TestDataParallelFeedsGlobalBatches(t *testing.T) {
 // -devices -1 (all) on a one-device backend trains on that device.
 func TestDevicesErrors(t *testing.T) {
 	c := tinyConfig(t, "kp")
-	c.Devices = 2
+	c.Backend, c.Devices = "go", 2
 	_, err := Train(gocontext.Background(), c, nil, false)
 	require.ErrorContains(t, err, "-devices 2")
 	require.ErrorContains(t, err, `backend "go" has no distributed execution`)
@@ -82,7 +83,7 @@ func TestDevicesErrors(t *testing.T) {
 	require.ErrorContains(t, c.Validate(), "devices must be -1 (all)")
 
 	c = tinyConfig(t, "kp")
-	c.Devices, c.Steps = -1, 4
+	c.Backend, c.Devices, c.Steps = "go", -1, 4
 	c.LogEvery, c.EvalEvery, c.CheckpointEvery = 4, 4, 4
 	res, err := Train(gocontext.Background(), c, nil, false)
 	require.NoError(t, err)
@@ -90,14 +91,18 @@ func TestDevicesErrors(t *testing.T) {
 }
 
 // TestDataParallelTrainsLikeOneDevice runs the whole data-parallel path — per-device batches joined by GoMLX's
-// distributed accumulator, the distributed training step with replicated variables, KP's B updated in it, weight
-// mirror steps, alignment and evaluation on device 0 between distributed steps, checkpoints — on 2 and 4 virtual
-// devices (backend "virtual:<n>", which runs AutoSharding programs with XLA's semantics on the pure-Go backend),
-// for an MLP and for a ResNet-20 with batch norm,
+// distributed accumulator, the distributed training step with replicated variables partitioned by XLA's own SPMD
+// partitioner, KP's B updated in it, weight mirror steps, alignment and evaluation on device 0 between
+// distributed steps, checkpoints — on 2 and 4 host devices of XLA on CPU ("xla:cpu,devices=4"), for an MLP and
+// for a ResNet-20 with batch norm,
 // and requires the same run as on one device: the program and the global batches are the same, so every logged
 // loss, the final accuracy and every layer's angles must agree. A crash after the middle checkpoint, resumed on
 // another number of devices (2 → 4, 4 → 1), must finish the same run too.
 func TestDataParallelTrainsLikeOneDevice(t *testing.T) {
+	if !xla.TestBackendIsXLA() {
+		t.Skipf("data parallelism runs on XLA's partitioner: set %s=xla:cpu (make test's XLA pass does)", xla.TestBackendEnv)
+	}
+	multi := xla.TestBackendSpec() + ",devices=4"
 	for _, tc := range []struct {
 		rule, model string
 		devices     []int
@@ -108,6 +113,7 @@ func TestDataParallelTrainsLikeOneDevice(t *testing.T) {
 	} {
 		rule := tc.rule
 		one := tinyConfig(t, rule)
+		one.Backend = multi // the same client as below, training on its first device only
 		one.Steps, one.CheckpointEvery = 16, 8
 		if tc.model == "resnet20" {
 			one.Model, one.TrainLimit, one.TestLimit, one.BatchSize = tc.model, 64, 16, 8
@@ -122,7 +128,7 @@ func TestDataParallelTrainsLikeOneDevice(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%s/%d", tc.model, rule, devices), func(t *testing.T) {
 				c := one
 				c.OutDir = t.TempDir()
-				c.Backend, c.Devices = fmt.Sprintf("virtual:%d", devices), devices
+				c.Devices = devices
 				var out strings.Builder
 				got, err := Train(gocontext.Background(), c, &out, false)
 				require.NoError(t, err)
@@ -154,9 +160,9 @@ func TestDataParallelTrainsLikeOneDevice(t *testing.T) {
 				for _, f := range last {
 					require.NoError(t, os.Remove(f))
 				}
-				c.Backend, c.Devices = "go", 1
+				c.Devices = 1
 				if devices == 2 {
-					c.Backend, c.Devices = "virtual:4", 4
+					c.Devices = 4
 				}
 				got, err = Train(gocontext.Background(), c, nil, true)
 				require.NoError(t, err)

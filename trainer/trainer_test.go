@@ -15,12 +15,13 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 	"github.com/nowt-ml/nowt/feedback"
+	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
 )
 
 // tinyConfig is a few-second run: an MLP on 512 synthetic... examples of MNIST.
 func tinyConfig(t *testing.T, rule string) Config {
-	t.Setenv("GOMLX_BACKEND", "")
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
 	c := DefaultConfig()
 	c.Rule, c.Model, c.Dataset = rule, "mlp", "mnist"
 	c.TrainLimit, c.TestLimit = 512, 256

@@ -15,3 +15,9 @@ func newXLA(config string) (backends.Backend, error) {
 	return nil, errors.Errorf("creating backend %q: the XLA backend is not compiled into this binary "+
 		"(it needs cgo on linux/amd64)", config)
 }
+
+// checkLoads fails: without the XLA backend no plugin can be loaded.
+func checkLoads(path string) (string, error) {
+	return "", errors.Errorf("cannot load %s: the XLA backend is not compiled into this binary "+
+		"(it needs cgo on linux/amd64)", path)
+}

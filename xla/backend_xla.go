@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/gomlx/go-xla/pkg/pjrt"
 	"github.com/gomlx/gomlx/backends"
 	xlabackend "github.com/gomlx/gomlx/backends/xla" // Registers the "xla" backend.
 	"github.com/pkg/errors"
@@ -46,13 +47,50 @@ func newXLA(config string) (backends.Backend, error) {
 	if strings.Contains(strings.ToLower(filepath.Base(path)), "cuda") {
 		setCUDADataDir(path)
 	}
-	gomlxConfig := "xla:" + strings.Join(append([]string{path}, optList...), ",")
-	b, err := newWithConfig(gomlxConfig)
+	optList, clientOptions, err := clientOptionsOf(optList)
+	if err != nil {
+		return nil, errors.WithMessagef(err, "creating backend %q", config)
+	}
+	gomlxConfig := strings.Join(append([]string{path}, optList...), ",")
+	b, err := newXLAWithOptions(gomlxConfig, clientOptions)
 	if err != nil {
 		return nil, errors.WithMessagef(err, "creating backend %q from plugin %s", config, path)
 	}
 	pluginPaths.Store(b, path)
 	return b, nil
+}
+
+// newXLAWithOptions creates GoMLX's XLA backend with PJRT client create options, turning panics into errors.
+func newXLAWithOptions(config string, options pjrt.NamedValuesMap) (b backends.Backend, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errors.Errorf("creating backend \"xla:%s\": %v", config, r)
+		}
+	}()
+	xb, err := xlabackend.NewWithOptions(config, options)
+	if err != nil {
+		return nil, errors.WithMessagef(err, "creating backend \"xla:%s\"", config)
+	}
+	return xb, nil
+}
+
+// clientOptionsOf takes nowt's own options out of a plugin option list and returns them as PJRT client create
+// options: "devices=<n>" becomes the CPU plugin's "cpu_device_count" (how many host devices XLA on CPU exposes,
+// e.g. "xla:cpu,devices=4" for data parallelism tests on one machine).
+func clientOptionsOf(opts []string) (rest []string, client pjrt.NamedValuesMap, err error) {
+	for _, o := range opts {
+		key, value, _ := strings.Cut(strings.TrimSpace(o), "=")
+		if key != DevicesOption {
+			rest = append(rest, o)
+			continue
+		}
+		n, err := parseDeviceCount(value)
+		if err != nil {
+			return nil, nil, err
+		}
+		client = pjrt.NamedValuesMap{"cpu_device_count": int64(n)}
+	}
+	return rest, client, nil
 }
 
 func hasOption(opts []string, opt string) bool {
@@ -79,4 +117,19 @@ func setCUDADataDir(pluginPath string) {
 		return
 	}
 	_ = os.Setenv(env, strings.TrimSpace(flags+" --xla_gpu_cuda_data_dir="+dir))
+}
+
+// checkLoads loads the PJRT plugin file at path (absolute), creates a client and returns GoMLX's description of
+// it (plugin, PJRT API version, devices).
+func checkLoads(path string) (string, error) {
+	b, err := newWithConfig("xla:" + path)
+	if err != nil {
+		return "", err
+	}
+	defer b.Finalize()
+	desc := b.Description()
+	if _, after, ok := strings.Cut(desc, " - "); ok {
+		desc = after
+	}
+	return desc, nil
 }

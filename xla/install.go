@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/gomlx/go-xla/pkg/installer"
@@ -23,16 +24,37 @@ func InstallDir() (string, error) {
 	return filepath.Join(lib, "go-xla"), nil
 }
 
-// Install downloads and installs a PJRT plugin into InstallDir with go-xla's installer; it needs internet access.
-// Used by `nowt setup`, never by tests.
+// Plugin sources for InstallOptions.Source.
+const (
+	// SourceAuto tries go-xla's own download first and, for the CPU plugin, the Python package index after it.
+	SourceAuto = "auto"
+	// SourceGitHub is go-xla's own installer only (GitHub releases for cpu, PyPI wheels for cuda and tpu).
+	SourceGitHub = "github"
+	// SourcePyPI takes the CPU plugin from the Python package index (CPUPluginPyPIPackage) with pip.
+	SourcePyPI = "pypi"
+)
+
+// InstallOptions tunes Install.
+type InstallOptions struct {
+	// Source is where the plugin comes from: SourceAuto ("" too), SourceGitHub or SourcePyPI.
+	Source string
+	// Force reinstalls a plugin that is already installed and loads.
+	Force bool
+}
+
+// Install installs a PJRT plugin into InstallDir and checks that it loads; it needs network access (package
+// registries are enough for the CPU plugin). Used by `nowt setup` and .ci/run, never by tests.
 //
-// plugin is "cpu" (GitHub gomlx/pjrt-cpu-binaries, the version go-xla was tested with), "cuda" (JAX's CUDA 13
-// plugin and NVIDIA libraries from PyPI; needs an NVIDIA GPU), "tpu" (libtpu from PyPI; for Cloud TPU VMs),
-// or "auto"/"" (cpu, plus cuda/tpu when that hardware is detected).
+// plugin is "cpu", "cuda" (JAX's CUDA 13 plugin and NVIDIA libraries from PyPI; needs an NVIDIA GPU), "tpu"
+// (libtpu from PyPI; for Cloud TPU VMs), or "auto"/"" (cpu, plus cuda/tpu when that hardware is detected).
+// The CPU plugin comes from go-xla's installer (GitHub gomlx/pjrt-cpu-binaries, the version go-xla was tested
+// with) and, where that download fails, from the Python package index (CPUPluginPyPIPackage, via `pip download
+// --no-deps`; no Python import at run time), installed as pjrt_c_api_cpu_plugin.so. A CPU plugin that is
+// already installed and loads is kept unless opts.Force.
 //
 // Progress lines go to w (if non-nil); go-xla's installer also prints its own progress to stdout.
-// ctx is checked before starting; a download in progress cannot be cancelled (go-xla's API takes no context).
-func Install(ctx context.Context, plugin string, w io.Writer) error {
+// ctx is checked before starting and cancels pip; go-xla's own downloads cannot be cancelled.
+func Install(ctx context.Context, plugin string, opts InstallOptions, w io.Writer) error {
 	if w == nil {
 		w = io.Discard
 	}
@@ -44,14 +66,30 @@ func Install(ctx context.Context, plugin string, w io.Writer) error {
 		return errors.WithMessagef(err, "installing PJRT plugin %q", plugin)
 	}
 	plugin = strings.ToLower(strings.TrimSpace(plugin))
-	_, _ = fmt.Fprintf(w, "nowt: installing PJRT plugin %q into %s\n", plugin, dir)
+	source := strings.ToLower(strings.TrimSpace(opts.Source))
+	switch source {
+	case "":
+		source = SourceAuto
+	case SourceAuto, SourceGitHub, SourcePyPI:
+	default:
+		return errors.Errorf("installing PJRT plugin %q: unknown source %q, valid ones are %q, %q and %q",
+			plugin, opts.Source, SourceAuto, SourceGitHub, SourcePyPI)
+	}
+	if source == SourcePyPI && plugin != "cpu" {
+		return errors.Errorf("installing PJRT plugin %q: source %q only carries the \"cpu\" plugin (cuda and tpu "+
+			"come from PyPI through go-xla's installer: use -source %s)", plugin, SourcePyPI, SourceGitHub)
+	}
 	const useCache = true
 	verbosity := installer.Normal
 	switch plugin {
 	case "", "auto":
-		err = installer.AutoInstall(filepath.Dir(dir), useCache, verbosity)
+		_, _ = fmt.Fprintf(w, "nowt: installing PJRT plugins into %s\n", dir)
+		if err = installer.AutoInstall(filepath.Dir(dir), useCache, verbosity); err != nil && source == SourceAuto {
+			_, _ = fmt.Fprintf(w, "nowt: go-xla's installer failed (%v); installing the CPU plugin from the Python package index\n", err)
+			err = installCPU(ctx, dir, SourcePyPI, opts.Force, w)
+		}
 	case "cpu":
-		err = installer.CPUAutoInstall(dir, useCache, verbosity)
+		err = installCPU(ctx, dir, source, opts.Force, w)
 	case "cuda", "cuda13", "cuda12":
 		if !installer.HasNvidiaGPU() {
 			return errors.Errorf("installing PJRT plugin %q: no NVIDIA GPU found (no /dev/nvidia*, nvidia-smi "+
@@ -61,8 +99,10 @@ func Install(ctx context.Context, plugin string, w io.Writer) error {
 		if version == "cuda" {
 			version = "cuda13"
 		}
+		_, _ = fmt.Fprintf(w, "nowt: installing PJRT plugin %q into %s\n", plugin, dir)
 		err = installer.CudaInstall(version, "latest", dir, useCache, verbosity)
 	case "tpu":
+		_, _ = fmt.Fprintf(w, "nowt: installing PJRT plugin %q into %s\n", plugin, dir)
 		err = installer.TPUInstall("tpu", "latest", dir, useCache, verbosity)
 	default:
 		return errors.Errorf("installing PJRT plugin %q: unknown plugin, valid ones are \"cpu\", \"cuda\", "+
@@ -77,5 +117,46 @@ func Install(ctx context.Context, plugin string, w io.Writer) error {
 	for _, p := range Plugins() {
 		_, _ = fmt.Fprintf(w, "nowt: PJRT plugin %q at %s\n", p.Name, p.Path)
 	}
+	return nil
+}
+
+// installCPU installs the CPU plugin into dir from source and checks that it loads.
+func installCPU(ctx context.Context, dir, source string, force bool, w io.Writer) error {
+	target := filepath.Join(dir, PluginFileName("cpu"))
+	if !force {
+		if desc, err := checkLoads(target); err == nil {
+			_, _ = fmt.Fprintf(w, "nowt: the CPU plugin is already installed at %s and loads: %s (-force reinstalls it)\n", target, desc)
+			return nil
+		}
+	}
+	var githubErr error
+	if source == SourceAuto || source == SourceGitHub {
+		_, _ = fmt.Fprintf(w, "nowt: installing the CPU PJRT plugin into %s with go-xla's installer\n", dir)
+		githubErr = installer.CPUInstall(runtime.GOOS+"_"+runtime.GOARCH, "latest", dir, true, installer.Normal)
+		if githubErr == nil {
+			return reportLoads(target, "go-xla's installer", w)
+		}
+		if source == SourceGitHub {
+			return githubErr
+		}
+		_, _ = fmt.Fprintf(w, "nowt: go-xla's download failed (%v); trying the Python package index\n", githubErr)
+	}
+	installed, wheel, err := installFromPyPI(ctx, CPUPluginPyPIPackage, dir, PluginFileName("cpu"), w)
+	if err != nil {
+		if githubErr != nil {
+			return errors.WithMessagef(err, "go-xla's download failed (%v), and from the Python package index", githubErr)
+		}
+		return err
+	}
+	return reportLoads(installed, "wheel "+wheel, w)
+}
+
+// reportLoads loads the plugin at p, prints what was installed from where, and returns an error if it does not load.
+func reportLoads(p, from string, w io.Writer) error {
+	desc, err := checkLoads(p)
+	if err != nil {
+		return errors.WithMessagef(err, "the plugin installed at %s (from %s) does not load", p, from)
+	}
+	_, _ = fmt.Fprintf(w, "nowt: installed %s from %s; it loads: %s\n", p, from, desc)
 	return nil
 }

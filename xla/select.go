@@ -160,6 +160,13 @@ func selectXLA(opts string) (string, error) {
 	}
 	name, pjrtOpts, _ := strings.Cut(opts, ",")
 	name = strings.TrimSpace(name)
+	for _, o := range strings.Split(pjrtOpts, ",") {
+		if key, value, _ := strings.Cut(strings.TrimSpace(o), "="); key == DevicesOption {
+			if _, err := parseDeviceCount(value); err != nil {
+				return "", err
+			}
+		}
+	}
 	suffix := ""
 	if pjrtOpts != "" {
 		suffix = "," + pjrtOpts
@@ -241,6 +248,19 @@ func quoteList(items []string) string {
 		q[i] = strconv.Quote(it)
 	}
 	return strings.Join(q, ", ")
+}
+
+// DevicesOption is the XLA spec option that sets how many host devices the CPU plugin exposes:
+// "xla:cpu,devices=4" (PJRT create option cpu_device_count). Other plugins ignore it.
+const DevicesOption = "devices"
+
+// parseDeviceCount parses the n of "devices=<n>".
+func parseDeviceCount(value string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(value))
+	if err != nil || n < 1 || n > maxVirtualDevices {
+		return 0, errors.Errorf("want option \"%s=<n>\" with 1 ≤ n ≤ %d, got %q", DevicesOption, maxVirtualDevices, value)
+	}
+	return n, nil
 }
 
 // maxVirtualDevices bounds "virtual:<n>": more than a TPU pod's chips is a typo.

@@ -2,6 +2,7 @@ package xla
 
 import (
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/gomlx/gomlx/backends"
@@ -19,6 +20,21 @@ var testBackend struct {
 	spec    string
 	backend backends.Backend
 	err     error
+}
+
+// TestBackendSpec returns the backend spec tests run on: $NOWT_TEST_BACKEND, or "go" when it is unset.
+// Tests that train through the trainer (which takes a spec, not a backend) use it.
+func TestBackendSpec() string {
+	if spec := os.Getenv(TestBackendEnv); spec != "" {
+		return spec
+	}
+	return SpecGo
+}
+
+// TestBackendIsXLA reports whether tests run on an XLA backend ($NOWT_TEST_BACKEND is "xla" or "xla:...").
+func TestBackendIsXLA() bool {
+	spec := TestBackendSpec()
+	return spec == "xla" || strings.HasPrefix(spec, "xla:")
 }
 
 // TestBackend returns the backend tests run on: the one $NOWT_TEST_BACKEND names, created once per process

@@ -384,11 +384,13 @@ func TestInstallRejectsWithoutNetwork(t *testing.T) {
 	}
 	t.Setenv("HOME", t.TempDir())
 	var out bytes.Buffer
-	err := Install(context.Background(), "bogus", &out)
+	err := Install(context.Background(), "bogus", InstallOptions{}, &out)
 	require.ErrorContains(t, err, `unknown plugin`)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	require.ErrorIs(t, Install(ctx, "cpu", nil), context.Canceled)
+	require.ErrorIs(t, Install(ctx, "cpu", InstallOptions{}, nil), context.Canceled)
+	require.ErrorContains(t, Install(context.Background(), "cpu", InstallOptions{Source: "ftp"}, nil), `unknown source "ftp"`)
+	require.ErrorContains(t, Install(context.Background(), "cuda", InstallOptions{Source: SourcePyPI}, nil), `only carries the "cpu" plugin`)
 }
 
 // TestTestBackend: without $NOWT_TEST_BACKEND tests get the pure-Go backend; with it, the backend it names,

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/nowt-ml/nowt/feedback"
+	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
 )
 
@@ -34,7 +35,7 @@ func TestCompareHelp(t *testing.T) {
 }
 
 func TestCompareTiny(t *testing.T) {
-	t.Setenv("GOMLX_BACKEND", "")
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
 	out := filepath.Join(t.TempDir(), "cmp")
 	var stdout, stderr bytes.Buffer
 	err := runCompare([]string{"-rules", "bp,fa", "-dataset", "synthetic", "-data", "examples=64,size=8,channels=1,classes=4",

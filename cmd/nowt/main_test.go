@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nowt-ml/nowt/trainer"
+	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
 )
 
@@ -31,7 +32,7 @@ func tinyTrain(rule, out string) []string {
 // TestTrainResumeEveryRule: for every rule, the command trains, writes config, metrics and checkpoints, the loss
 // falls, and a resume from the middle checkpoint (as after a crash) reproduces the same metrics exactly.
 func TestTrainResumeEveryRule(t *testing.T) {
-	t.Setenv("GOMLX_BACKEND", "")
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
 	for _, rule := range []string{"bp", "fa", "ss", "wm", "kp"} {
 		t.Run(rule, func(t *testing.T) {
 			out := t.TempDir()
@@ -81,7 +82,7 @@ func TestTrainResumeEveryRule(t *testing.T) {
 // TestResumeExtends: -resume alone keeps the run's length (nothing left to do); -resume -epochs N trains on to N
 // epochs and records the new length in config.json, so that a later -resume and eval see it.
 func TestResumeExtends(t *testing.T) {
-	t.Setenv("GOMLX_BACKEND", "")
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
 	out := t.TempDir()
 	args := tinyTrain("kp", out)
 	for i, a := range args {
@@ -113,7 +114,7 @@ func TestResumeExtends(t *testing.T) {
 
 // TestCommandErrors: bad commands, flags and inputs give a clear message and a non-zero status.
 func TestCommandErrors(t *testing.T) {
-	t.Setenv("GOMLX_BACKEND", "")
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
 	missing := filepath.Join(t.TempDir(), "no-such-folder")
 	for _, tc := range []struct {
 		name   string
@@ -178,7 +179,7 @@ func TestHelpAndListings(t *testing.T) {
 // TestBenchTable: bench prints one aligned row per model and rule with the devices used and the ratio to bp,
 // here with the batch split over 2 virtual devices.
 func TestBenchTable(t *testing.T) {
-	t.Setenv("GOMLX_BACKEND", "")
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
 	code, stdout, stderr := nowt(t, "bench", "-backend", "virtual:2", "-devices", "2", "-model", "mlp", "-hidden", "16",
 		"-rule", "bp,kp", "-dataset", "mnist", "-train-limit", "64", "-test-limit", "16", "-batch", "8", "-steps", "2",
 		"-warmup-steps", "1")

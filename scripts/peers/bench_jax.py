@@ -1,0 +1,216 @@
+"""Training-step speed of nowt's benchmark models in plain JAX (CPU), for scripts/bench-peers.sh.
+
+Prints CSV rows: system,model,rule,batch,first_step_s,step_s,images_per_s (rule is always bp: JAX's autodiff).
+The models follow scripts/peers/models_spec.md. One jitted step = forward, backward and the SGD update (momentum
+0.9, weight decay 1e-4), parameters and optimizer state donated; inputs are a fixed batch already on the device.
+"""
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+MOMENTUM, WEIGHT_DECAY, LR = 0.9, 1e-4, 0.01
+
+
+def he(key, shape, fan_in):
+    return jax.random.normal(key, shape, jnp.float32) * jnp.sqrt(2.0 / fan_in)
+
+
+class Builder:
+    """Collects parameters (trainable) and batch-norm state while a model is first traced."""
+
+    def __init__(self, key):
+        self.key, self.params, self.state = key, {}, {}
+
+    def next(self):
+        self.key, k = jax.random.split(self.key)
+        return k
+
+
+def dense_init(b, name, fin, fout):
+    b.params[name + "/w"] = he(b.next(), (fin, fout), fin)
+    b.params[name + "/b"] = jnp.zeros((fout,), jnp.float32)
+
+
+def conv_init(b, name, k, cin, cout):
+    b.params[name + "/w"] = he(b.next(), (k, k, cin, cout), k * k * cin)
+
+
+def bn_init(b, name, c):
+    b.params[name + "/scale"] = jnp.ones((c,), jnp.float32)
+    b.params[name + "/offset"] = jnp.zeros((c,), jnp.float32)
+    b.state[name + "/mean"] = jnp.zeros((c,), jnp.float32)
+    b.state[name + "/var"] = jnp.ones((c,), jnp.float32)
+
+
+def conv(p, name, x, stride, pad):
+    return lax.conv_general_dilated(x, p[name + "/w"], (stride, stride), [(pad, pad), (pad, pad)],
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def bn(p, s, new_s, name, x):
+    mean = jnp.mean(x, axis=(0, 1, 2))
+    var = jnp.var(x, axis=(0, 1, 2))
+    new_s[name + "/mean"] = 0.99 * s[name + "/mean"] + 0.01 * mean
+    new_s[name + "/var"] = 0.99 * s[name + "/var"] + 0.01 * var
+    return (x - mean) * lax.rsqrt(var + 1e-3) * p[name + "/scale"] + p[name + "/offset"]
+
+
+# ---- MLPs
+
+def mlp_init(b, sizes):
+    for i in range(len(sizes) - 1):
+        dense_init(b, f"fc{i}", sizes[i], sizes[i + 1])
+
+
+def mlp_apply(sizes):
+    def apply(p, s, x):
+        for i in range(len(sizes) - 1):
+            x = x @ p[f"fc{i}/w"] + p[f"fc{i}/b"]
+            if i < len(sizes) - 2:
+                x = jax.nn.relu(x)
+        return x, dict(s)
+    return apply
+
+
+# ---- CIFAR ResNet-20
+
+def resnet20_init(b, width=16, n=3, classes=10):
+    conv_init(b, "stem/conv", 3, 3, width)
+    bn_init(b, "stem/bn", width)
+    cin = width
+    for stage in range(3):
+        c = width << stage
+        for blk in range(n):
+            pre = f"s{stage}b{blk}"
+            conv_init(b, pre + "/conv1", 3, cin, c)
+            bn_init(b, pre + "/bn1", c)
+            conv_init(b, pre + "/conv2", 3, c, c)
+            bn_init(b, pre + "/bn2", c)
+            cin = c
+    dense_init(b, "fc", cin, classes)
+
+
+def resnet20_apply(p, s, x, width=16, n=3):
+    ns = {}
+    x = jax.nn.relu(bn(p, s, ns, "stem/bn", conv(p, "stem/conv", x, 1, 1)))
+    for stage in range(3):
+        c = width << stage
+        for blk in range(n):
+            pre = f"s{stage}b{blk}"
+            stride = 2 if stage > 0 and blk == 0 else 1
+            h = jax.nn.relu(bn(p, s, ns, pre + "/bn1", conv(p, pre + "/conv1", x, stride, 1)))
+            h = bn(p, s, ns, pre + "/bn2", conv(p, pre + "/conv2", h, 1, 1))
+            sc = x
+            if stride != 1 or x.shape[-1] != c:
+                sc = x[:, ::stride, ::stride, :]
+                extra = c - x.shape[-1]
+                sc = jnp.pad(sc, ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2)))
+            x = jax.nn.relu(h + sc)
+    x = jnp.mean(x, axis=(1, 2))
+    return x @ p["fc/w"] + p["fc/b"], ns
+
+
+# ---- ImageNet ResNet-18
+
+def resnet18_init(b, classes=1000):
+    conv_init(b, "stem/conv", 7, 3, 64)
+    bn_init(b, "stem/bn", 64)
+    cin = 64
+    for stage, c in enumerate([64, 128, 256, 512]):
+        for blk in range(2):
+            pre = f"s{stage}b{blk}"
+            stride = 2 if stage > 0 and blk == 0 else 1
+            conv_init(b, pre + "/conv1", 3, cin, c)
+            bn_init(b, pre + "/bn1", c)
+            conv_init(b, pre + "/conv2", 3, c, c)
+            bn_init(b, pre + "/bn2", c)
+            if stride != 1 or cin != c:
+                conv_init(b, pre + "/proj", 1, cin, c)
+                bn_init(b, pre + "/projbn", c)
+            cin = c
+    dense_init(b, "fc", cin, classes)
+
+
+def resnet18_apply(p, s, x):
+    ns = {}
+    x = jax.nn.relu(bn(p, s, ns, "stem/bn", conv(p, "stem/conv", x, 2, 3)))
+    x = lax.reduce_window(x, -jnp.inf, lax.max, (1, 3, 3, 1), (1, 2, 2, 1), [(0, 0), (1, 1), (1, 1), (0, 0)])
+    cin = 64
+    for stage, c in enumerate([64, 128, 256, 512]):
+        for blk in range(2):
+            pre = f"s{stage}b{blk}"
+            stride = 2 if stage > 0 and blk == 0 else 1
+            h = jax.nn.relu(bn(p, s, ns, pre + "/bn1", conv(p, pre + "/conv1", x, stride, 1)))
+            h = bn(p, s, ns, pre + "/bn2", conv(p, pre + "/conv2", h, 1, 1))
+            sc = x
+            if stride != 1 or cin != c:
+                sc = bn(p, s, ns, pre + "/projbn", conv(p, pre + "/proj", x, stride, 0))
+            x = jax.nn.relu(h + sc)
+            cin = c
+    x = jnp.mean(x, axis=(1, 2))
+    return x @ p["fc/w"] + p["fc/b"], ns
+
+
+MODELS = {
+    "mlp500": (lambda b: mlp_init(b, [784, 500, 10]), mlp_apply([784, 500, 10]), (784,), 10),
+    "mlp1000": (lambda b: mlp_init(b, [784, 1000, 1000, 10]), mlp_apply([784, 1000, 1000, 10]), (784,), 10),
+    "resnet20": (resnet20_init, resnet20_apply, (32, 32, 3), 10),
+    "resnet18": (resnet18_init, resnet18_apply, (224, 224, 3), 1000),
+}
+
+
+def bench(model, batch, steps):
+    init, apply, in_shape, classes = MODELS[model]
+    b = Builder(jax.random.PRNGKey(0))
+    init(b)
+    params, state = b.params, b.state
+    velocity = jax.tree_util.tree_map(jnp.zeros_like, params)
+    x = jax.random.normal(jax.random.PRNGKey(1), (batch,) + in_shape, jnp.float32)
+    y = jax.random.randint(jax.random.PRNGKey(2), (batch,), 0, classes)
+
+    def loss_fn(p, s, xb, yb):
+        logits, ns = apply(p, s, xb)
+        onehot = jax.nn.one_hot(yb, classes)
+        return -jnp.mean(jnp.sum(onehot * jax.nn.log_softmax(logits), axis=-1)), ns
+
+    def step(p, v, s, xb, yb):
+        (loss, ns), g = jax.value_and_grad(loss_fn, has_aux=True)(p, s, xb, yb)
+        decayed = {k: (g[k] + WEIGHT_DECAY * p[k] if k.endswith("/w") else g[k]) for k in g}
+        nv = {k: MOMENTUM * v[k] + decayed[k] for k in v}
+        np_ = {k: p[k] - LR * nv[k] for k in p}
+        return np_, nv, ns, loss
+
+    jstep = jax.jit(step, donate_argnums=(0, 1, 2))
+    t0 = time.perf_counter()
+    params, velocity, state, loss = jstep(params, velocity, state, x, y)
+    loss.block_until_ready()
+    first = time.perf_counter() - t0
+    for _ in range(2):
+        params, velocity, state, loss = jstep(params, velocity, state, x, y)
+    loss.block_until_ready()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        params, velocity, state, loss = jstep(params, velocity, state, x, y)
+        loss.block_until_ready()
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return first, med
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True, choices=sorted(MODELS))
+    ap.add_argument("--batch", type=int, required=True)
+    ap.add_argument("--steps", type=int, default=10)
+    a = ap.parse_args()
+    first, med = bench(a.model, a.batch, a.steps)
+    print(f"jax-{jax.__version__},{a.model},bp,{a.batch},{first:.4f},{med:.5f},{a.batch / med:.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
