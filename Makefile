@@ -5,7 +5,7 @@ PKGS     ?= ./...
 FUZZTIME ?= 3s
 BENCHTIME ?= 3x
 
-.PHONY: all build gpu-build test lint vet fmt bench demo fuzz clean
+.PHONY: all build gpu-build test test-xla lint vet fmt bench demo fuzz clean
 
 all: build
 
@@ -29,10 +29,17 @@ lint:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-# The test suite: go vet, every package's tests on the pure-Go backend, then each fuzz target briefly.
+# The test suite: go vet; every package's tests on the pure-Go backend (the XLA plugin hidden from "auto");
+# the numerical and training tests again on XLA on CPU where its plugin is installed (scripts/test-xla.sh says
+# what runs there); each fuzz target briefly.
 test: vet
-	GOMLX_BACKEND= $(GO) test -count=1 -timeout 15m $(PKGS)
+	PJRT_PLUGIN_LIBRARY_PATH= NOWT_TEST_BACKEND= GOMLX_BACKEND= $(GO) test -count=1 -timeout 15m $(PKGS)
+	$(MAKE) test-xla
 	$(MAKE) fuzz
+
+# The XLA-on-CPU pass of `make test` alone (skipped, with a note, without the plugin unless NOWT_REQUIRE_XLA=1).
+test-xla:
+	GO=$(GO) scripts/test-xla.sh
 
 fuzz:
 	@for t in $$(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' input | sed 's/func //'); do \

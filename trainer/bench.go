@@ -3,13 +3,16 @@ package trainer
 import (
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/train"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 	"github.com/nowt-ml/nowt/feedback"
+	"github.com/pkg/errors"
 )
 
 // Throughput is the measured training speed of one configuration.
@@ -18,12 +21,22 @@ type Throughput struct {
 	Batch           int
 	Devices         int // the batch is split over this many devices
 	Steps           int
-	StepTime        time.Duration // median-free mean over the timed steps
-	ImagesPerSecond float64
+	FirstStep       time.Duration // the first step, compilation included
+	StepTime        time.Duration // median of the timed steps (mirror steps included)
+	MirrorTime      time.Duration // median time of a step's weight-mirror steps (0 for rules without them)
+	ImagesPerSecond float64       // BatchSize / StepTime
+}
+
+// MirrorShare is the fraction of a step's time spent in weight-mirror steps.
+func (t *Throughput) MirrorShare() float64 {
+	if t.StepTime <= 0 {
+		return 0
+	}
+	return t.MirrorTime.Seconds() / t.StepTime.Seconds()
 }
 
 // Benchmark trains cfg for warmup untimed steps (compilation included) and then steps timed steps, mirror steps
-// included for rules that use them, and reports the training throughput. It writes no files.
+// included for rules that use them, and reports the training throughput from the median step. It writes no files.
 func Benchmark(cfg Config, warmup, steps int, out io.Writer) (*Throughput, error) {
 	if out == nil {
 		out = io.Discard
@@ -56,40 +69,74 @@ func Benchmark(cfg Config, warmup, steps int, out io.Writer) (*Throughput, error
 	if err != nil {
 		return nil, err
 	}
-	var started time.Time
-	for i := range warmup + steps {
-		if i == warmup {
-			started = time.Now()
-		}
+	var first time.Duration
+	stepTimes, mirrorTimes := make([]time.Duration, 0, steps), make([]time.Duration, 0, steps)
+	for i := range max(1, warmup) + steps {
+		started := time.Now()
 		if err := trainStep(r.trainer, ds); err != nil {
 			return nil, fmt.Errorf("training step %d: %w", i, err)
 		}
+		mirrorStarted := time.Now()
 		if r.mirrorExec != nil {
 			if err := r.mirror(wmSteps); err != nil {
 				return nil, err
 			}
 		}
+		done := time.Now()
+		switch {
+		case i == 0:
+			first = done.Sub(started)
+		case i >= max(1, warmup):
+			stepTimes = append(stepTimes, done.Sub(started))
+			if r.mirrorExec != nil {
+				mirrorTimes = append(mirrorTimes, done.Sub(mirrorStarted))
+			}
+		}
 	}
-	elapsed := time.Since(started)
+	step := median(stepTimes)
 	return &Throughput{Model: cfg.Model, Rule: cfg.Rule, Batch: cfg.BatchSize, Devices: r.devices(), Steps: steps,
-		StepTime:        elapsed / time.Duration(max(1, steps)),
-		ImagesPerSecond: float64(steps*cfg.BatchSize) / elapsed.Seconds()}, nil
+		FirstStep: first, StepTime: step, MirrorTime: median(mirrorTimes),
+		ImagesPerSecond: float64(cfg.BatchSize) / step.Seconds()}, nil
 }
 
-// trainStep runs one training step on the next batch of ds, distributed when ds is a train.DistributedDataset.
+// median returns the median of ds (the mean of the two middle values for an even count), 0 for none.
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// trainStep runs one training step on the next batch of ds, distributed when ds is a train.DistributedDataset,
+// and waits for it to finish (it reads the step's metrics to the host), so that it can be timed.
 func trainStep(t *train.Trainer, ds train.Dataset) error {
+	var metrics []*tensors.Tensor
 	if dds, ok := ds.(train.DistributedDataset); ok {
 		spec, inputs, labels, err := dds.DistributedYield()
 		if err != nil {
 			return err
 		}
-		_, err = t.DistributedTrainStep(dds.Strategy(), dds.DeviceAssignment(), spec, inputs, labels)
-		return err
+		if metrics, err = t.DistributedTrainStep(dds.Strategy(), dds.DeviceAssignment(), spec, inputs, labels); err != nil {
+			return err
+		}
+	} else {
+		spec, inputs, labels, err := ds.Yield()
+		if err != nil {
+			return err
+		}
+		if metrics, err = t.TrainStep(spec, inputs, labels); err != nil {
+			return err
+		}
 	}
-	spec, inputs, labels, err := ds.Yield()
-	if err != nil {
-		return err
+	for _, m := range metrics {
+		if err := m.ConstFlatData(func(any) {}); err != nil {
+			return errors.Wrap(err, "reading the training step's metrics")
+		}
 	}
-	_, err = t.TrainStep(spec, inputs, labels)
-	return err
+	return nil
 }

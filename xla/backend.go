@@ -146,3 +146,33 @@ func Describe(w io.Writer, b backends.Backend) error {
 	}
 	return nil
 }
+
+// Engine is a one-line description of the engine a run uses, e.g. "xla:cpu (PJRT plugin
+// /root/.local/lib/go-xla/pjrt_c_api_cpu_plugin.so v0.81, 4 devices)" or "go (pure Go, 1 device)".
+func Engine(b backends.Backend) string {
+	if b == nil || b.IsFinalized() {
+		return "(no backend)"
+	}
+	n := b.NumDevices()
+	devices := fmt.Sprintf("%d device", n)
+	if n != 1 {
+		devices += "s"
+	}
+	if p := PluginPath(b); p != "" {
+		name := pluginNameFromPath(p)
+		if name == "" {
+			name = p
+		}
+		version := ""
+		for _, f := range strings.Fields(b.Description()) {
+			if len(f) > 1 && f[0] == 'v' && f[1] >= '0' && f[1] <= '9' {
+				version = " " + f
+			}
+		}
+		return fmt.Sprintf("xla:%s (PJRT plugin %s%s, %s)", name, p, version, devices)
+	}
+	if b.Name() == "go" || strings.HasSuffix(b.Name(), "(go)") {
+		return fmt.Sprintf("go (pure Go, %s)", devices)
+	}
+	return fmt.Sprintf("%s (%s)", b.Name(), devices)
+}

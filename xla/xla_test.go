@@ -409,3 +409,25 @@ func TestTestBackend(t *testing.T) {
 		require.ErrorContains(t, err, `PJRT plugin "cuda"`)
 	}
 }
+
+// TestEngine: the one-line engine description names the pure-Go backend and, for XLA, the plugin file.
+func TestEngine(t *testing.T) {
+	b, err := New("go", nil)
+	require.NoError(t, err)
+	defer b.Finalize()
+	require.Equal(t, "go (pure Go, 1 device)", Engine(b))
+	require.Equal(t, "(no backend)", Engine(nil))
+	if !xlaCompiledIn {
+		return
+	}
+	if _, ok := findPlugin(Plugins(), "cpu"); !ok {
+		t.Skip("no XLA CPU plugin installed")
+	}
+	xb, err := New("xla:cpu,devices=2", nil)
+	require.NoError(t, err)
+	defer xb.Finalize()
+	e := Engine(xb)
+	require.True(t, strings.HasPrefix(e, "xla:cpu (PJRT plugin /"), e)
+	require.Contains(t, e, "pjrt_c_api_cpu_plugin.so")
+	require.Contains(t, e, ", 2 devices)")
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/nowt-ml/nowt/trainer"
+	"github.com/nowt-ml/nowt/xla"
 )
 
 func runBench(args []string, stdout, stderr io.Writer) error {
@@ -17,7 +18,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	defaults.Dataset, defaults.Model, defaults.Rule, defaults.Steps = "synthetic", "resnet18", "bp,kp", 20
 	defaults.Progress = false
 	rf := addRunFlags(fs, defaults)
-	warmup := fs.Int("warmup-steps", 3, "untimed steps first (compilation)")
+	warmup := fs.Int("warmup-steps", 3, "untimed steps first (the first one, compilation included, is reported)")
+	csv := fs.Bool("csv", false, "print comma-separated rows (with a header) instead of the table")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -34,8 +36,16 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		cfg.TestLimit = cfg.BatchSize
 	}
 	// Fixed-width columns, so that each row can be printed as soon as it is measured.
-	const row = "%9s  %4s  %6s  %7s  %10s  %10s  %11s\n"
-	fmt.Fprintf(stdout, row, "model", "rule", "batch", "devices", "step time", "images/s", "ratio to bp")
+	row := "%9s  %4s  %6s  %7s  %10s  %10s  %10s  %11s  %8s\n"
+	if *csv {
+		row = "%s,%s,%s,%s,%s,%s,%s,%s,%s\n"
+		fmt.Fprintf(stdout, row, "model", "rule", "batch", "devices", "first_step_s", "step_s", "images_per_s",
+			"ratio_to_bp", "mirror_share")
+	} else {
+		fmt.Fprintf(stdout, "engine: %s\n", benchEngine(cfg.Backend))
+		fmt.Fprintf(stdout, row, "model", "rule", "batch", "devices", "first step", "step time", "images/s",
+			"ratio to bp", "mirror")
+	}
 	for _, model := range splitList(cfg.Model) {
 		var bpRate float64
 		for _, rule := range splitList(cfg.Rule) {
@@ -48,13 +58,32 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			if rule == "bp" {
 				bpRate = res.ImagesPerSecond
 			}
-			ratio := "-"
+			ratio, mirror := "-", "-"
 			if bpRate > 0 {
 				ratio = fmt.Sprintf("%.3f", bpRate/res.ImagesPerSecond)
 			}
+			if res.MirrorTime > 0 {
+				mirror = fmt.Sprintf("%.1f%%", 100*res.MirrorShare())
+			}
+			if *csv {
+				fmt.Fprintf(stdout, row, model, rule, fmt.Sprint(c.BatchSize), fmt.Sprint(res.Devices),
+					fmt.Sprintf("%.4f", res.FirstStep.Seconds()), fmt.Sprintf("%.6f", res.StepTime.Seconds()),
+					fmt.Sprintf("%.1f", res.ImagesPerSecond), ratio, fmt.Sprintf("%.4f", res.MirrorShare()))
+				continue
+			}
 			fmt.Fprintf(stdout, row, model, rule, fmt.Sprint(c.BatchSize), fmt.Sprint(res.Devices),
-				res.StepTime.Round(1e5), fmt.Sprintf("%.1f", res.ImagesPerSecond), ratio)
+				res.FirstStep.Round(1e6), res.StepTime.Round(1e5), fmt.Sprintf("%.1f", res.ImagesPerSecond), ratio, mirror)
 		}
 	}
 	return nil
+}
+
+// benchEngine describes the engine a benchmark runs on, or the error that will stop it.
+func benchEngine(spec string) string {
+	b, err := xla.New(spec, nil)
+	if err != nil {
+		return err.Error()
+	}
+	defer b.Finalize()
+	return xla.Engine(b)
 }

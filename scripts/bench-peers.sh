@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Speed side by side, in one run on one machine: nowt on XLA on CPU (every rule), nowt on pure Go, JAX on CPU and
+# PyTorch on CPU, on the same models and shapes (scripts/peers/models_spec.md), then docs/perf.md from the rows.
+#
+#   scripts/bench-peers.sh            # everything (about 30-40 minutes on 2 cores)
+#   QUICK=1 scripts/bench-peers.sh    # MLPs only (a few minutes), to try the script
+#
+# It installs what it needs: the XLA CPU plugin (`nowt setup`), JAX into .peers-venv (pip), PyTorch from Debian
+# (python3-torch, as root) or, failing that, pip. A system that cannot be installed gets "not run" rows.
+# Rows land in $RUNDIR/rows.csv (default runs/bench-peers) before the table is written.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+RUNDIR=${RUNDIR:-runs/bench-peers}
+OUTMD=${OUTMD:-docs/perf.md}
+mkdir -p "$RUNDIR" bin
+ROWS="$RUNDIR/rows.csv"
+LOG="$RUNDIR/log.txt"
+: >"$LOG"
+echo "system,model,rule,batch,first_step_s,step_s,images_per_s,mirror_share" >"$ROWS"
+say() { echo "bench-peers: $*" | tee -a "$LOG" >&2; }
+
+$GO build -o bin/nowt ./cmd/nowt || exit 1
+bin/nowt setup -plugin cpu >>"$LOG" 2>&1 || say "XLA CPU plugin not installed: nowt xla:cpu rows will be missing"
+
+# JAX (CPU) in a virtual environment of its own.
+PYJAX=.peers-venv/bin/python
+if [ ! -x "$PYJAX" ] || ! "$PYJAX" -c 'import jax' 2>/dev/null; then
+	say "installing JAX into .peers-venv"
+	python3 -m venv .peers-venv >>"$LOG" 2>&1 && .peers-venv/bin/pip install -q jax >>"$LOG" 2>&1 || say "JAX could not be installed"
+fi
+# PyTorch (CPU): Debian's python3-torch for the system python, else pip's into the venv.
+PYTORCH=""
+for py in /usr/bin/python3 "$PYJAX"; do
+	if [ -x "$py" ] && "$py" -c 'import torch' 2>/dev/null; then PYTORCH=$py; break; fi
+done
+if [ -z "$PYTORCH" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+	say "installing Debian's python3-torch"
+	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch) >>"$LOG" 2>&1 &&
+		/usr/bin/python3 -c 'import torch' 2>/dev/null && PYTORCH=/usr/bin/python3
+fi
+[ -n "$PYTORCH" ] || say "PyTorch not available: its rows will say so"
+
+# name | nowt flags | peer model | batch | nowt xla steps | pure-Go rules and steps
+CONFIGS=(
+	"mlp500|-model mlp -hidden 500 -activation relu -dataset mnist|mlp500|128|30|bp,fa,ss,wm,kp:10"
+	"mlp1000|-model mlp -hidden 1000,1000 -activation relu -dataset mnist|mlp1000|128|30|bp,fa,ss,wm,kp:5"
+	"resnet20|-model resnet20 -dataset synthetic -data examples=256,size=32,channels=3,classes=10|resnet20|64|6|bp:2"
+	"resnet20|-model resnet20 -dataset synthetic -data examples=256,size=32,channels=3,classes=10|resnet20|128|6|bp:2"
+	"resnet18|-model resnet18 -dataset synthetic -data examples=16,size=224,channels=3,classes=1000 -image-size 224|resnet18|8|4|bp:2"
+)
+[ -n "${QUICK:-}" ] && CONFIGS=("${CONFIGS[@]:0:2}")
+
+nowt_rows() { # system name flags batch steps rules backend
+	local system=$1 name=$2 flags=$3 batch=$4 steps=$5 rules=$6 backend=$7
+	# shellcheck disable=SC2086
+	bin/nowt bench -csv -backend "$backend" $flags -batch "$batch" -rule "$rules" -steps "$steps" \
+		-warmup-steps 2 2>>"$LOG" | tail -n +2 | while IFS=, read -r _ rule b _ first step ips _ mirror; do
+		echo "$system,$name,$rule,$b,$first,$step,$ips,$mirror"
+	done >>"$ROWS"
+}
+peer_row() { # python script system-label name batch steps
+	local py=$1 script=$2 name=$3 batch=$4 steps=$5
+	if [ -z "$py" ]; then return; fi
+	"$py" "$script" --model "$name" --batch "$batch" --steps "$steps" 2>>"$LOG" | tail -1 | sed 's/$/,0/' >>"$ROWS" ||
+		say "$script $name $batch failed (see $LOG)"
+}
+
+say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+for c in "${CONFIGS[@]}"; do
+	IFS='|' read -r name flags peer batch steps gospec <<<"$c"
+	say "$name batch $batch"
+	nowt_rows "nowt-xla:cpu" "$name" "$flags" "$batch" "$steps" "bp,fa,ss,wm,kp" "xla:cpu"
+	nowt_rows "nowt-go" "$name" "$flags" "$batch" "${gospec#*:}" "${gospec%%:*}" "go"
+	peer_row "$PYJAX" scripts/peers/bench_jax.py "$peer" "$batch" "$steps"
+	peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps"
+done
+say "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 scripts/peers/perf_table.py "$ROWS" "$LOG" >"$OUTMD" && say "wrote $OUTMD"

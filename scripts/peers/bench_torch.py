@@ -1,0 +1,148 @@
+"""Training-step speed of nowt's benchmark models in plain PyTorch (CPU), for scripts/bench-peers.sh.
+
+Prints CSV rows: system,model,rule,batch,first_step_s,step_s,images_per_s (rule is always bp: autograd).
+The models follow scripts/peers/models_spec.md (PyTorch's own NCHW layout). One step = forward, backward and
+torch.optim.SGD (momentum 0.9, weight decay 1e-4 on weights only); inputs are a fixed batch in memory.
+"""
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class CifarBlock(nn.Module):
+    def __init__(self, cin, c, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, c, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.stride, self.extra = stride, c - cin
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        h = self.bn2(self.conv2(h))
+        sc = x
+        if self.stride != 1 or self.extra:
+            sc = x[:, :, ::self.stride, ::self.stride]
+            sc = F.pad(sc, (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2))
+        return F.relu(h + sc)
+
+
+class ResNet20(nn.Module):
+    def __init__(self, width=16, n=3, classes=10):
+        super().__init__()
+        self.conv = nn.Conv2d(3, width, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(width)
+        blocks, cin = [], width
+        for stage in range(3):
+            c = width << stage
+            for blk in range(n):
+                blocks.append(CifarBlock(cin, c, 2 if stage > 0 and blk == 0 else 1))
+                cin = c
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        x = self.blocks(F.relu(self.bn(self.conv(x))))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, c, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, c, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.proj = None
+        if stride != 1 or cin != c:
+            self.proj = nn.Sequential(nn.Conv2d(cin, c, 1, stride, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        h = self.bn2(self.conv2(h))
+        return F.relu(h + (x if self.proj is None else self.proj(x)))
+
+
+class ResNet18(nn.Module):
+    def __init__(self, classes=1000):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn = nn.BatchNorm2d(64)
+        blocks, cin = [], 64
+        for stage, c in enumerate([64, 128, 256, 512]):
+            for blk in range(2):
+                blocks.append(BasicBlock(cin, c, 2 if stage > 0 and blk == 0 else 1))
+                cin = c
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn(self.conv(x))), 3, 2, 1)
+        return self.fc(self.blocks(x).mean(dim=(2, 3)))
+
+
+def mlp(sizes):
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+MODELS = {
+    "mlp500": (lambda: mlp([784, 500, 10]), (784,), 10),
+    "mlp1000": (lambda: mlp([784, 1000, 1000, 10]), (784,), 10),
+    "resnet20": (ResNet20, (3, 32, 32), 10),
+    "resnet18": (ResNet18, (3, 224, 224), 1000),
+}
+
+
+def bench(model_name, batch, steps):
+    make, in_shape, classes = MODELS[model_name]
+    torch.manual_seed(0)
+    model = make()
+    decay = [p for n, p in model.named_parameters() if p.dim() > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": 1e-4}, {"params": no_decay, "weight_decay": 0}],
+                          lr=0.01, momentum=0.9)
+    x = torch.randn((batch,) + in_shape)
+    y = torch.randint(0, classes, (batch,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    t0 = time.perf_counter()
+    step()
+    first = time.perf_counter() - t0
+    for _ in range(2):
+        step()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return first, statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True, choices=sorted(MODELS))
+    ap.add_argument("--batch", type=int, required=True)
+    ap.add_argument("--steps", type=int, default=10)
+    a = ap.parse_args()
+    first, med = bench(a.model, a.batch, a.steps)
+    print(f"torch-{torch.__version__},{a.model},bp,{a.batch},{first:.4f},{med:.5f},{a.batch / med:.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

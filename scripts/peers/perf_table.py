@@ -1,0 +1,84 @@
+"""Writes docs/perf.md (to stdout) from the rows scripts/bench-peers.sh collected."""
+import csv
+import os
+import platform
+import subprocess
+import sys
+from collections import OrderedDict
+
+
+def sh(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+    except Exception:
+        return "?"
+
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def main():
+    rows_path, log_path = sys.argv[1], sys.argv[2]
+    rows = list(csv.DictReader(open(rows_path)))
+    groups = OrderedDict()
+    for r in rows:
+        groups.setdefault((r["model"], int(r["batch"])), []).append(r)
+    loads = [l.strip() for l in open(log_path) if "load average" in l]
+    commit = sh("git", "rev-parse", "--short", "HEAD")
+    dirty = " (with uncommitted changes)" if sh("git", "status", "--porcelain", "--untracked-files=no") else ""
+    out = []
+    w = out.append
+    w("# Speed: nowt on XLA and pure Go beside JAX and PyTorch, on CPU\n")
+    w(f"Made by `scripts/bench-peers.sh` on {sh('date', '-u', '+%Y-%m-%d %H:%M UTC')}, commit {commit}{dirty}, "
+      f"on {os.cpu_count()} cores ({cpu_model()}). One training step = forward, backward and SGD with momentum "
+      "(plus, for wm, its mirror steps); the models and shapes are the same in every system "
+      "(scripts/peers/models_spec.md). *step* is the median of the timed steps; *first step* includes compilation "
+      "(JAX's jit, XLA's compile in nowt; PyTorch compiles nothing). nowt reads its batches from its input "
+      "pipeline (synthetic or MNIST in memory); JAX and PyTorch reuse one batch already in memory.\n")
+    if loads:
+        w("Machine load while it ran: " + "; ".join(l.replace("bench-peers: ", "") for l in loads) + ".\n")
+    summary = []
+    for (model, batch), rs in groups.items():
+        jax_bp = next((float(r["step_s"]) for r in rs if r["system"].startswith("jax")), None)
+        torch_bp = next((float(r["step_s"]) for r in rs if r["system"].startswith("torch")), None)
+        xla_bp = next((float(r["step_s"]) for r in rs if r["system"] == "nowt-xla:cpu" and r["rule"] == "bp"), None)
+        w(f"\n## {model}, batch {batch}\n")
+        w("| system | rule | first step (s) | step (ms) | images/s | ÷ JAX BP | ÷ nowt-xla BP | mirror share |")
+        w("|---|---|---:|---:|---:|---:|---:|---:|")
+        for r in rs:
+            step = float(r["step_s"])
+            vs_jax = f"{step / jax_bp:.2f}" if jax_bp else "–"
+            vs_bp = f"{step / xla_bp:.2f}" if xla_bp and r["system"] == "nowt-xla:cpu" else "–"
+            mirror = float(r.get("mirror_share") or 0)
+            ms = f"{100 * mirror:.0f} %" if r["rule"] == "wm" and r["system"].startswith("nowt") else "–"
+            w(f"| {r['system']} | {r['rule']} | {float(r['first_step_s']):.2f} | {1000 * step:.1f} | "
+              f"{float(r['images_per_s']):.1f} | {vs_jax} | {vs_bp} | {ms} |")
+        if xla_bp:
+            parts = []
+            if jax_bp:
+                parts.append(f"nowt-xla BP ÷ JAX {xla_bp / jax_bp:.2f} (goal ≤ 1.2)")
+            if torch_bp:
+                parts.append(f"÷ PyTorch {xla_bp / torch_bp:.2f} (goal ≤ 1)")
+            rules = {r["rule"]: float(r["step_s"]) for r in rs if r["system"] == "nowt-xla:cpu"}
+            for rule in ("fa", "ss", "kp", "wm"):
+                if rule in rules:
+                    parts.append(f"{rule}÷bp {rules[rule] / xla_bp:.2f}")
+            summary.append(f"| {model} | {batch} | " + "; ".join(parts) + " |")
+    if summary:
+        w("\n## Against the goals\n")
+        w("| model | batch | ratios of step times (goals: nowt-xla BP ≤ 1.2× JAX and ≤ PyTorch; fa, ss, kp ≤ 1.1× bp; wm ≤ 1.1× bp on ResNets) |")
+        w("|---|---:|---|")
+        out.extend(summary)
+    w("")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()

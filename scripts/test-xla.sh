@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# make test's second pass: the numerical and training tests again, on XLA on CPU (the PJRT plugin `nowt setup`
+# installs). Without the plugin it says so and passes, unless NOWT_REQUIRE_XLA is set (as .ci/run sets it once a
+# plugin installed and loaded there), so that the XLA path cannot silently stop being tested.
+#
+# What runs on XLA (the pure-Go pass runs everything):
+#   feedback   every test: layer gradients of every rule, dense and conv geometries, both conv implementations
+#              (native XLA convolution with Reverse included), bp against autodiff, finite differences, rule dynamics
+#   models     every test but TestConvImplementationsAgree/resnet20 (XLA compiles the patches form slowly: ~2.5 min
+#              for one ResNet-20 graph; ResNet-18 covers the same 3×3 convolutions plus the stem, max-pool and
+#              strided 1×1 shortcuts, and ResNet-20's agreement is held on pure Go)
+#   trainer    every test, data parallelism on 2 and 4 XLA host devices (XLA's SPMD partitioner) among them
+#   cmd/nowt   the end-to-end train + exact resume of every rule, and the compare run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+mkdir -p bin
+$GO build -o bin/nowt ./cmd/nowt
+if ! probe=$(GOMLX_BACKEND= bin/nowt devices -backend xla:cpu 2>&1); then
+	if [ -n "${NOWT_REQUIRE_XLA:-}" ]; then
+		echo "test-xla: NOWT_REQUIRE_XLA is set but the XLA CPU plugin does not load:" >&2
+		echo "$probe" >&2
+		exit 1
+	fi
+	echo "test-xla: no XLA CPU plugin (run \`bin/nowt setup\`): skipping the XLA pass; the tests ran on pure Go only"
+	exit 0
+fi
+echo "test-xla: $(echo "$probe" | grep '^description:' | sed 's/^description: *//')"
+export NOWT_TEST_BACKEND=xla:cpu GOMLX_BACKEND=
+$GO test -count=1 -timeout 20m ./feedback ./trainer
+$GO test -count=1 -timeout 20m ./models -skip 'TestConvImplementationsAgree/resnet20'
+$GO test -count=1 -timeout 20m ./cmd/nowt -run 'TestTrainResumeEveryRule|TestResumeExtends|TestCompareTiny'
