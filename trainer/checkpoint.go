@@ -136,7 +136,12 @@ func loadCheckpoint(ctx *context.Context, dir string, notices io.Writer) (string
 
 // loadCheckpointFile attaches the checkpoint whose base path (without .json or .bin) is base to ctx. Nothing is
 // attached if it cannot be read whole.
-func loadCheckpointFile(ctx *context.Context, base string) error {
+func loadCheckpointFile(ctx *context.Context, base string) (err error) {
+	defer func() { // GoMLX's loader panics on some corrupt data files (a truncated compressed stream).
+		if r := recover(); r != nil {
+			err = fmt.Errorf("checkpoint %s is unreadable (%v)", base, r)
+		}
+	}()
 	base = strings.TrimSuffix(strings.TrimSuffix(base, checkpoints.JsonNameSuffix), checkpoints.BinDataSuffix)
 	meta, err := os.ReadFile(base + checkpoints.JsonNameSuffix)
 	if err != nil {
