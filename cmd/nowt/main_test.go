@@ -93,12 +93,21 @@ func TestResumeExtends(t *testing.T) {
 	code, _, stderr := nowt(t, args...)
 	require.Equal(t, 0, code, "stderr: %s", stderr)
 
-	code, stdout, stderr := nowt(t, "train", "-resume", "-out", out, "-progress=false")
+	code, _, stderr = nowt(t, "train", "-resume", "-out", out, "-progress=false")
 	require.Equal(t, 0, code, "stderr: %s", stderr)
-	require.Contains(t, stdout, "already trained 4 of 4 steps")
+	require.Contains(t, stderr, "already trained 4 of 4 steps")
+
+	// A changed setting is refused, listing it, before anything changes.
+	code, _, stderr = nowt(t, "train", "-resume", "-lr", "0.5", "-batch", "16", "-out", out)
+	require.Equal(t, 2, code, "stderr: %s", stderr)
+	require.Contains(t, stderr, "-lr 0.01 → 0.5")
+	require.Contains(t, stderr, "-batch 32 → 16")
+	require.Contains(t, stderr, "Only these may change on resume")
 
 	code, _, stderr = nowt(t, "train", "-resume", "-epochs", "2", "-out", out, "-progress=false")
 	require.Equal(t, 0, code, "stderr: %s", stderr)
+	require.Contains(t, stderr, "Resuming "+out+" from step 4 of 8 (epoch 1.00)")
+	require.Contains(t, stderr, "-epochs 1 → 2")
 	cfg, err := trainer.ReadConfig(out)
 	require.NoError(t, err)
 	require.Equal(t, 2, cfg.Epochs)
@@ -106,9 +115,9 @@ func TestResumeExtends(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 8, records[len(records)-1].Step)
 
-	code, stdout, stderr = nowt(t, "train", "-resume", "-out", out, "-progress=false")
+	code, _, stderr = nowt(t, "train", "-resume", "-out", out, "-progress=false")
 	require.Equal(t, 0, code, "stderr: %s", stderr)
-	require.Contains(t, stdout, "already trained 8 of 8 steps")
+	require.Contains(t, stderr, "already trained 8 of 8 steps")
 }
 
 // TestCommandErrors: bad commands, flags and inputs give a clear message and a non-zero status.
