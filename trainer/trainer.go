@@ -479,7 +479,7 @@ func checkSettingScopes(ctx *context.Context) error {
 	return bad
 }
 
-// layerScopes lists the scopes of the feedback layers of ctx (or "/model" if it has none).
+// layerScopes lists (the first few of) the scopes of the feedback layers of ctx, or "/model" if it has none.
 func layerScopes(ctx *context.Context) []string {
 	var scopes []string
 	for _, l := range feedback.Layers(ctx) {
@@ -487,6 +487,9 @@ func layerScopes(ctx *context.Context) []string {
 	}
 	if len(scopes) == 0 {
 		return []string{"/model"}
+	}
+	if len(scopes) > 6 {
+		scopes = append(scopes[:6], fmt.Sprintf("and %d more", len(scopes)-6))
 	}
 	return scopes
 }
