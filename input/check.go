@@ -9,7 +9,8 @@ import (
 // Check reads and decodes every example of one split of a dataset, as a training run would (without
 // augmentation), and calls bad, in example order, with the error of each unreadable one (corrupt, empty or of
 // an unsupported format; the error names the file). It returns how many examples it checked and how many were
-// bad; err is set only when the split cannot be opened at all. opts.Limit and opts.Workers apply.
+// bad; err is set only when the split cannot be opened at all. opts.Workers applies, and opts.Limit checks only
+// the first examples in file order.
 func Check(name, path, split string, opts Options, bad func(err error)) (checked, failed int, err error) {
 	open, ok := openers[name]
 	if !ok {
