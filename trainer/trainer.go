@@ -366,6 +366,9 @@ func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Re
 	if notices == nil {
 		notices = out
 	}
+	if cfg.OutDir == "" {
+		return nil, invalid("-out", "no output folder: set -out")
+	}
 	checkpointDir := filepath.Join(cfg.OutDir, checkpointDirName)
 	existing, err := listCheckpoints(checkpointDir)
 	if err != nil {
@@ -504,7 +507,7 @@ type InterruptedError struct {
 // Error implements error.
 func (e *InterruptedError) Error() string {
 	if e.Checkpoint == "" {
-		return "interrupted before the first training step: nothing to save; start the run again"
+		return "interrupted before the first training step: nothing new to save (run the same command again to go on)"
 	}
 	return fmt.Sprintf("interrupted at step %d: saved %s; continue with -resume", e.Step, e.Checkpoint)
 }
@@ -667,7 +670,7 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			if math.IsNaN(startLoss) {
 				startLoss = lastLoss
 			}
-			if lastLoss > DivergenceFactor*startLoss {
+			if startLoss > 0 && lastLoss > DivergenceFactor*startLoss {
 				grown++
 			} else {
 				grown = 0
