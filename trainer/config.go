@@ -301,7 +301,7 @@ func resumeConfig(stored, given Config, step int) (Config, []string, error) {
 		return stored, nil, invalid(settingName(strings.Fields(refused[0])[0]),
 			"cannot resume %s with other settings than it was started with: %s. Only these may change on resume: %s "+
 				"(-epochs and -steps only growing). Resume without them, or start a new run in another -out",
-			stored.OutDir, strings.Join(refused, "; "), resumableFlags())
+			stored.OutDir, strings.Join(refused, "; "), ResumableFlags())
 	}
 	if len(changes) > 0 {
 		given.Changes = append(append([]string(nil), stored.Changes...),
@@ -310,7 +310,8 @@ func resumeConfig(stored, given Config, step int) (Config, []string, error) {
 	return given, changes, nil
 }
 
-func resumableFlags() string {
+// ResumableFlags lists the command-line flags of [ResumableSettings], comma-separated.
+func ResumableFlags() string {
 	names := make([]string, len(ResumableSettings))
 	for i, k := range ResumableSettings {
 		names[i] = settingName(k)

@@ -168,9 +168,21 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return &flagError{err}
 	}
 	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q (every argument is a -flag; see -h)", fs.Arg(0))
+		stray := fs.Arg(0)
+		if i := len(args) - fs.NArg(); i > 0 {
+			name := strings.TrimLeft(args[i-1], "-")
+			if f := fs.Lookup(name); f != nil && isBoolFlag(f) {
+				return usagef("unexpected argument %q: -%s is a boolean flag, its value goes after '=': -%s=%s", stray, name, name, stray)
+			}
+		}
+		return usagef("unexpected argument %q (every argument is a -flag; see -h)", stray)
 	}
 	return nil
+}
+
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 // exitNow ends the process; tests replace it.

@@ -65,7 +65,7 @@ func addRunFlags(fs *flag.FlagSet, defaults trainer.Config) *runFlags {
 	fs.IntVar(&c.KeepCheckpoints, "keep", c.KeepCheckpoints, "checkpoints to keep")
 	fs.BoolVar(&c.Progress, "progress", c.Progress, "show the progress bar (default: only when the output is a terminal; else one line per metrics record)")
 	fs.BoolVar(&c.Strict, "strict", c.Strict, "stop at the first unreadable image instead of skipping it with a warning")
-	fs.Func("divergence-guard", fmt.Sprintf("stop a run whose loss stays over %d× its start for %d records (false: train on) (default %v)",
+	fs.BoolFunc("divergence-guard", fmt.Sprintf("stop a run whose loss stays over %d× its start for %d records (=false: train on) (default %v)",
 		trainer.DivergenceFactor, trainer.DivergenceLogs, !c.NoDivergenceGuard), func(v string) error {
 		on, err := strconv.ParseBool(v)
 		c.NoDivergenceGuard = !on
@@ -191,7 +191,8 @@ func trainFlagSet(defaults trainer.Config, stderr io.Writer) (*flag.FlagSet, *ru
 		"Trains a model under a learning rule, writing config.json, metrics.jsonl (loss, accuracy, test top-1/top-5,\n"+
 			"learning rate, images/s, per-layer weight and delta angles) and checkpoints to -out (one run at a time: the\n"+
 			"folder is locked). -resume continues the run in -out exactly where its last checkpoint left it (Ctrl-C writes\n"+
-			"one and stops); it keeps the run's settings, and refuses a changed one except "+resumable()+"\n"+
+			"one and stops); it keeps the run's settings, and refuses a changed one except\n"+
+			trainer.ResumableFlags()+"\n"+
 			"(-epochs and -steps only growing), which it records in config.json.\n"+
 			"Unreadable images are skipped with a warning (-strict stops instead; nowt check lists them).\n\n"+
 			"Example: nowt train -model resnet20 -rule kp -dataset cifar10-jpeg -augment -epochs 30 -out runs/r20-kp",
@@ -199,14 +200,6 @@ func trainFlagSet(defaults trainer.Config, stderr io.Writer) (*flag.FlagSet, *ru
 	rf := addRunFlags(fs, defaults)
 	resume := fs.Bool("resume", false, "continue the run in -out from its newest checkpoint")
 	return fs, rf, resume
-}
-
-func resumable() string {
-	names := []string{}
-	for _, k := range trainer.ResumableSettings {
-		names = append(names, k)
-	}
-	return strings.Join(names, ", ")
 }
 
 func runTrain(args []string, stdout, stderr io.Writer) error {
