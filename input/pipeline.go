@@ -16,6 +16,18 @@ import (
 // batch.
 var ErrTooFewExamples = errors.New("fewer examples than one batch")
 
+// tooFewError is ErrTooFewExamples with the numbers.
+type tooFewError struct {
+	name     string
+	n, batch int
+}
+
+func (e *tooFewError) Error() string {
+	return fmt.Sprintf("input: dataset %s: %d examples are fewer than one batch of %d", e.name, e.n, e.batch)
+}
+
+func (e *tooFewError) Is(target error) bool { return target == ErrTooFewExamples }
+
 // errCorrupt marks an example whose file is corrupt or truncated: with Options.SkipCorrupt it is skipped
 // and counted, otherwise Yield fails with it.
 var errCorrupt = errors.New("corrupt image")
@@ -106,7 +118,7 @@ func newDataset(name string, src *source, opts Options) (*Dataset, error) {
 	if opts.DropRemainder {
 		d.numBatches = d.n / opts.BatchSize
 		if d.numBatches == 0 {
-			return nil, fmt.Errorf("input: dataset %s: %d examples are fewer than one batch of %d (%w)", name, d.n, opts.BatchSize, ErrTooFewExamples)
+			return nil, &tooFewError{name, d.n, opts.BatchSize}
 		}
 	} else {
 		d.numBatches = (d.n + opts.BatchSize - 1) / opts.BatchSize

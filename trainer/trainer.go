@@ -150,8 +150,8 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 		})
 		if err != nil {
 			if errors.Is(err, input.ErrTooFewExamples) {
-				return nil, invalid("-batch", "the training set (-dataset %s, -train-limit %d) has fewer examples than one batch of %d: lower -batch or raise -train-limit (%v)",
-					cfg.Dataset, cfg.TrainLimit, cfg.BatchSize, err)
+				return nil, invalid("-batch", "%v (-batch %d, -train-limit %d): lower -batch or raise -train-limit",
+					err, cfg.BatchSize, cfg.TrainLimit)
 			}
 			return nil, fmt.Errorf("opening the training set: %w", err)
 		}
