@@ -2,7 +2,6 @@ package feedback
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
@@ -136,22 +135,24 @@ type capture struct {
 	delta *Node // set when the gradient is built
 }
 
-// captures of all feedback layers, per graph.
-var (
-	capturesMu sync.Mutex
-	captures   = map[GraphId][]*capture{}
-)
+// capturesKey is the graph parameter (see context.Context.SetGraphParam) under which the captures of a graph's
+// feedback layers are kept, at the root scope. Graph parameters are GoMLX's storage for what belongs to one
+// graph: they live in the context's data, keyed by the graph, so they are owned per graph and released with the
+// context that built it (a process that trains many models, as compare or a notebook does, keeps none of the
+// finished runs' graphs alive), and two contexts never see each other's captures.
+const capturesKey = "feedback_captures"
 
-func addCapture(g *Graph, c *capture) {
-	capturesMu.Lock()
-	defer capturesMu.Unlock()
-	captures[g.GraphId()] = append(captures[g.GraphId()], c)
+func addCapture(ctx *context.Context, g *Graph, c *capture) {
+	root := ctx.InAbsPath(context.RootScope)
+	list, _ := root.GetGraphParam(g, capturesKey)
+	captures, _ := list.([]*capture)
+	root.SetGraphParam(g, capturesKey, append(captures, c))
 }
 
-func graphCaptures(g *Graph) []*capture {
-	capturesMu.Lock()
-	defer capturesMu.Unlock()
-	return captures[g.GraphId()]
+func graphCaptures(ctx *context.Context, g *Graph) []*capture {
+	list, _ := ctx.InAbsPath(context.RootScope).GetGraphParam(g, capturesKey)
+	captures, _ := list.([]*capture)
+	return captures
 }
 
 // withFeedback builds y = op(x, W) with the rule's backward: ∂L/∂x = op.inputGrad(δ, B) and
@@ -175,7 +176,7 @@ func withFeedback(ctx *context.Context, rule Rule, x, w *Node, op linearOp) *Nod
 		return op.weightGrad(x, c.delta)
 	})
 	y := op.forward(xh, wh)
-	addCapture(x.Graph(), c)
+	addCapture(ctx, x.Graph(), c)
 	return IdentityWithCustomGradient(y, func(_, v *Node) *Node {
 		c.delta = v
 		return v

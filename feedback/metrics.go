@@ -25,7 +25,7 @@ type Alignment struct {
 // build the model's loss and its gradient (for example with [Gradients]) in g first.
 func AlignmentGraph(ctx *context.Context, g *Graph) []Alignment {
 	deltas := map[string]*capture{}
-	for _, c := range graphCaptures(g) {
+	for _, c := range graphCaptures(ctx, g) {
 		if c.delta != nil {
 			deltas[c.scope] = c
 		}

@@ -56,17 +56,24 @@ func parseIDX(name string, data []byte) (*idxFile, error) {
 		return nil, fmt.Errorf("%s: truncated idx header: %d bytes, want %d for %d dimensions", name, len(data), hdr, nd)
 	}
 	dims := make([]int, nd)
-	size := 1
+	size, overflow := 1, false
 	payload := len(data) - hdr
 	for i := range dims {
 		dims[i] = int(binary.BigEndian.Uint32(data[4+4*i:]))
-		if size > 0 && dims[i] > 0 && size > payload/dims[i]+1 {
-			size = payload + 1 // larger than what we have: reported below
-		} else {
-			size *= dims[i]
+		if dims[i] > 0 && size > (maxIDXBytes<<2)/dims[i] {
+			overflow = true // The product is too large to be real; report it as such.
+		}
+		size *= dims[i] // dims < 2^32 and size ≤ 2^32 before: no int64 overflow
+		if overflow {
+			break
 		}
 	}
-	if size != payload {
+	switch {
+	case overflow:
+		return nil, fmt.Errorf("%s: idx dimensions %v need more than %d data bytes: the header is corrupt", name, dims, maxIDXBytes)
+	case size > payload:
+		return nil, fmt.Errorf("%s: truncated idx file: dimensions %v need %d data bytes, the file has %d (download it again)", name, dims, size, payload)
+	case size != payload:
 		return nil, fmt.Errorf("%s: idx size mismatch: dimensions %v need %d data bytes, the file has %d", name, dims, size, payload)
 	}
 	return &idxFile{dims: dims, data: data[hdr:]}, nil
@@ -192,6 +199,10 @@ func openMNIST(path, split string, _ Options) (*source, error) {
 func openFashionMNIST(path, split string, _ Options) (*source, error) {
 	if path == "" {
 		path = DefaultFashionMNISTDir
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("Fashion-MNIST is not in its default folder %s: install Debian's dataset-fashion-mnist package "+
+				"(apt install dataset-fashion-mnist), or give the folder holding its idx files with -data: %w", path, err)
+		}
 	}
 	return openIDXDir(path, split, "fashion-mnist", fashionClasses)
 }

@@ -80,7 +80,19 @@ func TestIDXErrors(t *testing.T) {
 		{"size mismatch", func(dir string, t *testing.T) {
 			good(dir, t)
 			writeFile(t, filepath.Join(dir, "train-images-idx3-ubyte"), idxBytes([]int{4, 2, 2}, make([]byte, 15)))
-		}, "train-images-idx3-ubyte", "idx size mismatch: dimensions [4 2 2] need 16 data bytes, the file has 15"},
+		}, "train-images-idx3-ubyte", "truncated idx file: dimensions [4 2 2] need 16 data bytes, the file has 15"},
+		{"truncated MNIST", func(dir string, t *testing.T) {
+			good(dir, t)
+			writeFile(t, filepath.Join(dir, "train-images-idx3-ubyte"), idxBytes([]int{60000, 28, 28}, make([]byte, 999985)))
+		}, "train-images-idx3-ubyte", "dimensions [60000 28 28] need 47040000 data bytes, the file has 999985"},
+		{"too long", func(dir string, t *testing.T) {
+			good(dir, t)
+			writeFile(t, filepath.Join(dir, "train-images-idx3-ubyte"), idxBytes([]int{4, 2, 2}, make([]byte, 17)))
+		}, "train-images-idx3-ubyte", "idx size mismatch: dimensions [4 2 2] need 16 data bytes, the file has 17"},
+		{"corrupt header", func(dir string, t *testing.T) {
+			good(dir, t)
+			writeFile(t, filepath.Join(dir, "train-images-idx3-ubyte"), idxBytes([]int{1 << 31, 1 << 31, 1 << 31}, make([]byte, 8)))
+		}, "train-images-idx3-ubyte", "need more than 1073741824 data bytes: the header is corrupt"},
 		{"truncated gzip", func(dir string, t *testing.T) {
 			writeMNIST(t, dir, "train", 4, 2, 2, true)
 			p := filepath.Join(dir, "train-images-idx3-ubyte.gz")

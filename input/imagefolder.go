@@ -196,7 +196,7 @@ func newFolderSource(name, root, split, labelFile string, size int, style folder
 		load: func(i int, dst []float32, rng *rand.Rand) error {
 			data, err := os.ReadFile(paths[i])
 			if err != nil {
-				return fmt.Errorf("reading image: %w", err)
+				return fmt.Errorf("%s: %w: %v", paths[i], errCorrupt, err)
 			}
 			pix, w, h, err := decodeRGB(paths[i], data)
 			if err != nil {

@@ -53,6 +53,9 @@ type Options struct {
 	// failing with an error. A batch that lost examples is refilled by repeating its valid examples when
 	// DropRemainder is set (so shapes stay static), and is simply shorter otherwise.
 	SkipCorrupt bool
+	// OnSkip, if set, is called with the error (naming the file) of each example skipped for the first time
+	// under SkipCorrupt, for a warning. It must not call the Dataset.
+	OnSkip func(err error)
 	// ImageSize is the output side for image folders (default 224; cifar10-jpeg: default 32) and for
 	// synthetic data (default 32).
 	ImageSize int

@@ -12,6 +12,22 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
+// ErrTooFewExamples is returned (wrapped) by [Open] when a split with DropRemainder has fewer examples than one
+// batch.
+var ErrTooFewExamples = errors.New("fewer examples than one batch")
+
+// tooFewError is ErrTooFewExamples with the numbers.
+type tooFewError struct {
+	name     string
+	n, batch int
+}
+
+func (e *tooFewError) Error() string {
+	return fmt.Sprintf("input: dataset %s: %d examples are fewer than one batch of %d", e.name, e.n, e.batch)
+}
+
+func (e *tooFewError) Is(target error) bool { return target == ErrTooFewExamples }
+
 // errCorrupt marks an example whose file is corrupt or truncated: with Options.SkipCorrupt it is skipped
 // and counted, otherwise Yield fails with it.
 var errCorrupt = errors.New("corrupt image")
@@ -102,8 +118,7 @@ func newDataset(name string, src *source, opts Options) (*Dataset, error) {
 	if opts.DropRemainder {
 		d.numBatches = d.n / opts.BatchSize
 		if d.numBatches == 0 {
-			return nil, fmt.Errorf("input: dataset %s: %d examples are fewer than one batch of %d with DropRemainder",
-				name, d.n, opts.BatchSize)
+			return nil, &tooFewError{name, d.n, opts.BatchSize}
 		}
 	} else {
 		d.numBatches = (d.n + opts.BatchSize - 1) / opts.BatchSize
@@ -251,6 +266,9 @@ func (d *Dataset) assemble(job *batchJob) ([]float32, []int32, error) {
 	for k, id := range job.ids {
 		if err := job.errs[k]; err != nil {
 			if d.opts.SkipCorrupt && errors.Is(err, errCorrupt) {
+				if !d.corrupt[id] && d.opts.OnSkip != nil {
+					d.opts.OnSkip(err)
+				}
 				d.corrupt[id] = true
 				continue
 			}

@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -108,21 +109,80 @@ func pruneCheckpoints(dir string, keep int) error {
 	return nil
 }
 
-// loadCheckpoint attaches dir's newest checkpoint to ctx (GoMLX loads variables as the graphs create them).
-// It fails if dir has none.
-func loadCheckpoint(ctx *context.Context, dir string) (*checkpoints.Handler, error) {
+// loadCheckpoint attaches dir's newest readable checkpoint to ctx (GoMLX loads variables as the graphs create
+// them) and returns its base path. A newest checkpoint that cannot be read (truncated, corrupt) is skipped with
+// a warning on notices and the previous one is used; it fails if dir has no readable checkpoint.
+func loadCheckpoint(ctx *context.Context, dir string, notices io.Writer) (string, error) {
 	bases, err := listCheckpoints(dir)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	if len(bases) == 0 {
-		return nil, fmt.Errorf("no checkpoint in %s: nothing to resume or evaluate (train first, or check -out)", dir)
+		return "", fmt.Errorf("no checkpoint in %s: nothing to resume or evaluate (train first, or check -out)", dir)
 	}
-	handler, err := checkpoints.Build(ctx).Dir(dir).Keep(-1).Done()
+	var failures []string
+	for i := len(bases) - 1; i >= 0; i-- {
+		err := loadCheckpointFile(ctx, bases[i])
+		if err == nil {
+			return bases[i], nil
+		}
+		failures = append(failures, err.Error())
+		if i > 0 {
+			fmt.Fprintf(notices, "warning: %v; falling back to the previous checkpoint, %s\n", err, filepath.Base(bases[i-1]))
+		}
+	}
+	return "", fmt.Errorf("no readable checkpoint in %s: %s", dir, strings.Join(failures, "; "))
+}
+
+// loadCheckpointFile attaches the checkpoint whose base path (without .json or .bin) is base to ctx. Nothing is
+// attached if it cannot be read whole.
+func loadCheckpointFile(ctx *context.Context, base string) (err error) {
+	defer func() { // GoMLX's loader panics on some corrupt data files (a truncated compressed stream).
+		if r := recover(); r != nil {
+			err = fmt.Errorf("checkpoint %s is unreadable (%v)", base, r)
+		}
+	}()
+	base = strings.TrimSuffix(strings.TrimSuffix(base, checkpoints.JsonNameSuffix), checkpoints.BinDataSuffix)
+	meta, err := os.ReadFile(base + checkpoints.JsonNameSuffix)
 	if err != nil {
-		return nil, fmt.Errorf("loading checkpoint %s: %w", bases[len(bases)-1], err)
+		return fmt.Errorf("checkpoint %s cannot be read: %w", base, err)
 	}
-	return handler, nil
+	data, err := os.ReadFile(base + checkpoints.BinDataSuffix)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s cannot be read: %w", base, err)
+	}
+	if _, err := checkpoints.Build(ctx).FromEmbed(string(meta), data).Done(); err != nil {
+		return fmt.Errorf("checkpoint %s is unreadable (%v)", base, err)
+	}
+	return nil
+}
+
+// cleanCheckpoints removes what a killed checkpoint write leaves in dir: staging folders and data files whose
+// JSON never arrived. It reports what it removed on notices.
+func cleanCheckpoints(dir string, notices io.Writer) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return fmt.Errorf("listing checkpoints: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		orphan := strings.HasPrefix(name, "checkpoint-") && strings.HasSuffix(name, checkpoints.BinDataSuffix)
+		if orphan {
+			if _, err := os.Stat(filepath.Join(dir, strings.TrimSuffix(name, checkpoints.BinDataSuffix)+checkpoints.JsonNameSuffix)); err == nil {
+				continue
+			}
+		}
+		if orphan || (e.IsDir() && strings.HasPrefix(name, ".staging-")) {
+			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+				return fmt.Errorf("removing the leftover %s of an interrupted checkpoint write: %w", name, err)
+			}
+			fmt.Fprintf(notices, "Removed %s, left by an interrupted checkpoint write.\n", filepath.Join(dir, name))
+		}
+	}
+	return nil
 }
 
 // checkpointNameFormat names a checkpoint's files (GoMLX's "checkpoint-n<count>" with the step added; nowt's

@@ -8,8 +8,11 @@
 package trainer
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -80,8 +83,21 @@ type Config struct {
 	CheckpointEvery int `json:"checkpoint_every,omitempty"`
 	// KeepCheckpoints is how many checkpoints to keep (default 2).
 	KeepCheckpoints int `json:"keep_checkpoints,omitempty"`
-	// Progress shows GoMLX's progress bar.
+	// Progress shows GoMLX's progress bar (meant for a terminal); without it each metrics record is printed as
+	// one line.
 	Progress bool `json:"-"`
+	// Notices receives notices and warnings (resuming, skipped images, data parallelism, the backend); nil
+	// sends them to the writer given to [Train] with the records.
+	Notices io.Writer `json:"-"`
+
+	// Strict stops at the first unreadable image (corrupt, empty or of an unsupported format) instead of
+	// skipping it with a warning.
+	Strict bool `json:"strict,omitempty"`
+	// NoDivergenceGuard turns off the divergence guard, which stops a run whose loss has grown past
+	// [DivergenceFactor] times its start for [DivergenceLogs] records in a row (a non-finite loss always stops it).
+	NoDivergenceGuard bool `json:"no_divergence_guard,omitempty"`
+	// Changes records the settings changed when the run was resumed (see [ResumableSettings]).
+	Changes []string `json:"changes,omitempty"`
 
 	// Params are context hyperparameters: the rule's (feedback.Param*: wm_*, kp_decay, ss_scale, ...) and the
 	// model's (models.Param*), by name.
@@ -101,54 +117,109 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate checks the configuration and returns an error naming the first fault and what to do.
+// ConfigError reports an invalid setting. Flag names the command-line flag that sets it (e.g. "-lr").
+type ConfigError struct {
+	Flag string
+	Msg  string
+	// Param is set when a rule hyperparameter is out of its range (its Param names it).
+	Param *feedback.ParamError
+}
+
+// Error implements error.
+func (e *ConfigError) Error() string { return e.Msg }
+
+func invalid(flag, format string, args ...any) error {
+	return &ConfigError{Flag: flag, Msg: fmt.Sprintf(format, args...)}
+}
+
+// isFinite reports whether v is neither NaN nor infinite.
+func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// Validate checks every setting of the configuration, its hyperparameters (Params and the -set Settings)
+// included, without touching any file or building any graph. It returns a [*ConfigError] naming the first
+// fault, the command-line flag that sets it and the valid range.
 func (c *Config) Validate() error {
 	if _, err := feedback.RuleByName(c.Rule); err != nil {
-		return err
+		return invalid("-rule", "-rule: %v", err)
 	}
 	if !contains(models.Names(), c.Model) {
-		return fmt.Errorf("unknown model %q: valid models are %s", c.Model, strings.Join(models.Names(), ", "))
+		return invalid("-model", "-model: unknown model %q: valid models are %s", c.Model, strings.Join(models.Names(), ", "))
 	}
 	if !contains(input.Names(), c.Dataset) {
-		return fmt.Errorf("unknown dataset %q: valid datasets are %s", c.Dataset, strings.Join(input.Names(), ", "))
+		return invalid("-dataset", "-dataset: unknown dataset %q: valid datasets are %s", c.Dataset, strings.Join(input.Names(), ", "))
+	}
+	nonNegative := []struct {
+		flag, what string
+		v          int
+	}{
+		{"-epochs", "training epochs", c.Epochs}, {"-steps", "training steps (0: train for -epochs)", c.Steps},
+		{"-eval-batch", "the evaluation batch size (0: -batch)", c.EvalBatchSize},
+		{"-train-limit", "a number of training examples (0: all)", c.TrainLimit},
+		{"-test-limit", "a number of test examples (0: all)", c.TestLimit},
+		{"-image-size", "an image side in pixels (0: the dataset's default)", c.ImageSize},
+		{"-workers", "a number of decoding workers (0: all cores)", c.Workers},
+		{"-log-every", "a number of steps (0: 4 records per epoch)", c.LogEvery},
+		{"-eval-every", "a number of steps (0: each epoch)", c.EvalEvery},
+		{"-checkpoint-every", "a number of steps (0: each epoch)", c.CheckpointEvery},
+		{"-keep", "a number of checkpoints (0: 2)", c.KeepCheckpoints},
+	}
+	for _, n := range nonNegative {
+		if n.v < 0 {
+			return invalid(n.flag, "%s %d: must be ≥ 0, %s", n.flag, n.v, n.what)
+		}
 	}
 	switch {
-	case c.Epochs <= 0 && c.Steps <= 0:
-		return fmt.Errorf("nothing to train: set epochs (got %d) or steps (got %d) to a positive number", c.Epochs, c.Steps)
+	case c.Epochs == 0 && c.Steps == 0:
+		return invalid("-epochs", "nothing to train: set -epochs or -steps to a positive number")
 	case c.BatchSize <= 0:
-		return fmt.Errorf("batch size must be positive, got %d", c.BatchSize)
-	case c.LearningRate <= 0:
-		return fmt.Errorf("learning rate must be positive, got %g", c.LearningRate)
-	case c.Momentum < 0 || c.Momentum >= 1:
-		return fmt.Errorf("momentum must be in [0, 1), got %g", c.Momentum)
-	case c.WeightDecay < 0:
-		return fmt.Errorf("weight decay must be ≥ 0, got %g", c.WeightDecay)
+		return invalid("-batch", "-batch %d: the batch size must be ≥ 1", c.BatchSize)
+	case c.ImageSize > 4096:
+		return invalid("-image-size", "-image-size %d: must be at most 4096 pixels (0: the dataset's default)", c.ImageSize)
+	case !(c.LearningRate > 0) || !isFinite(c.LearningRate):
+		return invalid("-lr", "-lr %g: the learning rate must be a finite number > 0", c.LearningRate)
+	case !(c.Momentum >= 0 && c.Momentum < 1):
+		return invalid("-momentum", "-momentum %g: must be in [0, 1) (0: plain SGD)", c.Momentum)
+	case !(c.WeightDecay >= 0) || !isFinite(c.WeightDecay):
+		return invalid("-wd", "-wd %g: the weight decay must be a finite number ≥ 0", c.WeightDecay)
+	case !(c.Gamma >= 0) || !isFinite(c.Gamma):
+		return invalid("-gamma", "-gamma %g: the step schedule's factor must be a finite number > 0", c.Gamma)
+	case !(c.WarmupEpochs >= 0) || !isFinite(c.WarmupEpochs):
+		return invalid("-warmup", "-warmup %g: the warm-up must be a finite number of epochs ≥ 0", c.WarmupEpochs)
 	case c.OutDir == "":
-		return fmt.Errorf("no output folder: set out_dir (-out)")
+		return invalid("-out", "no output folder: set -out")
 	case c.Devices < -1:
-		return fmt.Errorf("devices must be -1 (all), 0 or 1 (one device) or the number of devices, got %d", c.Devices)
+		return invalid("-devices", "-devices %d: must be -1 (all), 0 or 1 (one device) or the number of devices", c.Devices)
 	case c.Devices > 1 && c.BatchSize%c.Devices != 0:
-		return fmt.Errorf("batch size %d is not a multiple of the %d devices it is split over: change -batch or -devices",
+		return invalid("-devices", "batch size %d is not a multiple of the %d devices it is split over: change -batch or -devices",
 			c.BatchSize, c.Devices)
+	}
+	for _, m := range c.Milestones {
+		if !(m >= 0) || !isFinite(m) {
+			return invalid("-milestones", "-milestones %v: each must be a finite number of epochs ≥ 0", c.Milestones)
+		}
+	}
+	if !sort.Float64sAreSorted(c.Milestones) {
+		return invalid("-milestones", "-milestones %v: must be increasing", c.Milestones)
 	}
 	switch c.Schedule {
 	case "constant", "cosine":
 	case "step":
 		if len(c.Milestones) == 0 {
-			return fmt.Errorf("schedule \"step\" needs milestones (epochs at which the learning rate is multiplied by gamma=%g)", c.Gamma)
+			return invalid("-milestones", "-schedule step needs -milestones (epochs at which the learning rate is multiplied by -gamma %g)", c.Gamma)
 		}
-		if !sort.Float64sAreSorted(c.Milestones) {
-			return fmt.Errorf("milestones must be increasing, got %v", c.Milestones)
+		if c.Gamma == 0 {
+			return invalid("-gamma", "-gamma 0: the step schedule's factor must be > 0")
 		}
 	default:
-		return fmt.Errorf("unknown schedule %q: valid schedules are constant, step, cosine", c.Schedule)
+		return invalid("-schedule", "-schedule: unknown schedule %q: valid schedules are constant, step, cosine", c.Schedule)
 	}
 	switch c.Loss {
 	case "softmax", "sigmoid":
 	default:
-		return fmt.Errorf("unknown loss %q: valid losses are softmax, sigmoid", c.Loss)
+		return invalid("-loss", "-loss: unknown loss %q: valid losses are softmax, sigmoid", c.Loss)
 	}
-	return nil
+	_, err := newContext(*c)
+	return err
 }
 
 func contains(list []string, s string) bool {
@@ -158,6 +229,118 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// ResumableSettings are the settings (config.json keys) that may change when a run is resumed: how long it
+// trains (more epochs or steps, never fewer), how it reports, checkpoints and evaluates, and where it runs.
+// Any other difference is refused (see [Train]); the changes are recorded in the run's config.json (Changes).
+var ResumableSettings = []string{"epochs", "steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints",
+	"eval_batch_size", "backend", "devices", "workers", "strict", "no_divergence_guard"}
+
+// flagNames maps config.json keys to the command-line flags that set them, for messages.
+var flagNames = map[string]string{
+	"model": "-model", "rule": "-rule", "dataset": "-dataset", "data_path": "-data", "train_limit": "-train-limit",
+	"test_limit": "-test-limit", "augment": "-augment", "image_size": "-image-size", "workers": "-workers",
+	"epochs": "-epochs", "steps": "-steps", "batch_size": "-batch", "eval_batch_size": "-eval-batch",
+	"learning_rate": "-lr", "schedule": "-schedule", "milestones": "-milestones", "gamma": "-gamma",
+	"warmup_epochs": "-warmup", "momentum": "-momentum", "nesterov": "-nesterov", "weight_decay": "-wd",
+	"loss": "-loss", "seed": "-seed", "backend": "-backend", "devices": "-devices", "out_dir": "-out",
+	"log_every": "-log-every", "eval_every": "-eval-every", "checkpoint_every": "-checkpoint-every",
+	"keep_checkpoints": "-keep", "settings": "-set", "strict": "-strict", "no_divergence_guard": "-divergence-guard",
+}
+
+// settingName names a config.json key (or params.<name>) as the user sets it.
+func settingName(key string) string {
+	if f, ok := flagNames[key]; ok {
+		return f
+	}
+	return key
+}
+
+// resumeConfig returns the configuration of a resumed run: the stored one with the changes asked for in given,
+// which must all be in [ResumableSettings] (epochs and steps only growing); the changes are returned as
+// "-flag old → new" for the record. Any other difference is a [*ConfigError] listing them all.
+func resumeConfig(stored, given Config, step int) (Config, []string, error) {
+	// Where and how it reports never counts as a change.
+	stored.Progress, stored.Notices, stored.OutDir = given.Progress, given.Notices, given.OutDir
+	given.Changes = stored.Changes
+	sm, gm := configMap(stored), configMap(given)
+	var changes, refused []string
+	keys := map[string]bool{}
+	for k := range sm {
+		keys[k] = true
+	}
+	for k := range gm {
+		keys[k] = true
+	}
+	sorted := make([]string, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Strings(sorted)
+	for _, k := range sorted {
+		a, b := sm[k], gm[k]
+		if bytes.Equal(a, b) {
+			continue
+		}
+		diff := fmt.Sprintf("%s %s → %s", settingName(k), orNone(a), orNone(b))
+		allowed := contains(ResumableSettings, k)
+		if k == "epochs" || k == "steps" {
+			var old, now int
+			_ = json.Unmarshal(a, &old)
+			_ = json.Unmarshal(b, &now)
+			allowed = now > old && (k == "steps" || (stored.Steps == 0 && given.Steps == 0))
+		}
+		if allowed {
+			changes = append(changes, diff)
+		} else {
+			refused = append(refused, diff)
+		}
+	}
+	if len(refused) > 0 {
+		return stored, nil, invalid(settingName(strings.Fields(refused[0])[0]),
+			"cannot resume %s with other settings than it was started with: %s. Only these may change on resume: %s "+
+				"(-epochs and -steps only growing). Resume without them, or start a new run in another -out",
+			stored.OutDir, strings.Join(refused, "; "), ResumableFlags())
+	}
+	if len(changes) > 0 {
+		given.Changes = append(append([]string(nil), stored.Changes...),
+			fmt.Sprintf("resumed at step %d: %s", step, strings.Join(changes, ", ")))
+	}
+	return given, changes, nil
+}
+
+// ResumableFlags lists the command-line flags of [ResumableSettings], comma-separated.
+func ResumableFlags() string {
+	names := make([]string, len(ResumableSettings))
+	for i, k := range ResumableSettings {
+		names[i] = settingName(k)
+	}
+	return strings.Join(names, ", ")
+}
+
+func orNone(v json.RawMessage) string {
+	if v == nil {
+		return "(unset)"
+	}
+	return string(v)
+}
+
+// configMap flattens c's JSON form into keys (params as params.<name>) and their JSON values.
+func configMap(c Config) map[string]json.RawMessage {
+	data, _ := json.Marshal(c)
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(data, &m)
+	if raw, ok := m["params"]; ok {
+		delete(m, "params")
+		var params map[string]json.RawMessage
+		_ = json.Unmarshal(raw, &params)
+		for k, v := range params {
+			m["params."+k] = v
+		}
+	}
+	delete(m, "changes")
+	return m
 }
 
 // configFileName is the run's configuration, in its output folder.

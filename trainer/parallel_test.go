@@ -80,7 +80,7 @@ func TestDevicesErrors(t *testing.T) {
 	c.Devices, c.BatchSize = 3, 32
 	require.ErrorContains(t, c.Validate(), "batch size 32 is not a multiple of the 3 devices")
 	c.Devices = -2
-	require.ErrorContains(t, c.Validate(), "devices must be -1 (all)")
+	require.ErrorContains(t, c.Validate(), "-devices -2: must be -1 (all)")
 
 	c = tinyConfig(t, "kp")
 	c.Backend, c.Devices, c.Steps = "go", -1, 4

@@ -25,6 +25,8 @@ type Record struct {
 	ImagesPerSecond float64 `json:"images_per_second"`
 	// Layers holds each feedback layer's alignment, measured on a fixed test batch.
 	Layers []LayerAlignment `json:"layers"`
+	// SkippedImages is the number of unreadable images skipped so far in this invocation (see Config.Strict).
+	SkippedImages int `json:"skipped_images,omitempty"`
 }
 
 // LayerAlignment is one layer's alignment between its feedback B and its weights W.

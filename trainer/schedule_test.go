@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -49,11 +50,20 @@ func TestConfigValidate(t *testing.T) {
 		{"model", func(c *Config) { c.Model = "vgg" }, `unknown model "vgg": valid models are`},
 		{"dataset", func(c *Config) { c.Dataset = "svhn" }, `unknown dataset "svhn": valid datasets are`},
 		{"nothing", func(c *Config) { c.Epochs, c.Steps = 0, 0 }, "nothing to train"},
-		{"batch", func(c *Config) { c.BatchSize = 0 }, "batch size must be positive"},
-		{"lr", func(c *Config) { c.LearningRate = -1 }, "learning rate must be positive"},
-		{"momentum", func(c *Config) { c.Momentum = 1 }, "momentum must be in [0, 1)"},
+		{"batch", func(c *Config) { c.BatchSize = 0 }, "-batch 0: the batch size must be ≥ 1"},
+		{"lr", func(c *Config) { c.LearningRate = -1 }, "-lr -1: the learning rate must be a finite number > 0"},
+		{"lr NaN", func(c *Config) { c.LearningRate = math.NaN() }, "-lr NaN: the learning rate must be a finite number > 0"},
+		{"steps", func(c *Config) { c.Steps = -3 }, "-steps -3: must be ≥ 0"},
+		{"warmup", func(c *Config) { c.WarmupEpochs = -1 }, "-warmup -1: the warm-up must be"},
+		{"gamma", func(c *Config) { c.Gamma = -1 }, "-gamma -1: the step schedule's factor must be"},
+		{"eval batch", func(c *Config) { c.EvalBatchSize = -1 }, "-eval-batch -1: must be ≥ 0"},
+		{"image size", func(c *Config) { c.ImageSize = -3 }, "-image-size -3: must be ≥ 0"},
+		{"rule param", func(c *Config) { c.Params = map[string]any{"wm_noise": "pink"} }, "wm_noise=pink is not valid: must be one of uniform, gaussian"},
+		{"set param", func(c *Config) { c.Settings = "wm_learning_rate=-5" }, "wm_learning_rate=-5 is not valid: must be > 0"},
+		{"set scoped", func(c *Config) { c.Settings = "/model/fc0/wm_batch=0" }, "wm_batch=0 (scope /model/fc0) is not valid"},
+		{"momentum", func(c *Config) { c.Momentum = 1 }, "-momentum 1: must be in [0, 1)"},
 		{"schedule", func(c *Config) { c.Schedule = "poly" }, `unknown schedule "poly"`},
-		{"milestones", func(c *Config) { c.Schedule = "step" }, "needs milestones"},
+		{"milestones", func(c *Config) { c.Schedule = "step" }, "-schedule step needs -milestones"},
 		{"unsorted", func(c *Config) { c.Schedule, c.Milestones = "step", []float64{3, 1} }, "must be increasing"},
 		{"loss", func(c *Config) { c.Loss = "hinge" }, `unknown loss "hinge"`},
 		{"out", func(c *Config) { c.OutDir = "" }, "no output folder"},

@@ -8,10 +8,18 @@ import (
 
 // formatRecord is the one-line report of a metrics record, used when the progress bar is off.
 func formatRecord(r Record) string {
-	s := fmt.Sprintf("step %6d  epoch %6.2f  loss %.4f  train-acc %.4f  lr %.4g  %.0f img/s",
-		r.Step, r.Epoch, r.Loss, r.TrainAccuracy, r.LearningRate, r.ImagesPerSecond)
+	var s string
+	if r.Step == 0 { // Nothing trained yet: no loss, accuracy nor speed to report.
+		s = fmt.Sprintf("step %6d  epoch %6.2f  (start)  lr %.4g", r.Step, r.Epoch, r.LearningRate)
+	} else {
+		s = fmt.Sprintf("step %6d  epoch %6.2f  loss %.4f  train-acc %.4f  lr %.4g  %.0f img/s",
+			r.Step, r.Epoch, r.Loss, r.TrainAccuracy, r.LearningRate, r.ImagesPerSecond)
+	}
 	if r.TestTop1 != nil {
 		s += fmt.Sprintf("  test top-1 %.4f top-5 %.4f", *r.TestTop1, *r.TestTop5)
+	}
+	if r.SkippedImages > 0 {
+		s += fmt.Sprintf("  skipped %d unreadable images", r.SkippedImages)
 	}
 	return s
 }
@@ -32,6 +40,9 @@ func WriteSummary(w io.Writer, res *Result) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+	}
+	if res.SkippedImages > 0 {
+		fmt.Fprintf(w, "skipped %d unreadable images (named in the warnings; nowt check lists them)\n", res.SkippedImages)
 	}
 	if res.Checkpoint != "" {
 		fmt.Fprintf(w, "checkpoint: %s\n", res.Checkpoint)

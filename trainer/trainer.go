@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
@@ -16,6 +17,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
 	"github.com/gomlx/gomlx/pkg/ml/datasets"
 	"github.com/gomlx/gomlx/pkg/ml/train"
 	"github.com/gomlx/gomlx/pkg/ml/train/metrics"
@@ -39,17 +41,23 @@ type Result struct {
 	BestTestTop1                 float64
 	// Layers is the final alignment per feedback layer.
 	Layers []LayerAlignment
+	// SkippedImages is the number of unreadable images skipped (see Config.Strict).
+	SkippedImages int
 	// Duration of this invocation (training, evaluation and logging).
 	Duration time.Duration
 	// Checkpoint is the base path of the last checkpoint written.
 	Checkpoint string
 }
 
-// NaNError reports a loss that became NaN or infinite; the run keeps its last good checkpoint.
+// NaNError reports a loss that became NaN or infinite, or that the divergence guard stopped (Start > 0: the
+// loss had stayed above DivergenceFactor times Start for DivergenceLogs records); the run keeps its last good
+// checkpoint.
 type NaNError struct {
-	// Step is the 1-based training step whose loss was not finite; Loss its value.
+	// Step is the 1-based training step whose loss was not finite (or diverged); Loss its value.
 	Step int
 	Loss float64
+	// Start is the loss the run started from, when the divergence guard stopped it (0 for a non-finite loss).
+	Start float64
 	// Checkpoint is the last good checkpoint ("" if none was written yet).
 	Checkpoint string
 }
@@ -59,6 +67,10 @@ func (e *NaNError) Error() string {
 	keep := "no checkpoint had been written yet"
 	if e.Checkpoint != "" {
 		keep = "the last good checkpoint is " + e.Checkpoint + " (continue from it with -resume, after lowering the learning rate)"
+	}
+	if e.Start > 0 {
+		return fmt.Sprintf("training stopped: the loss diverged, %g at step %d, over %d times its start (%g) for %d records; %s (-divergence-guard=false trains on)",
+			e.Loss, e.Step, DivergenceFactor, e.Start, DivergenceLogs, keep)
 	}
 	return fmt.Sprintf("training stopped: the loss is %g at step %d; %s", e.Loss, e.Step, keep)
 }
@@ -81,6 +93,25 @@ type run struct {
 	mirrorExec    *context.Exec
 	alignBatch    []*tensors.Tensor // images, labels
 	numLayers     int
+	notices       io.Writer
+	checkpoint    string // the checkpoint loaded, if any
+}
+
+// warnSkipped is the datasets' OnSkip: a warning naming the unreadable image.
+func (r *run) warnSkipped(err error) {
+	fmt.Fprintf(r.notices, "warning: skipping an unreadable image (-strict stops instead): %v\n", err)
+}
+
+// skipped is the number of unreadable images skipped so far.
+func (r *run) skipped() int {
+	n := 0
+	if r.trainDS != nil {
+		n += r.trainDS.Skipped()
+	}
+	if r.testDS != nil {
+		n += r.testDS.Skipped()
+	}
+	return n
 }
 
 func splitNames(dataset string) (trainSplit, testSplit string) {
@@ -90,12 +121,15 @@ func splitNames(dataset string) (trainSplit, testSplit string) {
 	return "train", "test"
 }
 
-// setup builds the backend, datasets, context, model and GoMLX trainer. For resume, the checkpoint is attached
-// before any graph is built.
+// setup builds the backend, datasets, context, model and GoMLX trainer. For resume, the checkpoint (the newest
+// readable one of the folder checkpointDir, or the file checkpoint) is attached before any graph is built.
 func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*run, error) {
-	r := &run{cfg: cfg, out: out}
+	r := &run{cfg: cfg, out: out, notices: cfg.Notices}
+	if r.notices == nil {
+		r.notices = out
+	}
 	var err error
-	if r.backend, err = xla.New(cfg.Backend, out); err != nil {
+	if r.backend, err = xla.New(cfg.Backend, r.notices); err != nil {
 		return nil, err
 	}
 	if out != nil {
@@ -115,13 +149,18 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 		r.trainDS, err = input.Open(cfg.Dataset, cfg.DataPath, trainSplit, input.Options{
 			BatchSize: cfg.BatchSize / r.devices(), Seed: cfg.Seed, Shuffle: true, DropRemainder: true, Augment: cfg.Augment,
 			Normalize: true, Workers: cfg.Workers, Limit: cfg.TrainLimit, ImageSize: cfg.ImageSize,
+			SkipCorrupt: !cfg.Strict, OnSkip: r.warnSkipped,
 		})
 		if err != nil {
+			if errors.Is(err, input.ErrTooFewExamples) {
+				return nil, invalid("-batch", "%v (-batch %d, -train-limit %d): lower -batch or raise -train-limit",
+					err, cfg.BatchSize, cfg.TrainLimit)
+			}
 			return nil, fmt.Errorf("opening the training set: %w", err)
 		}
 		r.stepsPerEpoch = r.trainDS.NumBatches() / r.devices()
 		if r.stepsPerEpoch == 0 {
-			return nil, fmt.Errorf("the training set has %d examples, fewer than one batch of %d: lower -batch",
+			return nil, invalid("-batch", "the training set has %d examples, fewer than one batch of %d: lower -batch",
 				r.trainDS.NumExamples(), cfg.BatchSize)
 		}
 		r.totalSteps = cfg.Steps
@@ -132,7 +171,7 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 	}
 	r.testDS, err = input.Open(cfg.Dataset, cfg.DataPath, testSplit, input.Options{
 		BatchSize: evalBatch, Seed: cfg.Seed, Normalize: true, Workers: cfg.Workers, Limit: cfg.TestLimit,
-		ImageSize: cfg.ImageSize,
+		ImageSize: cfg.ImageSize, SkipCorrupt: !cfg.Strict, OnSkip: r.warnSkipped,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the test set: %w", err)
@@ -145,8 +184,15 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 	}
 	r.ctx = ctx
 	if checkpointDir != "" {
-		if _, err := loadCheckpoint(ctx, checkpointDir); err != nil {
+		if st, err := os.Stat(checkpointDir); err != nil || st.IsDir() {
+			r.checkpoint, err = loadCheckpoint(ctx, checkpointDir, r.notices)
+			if err != nil {
+				return nil, err
+			}
+		} else if err := loadCheckpointFile(ctx, checkpointDir); err != nil { // one checkpoint's file
 			return nil, err
+		} else {
+			r.checkpoint = checkpointDir
 		}
 	}
 	modelFn, err := models.New(cfg.Model, r.classes)
@@ -211,17 +257,35 @@ func newContext(cfg Config) (*context.Context, error) {
 	}
 	ctx.SetParam(feedback.ParamRule, cfg.Rule)
 	if cfg.Settings != "" {
-		if _, err := commandline.ParseContextSettings(ctx, cfg.Settings); err != nil {
-			return nil, fmt.Errorf("parsing settings %q: %w", cfg.Settings, err)
+		if err := parseSettings(ctx, cfg.Settings); err != nil {
+			return nil, err
 		}
 	}
+	if err := feedback.ValidateParams(ctx); err != nil {
+		var pe *feedback.ParamError
+		errors.As(err, &pe)
+		return nil, &ConfigError{Flag: "-set", Msg: err.Error(), Param: pe}
+	}
 	if err := models.CheckParams(ctx); err != nil {
-		return nil, err
+		return nil, invalid("-set", "%v", err)
 	}
 	if err := ctx.SetRNGStateFromSeed(cfg.Seed); err != nil {
 		return nil, fmt.Errorf("seeding: %w", err)
 	}
 	return ctx, nil
+}
+
+// parseSettings applies a GoMLX "-set" string to ctx, turning a panic of GoMLX's parser into an error.
+func parseSettings(ctx *context.Context, settings string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = invalid("-set", "-set %q: %v", settings, r)
+		}
+	}()
+	if _, err := commandline.ParseContextSettings(ctx, settings); err != nil {
+		return invalid("-set", "-set %q: %v (see nowt rules -v for the names)", settings, err)
+	}
+	return nil
 }
 
 // normalizeParam turns JSON numbers that are whole into ints, so that config.json round-trips int params.
@@ -288,18 +352,32 @@ func newTop5Accuracy() metrics.Interface {
 }
 
 // Train runs (or, with resume, continues) the training described by cfg, writing to cfg.OutDir, and reports on
-// out. Cancelling goCtx stops it after the current step, with a checkpoint.
+// out (records and summary; notices and warnings go to cfg.Notices when set). Cancelling goCtx stops it after the
+// current step, with a checkpoint, and returns an [*InterruptedError].
+//
+// Every setting is checked before any graph is built or file written ([Config.Validate], a [*ConfigError]).
+// The run folder is locked while the run trains into it: a second run into it fails naming the holder. With
+// resume, the stored configuration defines the run; cfg may only differ in [ResumableSettings] (the changes are
+// recorded in config.json), the newest readable checkpoint is loaded (an unreadable newest one is skipped with a
+// warning), and what a killed checkpoint write left behind is removed.
 func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Result, error) {
 	start := time.Now()
 	if out == nil {
 		out = io.Discard
+	}
+	notices := cfg.Notices
+	if notices == nil {
+		notices = out
+	}
+	if cfg.OutDir == "" {
+		return nil, invalid("-out", "no output folder: set -out")
 	}
 	checkpointDir := filepath.Join(cfg.OutDir, checkpointDirName)
 	existing, err := listCheckpoints(checkpointDir)
 	if err != nil {
 		return nil, err
 	}
-	loadFrom, rewriteConfig := "", !resume
+	var changes []string
 	if resume {
 		stored, err := ReadConfig(cfg.OutDir)
 		if err != nil {
@@ -308,16 +386,9 @@ func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Re
 		if len(existing) == 0 {
 			return nil, fmt.Errorf("cannot resume: %s holds no checkpoint yet; start the run again without -resume", cfg.OutDir)
 		}
-		// The stored configuration defines the run; only where it runs and how it reports may change.
-		// (Devices too: the global batches are the same however many devices they are split over.)
-		stored.Backend, stored.Progress, stored.Workers, stored.Devices = cfg.Backend, cfg.Progress, cfg.Workers, cfg.Devices
-		extended := cfg.Epochs > stored.Epochs && cfg.Steps == 0 && stored.Steps == 0
-		if extended {
-			stored.Epochs = cfg.Epochs // Extending a run is allowed, and recorded below.
+		if cfg, changes, err = resumeConfig(stored, cfg, checkpointStep(existing[len(existing)-1])); err != nil {
+			return nil, err
 		}
-		cfg = stored
-		loadFrom = checkpointDir
-		rewriteConfig = extended
 	} else if len(existing) > 0 {
 		return nil, fmt.Errorf("output folder %s already holds a run (%d checkpoints): continue it with -resume, or choose another -out",
 			cfg.OutDir, len(existing))
@@ -325,8 +396,20 @@ func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Re
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating the output folder: %w", err)
+	// A folder that exists is locked before its checkpoints are read; a new one once everything is checked.
+	var lock *runLock
+	if st, err := os.Stat(cfg.OutDir); err == nil && st.IsDir() {
+		if lock, err = lockRun(cfg.OutDir); err != nil {
+			return nil, err
+		}
+		defer lock.release()
+		if err := cleanCheckpoints(checkpointDir, notices); err != nil {
+			return nil, err
+		}
+	}
+	loadFrom := ""
+	if resume {
+		loadFrom = checkpointDir
 	}
 	r, err := setup(cfg, out, loadFrom, true)
 	if err != nil {
@@ -334,29 +417,126 @@ func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Re
 	}
 	defer r.trainDS.Close()
 	defer r.testDS.Close()
+	// Build the model's variables (in inference mode) and measure the initial alignment; then every scope that
+	// a setting names must exist.
+	initial, err := r.align()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSettingScopes(r.ctx); err != nil {
+		return nil, err
+	}
+	if goCtx.Err() != nil {
+		return nil, &InterruptedError{}
+	}
+	if lock == nil {
+		if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating the output folder: %w", err)
+		}
+		if lock, err = lockRun(cfg.OutDir); err != nil {
+			return nil, err
+		}
+		defer lock.release()
+		if existing, err := listCheckpoints(checkpointDir); err != nil || len(existing) > 0 {
+			return nil, fmt.Errorf("output folder %s already holds a run: continue it with -resume, or choose another -out", cfg.OutDir)
+		}
+	}
 	if r.dp != nil {
-		fmt.Fprintf(out, "Data parallelism: each batch of %d split over %d devices (%d each).\n",
+		fmt.Fprintf(notices, "Data parallelism: each batch of %d split over %d devices (%d each).\n",
 			cfg.BatchSize, r.dp.NumDevices(), cfg.BatchSize/r.dp.NumDevices())
 	}
-	if rewriteConfig {
+	if !resume || len(changes) > 0 {
 		if err := WriteConfig(cfg, cfg.OutDir); err != nil {
 			return nil, err
 		}
 	}
-	return r.train(goCtx, start, checkpointDir, len(existing) > 0 && resume)
+	if resume {
+		step := int(optimizers.GetGlobalStep(r.ctx))
+		fmt.Fprintf(notices, "Resuming %s from step %d of %d (epoch %.2f), checkpoint %s.\n", cfg.OutDir, step,
+			r.totalSteps, float64(step)/float64(r.stepsPerEpoch), filepath.Base(r.checkpoint))
+		if len(changes) > 0 {
+			fmt.Fprintf(notices, "Changed on resume (recorded in %s): %s.\n", filepath.Join(cfg.OutDir, configFileName),
+				strings.Join(changes, ", "))
+		}
+	}
+	return r.train(goCtx, start, checkpointDir, resume, initial)
 }
 
-func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir string, resumed bool) (*Result, error) {
+// checkSettingScopes fails if a hyperparameter is set at a scope where no variable of the model lives (a
+// mistyped scope in -set, which would otherwise be ignored). It runs once the model's variables exist.
+func checkSettingScopes(ctx *context.Context) error {
+	var scopes []string
+	for v := range ctx.IterVariables() {
+		scopes = append(scopes, v.Scope())
+	}
+	var bad error
+	ctx.EnumerateParams(func(scope, key string, _ any) {
+		if bad != nil || scope == context.RootScope {
+			return
+		}
+		for _, s := range scopes {
+			if s == scope || strings.HasPrefix(s, scope+context.ScopeSeparator) {
+				return
+			}
+		}
+		bad = invalid("-set", "-set: scope %s (of %s) is not a scope of the model: no layer lives there (the model's layers are under %s)",
+			scope, key, strings.Join(layerScopes(ctx), ", "))
+	})
+	return bad
+}
+
+// layerScopes lists (the first few of) the scopes of the feedback layers of ctx, or "/model" if it has none.
+func layerScopes(ctx *context.Context) []string {
+	var scopes []string
+	for _, l := range feedback.Layers(ctx) {
+		scopes = append(scopes, l.Scope)
+	}
+	if len(scopes) == 0 {
+		return []string{"/model"}
+	}
+	if len(scopes) > 6 {
+		scopes = append(scopes[:6], fmt.Sprintf("and %d more", len(scopes)-6))
+	}
+	return scopes
+}
+
+// InterruptedError reports a run stopped by its context (Ctrl-C), after writing a checkpoint.
+type InterruptedError struct {
+	// Step is the number of steps done (0: stopped before the first); Checkpoint the checkpoint written.
+	Step       int
+	Checkpoint string
+}
+
+// Error implements error.
+func (e *InterruptedError) Error() string {
+	if e.Checkpoint == "" {
+		return "interrupted before the first training step: nothing new to save (run the same command again to go on)"
+	}
+	return fmt.Sprintf("interrupted at step %d: saved %s; continue with -resume", e.Step, e.Checkpoint)
+}
+
+// DivergenceFactor and DivergenceLogs define the divergence guard: a run stops when its logged loss exceeds
+// DivergenceFactor times its starting loss for DivergenceLogs records in a row.
+const (
+	DivergenceFactor = 10
+	DivergenceLogs   = 3
+)
+
+func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir string, resumed bool, initial []LayerAlignment) (*Result, error) {
 	cfg, ctx := r.cfg, r.ctx
 	startStep := int(optimizers.GetGlobalStep(ctx))
 	if startStep >= r.totalSteps {
-		fmt.Fprintf(r.out, "Run %s already trained %d of %d steps.\n", cfg.OutDir, startStep, r.totalSteps)
+		fmt.Fprintf(r.notices, "Run %s already trained %d of %d steps.\n", cfg.OutDir, startStep, r.totalSteps)
 	}
 	if err := r.trainDS.Seek(startStep/r.stepsPerEpoch, (startStep%r.stepsPerEpoch)*r.devices()); err != nil {
 		return nil, fmt.Errorf("positioning the training set at step %d: %w", startStep, err)
 	}
 	metricsPath := filepath.Join(cfg.OutDir, metricsFileName)
+	startLoss := math.NaN() // The loss the divergence guard compares with: the test loss at step 0.
 	if resumed {
+		if records, _ := ReadRecords(metricsPath); len(records) > 0 && records[0].TestLoss != nil {
+			startLoss = *records[0].TestLoss
+		}
 		if err := truncateRecords(metricsPath, startStep); err != nil {
 			return nil, err
 		}
@@ -369,11 +549,6 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 	}
 	defer func() { _ = log.close() }()
 
-	// Build the model's variables (in inference mode) and measure the initial alignment.
-	initial, err := r.align()
-	if err != nil {
-		return nil, err
-	}
 	r.numLayers = len(initial)
 	if feedback.HasMirrorLayers(ctx) {
 		if r.mirrorExec, err = newMirrorExec(r); err != nil {
@@ -384,10 +559,15 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			if warmup < 0 {
 				warmup = r.stepsPerEpoch
 			}
-			if err := r.mirror(warmup); err != nil {
-				return nil, err
+			fmt.Fprintf(r.notices, "Weight mirror: %d warm-up mirror steps before training.\n", warmup)
+			for done := 0; done < warmup; done += 10 {
+				if goCtx.Err() != nil {
+					return nil, &InterruptedError{}
+				}
+				if err := r.mirror(min(10, warmup-done)); err != nil {
+					return nil, err
+				}
 			}
-			fmt.Fprintf(r.out, "Weight mirror: %d warm-up mirror steps before training.\n", warmup)
 			if initial, err = r.align(); err != nil { // B moved: measure again.
 				return nil, err
 			}
@@ -401,6 +581,8 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			return nil, err
 		}
 		rec.TestTop1, rec.TestTop5, rec.TestLoss = &t1, &t5, &tl
+		rec.SkippedImages = r.skipped()
+		startLoss = tl
 		if err := log.write(rec); err != nil {
 			return nil, err
 		}
@@ -426,8 +608,12 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 	if bases, _ := listCheckpoints(checkpointDir); len(bases) > 0 {
 		result.Checkpoint = bases[len(bases)-1]
 	}
+	if resumed && r.checkpoint != "" {
+		result.Checkpoint = r.checkpoint
+	}
 
 	loop := train.NewLoop(r.trainer)
+	lastTop1 := "-"
 	if cfg.Progress {
 		commandline.AttachProgressBar(loop, func() (string, string) {
 			median := loop.MedianTrainStepDuration()
@@ -435,11 +621,11 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 				return "Images/s", "-"
 			}
 			return "Images/s", fmt.Sprintf("%.0f", float64(cfg.BatchSize)/median.Seconds())
-		})
+		}, func() (string, string) { return "Test top-1", lastTop1 })
 	}
 	lastLogTime, lastLogStep := time.Now(), startStep
 	var lastLoss, accSum float64
-	var accCount int
+	var accCount, grown int
 	var testTop1, testTop5, testLoss *float64
 	loop.OnStep("nowt", 100, func(loop *train.Loop, stepMetrics []*tensors.Tensor) error {
 		step := loop.LoopStep + 1 // steps done
@@ -464,6 +650,7 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			testTop1, testTop5, testLoss = &t1, &t5, &tl
 			result.TestTop1, result.TestTop5, result.TestLoss = t1, t5, tl
 			result.BestTestTop1 = math.Max(result.BestTestTop1, t1)
+			lastTop1 = fmt.Sprintf("%.2f%%", 100*t1)
 		}
 		if step%logEvery == 0 || last || testTop1 != nil {
 			layers, err := r.align()
@@ -473,7 +660,7 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			now := time.Now()
 			rec := Record{Step: step, Epoch: float64(step) / float64(r.stepsPerEpoch), Loss: lastLoss,
 				TrainAccuracy: accSum / float64(accCount), TestTop1: testTop1, TestTop5: testTop5, TestLoss: testLoss,
-				LearningRate: r.schedule.At(step - 1), Layers: layers,
+				LearningRate: r.schedule.At(step - 1), Layers: layers, SkippedImages: r.skipped(),
 				ImagesPerSecond: float64((step-lastLogStep)*cfg.BatchSize) / now.Sub(lastLogTime).Seconds()}
 			lastLogTime, lastLogStep, accSum, accCount = now, step, 0, 0
 			result.Layers = layers
@@ -483,9 +670,21 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			if !cfg.Progress {
 				fmt.Fprintln(r.out, formatRecord(rec))
 			}
+			if math.IsNaN(startLoss) {
+				startLoss = lastLoss
+			}
+			if startLoss > 0 && lastLoss > DivergenceFactor*startLoss {
+				grown++
+			} else {
+				grown = 0
+			}
+			if grown >= DivergenceLogs && !cfg.NoDivergenceGuard {
+				return &NaNError{Step: step, Loss: lastLoss, Checkpoint: result.Checkpoint, Start: startLoss}
+			}
 		}
 		stop := goCtx.Err() != nil
-		if step%checkpointEvery == 0 || last || stop {
+		// While the loss is far above its start, no checkpoint replaces the last good one (unless stopping).
+		if (step%checkpointEvery == 0 && grown == 0) || last || stop {
 			path, err := saveCheckpoint(ctx, checkpointDir, int64(step), keep)
 			if err != nil {
 				return err
@@ -493,7 +692,7 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			result.Checkpoint = path
 		}
 		if stop {
-			return fmt.Errorf("stopped at step %d (%w); continue with -resume", step, goCtx.Err())
+			return &InterruptedError{Step: step, Checkpoint: result.Checkpoint}
 		}
 		return setLR(step)
 	})
@@ -503,9 +702,15 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			return nil, err
 		}
 		if _, err := loop.RunSteps(ds, remaining); err != nil {
+			result.Steps = int(optimizers.GetGlobalStep(ctx))
+			result.SkippedImages = r.skipped()
 			var nanErr *NaNError
 			if errors.As(err, &nanErr) {
 				return result, nanErr
+			}
+			var intErr *InterruptedError
+			if errors.As(err, &intErr) {
+				return result, intErr
 			}
 			return result, fmt.Errorf("training: %w", err)
 		}
@@ -519,10 +724,26 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			return nil, err
 		}
 	}
+	if best, ok := bestTop1(metricsPath); ok {
+		result.BestTestTop1 = best
+	}
 	result.Steps = int(optimizers.GetGlobalStep(ctx))
 	result.Epochs = float64(result.Steps) / float64(r.stepsPerEpoch)
+	result.SkippedImages = r.skipped()
 	result.Duration = time.Since(start)
 	return result, nil
+}
+
+// bestTop1 is the best test top-1 of the run's metrics log.
+func bestTop1(metricsPath string) (float64, bool) {
+	records, _ := ReadRecords(metricsPath)
+	best, found := 0.0, false
+	for _, rec := range records {
+		if rec.TestTop1 != nil && (!found || *rec.TestTop1 > best) {
+			best, found = *rec.TestTop1, true
+		}
+	}
+	return best, found
 }
 
 func positiveOr(v, def int) int {
@@ -631,21 +852,64 @@ func dataParallel(cfg Config, b backends.Backend) (*xla.DataParallel, error) {
 	return dp, nil
 }
 
+// EvalOptions choose what [EvaluateWith] evaluates; the zero value evaluates the run's newest readable checkpoint
+// on its own test set.
+type EvalOptions struct {
+	// Checkpoint is a checkpoint of the run to evaluate: its path (with or without .json/.bin), or its file name
+	// in the run's checkpoints folder ("" = the newest readable one).
+	Checkpoint string
+	// DataPath and TestLimit override the run's dataset location and test limit ("" and 0 = the run's); -1
+	// TestLimit uses the whole test set.
+	DataPath  string
+	TestLimit int
+	// Backend spec ("" = $GOMLX_BACKEND, then auto).
+	Backend string
+	// Notices receives notices and warnings (nil: out).
+	Notices io.Writer
+}
+
 // Evaluate loads the newest checkpoint of the run in dir and evaluates it on the run's test set.
 func Evaluate(dir, backend string, out io.Writer) (*Result, error) {
+	return EvaluateWith(dir, EvalOptions{Backend: backend}, out)
+}
+
+// EvaluateWith evaluates a checkpoint of the run in dir (see [EvalOptions]): test top-1, top-5, loss and
+// alignment. The result's BestTestTop1 is the best test top-1 of the run's metrics log (the run's real best),
+// and Epochs the epochs that the checkpoint's steps make.
+func EvaluateWith(dir string, opts EvalOptions, out io.Writer) (*Result, error) {
 	start := time.Now()
+	if out == nil {
+		out = io.Discard
+	}
 	cfg, err := ReadConfig(dir)
 	if err != nil {
 		return nil, err
 	}
-	cfg.Backend = backend
-	cfg.Progress = false
-	r, err := setup(cfg, out, filepath.Join(dir, checkpointDirName), false)
+	cfg.Backend, cfg.Progress, cfg.Notices = opts.Backend, false, opts.Notices
+	if opts.DataPath != "" {
+		cfg.DataPath = opts.DataPath
+	}
+	switch {
+	case opts.TestLimit < 0:
+		cfg.TestLimit = 0
+	case opts.TestLimit > 0:
+		cfg.TestLimit = opts.TestLimit
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	from := filepath.Join(dir, checkpointDirName)
+	if opts.Checkpoint != "" {
+		if from, err = findCheckpoint(dir, opts.Checkpoint); err != nil {
+			return nil, err
+		}
+	}
+	r, err := setup(cfg, out, from, false)
 	if err != nil {
 		return nil, err
 	}
 	defer r.testDS.Close()
-	result := &Result{Config: cfg, Steps: int(optimizers.GetGlobalStep(r.ctx))}
+	result := &Result{Config: cfg, Steps: int(optimizers.GetGlobalStep(r.ctx)), Checkpoint: r.checkpoint}
 	if result.Layers, err = r.align(); err != nil {
 		return nil, err
 	}
@@ -653,6 +917,32 @@ func Evaluate(dir, backend string, out io.Writer) (*Result, error) {
 		return nil, err
 	}
 	result.BestTestTop1 = result.TestTop1
+	records, _ := ReadRecords(filepath.Join(dir, metricsFileName))
+	if best, ok := bestTop1(filepath.Join(dir, metricsFileName)); ok {
+		result.BestTestTop1 = best
+	}
+	for _, rec := range records {
+		if rec.Step > 0 {
+			result.Epochs = float64(result.Steps) * rec.Epoch / float64(rec.Step)
+		}
+	}
+	result.SkippedImages = r.skipped()
 	result.Duration = time.Since(start)
 	return result, nil
+}
+
+// findCheckpoint resolves a checkpoint named by the user to the path of its JSON file.
+func findCheckpoint(dir, name string) (string, error) {
+	base := strings.TrimSuffix(strings.TrimSuffix(name, checkpoints.JsonNameSuffix), checkpoints.BinDataSuffix)
+	for _, b := range []string{base, filepath.Join(dir, checkpointDirName, base)} {
+		if _, err := os.Stat(b + checkpoints.JsonNameSuffix); err == nil {
+			return b + checkpoints.JsonNameSuffix, nil
+		}
+	}
+	bases, _ := listCheckpoints(filepath.Join(dir, checkpointDirName))
+	names := make([]string, len(bases))
+	for i, b := range bases {
+		names[i] = filepath.Base(b)
+	}
+	return "", invalid("-checkpoint", "-checkpoint %s: no such checkpoint; the run's are %s", name, strings.Join(names, ", "))
 }

@@ -35,6 +35,18 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		cfg.DataPath = fmt.Sprintf("examples=%d,size=%d,channels=3,classes=1000", 2*cfg.BatchSize, size)
 		cfg.TestLimit = cfg.BatchSize
 	}
+	if *warmup < 0 {
+		return usagef("-warmup-steps %d: must be ≥ 0", *warmup)
+	}
+	for _, model := range splitList(cfg.Model) {
+		for _, rule := range splitList(cfg.Rule) {
+			c := cfg
+			c.Model, c.Rule, c.OutDir = model, rule, "unused"
+			if err := c.Validate(); err != nil {
+				return rf.explain(fs, err)
+			}
+		}
+	}
 	// Fixed-width columns, so that each row can be printed as soon as it is measured.
 	row := "%9s  %4s  %6s  %7s  %10s  %10s  %10s  %11s  %8s\n"
 	if *csv {

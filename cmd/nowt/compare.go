@@ -32,25 +32,33 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 	}
 	ruleList := splitList(*rules)
 	if len(ruleList) == 0 {
-		return fmt.Errorf("-rules is empty: give some of %s", strings.Join(feedback.RuleNames(), ", "))
+		return usagef("-rules is empty: give some of %s", strings.Join(feedback.RuleNames(), ", "))
 	}
 	for _, r := range ruleList {
 		if _, err := feedback.RuleByName(r); err != nil {
-			return fmt.Errorf("-rules: %w", err)
+			return usagef("-rules: %v", err)
 		}
 	}
 	if flagGiven(fs, "rule") {
-		return fmt.Errorf("-rule does not apply to compare: list the rules with -rules")
+		return usagef("-rule does not apply to compare: list the rules with -rules")
 	}
 	cfg, err := rf.config(fs)
 	if err != nil {
 		return err
 	}
-	goCtx, cancel := interruptible()
-	defer cancel()
+	cfg.Notices = stderr
+	for _, rule := range ruleList {
+		c := cfg
+		c.Rule = rule
+		if err := c.Validate(); err != nil {
+			return rf.explain(fs, err)
+		}
+	}
+	goCtx, stop := interruptible(stderr)
+	defer stop()
 	c, err := trainer.Compare(goCtx, cfg, ruleList, stdout, commandLine(args))
 	if err != nil {
-		return err
+		return rf.explain(fs, err)
 	}
 	path := filepath.Join(c.Dir, trainer.ResultsFileName)
 	md, err := os.ReadFile(path)

@@ -3,15 +3,20 @@
 // Usage:
 //
 //	nowt train   [flags]   train (or -resume) a model under a rule
-//	nowt eval    -out DIR  evaluate a run's newest checkpoint
+//	nowt eval    -out DIR  evaluate a run's newest (or a chosen) checkpoint
 //	nowt compare [flags]   train several rules on one model and write a table and plots
 //	nowt bench   [flags]   measure training throughput (images/s) per model and rule
+//	nowt check   [flags]   read every image of a dataset and list the unreadable ones
 //	nowt rules             list the learning rules
 //	nowt models            list the models
 //	nowt devices           show the backend and its devices
 //	nowt setup             install a PJRT plugin (XLA backend)
+//	nowt version           print nowt's module version and commit
 //
 // Run "nowt <command> -h" for each command's flags.
+//
+// Exit status: 0 success, 1 failure, 2 invalid command line or setting (the message names the flag), 130
+// interrupted (Ctrl-C; training saves a checkpoint first, a second Ctrl-C quits at once).
 package main
 
 import (
@@ -25,6 +30,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/nowt-ml/nowt/trainer"
 )
 
 type command struct {
@@ -38,10 +45,12 @@ func commands() []command {
 		{"eval", "evaluate the newest checkpoint of a run", runEval},
 		{"compare", "train several rules on one model; write a markdown table and PNG plots", runCompare},
 		{"bench", "measure training throughput (images/s) per model and rule", runBench},
+		{"check", "read every image of a dataset and list the unreadable ones", runCheck},
 		{"rules", "list the learning rules", runRules},
 		{"models", "list the models", runModels},
 		{"devices", "show the backend, its devices and the PJRT plugin", runDevices},
 		{"setup", "install a PJRT plugin for the XLA backend (cpu, cuda or tpu)", runSetup},
+		{"version", "print nowt's module version and commit", runVersion},
 	}
 }
 
@@ -57,31 +66,83 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// Exit statuses.
+const (
+	exitFailure     = 1
+	exitUsage       = 2   // invalid command line or setting
+	exitInterrupted = 130 // 128 + SIGINT, the shell's convention
+)
+
+// usageError is an invalid command line: the command exits with status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
 // run dispatches to a command and returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
 		if len(args) == 0 {
-			return 2
+			return exitUsage
 		}
 		return 0
 	}
+	if args[0] == "-version" || args[0] == "--version" {
+		args = []string{"version"}
+	}
 	for _, c := range commands() {
 		if c.name == args[0] {
-			err := c.run(args[1:], stdout, stderr)
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			if err != nil {
-				fmt.Fprintf(stderr, "nowt %s: %v\n", c.name, err)
-				return 1
-			}
-			return 0
+			return runCommand(c, args[1:], stdout, stderr)
 		}
 	}
 	fmt.Fprintf(stderr, "nowt: unknown command %q\n\n", args[0])
 	usage(stderr)
-	return 2
+	return exitUsage
+}
+
+// runCommand runs one command and turns its error into a message and an exit status. A panic (a bug) is
+// reported as one line, never as a goroutine dump.
+func runCommand(c command, args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "nowt %s: internal error: %v\n(this is a bug in nowt: please report it with the command line)\n",
+				c.name, withoutStack(fmt.Sprint(r)))
+			code = exitFailure
+		}
+	}()
+	err := c.run(args, stdout, stderr)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(stderr, "nowt %s: %s\n", c.name, withoutStack(err.Error()))
+	return exitCode(err)
+}
+
+// exitCode is the exit status for a command's error.
+func exitCode(err error) int {
+	var usageErr *usageError
+	var cfgErr *trainer.ConfigError
+	var intErr *trainer.InterruptedError
+	var flagErr *flagError
+	switch {
+	case errors.As(err, &intErr):
+		return exitInterrupted
+	case errors.As(err, &usageErr), errors.As(err, &cfgErr), errors.As(err, &flagErr):
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// withoutStack cuts a message where a stack trace starts (GoMLX errors may carry one).
+func withoutStack(msg string) string {
+	for _, marker := range []string{"\ngoroutine ", "\n\tgithub.com/", "\ngithub.com/"} {
+		if i := strings.Index(msg, marker); i >= 0 {
+			msg = msg[:i]
+		}
+	}
+	return strings.TrimRight(msg, "\n")
 }
 
 // newFlagSet creates a command's flag set with a usage line and description.
@@ -95,20 +156,66 @@ func newFlagSet(name, usageLine, description string, stderr io.Writer) *flag.Fla
 	return fs
 }
 
+// flagError is a command line the flag package rejected (it has printed the message and the usage).
+type flagError struct{ error }
+
 // parseFlags parses args and rejects positional arguments.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &flagError{err}
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (flags go before nothing else; see -h)", fs.Arg(0))
+		stray := fs.Arg(0)
+		if i := len(args) - fs.NArg(); i > 0 {
+			name := strings.TrimLeft(args[i-1], "-")
+			if f := fs.Lookup(name); f != nil && isBoolFlag(f) {
+				return usagef("unexpected argument %q: -%s is a boolean flag, its value goes after '=': -%s=%s", stray, name, name, stray)
+			}
+		}
+		return usagef("unexpected argument %q (every argument is a -flag; see -h)", stray)
 	}
 	return nil
 }
 
-// interruptible returns a context cancelled by SIGINT/SIGTERM, so training stops cleanly with a checkpoint.
-func interruptible() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// exitNow ends the process; tests replace it.
+var exitNow = os.Exit
+
+// interruptible returns a context cancelled by the first SIGINT/SIGTERM, so that training stops cleanly with a
+// checkpoint; it says so at once on stderr. A second signal ends the process at once with status 130. Call stop
+// when done.
+func interruptible(stderr io.Writer) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-signals:
+			fmt.Fprintln(stderr, "\nInterrupted: saving a checkpoint after the current step, then stopping (Ctrl-C again quits at once, without saving).")
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case <-signals:
+			fmt.Fprintln(stderr, "\nInterrupted again: quitting without saving.")
+			exitNow(exitInterrupted)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(signals)
+		close(done)
+		cancel()
+	}
 }
 
 func splitList(s string) []string {

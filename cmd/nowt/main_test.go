@@ -94,12 +94,21 @@ func TestResumeExtends(t *testing.T) {
 	code, _, stderr := nowt(t, args...)
 	require.Equal(t, 0, code, "stderr: %s", stderr)
 
-	code, stdout, stderr := nowt(t, "train", "-resume", "-out", out, "-progress=false")
+	code, _, stderr = nowt(t, "train", "-resume", "-out", out, "-progress=false")
 	require.Equal(t, 0, code, "stderr: %s", stderr)
-	require.Contains(t, stdout, "already trained 4 of 4 steps")
+	require.Contains(t, stderr, "already trained 4 of 4 steps")
+
+	// A changed setting is refused, listing it, before anything changes.
+	code, _, stderr = nowt(t, "train", "-resume", "-lr", "0.5", "-batch", "16", "-out", out)
+	require.Equal(t, 2, code, "stderr: %s", stderr)
+	require.Contains(t, stderr, "-lr 0.01 → 0.5")
+	require.Contains(t, stderr, "-batch 32 → 16")
+	require.Contains(t, stderr, "Only these may change on resume")
 
 	code, _, stderr = nowt(t, "train", "-resume", "-epochs", "2", "-out", out, "-progress=false")
 	require.Equal(t, 0, code, "stderr: %s", stderr)
+	require.Contains(t, stderr, "Resuming "+out+" from step 4 of 8 (epoch 1.00)")
+	require.Contains(t, stderr, "-epochs 1 → 2")
 	cfg, err := trainer.ReadConfig(out)
 	require.NoError(t, err)
 	require.Equal(t, 2, cfg.Epochs)
@@ -107,9 +116,9 @@ func TestResumeExtends(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 8, records[len(records)-1].Step)
 
-	code, stdout, stderr = nowt(t, "train", "-resume", "-out", out, "-progress=false")
+	code, _, stderr = nowt(t, "train", "-resume", "-out", out, "-progress=false")
 	require.Equal(t, 0, code, "stderr: %s", stderr)
-	require.Contains(t, stdout, "already trained 8 of 8 steps")
+	require.Contains(t, stderr, "already trained 8 of 8 steps")
 }
 
 // TestCommandErrors: bad commands, flags and inputs give a clear message and a non-zero status.
@@ -124,19 +133,19 @@ func TestCommandErrors(t *testing.T) {
 	}{
 		{"no command", nil, 2, []string{"Usage: nowt <command>"}},
 		{"unknown command", []string{"fly"}, 2, []string{`unknown command "fly"`}},
-		{"unknown flag", []string{"train", "-epoch", "3"}, 1, []string{"flag provided but not defined: -epoch"}},
-		{"bad value", []string{"train", "-batch", "many"}, 1, []string{`invalid value "many" for flag -batch`}},
-		{"unknown rule", []string{"train", "-rule", "dfa", "-out", t.TempDir()}, 1, []string{`unknown feedback rule "dfa"`, "bp, fa, kp, ss, wm"}},
-		{"unknown model", []string{"train", "-model", "vgg", "-out", t.TempDir()}, 1, []string{`unknown model "vgg"`, "resnet20"}},
-		{"bad hidden", []string{"train", "-hidden", "10,x", "-out", t.TempDir()}, 1, []string{"mlp_hidden", `"10,x"`}},
+		{"unknown flag", []string{"train", "-epoch", "3"}, 2, []string{"flag provided but not defined: -epoch"}},
+		{"bad value", []string{"train", "-batch", "many"}, 2, []string{`invalid value "many" for flag -batch`}},
+		{"unknown rule", []string{"train", "-rule", "dfa", "-out", t.TempDir()}, 2, []string{`unknown feedback rule "dfa"`, "bp, fa, kp, ss, wm"}},
+		{"unknown model", []string{"train", "-model", "vgg", "-out", t.TempDir()}, 2, []string{`unknown model "vgg"`, "resnet20"}},
+		{"bad hidden", []string{"train", "-hidden", "10,x", "-out", t.TempDir()}, 2, []string{"mlp_hidden", `"10,x"`}},
 		{"missing dataset", []string{"train", "-dataset", "fashion-mnist", "-data", missing, "-out", t.TempDir()}, 1, []string{missing}},
-		{"bad milestones", []string{"train", "-schedule", "step", "-milestones", "1,b", "-out", t.TempDir()}, 1, []string{`"b" is not a number`}},
-		{"stray argument", []string{"train", "extra"}, 1, []string{`unexpected argument "extra"`}},
-		{"eval without out", []string{"eval"}, 1, []string{"-out is required"}},
+		{"bad milestones", []string{"train", "-schedule", "step", "-milestones", "1,b", "-out", t.TempDir()}, 2, []string{`"b" is not a number`}},
+		{"stray argument", []string{"train", "extra"}, 2, []string{`unexpected argument "extra"`}},
+		{"eval without out", []string{"eval"}, 2, []string{"-out is required"}},
 		{"eval of nothing", []string{"eval", "-out", missing}, 1, []string{"config.json", "no such file"}},
 		{"bad backend", []string{"devices", "-backend", "xla:cuda"}, 1, []string{"cuda", "nowt setup"}},
 		{"devices without XLA", []string{"train", "-backend", "go", "-devices", "2", "-out", t.TempDir()}, 1, []string{"-devices 2", "no distributed execution"}},
-		{"batch not split evenly", []string{"train", "-devices", "3", "-batch", "128", "-out", t.TempDir()}, 1, []string{"not a multiple of the 3 devices"}},
+		{"batch not split evenly", []string{"train", "-devices", "3", "-batch", "128", "-out", t.TempDir()}, 2, []string{"not a multiple of the 3 devices"}},
 		{"virtual without n", []string{"devices", "-backend", "virtual:0"}, 1, []string{`"virtual:<n>"`, "1 ≤ n ≤ 4096"}},
 		{"more devices than virtual", []string{"train", "-backend", "virtual:2", "-devices", "4", "-out", t.TempDir()}, 1, []string{"4 devices asked", "has 2"}},
 	} {
@@ -194,4 +203,103 @@ func TestBenchTable(t *testing.T) {
 		require.Equal(t, utf8.RuneCountInString(lines[0]), utf8.RuneCountInString(lines[i+1]), "rows align with the header")
 	}
 	require.Equal(t, "1.000", strings.Fields(lines[1])[6])
+}
+
+// TestBadInvocations drives the command over invalid settings of every kind: each exits with status 2 before
+// anything is written, with a message naming the flag at fault (and the valid range), and never panics.
+func TestBadInvocations(t *testing.T) {
+	t.Setenv("GOMLX_BACKEND", "")
+	tiny := []string{"-hidden", "8", "-train-limit", "64", "-test-limit", "32", "-batch", "32", "-steps", "2"}
+	for _, tc := range []struct {
+		args []string
+		flag string // named in the message
+	}{
+		{[]string{"train", "-rule", "wm", "-wm-noise", "pink"}, "-wm-noise"},
+		{[]string{"train", "-set", "wm_noise=pink"}, "wm_noise"},
+		{[]string{"train", "-set", "feedback_conv_impl=xyz"}, "feedback_conv_impl"},
+		{[]string{"train", "-wm-lr", "-5"}, "-wm-lr"},
+		{[]string{"train", "-wm-batch", "0"}, "-wm-batch"},
+		{[]string{"train", "-wm-steps", "-1"}, "-wm-steps"},
+		{[]string{"train", "-wm-noise-scale", "-1"}, "-wm-noise-scale"},
+		{[]string{"train", "-wm-decay", "2"}, "-wm-decay"},
+		{[]string{"train", "-wm-warmup", "-2"}, "-wm-warmup"},
+		{[]string{"train", "-init-scale", "-1"}, "-init-scale"},
+		{[]string{"train", "-ss-scale", "-1"}, "-ss-scale"},
+		{[]string{"train", "-kp-decay", "-2"}, "-kp-decay"},
+		{[]string{"train", "-gamma", "-1"}, "-gamma"},
+		{[]string{"train", "-gamma", "NaN"}, "-gamma"},
+		{[]string{"train", "-eval-batch", "-1"}, "-eval-batch"},
+		{append([]string{"train", "-set", "/model/nolayer/feedback_rule=bp"}, tiny...), "/model/nolayer"},
+		{[]string{"train", "-set", "/model/fc0/wm_batch=0"}, "wm_batch"},
+		{[]string{"train", "-set", "nosuch_param=1"}, "-set"},
+		{[]string{"train", "-set", "wm_batch=abc"}, "-set"},
+		{[]string{"train", "-set", "wm_steps=1.5"}, "-set"},
+		{[]string{"train", "-steps", "-3"}, "-steps"},
+		{[]string{"train", "-epochs", "-1"}, "-epochs"},
+		{[]string{"train", "-epochs", "0", "-steps", "0"}, "-epochs"},
+		{[]string{"train", "-warmup", "-1"}, "-warmup"},
+		{[]string{"train", "-lr", "NaN"}, "-lr"},
+		{[]string{"train", "-lr", "Inf"}, "-lr"},
+		{[]string{"train", "-lr", "0"}, "-lr"},
+		{[]string{"train", "-lr", "-0.1"}, "-lr"},
+		{[]string{"train", "-momentum", "1"}, "-momentum"},
+		{[]string{"train", "-momentum", "-0.5"}, "-momentum"},
+		{[]string{"train", "-wd", "-1"}, "-wd"},
+		{[]string{"train", "-wd", "NaN"}, "-wd"},
+		{[]string{"train", "-image-size", "-3"}, "-image-size"},
+		{[]string{"train", "-image-size", "100000"}, "-image-size"},
+		{[]string{"train", "-train-limit", "10"}, "-train-limit"},
+		{[]string{"train", "-train-limit", "-1"}, "-train-limit"},
+		{[]string{"train", "-test-limit", "-1"}, "-test-limit"},
+		{[]string{"train", "-batch", "0"}, "-batch"},
+		{[]string{"train", "-batch", "-5"}, "-batch"},
+		{[]string{"train", "-workers", "-2"}, "-workers"},
+		{[]string{"train", "-log-every", "-1"}, "-log-every"},
+		{[]string{"train", "-eval-every", "-1"}, "-eval-every"},
+		{[]string{"train", "-checkpoint-every", "-1"}, "-checkpoint-every"},
+		{[]string{"train", "-keep", "-1"}, "-keep"},
+		{[]string{"train", "-devices", "-2"}, "-devices"},
+		{[]string{"train", "-schedule", "linear"}, "-schedule"},
+		{[]string{"train", "-schedule", "step"}, "-milestones"},
+		{[]string{"train", "-schedule", "step", "-milestones", "3,1"}, "-milestones"},
+		{[]string{"train", "-schedule", "step", "-milestones", "1,b"}, "-milestones"},
+		{[]string{"train", "-loss", "hinge"}, "-loss"},
+		{[]string{"train", "-rule", "dfa"}, "-rule"},
+		{[]string{"train", "-model", "vgg"}, "-model"},
+		{[]string{"train", "-dataset", "imagenet"}, "-dataset"},
+		{[]string{"train", "-hidden", "10,x"}, "-hidden"},
+		{[]string{"train", "-activation", "tanh"}, "-activation"},
+		{[]string{"train", "-width", "0", "-model", "resnet20"}, "-width"},
+		{[]string{"train", "-divergence-guard", "maybe"}, "-divergence-guard=maybe"},
+		{[]string{"train", "-divergence-guard=maybe"}, "-divergence-guard"},
+		{[]string{"train", "-strict", "no"}, "-strict=no"},
+		{[]string{"train", "-batch", "many"}, "-batch"},
+		{[]string{"train", "-epoch", "3"}, "-epoch"},
+		{[]string{"train", "extra"}, "extra"},
+		{[]string{"eval"}, "-out"},
+		{[]string{"eval", "-out", "x", "-test-limit", "-5"}, "-test-limit"},
+		{[]string{"compare", "-rules", "bp,dfa"}, "-rules"},
+		{[]string{"compare", "-rule", "bp"}, "-rule"},
+		{[]string{"compare", "-lr", "-1"}, "-lr"},
+		{[]string{"compare", "-rules", "wm", "-wm-noise", "pink"}, "-wm-noise"},
+		{[]string{"bench", "-warmup-steps", "-1"}, "-warmup-steps"},
+		{[]string{"bench", "-batch", "0"}, "-batch"},
+		{[]string{"check", "-dataset", "nope"}, "-dataset"},
+		{[]string{"check", "-limit", "-1"}, "-limit"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "run")
+			args := tc.args
+			if args[0] == "train" || args[0] == "compare" {
+				args = append(append([]string(nil), args...), "-out", out)
+			}
+			code, stdout, stderr := nowt(t, args...)
+			require.Equal(t, 2, code, "stdout: %s\nstderr: %s", stdout, stderr)
+			require.Contains(t, stderr, tc.flag)
+			for _, s := range []string{"panic", "goroutine"} {
+				require.NotContains(t, strings.ToLower(stdout+stderr), s)
+			}
+			require.NoDirExists(t, out, "nothing may be written for an invalid setting")
+		})
+	}
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/nowt-ml/nowt/models"
 	"github.com/nowt-ml/nowt/trainer"
 	"github.com/nowt-ml/nowt/xla"
+	"golang.org/x/term"
 )
 
 // runFlags are the flags shared by train, compare and bench: they fill a trainer.Config.
@@ -60,7 +63,14 @@ func addRunFlags(fs *flag.FlagSet, defaults trainer.Config) *runFlags {
 	fs.IntVar(&c.EvalEvery, "eval-every", c.EvalEvery, "steps between test evaluations (0: each epoch)")
 	fs.IntVar(&c.CheckpointEvery, "checkpoint-every", c.CheckpointEvery, "steps between checkpoints (0: each epoch)")
 	fs.IntVar(&c.KeepCheckpoints, "keep", c.KeepCheckpoints, "checkpoints to keep")
-	fs.BoolVar(&c.Progress, "progress", c.Progress, "show the progress bar (else one line per metrics record)")
+	fs.BoolVar(&c.Progress, "progress", c.Progress, "show the progress bar (default: only when the output is a terminal; else one line per metrics record)")
+	fs.BoolVar(&c.Strict, "strict", c.Strict, "stop at the first unreadable image instead of skipping it with a warning")
+	fs.BoolFunc("divergence-guard", fmt.Sprintf("stop a run whose loss stays over %d× its start for %d records (=false: train on) (default %v)",
+		trainer.DivergenceFactor, trainer.DivergenceLogs, !c.NoDivergenceGuard), func(v string) error {
+		on, err := strconv.ParseBool(v)
+		c.NoDivergenceGuard = !on
+		return err
+	})
 	fs.StringVar(&c.Settings, "set", c.Settings, `context hyperparameters, "name=value;name2=value2" (scoped: "/model/fc/feedback_rule=bp"); see nowt rules -v`)
 
 	// Rule and model hyperparameters, set in the context only when given.
@@ -131,57 +141,121 @@ func (f *runFlags) config(fs *flag.FlagSet) (trainer.Config, error) {
 	if len(c.Params) == 0 {
 		c.Params = nil
 	}
+	if !flagGiven(fs, "milestones") {
+		return c, nil
+	}
 	c.Milestones = nil
 	for _, m := range splitList(f.milestones) {
 		v, err := strconv.ParseFloat(m, 64)
 		if err != nil {
-			return c, fmt.Errorf("-milestones %q: %q is not a number of epochs", f.milestones, m)
+			return c, usagef("-milestones %q: %q is not a number of epochs", f.milestones, m)
 		}
 		c.Milestones = append(c.Milestones, v)
 	}
 	return c, nil
 }
 
-func runTrain(args []string, stdout, stderr io.Writer) error {
+// explain rewrites a rule hyperparameter's error to name the flag that set it (or -set).
+func (f *runFlags) explain(fs *flag.FlagSet, err error) error {
+	var cfgErr *trainer.ConfigError
+	if !errors.As(err, &cfgErr) {
+		return err
+	}
+	p := cfgErr.Param
+	if p == nil { // A model's hyperparameter: name its flag when one set it.
+		for name, pf := range f.params {
+			if flagGiven(fs, name) && strings.Contains(cfgErr.Msg, pf.param+"=") {
+				return &trainer.ConfigError{Flag: "-" + name, Msg: "-" + name + ": " + cfgErr.Msg}
+			}
+		}
+		return err
+	}
+	for name, pf := range f.params {
+		if pf.param == p.Param && flagGiven(fs, name) && (p.Scope == "" || p.Scope == "/") {
+			return &trainer.ConfigError{Flag: "-" + name, Param: p,
+				Msg: fmt.Sprintf("-%s %v: must be %s (context parameter %s)", name, p.Value, p.Valid, p.Param)}
+		}
+	}
+	return &trainer.ConfigError{Flag: "-set", Param: p, Msg: "-set " + p.Error()}
+}
+
+// isTerminal reports whether w is a terminal (the progress bar's default).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// trainFlagSet is train's flag set, with defaults.
+func trainFlagSet(defaults trainer.Config, stderr io.Writer) (*flag.FlagSet, *runFlags, *bool) {
 	fs := newFlagSet("train", "[flags]",
 		"Trains a model under a learning rule, writing config.json, metrics.jsonl (loss, accuracy, test top-1/top-5,\n"+
-			"learning rate, images/s, per-layer weight and delta angles) and checkpoints to -out. -resume continues the\n"+
-			"run in -out exactly where its last checkpoint left it (Ctrl-C writes one and stops).\n\n"+
+			"learning rate, images/s, per-layer weight and delta angles) and checkpoints to -out (one run at a time: the\n"+
+			"folder is locked). -resume continues the run in -out exactly where its last checkpoint left it (Ctrl-C writes\n"+
+			"one and stops); it keeps the run's settings, and refuses a changed one except\n"+
+			trainer.ResumableFlags()+"\n"+
+			"(-epochs and -steps only growing), which it records in config.json.\n"+
+			"Unreadable images are skipped with a warning (-strict stops instead; nowt check lists them).\n\n"+
 			"Example: nowt train -model resnet20 -rule kp -dataset cifar10-jpeg -augment -epochs 30 -out runs/r20-kp",
 		stderr)
-	rf := addRunFlags(fs, trainer.DefaultConfig())
+	rf := addRunFlags(fs, defaults)
 	resume := fs.Bool("resume", false, "continue the run in -out from its newest checkpoint")
+	return fs, rf, resume
+}
+
+func runTrain(args []string, stdout, stderr io.Writer) error {
+	defaults := trainer.DefaultConfig()
+	defaults.Progress = isTerminal(stdout)
+	fs, rf, resume := trainFlagSet(defaults, stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *resume {
+		// The run's own settings are the defaults: the flags given are the changes asked for.
+		if stored, err := trainer.ReadConfig(rf.cfg.OutDir); err == nil {
+			stored.Progress = defaults.Progress
+			fs, rf, resume = trainFlagSet(stored, io.Discard)
+			if err := parseFlags(fs, args); err != nil {
+				return err
+			}
+		}
 	}
 	cfg, err := rf.config(fs)
 	if err != nil {
 		return err
 	}
-	if *resume && !flagGiven(fs, "epochs") {
-		cfg.Epochs = 0 // Keep the run's own length; -epochs N with -resume extends it to N epochs.
+	cfg.Notices = stderr
+	if err := cfg.Validate(); err != nil {
+		return rf.explain(fs, err)
 	}
-	goCtx, cancel := interruptible()
-	defer cancel()
+	goCtx, stop := interruptible(stderr)
+	defer stop()
 	res, err := trainer.Train(goCtx, cfg, stdout, *resume)
 	if res != nil && res.Steps > 0 {
 		_ = trainer.WriteSummary(stdout, res)
 	}
-	return err
+	return rf.explain(fs, err)
 }
 
 func runEval(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("eval", "-out DIR [-backend SPEC]",
-		"Evaluates the newest checkpoint of the run in -out on its test set: top-1, top-5, loss and per-layer alignment.", stderr)
+	fs := newFlagSet("eval", "-out DIR [-checkpoint NAME] [-data PATH] [-test-limit N] [-backend SPEC]",
+		"Evaluates a checkpoint of the run in -out (the newest readable one by default) on its test set: top-1,\n"+
+			"top-5, loss and per-layer alignment, beside the best test top-1 the run logged.", stderr)
 	out := fs.String("out", "", "the run's output folder (holding config.json and checkpoints/)")
+	checkpoint := fs.String("checkpoint", "", "checkpoint to evaluate: a file name in -out/checkpoints or a path (default: the newest readable one)")
+	data := fs.String("data", "", "dataset location (default: the run's)")
+	testLimit := fs.Int("test-limit", 0, "use only the first N test examples (0: the run's limit, -1: all)")
 	backend := fs.String("backend", "", xla.SpecHelp)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *out == "" {
-		return fmt.Errorf("-out is required: the output folder of a nowt train run")
+		return usagef("-out is required: the output folder of a nowt train run")
 	}
-	res, err := trainer.Evaluate(*out, *backend, stderr)
+	if *testLimit < -1 {
+		return usagef("-test-limit %d: must be ≥ -1 (0: the run's limit, -1: all)", *testLimit)
+	}
+	res, err := trainer.EvaluateWith(*out, trainer.EvalOptions{Checkpoint: *checkpoint, DataPath: *data,
+		TestLimit: *testLimit, Backend: *backend, Notices: stderr}, stdout)
 	if err != nil {
 		return err
 	}

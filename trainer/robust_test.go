@@ -1,0 +1,276 @@
+package trainer
+
+import (
+	"bufio"
+	"bytes"
+	gocontext "context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestLockHelper is not a test: run by TestRunLock as a separate process, it holds the lock of
+// $NOWT_LOCK_HELPER until killed.
+func TestLockHelper(t *testing.T) {
+	dir := os.Getenv("NOWT_LOCK_HELPER")
+	if dir == "" {
+		t.Skip("helper process of TestRunLock")
+	}
+	if _, err := lockRun(dir); err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("locked")
+	time.Sleep(time.Minute)
+	os.Exit(0)
+}
+
+// TestRunLock: a run folder held by another process is refused, naming the holder's process id; once that
+// process is killed with SIGKILL its lock is gone and a run may lock the folder.
+func TestRunLock(t *testing.T) {
+	dir := t.TempDir()
+	helper := exec.Command(os.Args[0], "-test.run=^TestLockHelper$", "-test.count=1")
+	helper.Env = append(os.Environ(), "NOWT_LOCK_HELPER="+dir)
+	stdout, err := helper.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, helper.Start())
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "locked\n", line)
+
+	_, err = lockRun(dir)
+	require.ErrorContains(t, err, "in use by another run")
+	require.ErrorContains(t, err, "pid "+strconv.Itoa(helper.Process.Pid))
+	c := tinyConfig(t, "bp")
+	c.OutDir = dir
+	_, err = Train(gocontext.Background(), c, nil, false)
+	require.ErrorContains(t, err, "in use by another run", "Train refuses a locked folder")
+
+	require.NoError(t, helper.Process.Kill()) // kill -9: no chance to unlock
+	_ = helper.Wait()
+	lock, err := lockRun(dir)
+	require.NoError(t, err, "a lock left by a killed process never blocks")
+	_, err = lockRun(dir)
+	require.ErrorContains(t, err, "pid "+strconv.Itoa(os.Getpid()), "the same process's second lock is refused too")
+	lock.release()
+	lock, err = lockRun(dir)
+	require.NoError(t, err)
+	lock.release()
+}
+
+// TestResumeSettings: resume says where it resumes from; a changed setting outside ResumableSettings is
+// refused listing every difference; allowed changes (more steps, other logging) are applied and recorded.
+func TestResumeSettings(t *testing.T) {
+	c := tinyConfig(t, "kp")
+	c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 4, 2, 4, 2
+	_, err := Train(gocontext.Background(), c, nil, false)
+	require.NoError(t, err)
+
+	changed := c
+	changed.LearningRate, changed.Momentum = 0.5, 0.5
+	changed.Params = map[string]any{"mlp_hidden": "64", "mlp_activation": "relu", "feedback_init_scale": 2.0}
+	_, err = Train(gocontext.Background(), changed, nil, true)
+	var cfgErr *ConfigError
+	require.ErrorAs(t, err, &cfgErr)
+	for _, s := range []string{"-lr 0.05 → 0.5", "-momentum 0.9 → 0.5", "params.feedback_init_scale (unset) → 2",
+		"params.wm_warmup_steps 4 → (unset)", "Only these may change", "-epochs"} {
+		require.ErrorContains(t, err, s)
+	}
+	fewer := c
+	fewer.Steps = 2
+	_, err = Train(gocontext.Background(), fewer, nil, true)
+	require.ErrorContains(t, err, "-steps 4 → 2")
+
+	more := c
+	more.Steps, more.LogEvery = 6, 1
+	var notices bytes.Buffer
+	more.Notices = &notices
+	res, err := Train(gocontext.Background(), more, nil, true)
+	require.NoError(t, err)
+	require.Equal(t, 6, res.Steps)
+	require.Contains(t, notices.String(), "Resuming "+c.OutDir+" from step 4 of 6")
+	require.Contains(t, notices.String(), "-log-every 2 → 1")
+	stored, err := ReadConfig(c.OutDir)
+	require.NoError(t, err)
+	require.Equal(t, 6, stored.Steps)
+	require.Equal(t, []string{"resumed at step 4: -log-every 2 → 1, -steps 4 → 6"}, stored.Changes)
+}
+
+// TestCorruptCheckpointFallback: a truncated newest checkpoint is skipped with a warning, resume continues from
+// the previous one, eval too, and what a killed checkpoint write left is removed.
+func TestCorruptCheckpointFallback(t *testing.T) {
+	c := tinyConfig(t, "fa")
+	c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 4, 2, 2, 2
+	_, err := Train(gocontext.Background(), c, nil, false)
+	require.NoError(t, err)
+	dir := filepath.Join(c.OutDir, checkpointDirName)
+	bases, err := listCheckpoints(dir)
+	require.NoError(t, err)
+	require.Len(t, bases, 2)
+	newest := bases[1]
+	data, err := os.ReadFile(newest + ".bin")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(newest+".bin", data[:len(data)/2], 0o644))
+	staging := filepath.Join(dir, ".staging-12345")
+	require.NoError(t, os.MkdirAll(filepath.Join(staging, "x"), 0o755))
+	orphan := filepath.Join(dir, "checkpoint-n000000099-step-000000099.bin")
+	require.NoError(t, os.WriteFile(orphan, []byte("partial"), 0o644))
+
+	var notices bytes.Buffer
+	res, err := EvaluateWith(c.OutDir, EvalOptions{Notices: &notices}, nil)
+	require.NoError(t, err)
+	require.Equal(t, 2, res.Steps, "eval falls back to the step-2 checkpoint")
+	require.Contains(t, notices.String(), "warning: checkpoint "+newest)
+	require.Contains(t, notices.String(), "falling back to the previous checkpoint")
+
+	notices.Reset()
+	c.Notices = &notices
+	res, err = Train(gocontext.Background(), c, nil, true)
+	require.NoError(t, err)
+	require.Equal(t, 4, res.Steps)
+	require.Contains(t, notices.String(), "from step 2 of 4")
+	require.NoDirExists(t, staging)
+	require.NoFileExists(t, orphan)
+	require.Contains(t, notices.String(), "Removed "+staging)
+}
+
+// TestDivergenceGuard: a loss that grows far past its start for several records stops the run, naming the
+// step and keeping the last good checkpoint; with the guard off the run goes on until the loss is not finite.
+func TestDivergenceGuard(t *testing.T) {
+	c := tinyConfig(t, "bp")
+	c.LearningRate, c.Momentum, c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 30, 0, 32, 1, 32, 1
+	res, err := Train(gocontext.Background(), c, nil, false)
+	var nanErr *NaNError
+	require.ErrorAs(t, err, &nanErr)
+	require.Greater(t, nanErr.Start, 0.0, "stopped by the guard, not by a non-finite loss: %v", err)
+	require.Greater(t, nanErr.Loss, DivergenceFactor*nanErr.Start)
+	require.ErrorContains(t, err, fmt.Sprintf("at step %d", nanErr.Step))
+	require.ErrorContains(t, err, "-divergence-guard=false")
+	require.NotNil(t, res)
+	records, err := ReadRecords(filepath.Join(c.OutDir, metricsFileName))
+	require.NoError(t, err)
+	last := records[len(records)-1]
+	require.Equal(t, nanErr.Step, last.Step)
+	// The checkpoint kept is from before the loss left its range.
+	good := checkpointStep(nanErr.Checkpoint)
+	require.LessOrEqual(t, good, nanErr.Step-DivergenceLogs)
+	bases, err := listCheckpoints(filepath.Join(c.OutDir, checkpointDirName))
+	require.NoError(t, err)
+	require.Equal(t, nanErr.Checkpoint, bases[len(bases)-1])
+
+	off := c
+	off.OutDir, off.NoDivergenceGuard = t.TempDir(), true
+	_, err = Train(gocontext.Background(), off, nil, false)
+	if errors.As(err, &nanErr) {
+		require.Zero(t, nanErr.Start, "the guard is off: only a non-finite loss stops the run")
+	} else {
+		require.NoError(t, err)
+	}
+}
+
+// writeImages writes an image folder with 2 classes of small PNGs (n per class and split) and returns it.
+func writeImages(t *testing.T, n int) string {
+	root := t.TempDir()
+	for _, split := range []string{"train", "val"} {
+		for k, class := range []string{"a", "b"} {
+			require.NoError(t, os.MkdirAll(filepath.Join(root, split, class), 0o755))
+			for i := range n {
+				img := image.NewRGBA(image.Rect(0, 0, 8, 8))
+				for p := range 64 {
+					img.Set(p%8, p/8, color.RGBA{uint8(100 * k), uint8(i * 7), uint8(p), 255})
+				}
+				f, err := os.Create(filepath.Join(root, split, class, fmt.Sprintf("%02d.png", i)))
+				require.NoError(t, err)
+				require.NoError(t, png.Encode(f, img))
+				require.NoError(t, f.Close())
+			}
+		}
+	}
+	return root
+}
+
+// TestSkipUnreadableImages: corrupt, empty and unsupported images are skipped with a warning naming each,
+// counted in the records and the result; Strict stops at the first, naming it.
+func TestSkipUnreadableImages(t *testing.T) {
+	root := writeImages(t, 16)
+	bad := map[string][]byte{
+		filepath.Join(root, "train", "a", "corrupt.png"): []byte("\x89PNG\r\n\x1a\nnot really"),
+		filepath.Join(root, "train", "b", "empty.jpg"):   nil,
+		filepath.Join(root, "val", "a", "gif.png"):       []byte("GIF89a\x01\x00\x01\x00"),
+	}
+	for path, data := range bad {
+		require.NoError(t, os.WriteFile(path, data, 0o644))
+	}
+	c := tinyConfig(t, "bp")
+	c.Dataset, c.DataPath, c.ImageSize, c.TrainLimit, c.TestLimit = "imagefolder", root, 8, 0, 0
+	c.BatchSize, c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 8, 8, 4, 4, 8
+	var notices bytes.Buffer
+	c.Notices = &notices
+	res, err := Train(gocontext.Background(), c, nil, false)
+	require.NoError(t, err)
+	require.Equal(t, 3, res.SkippedImages)
+	for path := range bad {
+		require.Contains(t, notices.String(), path)
+	}
+	require.Equal(t, 3, strings.Count(notices.String(), "warning: skipping an unreadable image"), "one warning per file")
+	records, err := ReadRecords(filepath.Join(c.OutDir, metricsFileName))
+	require.NoError(t, err)
+	require.Equal(t, 3, records[len(records)-1].SkippedImages)
+	var summary bytes.Buffer
+	require.NoError(t, WriteSummary(&summary, res))
+	require.Contains(t, summary.String(), "skipped 3 unreadable images")
+
+	strict := c
+	strict.OutDir, strict.Strict = t.TempDir(), true
+	_, err = Train(gocontext.Background(), strict, nil, false)
+	require.Error(t, err)
+	require.ErrorContains(t, err, "corrupt image")
+}
+
+// TestManyRunsBoundedHeap trains 24 tiny runs in one process, as compare or a notebook does, and bounds the
+// growth of the live heap between the 4th and the last: nothing of a finished run (its graphs, the feedback
+// layers' captures) stays reachable.
+func TestManyRunsBoundedHeap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains 24 runs")
+	}
+	t.Setenv("GOMLX_BACKEND", "")
+	live := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	const runs, settle = 24, 4
+	var base uint64
+	for i := range runs {
+		c := DefaultConfig()
+		c.Rule, c.Model, c.Dataset = []string{"bp", "fa", "ss", "wm", "kp"}[i%5], "mlp", "synthetic"
+		c.DataPath = "examples=64,size=8,channels=1,classes=4"
+		c.BatchSize, c.Steps, c.Epochs, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 16, 4, 0, 2, 4, 4
+		c.Schedule, c.Progress, c.OutDir, c.Backend = "constant", false, t.TempDir(), "go"
+		c.Params = map[string]any{"mlp_hidden": "32", "wm_warmup_steps": 2}
+		_, err := Train(gocontext.Background(), c, nil, false)
+		require.NoError(t, err, "run %d", i)
+		if i == settle-1 {
+			base = live()
+		}
+	}
+	grown := int64(live()) - int64(base)
+	t.Logf("live heap after %d runs: %+d bytes since run %d (%.1f KiB per run)", runs, grown, settle,
+		float64(grown)/1024/float64(runs-settle))
+	require.Less(t, grown, int64(2<<20), "live heap grew by %d bytes over %d runs", grown, runs-settle)
+}
