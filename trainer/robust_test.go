@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
 )
 
@@ -246,7 +247,7 @@ func TestManyRunsBoundedHeap(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains 24 runs")
 	}
-	t.Setenv("GOMLX_BACKEND", "")
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
 	live := func() uint64 {
 		runtime.GC()
 		runtime.GC()

@@ -208,7 +208,7 @@ func TestBenchTable(t *testing.T) {
 // TestBadInvocations drives the command over invalid settings of every kind: each exits with status 2 before
 // anything is written, with a message naming the flag at fault (and the valid range), and never panics.
 func TestBadInvocations(t *testing.T) {
-	t.Setenv("GOMLX_BACKEND", "")
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
 	tiny := []string{"-hidden", "8", "-train-limit", "64", "-test-limit", "32", "-batch", "32", "-steps", "2"}
 	for _, tc := range []struct {
 		args []string

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nowt-ml/nowt/trainer"
+	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
 )
 
@@ -39,7 +40,7 @@ func (s *syncBuffer) String() string {
 // TestInterrupt: the first Ctrl-C says at once that the run is saving, then it saves a checkpoint and exits with
 // status 130 (the resume picks up from it); a second Ctrl-C quits at once with status 130.
 func TestInterrupt(t *testing.T) {
-	t.Setenv("GOMLX_BACKEND", "")
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
 	var exited []int
 	var mu sync.Mutex
 	exitNow = func(code int) { mu.Lock(); exited = append(exited, code); mu.Unlock() }
@@ -79,7 +80,7 @@ func TestInterrupt(t *testing.T) {
 // TestOutputForLogs: with output that is not a terminal there is no progress bar: one plain line per metrics
 // record, test accuracy on the evaluation records, no loss at step 0, and notices on stderr only.
 func TestOutputForLogs(t *testing.T) {
-	t.Setenv("GOMLX_BACKEND", "")
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
 	out := t.TempDir()
 	args := tinyTrain("wm", out)
 	var cleaned []string
@@ -112,7 +113,7 @@ func TestOutputForLogs(t *testing.T) {
 // TestEvalOptions: eval picks a checkpoint, another dataset location and a test limit, reports the run's real
 // best test top-1 (from its metrics log) and the epochs of the checkpoint.
 func TestEvalOptions(t *testing.T) {
-	t.Setenv("GOMLX_BACKEND", "")
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
 	out := t.TempDir()
 	code, _, stderr := nowt(t, tinyTrain("bp", out)...)
 	require.Equal(t, 0, code, "stderr: %s", stderr)
