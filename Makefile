@@ -10,14 +10,22 @@ BENCHTIME ?= 3x
 all: build
 
 build:
-	$(GO) build -o bin/nowt ./cmd/nowt
+	$(GO) build -buildvcs=auto -o bin/nowt ./cmd/nowt
 
-# What scripts/gpu-check.sh runs on a GPU machine that has no Go: nowt and the feedback and models test
-# binaries, stripped (~60 MB in bin/).
+# What scripts/gpu-check.sh needs on a GPU machine that has no Go, in .gpu/ (ignored; carry it with the device
+# tool, 64 MiB at most): nowt and the feedback and models test binaries, stripped and gzipped, and a copy of the
+# CIFAR-10 JPEG archive for the CIFAR stage. cgo is forced on (the XLA backend needs it) and the binary is
+# checked to have it.
+CIFAR10_JPEG ?= $(firstword $(wildcard ../shared/data/cifar10-jpeg.tar.gz shared/data/cifar10-jpeg.tar.gz))
 gpu-build:
-	$(GO) build -ldflags "-s -w" -o bin/nowt ./cmd/nowt
-	$(GO) test -c -ldflags "-s -w" -o bin/feedback.test ./feedback
-	$(GO) test -c -ldflags "-s -w" -o bin/models.test ./models
+	rm -rf .gpu && mkdir -p .gpu
+	CGO_ENABLED=1 $(GO) build -buildvcs=auto -ldflags "-s -w" -o .gpu/nowt ./cmd/nowt
+	./.gpu/nowt version | grep -q "xla backend: compiled in" || { echo "gpu-build: .gpu/nowt lacks the XLA backend"; exit 1; }
+	CGO_ENABLED=1 $(GO) test -c -ldflags "-s -w" -o .gpu/feedback.test ./feedback
+	CGO_ENABLED=1 $(GO) test -c -ldflags "-s -w" -o .gpu/models.test ./models
+	gzip -9 .gpu/nowt .gpu/feedback.test .gpu/models.test
+	@if [ -n "$(CIFAR10_JPEG)" ]; then cp "$(CIFAR10_JPEG)" .gpu/; else echo "gpu-build: no cifar10-jpeg.tar.gz found: the CIFAR stage will be skipped"; fi
+	@du -ch .gpu/* | tail -1
 
 vet:
 	$(GO) vet $(PKGS)
@@ -55,4 +63,4 @@ demo: build
 	./bin/nowt train -model mlp -hidden 500 -activation relu -rule kp -dataset mnist -epochs 3 -out runs/demo
 
 clean:
-	rm -rf bin runs
+	rm -rf bin runs .gpu

@@ -69,7 +69,7 @@ type Config struct {
 	// Backend spec for xla.New ("" = $GOMLX_BACKEND, then auto).
 	Backend string `json:"backend,omitempty"`
 	// Devices is how many devices each training batch is split over (data parallelism; XLA backends, and the
-	// "virtual:<n>" test backend):
+	// "xla:cpu,devices=<n>" on one machine):
 	// 0 or 1 trains on one device, -1 on all the backend's devices, n ≥ 2 on the first n. BatchSize is the
 	// global batch and must be a multiple of the devices used. See package xla and [Train].
 	Devices int `json:"devices,omitempty"`

@@ -132,8 +132,8 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 	if r.backend, err = xla.New(cfg.Backend, r.notices); err != nil {
 		return nil, err
 	}
-	if out != nil {
-		fmt.Fprintf(out, "engine: %s\n", xla.Engine(r.backend))
+	if r.notices != nil {
+		fmt.Fprintf(r.notices, "engine: %s\n", xla.Engine(r.backend))
 	}
 	if needTrain {
 		if r.dp, err = dataParallel(cfg, r.backend); err != nil {

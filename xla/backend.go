@@ -8,7 +8,6 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	_ "github.com/gomlx/gomlx/backends/simplego" // Registers the pure-Go backend "go".
-	"github.com/nowt-ml/nowt/xla/virtualmesh"
 	"github.com/pkg/errors"
 )
 
@@ -30,9 +29,6 @@ func New(spec string, w io.Writer) (backends.Backend, error) {
 	}
 	if config == "xla" || strings.HasPrefix(config, "xla:") {
 		return newXLA(config)
-	}
-	if n, ok := strings.CutPrefix(config, SpecVirtual+":"); ok {
-		return newVirtual(n)
 	}
 	if config == SpecGo {
 		config = DefaultGoConfig
@@ -60,23 +56,10 @@ func newWithConfig(config string) (b backends.Backend, err error) {
 	return b, nil
 }
 
-// newVirtual creates "virtual:<n>": n virtual devices on the pure-Go backend in DefaultGoConfig.
-func newVirtual(n string) (backends.Backend, error) {
-	devices, err := virtualDevices(n)
-	if err != nil {
-		return nil, err
-	}
-	inner, err := newWithConfig(DefaultGoConfig)
-	if err != nil {
-		return nil, err
-	}
-	return virtualmesh.New(inner, devices)
-}
-
 // hasDistributedExecution reports whether b runs GoMLX's distributed (AutoSharding) programs: XLA, and the
-// virtual mesh.
+// only XLA.
 func hasDistributedExecution(b backends.Backend) bool {
-	return b.Name() == "xla" || b.Name() == virtualmesh.BackendName
+	return b.Name() == "xla"
 }
 
 // pluginPaths remembers the plugin file of each XLA backend created by New, for Describe.
@@ -176,3 +159,7 @@ func Engine(b backends.Backend) string {
 	}
 	return fmt.Sprintf("%s (%s)", b.Name(), devices)
 }
+
+// CompiledIn reports whether GoMLX's XLA backend is part of this binary (it needs cgo on linux/amd64); without
+// it only the pure-Go backend runs.
+func CompiledIn() bool { return xlaCompiledIn }

@@ -12,11 +12,10 @@
 //	xla:cpu    XLA with the CPU plugin (pjrt_c_api_cpu_plugin.so).
 //	xla:cuda   XLA with the CUDA plugin (pjrt_c_api_cuda_plugin.so), for NVIDIA GPUs.
 //	xla:tpu    XLA with the TPU plugin (pjrt_c_api_tpu_plugin.so), on Cloud TPU VMs.
-//	virtual:n  n virtual devices on the pure-Go backend (package virtualmesh): runs the data-parallel path
-//	           on one CPU, to test it or to try a multi-device command before renting the devices; slow.
 //
 // "xla" alone takes the best plugin found, "xla:<name>" any other plugin found by name, "xla:/abs/path.so"
-// a plugin file by path, and PJRT options may follow a comma ("xla:cuda,tf32"). An empty spec means
+// a plugin file by path, and PJRT options may follow a comma ("xla:cuda,tf32"). "xla:cpu,devices=<n>" makes XLA
+// on CPU expose n host devices (the plugin's cpu_device_count), to run or try the data-parallel path on one machine. An empty spec means
 // $GOMLX_BACKEND, then "auto". Select resolves a spec without loading anything; New creates the backend.
 // Asking for "xla:<plugin>" when the plugin is not found is an error naming the folders searched and
 // `nowt setup`.
@@ -112,11 +111,10 @@
 // Limits, as of GoMLX v0.26: the pure-Go backend has no distributed execution (one device); multi-host slices
 // are not supported.
 //
-// What is tested without accelerators: on "virtual:<n>" (package virtualmesh, which runs GoMLX's AutoSharding
-// programs with XLA's semantics — global arrays in, each device its shard out — on the pure-Go backend) the
-// whole data-parallel path of nowt's trainer runs, and a run on 2 or 4 devices, or resumed after a crash on
-// another number of devices, logs the same losses, accuracy and angles as on one device (trainer's
-// TestDataParallelTrainsLikeOneDevice); the per-device batches join into the one-device global batches
-// (TestDataParallelFeedsGlobalBatches). Not tested here: XLA's own partitioning (Shardy) of nowt's programs on
-// real devices, and speed; no machine with several accelerators has been available to nowt's developers.
+// What is tested without accelerators: on XLA on CPU with 4 host devices ("xla:cpu,devices=4", make test's XLA
+// pass) the whole data-parallel path of nowt's trainer runs through XLA's own SPMD partitioner, and a run on 2
+// or 4 devices, or resumed after a crash on another number of devices, logs the same losses, accuracy and
+// angles as on one device (trainer's TestDataParallelTrainsLikeOneDevice); the per-device batches join into
+// the one-device global batches (TestDataParallelFeedsGlobalBatches). Not tested here: speed on several
+// accelerators; no machine with several accelerators has been available to nowt's developers.
 package xla

@@ -32,8 +32,7 @@ type DataParallel struct {
 }
 
 // NewDataParallel returns the data-parallel set-up for the first numDevices devices of b (0 means all).
-// It fails if b is not the XLA backend or a virtual mesh (GoMLX's pure-Go backend has one device and no
-// distributed execution),
+// It fails if b is not the XLA backend (GoMLX's pure-Go backend has one device and no distributed execution),
 // or if fewer than 2 devices would be used: with one device, train normally.
 func NewDataParallel(b backends.Backend, numDevices int) (*DataParallel, error) {
 	if b == nil {
@@ -44,8 +43,8 @@ func NewDataParallel(b backends.Backend, numDevices int) (*DataParallel, error) 
 		numDevices = have
 	}
 	if !hasDistributedExecution(b) {
-		return nil, errors.Errorf("data-parallel set-up: backend %q has no distributed execution, only \"xla\" "+
-			"(and \"virtual:<n>\", for testing) has", b.String())
+		return nil, errors.Errorf("data-parallel set-up: backend %q has no distributed execution, only \"xla\" has "+
+			"(on one machine, \"xla:cpu,devices=<n>\" exposes n host devices)", b.String())
 	}
 	if numDevices > have {
 		return nil, errors.Errorf("data-parallel set-up: %d devices asked, backend %q has %d",

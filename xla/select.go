@@ -25,23 +25,19 @@ const (
 	SpecXLACPU  = "xla:cpu"
 	SpecXLACUDA = "xla:cuda"
 	SpecXLATPU  = "xla:tpu"
-	// SpecVirtual is the prefix of "virtual:<n>": n virtual devices on the pure-Go backend (package
-	// virtualmesh), to run the data-parallel path on one CPU, e.g. to try a multi-device command before
-	// running it on a TPU VM. Slow (the devices take turns) and for testing only.
-	SpecVirtual = "virtual"
 )
 
 // ValidSpecs lists the valid spec strings, for flag help.
 // Select also accepts "go:<options>" (GoMLX's SimpleGo options, e.g. "go:ops_sequential" or "go:parallelism=4"),
 // "xla" (the best plugin found), "xla:<plugin name or absolute path>" and PJRT options after a comma
-// (e.g. "xla:cuda,tf32"), and "virtual:<n>" (n virtual devices on the pure-Go backend, for testing).
+// (e.g. "xla:cuda,tf32"; "xla:cpu,devices=<n>" exposes n host devices, to try -devices on one machine).
 func ValidSpecs() []string {
 	return []string{SpecAuto, SpecGo, SpecXLACPU, SpecXLACUDA, SpecXLATPU}
 }
 
 // SpecHelp is a one-line description of the spec syntax, for flag help.
 const SpecHelp = `backend: "auto" (XLA if a PJRT plugin is installed, else pure Go), "go" (or "go:<options>"), ` +
-	`"xla:cpu", "xla:cuda" or "xla:tpu", or "virtual:<n>" (n virtual devices on pure Go, to test -devices); ` +
+	`"xla:cpu", "xla:cuda" or "xla:tpu" ("xla:cpu,devices=<n>": n host devices, to try -devices on one machine); ` +
 	`empty means $GOMLX_BACKEND, then "auto"`
 
 // autoPreference is the order in which "auto" (and a bare "xla") picks a plugin; a plugin is only picked
@@ -111,15 +107,9 @@ func Select(spec string) (config string, notice string, err error) {
 			return "", "", errors.WithMessagef(err, "backend spec %q%s", s, from)
 		}
 		return config, "", nil
-	case kind == SpecVirtual:
-		n, err := virtualDevices(opts)
-		if err != nil {
-			return "", "", errors.WithMessagef(err, "backend spec %q%s", s, from)
-		}
-		return fmt.Sprintf("%s:%d", SpecVirtual, n), "", nil
 	}
 	return "", "", errors.Errorf("unknown backend spec %q%s: valid specs are %s (also \"go:<options>\", "+
-		"\"xla:<plugin>[,<options>]\" and \"virtual:<n>\")", s, from, quoteList(ValidSpecs()))
+		"\"xla:<plugin>[,<options>]\")", s, from, quoteList(ValidSpecs()))
 }
 
 // selectAuto picks the XLA backend with the best plugin found, or "go" with a notice.
@@ -257,20 +247,11 @@ const DevicesOption = "devices"
 // parseDeviceCount parses the n of "devices=<n>".
 func parseDeviceCount(value string) (int, error) {
 	n, err := strconv.Atoi(strings.TrimSpace(value))
-	if err != nil || n < 1 || n > maxVirtualDevices {
-		return 0, errors.Errorf("want option \"%s=<n>\" with 1 ≤ n ≤ %d, got %q", DevicesOption, maxVirtualDevices, value)
+	if err != nil || n < 1 || n > maxDevices {
+		return 0, errors.Errorf("want option \"%s=<n>\" with 1 ≤ n ≤ %d, got %q", DevicesOption, maxDevices, value)
 	}
 	return n, nil
 }
 
-// maxVirtualDevices bounds "virtual:<n>": more than a TPU pod's chips is a typo.
-const maxVirtualDevices = 4096
-
-// virtualDevices parses the n of "virtual:<n>".
-func virtualDevices(opts string) (int, error) {
-	n, err := strconv.Atoi(strings.TrimSpace(opts))
-	if err != nil || n < 1 || n > maxVirtualDevices {
-		return 0, errors.Errorf("want \"virtual:<n>\" with a number of devices 1 ≤ n ≤ %d, got %q", maxVirtualDevices, opts)
-	}
-	return n, nil
-}
+// maxDevices bounds "devices=<n>": more than a TPU pod's chips is a typo.
+const maxDevices = 4096

@@ -54,7 +54,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, row, "model", "rule", "batch", "devices", "first_step_s", "step_s", "images_per_s",
 			"ratio_to_bp", "mirror_share")
 	} else {
-		fmt.Fprintf(stdout, "engine: %s\n", benchEngine(cfg.Backend))
+		fmt.Fprintf(stderr, "engine: %s\n", benchEngine(cfg.Backend))
 		fmt.Fprintf(stdout, row, "model", "rule", "batch", "devices", "first step", "step time", "images/s",
 			"ratio to bp", "mirror")
 	}

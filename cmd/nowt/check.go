@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/nowt-ml/nowt/xla"
 	"io"
 	"runtime/debug"
 	"strings"
@@ -72,6 +73,11 @@ func runVersion(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, versionString())
+	xlaLine := "xla backend: not compiled in (pure Go only; build with CGO_ENABLED=1 on linux/amd64)"
+	if xla.CompiledIn() {
+		xlaLine = "xla backend: compiled in"
+	}
+	fmt.Fprintln(stdout, xlaLine)
 	return nil
 }
 

@@ -122,15 +122,18 @@ func TestResumeExtends(t *testing.T) {
 }
 
 // TestCommandErrors: bad commands, flags and inputs give a clear message and a non-zero status.
+// commandErrorCase is a command line, its exit status and what its error message must contain.
+type commandErrorCase struct {
+	name   string
+	args   []string
+	code   int
+	errHas []string
+}
+
 func TestCommandErrors(t *testing.T) {
 	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
 	missing := filepath.Join(t.TempDir(), "no-such-folder")
-	for _, tc := range []struct {
-		name   string
-		args   []string
-		code   int
-		errHas []string
-	}{
+	cases := []commandErrorCase{
 		{"no command", nil, 2, []string{"Usage: nowt <command>"}},
 		{"unknown command", []string{"fly"}, 2, []string{`unknown command "fly"`}},
 		{"unknown flag", []string{"train", "-epoch", "3"}, 2, []string{"flag provided but not defined: -epoch"}},
@@ -146,9 +149,14 @@ func TestCommandErrors(t *testing.T) {
 		{"bad backend", []string{"devices", "-backend", "xla:cuda"}, 1, []string{"cuda", "nowt setup"}},
 		{"devices without XLA", []string{"train", "-backend", "go", "-devices", "2", "-out", t.TempDir()}, 1, []string{"-devices 2", "no distributed execution"}},
 		{"batch not split evenly", []string{"train", "-devices", "3", "-batch", "128", "-out", t.TempDir()}, 2, []string{"not a multiple of the 3 devices"}},
-		{"virtual without n", []string{"devices", "-backend", "virtual:0"}, 1, []string{`"virtual:<n>"`, "1 ≤ n ≤ 4096"}},
-		{"more devices than virtual", []string{"train", "-backend", "virtual:2", "-devices", "4", "-out", t.TempDir()}, 1, []string{"4 devices asked", "has 2"}},
-	} {
+		{"devices option without n", []string{"devices", "-backend", "xla:cpu,devices=0"}, 1, []string{`"devices=<n>"`, "1 ≤ n ≤ 4096"}},
+		{"gone virtual mesh", []string{"devices", "-backend", "virtual:2"}, 1, []string{`unknown backend spec "virtual:2"`}},
+	}
+	if xla.TestBackendIsXLA() {
+		cases = append(cases, commandErrorCase{"more devices than the backend has",
+			[]string{"train", "-backend", "xla:cpu,devices=2", "-devices", "4", "-out", t.TempDir()}, 1, []string{"4 devices asked", "has 2"}})
+	}
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := nowt(t, tc.args...)
 			require.Equal(t, tc.code, code, "stdout: %s\nstderr: %s", stdout, stderr)
@@ -178,31 +186,41 @@ func TestHelpAndListings(t *testing.T) {
 	require.Equal(t, 0, code)
 	require.Contains(t, stdout, "SimpleGo")
 	require.Contains(t, stdout, "data parallelism: not available")
-	code, stdout, _ = nowt(t, "devices", "-backend", "virtual:3")
-	require.Equal(t, 0, code)
-	require.Contains(t, stdout, "3 virtual devices on")
-	require.Contains(t, stdout, "#2: virtual device #2")
-	require.Contains(t, stdout, "data parallelism: -devices -1 splits each batch over all 3 devices")
+	if xla.TestBackendIsXLA() {
+		code, stdout, _ = nowt(t, "devices", "-backend", "xla:cpu,devices=3")
+		require.Equal(t, 0, code)
+		require.Contains(t, stdout, "devices:     3")
+		require.Contains(t, stdout, "#2: ")
+		require.Contains(t, stdout, "data parallelism: -devices -1 splits each batch over all 3 devices")
+	}
 }
 
-// TestBenchTable: bench prints one aligned row per model and rule with the devices used and the ratio to bp,
-// here with the batch split over 2 virtual devices.
+// TestBenchTable: bench prints one aligned row per model and rule with the devices used, the first step, the
+// ratio to bp and the mirror share, and names the engine on stderr; on XLA with the batch split over 2 host
+// devices.
 func TestBenchTable(t *testing.T) {
 	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
-	code, stdout, stderr := nowt(t, "bench", "-backend", "virtual:2", "-devices", "2", "-model", "mlp", "-hidden", "16",
+	backend, devices := "go", "1"
+	if xla.TestBackendIsXLA() {
+		backend, devices = xla.TestBackendSpec()+",devices=2", "2"
+	}
+	code, stdout, stderr := nowt(t, "bench", "-backend", backend, "-devices", devices, "-model", "mlp", "-hidden", "16",
 		"-rule", "bp,kp", "-dataset", "mnist", "-train-limit", "64", "-test-limit", "16", "-batch", "8", "-steps", "2",
 		"-warmup-steps", "1")
 	require.Equal(t, 0, code, "stderr: %s", stderr)
 	lines := strings.Split(strings.TrimRight(stdout, "\n"), "\n")
 	require.Len(t, lines, 3, stdout)
-	require.Equal(t, []string{"model", "rule", "batch", "devices", "step", "time", "images/s", "ratio", "to", "bp"}, strings.Fields(lines[0]))
+	require.Contains(t, stderr, "engine: ")
+	require.Equal(t, []string{"model", "rule", "batch", "devices", "first", "step", "step", "time", "images/s", "ratio",
+		"to", "bp", "mirror"}, strings.Fields(lines[0]))
 	for i, rule := range []string{"bp", "kp"} {
 		fields := strings.Fields(lines[i+1])
-		require.Len(t, fields, 7, lines[i+1])
-		require.Equal(t, []string{"mlp", rule, "8", "2"}, fields[:4])
+		require.Len(t, fields, 9, lines[i+1])
+		require.Equal(t, []string{"mlp", rule, "8", devices}, fields[:4])
+		require.Equal(t, "-", fields[8], "no mirror share for %s", rule)
 		require.Equal(t, utf8.RuneCountInString(lines[0]), utf8.RuneCountInString(lines[i+1]), "rows align with the header")
 	}
-	require.Equal(t, "1.000", strings.Fields(lines[1])[6])
+	require.Equal(t, "1.000", strings.Fields(lines[1])[7])
 }
 
 // TestBadInvocations drives the command over invalid settings of every kind: each exits with status 2 before

@@ -57,7 +57,7 @@ func addRunFlags(fs *flag.FlagSet, defaults trainer.Config) *runFlags {
 	fs.StringVar(&c.Loss, "loss", c.Loss, "loss: softmax (cross-entropy) or sigmoid (per-class, as the authors' released code)")
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "random seed (initialisation, shuffling, augmentation, mirror noise)")
 	fs.StringVar(&c.Backend, "backend", c.Backend, xla.SpecHelp)
-	fs.IntVar(&c.Devices, "devices", c.Devices, "devices each batch is split over (data parallelism: XLA backends, or virtual:<n> to test): 1 one device, -1 all, n the first n; -batch is the global batch")
+	fs.IntVar(&c.Devices, "devices", c.Devices, "devices each batch is split over (data parallelism: XLA backends; xla:cpu,devices=<n> to try it on one machine): 1 one device, -1 all, n the first n; -batch is the global batch")
 	fs.StringVar(&c.OutDir, "out", c.OutDir, "output folder: config.json, metrics.jsonl, checkpoints/")
 	fs.IntVar(&c.LogEvery, "log-every", c.LogEvery, "steps between metrics records (0: 4 per epoch)")
 	fs.IntVar(&c.EvalEvery, "eval-every", c.EvalEvery, "steps between test evaluations (0: each epoch)")
