@@ -47,14 +47,27 @@ if [[ -n "$nv_libs" ]]; then
 else
   say "warning: no NVIDIA pip libraries in $site/nvidia/*/lib; relying on the system's CUDA libraries"
 fi
-# XLA needs ptxas and libdevice: point it at the pip CUDA toolkit folder unless XLA_FLAGS already does.
+# XLA needs ptxas and libdevice: point it at the folder that actually holds nvvm/libdevice (pip's CUDA toolkit
+# layout has changed between releases), unless XLA_FLAGS already does.
 if [[ "${XLA_FLAGS:-}" != *--xla_gpu_cuda_data_dir* ]]; then
-  for d in "$site/nvidia/cu13" "$site/nvidia/cuda_nvcc"; do
-    if [[ -d "$d" ]]; then
-      export XLA_FLAGS="${XLA_FLAGS:+$XLA_FLAGS }--xla_gpu_cuda_data_dir=$d"
-      say "XLA_FLAGS=$XLA_FLAGS"
-      break
-    fi
-  done
+  libdevice="$(find "$site/nvidia" -maxdepth 4 -type d -path '*nvvm/libdevice' 2>/dev/null | sort | head -n 1)"
+  if [[ -n "$libdevice" ]]; then
+    cuda_data="$(dirname "$(dirname "$libdevice")")"
+    export XLA_FLAGS="${XLA_FLAGS:+$XLA_FLAGS }--xla_gpu_cuda_data_dir=$cuda_data"
+    say "XLA_FLAGS=$XLA_FLAGS"
+  else
+    say "warning: no nvvm/libdevice under $site/nvidia: XLA may fail to compile GPU kernels"
+  fi
 fi
-
+# go-xla looks for an nvidia/ folder beside the (linked) plugin and warns at length when it is elsewhere, as here.
+export GOPJRT_CUDA_CHECKS=0
+# Libraries the plugin needs that the loader cannot find (each one would make it fail to load).
+if command -v ldd >/dev/null 2>&1; then
+  missing="$(ldd "$plugin" 2>&1 | grep 'not found' || true)"
+  if [[ -n "$missing" ]]; then
+    say "the plugin's libraries not found by the loader:"
+    say "$missing"
+  else
+    say "ldd: every library of the plugin is found"
+  fi
+fi
