@@ -299,3 +299,30 @@ func TestDecoderFallback(t *testing.T) {
 	require.Equal(t, want, pix)
 	t.Logf("decoder of this process: %s", JPEGDecoder())
 }
+
+// FuzzDecodeTransform feeds arbitrary bytes through decodeTransform with the default decoder (with
+// libjpeg-turbo: DCT scaling, which an output of 4 pixels triggers on crops of 8 and more): it returns an
+// error or values in [0,1], and never panics.
+func FuzzDecodeTransform(f *testing.F) {
+	f.Add(encodeJPEG(f, patternImage(40, 33, 1)), uint64(1))
+	f.Add(encodeJPEG(f, smoothImage(70, 64)), uint64(2))
+	j := encodeJPEG(f, patternImage(64, 48, 3))
+	f.Add(j[:len(j)*2/3], uint64(3))
+	f.Add([]byte{0xFF, 0xD8, 0xFF, 0xC0, 0, 11, 8, 0xFF, 0xFF, 0xFF, 0xFF, 1, 1, 0x11, 0}, uint64(4))
+	f.Fuzz(func(t *testing.T, data []byte, seed uint64) {
+		dst := make([]float32, 4*4*3)
+		for _, rng := range []*rand.Rand{nil, rand.New(rand.NewPCG(seed, 1))} {
+			if err := decodeTransform("fuzz.jpg", data, 4, styleImageNet, dst, rng); err != nil {
+				if !errors.Is(err, errCorrupt) || !strings.Contains(err.Error(), "fuzz.jpg") {
+					t.Fatalf("error neither corrupt-image nor naming the file: %v", err)
+				}
+				return
+			}
+			for _, v := range dst {
+				if v < 0 || v > 1 {
+					t.Fatalf("pixel %v out of [0,1]", v)
+				}
+			}
+		}
+	})
+}
