@@ -19,9 +19,10 @@ import (
 // systems or with `-tags nojpegturbo` always use the pure-Go decoder.
 //
 // With libjpeg-turbo, the ImageNet transforms decode at a reduced DCT scale (1/2, 1/4 or 1/8, the
-// largest reduction that keeps the crop window at least as large as the output on both sides), which
-// makes small crops of large images much cheaper; the crop window is drawn from the full-size header,
-// so the augmentation's random draws are the same at every scale.
+// largest reduction that keeps the crop window at least as large as the output on both sides): crops of
+// at least twice the output size skip part of the IDCT, upsampling and colour conversion (not the entropy
+// decoding, often most of the time). The crop window is drawn from the full-size header, so the
+// augmentation's random draws are the same at every scale.
 //
 // The environment variable NOWT_JPEG chooses the decoder: "go" (pure Go), "noscale" (libjpeg-turbo at
 // full size only) or "auto" (the default: libjpeg-turbo with DCT scaling, pure Go if not loadable).
