@@ -41,6 +41,27 @@ func normalizationFor(name string) (mean, std []float32) {
 	return m, s
 }
 
+// normalizeChannels sets v = (v - mean[c]) / std[c] for the values of channels-last data, whose channel
+// count is len(mean).
+func normalizeChannels(data, mean, std []float32) {
+	c := len(mean)
+	if c == 3 { // RGB, unrolled
+		m0, m1, m2, s0, s1, s2 := mean[0], mean[1], mean[2], std[0], std[1], std[2]
+		for i := 0; i+3 <= len(data); i += 3 {
+			p := data[i : i+3 : i+3]
+			p[0] = (p[0] - m0) / s0
+			p[1] = (p[1] - m1) / s1
+			p[2] = (p[2] - m2) / s2
+		}
+		return
+	}
+	for i := 0; i+c <= len(data); i += c {
+		for k, v := range data[i : i+c] {
+			data[i+k] = (v - mean[k]) / std[k]
+		}
+	}
+}
+
 // toFloat copies src into dst scaled by 1/255.
 func toFloat(src []uint8, dst []float32) {
 	for i, v := range src {
@@ -127,27 +148,58 @@ func centerCropBox(w, h int) box {
 
 // resizeBilinear samples the window b of the w×h RGB image pix into an ow×oh×3 float32 image in [0,1]
 // by bilinear interpolation (half-pixel centres, edges clamped), flipping horizontally if asked.
+//
+// It is separable: each source row that an output row needs is interpolated horizontally once (kept
+// while consecutive output rows use it), then pairs of rows are blended vertically. The arithmetic per
+// value is the same as interpolating each output pixel from its four neighbours.
 func resizeBilinear(pix []uint8, w, h int, b box, ow, oh int, flip bool, dst []float32) {
 	x0, x1, wx := bilinearTaps(b.x, b.w, w, ow)
 	y0, y1, wy := bilinearTaps(b.y, b.h, h, oh)
+	if flip {
+		slices.Reverse(x0)
+		slices.Reverse(x1)
+		slices.Reverse(wx)
+	}
+	for i := range x0 { // to byte offsets within a row
+		x0[i] *= 3
+		x1[i] *= 3
+	}
+	n := ow * 3
+	rows := [2][]float32{make([]float32, n), make([]float32, n)}
+	rowOf := [2]int{-1, -1} // source row held by rows[k]
+	// row returns source row y interpolated horizontally, computing it into a buffer not holding keep.
+	row := func(y, keep int) []float32 {
+		for k := range 2 {
+			if rowOf[k] == y {
+				return rows[k]
+			}
+		}
+		k := 0
+		if rowOf[0] == keep {
+			k = 1
+		}
+		out := rows[k][:n]
+		src := pix[y*w*3 : (y+1)*w*3]
+		for ox, fx := range wx {
+			a, c := x0[ox], x1[ox]
+			o := out[ox*3 : ox*3+3 : ox*3+3]
+			sa, sc := src[a:a+3:a+3], src[c:c+3:c+3]
+			o[0] = float32(sa[0]) + fx*(float32(sc[0])-float32(sa[0]))
+			o[1] = float32(sa[1]) + fx*(float32(sc[1])-float32(sa[1]))
+			o[2] = float32(sa[2]) + fx*(float32(sc[2])-float32(sa[2]))
+		}
+		rowOf[k] = y
+		return out
+	}
 	const s = 1.0 / 255
 	for oy := range oh {
-		r0 := pix[y0[oy]*w*3:]
-		r1 := pix[y1[oy]*w*3:]
+		top := row(y0[oy], y1[oy])
+		bot := row(y1[oy], y0[oy])
 		fy := wy[oy]
-		row := dst[oy*ow*3 : (oy+1)*ow*3]
-		for ox := range ow {
-			sx := ox
-			if flip {
-				sx = ow - 1 - ox
-			}
-			a, bb, fx := x0[sx]*3, x1[sx]*3, wx[sx]
-			out := row[ox*3 : ox*3+3]
-			for k := range 3 {
-				top := float32(r0[a+k]) + fx*(float32(r0[bb+k])-float32(r0[a+k]))
-				bot := float32(r1[a+k]) + fx*(float32(r1[bb+k])-float32(r1[a+k]))
-				out[k] = (top + fy*(bot-top)) * s
-			}
+		out := dst[oy*n : (oy+1)*n]
+		top, bot = top[:len(out)], bot[:len(out)]
+		for i := range out {
+			out[i] = (top[i] + fy*(bot[i]-top[i])) * s
 		}
 	}
 }

@@ -8,10 +8,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 )
 
-// benchPipeline yields b.N batches (resetting at each epoch end) and reports images/s.
+// benchPipeline yields b.N batches (resetting at each epoch end) and reports images/s and images per
+// CPU-second.
 func benchPipeline(b *testing.B, name, path, split string, opts Options) {
 	ds, err := Open(name, path, split, opts)
 	if err != nil {
@@ -20,6 +22,7 @@ func benchPipeline(b *testing.B, name, path, split string, opts Options) {
 	defer ds.Close()
 	images := 0
 	b.ResetTimer()
+	cpu0 := processCPUTime()
 	for range b.N {
 		_, inputs, _, err := ds.Yield()
 		if errors.Is(err, io.EOF) {
@@ -33,6 +36,11 @@ func benchPipeline(b *testing.B, name, path, split string, opts Options) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(images)/b.Elapsed().Seconds(), "images/s")
+	// Images per CPU-second of the whole process: the per-core throughput, which (unlike images/s) holds
+	// when other processes share the cores.
+	if cpu := processCPUTime() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(images)/cpu.Seconds(), "images/cpu-s")
+	}
 }
 
 // BenchmarkCIFAR10JPEG decodes and augments the CIFAR-10 JPEG copy (extracting it to the cache first if
@@ -59,10 +67,14 @@ func BenchmarkCIFAR10JPEG(b *testing.B) {
 }
 
 // writeImageNetJPEGs writes n textured ~500×375 JPEGs in 4 classes.
-func writeImageNetJPEGs(b *testing.B, root string, n int) {
+func writeImageNetJPEGs(b *testing.B, root string, n int) { writeSizedJPEGs(b, root, n, 500, 375) }
+
+// writeSizedJPEGs writes n textured JPEGs of about w×h (±4% per side, like ILSVRC's varied sizes) in
+// 4 classes, under root/train/<class>/.
+func writeSizedJPEGs(b *testing.B, root string, n, w, h int) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	for i := range n {
-		w, h := 480+rng.IntN(41), 360+rng.IntN(31)
+		w, h := w*24/25+rng.IntN(w*2/25+1), h*24/25+rng.IntN(h*2/25+1)
 		img := patternImage(w, h, i)
 		for k := range img.Pix { // some noise, so the JPEG is not trivially compressible
 			if k%4 != 3 {
@@ -73,17 +85,71 @@ func writeImageNetJPEGs(b *testing.B, root string, n int) {
 	}
 }
 
+// workerCounts is 1, 2 and all cores (runtime.NumCPU), without repeats.
+func workerCounts() []int {
+	counts := []int{1, 2}
+	if n := runtime.NumCPU(); n > 2 {
+		counts = append(counts, n)
+	}
+	return counts
+}
+
 // BenchmarkImageNetJPEG decodes ~500×375 JPEGs with the ImageNet training transform (random-resized crop
-// to 224 + flip) or the evaluation transform (resize 256 + centre crop 224). Each iteration is one batch of 32.
+// to 224 + flip) or the evaluation transform (resize 256 + centre crop 224), with the default decoder
+// (see JPEGDecoder). Each iteration is one batch of 32.
 func BenchmarkImageNetJPEG(b *testing.B) {
 	root := b.TempDir()
 	writeImageNetJPEGs(b, root, 64)
+	b.Logf("decoder: %s", JPEGDecoder())
 	for _, augment := range []bool{true, false} {
-		for _, workers := range []int{1, 2} {
+		for _, workers := range workerCounts() {
 			b.Run(fmt.Sprintf("augment=%v/workers=%d", augment, workers), func(b *testing.B) {
 				benchPipeline(b, "imagefolder", root, "train", Options{BatchSize: 32, Seed: 1, Shuffle: true,
 					DropRemainder: true, Augment: augment, Normalize: true, Workers: workers})
 			})
+		}
+	}
+}
+
+// BenchmarkImageNetDecoders compares the JPEG decoders on the ImageNet training pipeline (read file,
+// decode, random-resized crop to 224, flip, float conversion, normalisation, batches of 32) for ~500×375
+// images (ILSVRC-2012's typical size) and ~1000×750 images, with 1, 2 and all workers. The decoders:
+// go (image/jpeg), turbo (libjpeg-turbo, full-size decode) and turbo+dct (libjpeg-turbo with DCT scaling,
+// the default). With NOWT_BENCH_JPEG_DIR set, the JPEGs are written to (or reused from)
+// $NOWT_BENCH_JPEG_DIR/<w>x<h>, so that scripts/bench-input.py can time Pillow on the same files.
+func BenchmarkImageNetDecoders(b *testing.B) {
+	decoders := []struct {
+		name string
+		d    *imageDecoder
+	}{{"go", &imageDecoder{desc: "pure Go"}}}
+	if lib, err := turboOrError(); err == nil {
+		decoders = append(decoders, struct {
+			name string
+			d    *imageDecoder
+		}{"turbo", &imageDecoder{turbo: lib, desc: "turbo"}}, struct {
+			name string
+			d    *imageDecoder
+		}{"turbo+dct", &imageDecoder{turbo: lib, dctScale: true, desc: "turbo+dct"}})
+	} else {
+		b.Logf("only the pure-Go decoder: %v", err)
+	}
+	for _, size := range [][2]int{{500, 375}, {1000, 750}} {
+		sizeName := fmt.Sprintf("%dx%d", size[0], size[1])
+		root := b.TempDir()
+		if dir := os.Getenv("NOWT_BENCH_JPEG_DIR"); dir != "" {
+			root = filepath.Join(dir, sizeName)
+		}
+		if _, err := os.Stat(filepath.Join(root, "train")); err != nil {
+			writeSizedJPEGs(b, root, 64, size[0], size[1])
+		}
+		for _, dec := range decoders {
+			for _, workers := range workerCounts() {
+				b.Run(fmt.Sprintf("images=%s/decoder=%s/workers=%d", sizeName, dec.name, workers), func(b *testing.B) {
+					useDecoder(b, dec.d)
+					benchPipeline(b, "imagefolder", root, "train", Options{BatchSize: 32, Seed: 1, Shuffle: true,
+						DropRemainder: true, Augment: true, Normalize: true, Workers: workers})
+				})
+			}
 		}
 	}
 }
@@ -104,6 +170,26 @@ func BenchmarkResize(b *testing.B) {
 			resizeBilinear(pix, w, h, centerCropBox(w, h), 224, 224, false, dst)
 		}
 	})
+	// The separable resize against the direct four-neighbour form it replaced (same values), for a crop
+	// that is downscaled and one that is upscaled to 224×224.
+	rgb, w, h := toRGB(src)
+	for _, c := range []struct {
+		name string
+		bx   box
+	}{{"down", box{10, 10, 300, 300}}, {"up", box{0, 0, 150, 120}}} {
+		for _, impl := range []struct {
+			name string
+			f    func([]uint8, int, int, box, int, int, bool, []float32)
+		}{{"separable", resizeBilinear}, {"direct", resizeBilinearRef}} {
+			b.Run("crop="+c.name+"/"+impl.name, func(b *testing.B) {
+				cpu0 := processCPUTime()
+				for range b.N {
+					impl.f(rgb, w, h, c.bx, 224, 224, true, dst)
+				}
+				b.ReportMetric(float64((processCPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-us/op")
+			})
+		}
+	}
 	b.Run("decode-only", func(b *testing.B) {
 		for range b.N {
 			if _, _, err := image.Decode(bytesReader(data)); err != nil {

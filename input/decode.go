@@ -12,10 +12,10 @@ import (
 // maxImagePixels bounds the size of a decoded image (guards against huge headers in corrupt files).
 const maxImagePixels = 1 << 26
 
-// decodeRGB decodes a JPEG or PNG image (the format is sniffed from the content, not the file name)
-// into packed 8-bit RGB. Any decoding failure, including a truncated file, is reported as errCorrupt
-// with the file name and the decoder's message.
-func decodeRGB(name string, data []byte) (pix []uint8, w, h int, err error) {
+// decodeRGBGo decodes a JPEG or PNG image (the format is sniffed from the content, not the file name)
+// into packed 8-bit RGB with the standard library's pure-Go decoders. Any decoding failure, including a
+// truncated file, is reported as errCorrupt with the file name and the decoder's message.
+func decodeRGBGo(name string, data []byte) (pix []uint8, w, h int, err error) {
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("%s: %w: reading header: %v", name, errCorrupt, err)

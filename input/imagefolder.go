@@ -198,12 +198,7 @@ func newFolderSource(name, root, split, labelFile string, size int, style folder
 			if err != nil {
 				return fmt.Errorf("%s: %w: %v", paths[i], errCorrupt, err)
 			}
-			pix, w, h, err := decodeRGB(paths[i], data)
-			if err != nil {
-				return err
-			}
-			transformImage(pix, w, h, size, style, dst, rng)
-			return nil
+			return decodeTransform(paths[i], data, size, style, dst, rng)
 		},
 	}, nil
 }

@@ -372,11 +372,7 @@ func (d *Dataset) loadOne(epoch, id int, dst []float32) (err error) {
 		return err
 	}
 	if d.mean != nil {
-		c := d.src.c
-		for i := range dst {
-			ch := i % c
-			dst[i] = (dst[i] - d.mean[ch]) / d.std[ch]
-		}
+		normalizeChannels(dst, d.mean, d.std)
 	}
 	return nil
 }
