@@ -90,6 +90,13 @@ func TestDevicesErrors(t *testing.T) {
 	require.Equal(t, 4, res.Steps)
 }
 
+// resnetTolerance is how far, relative, the data-parallel ResNet's losses may drift from the one-device run's
+// after its first step: a ReLU derivative flipped by rounding (see TestDataParallelTrainsLikeOneDevice) moved the
+// test loss after 4 steps by 3.7e-3 (kp, seed 1) and the loss after 3 steps by 9e-4 (fa). A bug such as B or the
+// initial weights differing between devices moves it by far more (B is random), and batch statistics per device
+// instead of over the global batch already change the first loss, which is held to rounding.
+const resnetTolerance = 2e-2
+
 // TestDataParallelTrainsLikeOneDevice runs the whole data-parallel path — per-device batches joined by GoMLX's
 // distributed accumulator, the distributed training step with replicated variables partitioned by XLA's own SPMD
 // partitioner, KP's B updated in it, weight mirror steps, alignment and evaluation on device 0 between
@@ -98,6 +105,14 @@ func TestDevicesErrors(t *testing.T) {
 // and requires the same run as on one device: the program and the global batches are the same, so every logged
 // loss, the final accuracy and every layer's angles must agree. A crash after the middle checkpoint, resumed on
 // another number of devices (2 → 4, 4 → 1), must finish the same run too.
+//
+// "Agree" is to rounding for the MLPs. The ResNet's first loss (the forward pass from the same initial state, batch
+// statistics over the whole global batch) agrees to rounding too, but its later steps only to resnetTolerance: the
+// per-device convolutions and the cross-device sums of the batch statistics round differently (pre-activations
+// differ by ~1e-6 absolute), and where a pre-activation lies that close to 0 a ReLU's derivative flips, a discrete
+// change that moves the gradients of every layer below it by up to ~1e-2 relative (measured: rules fa and kp at
+// seed 1, the stage-2 block-1 output ReLU, 8792 vs 8793 positive pre-activations; bp at seed 5; the same forward
+// differences and no flip at fa seed 2, where 1 and 2 devices agree to 2e-5 after a step).
 func TestDataParallelTrainsLikeOneDevice(t *testing.T) {
 	if !xla.TestBackendIsXLA() {
 		t.Skipf("data parallelism runs on XLA's partitioner: set %s=xla:cpu (make test's XLA pass does)", xla.TestBackendEnv)
@@ -115,10 +130,13 @@ func TestDataParallelTrainsLikeOneDevice(t *testing.T) {
 		one := tinyConfig(t, rule)
 		one.Backend = multi // the same client as below, training on its first device only
 		one.Steps, one.CheckpointEvery = 16, 8
+		// Tolerances, relative (angles in degrees), for the first logged loss and for everything after it.
+		firstTol, tol, angleTol, top1Tol := 1e-5, 1e-5, 1e-3, 1e-9
 		if tc.model == "resnet20" {
 			one.Model, one.TrainLimit, one.TestLimit, one.BatchSize = tc.model, 64, 16, 8
-			one.Steps, one.CheckpointEvery, one.LogEvery, one.EvalEvery = 4, 2, 2, 4
+			one.Steps, one.CheckpointEvery, one.LogEvery, one.EvalEvery = 4, 2, 1, 4
 			one.Params["resnet_width"] = 4
+			tol, angleTol, top1Tol = resnetTolerance, 1, 1.0/float64(one.TestLimit)+1e-9 // one test image
 		}
 		want, err := Train(gocontext.Background(), one, nil, false)
 		require.NoError(t, err)
@@ -135,19 +153,27 @@ func TestDataParallelTrainsLikeOneDevice(t *testing.T) {
 				require.Contains(t, out.String(), fmt.Sprintf("each batch of %d split over %d devices (%d each)",
 					c.BatchSize, devices, c.BatchSize/devices))
 				require.Equal(t, want.Steps, got.Steps)
-				require.InDelta(t, want.TestTop1, got.TestTop1, 1e-9)
-				require.InDelta(t, want.TestLoss, got.TestLoss, 1e-5*math.Max(1, want.TestLoss))
+				require.InDelta(t, want.TestTop1, got.TestTop1, top1Tol)
+				require.InDelta(t, want.TestLoss, got.TestLoss, tol*math.Max(1, want.TestLoss))
 				require.Len(t, got.Layers, len(want.Layers))
 				for i, l := range want.Layers {
-					require.InDelta(t, l.WeightAngle, got.Layers[i].WeightAngle, 1e-3, "layer %s", l.Layer)
+					require.InDelta(t, l.WeightAngle, got.Layers[i].WeightAngle, angleTol, "layer %s", l.Layer)
 				}
 				requireSameLosses := func(what string) {
 					gotLog, err := ReadRecords(filepath.Join(c.OutDir, metricsFileName))
 					require.NoError(t, err)
 					require.Equal(t, len(wantLog), len(gotLog), what)
+					first := true
 					for i := range wantLog {
 						require.Equal(t, wantLog[i].Step, gotLog[i].Step, what)
-						require.InDelta(t, wantLog[i].Loss, gotLog[i].Loss, 1e-5*math.Max(1, math.Abs(wantLog[i].Loss)),
+						if wantLog[i].Step == 0 {
+							continue // no training loss before the first step
+						}
+						rel := tol
+						if first {
+							rel, first = firstTol, false
+						}
+						require.InDelta(t, wantLog[i].Loss, gotLog[i].Loss, rel*math.Max(1, math.Abs(wantLog[i].Loss)),
 							"%s: loss at step %d", what, wantLog[i].Step)
 					}
 				}
