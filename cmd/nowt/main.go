@@ -5,6 +5,7 @@
 //	nowt train   [flags]   train (or -resume) a model under a rule
 //	nowt eval    -out DIR  evaluate a run's newest checkpoint
 //	nowt compare [flags]   train several rules on one model and write a table and plots
+//	nowt report  -out DIR  write a comparison's table and plots again from its logs
 //	nowt bench   [flags]   measure training throughput (images/s) per model and rule
 //	nowt rules             list the learning rules
 //	nowt models            list the models
@@ -37,6 +38,7 @@ func commands() []command {
 		{"train", "train (or -resume) a model under a learning rule", runTrain},
 		{"eval", "evaluate the newest checkpoint of a run", runEval},
 		{"compare", "train several rules on one model; write a markdown table and PNG plots", runCompare},
+		{"report", "write a comparison's table and plots again from its runs' logs", runReport},
 		{"bench", "measure training throughput (images/s) per model and rule", runBench},
 		{"rules", "list the learning rules", runRules},
 		{"models", "list the models", runModels},
