@@ -283,7 +283,7 @@ func FinalAnglesPlot(rules []string, records map[string][]trainer.Record) *plot.
 	if len(shown) == 0 {
 		return nil
 	}
-	p := newPlot("Final weight angle per layer", "layer", "∠(B, Wᵀ) (°)")
+	p := newPlot("Final weight angle per layer", "layer", "angle between B and Wᵀ (°)")
 	p.Y.Tick.Marker = niceTicks{degrees: true}
 	names := make([]string, len(layers))
 	for i, l := range layers {
@@ -295,7 +295,7 @@ func FinalAnglesPlot(rules []string, records map[string][]trainer.Record) *plot.
 		p.X.Tick.Label.XAlign, p.X.Tick.Label.YAlign = draw.XRight, draw.YCenter
 		p.X.Tick.Label.Font.Size = vg.Points(7)
 	}
-	slot := vg.Points(math.Max(3, math.Min(40, 300/float64(len(layers)))))
+	slot := vg.Points(math.Max(3, math.Min(120, 330/float64(len(layers)))))
 	width := slot * 0.85 / vg.Length(len(shown))
 	top := 90.0
 	undefinedShown := false
@@ -331,6 +331,7 @@ func FinalAnglesPlot(rules []string, records map[string][]trainer.Record) *plot.
 		}
 	}
 	p.Y.Min, p.Y.Max = 0, math.Ceil(top/15)*15
+	p.X.Min, p.X.Max = -0.5, float64(len(layers))-0.5
 	return p
 }
 
