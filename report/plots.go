@@ -133,6 +133,9 @@ func (t niceTicks) Ticks(lo, hi float64) []plot.Tick {
 	var ticks []plot.Tick
 	for v := math.Ceil(lo/step*2) * step / 2; v <= hi+step*1e-9; v += step / 2 {
 		v := math.Round(v/step*2) * step / 2
+		if v == 0 {
+			v = 0 // not −0
+		}
 		label := ""
 		if r := math.Mod(math.Abs(v), step); r < step*1e-6 || step-r < step*1e-6 {
 			label = strconv.FormatFloat(v, 'g', 6, 64)
@@ -476,6 +479,7 @@ func AnglePlot(rule string, records []trainer.Record, delta bool) *plot.Plot {
 	}
 	// 0 to 90°, unless the angles go beyond: an angle's scale, whatever the rule.
 	p.Y.Min, p.Y.Max = 0, top
+	p.X.Tick.Marker = niceTicks{}
 	return p
 }
 
@@ -556,6 +560,13 @@ func angleHeatMap(title, xlabel string, order []string, series map[string]plotte
 		p.Legend.Add(fmt.Sprintf("%.0f°", v), swatch{colors[min(len(colors)-1, int(v/top*float64(len(colors)-1)+0.5))]})
 	}
 	p.Legend.Add("undefined", swatch{undefinedColor})
+	if steps[0] < 0 { // The warm-up's end, the start of training.
+		if start, err := plotter.NewLine(plotter.XYs{{X: 0, Y: -0.5}, {X: 0, Y: float64(len(order)) - 0.5}}); err == nil {
+			start.Color, start.Width = color.White, vg.Points(1.5)
+			p.Add(start)
+		}
+	}
+	p.X.Tick.Marker = niceTicks{}
 	return p
 }
 

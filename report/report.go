@@ -206,7 +206,7 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 			row = append(row, "–", "–", "–", "–")
 		}
 		for _, l := range s.Layers {
-			undefined = undefined || l.WeightAngle == nil || l.DeltaStatus() == "undefined" || l.DeltaUndefined > 0
+			undefined = undefined || l.WeightAngle == nil || l.DeltaStatus() == "undefined"
 		}
 		if inline {
 			for _, l := range layers {
@@ -258,8 +258,9 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 		b.WriteString("∠W is the angle between B and Wᵀ, ∠δ between Bδ and Wᵀδ (averaged over the examples of a fixed test " +
 			"batch), at the last record.")
 		if undefined {
-			b.WriteString(" \"undef.\": undefined, a zero vector on one side (a dead layer, no error reaching it); " +
-				"examples whose ∠δ is undefined are left out of its mean (see `delta_undefined` in metrics.jsonl).")
+			b.WriteString(" \"undef.\": undefined, a zero vector on one side (a zero W or B; for ∠δ, no error " +
+				"reaching the layer). Examples whose ∠δ is undefined (δ = 0: a saturated output, dead units above) are " +
+				"left out of its mean and counted in metrics.jsonl (`delta_undefined`).")
 		}
 		b.WriteString("\n")
 	}
