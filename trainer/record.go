@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 )
 
@@ -49,6 +50,13 @@ type LayerAlignment struct {
 	// NormRatio is ‖B‖/‖W‖.
 	NormRatio float64 `json:"norm_ratio"`
 }
+
+// WeightDegrees returns WeightAngle, or NaN where it is undefined.
+func (l LayerAlignment) WeightDegrees() float64 { return valueOr(l.WeightAngle, math.NaN()) }
+
+// DeltaDegrees returns DeltaAngle, or NaN where it is undefined or was not measured ([LayerAlignment.DeltaStatus]
+// says which).
+func (l LayerAlignment) DeltaDegrees() float64 { return valueOr(l.DeltaAngle, math.NaN()) }
 
 // DeltaStatus says what a nil DeltaAngle means: "undefined" (Bδ or Wᵀδ was zero for every example),
 // "not measured", or "" when it holds a value.
