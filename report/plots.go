@@ -218,8 +218,8 @@ func ErrorPlot(rules []string, records map[string][]trainer.Record) *plot.Plot {
 }
 
 // TestLossPlot plots the test loss (the mean over the test set, without regularisation) against epoch, one line
-// per rule, on a log scale when the losses span more than two orders of magnitude (a rule that diverges would
-// flatten the others). It returns nil if no record holds a test loss.
+// per rule, on a log scale when the losses span more than one order of magnitude (the first evaluations, or a
+// rule that diverges, would flatten the others). It returns nil if no record holds a test loss.
 func TestLossPlot(rules []string, records map[string][]trainer.Record) *plot.Plot {
 	p := newPlot("Test loss", "epoch", "test loss")
 	lo, hi := math.Inf(1), math.Inf(-1)
@@ -235,7 +235,7 @@ func TestLossPlot(rules []string, records map[string][]trainer.Record) *plot.Plo
 	if len(all) == 0 {
 		return nil
 	}
-	logScale := hi/lo > 100
+	logScale := hi/lo > 10
 	for i, rule := range rules {
 		xys := all[rule]
 		if logScale {
@@ -249,7 +249,7 @@ func TestLossPlot(rules []string, records map[string][]trainer.Record) *plot.Plo
 	}
 	if logScale {
 		p.Y.Tick.Marker = decadeTicks{}
-		p.Y.Min, p.Y.Max = math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
+		p.Y.Min, p.Y.Max = math.Log10(lo)-0.05, math.Log10(hi)+0.05
 		p.Y.Label.Text += ", log scale"
 	} else {
 		p.Y.Min = 0
