@@ -19,7 +19,7 @@ const resultsPage = "../docs/results.md"
 
 // tableMarker opens a generated table in docs/results.md: "<!-- table rules results/<name> -->" (a comparison's
 // RulesTable) or "<!-- table seeds results/<a> results/<b> ... -->" (SeedsTable); "<!-- end table -->" closes it.
-var tableMarker = regexp.MustCompile(`(?m)^<!-- table (rules|seeds)((?: [^ ]+)+) -->\n`)
+var tableMarker = regexp.MustCompile(`(?m)^<!-- table (rules|seeds)((?: [^ \n]+)+?) -->\n`)
 
 const tableEnd = "<!-- end table -->"
 

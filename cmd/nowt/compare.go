@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/nowt-ml/nowt/feedback"
@@ -83,7 +84,13 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := report.Write(c.Dir, c, "nowt report -out "+*dir); err != nil {
+	command := "nowt report -out " + *dir
+	if previous, err := os.ReadFile(filepath.Join(c.Dir, report.ResultsFileName)); err == nil {
+		if m := commandBlock.FindSubmatch(previous); m != nil {
+			command = string(m[1]) // The command that trained the runs, as the last report recorded it.
+		}
+	}
+	if err := report.Write(c.Dir, c, command); err != nil {
 		return err
 	}
 	path := filepath.Join(c.Dir, report.ResultsFileName)
@@ -94,6 +101,9 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "%s\nResults: %s\n", md, path)
 	return nil
 }
+
+// commandBlock finds the command recorded in a results.md.
+var commandBlock = regexp.MustCompile("(?m)^Command:\n\n```\n(.+)\n```")
 
 // commandLine quotes the command as the user could type it again.
 func commandLine(args []string) string {
