@@ -436,7 +436,7 @@ func AnglePlot(rule string, records []trainer.Record, delta bool) *plot.Plot {
 	}
 	p := newPlot(title, xlabel, ylabel)
 	p.Y.Tick.Marker = niceTicks{degrees: true}
-	undefinedShown := false
+	var undefinedMark *plotter.Scatter // legend entry for the undefined angles, after the layers
 	for i, layer := range order {
 		var defined, undefined plotter.XYs
 		for _, xy := range series[layer] {
@@ -468,14 +468,16 @@ func AnglePlot(rule string, records []trainer.Record, delta bool) *plot.Plot {
 				if len(defined) == 0 {
 					p.Legend.Add(ShortLayerName(layer), marks)
 				}
-				if !undefinedShown {
-					undefinedShown = true
+				if undefinedMark == nil {
 					legendMark := *marks
 					legendMark.Color = color.Black
-					p.Legend.Add("× undefined", &legendMark)
+					undefinedMark = &legendMark
 				}
 			}
 		}
+	}
+	if undefinedMark != nil {
+		p.Legend.Add("undefined", undefinedMark)
 	}
 	// 0 to 90°, unless the angles go beyond: an angle's scale, whatever the rule.
 	p.Y.Min, p.Y.Max = 0, top
