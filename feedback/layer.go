@@ -91,8 +91,8 @@ func feedbackVariable(ctx *context.Context, shape shapes.Shape) *context.Variabl
 }
 
 // newLayerWeights creates (or reuses) W and, for rules that store it, B, in ctx's scope, both drawn with
-// the given initializer (nil means He-normal), B independently and scaled by ParamInitScale.
-// It marks the scope as a feedback layer of the given kind.
+// the given initializer (nil means He-normal), B by [feedbackInitializer]. It marks the scope as a feedback
+// layer of the given kind.
 func newLayerWeights(ctx *context.Context, kind string, shape shapes.Shape, init context.VariableInitializer) (Rule, *context.Variable) {
 	if init == nil {
 		init = initializers.HeFn(ctx)
@@ -101,14 +101,45 @@ func newLayerWeights(ctx *context.Context, kind string, shape shapes.Shape, init
 	rule := RuleFromContext(ctx)
 	w := ctx.WithInitializer(init).VariableWithShape(WeightsName, shape)
 	if rule.StoresFeedback() {
-		scale := context.GetParamOr(ctx, ParamInitScale, 1.0)
-		scaledInit := init
-		if scale != 1 {
-			scaledInit = func(g *Graph, s shapes.Shape) *Node { return MulScalar(init(g, s), scale) }
-		}
-		ctx.WithInitializer(scaledInit).VariableWithShape(FeedbackName, shape).SetTrainable(false)
+		ctx.WithInitializer(feedbackInitializer(ctx, init)).VariableWithShape(FeedbackName, shape).SetTrainable(false)
 	}
 	return rule, w
+}
+
+// feedbackStreamKey is mixed into the context's random state to make the stream B is drawn from.
+const feedbackStreamKey = 0x6e6f77742d422121 // "nowt-B!!"
+
+// feedbackInitializer is how every stored B starts: drawn with W's initializer init, scaled by ParamInitScale,
+// from a random stream of its own. The stream is split off the context's random state (its "#rngState"
+// variable) as it stands when B is initialised, and that state is left as it was, so that drawing B consumes
+// none of the randomness W, the biases and the other variables are drawn from: under one seed, every rule
+// starts from the same network, whether or not it stores B. B itself depends only on the seed and the layer.
+func feedbackInitializer(ctx *context.Context, init context.VariableInitializer) context.VariableInitializer {
+	scale := context.GetParamOr(ctx, ParamInitScale, 1.0)
+	return func(g *Graph, s shapes.Shape) *Node {
+		state := ctx.GetVariableByScopeAndName(context.RootScope, context.RNGStateVariableName)
+		if state == nil || !state.HasValue() {
+			// Nothing random was drawn yet: seed the context's state as its first draw would.
+			if err := ctx.ResetRNGState(); err == nil {
+				state = ctx.GetVariableByScopeAndName(context.RootScope, context.RNGStateVariableName)
+			}
+		}
+		var saved *Node
+		if state != nil && state.HasValue() {
+			saved = state.ValueGraph(g)
+			key := Const(g, []uint64{feedbackStreamKey, feedbackStreamKey, feedbackStreamKey})
+			_, own := RNGStateSplit(BitwiseXor(saved, ConvertDType(key, saved.DType())))
+			state.SetValueGraph(own)
+		}
+		values := init(g, s)
+		if saved != nil {
+			state.SetValueGraph(saved)
+		}
+		if scale != 1 {
+			values = MulScalar(values, scale)
+		}
+		return values
+	}
 }
 
 // biasVariable creates (or reuses) the layer's bias, initialised to zero.

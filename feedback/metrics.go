@@ -3,22 +3,29 @@ package feedback
 import (
 	"math"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/ml/context"
 )
 
-// Alignment holds one layer's alignment metrics as scalar graph nodes (angles in degrees).
+// Alignment holds one layer's alignment metrics as scalar graph nodes (angles in degrees). An angle with a zero
+// vector on either side is undefined and reads NaN: it is not a measurement, and must not be shown as one.
 type Alignment struct {
 	// Scope is the layer's context scope.
 	Scope string
-	// WeightAngle is the angle between vec(B) and vec(Wᵀ) (B in W's layout: between B and W).
+	// WeightAngle is the angle between vec(B) and vec(Wᵀ) (B in W's layout: between B and W); NaN if B or W is
+	// zero.
 	WeightAngle *Node
 	// NormRatio is ‖B‖/‖W‖ (Frobenius norms).
 	NormRatio *Node
-	// DeltaAngle is the angle between the signal the rule sends down, B δ, and backprop's, Wᵀ δ, per example
-	// and averaged over the batch. It is nil unless the gradient of a loss through this layer was built in
-	// the same graph (the layer captures δ while the gradient is built).
+	// DeltaAngle is the angle between the signal the rule sends down, B δ, and backprop's, Wᵀ δ, per example and
+	// averaged over the examples of the batch where it is defined (both signals non-zero); NaN if it is defined
+	// for none (a dead layer: no error reaches it). It is nil unless the gradient of a loss through this layer
+	// was built in the same graph (the layer captures δ while the gradient is built).
 	DeltaAngle *Node
+	// DeltaUndefined counts (Int32) the examples left out of DeltaAngle because B δ or Wᵀ δ is zero; nil when
+	// DeltaAngle is.
+	DeltaUndefined *Node
 }
 
 // AlignmentGraph builds the alignment metrics of every feedback layer of ctx in graph g. To get delta angles,
@@ -44,17 +51,31 @@ func AlignmentGraph(ctx *context.Context, g *Graph) []Alignment {
 			delta := StopGradient(c.delta)
 			sent := c.op.inputGrad(delta, c.fb())
 			bp := c.op.inputGrad(delta, StopGradient(c.w))
-			a.DeltaAngle = ReduceAllMean(AngleDegrees(sent, bp, 0))
+			angles, defined := angleDegrees(sent, bp, 0)
+			// The mean over the examples where it is defined: 0/0 = NaN where there are none.
+			a.DeltaAngle = Div(ReduceAllSum(Where(defined, angles, ZerosLike(angles))),
+				ReduceAllSum(ConvertDType(defined, angles.DType())))
+			a.DeltaUndefined = ReduceAllSum(ConvertDType(LogicalNot(defined), dtypes.Int32))
 		}
 		out = append(out, a)
 	}
 	return out
 }
 
+// minNorm is the norm under which a vector counts as zero, and its angle with anything as undefined.
+const minNorm = 1e-30
+
 // AngleDegrees returns the angle in degrees between a and b (same shape). With no batchAxes it treats them
 // as flat vectors and returns a scalar; with batchAxes it returns one angle per index of those axes, each
-// over all the other axes. A zero vector gives 90°.
+// over all the other axes. The angle with a zero vector (norm under 1e-30) is undefined: NaN.
 func AngleDegrees(a, b *Node, batchAxes ...int) *Node {
+	angles, defined := angleDegrees(a, b, batchAxes...)
+	return Where(defined, angles, Scalar(a.Graph(), angles.DType(), math.NaN()))
+}
+
+// angleDegrees returns the angle in degrees between a and b over all but batchAxes, and where it is defined
+// (neither vector zero); where it is not, the angle is meaningless (not NaN).
+func angleDegrees(a, b *Node, batchAxes ...int) (angles, defined *Node) {
 	var reduceAxes []int
 	isBatch := map[int]bool{}
 	for _, axis := range batchAxes {
@@ -65,15 +86,19 @@ func AngleDegrees(a, b *Node, batchAxes ...int) *Node {
 			reduceAxes = append(reduceAxes, axis)
 		}
 	}
+	normA := Sqrt(ReduceAndKeep(Square(a), ReduceSum, reduceAxes...))
+	normB := Sqrt(ReduceAndKeep(Square(b), ReduceSum, reduceAxes...))
+	defined = LogicalAnd(GreaterThan(ReduceSum(normA, reduceAxes...), Scalar(a.Graph(), normA.DType(), minNorm)),
+		GreaterThan(ReduceSum(normB, reduceAxes...), Scalar(a.Graph(), normB.DType(), minNorm)))
 	// Unit vectors; 1 − |cos| is computed from ‖â ∓ b̂‖²/2, which keeps small angles exact in float32 (through
 	// the cosine itself, float32 rounding near 1 would read as ~0.02°).
-	unitA := Div(a, MaxScalar(Sqrt(ReduceAndKeep(Square(a), ReduceSum, reduceAxes...)), 1e-30))
-	unitB := Div(b, MaxScalar(Sqrt(ReduceAndKeep(Square(b), ReduceSum, reduceAxes...)), 1e-30))
+	unitA := Div(a, MaxScalar(normA, minNorm))
+	unitB := Div(b, MaxScalar(normB, minNorm))
 	cos := ClipScalar(ReduceSum(Mul(unitA, unitB), reduceAxes...), -1, 1)
 	oneMinusCos := MulScalar(ReduceSum(Square(Sub(unitA, unitB)), reduceAxes...), 0.5)
 	onePlusCos := MulScalar(ReduceSum(Square(Add(unitA, unitB)), reduceAxes...), 0.5)
 	oneMinusAbs := Where(GreaterOrEqual(cos, ZerosLike(cos)), oneMinusCos, onePlusCos)
-	return radiansToDegrees(acos(cos, ClipScalar(oneMinusAbs, 0, 1)))
+	return radiansToDegrees(acos(cos, ClipScalar(oneMinusAbs, 0, 1))), defined
 }
 
 // acosCoefficients are Abramowitz & Stegun 4.4.46: acos(x) = √(1−x)·Σ aᵢxⁱ on [0, 1], |error| ≤ 2e-8.

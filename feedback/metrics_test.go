@@ -8,6 +8,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
 	"github.com/stretchr/testify/require"
 )
 
@@ -88,11 +89,103 @@ func TestAngleDegrees(t *testing.T) {
 		{[]float64{1, 0}, []float64{-1, 0.0001}, 180 - 0.0057296},
 		{[]float64{1, 0}, []float64{-1, 1}, 135},
 		{[]float64{0.3, -0.2}, []float64{0.25, 0.9}, angleBetween([]float64{0.3, -0.2}, []float64{0.25, 0.9})},
+		// The angle with a zero vector is undefined, not 0° or 90°.
+		{[]float64{0, 0}, []float64{0, 0}, math.NaN()},
+		{[]float64{0, 0}, []float64{1, 2}, math.NaN()},
+		{[]float64{1, 2}, []float64{0, 0}, math.NaN()},
 	} {
 		got := context.MustExecOnce(backend, nil, func(ctx *context.Context, a, b *Node) *Node {
 			return AngleDegrees(a, b)
 		}, tc.a, tc.b)
+		if math.IsNaN(tc.want) {
+			require.True(t, math.IsNaN(flat64(t, got)[0]), "%v vs %v: got %v, want undefined (NaN)", tc.a, tc.b, flat64(t, got)[0])
+			continue
+		}
 		require.InDelta(t, tc.want, flat64(t, got)[0], 1e-4, "%v vs %v", tc.a, tc.b)
+	}
+	// Per example: only the example with a zero vector is undefined.
+	got := flat64(t, context.MustExecOnce(backend, nil, func(ctx *context.Context, a, b *Node) *Node {
+		return AngleDegrees(a, b, 0)
+	}, [][]float64{{1, 0}, {0, 0}, {1, 1}}, [][]float64{{0, 1}, {1, 1}, {2, 2}}))
+	require.InDelta(t, 90, got[0], 1e-4)
+	require.True(t, math.IsNaN(got[1]), "zero example: got %v, want NaN", got[1])
+	require.InDelta(t, 0, got[2], 1e-4)
+}
+
+// TestAlignmentUndefined: examples whose δ is zero are left out of the delta angle and counted; a layer no error
+// reaches (dead ReLUs above it) has an undefined delta angle, not 0°; a zero W has an undefined weight angle.
+func TestAlignmentUndefined(t *testing.T) {
+	backend := testBackend(t)
+	const n, in, hidden, out = 6, 5, 32, 3
+	rng := rand.New(rand.NewSource(2))
+	x := tensors.FromFlatDataAndDimensions(randomSlice(rng, n*in), n, in)
+	for _, tc := range []struct {
+		name      string
+		zeroRows  []bool // examples whose δ at the output layer is zero
+		deadReLU  bool   // the hidden ReLUs are all off: no error reaches the first layer
+		zeroW     bool   // the first layer's W (and B) start at zero: nothing passes through it either way
+		undefined []int  // examples left out of each layer's delta angle (first, second)
+	}{
+		{name: "mixed batch", zeroRows: []bool{false, true, false, true, true, false}, undefined: []int{3, 3}},
+		{name: "all zero δ", zeroRows: []bool{true, true, true, true, true, true}, undefined: []int{n, n}},
+		{name: "dead layer", zeroRows: make([]bool, n), deadReLU: true, undefined: []int{n, 0}},
+		{name: "zero weights", zeroRows: make([]bool, n), zeroW: true, undefined: []int{n, 0}},
+	} {
+		for _, ruleName := range []string{"bp", "fa", "kp"} {
+			t.Run(tc.name+"/"+ruleName, func(t *testing.T) {
+				r := randomSlice(rng, n*out)
+				for e, zero := range tc.zeroRows {
+					if zero {
+						for j := range out {
+							r[e*out+j] = 0
+						}
+					}
+				}
+				ctx := context.New()
+				ctx.SetParam(ParamRule, ruleName)
+				require.NoError(t, ctx.SetRNGStateFromSeed(4))
+				outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, x *Node) []*Node {
+					g := x.Graph()
+					first := NewDense(ctx.In("first"), x, hidden)
+					if tc.zeroW {
+						first = first.Initializer(initializers.Zero)
+					}
+					h := first.Done()
+					if tc.deadReLU {
+						h = AddScalar(h, -1e3)
+					}
+					y := Dense(ctx.In("second"), MaxScalar(h, 0), out, true)
+					loss := ReduceAllSum(Mul(y, ConstTensor(g, tensors.FromFlatDataAndDimensions(r, n, out))))
+					_, _ = Gradients(ctx, loss)
+					var nodes []*Node
+					for _, a := range AlignmentGraph(ctx, g) {
+						nodes = append(nodes, a.WeightAngle, a.DeltaAngle, a.DeltaUndefined)
+					}
+					return nodes
+				}, x)
+				require.Len(t, outs, 6)
+				for l := range 2 {
+					weight, delta := flat64(t, outs[3*l])[0], flat64(t, outs[3*l+1])[0]
+					undefined := int(tensors.MustCopyFlatData[int32](outs[3*l+2])[0])
+					require.Equal(t, tc.undefined[l], undefined, "layer %d: examples left out of the delta angle", l)
+					if undefined == n {
+						require.True(t, math.IsNaN(delta), "layer %d: delta angle %v, want undefined (NaN)", l, delta)
+					} else {
+						require.False(t, math.IsNaN(delta), "layer %d: delta angle undefined", l)
+						if ruleName == "bp" {
+							require.InDelta(t, 0, delta, 1e-3, "layer %d", l)
+						} else {
+							require.Greater(t, delta, 1.0, "layer %d: a random B sends another signal", l)
+						}
+					}
+					if tc.zeroW && l == 0 {
+						require.True(t, math.IsNaN(weight), "zero W: weight angle %v, want undefined (NaN)", weight)
+					} else {
+						require.False(t, math.IsNaN(weight), "layer %d: weight angle undefined", l)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -532,3 +532,91 @@ func requireRelClose(t *testing.T, want, got []float64, tol float64, what string
 	require.Greater(t, norm, 0.0, "%s: all zeros", what)
 	require.LessOrEqual(t, math.Sqrt(diff/norm), tol, "%s: relative difference", what)
 }
+
+// TestPairedInitialisation: under one seed every rule starts from the same network: the same weights, biases and
+// batch-norm state, hence the same step-0 logits and loss; the rules that store B draw the same B, apart from W.
+func TestPairedInitialisation(t *testing.T) {
+	backend := testBackend(t)
+	const classes = 5
+	for _, tc := range []struct {
+		model string
+		in    []int
+	}{
+		{"mlp", []int{4, 28, 28, 1}},
+		{"cnn", []int{4, 28, 28, 1}},
+		{"resnet20", []int{4, 8, 8, 3}},
+	} {
+		t.Run(tc.model, func(t *testing.T) {
+			rng := rand.New(rand.NewSource(3))
+			x := randomF32(rng, tc.in...)
+			labelData := make([]int32, tc.in[0])
+			for i := range labelData {
+				labelData[i] = int32(rng.Intn(classes))
+			}
+			labels := tensors.FromFlatDataAndDimensions(labelData, tc.in[0], 1)
+			type start struct {
+				logits []float64
+				loss   float64
+				vars   map[string][]float64 // every variable but B and the random state
+				fb     map[string][]float64 // B, by layer, for the rules that store it
+			}
+			starts := map[string]start{}
+			for _, rule := range feedback.RuleNames() {
+				ctx := context.New()
+				ctx.SetParam(feedback.ParamRule, rule)
+				ctx.SetParam(ParamResNetWidth, 4)
+				require.NoError(t, ctx.SetRNGStateFromSeed(11))
+				fn, err := New(tc.model, classes)
+				require.NoError(t, err)
+				outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, x, labels *Node) []*Node {
+					ctx.SetTraining(x.Graph(), true)
+					logits := fn(ctx, x)
+					loss := losses.SparseCategoricalCrossEntropyLogits([]*Node{labels}, []*Node{logits})
+					return []*Node{ConvertDType(logits, dtypes.Float64), ConvertDType(loss, dtypes.Float64)}
+				}, x, labels)
+				s := start{logits: flat64(t, outs[0]), loss: flat64(t, outs[1])[0],
+					vars: map[string][]float64{}, fb: map[string][]float64{}}
+				for v := range ctx.IterVariables() {
+					switch {
+					case v.Name() == context.RNGStateVariableName:
+					case v.Name() == feedback.FeedbackName:
+						s.fb[v.Scope()] = anyFlat64(t, v.MustValue())
+					default:
+						s.vars[v.ScopeAndName()] = anyFlat64(t, v.MustValue())
+					}
+				}
+				starts[rule] = s
+			}
+			ref := starts["bp"]
+			require.NotEmpty(t, ref.vars)
+			for _, rule := range feedback.RuleNames() {
+				s := starts[rule]
+				require.Equal(t, ref.logits, s.logits, "%s: step-0 logits differ from bp's", rule)
+				require.Equal(t, ref.loss, s.loss, "%s: step-0 loss differs from bp's", rule)
+				for name, want := range ref.vars { // A rule may add state of its own (ss's scale), not change bp's.
+					require.Contains(t, s.vars, name, rule)
+					require.Equal(t, want, s.vars[name], "%s: initial %s differs from bp's", rule, name)
+				}
+				fa := starts["fa"]
+				if len(s.fb) == 0 {
+					continue
+				}
+				require.Equal(t, len(fa.fb), len(s.fb), rule)
+				for scope, b := range s.fb {
+					require.Equal(t, fa.fb[scope], b, "%s: B of %s differs from fa's", rule, scope)
+					w := ref.vars[scope+context.ScopeSeparator+feedback.WeightsName]
+					require.NotEqual(t, w, b, "%s: B of %s equals W", rule, scope)
+				}
+			}
+		})
+	}
+}
+
+// anyFlat64 copies a float32 or float64 tensor's values as float64s.
+func anyFlat64(t testing.TB, x *tensors.Tensor) []float64 {
+	t.Helper()
+	if x.DType() == dtypes.Float32 {
+		return toF64(tensors.MustCopyFlatData[float32](x))
+	}
+	return tensors.MustCopyFlatData[float64](x)
+}

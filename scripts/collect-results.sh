@@ -1,13 +1,31 @@
 #!/usr/bin/env bash
-# Copies each comparison's results.md and PNG plots from runs/results/<name>/ into docs/results/<name>/
-# (the runs' checkpoints stay out of the repository).
+# Copies each comparison of runs/results/<name>/ ($OUT) into docs/results/<name>/: its results.md and PNG plots,
+# and per rule the run's config.json, metrics.jsonl and wall_time.json (not the checkpoints), with
+# provenance.json: the commit the runs were made from ($COMMIT, default HEAD) and the date of the newest log.
+# Then `go test ./report -run TestResultsPage -update` refreshes the tables of docs/results.md from those logs.
+# NAMES limits it to some comparisons (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=${OUT:-runs/results}
+commit=${COMMIT:-$(git rev-parse HEAD)}
 for dir in "$src"/*/; do
 	name=$(basename "$dir")
 	[[ -f "$dir/results.md" ]] || continue
-	mkdir -p "docs/results/$name"
-	cp "$dir"/results.md "$dir"/*.png "docs/results/$name/"
+	if [[ -n "${NAMES:-}" && " $NAMES " != *" $name "* ]]; then continue; fi
+	dst="docs/results/$name"
+	rm -rf "$dst"
+	mkdir -p "$dst"
+	cp "$dir"/results.md "$dir"/*.png "$dst/"
+	newest=0
+	for run in "$dir"/*/; do
+		rule=$(basename "$run")
+		[[ -f "$run/config.json" ]] || continue
+		mkdir -p "$dst/$rule"
+		cp "$run/config.json" "$run/metrics.jsonl" "$dst/$rule/"
+		[[ -f "$run/wall_time.json" ]] && cp "$run/wall_time.json" "$dst/$rule/"
+		t=$(stat -c %Y "$run/metrics.jsonl")
+		((t > newest)) && newest=$t
+	done
+	printf '{"commit": "%s", "date": "%s"}\n' "$commit" "$(date -u -d "@$newest" '+%Y-%m-%d %H:%M:%S UTC')" >"$dst/provenance.json"
 done
 ls docs/results

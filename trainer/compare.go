@@ -17,15 +17,15 @@ import (
 	"github.com/nowt-ml/nowt/feedback"
 )
 
-// Comparison holds the runs of one model and dataset under several learning rules, as [Compare] returns it and
-// [WriteComparison] reports it.
+// Comparison holds the runs of one model and dataset under several learning rules, as [Compare] returns it (and
+// package report reports it).
 type Comparison struct {
 	// Results is each rule's run summary, by rule name. A run that was reused rather than trained is summarised
 	// from its records, and its Duration is the wall time stored when it was trained.
 	Results map[string]*Result
 	// Records is each rule's metrics log (metrics.jsonl), by rule name.
 	Records map[string][]Record
-	// Dir is the comparison's folder: one sub-folder per rule, results.md and the plots.
+	// Dir is the comparison's folder: one sub-folder per rule (and the report).
 	Dir string
 	// Rules lists the rules in the order compared ("" = the order of [CompareOrder]).
 	Rules []string
@@ -76,16 +76,15 @@ func OrderRules(rules []string) []string {
 }
 
 // Compare trains base's model on base's dataset under each of rules in turn, with the same seed and schedule,
-// each into its own run folder base.OutDir/<rule> (a normal [Train] run), then writes results.md and the plots
-// into base.OutDir with [WriteComparison]. base.Rule is ignored.
+// each into its own run folder base.OutDir/<rule> (a normal [Train] run), and returns them; package report
+// writes the comparison's tables and plots. base.Rule is ignored.
 //
 // A rule whose folder already holds a finished run (newest checkpoint at the planned last step) is reused, not
 // retrained; an unfinished one is resumed; in both cases its stored configuration must match base (only
 // Backend, Workers, Progress and a larger Epochs may differ). A rule whose loss becomes NaN is reported as
-// diverged and the comparison goes on. Each rule's progress and summary ([WriteSummary]) go to out;
-// commandLine is recorded in results.md. Cancelling goCtx stops the current run with a checkpoint and returns
+// diverged and the comparison goes on. Each rule's progress and summary ([WriteSummary]) go to out. Cancelling goCtx stops the current run with a checkpoint and returns
 // an error; running Compare again continues where it stopped.
-func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer, commandLine string) (*Comparison, error) {
+func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer) (*Comparison, error) {
 	if out == nil {
 		out = io.Discard
 	}
@@ -142,9 +141,6 @@ func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer
 				return c, err
 			}
 		}
-	}
-	if err := WriteComparison(base.OutDir, c, commandLine); err != nil {
-		return c, err
 	}
 	return c, nil
 }
@@ -329,237 +325,43 @@ func valueOr(p *float64, def float64) float64 {
 	return *p
 }
 
-// ShortLayerName shortens a layer's context scope for tables and legends: "/model/block1/conv2" → "block1/conv2".
-func ShortLayerName(scope string) string {
-	s := strings.TrimPrefix(scope, "/")
-	s = strings.TrimPrefix(s, "model/")
-	if s == "" {
-		return scope
+// LoadComparison reads back the comparison in dir from its rules' run folders (every sub-folder holding a
+// config.json): each run's configuration, metrics log and stored wall time, without training anything. The
+// runs may differ in any setting (a learning rate per rule, say); the rules are ordered by [CompareOrder].
+func LoadComparison(dir string) (*Comparison, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading the comparison in %s: %w", dir, err)
 	}
-	return s
-}
-
-// ResultsFileName is the comparison's markdown report, in its folder.
-const ResultsFileName = "results.md"
-
-// WriteComparison writes dir/results.md (a markdown table of each rule's final and best test top-1, final top-5,
-// final weight and delta angles per layer and wall time, with commandLine and the date) and the plots of
-// [WritePlots]. It needs only c.Records (e.g. read back with [ReadRecords]); c.Results adds wall times and
-// c.Status the notes on reused, resumed and diverged runs.
-func WriteComparison(dir string, c *Comparison, commandLine string) error {
-	if c == nil {
-		return fmt.Errorf("writing the comparison: nothing to write (nil comparison)")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("writing the comparison: %w", err)
-	}
-	md := FormatComparison(c, commandLine, time.Now())
-	path := filepath.Join(dir, ResultsFileName)
-	if err := writeFileAtomic(path, []byte(md)); err != nil {
-		return err
-	}
-	_ = os.Chmod(path, 0o644) // writeFileAtomic's temporary file is private.
-	return WritePlots(dir, c)
-}
-
-// comparisonRules returns c's rules in order: c.Rules, else those with records or results by [CompareOrder].
-func comparisonRules(c *Comparison) []string {
-	if len(c.Rules) > 0 {
-		return c.Rules
-	}
-	set := map[string]bool{}
-	for r := range c.Records {
-		set[r] = true
-	}
-	for r := range c.Results {
-		set[r] = true
-	}
-	rules := make([]string, 0, len(set))
-	for r := range set {
-		rules = append(rules, r)
-	}
-	return OrderRules(rules)
-}
-
-// layerNames returns the layers' scopes over all rules, in order of first appearance.
-func layerNames(rules []string, summaries map[string]runSummary) []string {
-	var names []string
-	seen := map[string]bool{}
-	for _, rule := range rules {
-		for _, l := range summaries[rule].layers {
-			if !seen[l.Layer] {
-				seen[l.Layer] = true
-				names = append(names, l.Layer)
-			}
+	c := &Comparison{Results: map[string]*Result{}, Records: map[string][]Record{}, Dir: dir, Status: map[string]string{}}
+	var rules []string
+	for _, e := range entries {
+		sub := filepath.Join(dir, e.Name())
+		if !e.IsDir() {
+			continue
 		}
-	}
-	return names
-}
-
-// FormatComparison returns the markdown of results.md for c, dated now.
-func FormatComparison(c *Comparison, commandLine string, now time.Time) string {
-	rules := comparisonRules(c)
-	summaries := map[string]runSummary{}
-	for _, rule := range rules {
-		s := summarize(c.Records[rule])
-		if len(c.Records[rule]) == 0 {
-			if res := c.Results[rule]; res != nil {
-				s = runSummary{steps: res.Steps, epochs: res.Epochs, best: res.BestTestTop1, layers: res.Layers,
-					final: &Record{TestTop1: &res.TestTop1, TestTop5: &res.TestTop5}}
-			}
+		if _, err := os.Stat(filepath.Join(sub, configFileName)); err != nil {
+			continue
 		}
-		summaries[rule] = s
-	}
-	layers := layerNames(rules, summaries)
-	angle := func(rule, layer string) (LayerAlignment, bool) {
-		for _, l := range summaries[rule].layers {
-			if l.Layer == layer {
-				return l, true
-			}
+		cfg, err := ReadConfig(sub)
+		if err != nil {
+			return nil, err
 		}
-		return LayerAlignment{}, false
-	}
-
-	var b strings.Builder
-	title := "Comparison of learning rules"
-	if cfg := comparisonConfig(c, rules); cfg != nil {
-		title = fmt.Sprintf("%s on %s: learning rules compared", cfg.Model, cfg.Dataset)
-	}
-	fmt.Fprintf(&b, "# %s\n\n", title)
-	if cfg := comparisonConfig(c, rules); cfg != nil {
-		length := fmt.Sprintf("%d epochs", cfg.Epochs)
-		if cfg.Steps > 0 {
-			length = fmt.Sprintf("%d steps", cfg.Steps)
+		records, err := ReadRecords(filepath.Join(sub, metricsFileName))
+		if err != nil {
+			return nil, err
 		}
-		fmt.Fprintf(&b, "%s, batch %d, learning rate %g (%s), momentum %g, weight decay %g, %s loss, seed %d.\n\n",
-			length, cfg.BatchSize, cfg.LearningRate, cfg.Schedule, cfg.Momentum, cfg.WeightDecay, cfg.Loss, cfg.Seed)
-	}
-
-	inline := len(layers) <= 4
-	header := []string{"rule", "steps", "epochs", "final top-1 (%)", "best top-1 (%)", "final top-5 (%)"}
-	if inline {
-		for _, l := range layers {
-			header = append(header, ShortLayerName(l)+" ∠W / ∠δ (°)")
+		rule := e.Name()
+		res := resultFromRecords(cfg, records, nil)
+		if wt, ok := readWallTime(sub); ok {
+			res.Duration = wt
 		}
+		c.Results[rule], c.Records[rule] = res, records
+		rules = append(rules, rule)
 	}
-	header = append(header, "wall time")
-	writeRow(&b, header)
-	align := make([]string, len(header))
-	for i := range align {
-		align[i] = "---:"
+	if len(rules) == 0 {
+		return nil, fmt.Errorf("%s holds no runs (no sub-folder with a %s): is it the -out of nowt compare?", dir, configFileName)
 	}
-	align[0] = ":---"
-	writeRow(&b, align)
-	for _, rule := range rules {
-		s := summaries[rule]
-		row := []string{rule, fmt.Sprint(s.steps), fmt.Sprintf("%.2f", s.epochs)}
-		if s.final != nil {
-			row = append(row, percent(s.final.TestTop1), percent(&s.best), percent(s.final.TestTop5))
-		} else {
-			row = append(row, "–", "–", "–")
-		}
-		if inline {
-			for _, l := range layers {
-				if a, ok := angle(rule, l); ok {
-					row = append(row, degrees(a.WeightAngle)+" / "+degrees(a.DeltaAngle))
-				} else {
-					row = append(row, "–")
-				}
-			}
-		}
-		wall := "–"
-		if res := c.Results[rule]; res != nil && res.Duration > 0 {
-			wall = formatDuration(res.Duration)
-		}
-		row = append(row, wall)
-		writeRow(&b, row)
-	}
-	if !inline {
-		for _, part := range []struct {
-			title string
-			value func(LayerAlignment) float64
-		}{
-			{"Final weight angle ∠(B, Wᵀ) per layer (°)", func(l LayerAlignment) float64 { return l.WeightAngle }},
-			{"Final delta angle ∠(Bδ, Wᵀδ) per layer (°)", func(l LayerAlignment) float64 { return l.DeltaAngle }},
-		} {
-			fmt.Fprintf(&b, "\n### %s\n\n", part.title)
-			writeRow(&b, append([]string{"layer"}, rules...))
-			align := []string{":---"}
-			for range rules {
-				align = append(align, "---:")
-			}
-			writeRow(&b, align)
-			for _, l := range layers {
-				row := []string{ShortLayerName(l)}
-				for _, rule := range rules {
-					if a, ok := angle(rule, l); ok {
-						row = append(row, degrees(part.value(a)))
-					} else {
-						row = append(row, "–")
-					}
-				}
-				writeRow(&b, row)
-			}
-		}
-	}
-
-	b.WriteString("\n")
-	if inline && len(layers) > 0 {
-		b.WriteString("∠W is the angle between B and Wᵀ, ∠δ between Bδ and Wᵀδ (averaged over a test batch), at the last record.\n")
-	}
-	for _, rule := range rules {
-		switch c.Status[rule] {
-		case StatusReused:
-			fmt.Fprintf(&b, "- %s: reused the finished run in %s/ (not retrained).\n", rule, rule)
-		case StatusResumed:
-			fmt.Fprintf(&b, "- %s: resumed an unfinished run; the wall time adds up its invocations.\n", rule)
-		case StatusDiverged:
-			fmt.Fprintf(&b, "- %s: diverged (the loss became NaN after step %d, its last record); the numbers are those of its last records.\n",
-				rule, summaries[rule].steps)
-		}
-	}
-	b.WriteString("\nEach rule's run (config.json, metrics.jsonl, checkpoints) is in its own folder beside this file.\n")
-	if commandLine != "" {
-		fmt.Fprintf(&b, "\nCommand:\n\n```\n%s\n```\n", commandLine)
-	}
-	fmt.Fprintf(&b, "\nDate: %s\n", now.Format("2006-01-02 15:04:05 MST"))
-	return b.String()
-}
-
-// comparisonConfig returns the configuration of the first rule that has a result, or nil.
-func comparisonConfig(c *Comparison, rules []string) *Config {
-	for _, rule := range rules {
-		if res := c.Results[rule]; res != nil && res.Config.Model != "" {
-			return &res.Config
-		}
-	}
-	return nil
-}
-
-func writeRow(b *strings.Builder, cells []string) {
-	b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
-}
-
-func percent(p *float64) string {
-	if p == nil || math.IsNaN(*p) {
-		return "–"
-	}
-	return fmt.Sprintf("%.2f", 100**p)
-}
-
-func degrees(v float64) string {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return "–"
-	}
-	return fmt.Sprintf("%.1f", v)
-}
-
-func formatDuration(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%.1f s", d.Seconds())
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	}
-	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	c.Rules = OrderRules(rules)
+	return c, nil
 }

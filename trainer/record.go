@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 )
 
@@ -23,22 +24,52 @@ type Record struct {
 	// LearningRate of the last step; ImagesPerSecond of training since the previous record.
 	LearningRate    float64 `json:"learning_rate"`
 	ImagesPerSecond float64 `json:"images_per_second"`
+	// WarmupMirrorSteps is set on the records of the weight mirror's warm-up, before training (Step 0): the
+	// warm-up mirror steps done when the alignment was measured.
+	WarmupMirrorSteps *int `json:"warmup_mirror_steps,omitempty"`
 	// Layers holds each feedback layer's alignment, measured on a fixed test batch.
 	Layers []LayerAlignment `json:"layers"`
 	// SkippedImages is the number of unreadable images skipped so far in this invocation (see Config.Strict).
 	SkippedImages int `json:"skipped_images,omitempty"`
 }
 
-// LayerAlignment is one layer's alignment between its feedback B and its weights W.
+// LayerAlignment is one layer's alignment between its feedback B and its weights W. An angle that was not
+// measured, or is undefined (a zero vector on one side: a dead layer, an example no error reaches), is absent
+// (nil), never a number that could be read as a measurement.
 type LayerAlignment struct {
 	// Layer is the layer's context scope.
 	Layer string `json:"layer"`
-	// WeightAngle is the angle (degrees) between B and Wᵀ; DeltaAngle between Bδ and Wᵀδ, averaged over a batch
-	// (−1 where no gradient reached the layer, so it could not be measured).
-	WeightAngle float64 `json:"weight_angle"`
-	DeltaAngle  float64 `json:"delta_angle"`
+	// WeightAngle is the angle (degrees) between B and Wᵀ; nil if B or W is zero.
+	WeightAngle *float64 `json:"weight_angle,omitempty"`
+	// DeltaAngle is the angle (degrees) between Bδ and Wᵀδ, averaged over the DeltaExamples examples of the
+	// alignment batch where it is defined; nil if it is defined for none, or was not measured (no gradient
+	// reached the layer).
+	DeltaAngle *float64 `json:"delta_angle,omitempty"`
+	// DeltaExamples and DeltaUndefined count the examples of the alignment batch whose delta angle is defined
+	// (averaged) and undefined (Bδ or Wᵀδ is zero: left out); both are 0 if the delta angle was not measured.
+	DeltaExamples  int `json:"delta_examples,omitempty"`
+	DeltaUndefined int `json:"delta_undefined,omitempty"`
 	// NormRatio is ‖B‖/‖W‖.
 	NormRatio float64 `json:"norm_ratio"`
+}
+
+// WeightDegrees returns WeightAngle, or NaN where it is undefined.
+func (l LayerAlignment) WeightDegrees() float64 { return valueOr(l.WeightAngle, math.NaN()) }
+
+// DeltaDegrees returns DeltaAngle, or NaN where it is undefined or was not measured ([LayerAlignment.DeltaStatus]
+// says which).
+func (l LayerAlignment) DeltaDegrees() float64 { return valueOr(l.DeltaAngle, math.NaN()) }
+
+// DeltaStatus says what a nil DeltaAngle means: "undefined" (Bδ or Wᵀδ was zero for every example),
+// "not measured", or "" when it holds a value.
+func (l LayerAlignment) DeltaStatus() string {
+	switch {
+	case l.DeltaAngle != nil:
+		return ""
+	case l.DeltaUndefined > 0:
+		return "undefined"
+	}
+	return "not measured"
 }
 
 // metricsFileName is the run's metrics log, in its output folder.
@@ -62,6 +93,7 @@ func ReadRecords(path string) ([]Record, error) {
 		if err := json.Unmarshal(scanner.Bytes(), &r); err != nil {
 			return records, fmt.Errorf("%s line %d: %w", path, line, err)
 		}
+		legacyAngles(&r)
 		records = append(records, r)
 	}
 	if err := scanner.Err(); err != nil {
@@ -122,3 +154,13 @@ func (w *recordWriter) write(r Record) error {
 }
 
 func (w *recordWriter) close() error { return w.f.Close() }
+
+// legacyAngles reads the −1 that logs written before undefined angles were recorded as such stored for "not
+// measured" as absent.
+func legacyAngles(r *Record) {
+	for i := range r.Layers {
+		if l := &r.Layers[i]; l.DeltaAngle != nil && *l.DeltaAngle < 0 {
+			l.DeltaAngle = nil
+		}
+	}
+}

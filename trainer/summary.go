@@ -35,7 +35,18 @@ func WriteSummary(w io.Writer, res *Result) error {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "layer\tweight angle (°)\tdelta angle (°)\t‖B‖/‖W‖\t")
 		for _, l := range res.Layers {
-			fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.3f\t\n", l.Layer, l.WeightAngle, l.DeltaAngle, l.NormRatio)
+			weight := "undefined"
+			if l.WeightAngle != nil {
+				weight = fmt.Sprintf("%.2f", *l.WeightAngle)
+			}
+			delta := l.DeltaStatus()
+			if l.DeltaAngle != nil {
+				delta = fmt.Sprintf("%.2f", *l.DeltaAngle)
+				if l.DeltaUndefined > 0 {
+					delta += fmt.Sprintf(" (%d examples undefined)", l.DeltaUndefined)
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f\t\n", l.Layer, weight, delta, l.NormRatio)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

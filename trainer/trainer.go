@@ -92,6 +92,7 @@ type run struct {
 	alignExec     *context.Exec
 	mirrorExec    *context.Exec
 	alignBatch    []*tensors.Tensor // images, labels
+	alignOutputs  []string          // names of alignExec's outputs (alignOutputName)
 	numLayers     int
 	notices       io.Writer
 	checkpoint    string // the checkpoint loaded, if any
@@ -210,7 +211,7 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 		&SGD{Momentum: cfg.Momentum, Nesterov: cfg.Nesterov, WeightDecay: cfg.WeightDecay},
 		[]metrics.Interface{metrics.NewBaseMetric("Batch Accuracy", "acc", metrics.AccuracyMetricType,
 			metrics.SparseCategoricalAccuracyGraph, nil)},
-		[]metrics.Interface{metrics.NewSparseCategoricalAccuracy("Top-1 Accuracy", "top1"), newTop5Accuracy()})
+		[]metrics.Interface{metrics.NewSparseCategoricalAccuracy("Top-1 Accuracy", evalTop1), newTop5Accuracy()})
 
 	// A fixed batch of test images for the alignment metrics.
 	_, images, labels, err := r.testDS.Yield()
@@ -225,16 +226,22 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 		logits := modelFn(ctx.In("model"), images)
 		_, _ = feedback.Gradients(ctx, loss([]*Node{labels}, []*Node{logits}))
 		var outs []*Node
-		for _, a := range feedback.AlignmentGraph(ctx, g) {
-			delta := a.DeltaAngle
-			if delta == nil {
-				delta = Scalar(g, a.WeightAngle.DType(), -1) // Not measured (no gradient reached the layer).
+		var names []string
+		add := func(scope, metric string, n *Node) {
+			if n != nil {
+				outs, names = append(outs, n), append(names, alignOutputName(scope, metric))
 			}
-			outs = append(outs, a.WeightAngle, delta, a.NormRatio)
+		}
+		for _, a := range feedback.AlignmentGraph(ctx, g) {
+			add(a.Scope, alignWeightAngle, a.WeightAngle)
+			add(a.Scope, alignNormRatio, a.NormRatio)
+			add(a.Scope, alignDeltaAngle, a.DeltaAngle) // Absent where no gradient reached the layer.
+			add(a.Scope, alignDeltaUndefined, a.DeltaUndefined)
 		}
 		if len(outs) == 0 {
 			outs = append(outs, Scalar(g, dtypes.Float32, 0))
 		}
+		r.alignOutputs = names
 		return outs
 	})
 	if err != nil {
@@ -296,20 +303,53 @@ func normalizeParam(v any) any {
 	return v
 }
 
-// align runs the alignment graph on the fixed batch.
+// Names of the alignment graph's outputs, per layer (see alignOutputName).
+const (
+	alignWeightAngle    = "weight_angle"
+	alignNormRatio      = "norm_ratio"
+	alignDeltaAngle     = "delta_angle"
+	alignDeltaUndefined = "delta_undefined"
+)
+
+// alignOutputName names one alignment output of the layer in scope.
+func alignOutputName(scope, metric string) string { return scope + "#" + metric }
+
+// align runs the alignment graph on the fixed batch and reads its outputs by name. An angle that is NaN (a
+// zero vector on one side) is undefined and stays nil in the record.
 func (r *run) align() ([]LayerAlignment, error) {
 	outs, err := r.alignExec.Exec(r.alignBatch[0], r.alignBatch[1])
 	if err != nil {
 		return nil, fmt.Errorf("computing alignment: %w", err)
 	}
-	layers := feedback.Layers(r.ctx)
-	if len(outs) != 3*len(layers) {
-		return nil, nil // No feedback layers.
+	if len(outs) != len(r.alignOutputs) {
+		return nil, nil // No feedback layers: the graph returns a placeholder.
 	}
+	byName := make(map[string]float64, len(outs))
+	for i, name := range r.alignOutputs {
+		byName[name] = scalar(outs[i])
+	}
+	defined := func(scope, metric string) *float64 {
+		v, found := byName[alignOutputName(scope, metric)]
+		if !found || math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil
+		}
+		return &v
+	}
+	batch := r.alignBatch[1].Shape().Dim(0)
+	layers := feedback.Layers(r.ctx)
 	result := make([]LayerAlignment, len(layers))
 	for i, layer := range layers {
-		result[i] = LayerAlignment{Layer: layer.Scope, WeightAngle: scalar(outs[3*i]),
-			DeltaAngle: scalar(outs[3*i+1]), NormRatio: scalar(outs[3*i+2])}
+		scope := layer.Scope
+		a := LayerAlignment{Layer: scope, WeightAngle: defined(scope, alignWeightAngle),
+			NormRatio: byName[alignOutputName(scope, alignNormRatio)]}
+		if undefined, measured := byName[alignOutputName(scope, alignDeltaUndefined)]; measured {
+			a.DeltaUndefined = int(undefined)
+			a.DeltaExamples = batch - a.DeltaUndefined
+			if a.DeltaExamples > 0 {
+				a.DeltaAngle = defined(scope, alignDeltaAngle)
+			}
+		}
+		result[i] = a
 	}
 	return result, nil
 }
@@ -328,20 +368,36 @@ func scalar(t *tensors.Tensor) float64 {
 	panic(fmt.Sprintf("unexpected metric %s", t.Shape()))
 }
 
-// evaluate runs the test set: top-1, top-5 and mean loss.
+// evaluate runs the test set: top-1, top-5 and mean loss (without regularisation), read by metric name.
 func (r *run) evaluate() (top1, top5, loss float64, err error) {
 	outs, err := r.trainer.Eval(r.testDS)
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("evaluating: %w", err)
 	}
-	// Eval returns GoMLX's loss metrics first, then ours: top-1 and top-5 are the last two.
-	n := len(outs)
-	return scalar(outs[n-2]), scalar(outs[n-1]), scalar(outs[0]), nil
+	byName := map[string]float64{}
+	for i, m := range r.trainer.EvalMetrics() {
+		if i < len(outs) {
+			byName[m.ShortName()] = scalar(outs[i])
+		}
+	}
+	for _, name := range []string{evalTop1, evalTop5, evalLoss} {
+		if _, found := byName[name]; !found {
+			return 0, 0, 0, fmt.Errorf("evaluating: no %q among the evaluation's %d outputs", name, len(outs))
+		}
+	}
+	return byName[evalTop1], byName[evalTop5], byName[evalLoss], nil
 }
+
+// Short names of the evaluation metrics: ours, and GoMLX's mean loss without regularisation.
+const (
+	evalTop1 = "top1"
+	evalTop5 = "top5"
+	evalLoss = "#loss"
+)
 
 // newTop5Accuracy is the fraction of examples whose label is among the 5 largest logits (ties count against).
 func newTop5Accuracy() metrics.Interface {
-	return metrics.NewMeanMetric("Top-5 Accuracy", "top5", metrics.AccuracyMetricType,
+	return metrics.NewMeanMetric("Top-5 Accuracy", evalTop5, metrics.AccuracyMetricType,
 		func(_ *context.Context, labels, predictions []*Node) *Node {
 			logits := predictions[0]
 			onehot := OneHot(Reshape(labels[0], -1), logits.Shape().Dim(-1), logits.DType())
@@ -560,15 +616,7 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 				warmup = r.stepsPerEpoch
 			}
 			fmt.Fprintf(r.notices, "Weight mirror: %d warm-up mirror steps before training.\n", warmup)
-			for done := 0; done < warmup; done += 10 {
-				if goCtx.Err() != nil {
-					return nil, &InterruptedError{}
-				}
-				if err := r.mirror(min(10, warmup-done)); err != nil {
-					return nil, err
-				}
-			}
-			if initial, err = r.align(); err != nil { // B moved: measure again.
+			if initial, err = r.mirrorWarmup(goCtx, warmup, initial, log); err != nil {
 				return nil, err
 			}
 		}
@@ -784,6 +832,42 @@ func (r *run) mirror(n int) error {
 		}
 	}
 	return nil
+}
+
+// warmupRecords is how many alignment records the weight mirror's warm-up writes (besides the one before it).
+const warmupRecords = 10
+
+// mirrorWarmup runs the weight mirror's n warm-up steps, recording the alignment (at step 0, with
+// WarmupMirrorSteps set) before them and after every n/warmupRecords of them, so that the plots show B
+// aligning; it returns the alignment after the warm-up.
+func (r *run) mirrorWarmup(goCtx gocontext.Context, n int, before []LayerAlignment, log *recordWriter) ([]LayerAlignment, error) {
+	write := func(done int, layers []LayerAlignment) error {
+		return log.write(Record{Step: 0, WarmupMirrorSteps: &done, LearningRate: r.schedule.At(0), Layers: layers})
+	}
+	if err := write(0, before); err != nil {
+		return nil, err
+	}
+	layers := before
+	for done := 0; done < n; {
+		chunk := min(n-done, max(1, (n+warmupRecords-1)/warmupRecords))
+		for step := 0; step < chunk; step += 10 { // Ctrl-C is heard every 10 mirror steps.
+			if goCtx.Err() != nil {
+				return nil, &InterruptedError{}
+			}
+			if err := r.mirror(min(10, chunk-step)); err != nil {
+				return nil, err
+			}
+		}
+		done += chunk
+		var err error
+		if layers, err = r.align(); err != nil {
+			return nil, err
+		}
+		if err := write(done, layers); err != nil {
+			return nil, err
+		}
+	}
+	return layers, nil
 }
 
 // epochLooper turns the end of an epoch into the start of the next, for train.Loop.RunSteps. An epoch ends

@@ -5,9 +5,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/nowt-ml/nowt/feedback"
+	"github.com/nowt-ml/nowt/report"
 	"github.com/nowt-ml/nowt/trainer"
 )
 
@@ -15,10 +17,10 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("compare", "[flags]",
 		"Trains one model on one dataset under each of -rules in turn, with the same seed, schedule and\n"+
 			"hyperparameters, each as a normal run in -out/<rule>/ (config.json, metrics.jsonl, checkpoints). Then writes\n"+
-			"into -out: results.md (final and best test top-1, top-5, final weight and delta angle per layer, wall time,\n"+
-			"and this command line), accuracy.png, loss.png, and angles-<rule>.png and delta-angles-<rule>.png per rule\n"+
-			"other than bp. Running the same command again reuses the finished runs and resumes an interrupted one\n"+
-			"(Ctrl-C writes a checkpoint and stops); a -out/<rule>/ holding a run with other settings is an error.\n\n"+
+			"into -out: results.md (final and best test top-1, top-5, test loss, final weight and delta angle per layer,\n"+
+			"wall time, and this command line), test-error.png, test-loss.png, final-angles.png, and angles-<rule>.png\n"+
+			"and delta-angles-<rule>.png per rule other than bp. Running the same command again reuses the finished runs\n"+
+			"and resumes an interrupted one\n"+"(Ctrl-C writes a checkpoint and stops); a -out/<rule>/ holding a run with other settings is an error.\n\n"+
 			"Example: nowt compare -model mlp -dataset mnist -epochs 3 -rules bp,fa,kp -out runs/compare-mlp",
 		stderr)
 	defaults := trainer.DefaultConfig()
@@ -56,11 +58,14 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 	}
 	goCtx, stop := interruptible(stderr)
 	defer stop()
-	c, err := trainer.Compare(goCtx, cfg, ruleList, stdout, commandLine(args))
+	c, err := trainer.Compare(goCtx, cfg, ruleList, stdout)
 	if err != nil {
 		return rf.explain(fs, err)
 	}
-	path := filepath.Join(c.Dir, trainer.ResultsFileName)
+	if err := report.Write(c.Dir, c, commandLine(args)); err != nil {
+		return err
+	}
+	path := filepath.Join(c.Dir, report.ResultsFileName)
 	md, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("reading back the results: %w", err)
@@ -68,6 +73,45 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "\n%s\nResults: %s\n", md, path)
 	return nil
 }
+
+func runReport(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("report", "-out DIR",
+		"Writes the report of the comparison in -out (the -out of nowt compare) again from its runs' logs alone,\n"+
+			"without training: results.md and the plots, for every <out>/<rule>/ holding a run. The runs may differ in\n"+
+			"their settings (e.g. one learning rate per rule, each trained by its own nowt compare into -out).\n\n"+
+			"Example: nowt report -out runs/mnist-authors",
+		stderr)
+	dir := fs.String("out", "", "the comparison's folder")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return fmt.Errorf("give the comparison's folder with -out (the -out of nowt compare)")
+	}
+	c, err := trainer.LoadComparison(*dir)
+	if err != nil {
+		return err
+	}
+	command := "nowt report -out " + *dir
+	if previous, err := os.ReadFile(filepath.Join(c.Dir, report.ResultsFileName)); err == nil {
+		if m := commandBlock.FindSubmatch(previous); m != nil {
+			command = string(m[1]) // The command that trained the runs, as the last report recorded it.
+		}
+	}
+	if err := report.Write(c.Dir, c, command); err != nil {
+		return err
+	}
+	path := filepath.Join(c.Dir, report.ResultsFileName)
+	md, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading back the results: %w", err)
+	}
+	fmt.Fprintf(stdout, "%s\nResults: %s\n", md, path)
+	return nil
+}
+
+// commandBlock finds the command recorded in a results.md.
+var commandBlock = regexp.MustCompile("(?m)^Command:\n\n```\n(.+)\n```")
 
 // commandLine quotes the command as the user could type it again.
 func commandLine(args []string) string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,6 +47,35 @@ func TestCompareTiny(t *testing.T) {
 	require.Contains(t, text, "| fa | 2 |")
 	require.Contains(t, text, "nowt compare -rules bp,fa -dataset synthetic")
 	require.True(t, strings.HasSuffix(strings.TrimSpace(text), filepath.Join(out, "results.md")), text)
+}
+
+// TestReport: nowt report writes the comparison again from its logs alone, also when its rules ran with different
+// settings (here one learning rate each), and names what it needs when the folder holds no runs.
+func TestReport(t *testing.T) {
+	t.Setenv("GOMLX_BACKEND", "")
+	out := filepath.Join(t.TempDir(), "cmp")
+	tiny := []string{"-dataset", "synthetic", "-data", "examples=64,size=8,channels=1,classes=4", "-hidden", "16",
+		"-activation", "relu", "-steps", "2", "-batch", "16", "-out", out}
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, runCompare(append([]string{"-rules", "bp", "-lr", "0.1"}, tiny...), &stdout, &stderr), stderr.String())
+	require.NoError(t, runCompare(append([]string{"-rules", "kp", "-lr", "0.05"}, tiny...), &stdout, &stderr), stderr.String())
+	stdout.Reset()
+	require.NoError(t, runReport([]string{"-out", out}, &stdout, &stderr), stderr.String())
+	text := stdout.String()
+	require.Contains(t, text, "nowt compare -rules kp -lr 0.05", "the command that trained the runs is kept")
+	require.NoError(t, os.Remove(filepath.Join(out, "results.md")))
+	stdout.Reset()
+	require.NoError(t, runReport([]string{"-out", out}, &stdout, &stderr), stderr.String())
+	text = stdout.String()
+	require.Contains(t, text, "nowt report -out "+out)
+	require.Contains(t, text, "| bp | 2 |")
+	require.Contains(t, text, "| kp | 2 |")
+	require.FileExists(t, filepath.Join(out, "results.md"))
+	require.FileExists(t, filepath.Join(out, "angles-kp.png"))
+
+	err := runReport([]string{"-out", t.TempDir()}, &stdout, &stderr)
+	require.ErrorContains(t, err, "holds no runs")
+	require.ErrorContains(t, runReport(nil, &stdout, &stderr), "-out")
 }
 
 func TestCommandLineQuoting(t *testing.T) {

@@ -5,6 +5,7 @@
 //	nowt train   [flags]   train (or -resume) a model under a rule
 //	nowt eval    -out DIR  evaluate a run's newest (or a chosen) checkpoint
 //	nowt compare [flags]   train several rules on one model and write a table and plots
+//	nowt report  -out DIR  write a comparison's table and plots again from its logs
 //	nowt bench   [flags]   measure training throughput (images/s) per model and rule
 //	nowt check   [flags]   read every image of a dataset and list the unreadable ones
 //	nowt rules             list the learning rules
@@ -44,6 +45,7 @@ func commands() []command {
 		{"train", "train (or -resume) a model under a learning rule", runTrain},
 		{"eval", "evaluate the newest checkpoint of a run", runEval},
 		{"compare", "train several rules on one model; write a markdown table and PNG plots", runCompare},
+		{"report", "write a comparison's table and plots again from its runs' logs", runReport},
 		{"bench", "measure training throughput (images/s) per model and rule", runBench},
 		{"check", "read every image of a dataset and list the unreadable ones", runCheck},
 		{"rules", "list the learning rules", runRules},

@@ -1,0 +1,325 @@
+// Package report writes the report of a comparison of learning rules ([trainer.Compare]) or of any set of runs'
+// metrics logs: a markdown table (results.md) and PNG plots. It reads only the runs' records, so that a
+// comparison can be reported again from its logs alone, and so that training does not import plotting.
+package report
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nowt-ml/nowt/trainer"
+)
+
+// ResultsFileName is the comparison's markdown report, in its folder.
+const ResultsFileName = "results.md"
+
+// ShortLayerName shortens a layer's context scope for tables and legends: "/model/block1/conv2" → "block1/conv2".
+func ShortLayerName(scope string) string {
+	s := strings.TrimPrefix(scope, "/")
+	s = strings.TrimPrefix(s, "model/")
+	if s == "" {
+		return scope
+	}
+	return s
+}
+
+// Write writes dir/results.md (a markdown table of each rule's final and best test top-1, final top-5 and test
+// loss, final weight and delta angles per layer and wall time, with commandLine and the date) and the plots of
+// [WritePlots]. It needs only c.Records (e.g. read back with [trainer.ReadRecords]); c.Results adds wall times
+// and configurations, c.Status the notes on reused, resumed and diverged runs.
+func Write(dir string, c *trainer.Comparison, commandLine string) error {
+	if c == nil {
+		return fmt.Errorf("writing the comparison: nothing to write (nil comparison)")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("writing the comparison: %w", err)
+	}
+	md := Format(c, commandLine, time.Now())
+	path := filepath.Join(dir, ResultsFileName)
+	if err := os.WriteFile(path, []byte(md), 0o644); err != nil {
+		return fmt.Errorf("writing the comparison: %w", err)
+	}
+	return WritePlots(dir, c)
+}
+
+// rulesOf returns c's rules in order: c.Rules, else those with records or results by [trainer.CompareOrder].
+func rulesOf(c *trainer.Comparison) []string {
+	if len(c.Rules) > 0 {
+		return c.Rules
+	}
+	set := map[string]bool{}
+	for r := range c.Records {
+		set[r] = true
+	}
+	for r := range c.Results {
+		set[r] = true
+	}
+	rules := make([]string, 0, len(set))
+	for r := range set {
+		rules = append(rules, r)
+	}
+	return trainer.OrderRules(rules)
+}
+
+// Summary is what the report says of one run's records.
+type Summary struct {
+	// Steps and Epochs of the last record.
+	Steps  int
+	Epochs float64
+	// Final is the last record with test metrics (nil if none); Best the best test top-1 (NaN if none).
+	Final *trainer.Record
+	Best  float64
+	// Evaluations counts the records with test metrics.
+	Evaluations int
+	// Layers is the alignment of the last record that has one.
+	Layers []trainer.LayerAlignment
+}
+
+// Summarize summarises a run's records.
+func Summarize(records []trainer.Record) Summary {
+	s := Summary{Best: math.NaN()}
+	for i := range records {
+		r := &records[i]
+		if r.Step >= s.Steps {
+			s.Steps, s.Epochs = r.Step, r.Epoch
+		}
+		if r.TestTop1 != nil {
+			s.Final = r
+			s.Evaluations++
+			if math.IsNaN(s.Best) || *r.TestTop1 > s.Best {
+				s.Best = *r.TestTop1
+			}
+		}
+		if len(r.Layers) > 0 {
+			s.Layers = r.Layers
+		}
+	}
+	return s
+}
+
+// Layer returns the alignment of the layer with the given scope in s, if any.
+func (s Summary) Layer(scope string) (trainer.LayerAlignment, bool) {
+	for _, l := range s.Layers {
+		if l.Layer == scope {
+			return l, true
+		}
+	}
+	return trainer.LayerAlignment{}, false
+}
+
+// layerNames returns the layers' scopes over all rules, in order of first appearance.
+func layerNames(rules []string, summaries map[string]Summary) []string {
+	var names []string
+	seen := map[string]bool{}
+	for _, rule := range rules {
+		for _, l := range summaries[rule].Layers {
+			if !seen[l.Layer] {
+				seen[l.Layer] = true
+				names = append(names, l.Layer)
+			}
+		}
+	}
+	return names
+}
+
+// Angle formats an angle of a record: "undef." where it is undefined (a zero vector), "–" where it was not
+// measured.
+func Angle(v *float64, status string) string {
+	if v != nil && !math.IsNaN(*v) && !math.IsInf(*v, 0) {
+		return fmt.Sprintf("%.1f", *v)
+	}
+	if status == "undefined" {
+		return "undef."
+	}
+	return "–"
+}
+
+// weightAngle and deltaAngle format a layer's angles.
+func weightAngle(l trainer.LayerAlignment) string {
+	status := ""
+	if l.WeightAngle == nil {
+		status = "undefined" // W and B always exist: a missing weight angle had a zero vector.
+	}
+	return Angle(l.WeightAngle, status)
+}
+
+func deltaAngle(l trainer.LayerAlignment) string { return Angle(l.DeltaAngle, l.DeltaStatus()) }
+
+// Format returns the markdown of results.md for c, dated now.
+func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
+	rules := rulesOf(c)
+	summaries := map[string]Summary{}
+	for _, rule := range rules {
+		s := Summarize(c.Records[rule])
+		if len(c.Records[rule]) == 0 {
+			if res := c.Results[rule]; res != nil {
+				s = Summary{Steps: res.Steps, Epochs: res.Epochs, Best: res.BestTestTop1, Layers: res.Layers,
+					Final: &trainer.Record{TestTop1: &res.TestTop1, TestTop5: &res.TestTop5, TestLoss: &res.TestLoss}}
+			}
+		}
+		summaries[rule] = s
+	}
+	layers := layerNames(rules, summaries)
+
+	var b strings.Builder
+	title := "Comparison of learning rules"
+	cfg := comparisonConfig(c, rules)
+	if cfg != nil {
+		title = fmt.Sprintf("%s on %s: learning rules compared", cfg.Model, cfg.Dataset)
+	}
+	fmt.Fprintf(&b, "# %s\n\n", title)
+	if cfg != nil {
+		length := fmt.Sprintf("%d epochs", cfg.Epochs)
+		if cfg.Steps > 0 {
+			length = fmt.Sprintf("%d steps", cfg.Steps)
+		}
+		fmt.Fprintf(&b, "%s, batch %d, learning rate %g (%s), momentum %g, weight decay %g, %s loss, seed %d.\n\n",
+			length, cfg.BatchSize, cfg.LearningRate, cfg.Schedule, cfg.Momentum, cfg.WeightDecay, cfg.Loss, cfg.Seed)
+	}
+
+	inline := len(layers) <= 4
+	header := []string{"rule", "steps", "epochs", "final top-1 (%)", "best top-1 (%)", "final top-5 (%)", "test loss"}
+	if inline {
+		for _, l := range layers {
+			header = append(header, ShortLayerName(l)+" ∠W / ∠δ (°)")
+		}
+	}
+	header = append(header, "wall time")
+	writeRow(&b, header)
+	align := make([]string, len(header))
+	for i := range align {
+		align[i] = "---:"
+	}
+	align[0] = ":---"
+	writeRow(&b, align)
+	undefined := false
+	for _, rule := range rules {
+		s := summaries[rule]
+		row := []string{rule, fmt.Sprint(s.Steps), fmt.Sprintf("%.2f", s.Epochs)}
+		if s.Final != nil {
+			row = append(row, percent(s.Final.TestTop1), percent(&s.Best), percent(s.Final.TestTop5), number(s.Final.TestLoss))
+		} else {
+			row = append(row, "–", "–", "–", "–")
+		}
+		for _, l := range s.Layers {
+			undefined = undefined || l.WeightAngle == nil || l.DeltaStatus() == "undefined"
+		}
+		if inline {
+			for _, l := range layers {
+				if a, ok := s.Layer(l); ok {
+					row = append(row, weightAngle(a)+" / "+deltaAngle(a))
+				} else {
+					row = append(row, "–")
+				}
+			}
+		}
+		wall := "–"
+		if res := c.Results[rule]; res != nil && res.Duration > 0 {
+			wall = formatDuration(res.Duration)
+		}
+		row = append(row, wall)
+		writeRow(&b, row)
+	}
+	if !inline {
+		for _, part := range []struct {
+			title string
+			value func(trainer.LayerAlignment) string
+		}{
+			{"Final weight angle ∠(B, Wᵀ) per layer (°)", weightAngle},
+			{"Final delta angle ∠(Bδ, Wᵀδ) per layer (°)", deltaAngle},
+		} {
+			fmt.Fprintf(&b, "\n### %s\n\n", part.title)
+			writeRow(&b, append([]string{"layer"}, rules...))
+			align := []string{":---"}
+			for range rules {
+				align = append(align, "---:")
+			}
+			writeRow(&b, align)
+			for _, l := range layers {
+				row := []string{ShortLayerName(l)}
+				for _, rule := range rules {
+					if a, ok := summaries[rule].Layer(l); ok {
+						row = append(row, part.value(a))
+					} else {
+						row = append(row, "–")
+					}
+				}
+				writeRow(&b, row)
+			}
+		}
+	}
+
+	b.WriteString("\n")
+	if len(layers) > 0 {
+		b.WriteString("∠W is the angle between B and Wᵀ, ∠δ between Bδ and Wᵀδ (averaged over the examples of a fixed test " +
+			"batch), at the last record.")
+		if undefined {
+			b.WriteString(" \"undef.\": undefined, a zero vector on one side (a zero W or B; for ∠δ, no error " +
+				"reaching the layer). Examples whose ∠δ is undefined (δ = 0: a saturated output, dead units above) are " +
+				"left out of its mean and counted in metrics.jsonl (`delta_undefined`).")
+		}
+		b.WriteString("\n")
+	}
+	for _, rule := range rules {
+		if n := summaries[rule].Evaluations; n > 0 && n < 10 {
+			fmt.Fprintf(&b, "- %s: only %d test evaluations (set -eval-every for a curve).\n", rule, n)
+		}
+		switch c.Status[rule] {
+		case trainer.StatusReused:
+			fmt.Fprintf(&b, "- %s: reused the finished run in %s/ (not retrained).\n", rule, rule)
+		case trainer.StatusResumed:
+			fmt.Fprintf(&b, "- %s: resumed an unfinished run; the wall time adds up its invocations.\n", rule)
+		case trainer.StatusDiverged:
+			fmt.Fprintf(&b, "- %s: diverged (the loss became NaN after step %d, its last record); the numbers are those of its last records.\n",
+				rule, summaries[rule].Steps)
+		}
+	}
+	b.WriteString("\nEach rule's run (config.json, metrics.jsonl, checkpoints) is in its own folder beside this file.\n")
+	if commandLine != "" {
+		fmt.Fprintf(&b, "\nCommand:\n\n```\n%s\n```\n", commandLine)
+	}
+	fmt.Fprintf(&b, "\nDate: %s\n", now.Format("2006-01-02 15:04:05 MST"))
+	return b.String()
+}
+
+// comparisonConfig returns the configuration of the first rule that has a result, or nil.
+func comparisonConfig(c *trainer.Comparison, rules []string) *trainer.Config {
+	for _, rule := range rules {
+		if res := c.Results[rule]; res != nil && res.Config.Model != "" {
+			return &res.Config
+		}
+	}
+	return nil
+}
+
+func writeRow(b *strings.Builder, cells []string) {
+	b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+}
+
+func percent(p *float64) string {
+	if p == nil || math.IsNaN(*p) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", 100**p)
+}
+
+func number(p *float64) string {
+	if p == nil || math.IsNaN(*p) || math.IsInf(*p, 0) {
+		return "–"
+	}
+	return fmt.Sprintf("%.4g", *p)
+}
+
+func formatDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}

@@ -1,0 +1,149 @@
+package report
+
+import (
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nowt-ml/nowt/trainer"
+	"github.com/stretchr/testify/require"
+	"gonum.org/v1/plot/plotter"
+)
+
+func ptr(v float64) *float64 { return &v }
+
+// syntheticRecords makes a plausible metrics log: accuracy rising, angles falling to finalAngle.
+func syntheticRecords(layers []string, finalTop1, finalAngle float64) []trainer.Record {
+	var records []trainer.Record
+	for step := 0; step <= 40; step += 10 {
+		r := trainer.Record{Step: step, Epoch: float64(step) / 20, Loss: 2.3 - 0.04*float64(step), LearningRate: 0.05}
+		if step > 0 && step%20 == 0 {
+			top1 := finalTop1 * float64(step) / 40
+			r.TestTop1, r.TestTop5, r.TestLoss = ptr(top1), ptr(math.Min(1, top1+0.2)), ptr(1.0)
+		}
+		for i, l := range layers {
+			w := 90 - (90-finalAngle-float64(i))*float64(step)/40
+			r.Layers = append(r.Layers, trainer.LayerAlignment{Layer: l, WeightAngle: ptr(w), DeltaAngle: ptr(w / 2), DeltaExamples: 8, NormRatio: 1})
+		}
+		records = append(records, r)
+	}
+	return records
+}
+
+func syntheticComparison(layers []string) *trainer.Comparison {
+	c := &trainer.Comparison{Records: map[string][]trainer.Record{}, Results: map[string]*trainer.Result{}}
+	for rule, v := range map[string][2]float64{"bp": {0.91, 0}, "fa": {0.83, 60}, "kp": {0.9, 5}} {
+		c.Records[rule] = syntheticRecords(layers, v[0], v[1])
+		c.Results[rule] = &trainer.Result{Config: trainer.Config{Model: "mlp", Dataset: "mnist", Rule: rule, Epochs: 2, BatchSize: 32,
+			LearningRate: 0.05, Schedule: "cosine", Loss: "softmax", Seed: 1}, Duration: 83 * time.Second}
+	}
+	return c
+}
+
+func requirePNG(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer func() { _ = f.Close() }()
+	img, err := png.Decode(f)
+	require.NoError(t, err, path)
+	require.Positive(t, img.Bounds().Dx(), path)
+	require.Positive(t, img.Bounds().Dy(), path)
+}
+
+func TestWriteComparison(t *testing.T) {
+	dir := t.TempDir()
+	c := syntheticComparison([]string{"/model/fc0", "/model/fc1", "/model/output"})
+	require.NoError(t, Write(dir, c, "nowt compare -rules bp,fa,kp -out "+dir))
+	md, err := os.ReadFile(filepath.Join(dir, ResultsFileName))
+	require.NoError(t, err)
+	text := string(md)
+	t.Log("\n" + text)
+	for _, want := range []string{
+		"# mlp on mnist", "nowt compare -rules bp,fa,kp", "Date: ",
+		"| bp | 40 | 2.00 | 91.00 | 91.00 | 100.00 | 1 |", "| fa | 40 | 2.00 | 83.00 | 83.00 | 100.00 | 1 |",
+		"| kp | 40 | 2.00 | 90.00 | 90.00 | 100.00 | 1 |",
+		"fc0 ∠W / ∠δ (°)", "output ∠W / ∠δ (°)",
+		"60.0 / 30.0", "61.0 / 30.5", "5.0 / 2.5", "1m23s",
+	} {
+		require.Contains(t, text, want)
+	}
+	// Rows in the conventional order.
+	require.Less(t, strings.Index(text, "| bp |"), strings.Index(text, "| fa |"))
+	require.Less(t, strings.Index(text, "| fa |"), strings.Index(text, "| kp |"))
+	for _, name := range []string{"test-error.png", "test-loss.png", "final-angles.png", "angles-fa.png", "angles-kp.png",
+		"delta-angles-fa.png", "delta-angles-kp.png"} {
+		requirePNG(t, filepath.Join(dir, name))
+	}
+	_, err = os.Stat(filepath.Join(dir, "angles-bp.png"))
+	require.True(t, os.IsNotExist(err), "no angle plot for bp")
+}
+
+// TestFormatComparisonManyLayers: beyond 4 layers the angles go to two tables, layers as rows.
+func TestFormatComparisonManyLayers(t *testing.T) {
+	layers := []string{"/model/conv0", "/model/block1/conv1", "/model/block1/conv2", "/model/block2/conv1",
+		"/model/block2/conv2", "/model/fc"}
+	text := Format(syntheticComparison(layers), "", time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	require.Contains(t, text, "| layer | bp | fa | kp |")
+	require.Contains(t, text, "| block2/conv1 | 3.0 | 63.0 | 8.0 |")
+	require.Contains(t, text, "| block2/conv1 | 1.5 | 31.5 | 4.0 |")
+	require.NotContains(t, text, "∠W / ∠δ")
+	require.Contains(t, text, "Date: 2025-01-02 03:04:05 UTC")
+	// The plots cope with many layers too (a heat map).
+	many := append(append([]string(nil), layers...), "/model/block3/conv1", "/model/block3/conv2", "/model/block4/conv1")
+	require.Greater(t, len(many), heatMapLayers)
+	require.NotNil(t, AnglePlot("kp", syntheticRecords(many, 0.9, 5), false))
+	require.NoError(t, SavePNG(AnglePlot("kp", syntheticRecords(many, 0.9, 5), true), filepath.Join(t.TempDir(), "heat.png")))
+}
+
+// TestUndefinedAngles: an undefined angle (nil in the record) reads "undef." in the table, never a number, a
+// delta angle that was not measured reads "–", and the plots are still drawn.
+func TestUndefinedAngles(t *testing.T) {
+	layers := []string{"/model/fc0", "/model/output"}
+	c := syntheticComparison(layers)
+	records := c.Records["fa"]
+	last := &records[len(records)-1]
+	last.Layers[0] = trainer.LayerAlignment{Layer: "/model/fc0", NormRatio: 1, DeltaUndefined: 8}
+	last.Layers[1].DeltaAngle, last.Layers[1].DeltaExamples = nil, 0
+	text := Format(c, "", time.Now())
+	require.Contains(t, text, "| fa | 40 | 2.00 | 83.00 | 83.00 | 100.00 | 1 | undef. / undef. | 61.0 / – |")
+	require.Contains(t, text, `"undef.": undefined`)
+	dir := t.TempDir()
+	require.NoError(t, WritePlots(dir, c))
+	for _, name := range []string{"final-angles.png", "angles-fa.png", "delta-angles-fa.png"} {
+		requirePNG(t, filepath.Join(dir, name))
+	}
+	// The angle plot keeps the undefined point (as a mark), not a 0° or a gap only.
+	_, series, _ := angleSeries(records, false)
+	xys := series["/model/fc0"]
+	require.True(t, math.IsNaN(xys[len(xys)-1].Y), "undefined angle plotted as %v", xys[len(xys)-1].Y)
+}
+
+// TestAnglePlotWarmup: the weight mirror's warm-up records go before step 0, in mirror steps, and the step-0
+// record that repeats the warm-up's end is not drawn twice.
+func TestAnglePlotWarmup(t *testing.T) {
+	var records []trainer.Record
+	for _, done := range []int{0, 50, 100} {
+		d := done
+		records = append(records, trainer.Record{WarmupMirrorSteps: &d,
+			Layers: []trainer.LayerAlignment{{Layer: "/model/out", WeightAngle: ptr(90 - 0.8*float64(done))}}})
+	}
+	records = append(records, trainer.Record{Step: 0, Layers: []trainer.LayerAlignment{{Layer: "/model/out", WeightAngle: ptr(10)}}},
+		trainer.Record{Step: 10, Layers: []trainer.LayerAlignment{{Layer: "/model/out", WeightAngle: ptr(12)}}})
+	_, series, warmup := angleSeries(records, false)
+	require.True(t, warmup)
+	require.Equal(t, []float64{-100, -50, 0, 10}, xsOf(series["/model/out"]))
+	require.NotNil(t, AnglePlot("wm", records, false))
+}
+
+func xsOf(xys plotter.XYs) []float64 {
+	xs := make([]float64, len(xys))
+	for i, xy := range xys {
+		xs[i] = xy.X
+	}
+	return xs
+}

@@ -1,0 +1,175 @@
+package report
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/nowt-ml/nowt/trainer"
+)
+
+// RulesTable is the compact table of a comparison that docs/results.md shows: per rule, the engine it ran on,
+// its length, final and best test top-1, final test loss, each layer's final ∠W / ∠δ (with more than 4 layers,
+// their mean and range over the layers instead), and wall time. Everything comes from the runs' logs.
+func RulesTable(c *trainer.Comparison) string {
+	rules := rulesOf(c)
+	summaries := map[string]Summary{}
+	for _, rule := range rules {
+		summaries[rule] = Summarize(c.Records[rule])
+	}
+	layers := layerNames(rules, summaries)
+	inline := len(layers) <= 4
+	header := []string{"rule", "engine", "epochs", "test top-1 (%)", "best top-1 (%)", "test loss"}
+	if inline {
+		for _, l := range layers {
+			header = append(header, ShortLayerName(l)+" ∠W / ∠δ (°)")
+		}
+	} else {
+		header = append(header, fmt.Sprintf("∠W mean (min–max) over %d layers (°)", len(layers)),
+			"∠δ mean (min–max) (°)")
+	}
+	header = append(header, "wall time")
+	var b strings.Builder
+	writeRow(&b, header)
+	align := make([]string, len(header))
+	for i := range align {
+		align[i] = "---:"
+	}
+	align[0], align[1] = ":---", ":---"
+	writeRow(&b, align)
+	for _, rule := range rules {
+		s := summaries[rule]
+		engine := "–"
+		if res := c.Results[rule]; res != nil && res.Config.Backend != "" {
+			engine = res.Config.Backend
+		}
+		row := []string{rule, engine, fmt.Sprintf("%.2f", s.Epochs)}
+		if s.Final != nil {
+			row = append(row, percent(s.Final.TestTop1), percent(&s.Best), number(s.Final.TestLoss))
+		} else {
+			row = append(row, "–", "–", "–")
+		}
+		if inline {
+			for _, l := range layers {
+				if a, ok := s.Layer(l); ok {
+					row = append(row, weightAngle(a)+" / "+deltaAngle(a))
+				} else {
+					row = append(row, "–")
+				}
+			}
+		} else {
+			row = append(row, angleRange(s.Layers, false), angleRange(s.Layers, true))
+		}
+		wall := "–"
+		if res := c.Results[rule]; res != nil && res.Duration > 0 {
+			wall = formatDuration(res.Duration)
+		}
+		writeRow(&b, append(row, wall))
+	}
+	return b.String()
+}
+
+// angleRange formats the mean and range of the layers' weight (or delta) angles, and how many are undefined.
+func angleRange(layers []trainer.LayerAlignment, delta bool) string {
+	var values []float64
+	undefined := 0
+	for _, l := range layers {
+		v := l.WeightAngle
+		if delta {
+			v = l.DeltaAngle
+		}
+		if v == nil {
+			undefined++
+			continue
+		}
+		values = append(values, *v)
+	}
+	if len(values) == 0 {
+		if undefined > 0 {
+			return "undef."
+		}
+		return "–"
+	}
+	lo, hi, sum := math.Inf(1), math.Inf(-1), 0.0
+	for _, v := range values {
+		lo, hi, sum = math.Min(lo, v), math.Max(hi, v), sum+v
+	}
+	s := fmt.Sprintf("%.1f (%.1f–%.1f)", sum/float64(len(values)), lo, hi)
+	if undefined > 0 {
+		s += fmt.Sprintf(", %d undef.", undefined)
+	}
+	return s
+}
+
+// SeedsTable compares the final test top-1 of each rule over comparisons that differ only in their seed: one
+// column per comparison (headed by its seed), then the mean and the sample standard deviation.
+func SeedsTable(cs []*trainer.Comparison) string {
+	var rules []string
+	seen := map[string]bool{}
+	for _, c := range cs {
+		for _, r := range rulesOf(c) {
+			if !seen[r] {
+				seen[r] = true
+				rules = append(rules, r)
+			}
+		}
+	}
+	rules = trainer.OrderRules(rules)
+	header := []string{"rule"}
+	for _, c := range cs {
+		seed := "?"
+		if cfg := comparisonConfig(c, rulesOf(c)); cfg != nil {
+			seed = fmt.Sprint(cfg.Seed)
+		}
+		header = append(header, "seed "+seed)
+	}
+	header = append(header, "mean", "sd")
+	var b strings.Builder
+	writeRow(&b, header)
+	align := make([]string, len(header))
+	for i := range align {
+		align[i] = "---:"
+	}
+	align[0] = ":---"
+	writeRow(&b, align)
+	for _, rule := range rules {
+		row := []string{rule}
+		var values []float64
+		for _, c := range cs {
+			s := Summarize(c.Records[rule])
+			if s.Final == nil {
+				row = append(row, "–")
+				continue
+			}
+			values = append(values, 100**s.Final.TestTop1)
+			row = append(row, percent(s.Final.TestTop1))
+		}
+		mean, sd := meanSD(values)
+		writeRow(&b, append(row, formatOrDash(mean, "%.2f"), formatOrDash(sd, "%.2f")))
+	}
+	return b.String()
+}
+
+func meanSD(values []float64) (mean, sd float64) {
+	if len(values) == 0 {
+		return math.NaN(), math.NaN()
+	}
+	for _, v := range values {
+		mean += v
+	}
+	mean /= float64(len(values))
+	if len(values) < 2 {
+		return mean, math.NaN()
+	}
+	for _, v := range values {
+		sd += (v - mean) * (v - mean)
+	}
+	return mean, math.Sqrt(sd / float64(len(values)-1))
+}
+
+func formatOrDash(v float64, format string) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "–"
+	}
+	return fmt.Sprintf(format, v)
+}
