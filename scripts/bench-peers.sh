@@ -34,9 +34,13 @@ PYTORCH=""
 for py in /usr/bin/python3 "$PYJAX"; do
 	if [ -x "$py" ] && "$py" -c 'import torch' 2>/dev/null; then PYTORCH=$py; break; fi
 done
+# Debian's torch runs on the reference BLAS unless an optimised one is installed (100× slower matmuls).
+if [ "$PYTORCH" = /usr/bin/python3 ] && ! ldconfig -p | grep -q libopenblas && [ "$(id -u)" = 0 ]; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas0-pthread >>"$LOG" 2>&1 || say "OpenBLAS could not be installed: PyTorch runs on the reference BLAS"
+fi
 if [ -z "$PYTORCH" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-	say "installing Debian's python3-torch"
-	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch) >>"$LOG" 2>&1 &&
+	say "installing Debian's python3-torch (with OpenBLAS: its default BLAS is the slow reference one)"
+	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas0-pthread) >>"$LOG" 2>&1 &&
 		/usr/bin/python3 -c 'import torch' 2>/dev/null && PYTORCH=/usr/bin/python3
 fi
 [ -n "$PYTORCH" ] || say "PyTorch not available: its rows will say so"
@@ -59,10 +63,11 @@ nowt_rows() { # system name flags batch steps rules backend
 		echo "$system,$name,$rule,$b,$first,$step,$ips,$mirror"
 	done >>"$ROWS"
 }
-peer_row() { # python script system-label name batch steps
+peer_row() { # python script name batch steps [extra arguments]
 	local py=$1 script=$2 name=$3 batch=$4 steps=$5
+	shift 5
 	if [ -z "$py" ]; then return; fi
-	"$py" "$script" --model "$name" --batch "$batch" --steps "$steps" 2>>"$LOG" | tail -1 | sed 's/$/,0/' >>"$ROWS" ||
+	"$py" "$script" --model "$name" --batch "$batch" --steps "$steps" "$@" 2>>"$LOG" | tail -1 | sed 's/$/,0/' >>"$ROWS" ||
 		say "$script $name $batch failed (see $LOG)"
 }
 
@@ -73,7 +78,8 @@ for c in "${CONFIGS[@]}"; do
 	nowt_rows "nowt-xla:cpu" "$name" "$flags" "$batch" "$steps" "bp,fa,ss,wm,kp" "xla:cpu"
 	nowt_rows "nowt-go" "$name" "$flags" "$batch" "${gospec#*:}" "${gospec%%:*}" "go"
 	peer_row "$PYJAX" scripts/peers/bench_jax.py "$peer" "$batch" "$steps"
-	peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps"
+	peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps" --threads 1
+	[ "$(nproc)" -gt 1 ] && peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps" --threads "$(nproc)"
 done
 say "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 scripts/peers/perf_table.py "$ROWS" "$LOG" >"$OUTMD" && say "wrote $OUTMD"

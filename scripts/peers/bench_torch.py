@@ -5,6 +5,7 @@ The models follow scripts/peers/models_spec.md (PyTorch's own NCHW layout). One 
 torch.optim.SGD (momentum 0.9, weight decay 1e-4 on weights only); inputs are a fixed batch in memory.
 """
 import argparse
+import os
 import statistics
 import time
 
@@ -103,8 +104,11 @@ MODELS = {
 }
 
 
-def bench(model_name, batch, steps):
+def bench(model_name, batch, steps, threads):
     make, in_shape, classes = MODELS[model_name]
+    # Debian's build starts with one thread; on a loaded machine OpenMP's spinning threads can be far slower than
+    # one, so scripts/bench-peers.sh runs both 1 and every core.
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = make()
     decay = [p for n, p in model.named_parameters() if p.dim() > 1]
@@ -139,9 +143,10 @@ def main():
     ap.add_argument("--model", required=True, choices=sorted(MODELS))
     ap.add_argument("--batch", type=int, required=True)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     a = ap.parse_args()
-    first, med = bench(a.model, a.batch, a.steps)
-    print(f"torch-{torch.__version__},{a.model},bp,{a.batch},{first:.4f},{med:.5f},{a.batch / med:.1f}", flush=True)
+    first, med = bench(a.model, a.batch, a.steps, a.threads)
+    print(f"torch-{torch.__version__}-{torch.get_num_threads()}threads,{a.model},bp,{a.batch},{first:.4f},{med:.5f},{a.batch / med:.1f}", flush=True)
 
 
 if __name__ == "__main__":
