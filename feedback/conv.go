@@ -65,15 +65,14 @@ func (b *Conv2DBuilder) Done() *Node {
 		panic(fmt.Sprintf("feedback.Conv2D(%s): input %s is smaller than the %dx%d kernel", b.ctx.Scope(), x.Shape(), b.kernelH, b.kernelW))
 	}
 	kernelShape := shapes.Make(x.DType(), b.kernelH, b.kernelW, geom.inC, b.outChannels)
-	rule, wVar := newLayerWeights(b.ctx, KindConv, kernelShape, b.init)
-	w := wVar.ValueGraph(x.Graph())
+	rule, lg := newLayerWeights(b.ctx, KindConv, kernelShape, b.init, x.Graph())
 	var op linearOp
 	if useNativeConv(b.ctx, x.Graph()) {
 		op = nativeConvOp{geom}
 	} else {
 		op = newPatchConvOp(geom, b.outChannels)
 	}
-	y := withFeedback(b.ctx, rule, x, w, op)
+	y := withFeedback(rule, lg, x, op)
 	if b.useBias {
 		y = Add(y, ExpandLeftToRank(biasVariable(b.ctx, x.DType(), b.outChannels).ValueGraph(x.Graph()), 4))
 	}
@@ -133,6 +132,16 @@ var channelsLastAxes = backends.ConvolveAxesConfig{
 // correlation of x with δ. GoMLX's own convolution VJP is never built (its input half needs the Reverse op,
 // which the pure-Go backend lacks), so the same graph runs, and is tested, on every backend.
 type nativeConvOp struct{ geom convGeometry }
+
+// inputRows builds x's patch matrix (only learning rules that evaluate primitives on the layer's input use it).
+func (op nativeConvOp) inputRows(x *Node) *Node {
+	g := op.geom
+	return patchMatrix(x, g.kh, g.kw, g.stride, g.padTop, g.padBottom, g.padLeft, g.padRight)
+}
+
+func (op nativeConvOp) withOutChannels(int) linearOp { return op }
+
+func (op nativeConvOp) outputShape(c int) []int { return []int{op.geom.n, op.geom.outH, op.geom.outW, c} }
 
 func (op nativeConvOp) conv(x, kernel *Node) *Node {
 	return ConvGeneral(x, kernel, channelsLastAxes, []int{op.geom.stride, op.geom.stride}, op.geom.paddings(), nil, nil, 1, 1)
@@ -208,6 +217,22 @@ type patchConvOp struct {
 
 func newPatchConvOp(geom convGeometry, outChannels int) *patchConvOp {
 	return &patchConvOp{geom: geom, outChannels: outChannels}
+}
+
+// inputRows reuses the forward's patch matrix where it was built for x.
+func (op *patchConvOp) inputRows(x *Node) *Node {
+	if op.forwardPatches != nil {
+		return op.forwardPatches
+	}
+	return op.patches(x)
+}
+
+func (op *patchConvOp) withOutChannels(c int) linearOp {
+	return &patchConvOp{geom: op.geom, outChannels: c, forwardPatches: op.forwardPatches}
+}
+
+func (op *patchConvOp) outputShape(c int) []int {
+	return []int{op.geom.n, op.geom.outH, op.geom.outW, c}
 }
 
 var patchTables sync.Map // convGeometry → *tensors.Tensor

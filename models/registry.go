@@ -90,7 +90,12 @@ func New(name string, classes int) (Fn, error) {
 	if classes < 1 {
 		return nil, fmt.Errorf("model %q: classes must be ≥ 1, got %d", name, classes)
 	}
-	return e.build(classes), nil
+	build := e.build(classes)
+	return func(ctx *context.Context, images *Node) *Node {
+		// Rules that project the output error (dfa) read the classes and the error published on the logits.
+		ctx.SetParam(feedback.ParamOutputDim, classes)
+		return feedback.OutputError(build(ctx, images))
+	}, nil
 }
 
 // CheckParams validates the model hyperparameters set in ctx (at its scope), so that a caller can report a bad

@@ -179,9 +179,13 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 		for _, a := range feedback.AlignmentGraph(ctx, g) {
 			delta := a.DeltaAngle
 			if delta == nil {
-				delta = Scalar(g, a.WeightAngle.DType(), -1) // Not measured (no gradient reached the layer).
+				delta = Scalar(g, a.NormRatio.DType(), -1) // Not measured (no gradient reached the layer).
 			}
-			outs = append(outs, a.WeightAngle, delta, a.NormRatio)
+			weight := a.WeightAngle
+			if weight == nil {
+				weight = Scalar(g, a.NormRatio.DType(), -1) // Not defined (B is not in W's shape: dfa).
+			}
+			outs = append(outs, weight, delta, a.NormRatio)
 		}
 		if len(outs) == 0 {
 			outs = append(outs, Scalar(g, dtypes.Float32, 0))
@@ -213,6 +217,9 @@ func newContext(cfg Config) (*context.Context, error) {
 		}
 	}
 	if err := models.CheckParams(ctx); err != nil {
+		return nil, err
+	}
+	if err := feedback.CheckSettings(ctx); err != nil {
 		return nil, err
 	}
 	if err := ctx.SetRNGStateFromSeed(cfg.Seed); err != nil {

@@ -1,0 +1,6 @@
+package feedback
+
+func init() {
+	// ia: the stored B (learned by Gradients; see TestInformationAlignmentGradient).
+	ruleReferences["ia"] = ruleReference{kernel: storedReference}
+}
