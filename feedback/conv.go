@@ -141,7 +141,9 @@ func (op nativeConvOp) inputRows(x *Node) *Node {
 
 func (op nativeConvOp) withOutChannels(int) linearOp { return op }
 
-func (op nativeConvOp) outputShape(c int) []int { return []int{op.geom.n, op.geom.outH, op.geom.outW, c} }
+func (op nativeConvOp) outputShape(c int) []int {
+	return []int{op.geom.n, op.geom.outH, op.geom.outW, c}
+}
 
 func (op nativeConvOp) conv(x, kernel *Node) *Node {
 	return ConvGeneral(x, kernel, channelsLastAxes, []int{op.geom.stride, op.geom.stride}, op.geom.paddings(), nil, nil, 1, 1)

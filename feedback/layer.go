@@ -126,6 +126,7 @@ func newLayerWeights(ctx *context.Context, kind string, shape shapes.Shape, init
 	}
 	return rule, lg
 }
+
 // biasVariable creates (or reuses) the layer's bias, initialised to zero.
 func biasVariable(ctx *context.Context, dtype dtypes.DType, dim int) *context.Variable {
 	return ctx.WithInitializer(initializers.Zero).VariableWithShape(BiasesName, shapes.Make(dtype, dim))
@@ -154,10 +155,10 @@ type capture struct {
 	scope string
 	op    linearOp
 	w     *Node
-	x     *Node         // the layer's input
-	fb    func() *Node  // the kernel the layer sends its signal through
-	sent  func() *Node  // the signal the layer sent down (after the gradient is built)
-	delta *Node         // set when the gradient is built
+	x     *Node        // the layer's input
+	fb    func() *Node // the kernel the layer sends its signal through
+	sent  func() *Node // the signal the layer sent down (after the gradient is built)
+	delta *Node        // set when the gradient is built
 	// output marks the model's output error hook ([OutputError]); delta is then e = ∂L/∂logits.
 	output bool
 }
