@@ -20,6 +20,7 @@ import (
 const (
 	benchDenseBatch, benchDenseIn, benchDenseOut = 128, 1000, 1000
 	benchConvBatch, benchConvSize, benchConvCh   = 32, 16, 64
+	benchClasses                                 = 10
 )
 
 type benchLayer struct {
@@ -65,12 +66,15 @@ func runLayerBench(b *testing.B, layer benchLayer, rule string, backward bool, f
 	backend := testBackend(b)
 	ctx := context.New()
 	ctx.SetParam(ParamRule, rule)
+	ctx.SetParam(ParamOutputDim, benchClasses)
 	exec := context.MustNewExec(backend, ctx, func(ctx *context.Context, x *Node) *Node {
 		y := layer.build(ctx, x)
 		if !backward {
 			return ReduceAllSum(y)
 		}
-		loss := ReduceAllSum(Square(y))
+		// A published output of benchClasses features of y gives rules that project the output error (dfa) an e.
+		out := OutputError(Slice(Reshape(y, y.Shape().Dim(0), -1), AxisRange(), AxisRange(0, benchClasses)))
+		loss := Add(ReduceAllSum(Square(y)), ReduceAllSum(Square(out)))
 		nodes := []*Node{x}
 		for v := range ctx.IterVariables() {
 			if v.Trainable {
