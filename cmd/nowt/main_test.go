@@ -125,7 +125,7 @@ func TestCommandErrors(t *testing.T) {
 		{"unknown command", []string{"fly"}, 2, []string{`unknown command "fly"`}},
 		{"unknown flag", []string{"train", "-epoch", "3"}, 1, []string{"flag provided but not defined: -epoch"}},
 		{"bad value", []string{"train", "-batch", "many"}, 1, []string{`invalid value "many" for flag -batch`}},
-		{"unknown rule", []string{"train", "-rule", "dfa", "-out", t.TempDir()}, 1, []string{`unknown feedback rule "dfa"`, "bp, fa, kp, ss, wm"}},
+		{"unknown rule", []string{"train", "-rule", "dfa2", "-out", t.TempDir()}, 1, []string{`unknown feedback rule "dfa2"`, "bp, brsf, dfa, fa, frsf, ia, kp, ss, usf, wm"}},
 		{"unknown model", []string{"train", "-model", "vgg", "-out", t.TempDir()}, 1, []string{`unknown model "vgg"`, "resnet20"}},
 		{"bad hidden", []string{"train", "-hidden", "10,x", "-out", t.TempDir()}, 1, []string{"mlp_hidden", `"10,x"`}},
 		{"missing dataset", []string{"train", "-dataset", "fashion-mnist", "-data", missing, "-out", t.TempDir()}, 1, []string{missing}},
