@@ -2,13 +2,13 @@ package feedback
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/nowt-ml/nowt/layers"
 )
 
 // Conv2DBuilder configures a feedback-aware 2D convolution, channels-last ([batch, height, width, channels]),
@@ -237,36 +237,16 @@ func (op *patchConvOp) outputShape(c int) []int {
 	return []int{op.geom.n, op.geom.outH, op.geom.outW, c}
 }
 
-var patchTables sync.Map // convGeometry → *tensors.Tensor
+// window is the geometry as the layers package's shared index builder reads it.
+func (g convGeometry) window() layers.Window {
+	return layers.NewWindow(g.n, g.h, g.w, g.kh, g.kw, g.stride, g.padTop, g.padBottom, g.padLeft, g.padRight)
+}
 
 // patchIndexTable returns, for every output position and kernel tap, the row of the flattened input
-// [n·h·w (+1 zero row), cin] that it reads; out-of-image taps read the zero row n·h·w.
+// [n·h·w (+1 zero row), cin] that it reads; out-of-image taps read the zero row n·h·w. It is
+// layers.WindowIndexTable, shared with pooling and subsampling (one builder, one cache).
 func patchIndexTable(geom convGeometry) *tensors.Tensor {
-	if t, ok := patchTables.Load(geom); ok {
-		return t.(*tensors.Tensor)
-	}
-	zeroRow := int32(geom.n * geom.h * geom.w)
-	flat := make([]int32, 0, geom.n*geom.outH*geom.outW*geom.kh*geom.kw)
-	for b := 0; b < geom.n; b++ {
-		for oy := 0; oy < geom.outH; oy++ {
-			for ox := 0; ox < geom.outW; ox++ {
-				for ky := 0; ky < geom.kh; ky++ {
-					iy := oy*geom.stride + ky - geom.padTop
-					for kx := 0; kx < geom.kw; kx++ {
-						ix := ox*geom.stride + kx - geom.padLeft
-						if iy < 0 || iy >= geom.h || ix < 0 || ix >= geom.w {
-							flat = append(flat, zeroRow)
-						} else {
-							flat = append(flat, int32((b*geom.h+iy)*geom.w+ix))
-						}
-					}
-				}
-			}
-		}
-	}
-	t := tensors.FromFlatDataAndDimensions(flat, len(flat), 1)
-	actual, _ := patchTables.LoadOrStore(geom, t)
-	return actual.(*tensors.Tensor)
+	return layers.WindowIndexTable(geom.window())
 }
 
 // padWithZeros pads axis of x with before and after zeros (by concatenation: the pure-Go backend has no Pad).
