@@ -26,6 +26,8 @@ type Setting struct {
 	Min, Max float64
 	// HasRange enables the Min/Max check.
 	HasRange bool
+	// MinExclusive makes Min itself invalid (the value must be greater).
+	MinExclusive bool
 	// Choices lists the valid values of a string setting (nil: any string).
 	Choices []string
 	// Doc is a one-line description, with the meaning of special values.
@@ -55,7 +57,11 @@ func (s Setting) Range() string {
 			}
 			return fmt.Sprint(v)
 		}
-		return "[" + bound(s.Min) + ", " + bound(s.Max) + "]"
+		open := "["
+		if s.MinExclusive {
+			open = "("
+		}
+		return open + bound(s.Min) + ", " + bound(s.Max) + "]"
 	}
 	return ""
 }
@@ -106,7 +112,7 @@ func (s Setting) Validate(value any) error {
 			return fmt.Errorf("feedback: %s=%q is not valid: use one of %s", s.Name, v, strings.Join(s.Choices, ", "))
 		}
 	}
-	if isNumber && s.HasRange && (math.IsNaN(number) || number < s.Min || number > s.Max) {
+	if isNumber && s.HasRange && (math.IsNaN(number) || number < s.Min || number > s.Max || (s.MinExclusive && number == s.Min)) {
 		return fmt.Errorf("feedback: %s=%v is not valid: want a value in %s (%s)", s.Name, value, s.Range(), s.Doc)
 	}
 	return nil

@@ -67,7 +67,7 @@ func (WeightMirror) Description() string {
 func (WeightMirror) Settings() []Setting {
 	return []Setting{
 		{Name: ParamWMNoise, Default: "uniform", Choices: []string{"uniform", "gaussian", "normal"}, Doc: "weight-mirror noise: uniform or gaussian"},
-		{Name: ParamWMNoiseScale, Default: 0.05, HasRange: true, Min: math.SmallestNonzeroFloat64, Max: math.Inf(1), Doc: "weight-mirror noise amplitude (uniform half-width or gaussian σ)"},
+		{Name: ParamWMNoiseScale, Default: 0.05, HasRange: true, Min: 0, MinExclusive: true, Max: math.Inf(1), Doc: "weight-mirror noise amplitude (uniform half-width or gaussian σ)"},
 		{Name: ParamWMLearningRate, Flag: "wm-lr", Default: 0.01, HasRange: true, Min: 0, Max: math.Inf(1), Doc: "weight-mirror learning rate η_B"},
 		{Name: ParamWMDecay, Default: 0.01, HasRange: true, Min: 0, Max: 1, Doc: "weight-mirror decay λ_B per mirror step"},
 		{Name: ParamWMRescale, Default: false, Doc: "weight mirror: rescale B instead of decaying it"},
