@@ -3,6 +3,7 @@ package feedback
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
@@ -62,7 +63,9 @@ var benchLayers = []benchLayer{
 	},
 }
 
-func runLayerBench(b *testing.B, layer benchLayer, rule string, backward bool, flopsPerStep float64) {
+// layerStepExec compiles one step (forward, and with backward the gradients of every trainable variable) of
+// the layer under rule, and returns it with its input.
+func layerStepExec(b *testing.B, layer benchLayer, rule string, backward bool) (*context.Exec, *tensors.Tensor) {
 	backend := testBackend(b)
 	ctx := context.New()
 	ctx.SetParam(ParamRule, rule)
@@ -93,6 +96,11 @@ func runLayerBench(b *testing.B, layer benchLayer, rule string, backward bool, f
 	})
 	x := tensors.FromShape(layer.input)
 	exec.MustExec(x) // compile and initialise
+	return exec, x
+}
+
+func runLayerBench(b *testing.B, layer benchLayer, rule string, backward bool, flopsPerStep float64) {
+	exec, x := layerStepExec(b, layer, rule, backward)
 	b.ResetTimer()
 	for range b.N {
 		exec.MustExec(x)
@@ -107,6 +115,42 @@ func BenchmarkLayer(b *testing.B) {
 		for _, rule := range RuleNames() {
 			b.Run(fmt.Sprintf("%s/fwdbwd/%s", layer.name, rule), func(b *testing.B) {
 				runLayerBench(b, layer, rule, true, 3*layer.flops)
+			})
+		}
+	}
+}
+
+// BenchmarkRuleCost reports each rule's cost per forward+backward step relative to bp's on the same layer
+// ("x-bp"), measured robustly on a shared machine: the rule's step and bp's alternate, b.N times each, and the
+// ratio is of their fastest runs (contention only ever adds time).
+//
+//	go test ./feedback -run '^$' -bench RuleCost -benchtime 30x
+func BenchmarkRuleCost(b *testing.B) {
+	for _, layer := range benchLayers {
+		for _, rule := range RuleNames() {
+			if rule == "bp" {
+				continue
+			}
+			b.Run(fmt.Sprintf("%s/%s", layer.name, rule), func(b *testing.B) {
+				bpExec, x := layerStepExec(b, layer, "bp", true)
+				ruleExec, _ := layerStepExec(b, layer, rule, true)
+				fastest := func(exec *context.Exec, best time.Duration) time.Duration {
+					start := time.Now()
+					exec.MustExec(x)
+					if d := time.Since(start); best == 0 || d < best {
+						return d
+					}
+					return best
+				}
+				var bpBest, ruleBest time.Duration
+				b.ResetTimer()
+				for range b.N {
+					bpBest = fastest(bpExec, bpBest)
+					ruleBest = fastest(ruleExec, ruleBest)
+				}
+				b.ReportMetric(float64(ruleBest)/float64(bpBest), "x-bp")
+				b.ReportMetric(float64(bpBest.Microseconds())/1000, "bp-ms")
+				b.ReportMetric(float64(ruleBest.Microseconds())/1000, "rule-ms")
 			})
 		}
 	}

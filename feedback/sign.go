@@ -3,6 +3,7 @@ package feedback
 import (
 	"math"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -15,7 +16,7 @@ import (
 // scaling_factor: √(2/(fan_in+fan_out)) for its Xavier init, 1/√(3·fan_in) for PyTorch's default), citing
 // Xiao et al. 2018 for why: unscaled ±1 feedback multiplies the signal's norm by about √fan_in per layer,
 // which through a ResNet-20 overflows within a few steps. frSF and brSF take magnitudes |R| from a draw of the
-// layer's own initialiser, so they have that scale already.
+// layer's own initialiser (brSF: uniform, as BioTorch's), so they have that scale already.
 
 // usfScaleName is the variable holding a layer's uSF scale.
 const usfScaleName = "usf_scale"
@@ -57,12 +58,7 @@ func usfScale(l *LayerGraph) *Node {
 	if s := context.GetParamOr(l.Ctx, ParamUSFScale, 0.0); s > 0 {
 		return Scalar(g, l.W.DType(), s)
 	}
-	wShape := l.W.Shape()
-	init := l.Init
-	v := l.Ctx.Checked(false).WithInitializer(func(g *Graph, s shapes.Shape) *Node {
-		return Sqrt(ReduceAllMean(Square(init(g, wShape))))
-	}).VariableWithShape(usfScaleName, shapes.Make(wShape.DType)).SetTrainable(false)
-	return v.ValueGraph(g)
+	return initStd(l, usfScaleName)
 }
 
 // FixedRandomSignFeedback is rule "frsf": B = |R|∘sign(W) with R drawn once like W (stored as the layer's
@@ -83,8 +79,15 @@ func (FixedRandomSignFeedback) Feedback() FeedbackSpec { return FeedbackSpec{Sto
 // Kernel implements Rule.
 func (FixedRandomSignFeedback) Kernel(l *LayerGraph) *Node { return Mul(Abs(l.B), Sign(l.W)) }
 
-// BatchRandomSignFeedback is rule "brsf": B = |R_t|∘sign(W) with R_t drawn afresh from the layer's
-// initialiser (times [ParamInitScale]) at every step (BioTorch's brsf redraws it at every forward pass).
+// brsfScaleName is the variable holding a layer's brSF magnitude scale.
+const brsfScaleName = "brsf_scale"
+
+// BatchRandomSignFeedback is rule "brsf": B = |R_t|∘sign(W) with R_t drawn afresh at every step (BioTorch's
+// brsf redraws it from the layer's initialiser at every forward pass). BioTorch's initialisers are uniform
+// (Xavier's, or PyTorch's Kaiming-uniform default), so |R_t| is uniform on [0, √3·σ): σ is the standard deviation
+// of the layer's own initialiser (measured once, like usf's scale) times [ParamInitScale], the magnitudes' RMS.
+// The uniform numbers come from a counter hash (fastUniform) seeded by the context's RNG at every step: GoMLX's
+// RNG bit generator costs, on XLA's CPU backend, about 20 times a 128×1000×1000 layer's whole step.
 type BatchRandomSignFeedback struct{ RuleBase }
 
 // Name implements Rule.
@@ -95,10 +98,41 @@ func (BatchRandomSignFeedback) Description() string {
 	return "batchwise random-magnitude sign-concordant feedback: B = |R_t|∘sign(W), R_t redrawn each step"
 }
 
+// Prepare implements Rule: it creates the scale variable with the layer's other variables.
+func (BatchRandomSignFeedback) Prepare(l *LayerGraph) { initStd(l, brsfScaleName) }
+
 // Kernel implements Rule.
 func (BatchRandomSignFeedback) Kernel(l *LayerGraph) *Node {
-	r := initFeedback(l.Ctx, l.Init)(l.W.Graph(), l.W.Shape())
-	return Mul(Abs(r), Sign(l.W))
+	scale := MulScalar(initStd(l, brsfScaleName), math.Sqrt(3)*context.GetParamOr(l.Ctx, ParamInitScale, 1.0))
+	return Mul(Mul(fastUniform(l.Ctx, l.W.Graph(), l.W.Shape()), scale), Sign(l.W))
+}
+
+// initStd returns the standard deviation of the layer's initialiser, measured on one draw of it when the
+// layer's variables are created and kept in the non-trainable scalar variable name.
+func initStd(l *LayerGraph, name string) *Node {
+	wShape := l.W.Shape()
+	init := l.Init
+	v := l.Ctx.Checked(false).WithInitializer(func(g *Graph, s shapes.Shape) *Node {
+		return Sqrt(ReduceAllMean(Square(init(g, wShape))))
+	}).VariableWithShape(name, shapes.Make(wShape.DType)).SetTrainable(false)
+	return v.ValueGraph(l.W.Graph())
+}
+
+// fastUniform returns numbers uniform on [0, 1) of the given (float) shape: murmur3's 32-bit finaliser applied
+// to each element's index plus a seed drawn from the context's RNG at every call. Only element-wise integer
+// ops (shifts written as divisions: the pure-Go backend has no logical shift), which every backend fuses.
+func fastUniform(ctx *context.Context, g *Graph, shape shapes.Shape) *Node {
+	seed := ConvertDType(MulScalar(ctx.RandomUniform(g, shapes.Make(dtypes.Float64)), 1<<32), dtypes.Uint32)
+	u32 := func(v uint32) *Node { return Scalar(g, dtypes.Uint32, v) }
+	x := Add(Mul(Iota(g, shapes.Make(dtypes.Uint32, shape.Size()), 0), u32(0x9E3779B9)), seed)
+	x = BitwiseXor(x, Div(x, u32(1<<16)))
+	x = Mul(x, u32(0x85EBCA6B))
+	x = BitwiseXor(x, Div(x, u32(1<<13)))
+	x = Mul(x, u32(0xC2B2AE35))
+	x = BitwiseXor(x, Div(x, u32(1<<16)))
+	// The top 24 bits, exactly representable in float32: [0, 1) in steps of 2⁻²⁴.
+	u := MulScalar(ConvertDType(Div(x, u32(1<<8)), shape.DType), 1.0/(1<<24))
+	return Reshape(u, shape.Dimensions...)
 }
 
 func init() {
