@@ -192,3 +192,64 @@ func BenchmarkStockDenseGradient(b *testing.B) {
 		exec.MustExec(x, w)
 	}
 }
+
+// BenchmarkMirrorDesign measures whether WM's mirror step should stay a separate executable (the trainer's
+// design: a train step, then a mirror step) or run inside the training step's graph (fused: the same update,
+// one call): an MLP 784-500-10 under wm, batch 128, plain SGD. It reports each design's fastest step ("ms")
+// from interleaved runs and their ratio ("fused/separate").
+//
+//	go test ./feedback -run '^$' -bench MirrorDesign -benchtime 30x
+func BenchmarkMirrorDesign(b *testing.B) {
+	backend := testBackend(b)
+	x := tensors.FromShape(shapes.Make(dtypes.Float32, 128, 784))
+	target := tensors.FromShape(shapes.Make(dtypes.Float32, 128, 10))
+	trainStep := func(ctx *context.Context, x, target *Node) *Node {
+		h := Tanh(Dense(ctx.In("fc0"), x, 500, true))
+		loss := ReduceAllMean(Square(Sub(Dense(ctx.In("out"), h, 10, true), target)))
+		vars, grads := Gradients(ctx, loss)
+		for i, v := range vars {
+			v.SetValueGraph(Sub(v.ValueGraph(x.Graph()), MulScalar(grads[i], 0.01)))
+		}
+		return loss
+	}
+	newCtx := func() *context.Context {
+		ctx := context.New()
+		ctx.SetParam(ParamRule, "wm")
+		return ctx
+	}
+	// Separate: the training step, then the mirror step.
+	sepCtx := newCtx()
+	sepTrain := context.MustNewExec(backend, sepCtx, trainStep)
+	sepTrain.MustExec(x, target)
+	sepMirror := context.MustNewExec(backend, sepCtx, func(ctx *context.Context, g *Graph) *Node {
+		MirrorStep(ctx, g)
+		return Const(g, int32(0))
+	})
+	sepMirror.MustExec()
+	// Fused: both in one graph (MirrorStep reads W after the update, as the separate design does).
+	fusedCtx := newCtx()
+	fused := context.MustNewExec(backend, fusedCtx, func(ctx *context.Context, x, target *Node) *Node {
+		loss := trainStep(ctx, x, target)
+		MirrorStep(ctx, x.Graph())
+		return loss
+	})
+	fused.MustExec(x, target)
+	var sepBest, fusedBest time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		sepTrain.MustExec(x, target)
+		sepMirror.MustExec()
+		if d := time.Since(start); sepBest == 0 || d < sepBest {
+			sepBest = d
+		}
+		start = time.Now()
+		fused.MustExec(x, target)
+		if d := time.Since(start); fusedBest == 0 || d < fusedBest {
+			fusedBest = d
+		}
+	}
+	b.ReportMetric(float64(sepBest.Microseconds())/1000, "separate-ms")
+	b.ReportMetric(float64(fusedBest.Microseconds())/1000, "fused-ms")
+	b.ReportMetric(float64(fusedBest)/float64(sepBest), "fused/separate")
+}
