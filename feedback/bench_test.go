@@ -132,9 +132,10 @@ func BenchmarkRuleCost(b *testing.B) {
 				continue
 			}
 			b.Run(fmt.Sprintf("%s/%s", layer.name, rule), func(b *testing.B) {
-				bpExec, x := layerStepExec(b, layer, "bp", true)
-				ruleExec, _ := layerStepExec(b, layer, rule, true)
-				fastest := func(exec *context.Exec, best time.Duration) time.Duration {
+				// (Each exec has its own input: the pure-Go test backend is a new instance per exec.)
+				bpExec, bpX := layerStepExec(b, layer, "bp", true)
+				ruleExec, ruleX := layerStepExec(b, layer, rule, true)
+				fastest := func(exec *context.Exec, x *tensors.Tensor, best time.Duration) time.Duration {
 					start := time.Now()
 					exec.MustExec(x)
 					if d := time.Since(start); best == 0 || d < best {
@@ -145,8 +146,8 @@ func BenchmarkRuleCost(b *testing.B) {
 				var bpBest, ruleBest time.Duration
 				b.ResetTimer()
 				for range b.N {
-					bpBest = fastest(bpExec, bpBest)
-					ruleBest = fastest(ruleExec, ruleBest)
+					bpBest = fastest(bpExec, bpX, bpBest)
+					ruleBest = fastest(ruleExec, ruleX, ruleBest)
 				}
 				b.ReportMetric(float64(ruleBest)/float64(bpBest), "x-bp")
 				b.ReportMetric(float64(bpBest.Microseconds())/1000, "bp-ms")

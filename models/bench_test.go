@@ -61,14 +61,16 @@ func resnet20StepExec(b *testing.B, mode string) *context.Exec {
 //
 //	NOWT_TEST_BACKEND=xla:cpu go test ./models -run '^$' -bench ResNet20RuleCost -benchtime 10x
 func BenchmarkResNet20RuleCost(b *testing.B) {
-	x, labels := resNetBatch()
 	for _, rule := range feedback.RuleNames() {
 		if rule == "bp" {
 			continue
 		}
 		b.Run(rule, func(b *testing.B) {
+			// (Each exec has its own batch: the pure-Go test backend is a new instance per exec.)
 			bpExec, ruleExec := resnet20StepExec(b, "bp"), resnet20StepExec(b, rule)
-			fastest := func(exec *context.Exec, best time.Duration) time.Duration {
+			bpX, bpLabels := resNetBatch()
+			ruleX, ruleLabels := resNetBatch()
+			fastest := func(exec *context.Exec, x, labels *tensors.Tensor, best time.Duration) time.Duration {
 				start := time.Now()
 				exec.MustExec(x, labels)
 				if d := time.Since(start); best == 0 || d < best {
@@ -76,13 +78,13 @@ func BenchmarkResNet20RuleCost(b *testing.B) {
 				}
 				return best
 			}
-			bpExec.MustExec(x, labels) // compile
-			ruleExec.MustExec(x, labels)
+			bpExec.MustExec(bpX, bpLabels) // compile
+			ruleExec.MustExec(ruleX, ruleLabels)
 			var bpBest, ruleBest time.Duration
 			b.ResetTimer()
 			for range b.N {
-				bpBest = fastest(bpExec, bpBest)
-				ruleBest = fastest(ruleExec, ruleBest)
+				bpBest = fastest(bpExec, bpX, bpLabels, bpBest)
+				ruleBest = fastest(ruleExec, ruleX, ruleLabels, ruleBest)
 			}
 			b.ReportMetric(float64(ruleBest)/float64(bpBest), "x-bp")
 			b.ReportMetric(float64(bpBest.Microseconds())/1000, "bp-ms")
@@ -96,11 +98,11 @@ func BenchmarkResNet20RuleCost(b *testing.B) {
 // alone, on the pure-Go backend (or $NOWT_TEST_BACKEND), for every rule (wm without its mirror steps; kp and ia
 // with their B-updates). Reports images/s.
 func BenchmarkResNet20Step(b *testing.B) {
-	x, labels := resNetBatch()
 	const batch = 64
 	for _, mode := range append([]string{"forward"}, feedback.RuleNames()...) {
 		b.Run(mode, func(b *testing.B) {
 			exec := resnet20StepExec(b, mode)
+			x, labels := resNetBatch() // Per exec: the pure-Go test backend is a new instance per call.
 			exec.MustExec(x, labels) // compile
 			b.ResetTimer()
 			for range b.N {
