@@ -3,6 +3,7 @@ package feedback
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
@@ -20,6 +21,7 @@ import (
 const (
 	benchDenseBatch, benchDenseIn, benchDenseOut = 128, 1000, 1000
 	benchConvBatch, benchConvSize, benchConvCh   = 32, 16, 64
+	benchClasses                                 = 10
 )
 
 type benchLayer struct {
@@ -61,16 +63,23 @@ var benchLayers = []benchLayer{
 	},
 }
 
-func runLayerBench(b *testing.B, layer benchLayer, rule string, backward bool, flopsPerStep float64) {
+// layerStepExec compiles one step (forward, and with backward the gradients of every trainable variable) of
+// the layer under rule, and returns it with its input.
+func layerStepExec(b *testing.B, layer benchLayer, rule string, backward bool) (*context.Exec, *tensors.Tensor) {
 	backend := testBackend(b)
 	ctx := context.New()
 	ctx.SetParam(ParamRule, rule)
+	ctx.SetParam(ParamOutputDim, benchClasses)
 	exec := context.MustNewExec(backend, ctx, func(ctx *context.Context, x *Node) *Node {
 		y := layer.build(ctx, x)
 		if !backward {
 			return ReduceAllSum(y)
 		}
-		loss := ReduceAllSum(Square(y))
+		// A published output of benchClasses features of y gives rules that project the output error (dfa) an e.
+		// (Pooled over positions and mapped by a constant: cheap, and differentiable on the pure-Go backend.)
+		pooled := ReduceMean(Reshape(y, y.Shape().Dim(0), -1, y.Shape().Dim(-1)), 1)
+		out := OutputError(ctx, Dot(pooled, Ones(x.Graph(), shapes.Make(y.DType(), y.Shape().Dim(-1), benchClasses))))
+		loss := Add(ReduceAllSum(Square(y)), ReduceAllSum(Square(out)))
 		nodes := []*Node{x}
 		for v := range ctx.IterVariables() {
 			if v.Trainable {
@@ -87,6 +96,11 @@ func runLayerBench(b *testing.B, layer benchLayer, rule string, backward bool, f
 	})
 	x := tensors.FromShape(layer.input)
 	exec.MustExec(x) // compile and initialise
+	return exec, x
+}
+
+func runLayerBench(b *testing.B, layer benchLayer, rule string, backward bool, flopsPerStep float64) {
+	exec, x := layerStepExec(b, layer, rule, backward)
 	b.ResetTimer()
 	for range b.N {
 		exec.MustExec(x)
@@ -101,6 +115,43 @@ func BenchmarkLayer(b *testing.B) {
 		for _, rule := range RuleNames() {
 			b.Run(fmt.Sprintf("%s/fwdbwd/%s", layer.name, rule), func(b *testing.B) {
 				runLayerBench(b, layer, rule, true, 3*layer.flops)
+			})
+		}
+	}
+}
+
+// BenchmarkRuleCost reports each rule's cost per forward+backward step relative to bp's on the same layer
+// ("x-bp"), measured robustly on a shared machine: the rule's step and bp's alternate, b.N times each, and the
+// ratio is of their fastest runs (contention only ever adds time).
+//
+//	go test ./feedback -run '^$' -bench RuleCost -benchtime 30x
+func BenchmarkRuleCost(b *testing.B) {
+	for _, layer := range benchLayers {
+		for _, rule := range RuleNames() {
+			if rule == "bp" {
+				continue
+			}
+			b.Run(fmt.Sprintf("%s/%s", layer.name, rule), func(b *testing.B) {
+				// (Each exec has its own input: the pure-Go test backend is a new instance per exec.)
+				bpExec, bpX := layerStepExec(b, layer, "bp", true)
+				ruleExec, ruleX := layerStepExec(b, layer, rule, true)
+				fastest := func(exec *context.Exec, x *tensors.Tensor, best time.Duration) time.Duration {
+					start := time.Now()
+					exec.MustExec(x)
+					if d := time.Since(start); best == 0 || d < best {
+						return d
+					}
+					return best
+				}
+				var bpBest, ruleBest time.Duration
+				b.ResetTimer()
+				for range b.N {
+					bpBest = fastest(bpExec, bpX, bpBest)
+					ruleBest = fastest(ruleExec, ruleX, ruleBest)
+				}
+				b.ReportMetric(float64(ruleBest)/float64(bpBest), "x-bp")
+				b.ReportMetric(float64(bpBest.Microseconds())/1000, "bp-ms")
+				b.ReportMetric(float64(ruleBest.Microseconds())/1000, "rule-ms")
 			})
 		}
 	}
@@ -141,4 +192,65 @@ func BenchmarkStockDenseGradient(b *testing.B) {
 	for range b.N {
 		exec.MustExec(x, w)
 	}
+}
+
+// BenchmarkMirrorDesign measures whether WM's mirror step should stay a separate executable (the trainer's
+// design: a train step, then a mirror step) or run inside the training step's graph (fused: the same update,
+// one call): an MLP 784-500-10 under wm, batch 128, plain SGD. It reports each design's fastest step ("ms")
+// from interleaved runs and their ratio ("fused/separate").
+//
+//	go test ./feedback -run '^$' -bench MirrorDesign -benchtime 30x
+func BenchmarkMirrorDesign(b *testing.B) {
+	backend := testBackend(b)
+	x := tensors.FromShape(shapes.Make(dtypes.Float32, 128, 784))
+	target := tensors.FromShape(shapes.Make(dtypes.Float32, 128, 10))
+	trainStep := func(ctx *context.Context, x, target *Node) *Node {
+		h := Tanh(Dense(ctx.In("fc0"), x, 500, true))
+		loss := ReduceAllMean(Square(Sub(Dense(ctx.In("out"), h, 10, true), target)))
+		vars, grads := Gradients(ctx, loss)
+		for i, v := range vars {
+			v.SetValueGraph(Sub(v.ValueGraph(x.Graph()), MulScalar(grads[i], 0.01)))
+		}
+		return loss
+	}
+	newCtx := func() *context.Context {
+		ctx := context.New()
+		ctx.SetParam(ParamRule, "wm")
+		return ctx
+	}
+	// Separate: the training step, then the mirror step.
+	sepCtx := newCtx()
+	sepTrain := context.MustNewExec(backend, sepCtx, trainStep)
+	sepTrain.MustExec(x, target)
+	sepMirror := context.MustNewExec(backend, sepCtx, func(ctx *context.Context, g *Graph) *Node {
+		MirrorStep(ctx, g)
+		return Const(g, int32(0))
+	})
+	sepMirror.MustExec()
+	// Fused: both in one graph (MirrorStep reads W after the update, as the separate design does).
+	fusedCtx := newCtx()
+	fused := context.MustNewExec(backend, fusedCtx, func(ctx *context.Context, x, target *Node) *Node {
+		loss := trainStep(ctx, x, target)
+		MirrorStep(ctx, x.Graph())
+		return loss
+	})
+	fused.MustExec(x, target)
+	var sepBest, fusedBest time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		sepTrain.MustExec(x, target)
+		sepMirror.MustExec()
+		if d := time.Since(start); sepBest == 0 || d < sepBest {
+			sepBest = d
+		}
+		start = time.Now()
+		fused.MustExec(x, target)
+		if d := time.Since(start); fusedBest == 0 || d < fusedBest {
+			fusedBest = d
+		}
+	}
+	b.ReportMetric(float64(sepBest.Microseconds())/1000, "separate-ms")
+	b.ReportMetric(float64(fusedBest.Microseconds())/1000, "fused-ms")
+	b.ReportMetric(float64(fusedBest)/float64(sepBest), "fused/separate")
 }

@@ -2,13 +2,13 @@ package feedback
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/nowt-ml/nowt/layers"
 )
 
 // Conv2DBuilder configures a feedback-aware 2D convolution, channels-last ([batch, height, width, channels]),
@@ -65,15 +65,14 @@ func (b *Conv2DBuilder) Done() *Node {
 		panic(fmt.Sprintf("feedback.Conv2D(%s): input %s is smaller than the %dx%d kernel", b.ctx.Scope(), x.Shape(), b.kernelH, b.kernelW))
 	}
 	kernelShape := shapes.Make(x.DType(), b.kernelH, b.kernelW, geom.inC, b.outChannels)
-	rule, wVar := newLayerWeights(b.ctx, KindConv, kernelShape, b.init)
-	w := wVar.ValueGraph(x.Graph())
+	rule, lg := newLayerWeights(b.ctx, KindConv, kernelShape, b.init, x.Graph())
 	var op linearOp
 	if useNativeConv(b.ctx, x.Graph()) {
 		op = nativeConvOp{geom}
 	} else {
 		op = newPatchConvOp(geom, b.outChannels)
 	}
-	y := withFeedback(b.ctx, rule, x, w, op)
+	y := withFeedback(rule, lg, x, op)
 	if b.useBias {
 		y = Add(y, ExpandLeftToRank(biasVariable(b.ctx, x.DType(), b.outChannels).ValueGraph(x.Graph()), 4))
 	}
@@ -133,6 +132,18 @@ var channelsLastAxes = backends.ConvolveAxesConfig{
 // correlation of x with δ. GoMLX's own convolution VJP is never built (its input half needs the Reverse op,
 // which the pure-Go backend lacks), so the same graph runs, and is tested, on every backend.
 type nativeConvOp struct{ geom convGeometry }
+
+// inputRows builds x's patch matrix (only learning rules that evaluate primitives on the layer's input use it).
+func (op nativeConvOp) inputRows(x *Node) *Node {
+	g := op.geom
+	return patchMatrix(x, g.kh, g.kw, g.stride, g.padTop, g.padBottom, g.padLeft, g.padRight)
+}
+
+func (op nativeConvOp) withOutChannels(int) linearOp { return op }
+
+func (op nativeConvOp) outputShape(c int) []int {
+	return []int{op.geom.n, op.geom.outH, op.geom.outW, c}
+}
 
 func (op nativeConvOp) conv(x, kernel *Node) *Node {
 	return ConvGeneral(x, kernel, channelsLastAxes, []int{op.geom.stride, op.geom.stride}, op.geom.paddings(), nil, nil, 1, 1)
@@ -210,36 +221,32 @@ func newPatchConvOp(geom convGeometry, outChannels int) *patchConvOp {
 	return &patchConvOp{geom: geom, outChannels: outChannels}
 }
 
-var patchTables sync.Map // convGeometry → *tensors.Tensor
+// inputRows reuses the forward's patch matrix where it was built for x.
+func (op *patchConvOp) inputRows(x *Node) *Node {
+	if op.forwardPatches != nil {
+		return op.forwardPatches
+	}
+	return op.patches(x)
+}
+
+func (op *patchConvOp) withOutChannels(c int) linearOp {
+	return &patchConvOp{geom: op.geom, outChannels: c, forwardPatches: op.forwardPatches}
+}
+
+func (op *patchConvOp) outputShape(c int) []int {
+	return []int{op.geom.n, op.geom.outH, op.geom.outW, c}
+}
+
+// window is the geometry as the layers package's shared index builder reads it.
+func (g convGeometry) window() layers.Window {
+	return layers.NewWindow(g.n, g.h, g.w, g.kh, g.kw, g.stride, g.padTop, g.padBottom, g.padLeft, g.padRight)
+}
 
 // patchIndexTable returns, for every output position and kernel tap, the row of the flattened input
-// [n·h·w (+1 zero row), cin] that it reads; out-of-image taps read the zero row n·h·w.
+// [n·h·w (+1 zero row), cin] that it reads; out-of-image taps read the zero row n·h·w. It is
+// layers.WindowIndexTable, shared with pooling and subsampling (one builder, one cache).
 func patchIndexTable(geom convGeometry) *tensors.Tensor {
-	if t, ok := patchTables.Load(geom); ok {
-		return t.(*tensors.Tensor)
-	}
-	zeroRow := int32(geom.n * geom.h * geom.w)
-	flat := make([]int32, 0, geom.n*geom.outH*geom.outW*geom.kh*geom.kw)
-	for b := 0; b < geom.n; b++ {
-		for oy := 0; oy < geom.outH; oy++ {
-			for ox := 0; ox < geom.outW; ox++ {
-				for ky := 0; ky < geom.kh; ky++ {
-					iy := oy*geom.stride + ky - geom.padTop
-					for kx := 0; kx < geom.kw; kx++ {
-						ix := ox*geom.stride + kx - geom.padLeft
-						if iy < 0 || iy >= geom.h || ix < 0 || ix >= geom.w {
-							flat = append(flat, zeroRow)
-						} else {
-							flat = append(flat, int32((b*geom.h+iy)*geom.w+ix))
-						}
-					}
-				}
-			}
-		}
-	}
-	t := tensors.FromFlatDataAndDimensions(flat, len(flat), 1)
-	actual, _ := patchTables.LoadOrStore(geom, t)
-	return actual.(*tensors.Tensor)
+	return layers.WindowIndexTable(geom.window())
 }
 
 // padWithZeros pads axis of x with before and after zeros (by concatenation: the pure-Go backend has no Pad).

@@ -37,14 +37,13 @@ func (b *DenseBuilder) Done() *Node {
 		panic("feedback.Dense: input must have rank ≥ 1, got a scalar")
 	}
 	inDim := x.Shape().Dim(-1)
-	rule, wVar := newLayerWeights(b.ctx, KindDense, shapes.Make(x.DType(), inDim, b.outputDim), b.init)
-	w := wVar.ValueGraph(x.Graph())
+	rule, lg := newLayerWeights(b.ctx, KindDense, shapes.Make(x.DType(), inDim, b.outputDim), b.init, x.Graph())
 	batchDims := x.Shape().Dimensions[:x.Rank()-1]
 	flat := x
 	if x.Rank() != 2 {
 		flat = Reshape(x, -1, inDim)
 	}
-	y := withFeedback(b.ctx, rule, flat, w, denseOp{})
+	y := withFeedback(rule, lg, flat, denseOp{outputDim: b.outputDim})
 	if b.useBias {
 		y = Add(y, ExpandLeftToRank(biasVariable(b.ctx, x.DType(), b.outputDim).ValueGraph(x.Graph()), 2))
 	}
@@ -60,7 +59,13 @@ func Dense(ctx *context.Context, x *Node, outputDim int, useBias bool) *Node {
 }
 
 // denseOp is y = x·W with x [n, in], W [in, out].
-type denseOp struct{}
+type denseOp struct{ outputDim int }
+
+func (denseOp) inputRows(x *Node) *Node { return x }
+
+func (op denseOp) withOutChannels(c int) linearOp { return denseOp{outputDim: c} }
+
+func (op denseOp) outputShape(c int) []int { return []int{-1, c} }
 
 func (denseOp) forward(x, w *Node) *Node { return Dot(x, w) }
 

@@ -12,6 +12,16 @@
 //   - ss: sign symmetry, B = scale·sign(W), recomputed every step (Liao et al. 2016; Xiao et al. 2018).
 //   - wm: weight mirror, B learned in a separate mirror mode from noise (Akrout et al. 2019), see [MirrorStep].
 //   - kp: Kolen-Pollack, B receives W's own update and weight decay (Akrout et al. 2019), see [Gradients].
+//   - usf, frsf, brsf: sign-concordant feedback with uniform, fixed random or per-step random magnitudes
+//     (Liao et al. 2016), scaled as BioTorch does.
+//   - dfa: direct feedback alignment, every layer sends the output error e through a fixed random B (Nøkland
+//     2016); the model marks its logits with [OutputError].
+//   - ia: information alignment, B learns a local loss on the layer's input (Kunin et al. 2020).
+//
+// A rule is one [Rule]: its settings ([Setting]: the defaults, flags, `nowt rules -v` and [CheckSettings]
+// come from them), its feedback ([FeedbackSpec]: stored or not, computed from δ or from the output error), the
+// kernel it sends through, and how B learns ([Learning]: KP, WM and IA are compositions of Kunin et al.'s
+// primitives decay, self, amp and null).
 //
 // Layout convention: B is stored in W's own layout (dense: [in, out]; conv: [kh, kw, cin, cout]), so the
 // paper's B (of Wᵀ's shape) is the transpose of the stored tensor. With that convention "B aligned with Wᵀ"

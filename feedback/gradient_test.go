@@ -56,13 +56,21 @@ var layerCases = []layerCase{
 	{name: "conv1-s1-valid", conv: true, n: 2, h: 4, in: 3, out: 5, kernel: 1, stride: 1},
 }
 
-// TestLayerGradients checks, for every rule, layer configuration and convolution implementation (patches ×
-// matmul, and the backend's native convolution that XLA backends run), that the forward pass is the plain
-// convolution, the input gradient is B δ (the transposed convolution with the rule's feedback kernel) and
-// the weight gradient is backprop's, all against the plain-Go reference.
+// testClasses is the width of the output error in the gradient tests.
+const testClasses = 3
+
+// TestLayerGradients checks, for every registered rule, layer configuration and convolution implementation
+// (patches × matmul, and the backend's native convolution that XLA backends run), that the forward pass is the
+// plain convolution, the signal sent down is the transposed convolution of δ (or, for rules that project the
+// output error, of e broadcast over the output) with the kernel the rule's own reference gives, and the weight
+// gradient is backprop's, all against the plain-Go reference. Every rule must have a reference (ruleReferences).
 func TestLayerGradients(t *testing.T) {
 	backend := testBackend(t)
 	for _, ruleName := range RuleNames() {
+		ref, found := ruleReferences[ruleName]
+		require.True(t, found, "rule %q has no plain-Go reference in ruleReferences: add one beside the rule", ruleName)
+		rule, err := RuleByName(ruleName)
+		require.NoError(t, err)
 		for ci, lc := range layerCases {
 			convImpls := []string{"patches", "native"}
 			if !lc.conv {
@@ -71,19 +79,21 @@ func TestLayerGradients(t *testing.T) {
 			for _, convImpl := range convImpls {
 				t.Run(fmt.Sprintf("%s/%s/%s", ruleName, lc.name, convImpl), func(t *testing.T) {
 					rng := rand.New(rand.NewSource(int64(ci + 1)))
-					ref := lc.ref()
+					geom := lc.ref()
 					xDims := []int{lc.n, lc.in}
 					if lc.conv {
 						xDims = []int{lc.n, lc.h, lc.h, lc.in}
 					}
-					x := randomSlice(rng, ref.n*ref.h*ref.w*ref.c)
-					delta := randomSlice(rng, ref.n*ref.outH*ref.outW*ref.co)
+					x := randomSlice(rng, geom.n*geom.h*geom.w*geom.c)
+					delta := randomSlice(rng, geom.n*geom.outH*geom.outW*geom.co)
+					outErr := randomSlice(rng, lc.n*testClasses)
 					yDims := []int{lc.n, lc.out}
 					if lc.conv {
-						yDims = []int{lc.n, ref.outH, ref.outW, lc.out}
+						yDims = []int{lc.n, geom.outH, geom.outW, lc.out}
 					}
 					ctx := context.New()
 					ctx.SetParam(ParamRule, ruleName)
+					ctx.SetParam(ParamOutputDim, testClasses)
 					if lc.conv {
 						ctx.SetParam(ParamConvImpl, convImpl)
 					}
@@ -92,43 +102,52 @@ func TestLayerGradients(t *testing.T) {
 					outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, xNode *Node) []*Node {
 						g := xNode.Graph()
 						y := lc.build(layerCtx, xNode)
-						// loss = Σ y·R, so δ = ∂loss/∂y = R exactly.
+						// loss = Σ y·R + Σ u·E with u a published output that depends on y with weight 0: so
+						// δ = ∂loss/∂y = R and e = ∂loss/∂u = E exactly.
+						eNode := ConstTensor(g, tensors.FromFlatDataAndDimensions(outErr, lc.n, testClasses))
+						u := OutputError(ctx, Add(ZerosLike(eNode), MulScalar(ReduceAllSum(y), 0)))
 						loss := ReduceAllSum(Mul(y, ConstTensor(g, tensors.FromFlatDataAndDimensions(delta, yDims...))))
+						loss = Add(loss, ReduceAllSum(Mul(u, eNode)))
 						wVar := layerCtx.GetVariableByScopeAndName(layerCtx.Scope(), WeightsName)
 						grads := Gradient(loss, xNode, wVar.ValueGraph(g))
-						return []*Node{y, grads[0], grads[1], wVar.ValueGraph(g)}
+						var used *Node
+						for _, c := range graphCaptures(ctx, g) {
+							if c.scope == layerCtx.Scope() {
+								used = c.fb()
+							}
+						}
+						require.NotNil(t, used, "the layer's capture")
+						return []*Node{y, grads[0], grads[1], wVar.ValueGraph(g), used}
 					}, tensors.FromFlatDataAndDimensions(x, xDims...))
-					w := flat64(t, outs[3])
-					// The feedback kernel the rule should use, computed here from the variables.
-					var fb []float64
-					switch ruleName {
-					case "bp":
-						fb = w
-					case "ss":
-						var ss float64
-						for _, v := range w {
-							ss += v * v
-						}
-						scale := math.Sqrt(ss / float64(len(w)))
-						fb = make([]float64, len(w))
-						for i, v := range w {
-							fb[i] = scale * sign(v)
-						}
-					default:
-						bVar := layerCtx.GetVariableByScopeAndName(layerCtx.Scope(), FeedbackName)
-						require.NotNil(t, bVar, "rule %s must store B", ruleName)
-						fb = flat64(t, bVar.MustValue())
-						require.Greater(t, angleBetween(fb, w), 60.0, "B must be drawn independently of W")
+					in := refInput{w: flat64(t, outs[3]), used: flat64(t, outs[4]), fanIn: lc.in * max(1, lc.kernel*lc.kernel),
+						variable: func(name string) []float64 {
+							v := layerCtx.GetVariableByScopeAndName(layerCtx.Scope(), name)
+							require.NotNil(t, v, "variable %q of rule %s", name, ruleName)
+							return flat64(t, v.MustValue())
+						}}
+					if rule.Feedback().Stored {
+						in.b = in.variable(FeedbackName)
 					}
-					yWant := ref.forward(x, w)
+					kernel := ref.kernel(t, in)
+					yWant := geom.forward(x, in.w)
 					if lc.bias {
 						// Biases start at zero: the forward pass is the plain convolution.
 						bias := flat64(t, layerCtx.GetVariableByScopeAndName(layerCtx.Scope(), BiasesName).MustValue())
 						require.Equal(t, make([]float64, lc.out), bias)
 					}
 					requireClose(t, yWant, flat64(t, outs[0]), 1e-9, "forward")
-					requireClose(t, ref.inputGrad(delta, fb), flat64(t, outs[1]), 1e-4, "input gradient B·δ")
-					requireClose(t, ref.weightGrad(x, delta), flat64(t, outs[2]), 1e-4, "weight gradient")
+					if ref.fromOutput {
+						toClasses := geom
+						toClasses.co = testClasses
+						e := make([]float64, geom.n*geom.outH*geom.outW*testClasses)
+						for i := range e {
+							e[i] = outErr[(i/(geom.outH*geom.outW*testClasses))*testClasses+i%testClasses]
+						}
+						requireClose(t, toClasses.inputGrad(e, kernel), flat64(t, outs[1]), 1e-4, "input gradient B·e")
+					} else {
+						requireClose(t, geom.inputGrad(delta, kernel), flat64(t, outs[1]), 1e-4, "input gradient B·δ")
+					}
+					requireClose(t, geom.weightGrad(x, delta), flat64(t, outs[2]), 1e-4, "weight gradient")
 				})
 			}
 		}

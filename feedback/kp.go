@@ -1,7 +1,8 @@
 package feedback
 
 import (
-	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
+	"math"
+
 	"github.com/gomlx/gomlx/pkg/ml/context"
 )
 
@@ -12,8 +13,9 @@ const ParamKPDecay = "kp_decay"
 
 // KolenPollack is rule "kp": B starts random and receives W's own update, with the same optimizer (momentum
 // included) and the same weight decay. The update uses only x and δ, present at both ends of the synapse.
-// With B stored in W's layout, "ΔB = ΔWᵀ" becomes "B follows W's gradient"; see [Gradients].
-type KolenPollack struct{ storedFeedback }
+// With B stored in W's layout, "ΔB = ΔWᵀ" becomes "B follows W's gradient". As a composition of Kunin et
+// al.'s primitives it is decay alone, with B's task gradient tied to W's: Learning{Tied, Decay, DecayWeights}.
+type KolenPollack struct{ storedKernel }
 
 // Name implements Rule.
 func (KolenPollack) Name() string { return "kp" }
@@ -23,8 +25,16 @@ func (KolenPollack) Description() string {
 	return "Kolen-Pollack: B gets W's update and decay, so B → W^T (Akrout et al. 2019)"
 }
 
-// FollowsWeightUpdates implements OptimizedFeedback.
-func (KolenPollack) FollowsWeightUpdates() {}
+// Settings implements Rule.
+func (KolenPollack) Settings() []Setting {
+	return []Setting{{Name: ParamKPDecay, Default: -1.0, HasRange: true, Min: 0, Max: math.Inf(1), Special: []float64{-1},
+		Doc: "Kolen-Pollack decay of W and B (-1: the optimizer's weight decay)"}}
+}
+
+// Learning implements Rule: tied to W's gradient, with decay on both.
+func (KolenPollack) Learning(ctx *context.Context) *Learning {
+	return &Learning{Tied: true, Decay: KPDecay(ctx, -1), DecayWeights: true}
+}
 
 func init() { Register(KolenPollack{}) }
 
@@ -35,40 +45,4 @@ func KPDecay(ctx *context.Context, weightDecay float64) float64 {
 		return d
 	}
 	return weightDecay
-}
-
-// Gradients builds the gradients of loss with respect to every trainable variable used by loss's graph and,
-// for every layer under a rule with [OptimizedFeedback] (KP), its feedback variable paired with the layer's
-// weight gradient. An optimizer that applies its usual update to each returned (variable, gradient) pair
-// therefore gives B exactly W's update (momentum, Adam state and decay included), which is KP.
-//
-// Variables and gradients are returned in the same order: first the trainable variables in the context's
-// order, then the KP feedback variables.
-func Gradients(ctx *context.Context, loss *Node) ([]*context.Variable, []*Node) {
-	g := loss.Graph()
-	var vars []*context.Variable
-	var nodes []*Node
-	for v := range ctx.IterVariables() {
-		if v.Trainable && v.InUseByGraph(g) {
-			vars = append(vars, v)
-			nodes = append(nodes, v.ValueGraph(g))
-		}
-	}
-	grads := Gradient(loss, nodes...)
-	gradOf := make(map[*context.Variable]*Node, len(vars))
-	for i, v := range vars {
-		gradOf[v] = grads[i]
-	}
-	for _, layer := range Layers(ctx) {
-		if _, ok := layer.Rule.(OptimizedFeedback); !ok || layer.Feedback == nil {
-			continue
-		}
-		gw, found := gradOf[layer.Weights]
-		if !found {
-			continue
-		}
-		vars = append(vars, layer.Feedback)
-		grads = append(grads, gw)
-	}
-	return vars, grads
 }

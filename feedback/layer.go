@@ -72,38 +72,48 @@ func Layers(ctx *context.Context) []Layer {
 	return layers
 }
 
-// FeedbackGraph builds the layer's current feedback weights (in W's layout) in graph g.
+// FeedbackGraph builds, in graph g, the kernel the layer's rule sends its signal through (see [Rule.Kernel]).
 func (l Layer) FeedbackGraph(ctx *context.Context, g *Graph) *Node {
-	return l.Rule.Feedback(ctx.InAbsPath(l.Scope), l.Weights.ValueGraph(g))
+	lg := &LayerGraph{Ctx: ctx.InAbsPath(l.Scope), Kind: l.Kind, W: l.Weights.ValueGraph(g)}
+	if l.Feedback != nil {
+		lg.B = l.Feedback.ValueGraph(g)
+	}
+	lg.Init = initializers.HeFn(lg.Ctx)
+	return l.Rule.Kernel(lg)
 }
 
-// feedbackVariable returns the "feedback" variable of the layer in ctx's scope. It must have been created by
-// createFeedback.
-func feedbackVariable(ctx *context.Context, shape shapes.Shape) *context.Variable {
-	v := ctx.GetVariableByScopeAndName(ctx.Scope(), FeedbackName)
-	if v == nil {
-		panic(fmt.Sprintf("feedback: layer %q has no %q variable: was it built by feedback.Dense/Conv2D under a rule that stores B?", ctx.Scope(), FeedbackName))
+// feedbackShape is the shape of the stored B of a layer with weights of shape wShape under spec: W's, or for
+// FromOutputError W's with the classes ([ParamOutputDim]) as last axis.
+func feedbackShape(ctx *context.Context, rule Rule, spec FeedbackSpec, wShape shapes.Shape) shapes.Shape {
+	if spec.Source != FromOutputError {
+		return wShape
 	}
-	if !v.Shape().Equal(shape) {
-		panic(fmt.Sprintf("feedback: layer %q: feedback variable has shape %s, weights have %s", ctx.Scope(), v.Shape(), shape))
+	classes := context.GetParamOr(ctx, ParamOutputDim, 0)
+	if classes < 1 {
+		panic(fmt.Sprintf("feedback: layer %q: rule %q projects the output error, but %s is not set: build the model with models.New, or set it to the number of classes and wrap the logits with feedback.OutputError", ctx.Scope(), rule.Name(), ParamOutputDim))
 	}
-	return v
+	dims := wShape.Clone().Dimensions
+	dims[len(dims)-1] = classes
+	return shapes.Make(wShape.DType, dims...)
 }
 
-// newLayerWeights creates (or reuses) W and, for rules that store it, B, in ctx's scope, both drawn with
-// the given initializer (nil means He-normal), B by [feedbackInitializer]. It marks the scope as a feedback
-// layer of the given kind.
-func newLayerWeights(ctx *context.Context, kind string, shape shapes.Shape, init context.VariableInitializer) (Rule, *context.Variable) {
+// newLayerWeights creates (or reuses) W and, for rules that store it, B (see [FeedbackSpec]), in ctx's scope,
+// W drawn with the given initializer (nil means He-normal) and B by [feedbackInitializer]. It marks the scope as a
+// feedback layer of the given kind, and returns its rule, its graph view in x's graph and W's value.
+func newLayerWeights(ctx *context.Context, kind string, shape shapes.Shape, init context.VariableInitializer, g *Graph) (Rule, *LayerGraph) {
 	if init == nil {
 		init = initializers.HeFn(ctx)
 	}
 	ctx.SetParam(paramLayerKind, kind)
 	rule := RuleFromContext(ctx)
 	w := ctx.WithInitializer(init).VariableWithShape(WeightsName, shape)
-	if rule.StoresFeedback() {
-		ctx.WithInitializer(feedbackInitializer(ctx, init)).VariableWithShape(FeedbackName, shape).SetTrainable(false)
+	lg := &LayerGraph{Ctx: ctx, Kind: kind, Init: init, W: w.ValueGraph(g)}
+	if spec := rule.Feedback(); spec.Stored {
+		bShape := feedbackShape(ctx, rule, spec, shape)
+		b := ctx.WithInitializer(feedbackInitializer(ctx, init)).VariableWithShape(FeedbackName, bShape).SetTrainable(false)
+		lg.B = b.ValueGraph(g)
 	}
-	return rule, w
+	return rule, lg
 }
 
 // feedbackStreamKey is mixed into the context's random state to make the stream B is drawn from.
@@ -155,15 +165,27 @@ type linearOp interface {
 	inputGrad(delta, kernel *Node) *Node
 	// weightGrad computes ∂L/∂W from x and δ.
 	weightGrad(x, delta *Node) *Node
+	// inputRows returns x as the rows that multiply W's matrix: x itself (dense), its patch matrix (conv).
+	inputRows(x *Node) *Node
+	// withOutChannels returns the same op for a kernel with c output channels (DFA's B maps the classes).
+	withOutChannels(c int) linearOp
+	// outputShape is the shape of the layer's output with c channels ([n, c] dense, [n, outH, outW, c] conv),
+	// over which the output error is broadcast.
+	outputShape(c int) []int
 }
 
-// capture records, for one layer in one graph, what the alignment metrics need after the gradient is built.
+// capture records, for one layer in one graph, what the alignment metrics and the learning rules need after
+// the gradient is built. The model's output error is recorded as a capture with output set.
 type capture struct {
 	scope string
 	op    linearOp
 	w     *Node
-	fb    func() *Node
-	delta *Node // set when the gradient is built
+	x     *Node        // the layer's input
+	fb    func() *Node // the kernel the layer sends its signal through
+	sent  func() *Node // the signal the layer sent down (after the gradient is built)
+	delta *Node        // set when the gradient is built
+	// output marks the model's output error hook ([OutputError]); delta is then e = ∂L/∂logits.
+	output bool
 }
 
 // capturesKey is the graph parameter (see context.Context.SetGraphParam) under which the captures of a graph's
@@ -186,28 +208,81 @@ func graphCaptures(ctx *context.Context, g *Graph) []*capture {
 	return captures
 }
 
-// withFeedback builds y = op(x, W) with the rule's backward: ∂L/∂x = op.inputGrad(δ, B) and
-// ∂L/∂W = op.weightGrad(x, δ), where δ = ∂L/∂y is captured at the output.
-func withFeedback(ctx *context.Context, rule Rule, x, w *Node, op linearOp) *Node {
-	if p, ok := rule.(PreparedFeedback); ok {
-		p.Prepare(ctx, w)
+// OutputError marks logits as the model's output, whose error e = ∂L/∂logits rules that project the output
+// error (dfa) send to every layer. It returns logits unchanged (an identity whose gradient records e);
+// models.New applies it to every model.
+func OutputError(ctx *context.Context, logits *Node) *Node {
+	c := &capture{scope: "", output: true}
+	addCapture(ctx, logits.Graph(), c)
+	return IdentityWithCustomGradient(logits, func(_, v *Node) *Node {
+		c.delta = v
+		return v
+	})
+}
+
+// outputError returns the output error e recorded in g's backward pass, or panics naming the layer.
+func outputError(ctx *context.Context, g *Graph, scope string) *Node {
+	for _, c := range graphCaptures(ctx, g) {
+		if c.output && c.delta != nil {
+			return c.delta
+		}
 	}
-	c := &capture{scope: ctx.Scope(), op: op, w: w}
-	var fb *Node
+	panic(fmt.Sprintf("feedback: layer %q projects the output error, but no gradient reached an output marked by feedback.OutputError in this graph: wrap the model's logits with it (models.New does)", scope))
+}
+
+// broadcastError spreads e [n, classes] over the layer's output rows: [n, classes] for a dense layer (with
+// rows·k examples for inputs with extra batch axes, each example's e repeated), [n, outH, outW, classes] for a
+// convolution.
+func broadcastError(e *Node, op linearOp, delta *Node) *Node {
+	classes := e.Shape().Dim(-1)
+	want := op.outputShape(classes)
+	want[0] = delta.Shape().Dim(0)
+	n := e.Shape().Dim(0)
+	if len(want) == 2 {
+		if want[0] == n {
+			return e
+		}
+		if want[0]%n != 0 {
+			panic(fmt.Sprintf("feedback: a dense layer with %d rows cannot receive the output error of %d examples", want[0], n))
+		}
+		k := want[0] / n
+		return Reshape(BroadcastToDims(Reshape(e, n, 1, classes), n, k, classes), want...)
+	}
+	return BroadcastToDims(Reshape(e, n, 1, 1, classes), want...)
+}
+
+// withFeedback builds y = op(x, W) with the rule's backward: ∂L/∂x is the rule's signal (op.inputGrad of δ, or
+// of the broadcast output error, through the rule's kernel) and ∂L/∂W = op.weightGrad(x, δ), where δ = ∂L/∂y
+// is captured at the output.
+func withFeedback(rule Rule, lg *LayerGraph, x *Node, op linearOp) *Node {
+	rule.Prepare(lg)
+	w := lg.W
+	c := &capture{scope: lg.Ctx.Scope(), op: op, w: w, x: x}
+	var fb, sent *Node
 	c.fb = func() *Node {
 		if fb == nil {
-			fb = StopGradient(rule.Feedback(ctx, w))
+			fb = StopGradient(rule.Kernel(lg))
 		}
 		return fb
 	}
-	xh := IdentityWithCustomGradient(x, func(_, _ *Node) *Node {
-		return op.inputGrad(c.delta, c.fb())
-	})
+	fromOutput := rule.Feedback().Source == FromOutputError
+	c.sent = func() *Node {
+		if sent == nil && c.delta != nil {
+			if fromOutput {
+				e := StopGradient(outputError(lg.Ctx, x.Graph(), c.scope))
+				sent = op.withOutChannels(e.Shape().Dim(-1)).inputGrad(broadcastError(e, op, c.delta), c.fb())
+			} else {
+				sent = op.inputGrad(c.delta, c.fb())
+			}
+		}
+		return sent
+	}
+	xh := IdentityWithCustomGradient(x, func(_, _ *Node) *Node { return c.sent() })
 	wh := IdentityWithCustomGradient(w, func(_, _ *Node) *Node {
 		return op.weightGrad(x, c.delta)
 	})
 	y := op.forward(xh, wh)
-	addCapture(ctx, x.Graph(), c)
+	addCapture(lg.Ctx, x.Graph(), c)
 	return IdentityWithCustomGradient(y, func(_, v *Node) *Node {
 		c.delta = v
 		return v

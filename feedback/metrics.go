@@ -14,7 +14,7 @@ type Alignment struct {
 	// Scope is the layer's context scope.
 	Scope string
 	// WeightAngle is the angle between vec(B) and vec(Wᵀ) (B in W's layout: between B and W); NaN if B or W is
-	// zero.
+	// zero. It is nil where B does not have W's shape (dfa's hidden layers, whose B maps the classes).
 	WeightAngle *Node
 	// NormRatio is ‖B‖/‖W‖ (Frobenius norms).
 	NormRatio *Node
@@ -41,15 +41,22 @@ func AlignmentGraph(ctx *context.Context, g *Graph) []Alignment {
 	out := make([]Alignment, 0, len(layers))
 	for _, layer := range layers {
 		w := StopGradient(layer.Weights.ValueGraph(g))
-		b := StopGradient(layer.FeedbackGraph(ctx, g))
+		var b *Node
+		if c, found := deltas[layer.Scope]; found {
+			b = c.fb() // The kernel this graph's step sends through (brsf draws a new one each step).
+		} else {
+			b = StopGradient(layer.FeedbackGraph(ctx, g))
+		}
 		a := Alignment{
-			Scope:       layer.Scope,
-			WeightAngle: AngleDegrees(b, w),
-			NormRatio:   Div(L2Norm(b), MaxScalar(L2Norm(w), 1e-30)),
+			Scope:     layer.Scope,
+			NormRatio: Div(L2Norm(b), MaxScalar(L2Norm(w), 1e-30)),
+		}
+		if b.Shape().Equal(w.Shape()) {
+			a.WeightAngle = AngleDegrees(b, w)
 		}
 		if c, found := deltas[layer.Scope]; found {
 			delta := StopGradient(c.delta)
-			sent := c.op.inputGrad(delta, c.fb())
+			sent := StopGradient(c.sent())
 			bp := c.op.inputGrad(delta, StopGradient(c.w))
 			angles, defined := angleDegrees(sent, bp, 0)
 			// The mean over the examples where it is defined: 0/0 = NaN where there are none.

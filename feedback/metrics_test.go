@@ -30,36 +30,62 @@ func TestAlignmentGraph(t *testing.T) {
 				}
 				x := randomSlice(rng, ref.n*ref.h*ref.w*ref.c)
 				delta := randomSlice(rng, ref.n*ref.outH*ref.outW*ref.co)
+				outErr := randomSlice(rng, lc.n*testClasses)
+				rule, err := RuleByName(ruleName)
+				require.NoError(t, err)
+				fromOutput := rule.Feedback().Source == FromOutputError
 				ctx := context.New()
 				ctx.SetParam(ParamRule, ruleName)
+				ctx.SetParam(ParamOutputDim, testClasses)
 				layerCtx := ctx.In("layer")
 				outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, xNode *Node) []*Node {
 					g := xNode.Graph()
 					y := lc.build(layerCtx, xNode)
+					eNode := ConstTensor(g, tensors.FromFlatDataAndDimensions(outErr, lc.n, testClasses))
+					u := OutputError(ctx, Add(ZerosLike(eNode), MulScalar(ReduceAllSum(y), 0))) // e = E, δ = R
 					loss := ReduceAllSum(Mul(y, ConstTensor(g, tensors.FromFlatDataAndDimensions(delta, yDims...))))
-					_, _ = Gradients(ctx, loss)
+					_, _ = Gradients(ctx, Add(loss, ReduceAllSum(Mul(u, eNode))))
 					al := AlignmentGraph(ctx, g)
 					require.Len(t, al, 1)
 					require.Equal(t, "/layer", al[0].Scope)
 					require.NotNil(t, al[0].DeltaAngle)
+					require.Equal(t, fromOutput && lc.out != testClasses, al[0].WeightAngle == nil, "weight angle defined where B has W's shape")
+					weightAngle := al[0].WeightAngle
+					if weightAngle == nil {
+						weightAngle = Scalar(g, al[0].NormRatio.DType(), 0)
+					}
+					var used *Node
+					for _, c := range graphCaptures(ctx, g) {
+						if c.scope == layerCtx.Scope() {
+							used = c.fb()
+						}
+					}
 					layer := Layers(ctx)[0]
-					return []*Node{al[0].WeightAngle, al[0].NormRatio, al[0].DeltaAngle,
-						layer.Weights.ValueGraph(g), layer.FeedbackGraph(ctx, g)}
+					return []*Node{weightAngle, al[0].NormRatio, al[0].DeltaAngle, layer.Weights.ValueGraph(g), used}
 				}, tensors.FromFlatDataAndDimensions(x, xDims...))
 				w, b := flat64(t, outs[3]), flat64(t, outs[4])
-				wantAngle := angleBetween(b, w)
-				if ruleName == "bp" {
-					wantAngle = 0
+				if len(b) == len(w) {
+					wantAngle := angleBetween(b, w)
+					if ruleName == "bp" {
+						wantAngle = 0
+					}
+					require.InDelta(t, wantAngle, flat64(t, outs[0])[0], 1e-3, "weight angle")
 				}
-				require.InDelta(t, wantAngle, flat64(t, outs[0])[0], 1e-3, "weight angle")
-				var nb, nw float64
-				for i := range w {
-					nb += b[i] * b[i]
-					nw += w[i] * w[i]
+				require.InDelta(t, norm(b)/norm(w), flat64(t, outs[1])[0], 1e-9, "norm ratio")
+				// Delta angle: per example, between the transposed convs of δ (dfa: of e) with B and of δ with W.
+				bp := ref.inputGrad(delta, w)
+				var sent []float64
+				if !fromOutput {
+					sent = ref.inputGrad(delta, b)
+				} else {
+					toClasses := ref
+					toClasses.co = testClasses
+					e := make([]float64, ref.n*ref.outH*ref.outW*testClasses)
+					for i := range e {
+						e[i] = outErr[(i/(ref.outH*ref.outW*testClasses))*testClasses+i%testClasses]
+					}
+					sent = toClasses.inputGrad(e, b)
 				}
-				require.InDelta(t, math.Sqrt(nb/nw), flat64(t, outs[1])[0], 1e-9, "norm ratio")
-				// Delta angle: per example, between the transposed convs of δ with B and with W.
-				sent, bp := ref.inputGrad(delta, b), ref.inputGrad(delta, w)
 				per := len(sent) / lc.n
 				var mean float64
 				for e := range lc.n {
@@ -69,7 +95,7 @@ func TestAlignmentGraph(t *testing.T) {
 					mean = 0
 				}
 				require.InDelta(t, mean, flat64(t, outs[2])[0], 1e-3, "delta angle")
-				if ruleName == "fa" || ruleName == "kp" || ruleName == "wm" {
+				if ruleName == "fa" || ruleName == "kp" || ruleName == "wm" || ruleName == "dfa" {
 					require.Greater(t, mean, 30.0, "random B: large delta angle")
 				}
 			})

@@ -16,7 +16,7 @@ const (
 	// ParamRule names the learning rule (see [Rules]). Default: "bp".
 	ParamRule = "feedback_rule"
 
-	// ParamInitScale multiplies the initial feedback weights of rules that store B (fa, wm, kp).
+	// ParamInitScale multiplies the initial feedback weights of rules that store B (fa, wm, kp, ...).
 	// B is drawn with the same scheme as W, independently. Default: 1.
 	ParamInitScale = "feedback_init_scale"
 
@@ -28,11 +28,53 @@ const (
 	// patches×matmul on the pure-Go backend, where it is faster), "native" or "patches". Both run on every
 	// backend and compute the same values. Default: "auto".
 	ParamConvImpl = "feedback_conv_impl"
+
+	// ParamOutputDim is the number of the model's outputs (classes), the width of the output error that DFA
+	// projects. models.New sets it; it is not a user setting.
+	ParamOutputDim = "feedback_output_dim"
 )
 
-// Rule is a learning rule for the feedback weights B of a layer.
-//
-// A new rule is one file in this package implementing Rule, plus a call to [Register] in an init function.
+// Source is what a layer's signal to the layer below is computed from.
+type Source int
+
+const (
+	// FromDelta: the signal is computed from the layer's own error δ = ∂L/∂y, and B has W's layout.
+	FromDelta Source = iota
+	// FromOutputError: the signal is computed from the model's output error e = ∂L/∂logits, published by
+	// [OutputError], and B maps the classes to the layer's input: [in, classes] for a dense layer,
+	// [kh, kw, cin, classes] for a convolution (DFA).
+	FromOutputError
+)
+
+// FeedbackSpec declares a rule's feedback weights.
+type FeedbackSpec struct {
+	// Stored: B is a variable of the layer (named "feedback", not trainable by the task loss), drawn once at
+	// creation with the layer's own initializer, independently of W, times [ParamInitScale]; see feedbackInitializer.
+	// Otherwise the rule computes its kernel from W (and fresh randomness) at every step.
+	Stored bool
+	// Source is what the signal is computed from; it also fixes B's shape (W's, or towards the classes).
+	Source Source
+}
+
+// LayerGraph is what a rule sees of one layer in one graph.
+type LayerGraph struct {
+	// Ctx is the layer's scope: the rule reads its settings and keeps its own variables there.
+	Ctx *context.Context
+	// Kind is KindDense or KindConv.
+	Kind string
+	// W is the layer's weights.
+	W *Node
+	// B is the stored feedback's value, or nil where the rule does not store it.
+	B *Node
+	// Init is the layer's initializer (of W and of a stored B): rules that draw random feedback at every step
+	// (brsf) or need its scale (usf) call it.
+	Init context.VariableInitializer
+}
+
+// Rule is a learning rule for the feedback of a layer: what the layer sends down in place of Wᵀδ, and how its
+// feedback weights B are kept and learn. Rules are chosen by name ([RuleByName]); a new rule is one file in this
+// package that implements Rule (embedding [RuleBase] for the capabilities it lacks) and calls [Register] in an
+// init function, plus its plain-Go reference in the tests (see rules_test.go).
 type Rule interface {
 	// Name is the short name used to select the rule, e.g. "kp".
 	Name() string
@@ -40,38 +82,42 @@ type Rule interface {
 	// Description is a one-line description.
 	Description() string
 
-	// StoresFeedback reports whether the rule keeps B in a context variable (named "feedback", beside
-	// the layer's "weights"), initialised like W and independent of it.
-	StoresFeedback() bool
+	// Settings declares the hyperparameters the rule reads from the context (beyond the layers' own).
+	Settings() []Setting
 
-	// Feedback builds the feedback weights, in W's layout, used by the backward pass of the layer whose
-	// scope is ctx. w is the layer's weights node.
-	Feedback(ctx *context.Context, w *Node) *Node
+	// Feedback declares whether B is stored, its shape and initialisation.
+	Feedback() FeedbackSpec
+
+	// Prepare is called in the forward pass of every layer (once per layer and graph), even where no gradient
+	// flows: rules that fix per-layer state at the first step (ss's scale) do it here.
+	Prepare(l *LayerGraph)
+
+	// Kernel builds the kernel through which the layer sends its signal down: for a FromDelta rule, in W's
+	// layout (the input gradient is then δ·Kernelᵀ, or for a convolution the transposed convolution of δ with
+	// it); for a FromOutputError rule, in B's (the signal is then e·Kernelᵀ, e broadcast over the output's
+	// positions). It carries no gradient.
+	Kernel(l *LayerGraph) *Node
+
+	// Learning says how B learns, with the coefficients read from the layer's scope ctx, or nil where B is fixed
+	// or computed from W.
+	Learning(ctx *context.Context) *Learning
 }
 
-// OptimizedFeedback is implemented by rules whose B is updated by the optimizer with W's gradient (KP).
-type OptimizedFeedback interface {
-	Rule
-	// FollowsWeightUpdates is a marker: B receives W's gradient and weight decay through W's optimizer.
-	FollowsWeightUpdates()
-}
+// RuleBase gives a rule the defaults of every capability: no settings, no stored feedback (FromDelta), nothing
+// to prepare, B fixed. Embed it and override what the rule has.
+type RuleBase struct{}
 
-// MirroredFeedback is implemented by rules whose B learns in the mirror mode (WM).
-type MirroredFeedback interface {
-	Rule
-	// MirrorUpdate builds the update of B for one mirror step: x is the noise fed to the layer, y = W x its
-	// linear output, both flattened to matrices [n, in] and [n, out] (for convolutions, patches),
-	// noiseVar the variance of the noise. It returns B's new value.
-	MirrorUpdate(ctx *context.Context, b, x, y *Node, noiseVar float64) *Node
-}
+// Settings implements Rule: none.
+func (RuleBase) Settings() []Setting { return nil }
 
-// PreparedFeedback is implemented by rules that keep per-layer state which must be set up in the forward pass
-// of every layer (SS's fixed scale), even where no gradient flows to the layer's input.
-type PreparedFeedback interface {
-	Rule
-	// Prepare is called once per layer and graph, in the layer's scope, with the layer's weights node.
-	Prepare(ctx *context.Context, w *Node)
-}
+// Feedback implements Rule: nothing stored.
+func (RuleBase) Feedback() FeedbackSpec { return FeedbackSpec{} }
+
+// Prepare implements Rule: nothing.
+func (RuleBase) Prepare(*LayerGraph) {}
+
+// Learning implements Rule: B does not learn.
+func (RuleBase) Learning(*context.Context) *Learning { return nil }
 
 var (
 	registryMu sync.RWMutex
@@ -132,24 +178,4 @@ func RuleFromContext(ctx *context.Context) Rule {
 		panic(err)
 	}
 	return r
-}
-
-// DefaultParams returns every hyperparameter the rules and layers read, with its default, so a program can
-// pre-set them in a context (GoMLX's -set flag only accepts known parameters) and list them in its help.
-func DefaultParams() map[string]any {
-	return map[string]any{
-		ParamRule:           "bp",
-		ParamInitScale:      1.0,
-		ParamSSScale:        0.0,
-		ParamConvImpl:       "auto",
-		ParamKPDecay:        -1.0,
-		ParamWMNoise:        "uniform",
-		ParamWMNoiseScale:   0.05,
-		ParamWMLearningRate: 0.01,
-		ParamWMDecay:        0.01,
-		ParamWMRescale:      false,
-		ParamWMBatch:        128,
-		ParamWMSteps:        1,
-		ParamWMWarmupSteps:  -1,
-	}
 }

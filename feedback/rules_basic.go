@@ -2,22 +2,19 @@ package feedback
 
 import (
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
-	"github.com/gomlx/gomlx/pkg/ml/context"
 )
 
-// storedFeedback is embedded by rules whose B lives in the layer's "feedback" variable.
-type storedFeedback struct{}
+// storedKernel is embedded by rules whose kernel is the layer's stored B, drawn once like W.
+type storedKernel struct{ RuleBase }
 
-// StoresFeedback implements Rule.
-func (storedFeedback) StoresFeedback() bool { return true }
+// Feedback implements Rule: B stored in W's layout.
+func (storedKernel) Feedback() FeedbackSpec { return FeedbackSpec{Stored: true} }
 
-// Feedback implements Rule: the value of the layer's feedback variable.
-func (storedFeedback) Feedback(ctx *context.Context, w *Node) *Node {
-	return feedbackVariable(ctx, w.Shape()).ValueGraph(w.Graph())
-}
+// Kernel implements Rule: the stored B.
+func (storedKernel) Kernel(l *LayerGraph) *Node { return l.B }
 
 // Backprop is rule "bp": B = W, the weight transport that the other rules avoid.
-type Backprop struct{}
+type Backprop struct{ RuleBase }
 
 // Name implements Rule.
 func (Backprop) Name() string { return "bp" }
@@ -25,14 +22,11 @@ func (Backprop) Name() string { return "bp" }
 // Description implements Rule.
 func (Backprop) Description() string { return "backprop: sends W^T δ down (weight transport)" }
 
-// StoresFeedback implements Rule.
-func (Backprop) StoresFeedback() bool { return false }
-
-// Feedback implements Rule: W itself.
-func (Backprop) Feedback(_ *context.Context, w *Node) *Node { return w }
+// Kernel implements Rule: W itself.
+func (Backprop) Kernel(l *LayerGraph) *Node { return l.W }
 
 // FeedbackAlignment is rule "fa": B is random, drawn once like W and independent of it, and fixed.
-type FeedbackAlignment struct{ storedFeedback }
+type FeedbackAlignment struct{ storedKernel }
 
 // Name implements Rule.
 func (FeedbackAlignment) Name() string { return "fa" }

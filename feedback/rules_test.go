@@ -17,6 +17,7 @@ import (
 func TestRuleByName(t *testing.T) {
 	for _, tc := range []struct{ name, want string }{
 		{"bp", "bp"}, {"FA", "fa"}, {" ss ", "ss"}, {"wm", "wm"}, {"kp", "kp"},
+		{"dfa", "dfa"}, {"USF", "usf"}, {"frsf", "frsf"}, {"brsf", "brsf"}, {"ia", "ia"},
 	} {
 		r, err := RuleByName(tc.name)
 		require.NoError(t, err, tc.name)
@@ -25,8 +26,8 @@ func TestRuleByName(t *testing.T) {
 	}
 	_, err := RuleByName("dfa2")
 	require.ErrorContains(t, err, `unknown feedback rule "dfa2"`)
-	require.ErrorContains(t, err, "bp, fa, kp, ss, wm")
-	require.Equal(t, []string{"bp", "fa", "kp", "ss", "wm"}, RuleNames())
+	require.ErrorContains(t, err, "bp, brsf, dfa, fa, frsf, ia, kp, ss, usf, wm")
+	require.Equal(t, []string{"bp", "brsf", "dfa", "fa", "frsf", "ia", "kp", "ss", "usf", "wm"}, RuleNames())
 }
 
 // TestBackpropMatchesAutodiff: rule bp on a dense stack gives exactly GoMLX's own autodiff of the same stack.

@@ -1,6 +1,8 @@
 package feedback
 
 import (
+	"math"
+
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -13,7 +15,7 @@ const ssScaleName = "ss_scale"
 // SignSymmetry is rule "ss": B = scale·sign(W), recomputed from the current W at every step, so one bit per
 // weight is transported. The scale is fixed per layer: [ParamSSScale] if set, else the RMS of W at the
 // layer's first step (the standard deviation of its initialisation), kept in the variable "ss_scale".
-type SignSymmetry struct{}
+type SignSymmetry struct{ RuleBase }
 
 // Name implements Rule.
 func (SignSymmetry) Name() string { return "ss" }
@@ -23,30 +25,36 @@ func (SignSymmetry) Description() string {
 	return "sign symmetry: B = scale·sign(W), one bit per weight (Liao et al. 2016)"
 }
 
-// StoresFeedback implements Rule.
-func (SignSymmetry) StoresFeedback() bool { return false }
-
-// Feedback implements Rule.
-func (SignSymmetry) Feedback(ctx *context.Context, w *Node) *Node {
-	return Mul(Sign(w), signSymmetryScale(ctx, w))
+// Settings implements Rule.
+func (SignSymmetry) Settings() []Setting {
+	return []Setting{{Name: ParamSSScale, Default: 0.0, HasRange: true, Min: 0, Max: math.Inf(1),
+		Doc: "sign-symmetry scale (0: the RMS of W at its first step)"}}
 }
 
-// Prepare implements PreparedFeedback: it fixes the layer's scale at its first step.
-func (SignSymmetry) Prepare(ctx *context.Context, w *Node) { signSymmetryScale(ctx, w) }
+// Kernel implements Rule.
+func (SignSymmetry) Kernel(l *LayerGraph) *Node {
+	return Mul(Sign(l.W), fixedScale(l.Ctx, ssScaleName, ParamSSScale, l.W, func() *Node { return l.W }))
+}
 
-// signSymmetryScale returns the layer's fixed sign-symmetry scale as a scalar node.
-func signSymmetryScale(ctx *context.Context, w *Node) *Node {
+// Prepare implements Rule: it fixes the layer's scale at its first step.
+func (SignSymmetry) Prepare(l *LayerGraph) {
+	fixedScale(l.Ctx, ssScaleName, ParamSSScale, l.W, func() *Node { return l.W })
+}
+
+// fixedScale returns a layer's fixed scale as a scalar node: the setting param if positive, else the RMS of
+// sample() at the layer's first step, kept in the non-trainable variable name (0 until fixed).
+func fixedScale(ctx *context.Context, name, param string, w *Node, sample func() *Node) *Node {
 	g := w.Graph()
-	if s := context.GetParamOr(ctx, ParamSSScale, 0.0); s > 0 {
+	if s := context.GetParamOr(ctx, param, 0.0); s > 0 {
 		return Scalar(g, w.DType(), s)
 	}
 	scaleVar := ctx.Checked(false).WithInitializer(initializers.Zero).
-		VariableWithShape(ssScaleName, shapes.Make(w.DType())).SetTrainable(false)
+		VariableWithShape(name, shapes.Make(w.DType())).SetTrainable(false)
 	if scaleVar.ChangedInGraph(g) {
 		return scaleVar.ValueGraph(g) // Already fixed in this graph.
 	}
 	current := scaleVar.ValueGraph(g)
-	rms := Sqrt(ReduceAllMean(Square(StopGradient(w))))
+	rms := Sqrt(ReduceAllMean(Square(StopGradient(sample()))))
 	scale := Where(GreaterThan(current, ZerosLike(current)), current, rms)
 	scaleVar.SetValueGraph(scale)
 	return scale

@@ -3,41 +3,63 @@ package feedback
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/ml/context"
 )
 
-// paramRange is the valid range of one hyperparameter of [DefaultParams]: a set of strings, or numeric bounds.
+// paramRange is the valid range of one setting ([Setting]), as ValidateParams checks and describes it.
 type paramRange struct {
 	// oneOf lists the valid values of a string parameter (nil: any, for a numeric or boolean one).
 	oneOf []string
+	// boolean marks a true/false setting.
+	boolean bool
 	// min and max bound a numeric parameter; minOpen excludes min itself; integer requires a whole number.
 	min, max float64
 	minOpen  bool
 	integer  bool
-	// also is one more valid value outside [min, max] (a sentinel such as -1 for "the default").
-	also *float64
+	// special are valid values outside [min, max] (sentinels such as -1 for "the default").
+	special []float64
 	// doc describes the valid range for error messages.
 	doc string
 }
 
-func ptr(v float64) *float64 { return &v }
-
-// paramRanges are the valid values of the hyperparameters in [DefaultParams] (all but wm_rescale, a boolean).
-var paramRanges = map[string]paramRange{
-	ParamInitScale:      {min: 0, minOpen: true, max: math.Inf(1), doc: "> 0"},
-	ParamSSScale:        {min: 0, max: math.Inf(1), doc: "≥ 0 (0: the RMS of W at its first step)"},
-	ParamConvImpl:       {oneOf: []string{"auto", "native", "patches"}},
-	ParamKPDecay:        {min: 0, max: math.Inf(1), also: ptr(-1), doc: "≥ 0, or -1 for the weight decay"},
-	ParamWMNoise:        {oneOf: []string{"uniform", "gaussian", "normal"}},
-	ParamWMNoiseScale:   {min: 0, minOpen: true, max: math.Inf(1), doc: "> 0"},
-	ParamWMLearningRate: {min: 0, minOpen: true, max: math.Inf(1), doc: "> 0"},
-	ParamWMDecay:        {min: 0, max: 1, doc: "in [0, 1]"},
-	ParamWMBatch:        {min: 1, max: 1 << 24, integer: true, doc: "a whole number ≥ 1"},
-	ParamWMSteps:        {min: 0, max: 1 << 20, integer: true, doc: "a whole number ≥ 0"},
-	ParamWMWarmupSteps:  {min: -1, max: 1 << 30, integer: true, doc: "a whole number ≥ 0, or -1 for one epoch's worth"},
+// rangeOf derives a setting's valid range and its description from its declaration.
+func rangeOf(s Setting) paramRange {
+	r := paramRange{oneOf: s.Choices, min: math.Inf(-1), max: math.Inf(1), special: s.Special}
+	switch s.Default.(type) {
+	case bool:
+		r.boolean = true
+		return r
+	case string:
+		return r
+	case int:
+		r.integer = true
+	}
+	if s.HasRange {
+		r.min, r.max, r.minOpen = s.Min, s.Max, s.MinExclusive
+	}
+	var doc string
+	switch {
+	case !s.HasRange:
+		doc = "any number"
+	case math.IsInf(s.Max, 1) && s.MinExclusive:
+		doc = fmt.Sprintf("> %v", s.Min)
+	case math.IsInf(s.Max, 1):
+		doc = fmt.Sprintf("≥ %v", s.Min)
+	default:
+		doc = "in " + Setting{HasRange: true, Min: s.Min, Max: s.Max, MinExclusive: s.MinExclusive}.Range()
+	}
+	if r.integer {
+		doc = "a whole number " + doc
+	}
+	for _, v := range s.Special {
+		doc += fmt.Sprintf(", or %v", v)
+	}
+	r.doc = doc
+	return r
 }
 
 // ParamError reports a rule hyperparameter whose value is out of its valid range.
@@ -88,6 +110,11 @@ func ValidateParams(ctx *context.Context) error {
 }
 
 func validateParam(key string, value any) *ParamError {
+	setting, known := settingByName(key)
+	if !known {
+		return nil
+	}
+	r := rangeOf(setting)
 	fail := func(valid string) *ParamError { return &ParamError{Param: key, Value: value, Valid: valid} }
 	if key == ParamRule {
 		name, ok := value.(string)
@@ -99,14 +126,10 @@ func validateParam(key string, value any) *ParamError {
 		}
 		return nil
 	}
-	if key == ParamWMRescale {
+	if r.boolean {
 		if _, ok := value.(bool); !ok {
 			return fail("true or false")
 		}
-		return nil
-	}
-	r, known := paramRanges[key]
-	if !known {
 		return nil
 	}
 	if r.oneOf != nil {
@@ -131,7 +154,7 @@ func validateParam(key string, value any) *ParamError {
 	default:
 		return fail("a number " + r.doc)
 	}
-	if r.also != nil && v == *r.also {
+	if slices.Contains(r.special, v) {
 		return nil
 	}
 	switch {
@@ -141,11 +164,14 @@ func validateParam(key string, value any) *ParamError {
 	return nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+func contains(list []string, s string) bool { return slices.Contains(list, s) }
+
+// settingByName finds a declared setting ([AllSettings]) by its parameter name.
+func settingByName(name string) (Setting, bool) {
+	for _, s := range AllSettings() {
+		if s.Name == name {
+			return s, true
 		}
 	}
-	return false
+	return Setting{}, false
 }

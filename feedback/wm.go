@@ -50,7 +50,10 @@ const convMirrorMargin = 7
 // code did not), so η_B is the rate at which B moves and the noise amplitude only sets the operating point;
 // with the released defaults (σ² = 0.05²/3) an undivided η_B = 0.01 would need about 10⁵ steps to align.
 // The trainer interleaves [MirrorStep] with training steps (ParamWMSteps) and runs a warm-up before.
-type WeightMirror struct{ storedFeedback }
+//
+// As a composition of Kunin et al.'s primitives it is amp on noise plus decay: one plain gradient step of
+// rate η_B on (1/σ²)·amp + (λ_B/η_B)·decay, i.e. Learning{Amp: 1/σ², Decay: λ_B/η_B, Mirror: {η_B}}.
+type WeightMirror struct{ storedKernel }
 
 // Name implements Rule.
 func (WeightMirror) Name() string { return "wm" }
@@ -60,68 +63,103 @@ func (WeightMirror) Description() string {
 	return "weight mirror: B learns W^T from noise in a mirror mode (Akrout et al. 2019)"
 }
 
-// MirrorUpdate implements MirroredFeedback.
-func (WeightMirror) MirrorUpdate(ctx *context.Context, b, x, y *Node, noiseVar float64) *Node {
-	eta := context.GetParamOr(ctx, ParamWMLearningRate, 0.01)
-	n := float64(x.Shape().Dim(0))
-	corr := MulScalar(denseOp{}.weightGrad(x, y), eta/(n*noiseVar)) // x yᵀ, in W's layout [in, out].
-	if context.GetParamOr(ctx, ParamWMRescale, false) {
-		updated := Add(b, corr)
-		back := denseOp{}.inputGrad(y, updated) // y sent back through B: [n, in].
-		scale := Div(Sqrt(ReduceAllSum(Square(x))), MaxScalar(Sqrt(ReduceAllSum(Square(back))), 1e-12))
-		return Mul(updated, scale)
+// Settings implements Rule.
+func (WeightMirror) Settings() []Setting {
+	return []Setting{
+		{Name: ParamWMNoise, Default: "uniform", Choices: []string{"uniform", "gaussian", "normal"}, Doc: "weight-mirror noise: uniform or gaussian"},
+		{Name: ParamWMNoiseScale, Default: 0.05, HasRange: true, Min: 0, MinExclusive: true, Max: math.Inf(1), Doc: "weight-mirror noise amplitude (uniform half-width or gaussian σ)"},
+		{Name: ParamWMLearningRate, Flag: "wm-lr", Default: 0.01, HasRange: true, Min: 0, MinExclusive: true, Max: math.Inf(1), Doc: "weight-mirror learning rate η_B"},
+		{Name: ParamWMDecay, Default: 0.01, HasRange: true, Min: 0, Max: 1, Doc: "weight-mirror decay λ_B per mirror step"},
+		{Name: ParamWMRescale, Default: false, Doc: "weight mirror: rescale B instead of decaying it"},
+		{Name: ParamWMBatch, Default: 128, HasRange: true, Min: 1, Max: math.Inf(1), Doc: "noise samples per layer and mirror step"},
+		{Name: ParamWMSteps, Default: 1, HasRange: true, Min: 0, Max: math.Inf(1), Doc: "mirror steps after each training step"},
+		{Name: ParamWMWarmupSteps, Flag: "wm-warmup", Default: -1, HasRange: true, Min: 0, Max: math.Inf(1), Special: []float64{-1}, Doc: "mirror steps before training (-1: one epoch's worth)"},
 	}
-	lambda := context.GetParamOr(ctx, ParamWMDecay, 0.01)
-	return Add(MulScalar(b, 1-lambda), corr)
+}
+
+// Learning implements Rule: amp on noise plus decay, in mirror steps.
+func (WeightMirror) Learning(ctx *context.Context) *Learning {
+	eta := context.GetParamOr(ctx, ParamWMLearningRate, 0.01)
+	l := &Learning{Amp: 1 / mirrorNoiseVariance(ctx), Mirror: &MirrorMode{LearningRate: eta,
+		Rescale: context.GetParamOr(ctx, ParamWMRescale, false)}}
+	if !l.Mirror.Rescale && eta > 0 {
+		l.Decay = context.GetParamOr(ctx, ParamWMDecay, 0.01) / eta
+	}
+	return l
 }
 
 func init() { Register(WeightMirror{}) }
 
-// mirrorNoise draws noise of the given shape and returns it with its variance.
-func mirrorNoise(ctx *context.Context, g *Graph, shape shapes.Shape) (*Node, float64) {
+// mirrorStep is one step of B on noise rows x [n, in] with outputs y = x·W [n, out], B and W as matrices
+// [in, out]: B − η·(primitives' gradient + Decay·B), or with Rescale B + (−η·gradient) rescaled.
+func (l *Learning) mirrorStep(b, w, x, y *Node) *Node {
+	eta := l.Mirror.LearningRate
+	grad := l.primitiveGrad(b, w, x, y)
+	if l.Mirror.Rescale {
+		updated := Sub(b, MulScalar(grad, eta))
+		back := denseOp{}.inputGrad(y, updated) // y sent back through B: [n, in].
+		scale := Div(Sqrt(ReduceAllSum(Square(x))), MaxScalar(Sqrt(ReduceAllSum(Square(back))), 1e-12))
+		return Mul(updated, scale)
+	}
+	if l.Decay != 0 {
+		grad = Add(grad, MulScalar(b, l.Decay))
+	}
+	return Sub(b, MulScalar(grad, eta))
+}
+
+// mirrorNoiseVariance is the variance of the noise mirrorNoise draws.
+func mirrorNoiseVariance(ctx *context.Context) float64 {
+	scale := context.GetParamOr(ctx, ParamWMNoiseScale, 0.05)
+	if context.GetParamOr(ctx, ParamWMNoise, "uniform") == "uniform" {
+		return scale * scale / 3
+	}
+	return scale * scale
+}
+
+// mirrorNoise draws noise of the given shape (variance mirrorNoiseVariance).
+func mirrorNoise(ctx *context.Context, g *Graph, shape shapes.Shape) *Node {
 	scale := context.GetParamOr(ctx, ParamWMNoiseScale, 0.05)
 	switch dist := context.GetParamOr(ctx, ParamWMNoise, "uniform"); dist {
 	case "uniform":
 		u := ctx.RandomUniform(g, shape) // [0, 1)
-		return MulScalar(AddScalar(u, -0.5), 2*scale), scale * scale / 3
+		return MulScalar(AddScalar(u, -0.5), 2*scale)
 	case "gaussian", "normal":
-		return MulScalar(ctx.RandomNormal(g, shape), scale), scale * scale
+		return MulScalar(ctx.RandomNormal(g, shape), scale)
 	default:
 		panic(fmt.Sprintf("feedback: %s=%q is not valid: use uniform or gaussian", ParamWMNoise, dist))
 	}
 }
 
 // MirrorStep builds one mirror step for every layer of ctx whose rule learns in mirror mode (wm): it draws
-// noise, computes the layer's linear output and updates B (with SetValueGraph, so a context.Exec running this
-// graph stores the new B). It returns the number of layers updated. W is only read by the forward
-// computation y = W x, never copied into B.
+// noise, computes the layer's linear output and updates B by its rule's [Learning] (with SetValueGraph, so a
+// context.Exec running this graph stores the new B). It returns the number of layers updated. W is only read
+// by the forward computation y = W x, never copied into B.
 func MirrorStep(ctx *context.Context, g *Graph) int {
 	count := 0
 	for _, layer := range Layers(ctx) {
-		rule, ok := layer.Rule.(MirroredFeedback)
-		if !ok || layer.Feedback == nil {
+		layerCtx := ctx.InAbsPath(layer.Scope)
+		learning := layer.Rule.Learning(layerCtx)
+		if learning == nil || learning.Mirror == nil || layer.Feedback == nil {
 			continue
 		}
-		layerCtx := ctx.InAbsPath(layer.Scope)
 		w := StopGradient(layer.Weights.ValueGraph(g))
 		b := layer.Feedback.ValueGraph(g)
 		batch := max(1, context.GetParamOr(layerCtx, ParamWMBatch, 128))
 		var newB *Node
 		switch layer.Kind {
 		case KindDense:
-			x, noiseVar := mirrorNoise(layerCtx, g, shapes.Make(w.DType(), batch, w.Shape().Dim(0)))
-			y := Dot(x, w)
-			newB = rule.MirrorUpdate(layerCtx, b, x, y, noiseVar)
+			x := mirrorNoise(layerCtx, g, shapes.Make(w.DType(), batch, w.Shape().Dim(0)))
+			newB = learning.mirrorStep(b, w, x, Dot(x, w))
 		case KindConv:
 			kh, kw, inC, outC := w.Shape().Dim(0), w.Shape().Dim(1), w.Shape().Dim(2), w.Shape().Dim(3)
 			positions := convMirrorMargin + 1
 			images := max(1, (batch+positions*positions-1)/(positions*positions))
 			imgShape := shapes.Make(w.DType(), images, kh+convMirrorMargin, kw+convMirrorMargin, inC)
-			x, noiseVar := mirrorNoise(layerCtx, g, imgShape)
+			x := mirrorNoise(layerCtx, g, imgShape)
 			op := newPatchConvOp(newConvGeometry(imgShape, kh, kw, 1, false), outC)
 			patches := op.patches(x)
 			y := Dot(patches, op.kernelMatrix(w))
-			newB = Reshape(rule.MirrorUpdate(layerCtx, op.kernelMatrix(b), patches, y, noiseVar), kh, kw, inC, outC)
+			newB = Reshape(learning.mirrorStep(op.kernelMatrix(b), op.kernelMatrix(w), patches, y), kh, kw, inC, outC)
 		default:
 			panic(fmt.Sprintf("feedback: layer %q has unknown kind %q", layer.Scope, layer.Kind))
 		}
@@ -135,7 +173,7 @@ func MirrorStep(ctx *context.Context, g *Graph) int {
 // run [MirrorStep].
 func HasMirrorLayers(ctx *context.Context) bool {
 	for _, layer := range Layers(ctx) {
-		if _, ok := layer.Rule.(MirroredFeedback); ok && layer.Feedback != nil {
+		if l := layer.Rule.Learning(ctx.InAbsPath(layer.Scope)); l != nil && l.Mirror != nil && layer.Feedback != nil {
 			return true
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/nowt-ml/nowt/feedback"
+	"github.com/nowt-ml/nowt/layers"
 )
 
 // newCNN returns a small LeNet-style network: conv 5×5 (6, "same" padding) – ReLU – max-pool 2×2 – conv 5×5
@@ -24,8 +25,8 @@ func newCNN(classes int) Fn {
 			c := ctx.In(scope)
 			return feedback.NewDense(c, x, out).Bias(true).Initializer(torchLinearInit(c)).Done()
 		}
-		x := MaxPool2D(ctx, convLayer("conv1", images, 6, true), 2, 2, 0)
-		x = MaxPool2D(ctx, convLayer("conv2", x, 16, false), 2, 2, 0)
+		x := layers.MaxPool2D(ctx, convLayer("conv1", images, 6, true), 2, 2, 0)
+		x = layers.MaxPool2D(ctx, convLayer("conv2", x, 16, false), 2, 2, 0)
 		x = Reshape(x, x.Shape().Dim(0), -1)
 		x = relu(dense("fc1", x, 120))
 		x = relu(dense("fc2", x, 84))

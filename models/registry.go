@@ -1,7 +1,7 @@
 // Package models defines the networks nowt trains, chosen by name ([New], [Names]). Every weight layer is a
 // feedback layer (feedback.Dense or feedback.Conv2D), so the learning rule set in the context
 // (feedback.ParamRule) governs the whole network: every convolution, every projection shortcut and the final
-// classifier. Batch norm, ReLU, pooling and residual additions backpropagate as usual.
+// classifier. Batch norm, ReLU, pooling and residual additions (package layers) backpropagate as usual.
 //
 // Hyperparameters are read from the context when the model is built (see the Param* constants); [CheckParams]
 // validates them beforehand. Initialisation follows torchvision: convolutions Kaiming-normal with fan_out
@@ -20,6 +20,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/nowt-ml/nowt/feedback"
+	"github.com/nowt-ml/nowt/layers"
 )
 
 // Fn builds a model's logits [batch, classes] from images [batch, H, W, C] (float32 or float64), in ctx's
@@ -90,7 +91,12 @@ func New(name string, classes int) (Fn, error) {
 	if classes < 1 {
 		return nil, fmt.Errorf("model %q: classes must be ≥ 1, got %d", name, classes)
 	}
-	return e.build(classes), nil
+	build := e.build(classes)
+	return func(ctx *context.Context, images *Node) *Node {
+		// Rules that project the output error (dfa) read the classes and the error published on the logits.
+		ctx.SetParam(feedback.ParamOutputDim, classes)
+		return feedback.OutputError(ctx, build(ctx, images))
+	}, nil
 }
 
 // CheckParams validates the model hyperparameters set in ctx (at its scope), so that a caller can report a bad
@@ -185,16 +191,17 @@ func classifier(ctx *context.Context, x *Node, classes int) *Node {
 	return feedback.NewDense(ctx, x, classes).Bias(true).Initializer(torchLinearInit(ctx)).Done()
 }
 
-// DefaultParams returns every model hyperparameter with its default, so a program can pre-set them in a
+// DefaultParams returns every model hyperparameter (and the layers package's) with its default, so a program can pre-set them in a
 // context (GoMLX's -set flag only accepts known parameters) and list them.
 func DefaultParams() map[string]any {
-	return map[string]any{
+	params := map[string]any{
 		ParamMLPHidden:        "500",
 		ParamMLPActivation:    "sigmoid",
 		ParamResNetWidth:      16,
 		ParamZeroInitResidual: false,
-		ParamBNMomentum:       0.9,
-		ParamBNEpsilon:        1e-5,
-		ParamPoolImpl:         "auto",
 	}
+	for k, v := range layers.DefaultParams() {
+		params[k] = v
+	}
+	return params
 }

@@ -2,6 +2,7 @@ package models
 
 import (
 	"fmt"
+	"github.com/nowt-ml/nowt/layers"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
@@ -20,7 +21,7 @@ func newCIFARResNet(n, classes int) Fn {
 		width := mustParam(resnetWidth(ctx))
 		zeroInit := context.GetParamOr(ctx, ParamZeroInitResidual, false)
 		stem := ctx.In("stem")
-		x := relu(BatchNorm(stem.In("bn"), conv(stem.In("conv"), images, width, 3, 1), false))
+		x := relu(layers.BatchNorm(stem.In("bn"), conv(stem.In("conv"), images, width, 3, 1), false))
 		for stage := 0; stage < 3; stage++ {
 			channels := width << stage
 			for block := 0; block < n; block++ {
@@ -32,14 +33,14 @@ func newCIFARResNet(n, classes int) Fn {
 				x = cifarBasicBlock(blockCtx, x, channels, stride, zeroInit)
 			}
 		}
-		return classifier(ctx.In("fc"), GlobalAvgPool(x), classes)
+		return classifier(ctx.In("fc"), layers.GlobalAvgPool(x), classes)
 	}
 }
 
 // cifarBasicBlock is conv3×3(stride) – BN – ReLU – conv3×3 – BN, plus the option-A shortcut, then ReLU.
 func cifarBasicBlock(ctx *context.Context, x *Node, channels, stride int, zeroInit bool) *Node {
-	h := relu(BatchNorm(ctx.In("bn1"), conv(ctx.In("conv1"), x, channels, 3, stride), false))
-	h = BatchNorm(ctx.In("bn2"), conv(ctx.In("conv2"), h, channels, 3, 1), zeroInit)
+	h := relu(layers.BatchNorm(ctx.In("bn1"), conv(ctx.In("conv1"), x, channels, 3, stride), false))
+	h = layers.BatchNorm(ctx.In("bn2"), conv(ctx.In("conv2"), h, channels, 3, 1), zeroInit)
 	return relu(Add(h, optionAShortcut(x, channels, stride)))
 }
 
@@ -50,7 +51,7 @@ func optionAShortcut(x *Node, channels, stride int) *Node {
 	if stride == 1 && inC == channels {
 		return x
 	}
-	s := Subsample(x, stride)
+	s := layers.Subsample(x, stride)
 	if extra := channels - inC; extra > 0 {
 		dims := s.Shape().Dimensions
 		before := shapes.Make(s.DType(), dims[0], dims[1], dims[2], extra/2)

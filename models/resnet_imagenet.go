@@ -2,6 +2,7 @@ package models
 
 import (
 	"fmt"
+	"github.com/nowt-ml/nowt/layers"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -19,8 +20,8 @@ func newImageNetResNet(blocks []int, bottleneck bool, classes int) Fn {
 	return func(ctx *context.Context, images *Node) *Node {
 		zeroInit := context.GetParamOr(ctx, ParamZeroInitResidual, false)
 		stem := ctx.In("stem")
-		x := relu(BatchNorm(stem.In("bn"), conv(stem.In("conv"), images, 64, 7, 2), false))
-		x = MaxPool2D(ctx, x, 3, 2, 1)
+		x := relu(layers.BatchNorm(stem.In("bn"), conv(stem.In("conv"), images, 64, 7, 2), false))
+		x = layers.MaxPool2D(ctx, x, 3, 2, 1)
 		for stage, n := range blocks {
 			channels := 64 << stage
 			for block := 0; block < n; block++ {
@@ -36,7 +37,7 @@ func newImageNetResNet(blocks []int, bottleneck bool, classes int) Fn {
 				}
 			}
 		}
-		return classifier(ctx.In("fc"), GlobalAvgPool(x), classes)
+		return classifier(ctx.In("fc"), layers.GlobalAvgPool(x), classes)
 	}
 }
 
@@ -46,20 +47,20 @@ func projection(ctx *context.Context, x *Node, channels, stride int) *Node {
 		return x
 	}
 	ds := ctx.In("downsample")
-	return BatchNorm(ds.In("bn"), conv(ds.In("conv"), x, channels, 1, stride), false)
+	return layers.BatchNorm(ds.In("bn"), conv(ds.In("conv"), x, channels, 1, stride), false)
 }
 
 // basicBlock is torchvision's BasicBlock (expansion 1).
 func basicBlock(ctx *context.Context, x *Node, channels, stride int, zeroInit bool) *Node {
-	h := relu(BatchNorm(ctx.In("bn1"), conv(ctx.In("conv1"), x, channels, 3, stride), false))
-	h = BatchNorm(ctx.In("bn2"), conv(ctx.In("conv2"), h, channels, 3, 1), zeroInit)
+	h := relu(layers.BatchNorm(ctx.In("bn1"), conv(ctx.In("conv1"), x, channels, 3, stride), false))
+	h = layers.BatchNorm(ctx.In("bn2"), conv(ctx.In("conv2"), h, channels, 3, 1), zeroInit)
 	return relu(Add(h, projection(ctx, x, channels, stride)))
 }
 
 // bottleneckBlock is torchvision's Bottleneck (expansion 4, stride on the 3×3 conv).
 func bottleneckBlock(ctx *context.Context, x *Node, channels, stride int, zeroInit bool) *Node {
-	h := relu(BatchNorm(ctx.In("bn1"), conv(ctx.In("conv1"), x, channels, 1, 1), false))
-	h = relu(BatchNorm(ctx.In("bn2"), conv(ctx.In("conv2"), h, channels, 3, stride), false))
-	h = BatchNorm(ctx.In("bn3"), conv(ctx.In("conv3"), h, 4*channels, 1, 1), zeroInit)
+	h := relu(layers.BatchNorm(ctx.In("bn1"), conv(ctx.In("conv1"), x, channels, 1, 1), false))
+	h = relu(layers.BatchNorm(ctx.In("bn2"), conv(ctx.In("conv2"), h, channels, 3, stride), false))
+	h = layers.BatchNorm(ctx.In("bn3"), conv(ctx.In("conv3"), h, 4*channels, 1, 1), zeroInit)
 	return relu(Add(h, projection(ctx, x, 4*channels, stride)))
 }

@@ -14,11 +14,12 @@ import (
 // form: g ← ∇ + λ·θ; v ← μ·v + g; θ ← θ − η·v (Nesterov: θ ← θ − η·(g + μ·v)).
 //
 // It takes its gradients from feedback.Gradients, so KP's B receives W's gradient and goes through the same
-// update, with its own velocity and the same decay: B's update is W's. The learning rate η is the variable
+// update, with its own velocity and the same decay: B's update is W's; IA's B likewise takes its local loss's
+// gradient. The learning rate η is the variable
 // optimizers.LearningRateVar, which the trainer sets before each step from its Schedule.
 //
 // Decay applies to tensors of rank ≥ 2 (dense weights, conv kernels and KP's B), not to biases nor batch-norm
-// parameters; KP layers use feedback.KPDecay (kp_decay if set) for both W and B.
+// parameters; layers whose B learns use feedback.Decays (KP: kp_decay if set, for both W and B).
 type SGD struct {
 	// Momentum μ (0 = plain SGD); Nesterov selects Nesterov's momentum.
 	Momentum float64
@@ -42,16 +43,7 @@ func (o *SGD) UpdateGraph(ctx *context.Context, g *Graph, loss *Node) {
 	_ = optimizers.IncrementGlobalStepGraph(ctx, g, dtype)
 	lr := optimizers.LearningRateVar(ctx, dtype, 0).ValueGraph(g)
 
-	decay := map[*context.Variable]float64{}
-	for _, layer := range feedback.Layers(ctx) {
-		if _, ok := layer.Rule.(feedback.OptimizedFeedback); ok {
-			d := feedback.KPDecay(ctx.InAbsPath(layer.Scope), o.WeightDecay)
-			decay[layer.Weights] = d
-			if layer.Feedback != nil {
-				decay[layer.Feedback] = d
-			}
-		}
-	}
+	decay := feedback.Decays(ctx, o.WeightDecay)
 	for i, v := range vars {
 		value := v.ValueGraph(g)
 		grad := grads[i]

@@ -25,10 +25,17 @@ func runRules(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *verbose {
-		fmt.Fprintln(stdout, "\nHyperparameters (-set name=value):")
-		params := feedback.DefaultParams()
-		for _, k := range sortedKeys(params) {
-			fmt.Fprintf(stdout, "  %-20s %v\n", k, params[k])
+		fmt.Fprintln(stdout, "\nHyperparameters (-set name=value, or the flag), with defaults and valid ranges:")
+		tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		for _, st := range feedback.AllSettings() {
+			flagName := ""
+			if name := st.FlagName(); name != "-" {
+				flagName = "-" + name
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%v\t%s\t%s\n", st.Name, flagName, st.Default, st.Range(), st.Doc)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -148,8 +148,9 @@ func TestCommandErrors(t *testing.T) {
 		{"unknown command", []string{"fly"}, 2, []string{`unknown command "fly"`}},
 		{"unknown flag", []string{"train", "-epoch", "3"}, 2, []string{"flag provided but not defined: -epoch"}},
 		{"bad value", []string{"train", "-batch", "many"}, 2, []string{`invalid value "many" for flag -batch`}},
-		{"unknown rule", []string{"train", "-rule", "dfa", "-out", t.TempDir()}, 2, []string{`unknown feedback rule "dfa"`, "bp, fa, kp, ss, wm"}},
+		{"unknown rule", []string{"train", "-rule", "dfa2", "-out", t.TempDir()}, 2, []string{`unknown feedback rule "dfa2"`, "bp, brsf, dfa, fa, frsf, ia, kp, ss, usf, wm"}},
 		{"unknown model", []string{"train", "-model", "vgg", "-out", t.TempDir()}, 2, []string{`unknown model "vgg"`, "resnet20"}},
+		{"bad rule setting", []string{"train", "-wm-decay", "2", "-out", t.TempDir()}, 2, []string{"wm_decay", "[0, 1]"}},
 		{"bad hidden", []string{"train", "-hidden", "10,x", "-out", t.TempDir()}, 2, []string{"mlp_hidden", `"10,x"`}},
 		{"missing dataset", []string{"train", "-dataset", "fashion-mnist", "-data", missing, "-out", t.TempDir()}, 1, []string{missing}},
 		{"bad milestones", []string{"train", "-schedule", "step", "-milestones", "1,b", "-out", t.TempDir()}, 2, []string{`"b" is not a number`}},
@@ -186,7 +187,8 @@ func TestHelpAndListings(t *testing.T) {
 	}
 	code, stdout, _ := nowt(t, "rules", "-v")
 	require.Equal(t, 0, code)
-	for _, s := range []string{"bp ", "fa ", "ss ", "wm ", "kp ", "wm_learning_rate", "kp_decay"} {
+	for _, s := range []string{"bp ", "fa ", "ss ", "wm ", "kp ", "usf ", "frsf ", "brsf ", "dfa ", "ia ",
+		"wm_learning_rate", "-wm-lr", "kp_decay", "usf_scale", "ia_null", "[0, 1]", "uniform|gaussian"} {
 		require.Contains(t, stdout, s)
 	}
 	code, stdout, _ = nowt(t, "models")

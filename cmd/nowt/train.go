@@ -74,24 +74,36 @@ func addRunFlags(fs *flag.FlagSet, defaults trainer.Config) *runFlags {
 	fs.StringVar(&c.Settings, "set", c.Settings, `context hyperparameters, "name=value;name2=value2" (scoped: "/model/fc/feedback_rule=bp"); see nowt rules -v`)
 
 	// Rule and model hyperparameters, set in the context only when given.
-	fp := feedback.DefaultParams()
-	f.float(fs, "init-scale", feedback.ParamInitScale, fp, "scale of B's initialisation relative to W's (fa, wm, kp)")
-	f.float(fs, "ss-scale", feedback.ParamSSScale, fp, "sign-symmetry scale (0: the RMS of W at its first step)")
-	f.str(fs, "wm-noise", feedback.ParamWMNoise, fp, "weight-mirror noise: uniform or gaussian")
-	f.float(fs, "wm-noise-scale", feedback.ParamWMNoiseScale, fp, "weight-mirror noise amplitude (uniform half-width or gaussian σ)")
-	f.float(fs, "wm-lr", feedback.ParamWMLearningRate, fp, "weight-mirror learning rate η_B")
-	f.float(fs, "wm-decay", feedback.ParamWMDecay, fp, "weight-mirror decay λ_B per mirror step")
-	f.boolean(fs, "wm-rescale", feedback.ParamWMRescale, fp, "weight mirror: rescale B instead of decaying it")
-	f.integer(fs, "wm-steps", feedback.ParamWMSteps, fp, "mirror steps after each training step")
-	f.integer(fs, "wm-warmup", feedback.ParamWMWarmupSteps, fp, "mirror steps before training (-1: one epoch's worth)")
-	f.integer(fs, "wm-batch", feedback.ParamWMBatch, fp, "noise samples per layer and mirror step")
-	f.float(fs, "kp-decay", feedback.ParamKPDecay, fp, "Kolen-Pollack decay of W and B (-1: -wd)")
+	for _, st := range feedback.AllSettings() { // Generated from the rules' declared settings.
+		if name := st.FlagName(); name != "-" {
+			f.setting(fs, name, st)
+		}
+	}
 	mp := models.DefaultParams()
 	f.str(fs, "hidden", models.ParamMLPHidden, mp, "MLP hidden widths, comma-separated")
 	f.str(fs, "activation", models.ParamMLPActivation, mp, "MLP activation: sigmoid or relu")
 	f.integer(fs, "width", models.ParamResNetWidth, mp, "CIFAR ResNets' first-stage width")
 	f.boolean(fs, "zero-init-residual", models.ParamZeroInitResidual, mp, "zero-init the last batch-norm scale of each residual block")
 	return f
+}
+
+// setting adds the flag of a feedback setting, typed by its default, with its doc and valid range as usage.
+func (f *runFlags) setting(fs *flag.FlagSet, name string, st feedback.Setting) {
+	usage := st.Doc
+	if r := st.Range(); r != "" {
+		usage += " " + r
+	}
+	defaults := map[string]any{st.Name: st.Default}
+	switch st.Default.(type) {
+	case float64:
+		f.float(fs, name, st.Name, defaults, usage)
+	case int:
+		f.integer(fs, name, st.Name, defaults, usage)
+	case bool:
+		f.boolean(fs, name, st.Name, defaults, usage)
+	case string:
+		f.str(fs, name, st.Name, defaults, usage)
+	}
 }
 
 func (f *runFlags) float(fs *flag.FlagSet, name, param string, defaults map[string]any, usage string) {

@@ -1,14 +1,12 @@
-package models
+package layers
 
 import (
 	"fmt"
 	"math"
-	"sync"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
-	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 )
 
@@ -22,32 +20,31 @@ import (
 // and route the gradient to one element per window. [ParamPoolImpl] overrides the choice.
 func MaxPool2D(ctx *context.Context, x *Node, window, stride, padding int) *Node {
 	if x.Rank() != 4 {
-		panic(fmt.Sprintf("models.MaxPool2D: input must be [batch, height, width, channels], got %s", x.Shape()))
+		panic(fmt.Sprintf("layers.MaxPool2D: input must be [batch, height, width, channels], got %s", x.Shape()))
 	}
 	if window < 1 || stride < 1 || padding < 0 || padding >= window {
-		panic(fmt.Sprintf("models.MaxPool2D: invalid window %d, stride %d, padding %d", window, stride, padding))
+		panic(fmt.Sprintf("layers.MaxPool2D: invalid window %d, stride %d, padding %d", window, stride, padding))
 	}
 	if useNativeMaxPool(ctx, x.Graph()) {
 		return MaxPool(x).Window(window).Strides(stride).
 			PaddingPerDim([][2]int{{padding, padding}, {padding, padding}}).Done()
 	}
-	geom := poolGeometry{n: x.Shape().Dim(0), h: x.Shape().Dim(1), w: x.Shape().Dim(2), c: x.Shape().Dim(3),
-		k: window, stride: stride, pad: padding}
-	geom.outH = (geom.h+2*padding-window)/stride + 1
-	geom.outW = (geom.w+2*padding-window)/stride + 1
-	if geom.outH < 1 || geom.outW < 1 {
-		panic(fmt.Sprintf("models.MaxPool2D: input %s is smaller than the %dx%d window", x.Shape(), window, window))
+	geom := NewWindow(x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2), window, window, stride,
+		padding, padding, padding, padding)
+	c := x.Shape().Dim(3)
+	if geom.OutH < 1 || geom.OutW < 1 {
+		panic(fmt.Sprintf("layers.MaxPool2D: input %s is smaller than the %dx%d window", x.Shape(), window, window))
 	}
 	// Windows [n·outH·outW, k·k, C]; padded taps read an extra row filled with the dtype's lowest finite value.
 	fill := Scalar(x.Graph(), x.DType(), lowestFinite(x.DType()))
-	patches := gatherWindows(x, geom, BroadcastToDims(fill, 1, geom.c))
-	patches = Reshape(patches, geom.n*geom.outH*geom.outW, window*window, geom.c)
+	patches := gatherWindows(x, geom, BroadcastToDims(fill, 1, c))
+	patches = Reshape(patches, geom.N*geom.OutH*geom.OutW, window*window, c)
 	// Select the first maximum of each window with a constant one-hot mask: the forward value is exactly the
 	// maximum, and the gradient goes to that one element (like XLA's select-and-scatter).
 	first := ArgMax(StopGradient(patches), 1)                                                // [rows, C]
 	mask := StopGradient(TransposeAllDims(OneHot(first, window*window, x.DType()), 0, 2, 1)) // [rows, k·k, C]
 	pooled := ReduceSum(Mul(patches, mask), 1)
-	return Reshape(pooled, geom.n, geom.outH, geom.outW, geom.c)
+	return Reshape(pooled, geom.N, geom.OutH, geom.OutW, c)
 }
 
 // ParamPoolImpl selects how [MaxPool2D] runs: "auto" (the backend's MaxPool where it can be differentiated,
@@ -65,7 +62,7 @@ func useNativeMaxPool(ctx *context.Context, g *Graph) bool {
 		ops := g.Backend().Capabilities().Operations
 		return ops[backends.OpTypeSelectAndScatterMax] && ops[backends.OpTypeReduceWindow]
 	default:
-		panic(fmt.Sprintf("models: %s=%q is not valid: use auto, native or gather", ParamPoolImpl, impl))
+		panic(fmt.Sprintf("layers: %s=%q is not valid: use auto, native or gather", ParamPoolImpl, impl))
 	}
 }
 
@@ -78,62 +75,18 @@ func Subsample(x *Node, stride int) *Node {
 	if stride == 1 {
 		return x
 	}
-	geom := poolGeometry{n: x.Shape().Dim(0), h: x.Shape().Dim(1), w: x.Shape().Dim(2), c: x.Shape().Dim(3),
-		k: 1, stride: stride}
-	geom.outH = (geom.h-1)/stride + 1
-	geom.outW = (geom.w-1)/stride + 1
-	return Reshape(gatherWindows(x, geom, nil), geom.n, geom.outH, geom.outW, geom.c)
-}
-
-// poolGeometry holds the static shapes of a windowed gather.
-type poolGeometry struct {
-	n, h, w, c     int
-	k, stride, pad int
-	outH, outW     int
-}
-
-var poolTables sync.Map // poolGeometry → *tensors.Tensor
-
-// windowIndexTable returns, for every output position and window tap, the row of the flattened input
-// [n·h·w (+1 fill row), C] it reads; out-of-image taps read row n·h·w.
-func windowIndexTable(geom poolGeometry) *tensors.Tensor {
-	key := geom
-	key.c = 0
-	if t, ok := poolTables.Load(key); ok {
-		return t.(*tensors.Tensor)
-	}
-	fillRow := int32(geom.n * geom.h * geom.w)
-	flat := make([]int32, 0, geom.n*geom.outH*geom.outW*geom.k*geom.k)
-	for b := 0; b < geom.n; b++ {
-		for oy := 0; oy < geom.outH; oy++ {
-			for ox := 0; ox < geom.outW; ox++ {
-				for ky := 0; ky < geom.k; ky++ {
-					iy := oy*geom.stride + ky - geom.pad
-					for kx := 0; kx < geom.k; kx++ {
-						ix := ox*geom.stride + kx - geom.pad
-						if iy < 0 || iy >= geom.h || ix < 0 || ix >= geom.w {
-							flat = append(flat, fillRow)
-						} else {
-							flat = append(flat, int32((b*geom.h+iy)*geom.w+ix))
-						}
-					}
-				}
-			}
-		}
-	}
-	t := tensors.FromFlatDataAndDimensions(flat, len(flat), 1)
-	actual, _ := poolTables.LoadOrStore(key, t)
-	return actual.(*tensors.Tensor)
+	geom := NewWindow(x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2), 1, 1, stride, 0, 0, 0, 0)
+	return Reshape(gatherWindows(x, geom, nil), geom.N, geom.OutH, geom.OutW, x.Shape().Dim(3))
 }
 
 // gatherWindows gathers the window taps of x as rows [n·outH·outW·k·k, C]. fillRow [1, C] is appended to the
 // flattened input as the value of out-of-image taps (nil when there are none).
-func gatherWindows(x *Node, geom poolGeometry, fillRow *Node) *Node {
-	rows := Reshape(x, geom.n*geom.h*geom.w, geom.c)
+func gatherWindows(x *Node, geom Window, fillRow *Node) *Node {
+	rows := Reshape(x, geom.N*geom.H*geom.W, x.Shape().Dim(3))
 	if fillRow != nil {
 		rows = Concatenate([]*Node{rows, fillRow}, 0)
 	}
-	return Gather(rows, ConstTensor(x.Graph(), windowIndexTable(geom)))
+	return Gather(rows, ConstTensor(x.Graph(), WindowIndexTable(geom)))
 }
 
 // lowestFinite is the most negative finite value of a float dtype.

@@ -1,4 +1,9 @@
-package models
+// Package layers holds the non-weight layers the models are built from — batch norm, max and average pooling,
+// the shortcut subsampling — and the window index builder they share with feedback's convolution
+// ([WindowIndexTable]). They backpropagate as usual (the learning rules govern only the weight layers), and run,
+// with their gradients, on every backend: where the pure-Go backend lacks an op (Pad, SelectAndScatterMax),
+// they gather over a constant index table instead.
+package layers
 
 import (
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
@@ -71,4 +76,14 @@ func BatchNorm(ctx *context.Context, x *Node, zeroScale bool) *Node {
 	factor := Div(scale.ValueGraph(g), Sqrt(AddScalar(variance, eps)))
 	shift := Sub(offset.ValueGraph(g), Mul(mean, factor))
 	return Add(Mul(x, ExpandLeftToRank(factor, x.Rank())), ExpandLeftToRank(shift, x.Rank()))
+}
+
+// DefaultParams returns every hyperparameter of the package's layers with its default, so a program can pre-set
+// them in a context (GoMLX's -set flag only accepts known parameters) and list them.
+func DefaultParams() map[string]any {
+	return map[string]any{
+		ParamBNMomentum: 0.9,
+		ParamBNEpsilon:  1e-5,
+		ParamPoolImpl:   "auto",
+	}
 }

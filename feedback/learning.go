@@ -1,0 +1,167 @@
+package feedback
+
+import (
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
+	"github.com/gomlx/gomlx/pkg/ml/context"
+)
+
+// Learning is how a rule's stored B learns, composed from the local primitives of Kunin et al. 2020 ("Two
+// routes to scalable credit assignment without weight symmetry"; neuroailab/neural-alignment,
+// Alignments/primitives.py). For a layer with input x [n, in] (for a convolution: its patch matrix), forward
+// output y = x·W and B in W's layout [in, out], the primitives are
+//
+//	amp   −(1/n)·Σ (x·B)∘(x·W)     ∂/∂B = −(1/n)·xᵀy
+//	null   (1/n)·‖y·Bᵀ‖²            ∂/∂B =  (2/n)·(y·Bᵀ)ᵀ·y
+//	self  −Σ B∘W                    ∂/∂B = −W (weight transport: Kunin's "symmetric alignment")
+//	decay  ½‖B‖²                    ∂/∂B =  B (Kunin's ‖W‖²+‖B‖² has twice this gradient; ½ makes its
+//	                                          coefficient a weight decay)
+//
+// and B's gradient is Amp·∂amp + Null·∂null + Self·∂self, plus W's own task gradient if Tied, plus Decay·B.
+// In training ([Gradients], Mirror nil) that gradient goes through the training optimizer with W's (its
+// learning rate, momentum; Decay as B's weight decay, [Decays]); in mirror mode ([MirrorStep]) the
+// primitives are evaluated on noise and B takes a plain gradient step of rate Mirror.LearningRate.
+type Learning struct {
+	// Tied adds W's task gradient to B's: B receives W's update (Kolen-Pollack).
+	Tied bool
+	// Amp, Null and Self are the coefficients of the primitives evaluated on the layer's input (in training)
+	// or on noise (in mirror mode).
+	Amp, Null, Self float64
+	// Decay is the coefficient λ of the decay primitive ½‖B‖². In training it is applied by the optimizer
+	// as B's weight decay.
+	Decay float64
+	// DecayWeights applies the same weight decay to W (Kolen-Pollack: W − B then shrinks geometrically).
+	DecayWeights bool
+	// Mirror, if set, makes B learn in separate mirror steps from noise instead of in the training step.
+	Mirror *MirrorMode
+}
+
+// MirrorMode configures mirror steps ([MirrorStep]).
+type MirrorMode struct {
+	// LearningRate is the step size of B's plain gradient step.
+	LearningRate float64
+	// Rescale replaces the decay by rescaling: after each step B is scaled so that sending the noise's output
+	// back through B gives a signal of the noise's own norm.
+	Rescale bool
+}
+
+// primitiveGrad builds B's gradient from the amp, null and self primitives for input rows x [n, in] and
+// outputs y = x·W [n, out], with B and W in W's layout [in, out].
+func (l *Learning) primitiveGrad(b, w, x, y *Node) *Node {
+	var grad *Node
+	add := func(term *Node) {
+		if grad == nil {
+			grad = term
+		} else {
+			grad = Add(grad, term)
+		}
+	}
+	n := float64(x.Shape().Dim(0))
+	if l.Amp != 0 {
+		add(MulScalar(denseOp{}.weightGrad(x, y), -l.Amp/n)) // xᵀy
+	}
+	if l.Null != 0 {
+		back := denseOp{}.inputGrad(y, b) // y·Bᵀ: [n, in]
+		add(MulScalar(denseOp{}.weightGrad(back, y), 2*l.Null/n))
+	}
+	if l.Self != 0 {
+		add(MulScalar(w, -l.Self))
+	}
+	return grad
+}
+
+// hasPrimitives reports whether any of amp, null or self is used.
+func (l *Learning) hasPrimitives() bool { return l.Amp != 0 || l.Null != 0 || l.Self != 0 }
+
+// Gradients builds the gradients of loss with respect to every trainable variable used by loss's graph and,
+// for every layer whose rule's B learns in training ([Learning] with no Mirror), the gradient of its feedback
+// variable: W's task gradient if Tied, plus the primitives' on the layer's input in this graph. An optimizer
+// that applies its usual update to each returned (variable, gradient) pair, with the decays of [Decays],
+// therefore gives KP's B exactly W's update (momentum, Adam state and decay included), and IA's B a step on
+// its local loss.
+//
+// Variables and gradients are returned in the same order: first the trainable variables in the context's
+// order, then the feedback variables.
+func Gradients(ctx *context.Context, loss *Node) ([]*context.Variable, []*Node) {
+	g := loss.Graph()
+	var vars []*context.Variable
+	var nodes []*Node
+	for v := range ctx.IterVariables() {
+		if v.Trainable && v.InUseByGraph(g) {
+			vars = append(vars, v)
+			nodes = append(nodes, v.ValueGraph(g))
+		}
+	}
+	grads := Gradient(loss, nodes...)
+	gradOf := make(map[*context.Variable]*Node, len(vars))
+	for i, v := range vars {
+		gradOf[v] = grads[i]
+	}
+	inputs := map[string]*capture{}
+	for _, c := range graphCaptures(ctx, g) {
+		if c.x != nil {
+			inputs[c.scope] = c
+		}
+	}
+	for _, layer := range Layers(ctx) {
+		learning := layer.Rule.Learning(ctx.InAbsPath(layer.Scope))
+		if learning == nil || learning.Mirror != nil || layer.Feedback == nil {
+			continue
+		}
+		var grad *Node
+		if learning.Tied {
+			grad = gradOf[layer.Weights]
+		}
+		if c, found := inputs[layer.Scope]; found && learning.hasPrimitives() {
+			w := StopGradient(c.w)
+			x := StopGradient(c.op.inputRows(c.x))
+			y := Dot(x, kernelMatrix(w))
+			b := layer.Feedback.ValueGraph(g)
+			term := learning.primitiveGrad(kernelMatrix(b), kernelMatrix(w), x, y)
+			term = Reshape(term, b.Shape().Dimensions...)
+			if grad == nil {
+				grad = term
+			} else {
+				grad = Add(grad, term)
+			}
+		}
+		if grad == nil {
+			continue
+		}
+		vars = append(vars, layer.Feedback)
+		grads = append(grads, grad)
+	}
+	return vars, grads
+}
+
+// kernelMatrix flattens a kernel in W's layout to the matrix [in, out] that multiplies input rows (a dense W
+// is one already; an HWIO kernel becomes [kh·kw·cin, cout]).
+func kernelMatrix(k *Node) *Node {
+	if k.Rank() == 2 {
+		return k
+	}
+	return Reshape(k, -1, k.Shape().Dim(-1))
+}
+
+// Decays returns the weight decay the optimizer must apply to the variables of layers whose rule learns B in
+// training: B's Decay (a negative Decay means weightDecay, the optimizer's own), and the same for W where
+// DecayWeights is set. Other variables keep the optimizer's default.
+func Decays(ctx *context.Context, weightDecay float64) map[*context.Variable]float64 {
+	decays := map[*context.Variable]float64{}
+	for _, layer := range Layers(ctx) {
+		learning := layer.Rule.Learning(ctx.InAbsPath(layer.Scope))
+		if learning == nil || learning.Mirror != nil {
+			continue
+		}
+		d := learning.Decay
+		if d < 0 {
+			d = weightDecay
+		}
+		if layer.Feedback != nil {
+			decays[layer.Feedback] = d
+		}
+		if learning.DecayWeights {
+			decays[layer.Weights] = d
+		}
+	}
+	return decays
+}

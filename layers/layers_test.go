@@ -1,0 +1,203 @@
+package layers
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/nowt-ml/nowt/xla"
+	"github.com/stretchr/testify/require"
+)
+
+// testBackend returns the backend the package's tests run on: the pure-Go backend in sequential mode, or the
+// one $NOWT_TEST_BACKEND names (xla.TestBackend).
+func testBackend(t testing.TB) backends.Backend {
+	t.Helper()
+	b, err := xla.TestBackend()
+	if err != nil {
+		t.Fatalf("test backend: %v", err)
+	}
+	return b
+}
+
+func randomSlice(rng *rand.Rand, n int) []float64 {
+	s := make([]float64, n)
+	for i := range s {
+		s[i] = rng.NormFloat64()
+	}
+	return s
+}
+
+func flat64(t testing.TB, x *tensors.Tensor) []float64 {
+	t.Helper()
+	if v, ok := x.Value().(float64); ok {
+		return []float64{v}
+	}
+	return tensors.MustCopyFlatData[float64](x)
+}
+
+// TestBatchNormRunningStatistics: training graphs update the running mean and variance (PyTorch's momentum
+// rule, unbiased variance), inference graphs use them and leave them alone.
+func TestBatchNormRunningStatistics(t *testing.T) {
+	backend := testBackend(t)
+	x := tensors.FromFlatDataAndDimensions([]float32{1, 10, 3, 20, 5, 30, 7, 40}, 2, 2, 1, 2)
+	ctx := context.New()
+	ctx.SetParam(ParamBNMomentum, 0.75)
+	run := func(training bool) []float32 {
+		c := ctx
+		if !training {
+			c = ctx.Reuse()
+		}
+		out := context.MustExecOnce(backend, c, func(ctx *context.Context, x *Node) *Node {
+			ctx.SetTraining(x.Graph(), training)
+			return BatchNorm(ctx.In("bn"), x, false)
+		}, x)
+		return tensors.MustCopyFlatData[float32](out)
+	}
+	stats := func() (mean, variance []float32) {
+		return tensors.MustCopyFlatData[float32](ctx.GetVariableByScopeAndName("/bn", BNMeanName).MustValue()),
+			tensors.MustCopyFlatData[float32](ctx.GetVariableByScopeAndName("/bn", BNVarianceName).MustValue())
+	}
+	y := run(true)
+	// Channel 0: 1,3,5,7 → mean 4, biased var 5, unbiased 20/3. Channel 1: 10..40 → mean 25, var 125, 500/3.
+	require.InDelta(t, (1-4)/math.Sqrt(5+1e-5), y[0], 1e-5)
+	mean, variance := stats()
+	require.InDeltaSlice(t, []float64{0.25 * 4, 0.25 * 25}, toF64(mean), 1e-5)
+	require.InDeltaSlice(t, []float64{0.75 + 0.25*20.0/3, 0.75 + 0.25*500.0/3}, toF64(variance), 1e-4)
+	y = run(false)
+	const x0, runningMean0 = 1.0, 0.25 * 4 // the first input of channel 0, and its running mean now
+	require.InDelta(t, (x0-runningMean0)/math.Sqrt(0.75+0.25*20.0/3+1e-5), y[0], 1e-5)
+	mean2, variance2 := stats()
+	require.Equal(t, mean, mean2)
+	require.Equal(t, variance, variance2)
+}
+
+func toF64(s []float32) []float64 {
+	out := make([]float64, len(s))
+	for i, v := range s {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+// TestMaxPool2D: the gather max-pool (the pure-Go backend's) equals the backend's MaxPool in the forward pass
+// and its gradient matches central finite differences.
+func TestMaxPool2D(t *testing.T) {
+	backend := testBackend(t)
+	rng := rand.New(rand.NewSource(2))
+	for _, tc := range []struct{ h, w, k, s, p int }{{7, 6, 3, 2, 1}, {8, 8, 3, 2, 1}, {6, 6, 2, 2, 0}} {
+		t.Run(fmt.Sprint(tc), func(t *testing.T) {
+			dims := []int{2, tc.h, tc.w, 3}
+			x := tensors.FromFlatDataAndDimensions(randomSlice(rng, 2*tc.h*tc.w*3), dims...)
+			pool := func(impl string) *tensors.Tensor {
+				ctx := context.New()
+				ctx.SetParam(ParamPoolImpl, impl)
+				return context.MustExecOnce(backend, ctx, func(ctx *context.Context, x *Node) *Node {
+					return MaxPool2D(ctx, x, tc.k, tc.s, tc.p)
+				}, x)
+			}
+			gathered, native := pool("gather"), pool("native")
+			require.Equal(t, native.Shape(), gathered.Shape())
+			require.Equal(t, flat64(t, native), flat64(t, gathered))
+
+			// Gradient along a random direction u of x, for loss = Σ r·pool(x).
+			ctx := context.New()
+			ctx.SetParam(ParamPoolImpl, "gather")
+			r := tensors.FromFlatDataAndDimensions(randomSlice(rng, gathered.Shape().Size()), gathered.Shape().Dimensions...)
+			loss := func(ctx *context.Context, x, r *Node) *Node {
+				return ReduceAllSum(Mul(MaxPool2D(ctx, x, tc.k, tc.s, tc.p), r))
+			}
+			grad := context.MustExecOnce(backend, ctx, func(ctx *context.Context, x, r *Node) *Node {
+				return Gradient(loss(ctx, x, r), x)[0]
+			}, x, r)
+			u := randomSlice(rng, x.Shape().Size())
+			var analytic float64
+			for i, g := range flat64(t, grad) {
+				analytic += g * u[i]
+			}
+			at := func(eps float64) float64 {
+				xv := flat64(t, x)
+				for i := range xv {
+					xv[i] += eps * u[i]
+				}
+				return flat64(t, context.MustExecOnce(backend, ctx, loss, tensors.FromFlatDataAndDimensions(xv, dims...), r))[0]
+			}
+			const eps = 1e-6
+			require.InDelta(t, (at(eps)-at(-eps))/(2*eps), analytic, 1e-6)
+		})
+	}
+}
+
+// TestSubsample: x[:, ::s, ::s, :] for strides 1 to 3, even and odd sizes, and its gradient scatters back to the
+// sampled pixels.
+func TestSubsample(t *testing.T) {
+	backend := testBackend(t)
+	for _, tc := range []struct{ h, w, s int }{{4, 4, 1}, {5, 4, 2}, {7, 7, 3}} {
+		t.Run(fmt.Sprint(tc), func(t *testing.T) {
+			s := shapes.Make(dtypes.Float64, 2, tc.h, tc.w, 3)
+			data := make([]float64, s.Size())
+			for i := range data {
+				data[i] = float64(i)
+			}
+			outs := MustExecOnceN(backend, func(x *Node) []*Node {
+				y := Subsample(x, tc.s)
+				return []*Node{y, Gradient(ReduceAllSum(y), x)[0]}
+			}, tensors.FromFlatDataAndDimensions(data, s.Dimensions...))
+			oh, ow := (tc.h-1)/tc.s+1, (tc.w-1)/tc.s+1
+			require.Equal(t, []int{2, oh, ow, 3}, outs[0].Shape().Dimensions)
+			y, grad := flat64(t, outs[0]), flat64(t, outs[1])
+			for b := 0; b < 2; b++ {
+				for i := 0; i < tc.h; i++ {
+					for j := 0; j < tc.w; j++ {
+						for c := 0; c < 3; c++ {
+							sampled := i%tc.s == 0 && j%tc.s == 0
+							want := 0.0
+							if sampled {
+								want = 1
+								got := y[((b*oh+i/tc.s)*ow+j/tc.s)*3+c]
+								require.Equal(t, data[((b*tc.h+i)*tc.w+j)*3+c], got)
+							}
+							require.Equal(t, want, grad[((b*tc.h+i)*tc.w+j)*3+c])
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestWindowIndexTable: every tap of every output position reads the input pixel at (o·s + k − pad), or the fill
+// row where that falls outside the image, and tables are shared per geometry.
+func TestWindowIndexTable(t *testing.T) {
+	g := NewWindow(2, 5, 4, 3, 2, 2, 1, 1, 0, 1)
+	require.Equal(t, 3, g.OutH)
+	require.Equal(t, 2, g.OutW)
+	table := tensors.MustCopyFlatData[int32](WindowIndexTable(g))
+	require.Len(t, table, 2*3*2*3*2)
+	i := 0
+	for b := 0; b < 2; b++ {
+		for oy := 0; oy < 3; oy++ {
+			for ox := 0; ox < 2; ox++ {
+				for ky := 0; ky < 3; ky++ {
+					for kx := 0; kx < 2; kx++ {
+						iy, ix := oy*2+ky-1, ox*2+kx
+						want := int32(2 * 5 * 4)
+						if iy >= 0 && iy < 5 && ix >= 0 && ix < 4 {
+							want = int32((b*5+iy)*4 + ix)
+						}
+						require.Equal(t, want, table[i], "b %d out (%d,%d) tap (%d,%d)", b, oy, ox, ky, kx)
+						i++
+					}
+				}
+			}
+		}
+	}
+	require.Same(t, WindowIndexTable(g), WindowIndexTable(g))
+}
