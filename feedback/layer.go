@@ -120,12 +120,25 @@ func newLayerWeights(ctx *context.Context, kind string, shape shapes.Shape, init
 const feedbackStreamKey = 0x6e6f77742d422121 // "nowt-B!!"
 
 // feedbackInitializer is how every stored B starts: drawn with W's initializer init, scaled by ParamInitScale,
-// from a random stream of its own. The stream is split off the context's random state (its "#rngState"
-// variable) as it stands when B is initialised, and that state is left as it was, so that drawing B consumes
-// none of the randomness W, the biases and the other variables are drawn from: under one seed, every rule
-// starts from the same network, whether or not it stores B. B itself depends only on the seed and the layer.
+// from a random stream of its own ([ownStream]), so that under one seed every rule starts from the same network,
+// whether or not it stores B. B itself depends only on the seed and the layer.
 func feedbackInitializer(ctx *context.Context, init context.VariableInitializer) context.VariableInitializer {
 	scale := context.GetParamOr(ctx, ParamInitScale, 1.0)
+	draw := ownStream(ctx, init)
+	return func(g *Graph, s shapes.Shape) *Node {
+		values := draw(g, s)
+		if scale != 1 {
+			values = MulScalar(values, scale)
+		}
+		return values
+	}
+}
+
+// ownStream wraps init so that it draws from a random stream split off the context's random state (its
+// "#rngState" variable) as it stands at the draw, leaving that state as it was: what a rule draws for itself
+// when a layer is built (B, or a measured initialisation scale) consumes none of the randomness W, the biases
+// and the other variables are drawn from.
+func ownStream(ctx *context.Context, init context.VariableInitializer) context.VariableInitializer {
 	return func(g *Graph, s shapes.Shape) *Node {
 		state := ctx.GetVariableByScopeAndName(context.RootScope, context.RNGStateVariableName)
 		if state == nil || !state.HasValue() {
@@ -144,9 +157,6 @@ func feedbackInitializer(ctx *context.Context, init context.VariableInitializer)
 		values := init(g, s)
 		if saved != nil {
 			state.SetValueGraph(saved)
-		}
-		if scale != 1 {
-			values = MulScalar(values, scale)
 		}
 		return values
 	}

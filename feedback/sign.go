@@ -107,11 +107,12 @@ func (BatchRandomSignFeedback) Kernel(l *LayerGraph) *Node {
 	return Mul(Mul(fastUniform(l.Ctx, l.W.Graph(), l.W.Shape()), scale), Sign(l.W))
 }
 
-// initStd returns the standard deviation of the layer's initialiser, measured on one draw of it when the
-// layer's variables are created and kept in the non-trainable scalar variable name.
+// initStd returns the standard deviation of the layer's initialiser, measured on one draw of it (from a stream
+// of its own, see ownStream, so that W(0) stays the same as under every other rule) when the layer's variables
+// are created and kept in the non-trainable scalar variable name.
 func initStd(l *LayerGraph, name string) *Node {
 	wShape := l.W.Shape()
-	init := l.Init
+	init := ownStream(l.Ctx, l.Init)
 	v := l.Ctx.Checked(false).WithInitializer(func(g *Graph, s shapes.Shape) *Node {
 		return Sqrt(ReduceAllMean(Square(init(g, wShape))))
 	}).VariableWithShape(name, shapes.Make(wShape.DType)).SetTrainable(false)

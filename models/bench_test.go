@@ -103,7 +103,7 @@ func BenchmarkResNet20Step(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			exec := resnet20StepExec(b, mode)
 			x, labels := resNetBatch() // Per exec: the pure-Go test backend is a new instance per call.
-			exec.MustExec(x, labels) // compile
+			exec.MustExec(x, labels)   // compile
 			b.ResetTimer()
 			for range b.N {
 				exec.MustExec(x, labels)

@@ -7,7 +7,8 @@
 #
 # It installs what it needs: the XLA CPU plugin (`nowt setup`), JAX into .peers-venv (pip), PyTorch from Debian
 # (python3-torch, as root) or, failing that, pip. A system that cannot be installed gets "not run" rows.
-# Rows land in $RUNDIR/rows.csv (default runs/bench-peers) before the table is written.
+# Rows land in $RUNDIR/rows.csv (default runs/bench-peers) as they are measured; at the end they and the log are
+# copied beside the page (docs/perf/rows.csv, log.txt) and the page is written from them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -71,6 +72,9 @@ peer_row() { # python script name batch steps [extra arguments]
 		say "$script $name $batch failed (see $LOG)"
 }
 
+dirty=""
+[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && dirty=" with uncommitted changes"
+say "run: commit $(git rev-parse --short HEAD 2>/dev/null)$dirty, started $(date -u '+%Y-%m-%d %H:%M UTC')"
 say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 for c in "${CONFIGS[@]}"; do
 	IFS='|' read -r name flags peer batch steps gospec <<<"$c"
@@ -82,4 +86,7 @@ for c in "${CONFIGS[@]}"; do
 	[ "$(nproc)" -gt 1 ] && peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps" --threads "$(nproc)"
 done
 say "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-python3 scripts/peers/perf_table.py "$ROWS" "$LOG" >"$OUTMD" && say "wrote $OUTMD"
+# The page keeps its rows and log beside it (docs/perf/), without the XLA runtime's own log lines.
+PERFDIR=${PERFDIR:-$(dirname "$OUTMD")/perf}
+mkdir -p "$PERFDIR" && cp "$ROWS" "$PERFDIR/rows.csv" && grep -v '^[WIE][0-9]\{4\} ' "$LOG" >"$PERFDIR/log.txt"
+python3 scripts/peers/perf_table.py "$PERFDIR/rows.csv" "$PERFDIR/log.txt" >"$OUTMD" && say "wrote $OUTMD"

@@ -30,20 +30,30 @@ def main():
     groups = OrderedDict()
     for r in rows:
         groups.setdefault((r["model"], int(r["batch"])), []).append(r)
-    loads = [l.strip() for l in open(log_path) if "load average" in l]
-    commit = sh("git", "rev-parse", "--short", "HEAD")
-    dirty = " (with uncommitted changes)" if sh("git", "status", "--porcelain", "--untracked-files=no") else ""
+    lines = list(open(log_path))
+    loads = [l.strip() for l in lines if "load average" in l]
+    runs = [l.split("run: ", 1)[1].strip() for l in lines if "bench-peers: run: " in l]
+    provenance = runs[-1] if runs else "commit " + sh("git", "rev-parse", "--short", "HEAD") + ", " + sh("date", "-u", "+%Y-%m-%d %H:%M UTC")
     out = []
     w = out.append
     w("# Speed: nowt on XLA and pure Go beside JAX and PyTorch, on CPU\n")
-    w(f"Made by `scripts/bench-peers.sh` on {sh('date', '-u', '+%Y-%m-%d %H:%M UTC')}, commit {commit}{dirty}, "
-      f"on {os.cpu_count()} cores ({cpu_model()}). One training step = forward, backward and SGD with momentum "
+    w(f"Made by `scripts/bench-peers.sh` ({provenance}) on {os.cpu_count()} cores ({cpu_model()}); rows and log "
+      "beside this page in docs/perf/. One training step = forward, backward and SGD with momentum "
       "(plus, for wm, its mirror steps); the models and shapes are the same in every system "
       "(scripts/peers/models_spec.md). *step* is the median of the timed steps; *first step* includes compilation "
       "(JAX's jit, XLA's compile in nowt; PyTorch compiles nothing). nowt reads its batches from its input "
       "pipeline (synthetic or MNIST in memory); JAX and PyTorch reuse one batch already in memory.\n")
     if loads:
         w("Machine load while it ran: " + "; ".join(l.replace("bench-peers: ", "") for l in loads) + ".\n")
+        try:
+            busiest = max(float(l.split(":")[-1].split()[0]) for l in loads)
+        except ValueError:
+            busiest = 0
+        if busiest > 0.5 * (os.cpu_count() or 1):
+            w(f"**Caution:** other work was running (load average up to {busiest:.1f} on {os.cpu_count()} cores). "
+              "Systems ran one after another, so each saw a different load: ratios between systems, and between "
+              "rules of the same system, can be off by a factor of two in either direction here. Rerun on an idle "
+              "machine before reading an ordering from them.\n")
     summary = []
     for (model, batch), rs in groups.items():
         jax_bp = next((float(r["step_s"]) for r in rs if r["system"].startswith("jax")), None)
