@@ -131,7 +131,9 @@ func TestDataParallelTrainsLikeOneDevice(t *testing.T) {
 		one.Backend = multi // the same client as below, training on its first device only
 		one.Steps, one.CheckpointEvery = 16, 8
 		// Tolerances, relative (angles in degrees), for the first logged loss and for everything after it.
-		firstTol, tol, angleTol, top1Tol := 1e-5, 1e-5, 1e-3, 1e-9
+		// XLA's partitioned programs sum in another order than one device's: over 16 steps of the tiny MLP (test
+		// loss ~15) that drifts up to 4e-5 relative (measured), hence 1e-4 after the first step.
+		firstTol, tol, angleTol, top1Tol := 1e-5, 1e-4, 1e-3, 1e-9
 		if tc.model == "resnet20" {
 			one.Model, one.TrainLimit, one.TestLimit, one.BatchSize = tc.model, 64, 16, 8
 			one.Steps, one.CheckpointEvery, one.LogEvery, one.EvalEvery = 4, 2, 1, 4
@@ -157,7 +159,10 @@ func TestDataParallelTrainsLikeOneDevice(t *testing.T) {
 				require.InDelta(t, want.TestLoss, got.TestLoss, tol*math.Max(1, want.TestLoss))
 				require.Len(t, got.Layers, len(want.Layers))
 				for i, l := range want.Layers {
-					require.InDelta(t, l.WeightAngle, got.Layers[i].WeightAngle, angleTol, "layer %s", l.Layer)
+					require.Equal(t, l.WeightAngle == nil, got.Layers[i].WeightAngle == nil, "layer %s", l.Layer)
+					if l.WeightAngle != nil {
+						require.InDelta(t, *l.WeightAngle, *got.Layers[i].WeightAngle, angleTol, "layer %s", l.Layer)
+					}
 				}
 				requireSameLosses := func(what string) {
 					gotLog, err := ReadRecords(filepath.Join(c.OutDir, metricsFileName))
