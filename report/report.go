@@ -189,13 +189,7 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 		}
 	}
 	header = append(header, "wall time")
-	writeRow(&b, header)
-	align := make([]string, len(header))
-	for i := range align {
-		align[i] = "---:"
-	}
-	align[0] = ":---"
-	writeRow(&b, align)
+	writeHeader(&b, header)
 	undefined := false
 	for _, rule := range rules {
 		s := summaries[rule]
@@ -233,12 +227,7 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 			{"Final delta angle ∠(Bδ, Wᵀδ) per layer (°)", deltaAngle},
 		} {
 			fmt.Fprintf(&b, "\n### %s\n\n", part.title)
-			writeRow(&b, append([]string{"layer"}, rules...))
-			align := []string{":---"}
-			for range rules {
-				align = append(align, "---:")
-			}
-			writeRow(&b, align)
+			writeHeader(&b, append([]string{"layer"}, rules...))
 			for _, l := range layers {
 				row := []string{ShortLayerName(l)}
 				for _, rule := range rules {
@@ -294,6 +283,18 @@ func comparisonConfig(c *trainer.Comparison, rules []string) *trainer.Config {
 		}
 	}
 	return nil
+}
+
+// writeHeader writes a markdown table's header row and its alignment row: the first column left-aligned, the
+// others right-aligned.
+func writeHeader(b *strings.Builder, header []string) {
+	writeRow(b, header)
+	align := make([]string, len(header))
+	for i := range align {
+		align[i] = "---:"
+	}
+	align[0] = ":---"
+	writeRow(b, align)
 }
 
 func writeRow(b *strings.Builder, cells []string) {

@@ -125,13 +125,7 @@ func SeedsTable(cs []*trainer.Comparison) string {
 	}
 	header = append(header, "mean", "sd")
 	var b strings.Builder
-	writeRow(&b, header)
-	align := make([]string, len(header))
-	for i := range align {
-		align[i] = "---:"
-	}
-	align[0] = ":---"
-	writeRow(&b, align)
+	writeHeader(&b, header)
 	for _, rule := range rules {
 		row := []string{rule}
 		var values []float64
