@@ -87,14 +87,23 @@ func (s Setting) Validate(value any) error {
 			number, isNumber = float64(v), true
 		case int:
 			number, isNumber = float64(v), true
+		case int64:
+			number, isNumber = float64(v), true
+		case int32:
+			number, isNumber = float64(v), true
 		default:
 			return fmt.Errorf("feedback: %s=%v (%T) is not valid: want a number", s.Name, value, value)
 		}
 	case int:
 		v, ok := value.(int)
 		if !ok {
-			if f, isFloat := value.(float64); isFloat && f == math.Trunc(f) {
-				v, ok = int(f), true
+			switch x := value.(type) {
+			case float64:
+				v, ok = int(x), x == math.Trunc(x)
+			case int64:
+				v, ok = int(x), true
+			case int32:
+				v, ok = int(x), true
 			}
 		}
 		if !ok {
@@ -112,7 +121,7 @@ func (s Setting) Validate(value any) error {
 		}
 		if len(s.Choices) > 0 {
 			for _, c := range s.Choices {
-				if strings.EqualFold(strings.TrimSpace(v), c) {
+				if v == c { // exactly: the layers and rules compare the value as it is
 					return nil
 				}
 			}

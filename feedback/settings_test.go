@@ -58,6 +58,7 @@ func TestCheckSettings(t *testing.T) {
 		{"model/fc", ParamIANull, -0.1, []string{"ia_null=-0.1", `scope "/model/fc"`}},
 		{"model/fc", ParamRule, "dfa2", []string{`unknown feedback rule "dfa2"`, `scope "/model/fc"`}},
 		{"", ParamConvImpl, "fft", []string{"feedback_conv_impl", "auto, native, patches"}},
+		{"", ParamConvImpl, "Native", []string{"feedback_conv_impl", "auto, native, patches"}}, // conv.go compares exactly
 		{"", ParamWMNoiseScale, 0.0, []string{"wm_noise_scale=0", "(0, ∞]"}},
 	} {
 		c := context.New()

@@ -3,43 +3,24 @@ package feedback
 import (
 	"fmt"
 	"math"
-	"slices"
 	"sort"
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/ml/context"
 )
 
-// paramRange is the valid range of one setting ([Setting]), as ValidateParams checks and describes it.
-type paramRange struct {
-	// oneOf lists the valid values of a string parameter (nil: any, for a numeric or boolean one).
-	oneOf []string
-	// boolean marks a true/false setting.
-	boolean bool
-	// min and max bound a numeric parameter; minOpen excludes min itself; integer requires a whole number.
-	min, max float64
-	minOpen  bool
-	integer  bool
-	// special are valid values outside [min, max] (sentinels such as -1 for "the default").
-	special []float64
-	// doc describes the valid range for error messages.
-	doc string
-}
-
-// rangeOf derives a setting's valid range and its description from its declaration.
-func rangeOf(s Setting) paramRange {
-	r := paramRange{oneOf: s.Choices, min: math.Inf(-1), max: math.Inf(1), special: s.Special}
+// validDescription says, for error messages, which values of a setting are valid: "true or false", "one of a,
+// b", or a numeric range such as "> 0", "in [0, 1]" or "a whole number ≥ 0, or -1". Whether a value is valid is
+// decided by [Setting.Validate] alone.
+func validDescription(s Setting) string {
 	switch s.Default.(type) {
 	case bool:
-		r.boolean = true
-		return r
+		return "true or false"
 	case string:
-		return r
-	case int:
-		r.integer = true
-	}
-	if s.HasRange {
-		r.min, r.max, r.minOpen = s.Min, s.Max, s.MinExclusive
+		if len(s.Choices) > 0 {
+			return "one of " + strings.Join(s.Choices, ", ")
+		}
+		return "a string"
 	}
 	var doc string
 	switch {
@@ -52,14 +33,13 @@ func rangeOf(s Setting) paramRange {
 	default:
 		doc = "in " + Setting{HasRange: true, Min: s.Min, Max: s.Max, MinExclusive: s.MinExclusive}.Range()
 	}
-	if r.integer {
+	if _, isInt := s.Default.(int); isInt {
 		doc = "a whole number " + doc
 	}
 	for _, v := range s.Special {
 		doc += fmt.Sprintf(", or %v", v)
 	}
-	r.doc = doc
-	return r
+	return doc
 }
 
 // ParamError reports a rule hyperparameter whose value is out of its valid range.
@@ -114,7 +94,6 @@ func validateParam(key string, value any) *ParamError {
 	if !known {
 		return nil
 	}
-	r := rangeOf(setting)
 	fail := func(valid string) *ParamError { return &ParamError{Param: key, Value: value, Valid: valid} }
 	if key == ParamRule {
 		name, ok := value.(string)
@@ -126,45 +105,26 @@ func validateParam(key string, value any) *ParamError {
 		}
 		return nil
 	}
-	if r.boolean {
-		if _, ok := value.(bool); !ok {
-			return fail("true or false")
-		}
+	if setting.Validate(value) == nil {
 		return nil
 	}
-	if r.oneOf != nil {
-		s, ok := value.(string)
-		if !ok || !contains(r.oneOf, s) {
-			return fail("one of " + strings.Join(r.oneOf, ", "))
-		}
-		return nil
+	valid := validDescription(setting)
+	if _, isNumeric := setting.Default.(float64); isNumeric && !isNumber(value) {
+		valid = "a number " + valid
+	} else if _, isInt := setting.Default.(int); isInt && !isNumber(value) {
+		valid = "a number " + valid
 	}
-	var v float64
-	switch x := value.(type) {
-	case float64:
-		v = x
-	case float32:
-		v = float64(x)
-	case int:
-		v = float64(x)
-	case int64:
-		v = float64(x)
-	case int32:
-		v = float64(x)
-	default:
-		return fail("a number " + r.doc)
-	}
-	if slices.Contains(r.special, v) {
-		return nil
-	}
-	switch {
-	case math.IsNaN(v), v < r.min, r.minOpen && v == r.min, v > r.max, r.integer && v != math.Trunc(v):
-		return fail(r.doc)
-	}
-	return nil
+	return fail(valid)
 }
 
-func contains(list []string, s string) bool { return slices.Contains(list, s) }
+// isNumber reports whether value has one of the numeric types settings accept.
+func isNumber(value any) bool {
+	switch value.(type) {
+	case float64, float32, int, int64, int32:
+		return true
+	}
+	return false
+}
 
 // settingByName finds a declared setting ([AllSettings]) by its parameter name.
 func settingByName(name string) (Setting, bool) {
