@@ -5,7 +5,6 @@ import (
 	"io"
 
 	"github.com/nowt-ml/nowt/trainer"
-	"github.com/nowt-ml/nowt/xla"
 )
 
 func runBench(args []string, stdout, stderr io.Writer) error {
@@ -54,7 +53,6 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, row, "model", "rule", "batch", "devices", "first_step_s", "step_s", "images_per_s",
 			"ratio_to_bp", "mirror_share")
 	} else {
-		fmt.Fprintf(stderr, "engine: %s\n", benchEngine(cfg.Backend))
 		fmt.Fprintf(stdout, row, "model", "rule", "batch", "devices", "first step", "step time", "images/s",
 			"ratio to bp", "mirror")
 	}
@@ -88,14 +86,4 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
-}
-
-// benchEngine describes the engine a benchmark runs on, or the error that will stop it.
-func benchEngine(spec string) string {
-	b, err := xla.New(spec, nil)
-	if err != nil {
-		return err.Error()
-	}
-	defer b.Finalize()
-	return xla.Engine(b)
 }
