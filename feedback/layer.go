@@ -200,10 +200,21 @@ type capture struct {
 
 // capturesKey is the graph parameter (see context.Context.SetGraphParam) under which the captures of a graph's
 // feedback layers are kept, at the root scope. Graph parameters are GoMLX's storage for what belongs to one
-// graph: they live in the context's data, keyed by the graph, so they are owned per graph and released with the
-// context that built it (a process that trains many models, as compare or a notebook does, keeps none of the
-// finished runs' graphs alive), and two contexts never see each other's captures.
+// graph: they live in the context's data, keyed by the graph, so two contexts never see each other's captures.
+// They are released with the graph once it is built ([ReleaseGraph]), and at the latest with the context.
 const capturesKey = "feedback_captures"
+
+// ReleaseGraph frees what the feedback layers recorded while g was built (each layer's input, δ and signal
+// nodes, which the gradient and the alignment metrics read while g is being built). Call it once g's outputs
+// are built: afterwards [Gradients] and [AlignmentGraph] no longer see g's layers. Without it the records live
+// as long as ctx, and keep g's nodes alive after g.Finalize: a process that builds many graphs on one context
+// (a notebook) would grow with each. The trainer releases every graph it builds.
+func ReleaseGraph(ctx *context.Context, g *Graph) {
+	root := ctx.InAbsPath(context.RootScope)
+	if _, found := root.GetGraphParam(g, capturesKey); found {
+		root.SetGraphParam(g, capturesKey, nil) // GoMLX has no delete: the empty entry costs a map slot.
+	}
+}
 
 func addCapture(ctx *context.Context, g *Graph, c *capture) {
 	root := ctx.InAbsPath(context.RootScope)

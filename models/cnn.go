@@ -33,3 +33,8 @@ func newCNN(classes int) Fn {
 		return classifier(ctx.In("out"), x, classes)
 	}
 }
+
+// cnnScopes lists newCNN's layer scopes.
+func cnnScopes(*context.Context) ([]string, error) {
+	return []string{"conv1", "conv2", "fc1", "fc2", "out"}, nil
+}

@@ -25,3 +25,16 @@ func newMLP(classes int) Fn {
 		return feedback.NewDense(outCtx, x, classes).Initializer(initializers.GlorotUniformFn(outCtx)).Done()
 	}
 }
+
+// mlpScopes lists newMLP's layer scopes.
+func mlpScopes(ctx *context.Context) ([]string, error) {
+	widths, err := mlpHidden(ctx)
+	if err != nil {
+		return nil, err
+	}
+	scopes := make([]string, 0, len(widths)+1)
+	for i := range widths {
+		scopes = append(scopes, fmt.Sprintf("fc%d", i))
+	}
+	return append(scopes, "out"), nil
+}

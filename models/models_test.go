@@ -548,3 +548,52 @@ func anyFlat64(t testing.TB, x *tensors.Tensor) []float64 {
 	}
 	return tensors.MustCopyFlatData[float64](x)
 }
+
+// TestLayerScopesMatchVariables holds each model's declared LayerScopes to the scopes of the variables that
+// building it creates: every declared scope holds a variable, and every variable lives in a declared scope.
+func TestLayerScopesMatchVariables(t *testing.T) {
+	backend := testBackend(t)
+	for _, tc := range []struct {
+		name   string
+		in     []int
+		params map[string]any
+	}{
+		{"mlp", []int{1, 28, 28, 1}, nil},
+		{"mlp", []int{1, 28, 28, 1}, map[string]any{ParamMLPHidden: "32,16,8"}},
+		{"mlp", []int{1, 28, 28, 1}, map[string]any{ParamMLPHidden: ""}},
+		{"cnn", []int{1, 28, 28, 1}, nil},
+		{"resnet20", []int{1, 32, 32, 3}, nil},
+		{"resnet32", []int{1, 32, 32, 3}, nil},
+		{"resnet56", []int{1, 32, 32, 3}, nil},
+		{"resnet18", []int{1, 32, 32, 3}, nil},
+		{"resnet34", []int{1, 32, 32, 3}, nil},
+		{"resnet50", []int{1, 32, 32, 3}, nil},
+	} {
+		t.Run(fmt.Sprintf("%s_%v", tc.name, tc.params), func(t *testing.T) {
+			ctx := context.New()
+			ctx.SetParam(feedback.ParamRule, "kp") // stores B beside W: its variables must be in the same scopes
+			for k, v := range tc.params {
+				ctx.SetParam(k, v)
+			}
+			declared, err := LayerScopes(tc.name, ctx)
+			require.NoError(t, err)
+			buildOnly(t, backend, ctx, tc.name, 10, shapes.Make(dtypes.Float32, tc.in...))
+			built := map[string]bool{}
+			for v := range ctx.IterVariables() {
+				built[strings.TrimPrefix(v.Scope(), context.ScopeSeparator)] = true
+			}
+			want := map[string]bool{}
+			for _, s := range declared {
+				require.False(t, want[s], "scope %s declared twice", s)
+				want[s] = true
+			}
+			require.Equal(t, want, built)
+		})
+	}
+	_, err := LayerScopes("vgg16", context.New())
+	require.ErrorContains(t, err, `unknown model "vgg16"`)
+	ctx := context.New()
+	ctx.SetParam(ParamMLPHidden, "x")
+	_, err = LayerScopes("mlp", ctx)
+	require.ErrorContains(t, err, `mlp_hidden="x" is not valid`)
+}

@@ -44,25 +44,31 @@ const (
 type entry struct {
 	description string
 	build       func(classes int) Fn
+	// scopes lists the scopes of the model's layers (relative to the model's scope), reading its
+	// hyperparameters from ctx as build does; TestLayerScopesMatchVariables holds it to what build creates.
+	scopes func(ctx *context.Context) ([]string, error)
 }
 
 var registry = map[string]entry{
 	"mlp": {"multilayer perceptron on flattened images, widths mlp_hidden, activation mlp_activation (default 500 sigmoid units)",
-		newMLP},
+		newMLP, mlpScopes},
 	"cnn": {"LeNet-style CNN: conv5x5(6)-pool-conv5x5(16)-pool-fc120-fc84, ReLU, for 28x28x1 or 32x32x3 images",
-		newCNN},
+		newCNN, cnnScopes},
 	"resnet20": {"CIFAR ResNet-20 (He et al. 2016): 3 stages of 3 basic blocks, widths w/2w/4w, option-A shortcuts",
-		func(c int) Fn { return newCIFARResNet(3, c) }},
+		func(c int) Fn { return newCIFARResNet(3, c) }, cifarResNetScopes(3)},
 	"resnet32": {"CIFAR ResNet-32 (He et al. 2016): 3 stages of 5 basic blocks, widths w/2w/4w, option-A shortcuts",
-		func(c int) Fn { return newCIFARResNet(5, c) }},
+		func(c int) Fn { return newCIFARResNet(5, c) }, cifarResNetScopes(5)},
 	"resnet56": {"CIFAR ResNet-56 (He et al. 2016): 3 stages of 9 basic blocks, widths w/2w/4w, option-A shortcuts",
-		func(c int) Fn { return newCIFARResNet(9, c) }},
+		func(c int) Fn { return newCIFARResNet(9, c) }, cifarResNetScopes(9)},
 	"resnet18": {"ImageNet ResNet-18 (torchvision layout): 7x7/2 stem, 3x3/2 max-pool, basic blocks [2,2,2,2]",
-		func(c int) Fn { return newImageNetResNet([]int{2, 2, 2, 2}, false, c) }},
+		func(c int) Fn { return newImageNetResNet([]int{2, 2, 2, 2}, false, c) },
+		imageNetResNetScopes([]int{2, 2, 2, 2}, false)},
 	"resnet34": {"ImageNet ResNet-34 (torchvision layout): 7x7/2 stem, 3x3/2 max-pool, basic blocks [3,4,6,3]",
-		func(c int) Fn { return newImageNetResNet([]int{3, 4, 6, 3}, false, c) }},
+		func(c int) Fn { return newImageNetResNet([]int{3, 4, 6, 3}, false, c) },
+		imageNetResNetScopes([]int{3, 4, 6, 3}, false)},
 	"resnet50": {"ImageNet ResNet-50 (torchvision v1.5): 7x7/2 stem, 3x3/2 max-pool, bottleneck blocks [3,4,6,3]",
-		func(c int) Fn { return newImageNetResNet([]int{3, 4, 6, 3}, true, c) }},
+		func(c int) Fn { return newImageNetResNet([]int{3, 4, 6, 3}, true, c) },
+		imageNetResNetScopes([]int{3, 4, 6, 3}, true)},
 }
 
 // Names lists the registered models, sorted.
@@ -97,6 +103,18 @@ func New(name string, classes int) (Fn, error) {
 		ctx.SetParam(feedback.ParamOutputDim, classes)
 		return feedback.OutputError(ctx, build(ctx, images))
 	}, nil
+}
+
+// LayerScopes lists the scopes of model `name`'s layers (every feedback layer and batch norm), relative to the
+// model's own scope, as the model built with the hyperparameters in ctx creates them: "fc0", "out",
+// "stage1/block0/conv1", ... They are known without building a graph, so that a setting aimed at a layer
+// (-set "/model/<scope>/feedback_rule=wm") can be checked before any work starts.
+func LayerScopes(name string, ctx *context.Context) ([]string, error) {
+	e, found := registry[strings.ToLower(strings.TrimSpace(name))]
+	if !found {
+		return nil, fmt.Errorf("unknown model %q: valid models are %s", name, strings.Join(Names(), ", "))
+	}
+	return e.scopes(ctx)
 }
 
 // CheckParams validates the model hyperparameters set in ctx (at its scope), so that a caller can report a bad

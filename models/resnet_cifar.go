@@ -60,3 +60,18 @@ func optionAShortcut(x *Node, channels, stride int) *Node {
 	}
 	return s
 }
+
+// cifarResNetScopes lists newCIFARResNet(n)'s layer scopes.
+func cifarResNetScopes(n int) func(*context.Context) ([]string, error) {
+	return func(*context.Context) ([]string, error) {
+		scopes := []string{"stem/conv", "stem/bn"}
+		for stage := 1; stage <= 3; stage++ {
+			for block := 0; block < n; block++ {
+				for _, layer := range []string{"conv1", "bn1", "conv2", "bn2"} {
+					scopes = append(scopes, fmt.Sprintf("stage%d/block%d/%s", stage, block, layer))
+				}
+			}
+		}
+		return append(scopes, "fc"), nil
+	}
+}

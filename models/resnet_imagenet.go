@@ -64,3 +64,32 @@ func bottleneckBlock(ctx *context.Context, x *Node, channels, stride int, zeroIn
 	h = layers.BatchNorm(ctx.In("bn3"), conv(ctx.In("conv3"), h, 4*channels, 1, 1), zeroInit)
 	return relu(Add(h, projection(ctx, x, 4*channels, stride)))
 }
+
+// imageNetResNetScopes lists newImageNetResNet(blocks, bottleneck)'s layer scopes: the first block of each
+// stage has a projection shortcut ("downsample") wherever its input's shape differs from its output's.
+func imageNetResNetScopes(blocks []int, bottleneck bool) func(*context.Context) ([]string, error) {
+	return func(*context.Context) ([]string, error) {
+		scopes := []string{"stem/conv", "stem/bn"}
+		names := []string{"conv1", "bn1", "conv2", "bn2"}
+		expansion := 1
+		if bottleneck {
+			names = append(names, "conv3", "bn3")
+			expansion = 4
+		}
+		in := 64
+		for stage, n := range blocks {
+			out := (64 << stage) * expansion
+			for block := 0; block < n; block++ {
+				prefix := fmt.Sprintf("stage%d/block%d/", stage+1, block)
+				for _, layer := range names {
+					scopes = append(scopes, prefix+layer)
+				}
+				if block == 0 && (stage > 0 || in != out) {
+					scopes = append(scopes, prefix+"downsample/conv", prefix+"downsample/bn")
+				}
+				in = out
+			}
+		}
+		return append(scopes, "fc"), nil
+	}
+}

@@ -68,6 +68,7 @@ func (o *SGD) UpdateGraph(ctx *context.Context, g *Graph, loss *Node) {
 		}
 		v.SetValueGraph(Sub(value, Mul(ConvertDType(lr, value.DType()), update)))
 	}
+	feedback.ReleaseGraph(ctx, g) // The gradient was the layers' records' last reader.
 }
 
 // Clear implements optimizers.Interface: it deletes the velocity variables.

@@ -61,6 +61,17 @@ func TestConfigValidate(t *testing.T) {
 		{"rule param", func(c *Config) { c.Params = map[string]any{"wm_noise": "pink"} }, "wm_noise=pink is not valid: must be one of uniform, gaussian"},
 		{"set param", func(c *Config) { c.Settings = "wm_learning_rate=-5" }, "wm_learning_rate=-5 is not valid: must be > 0"},
 		{"set scoped", func(c *Config) { c.Settings = "/model/fc0/wm_batch=0" }, "wm_batch=0 (scope /model/fc0) is not valid"},
+		{"set scope", func(c *Config) { c.Settings = "/model/nolayer/feedback_rule=bp" },
+			"scope /model/nolayer (of feedback_rule) is not a scope of the model: no layer lives there (the mlp's layers are /model/{fc0, out})"},
+		{"set scope below a layer", func(c *Config) { c.Settings = "/model/fc0/w/feedback_rule=bp" }, "scope /model/fc0/w (of feedback_rule)"},
+		{"set scope outside the model", func(c *Config) { c.Settings = "/optimizer/feedback_rule=bp" }, "scope /optimizer (of feedback_rule)"},
+		{"set scope of another model", func(c *Config) { c.Settings = "/model/stage1/feedback_rule=fa" }, "scope /model/stage1"},
+		{"set scope of a deeper mlp", func(c *Config) { c.Settings = "mlp_hidden=10,10;/model/fc1/feedback_rule=fa" }, ""},
+		{"set scope of a resnet stage", func(c *Config) { c.Model, c.Settings = "resnet20", "/model/stage1/feedback_rule=fa" }, ""},
+		{"set scope of a resnet layer", func(c *Config) {
+			c.Model, c.Settings = "resnet18", "/model/stage2/block0/downsample/conv/feedback_rule=fa"
+		}, ""},
+		{"set scope of the model", func(c *Config) { c.Settings = "/model/feedback_rule=fa" }, ""},
 		{"momentum", func(c *Config) { c.Momentum = 1 }, "-momentum 1: must be in [0, 1)"},
 		{"schedule", func(c *Config) { c.Schedule = "poly" }, `unknown schedule "poly"`},
 		{"milestones", func(c *Config) { c.Schedule = "step" }, "-schedule step needs -milestones"},

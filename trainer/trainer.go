@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -205,7 +206,11 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 		return nil, err
 	}
 	trainModel := func(ctx *context.Context, _ any, inputs []*Node) []*Node {
-		return []*Node{modelFn(ctx.In("model"), inputs[0])}
+		logits := modelFn(ctx.In(modelScope), inputs[0])
+		if g := logits.Graph(); !ctx.IsTraining(g) {
+			feedback.ReleaseGraph(ctx, g) // An evaluation graph builds no gradient (a training one: SGD releases it).
+		}
+		return []*Node{logits}
 	}
 	r.trainer = train.NewTrainer(r.backend, ctx, trainModel, loss,
 		&SGD{Momentum: cfg.Momentum, Nesterov: cfg.Nesterov, WeightDecay: cfg.WeightDecay},
@@ -223,7 +228,7 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 	r.alignExec, err = context.NewExec(r.backend, ctx, func(ctx *context.Context, images, labels *Node) []*Node {
 		g := images.Graph()
 		ctx.SetTraining(g, false)
-		logits := modelFn(ctx.In("model"), images)
+		logits := modelFn(ctx.In(modelScope), images)
 		_, _ = feedback.Gradients(ctx, loss([]*Node{labels}, []*Node{logits}))
 		var outs []*Node
 		var names []string
@@ -238,6 +243,7 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 			add(a.Scope, alignDeltaAngle, a.DeltaAngle) // Absent where no gradient reached the layer.
 			add(a.Scope, alignDeltaUndefined, a.DeltaUndefined)
 		}
+		feedback.ReleaseGraph(ctx, g)
 		if len(outs) == 0 {
 			outs = append(outs, Scalar(g, dtypes.Float32, 0))
 		}
@@ -275,6 +281,9 @@ func newContext(cfg Config) (*context.Context, error) {
 	}
 	if err := models.CheckParams(ctx); err != nil {
 		return nil, invalid("-set", "%v", err)
+	}
+	if err := checkSettingScopes(ctx, cfg.Model); err != nil {
+		return nil, err
 	}
 	if err := ctx.SetRNGStateFromSeed(cfg.Seed); err != nil {
 		return nil, fmt.Errorf("seeding: %w", err)
@@ -473,13 +482,9 @@ func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Re
 	}
 	defer r.trainDS.Close()
 	defer r.testDS.Close()
-	// Build the model's variables (in inference mode) and measure the initial alignment; then every scope that
-	// a setting names must exist.
+	// Build the model's variables (in inference mode) and measure the initial alignment.
 	initial, err := r.align()
 	if err != nil {
-		return nil, err
-	}
-	if err := checkSettingScopes(r.ctx); err != nil {
 		return nil, err
 	}
 	if goCtx.Err() != nil {
@@ -518,42 +523,39 @@ func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Re
 	return r.train(goCtx, start, checkpointDir, resume, initial)
 }
 
-// checkSettingScopes fails if a hyperparameter is set at a scope where no variable of the model lives (a
-// mistyped scope in -set, which would otherwise be ignored). It runs once the model's variables exist.
-func checkSettingScopes(ctx *context.Context) error {
-	var scopes []string
-	for v := range ctx.IterVariables() {
-		scopes = append(scopes, v.Scope())
+// modelScope is the context scope the model is built in: per-layer settings name /model/<layer scope>.
+const modelScope = "model"
+
+// checkSettingScopes fails if a hyperparameter is set at a scope where no layer of the model lives (a mistyped
+// scope in -set, which GoMLX would otherwise ignore). A setting reaches the layers at and below its scope, so a
+// valid scope is "/model" or an ancestor of (or equal to) one of the model's layer scopes, which the model
+// declares without building a graph ([models.LayerScopes]).
+func checkSettingScopes(ctx *context.Context, model string) error {
+	modelCtx := ctx.In(modelScope)
+	layerScopes, err := models.LayerScopes(model, modelCtx)
+	if err != nil {
+		return invalid("-set", "%v", err)
 	}
+	root := modelCtx.Scope()
 	var bad error
 	ctx.EnumerateParams(func(scope, key string, _ any) {
-		if bad != nil || scope == context.RootScope {
+		if bad != nil || scope == context.RootScope || scope == root {
 			return
 		}
-		for _, s := range scopes {
-			if s == scope || strings.HasPrefix(s, scope+context.ScopeSeparator) {
+		for _, s := range layerScopes {
+			full := root + context.ScopeSeparator + s
+			if full == scope || strings.HasPrefix(full, scope+context.ScopeSeparator) {
 				return
 			}
 		}
-		bad = invalid("-set", "-set: scope %s (of %s) is not a scope of the model: no layer lives there (the model's layers are under %s)",
-			scope, key, strings.Join(layerScopes(ctx), ", "))
+		shown := layerScopes
+		if len(shown) > 6 {
+			shown = append(slices.Clone(shown[:6]), fmt.Sprintf("and %d more (nowt models -v lists them)", len(shown)-6))
+		}
+		bad = invalid("-set", "-set: scope %s (of %s) is not a scope of the model: no layer lives there (the %s's layers are %s/{%s})",
+			scope, key, model, root, strings.Join(shown, ", "))
 	})
 	return bad
-}
-
-// layerScopes lists (the first few of) the scopes of the feedback layers of ctx, or "/model" if it has none.
-func layerScopes(ctx *context.Context) []string {
-	var scopes []string
-	for _, l := range feedback.Layers(ctx) {
-		scopes = append(scopes, l.Scope)
-	}
-	if len(scopes) == 0 {
-		return []string{"/model"}
-	}
-	if len(scopes) > 6 {
-		scopes = append(scopes[:6], fmt.Sprintf("and %d more", len(scopes)-6))
-	}
-	return scopes
 }
 
 // InterruptedError reports a run stopped by its context (Ctrl-C), after writing a checkpoint.

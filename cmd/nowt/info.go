@@ -4,7 +4,10 @@ import (
 	gocontext "context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
+
+	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/nowt-ml/nowt/feedback"
 	"github.com/nowt-ml/nowt/models"
@@ -42,7 +45,9 @@ func runRules(args []string, stdout, stderr io.Writer) error {
 }
 
 func runModels(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("models", "", "Lists the models.", stderr)
+	fs := newFlagSet("models", "[-v]", "Lists the models; -v also lists each one's layer scopes (at the default hyperparameters),\n"+
+		"the scopes a per-layer setting names: -set \"/model/<scope>/feedback_rule=wm\".", stderr)
+	verbose := fs.Bool("v", false, "also list each model's layer scopes")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -50,7 +55,21 @@ func runModels(args []string, stdout, stderr io.Writer) error {
 	for _, name := range models.Names() {
 		fmt.Fprintf(tw, "%s\t%s\n", name, models.Describe(name))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil || !*verbose {
+		return err
+	}
+	ctx := context.New()
+	for k, v := range models.DefaultParams() {
+		ctx.SetParam(k, v)
+	}
+	for _, name := range models.Names() {
+		scopes, err := models.LayerScopes(name, ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\n%s layers (under /model):\n  %s\n", name, strings.Join(scopes, " "))
+	}
+	return nil
 }
 
 func runDevices(args []string, stdout, stderr io.Writer) error {

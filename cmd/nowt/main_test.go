@@ -194,6 +194,12 @@ func TestHelpAndListings(t *testing.T) {
 	code, stdout, _ = nowt(t, "models")
 	require.Equal(t, 0, code)
 	require.Equal(t, 8, strings.Count(stdout, "\n"))
+	code, stdout, _ = nowt(t, "models", "-v")
+	require.Equal(t, 0, code)
+	for _, s := range []string{"mlp layers (under /model):\n  fc0 out\n", "stage3/block2/conv2 stage3/block2/bn2 fc\n",
+		"stage4/block0/downsample/conv"} {
+		require.Contains(t, stdout, s)
+	}
 	code, stdout, _ = nowt(t, "devices", "-backend", "go")
 	require.Equal(t, 0, code)
 	require.Contains(t, stdout, "SimpleGo")
