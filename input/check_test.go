@@ -13,19 +13,27 @@ import (
 func TestCheckAndSkip(t *testing.T) {
 	root := t.TempDir()
 	writeFolderTree(t, root)
-	bad := []string{filepath.Join(root, "train", "ant", "empty.png"), filepath.Join(root, "train", "cat", "junk.jpg")}
+	bad := []string{filepath.Join(root, "train", "ant", "empty.png"), filepath.Join(root, "train", "ant", "photo.gif"),
+		filepath.Join(root, "train", "cat", "junk.jpg"), filepath.Join(root, "train", "cat", "scan.tiff")}
 	writeFile(t, bad[0], nil)
-	writeFile(t, bad[1], []byte("\xff\xd8\xff not a jpeg"))
+	writeFile(t, bad[1], []byte("GIF89a\x01\x00\x01\x00"))
+	writeFile(t, bad[2], []byte("\xff\xd8\xff not a jpeg"))
+	writeFile(t, bad[3], []byte("not really a tiff"))
+	writeFile(t, filepath.Join(root, "train", "cat", "notes.txt"), []byte("not an image: not an example"))
+	writeFile(t, filepath.Join(root, "train", "cat", ".DS_Store"), []byte("hidden: not an example"))
 	var reported []string
 	checked, failed, err := Check("imagefolder", root, "train", Options{ImageSize: 8, Workers: 2}, func(err error) {
 		reported = append(reported, err.Error())
 	})
 	require.NoError(t, err)
-	require.Equal(t, 11, checked)
-	require.Equal(t, 2, failed)
-	require.Len(t, reported, 2)
-	require.Contains(t, reported[0], bad[0])
-	require.Contains(t, reported[1], bad[1])
+	require.Equal(t, 13, checked)
+	require.Equal(t, 4, failed)
+	require.Len(t, reported, 4)
+	for i, want := range []string{"", "not a JPEG or PNG image (a GIF image): nowt reads only JPEG and PNG", "",
+		"not a JPEG or PNG image (unknown content)"} {
+		require.Contains(t, reported[i], bad[i])
+		require.Contains(t, reported[i], want)
+	}
 
 	var skipped []string
 	ds := openT(t, "imagefolder", root, "train", Options{BatchSize: 4, ImageSize: 8, SkipCorrupt: true,
@@ -34,8 +42,8 @@ func TestCheckAndSkip(t *testing.T) {
 		epoch(t, ds)
 		ds.Reset()
 	}
-	require.Equal(t, 2, ds.Skipped())
-	require.Len(t, skipped, 2, "one warning per file")
+	require.Equal(t, 4, ds.Skipped())
+	require.Len(t, skipped, 4, "one warning per file")
 
 	_, _, err = Check("imagefolder", filepath.Join(root, "nope"), "train", Options{}, nil)
 	require.ErrorContains(t, err, "nope")

@@ -2,6 +2,7 @@ package input
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -17,6 +18,10 @@ const maxImagePixels = 1 << 26
 // truncated file, is reported as errCorrupt with the file name and the decoder's message.
 func decodeRGBGo(name string, data []byte) (pix []uint8, w, h int, err error) {
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if errors.Is(err, image.ErrFormat) {
+		return nil, 0, 0, fmt.Errorf("%s: %w: not a JPEG or PNG image (%s): nowt reads only JPEG and PNG; convert or remove it",
+			name, errCorrupt, describeContent(data))
+	}
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("%s: %w: reading header: %v", name, errCorrupt, err)
 	}
@@ -33,6 +38,28 @@ func decodeRGBGo(name string, data []byte) (pix []uint8, w, h int, err error) {
 	}
 	pix, w, h = toRGB(img)
 	return pix, w, h, nil
+}
+
+// describeContent names what data holds, for an error: empty, a known unsupported image format (by its magic
+// bytes), or unknown content.
+func describeContent(data []byte) string {
+	if len(data) == 0 {
+		return "the file is empty"
+	}
+	for _, f := range []struct{ magic, name string }{
+		{"GIF8", "GIF"}, {"BM", "BMP"}, {"II*\x00", "TIFF"}, {"MM\x00*", "TIFF"}, {"\x00\x00\x00\x0cjP  ", "JPEG 2000"},
+	} {
+		if bytes.HasPrefix(data, []byte(f.magic)) {
+			return "a " + f.name + " image"
+		}
+	}
+	if len(data) >= 12 && string(data[:4]) == "RIFF" && string(data[8:12]) == "WEBP" {
+		return "a WebP image"
+	}
+	if len(data) >= 12 && string(data[4:8]) == "ftyp" {
+		return "an HEIF/AVIF image or other ISO media"
+	}
+	return "unknown content"
 }
 
 // toRGB converts any image to packed 8-bit RGB, with fast paths for the types the JPEG and PNG decoders

@@ -45,8 +45,20 @@ func isImageFile(name string) bool {
 	return false
 }
 
-// listDir returns the sorted sub-folders and image files of dir.
-func listDir(dir string) (dirs, images []string, err error) {
+// isOtherImageFile reports whether the file name has the extension of an image format nowt does not read (GIF,
+// BMP, WebP, TIFF, HEIF, AVIF, JPEG 2000, JPEG XL).
+func isOtherImageFile(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".gif", ".bmp", ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif", ".jp2", ".jxl":
+		return true
+	}
+	return false
+}
+
+// listDir returns the sorted sub-folders and image files of dir. With otherImages it also lists images in formats
+// nowt does not read: in a class folder they are examples, reported as unreadable (skipped with a warning, or
+// an error with -strict) rather than silently left out. Other files (notes, hidden files) are left out.
+func listDir(dir string, otherImages bool) (dirs, images []string, err error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("image folder missing or unreadable: %w", err)
@@ -58,7 +70,7 @@ func listDir(dir string) (dirs, images []string, err error) {
 		}
 		if e.IsDir() {
 			dirs = append(dirs, name)
-		} else if isImageFile(name) {
+		} else if isImageFile(name) || (otherImages && isOtherImageFile(name)) {
 			images = append(images, name)
 		}
 	}
@@ -70,12 +82,12 @@ func listDir(dir string) (dirs, images []string, err error) {
 // folderExamples lists the examples of one split.
 func folderExamples(root, split, labelFile string) (paths []string, labels []int32, classes []string, err error) {
 	dir := filepath.Join(root, split)
-	dirs, images, err := listDir(dir)
+	dirs, images, err := listDir(dir, false)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	if split != "train" {
-		if trainDirs, _, terr := listDir(filepath.Join(root, "train")); terr == nil && len(trainDirs) > 0 {
+		if trainDirs, _, terr := listDir(filepath.Join(root, "train"), false); terr == nil && len(trainDirs) > 0 {
 			classes = trainDirs
 		}
 	}
@@ -92,11 +104,11 @@ func folderExamples(root, split, labelFile string) (paths []string, labels []int
 			if !ok {
 				return nil, nil, nil, fmt.Errorf("%s: class folder %q is not a class of %s", dir, c, filepath.Join(root, "train"))
 			}
-			_, files, err := listDir(filepath.Join(dir, c))
+			_, files, err := listDir(filepath.Join(dir, c), true)
 			if err != nil {
 				return nil, nil, nil, err
 			}
-			if len(files) == 0 {
+			if !slices.ContainsFunc(files, isImageFile) {
 				return nil, nil, nil, fmt.Errorf("%s: empty class folder: no .jpg, .jpeg or .png files", filepath.Join(dir, c))
 			}
 			for _, f := range files {

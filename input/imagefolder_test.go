@@ -124,7 +124,7 @@ func TestCorruptImages(t *testing.T) {
 		message string
 	}{
 		{"truncated jpeg", good[:len(good)*3/4], "corrupt image: jpeg: invalid JPEG format"},
-		{"garbage", []byte("this is not an image"), "corrupt image: reading header: image: unknown format"},
+		{"garbage", []byte("this is not an image"), "corrupt image: not a JPEG or PNG image (unknown content)"},
 		{"truncated png", encodePNG(t, patternImage(20, 20, 1))[:60], "corrupt image: png"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
