@@ -45,7 +45,7 @@ func (b *DenseBuilder) Done() *Node {
 	}
 	y := withFeedback(rule, lg, flat, denseOp{outputDim: b.outputDim})
 	if b.useBias {
-		y = Add(y, ExpandLeftToRank(biasVariable(b.ctx, x.DType(), b.outputDim).ValueGraph(x.Graph()), 2))
+		y = Add(y, ExpandLeftToRank(biasValue(b.ctx, x.Graph(), x.DType(), b.outputDim), 2))
 	}
 	if x.Rank() != 2 {
 		y = Reshape(y, append(append([]int{}, batchDims...), b.outputDim)...)

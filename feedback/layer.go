@@ -8,6 +8,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
+	"github.com/nowt-ml/nowt/layers"
 )
 
 // Variable names used by every feedback layer inside its scope.
@@ -106,14 +107,30 @@ func newLayerWeights(ctx *context.Context, kind string, shape shapes.Shape, init
 	}
 	ctx.SetParam(paramLayerKind, kind)
 	rule := RuleFromContext(ctx)
-	w := ctx.WithInitializer(init).VariableWithShape(WeightsName, shape)
-	lg := &LayerGraph{Ctx: ctx, Kind: kind, Init: init, W: w.ValueGraph(g)}
+	compute := shape.DType
+	master := shapes.Make(layers.MasterDType(compute), shape.Dimensions...)
+	w := ctx.WithInitializer(init).VariableWithShape(WeightsName, master)
+	lg := &LayerGraph{Ctx: ctx, Kind: kind, Init: init, W: valueAs(w, g, compute)}
 	if spec := rule.Feedback(); spec.Stored {
-		bShape := feedbackShape(ctx, rule, spec, shape)
+		bShape := feedbackShape(ctx, rule, spec, master)
 		b := ctx.WithInitializer(feedbackInitializer(ctx, init)).VariableWithShape(FeedbackName, bShape).SetTrainable(false)
-		lg.B = b.ValueGraph(g)
+		lg.B = valueAs(b, g, compute)
 	}
 	return rule, lg
+}
+
+// valueAs returns v's value in g in the compute dtype: converted from its master copy under mixed precision
+// (autodiff converts the gradient back to the master's dtype), v's value itself otherwise.
+func valueAs(v *context.Variable, g *Graph, dtype dtypes.DType) *Node {
+	return convertTo(v.ValueGraph(g), dtype)
+}
+
+// convertTo returns x converted to dtype, or x itself when it has that dtype already.
+func convertTo(x *Node, dtype dtypes.DType) *Node {
+	if x.DType() == dtype {
+		return x
+	}
+	return ConvertDType(x, dtype)
 }
 
 // feedbackStreamKey is mixed into the context's random state to make the stream B is drawn from.
@@ -162,9 +179,11 @@ func ownStream(ctx *context.Context, init context.VariableInitializer) context.V
 	}
 }
 
-// biasVariable creates (or reuses) the layer's bias, initialised to zero.
-func biasVariable(ctx *context.Context, dtype dtypes.DType, dim int) *context.Variable {
-	return ctx.WithInitializer(initializers.Zero).VariableWithShape(BiasesName, shapes.Make(dtype, dim))
+// biasValue creates (or reuses) the layer's bias, initialised to zero and kept in dtype's [MasterDType], and
+// returns its value in g in dtype.
+func biasValue(ctx *context.Context, g *Graph, dtype dtypes.DType, dim int) *Node {
+	v := ctx.WithInitializer(initializers.Zero).VariableWithShape(BiasesName, shapes.Make(layers.MasterDType(dtype), dim))
+	return valueAs(v, g, dtype)
 }
 
 // linearOp is a linear map y = f(x, W) whose backward the feedback layers own.

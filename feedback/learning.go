@@ -112,10 +112,11 @@ func Gradients(ctx *context.Context, loss *Node) ([]*context.Variable, []*Node) 
 			grad = gradOf[layer.Weights]
 		}
 		if c, found := inputs[layer.Scope]; found && learning.hasPrimitives() {
-			w := StopGradient(c.w)
-			x := StopGradient(c.op.inputRows(c.x))
-			y := Dot(x, kernelMatrix(w))
+			// In the master copies' dtype (float32 under mixed precision): the layer's input is converted.
 			b := layer.Feedback.ValueGraph(g)
+			w := StopGradient(layer.Weights.ValueGraph(g))
+			x := convertTo(StopGradient(c.op.inputRows(c.x)), b.DType())
+			y := Dot(x, kernelMatrix(w))
 			term := learning.primitiveGrad(kernelMatrix(b), kernelMatrix(w), x, y)
 			term = Reshape(term, b.Shape().Dimensions...)
 			if grad == nil {

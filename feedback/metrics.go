@@ -40,10 +40,11 @@ func AlignmentGraph(ctx *context.Context, g *Graph) []Alignment {
 	layers := Layers(ctx)
 	out := make([]Alignment, 0, len(layers))
 	for _, layer := range layers {
+		// In the master copy's dtype (float32 under mixed precision): the kernel and the signals are converted.
 		w := StopGradient(layer.Weights.ValueGraph(g))
 		var b *Node
 		if c, found := deltas[layer.Scope]; found {
-			b = c.fb() // The kernel this graph's step sends through (brsf draws a new one each step).
+			b = convertTo(c.fb(), w.DType()) // The kernel this graph's step sends through (brsf draws a new one each step).
 		} else {
 			b = StopGradient(layer.FeedbackGraph(ctx, g))
 		}
@@ -55,9 +56,9 @@ func AlignmentGraph(ctx *context.Context, g *Graph) []Alignment {
 			a.WeightAngle = AngleDegrees(b, w)
 		}
 		if c, found := deltas[layer.Scope]; found {
-			delta := StopGradient(c.delta)
-			sent := StopGradient(c.sent())
-			bp := c.op.inputGrad(delta, StopGradient(c.w))
+			delta := convertTo(StopGradient(c.delta), w.DType())
+			sent := convertTo(StopGradient(c.sent()), w.DType())
+			bp := c.op.inputGrad(delta, w)
 			angles, defined := angleDegrees(sent, bp, 0)
 			// The mean over the examples where it is defined: 0/0 = NaN where there are none.
 			a.DeltaAngle = Div(ReduceAllSum(Where(defined, angles, ZerosLike(angles))),

@@ -7,6 +7,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/nowt-ml/nowt/layers"
 )
 
 // The sign-concordant feedbacks of Liao, Leibo & Poggio 2016 ("How important is weight symmetry in
@@ -104,7 +105,11 @@ func (BatchRandomSignFeedback) Prepare(l *LayerGraph) { initStd(l, brsfScaleName
 // Kernel implements Rule.
 func (BatchRandomSignFeedback) Kernel(l *LayerGraph) *Node {
 	scale := MulScalar(initStd(l, brsfScaleName), math.Sqrt(3)*context.GetParamOr(l.Ctx, ParamInitScale, 1.0))
-	return Mul(Mul(fastUniform(l.Ctx, l.W.Graph(), l.W.Shape()), scale), Sign(l.W))
+	// R is drawn in the master dtype (float32 under mixed precision; fastUniform's arithmetic needs its
+	// precision) and rounded once to the compute dtype.
+	master := shapes.Make(layers.MasterDType(l.W.DType()), l.W.Shape().Dimensions...)
+	r := convertTo(fastUniform(l.Ctx, l.W.Graph(), master), l.W.DType())
+	return Mul(Mul(r, scale), Sign(l.W))
 }
 
 // initStd returns the standard deviation of the layer's initialiser, measured on one draw of it (from a stream
@@ -113,10 +118,11 @@ func (BatchRandomSignFeedback) Kernel(l *LayerGraph) *Node {
 func initStd(l *LayerGraph, name string) *Node {
 	wShape := l.W.Shape()
 	init := ownStream(l.Ctx, l.Init)
+	master := shapes.Make(layers.MasterDType(wShape.DType), wShape.Dimensions...)
 	v := l.Ctx.Checked(false).WithInitializer(func(g *Graph, s shapes.Shape) *Node {
-		return Sqrt(ReduceAllMean(Square(init(g, wShape))))
-	}).VariableWithShape(name, shapes.Make(wShape.DType)).SetTrainable(false)
-	return v.ValueGraph(l.W.Graph())
+		return Sqrt(ReduceAllMean(Square(init(g, master))))
+	}).VariableWithShape(name, shapes.Make(master.DType)).SetTrainable(false)
+	return valueAs(v, l.W.Graph(), wShape.DType)
 }
 
 // fastUniform returns numbers uniform on [0, 1) of the given (float) shape: murmur3's 32-bit finaliser applied

@@ -7,6 +7,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
+	"github.com/nowt-ml/nowt/layers"
 )
 
 // ssScaleName is the variable holding a layer's sign-symmetry scale.
@@ -48,16 +49,17 @@ func fixedScale(ctx *context.Context, name, param string, w *Node, sample func()
 	if s := context.GetParamOr(ctx, param, 0.0); s > 0 {
 		return Scalar(g, w.DType(), s)
 	}
+	master := layers.MasterDType(w.DType())
 	scaleVar := ctx.Checked(false).WithInitializer(initializers.Zero).
-		VariableWithShape(name, shapes.Make(w.DType())).SetTrainable(false)
+		VariableWithShape(name, shapes.Make(master)).SetTrainable(false)
 	if scaleVar.ChangedInGraph(g) {
-		return scaleVar.ValueGraph(g) // Already fixed in this graph.
+		return valueAs(scaleVar, g, w.DType()) // Already fixed in this graph.
 	}
 	current := scaleVar.ValueGraph(g)
-	rms := Sqrt(ReduceAllMean(Square(StopGradient(sample()))))
+	rms := Sqrt(ReduceAllMean(Square(ConvertDType(StopGradient(sample()), master))))
 	scale := Where(GreaterThan(current, ZerosLike(current)), current, rms)
 	scaleVar.SetValueGraph(scale)
-	return scale
+	return convertTo(scale, w.DType())
 }
 
 func init() { Register(SignSymmetry{}) }

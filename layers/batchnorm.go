@@ -39,7 +39,13 @@ const (
 // GoMLX's layers/batchnorm is not used because its training graph (without the backend op
 // BatchNormForTraining, which the pure-Go backend lacks) stops the gradient at the batch statistics, so its
 // gradient is not the gradient of the function it computes.
+//
+// Under mixed precision (x in bfloat16 or float16) the variables are float32 and the normalisation runs in
+// float32 (the batch statistics of low-precision values lose too much in low precision); the output has x's dtype.
 func BatchNorm(ctx *context.Context, x *Node, zeroScale bool) *Node {
+	if master := MasterDType(x.DType()); master != x.DType() {
+		return ConvertDType(BatchNorm(ctx, ConvertDType(x, master), zeroScale), x.DType())
+	}
 	g := x.Graph()
 	dtype := x.DType()
 	channels := x.Shape().Dim(-1)

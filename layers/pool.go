@@ -67,7 +67,14 @@ func useNativeMaxPool(ctx *context.Context, g *Graph) bool {
 }
 
 // GlobalAvgPool averages x [N, H, W, C] over its spatial axes, giving [N, C].
-func GlobalAvgPool(x *Node) *Node { return ReduceMean(x, 1, 2) }
+//
+// Under mixed precision (bfloat16, float16) the mean is taken in float32 and converted back.
+func GlobalAvgPool(x *Node) *Node {
+	if master := MasterDType(x.DType()); master != x.DType() {
+		return ConvertDType(ReduceMean(ConvertDType(x, master), 1, 2), x.DType())
+	}
+	return ReduceMean(x, 1, 2)
+}
 
 // Subsample takes every stride-th pixel of x [N, H, W, C] on both spatial axes, starting at 0 (x[:, ::s, ::s, :]),
 // with a Gather so that its gradient (a scatter-add) runs on every backend (a strided Slice's gradient needs Pad).

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/nowt-ml/nowt/feedback"
 	"github.com/nowt-ml/nowt/input"
 	"github.com/nowt-ml/nowt/models"
@@ -63,6 +64,10 @@ type Config struct {
 	WeightDecay float64 `json:"weight_decay"`
 	// Loss is "softmax" (cross-entropy) or "sigmoid" (per-class sigmoid cross-entropy, the released code's).
 	Loss string `json:"loss"`
+	// DType is the precision of the forward and backward passes: "float32" (or "", the default), or for mixed
+	// precision "bfloat16" or "float16", where W, B, biases, batch-norm parameters and statistics, the optimizer's
+	// state, the loss and the alignment metrics stay in float32 (see layers.MasterDType).
+	DType string `json:"dtype,omitempty"`
 
 	// Seed for initialisation, shuffling, augmentation and mirror noise.
 	Seed int64 `json:"seed"`
@@ -218,8 +223,27 @@ func (c *Config) Validate() error {
 	default:
 		return invalid("-loss", "-loss: unknown loss %q: valid losses are softmax, sigmoid", c.Loss)
 	}
+	if _, err := c.computeDType(); err != nil {
+		return err
+	}
 	_, err := newContext(*c)
 	return err
+}
+
+// DTypes are the valid values of -dtype (Config.DType).
+var DTypes = []string{"float32", "bfloat16", "float16"}
+
+// computeDType is the dtype of the forward and backward passes (Config.DType).
+func (c *Config) computeDType() (dtypes.DType, error) {
+	switch c.DType {
+	case "", "float32":
+		return dtypes.Float32, nil
+	case "bfloat16":
+		return dtypes.BFloat16, nil
+	case "float16":
+		return dtypes.Float16, nil
+	}
+	return dtypes.InvalidDType, invalid("-dtype", "-dtype: unknown dtype %q: valid dtypes are %s", c.DType, strings.Join(DTypes, ", "))
 }
 
 func contains(list []string, s string) bool {
@@ -244,7 +268,7 @@ var flagNames = map[string]string{
 	"epochs": "-epochs", "steps": "-steps", "batch_size": "-batch", "eval_batch_size": "-eval-batch",
 	"learning_rate": "-lr", "schedule": "-schedule", "milestones": "-milestones", "gamma": "-gamma",
 	"warmup_epochs": "-warmup", "momentum": "-momentum", "nesterov": "-nesterov", "weight_decay": "-wd",
-	"loss": "-loss", "seed": "-seed", "backend": "-backend", "devices": "-devices", "out_dir": "-out",
+	"loss": "-loss", "dtype": "-dtype", "seed": "-seed", "backend": "-backend", "devices": "-devices", "out_dir": "-out",
 	"log_every": "-log-every", "eval_every": "-eval-every", "checkpoint_every": "-checkpoint-every",
 	"keep_checkpoints": "-keep", "settings": "-set", "strict": "-strict", "no_divergence_guard": "-divergence-guard",
 }

@@ -205,8 +205,17 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 	if err != nil {
 		return nil, err
 	}
+	dtype, err := cfg.computeDType()
+	if err != nil {
+		return nil, err
+	}
+	// The model computes in dtype (under mixed precision its layers keep float32 master copies); the loss, the
+	// metrics and the alignment read float32 logits.
+	model := func(ctx *context.Context, images *Node) *Node {
+		return convertTo(modelFn(ctx.In(modelScope), convertTo(images, dtype)), dtypes.Float32)
+	}
 	trainModel := func(ctx *context.Context, _ any, inputs []*Node) []*Node {
-		logits := modelFn(ctx.In(modelScope), inputs[0])
+		logits := model(ctx, inputs[0])
 		if g := logits.Graph(); !ctx.IsTraining(g) {
 			feedback.ReleaseGraph(ctx, g) // An evaluation graph builds no gradient (a training one: SGD releases it).
 		}
@@ -228,7 +237,7 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 	r.alignExec, err = context.NewExec(r.backend, ctx, func(ctx *context.Context, images, labels *Node) []*Node {
 		g := images.Graph()
 		ctx.SetTraining(g, false)
-		logits := modelFn(ctx.In(modelScope), images)
+		logits := model(ctx, images)
 		_, _ = feedback.Gradients(ctx, loss([]*Node{labels}, []*Node{logits}))
 		var outs []*Node
 		var names []string
@@ -521,6 +530,14 @@ func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Re
 		}
 	}
 	return r.train(goCtx, start, checkpointDir, resume, initial)
+}
+
+// convertTo returns x converted to dtype, or x itself when it has that dtype already.
+func convertTo(x *Node, dtype dtypes.DType) *Node {
+	if x.DType() == dtype {
+		return x
+	}
+	return ConvertDType(x, dtype)
 }
 
 // modelScope is the context scope the model is built in: per-layer settings name /model/<layer scope>.
