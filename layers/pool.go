@@ -25,6 +25,11 @@ func MaxPool2D(ctx *context.Context, x *Node, window, stride, padding int) *Node
 	if window < 1 || stride < 1 || padding < 0 || padding >= window {
 		panic(fmt.Sprintf("layers.MaxPool2D: invalid window %d, stride %d, padding %d", window, stride, padding))
 	}
+	if master := MasterDType(x.DType()); master != x.DType() {
+		// Under mixed precision the maximum is taken in float32 (exact both ways): XLA's CPU compiler rejects
+		// the bfloat16 −∞ that GoMLX's native max-pool starts its reduction from.
+		return ConvertDType(MaxPool2D(ctx, ConvertDType(x, master), window, stride, padding), x.DType())
+	}
 	if useNativeMaxPool(ctx, x.Graph()) {
 		return MaxPool(x).Window(window).Strides(stride).
 			PaddingPerDim([][2]int{{padding, padding}, {padding, padding}}).Done()

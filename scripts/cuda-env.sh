@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cuda-env.sh: sourced by gpu-check.sh and cifar-gpu.sh. It finds JAX's CUDA PJRT plugin (pip package
+# cuda-env.sh: sourced by gpu-check.sh. It finds JAX's CUDA PJRT plugin (pip package
 # jax-cuda13-pjrt, file xla_cuda_plugin.so) through python3, links it as pjrt_c_api_cuda_plugin.so into a temporary
 # folder put on PJRT_PLUGIN_LIBRARY_PATH, puts the pip NVIDIA libraries on LD_LIBRARY_PATH and points XLA at the
 # pip CUDA toolkit (ptxas, libdevice). It expects the functions say and fail, and defines them if missing.

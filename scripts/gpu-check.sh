@@ -8,7 +8,8 @@
 #      folder that holds nvvm/libdevice, go-xla's CUDA-folder check silenced)
 #   2. nowt devices -backend xla:cuda, retried with the plugin's absolute path if the linked name fails; without a
 #      plugin that loads, the rest is skipped
-#   3. nowt bench: synthetic ImageNet batches, ResNet-18 and ResNet-50, rules bp and kp: images/s, KP/BP ratio
+#   3. nowt bench: synthetic ImageNet batches, ResNet-18 and ResNet-50, rules bp and kp, float32 and bfloat16:
+#      images/s, KP/BP ratio
 #   4. the CIFAR-10 comparison (ResNet-20, rules in the order bp, kp, wm, ss, fa, CIFAR_EPOCHS epochs each), runs
 #      written locally; its table, plots and each rule's config.json and metrics.jsonl packed into one file,
 #      $OUT/cifar-gpu.tar.gz, whatever finished before the budget ran out
@@ -97,11 +98,14 @@ if ! stage devices 60 "$bin/nowt" devices -backend "$SPEC"; then
 	}
 fi
 
-# 3. Training throughput (TF32 as the plugin's default: the speed users get).
-stage bench-resnet18 100 "$bin/nowt" bench -backend "$SPEC" -model resnet18 -rule bp,kp -dataset synthetic \
-	-image-size 224 -batch 128 -steps 30
-stage bench-resnet50 120 "$bin/nowt" bench -backend "$SPEC" -model resnet50 -rule bp,kp -dataset synthetic \
-	-image-size 224 -batch 128 -steps 30
+# 3. Training throughput (TF32 as the plugin's default: the speed users get), in float32 and in mixed precision
+# (bfloat16 compute on float32 master weights), each as CSV rows for docs/perf.md.
+for model in resnet18 resnet50; do
+	for dtype in float32 bfloat16; do
+		stage "bench-$model-$dtype" 75 "$bin/nowt" bench -backend "$SPEC" -model "$model" -rule bp,kp -dataset synthetic \
+			-image-size 224 -batch 128 -steps 20 -dtype "$dtype" -csv
+	done
+done
 
 # 4. The CIFAR-10 comparison, written locally and packed into one file.
 cifar_archive="$GPU_DIR/cifar10-jpeg.tar.gz"
