@@ -4,15 +4,16 @@
 # Re-running reuses finished rules (nowt compare resumes unfinished ones). Then scripts/collect-results.sh copies
 # each run's config.json and metrics.jsonl (no checkpoints) into docs/results/<name>/.
 #
-# PARTS picks what to run (default: all but cifar): authors, relu, seeds, controls, fashion, cifar (the full
-# CIFAR-10 ResNet-20 comparison, about 2 hours on 2 cores).
+# PARTS picks what to run (default: all but cifar): authors, relu, seeds, controls, fashion, newrules (the rules
+# beyond the paper's five on the ReLU MLP and the Fashion-MNIST CNN), cifar (the full CIFAR-10 ResNet-20
+# comparison, about 2 hours on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nowt=${NOWT:-bin/nowt} # NOWT: a binary built elsewhere (e.g. of a fixed commit while the tree changes).
 [[ -n "${NOWT:-}" ]] || go build -o bin/nowt ./cmd/nowt
 out=${OUT:-runs/results}
 backend=${BACKEND:-xla:cpu}
-parts=${PARTS:-authors relu seeds controls fashion}
+parts=${PARTS:-authors relu seeds controls fashion newrules}
 common=(-progress=false -backend "$backend")
 want() { [[ " $parts " == *" $1 "* ]]; }
 
@@ -63,6 +64,15 @@ if want fashion; then
 	"$nowt" compare "${common[@]}" "${fashion[@]}" -wm-steps 4 -rules wm -out "$out/fashion-cnn-wm-steps4"
 	"$nowt" compare "${common[@]}" "${fashion[@]}" -wm-lr 0.5 -wm-decay 0.5 -wm-batch 4096 -wm-steps 2 \
 		-rules wm -out "$out/fashion-cnn-wm-fast"
+fi
+
+# The rules beyond the paper's five (uSF, frSF, brSF, DFA, IA), with BP again as the reference (same seed: the same
+# initial network as every rule here and in mnist-relu / fashion-cnn), in the same settings as those comparisons.
+if want newrules; then
+	"$nowt" compare "${common[@]}" -seed 1 "${relu[@]}" -rules bp,usf,frsf,brsf,dfa,ia -out "$out/mnist-relu-new-rules"
+	"$nowt" compare "${common[@]}" -seed 1 -model cnn -dataset fashion-mnist -lr 0.05 -momentum 0.9 -schedule cosine \
+		-wd 1e-4 -kp-decay 0.01 -batch 128 -epochs 1 -eval-every 47 -log-every 47 -rules bp,usf,frsf,brsf,dfa,ia \
+		-out "$out/fashion-cnn-new-rules"
 fi
 
 # CIFAR-10, ResNet-20 (width 16), the full 50,000 training and 10,000 test images of the JPEG copy, all five of the
