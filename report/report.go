@@ -248,7 +248,7 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 			"batch), at the last record.")
 		if undefined {
 			b.WriteString(" \"undef.\": undefined, a zero vector on one side (a zero W or B; for ∠δ, no error " +
-				"reaching the layer). Examples whose ∠δ is undefined (δ = 0: a saturated output, dead units above) are " +
+				"reaching the layer), or for ∠W a B not in W's shape (dfa's hidden layers: B maps the output error). Examples whose ∠δ is undefined (δ = 0: a saturated output, dead units above) are " +
 				"left out of its mean and counted in metrics.jsonl (`delta_undefined`).")
 		}
 		b.WriteString("\n")
