@@ -14,8 +14,8 @@ import (
 
 // TestMixedPrecisionTraining: a short MNIST run (and, on XLA with the CIFAR-10 JPEG copy present, a short CIFAR-10
 // ResNet-20 run under KP) in bfloat16 reaches the float32 run's test accuracy within the noise of its test set,
-// for BP and both rules whose B learns (KP in training, WM in mirror steps: BP and KP on pure Go, KP and WM on
-// XLA), and its checkpoint keeps every variable in float32.
+// for BP and both rules whose B learns (KP in training, WM in mirror steps: BP and KP on pure Go, WM and the
+// CIFAR-10 KP run on XLA), and its checkpoint keeps every variable in float32.
 func TestMixedPrecisionTraining(t *testing.T) {
 	type run struct {
 		name      string
@@ -40,20 +40,21 @@ func TestMixedPrecisionTraining(t *testing.T) {
 				name: "cifar10-resnet20",
 				configure: func(c *Config) {
 					c.Model, c.Dataset, c.Augment = "resnet20", "cifar10-jpeg", false
-					c.TrainLimit, c.TestLimit, c.Steps, c.BatchSize, c.EvalEvery = 1920, 1000, 60, 64, 60
+					c.TrainLimit, c.TestLimit, c.Steps, c.BatchSize, c.EvalEvery = 1280, 1000, 40, 64, 40
 					c.LearningRate, c.Momentum, c.Schedule = 0.1, 0.9, "cosine"
 					c.Params["resnet_width"] = 8
 				},
-				tolerance: 3 * math.Sqrt(2*0.3*0.7/1000) * 100, minTop1: 20,
+				tolerance: 3 * math.Sqrt(2*0.25*0.75/1000) * 100, minTop1: 15,
 			})
 		} else {
 			t.Logf("no CIFAR-10 JPEG copy (%v): only the MNIST run", err)
 		}
 	}
-	// BP and KP on the pure-Go backend (WM's mirror steps make its run 3× longer there); KP and WM on XLA.
+	// BP and KP on the pure-Go backend (WM's mirror steps make its run 3× longer there); WM on XLA, with KP
+	// on CIFAR-10 below (to keep make test's XLA pass within its budget).
 	rules := []string{"bp", "kp"}
 	if xla.TestBackendIsXLA() {
-		rules = []string{"kp", "wm"}
+		rules = []string{"wm"}
 	}
 	for _, r := range runs {
 		rules := rules
