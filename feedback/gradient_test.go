@@ -32,6 +32,15 @@ func (c layerCase) ref() refConv {
 	return newRefConv(c.n, c.h, c.h, c.in, c.kernel, c.kernel, c.out, c.stride, c.same)
 }
 
+// dims returns the dimensions of the layer's input and output.
+func (c layerCase) dims() (x, y []int) {
+	if !c.conv {
+		return []int{c.n, c.in}, []int{c.n, c.out}
+	}
+	geom := c.ref()
+	return []int{c.n, c.h, c.h, c.in}, []int{c.n, geom.outH, geom.outW, c.out}
+}
+
 func (c layerCase) build(ctx *context.Context, x *Node) *Node {
 	if !c.conv {
 		return NewDense(ctx, x, c.out).Bias(c.bias).Done()
@@ -80,17 +89,10 @@ func TestLayerGradients(t *testing.T) {
 				t.Run(fmt.Sprintf("%s/%s/%s", ruleName, lc.name, convImpl), func(t *testing.T) {
 					rng := rand.New(rand.NewSource(int64(ci + 1)))
 					geom := lc.ref()
-					xDims := []int{lc.n, lc.in}
-					if lc.conv {
-						xDims = []int{lc.n, lc.h, lc.h, lc.in}
-					}
+					xDims, yDims := lc.dims()
 					x := randomSlice(rng, geom.n*geom.h*geom.w*geom.c)
 					delta := randomSlice(rng, geom.n*geom.outH*geom.outW*geom.co)
 					outErr := randomSlice(rng, lc.n*testClasses)
-					yDims := []int{lc.n, lc.out}
-					if lc.conv {
-						yDims = []int{lc.n, geom.outH, geom.outW, lc.out}
-					}
 					ctx := context.New()
 					ctx.SetParam(ParamRule, ruleName)
 					ctx.SetParam(ParamOutputDim, testClasses)

@@ -57,12 +57,7 @@ func TestMixedPrecisionGradients(t *testing.T) {
 				t.Run(fmt.Sprintf("%s/%s/%s", ruleName, lc.name, convImpl), func(t *testing.T) {
 					rng := rand.New(rand.NewSource(int64(ci + 7)))
 					geom := lc.ref()
-					xDims := []int{lc.n, lc.in}
-					yDims := []int{lc.n, lc.out}
-					if lc.conv {
-						xDims = []int{lc.n, lc.h, lc.h, lc.in}
-						yDims = []int{lc.n, geom.outH, geom.outW, lc.out}
-					}
+					xDims, yDims := lc.dims()
 					x := tensors.FromFlatDataAndDimensions(toF32(randomSlice(rng, geom.n*geom.h*geom.w*geom.c)), xDims...)
 					r := tensors.FromFlatDataAndDimensions(toF32(randomSlice(rng, geom.n*geom.outH*geom.outW*geom.co)), yDims...)
 					e := tensors.FromFlatDataAndDimensions(toF32(randomSlice(rng, lc.n*testClasses)), lc.n, testClasses)
