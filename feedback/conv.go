@@ -378,6 +378,6 @@ func (op *patchConvOp) weightGrad(_, delta *Node) *Node {
 // the path to x's custom gradient (see withFeedback) for the cost of one reduction. The sum is taken in float32
 // at least: in float16 (largest finite 65504) Σx of a large activation can overflow to Inf, and 0·Inf is NaN.
 func gradientPath(x *Node) *Node {
-	sum := ReduceAllSum(convertTo(x, layers.MasterDType(x.DType())))
-	return convertTo(MulScalar(sum, 0), x.DType())
+	sum := ReduceAllSum(ConvertDType(x, layers.MasterDType(x.DType())))
+	return ConvertDType(MulScalar(sum, 0), x.DType())
 }

@@ -110,27 +110,15 @@ func newLayerWeights(ctx *context.Context, kind string, shape shapes.Shape, init
 	compute := shape.DType
 	master := shapes.Make(layers.MasterDType(compute), shape.Dimensions...)
 	w := ctx.WithInitializer(init).VariableWithShape(WeightsName, master)
-	lg := &LayerGraph{Ctx: ctx, Kind: kind, Init: init, W: valueAs(w, g, compute)}
+	// Under mixed precision the layer computes on a converted copy; autodiff converts the gradient back to the
+	// float32 master (ConvertDType is the identity where the dtypes agree).
+	lg := &LayerGraph{Ctx: ctx, Kind: kind, Init: init, W: ConvertDType(w.ValueGraph(g), compute)}
 	if spec := rule.Feedback(); spec.Stored {
 		bShape := feedbackShape(ctx, rule, spec, master)
 		b := ctx.WithInitializer(feedbackInitializer(ctx, init)).VariableWithShape(FeedbackName, bShape).SetTrainable(false)
-		lg.B = valueAs(b, g, compute)
+		lg.B = ConvertDType(b.ValueGraph(g), compute)
 	}
 	return rule, lg
-}
-
-// valueAs returns v's value in g in the compute dtype: converted from its master copy under mixed precision
-// (autodiff converts the gradient back to the master's dtype), v's value itself otherwise.
-func valueAs(v *context.Variable, g *Graph, dtype dtypes.DType) *Node {
-	return convertTo(v.ValueGraph(g), dtype)
-}
-
-// convertTo returns x converted to dtype, or x itself when it has that dtype already.
-func convertTo(x *Node, dtype dtypes.DType) *Node {
-	if x.DType() == dtype {
-		return x
-	}
-	return ConvertDType(x, dtype)
 }
 
 // feedbackStreamKey is mixed into the context's random state to make the stream B is drawn from.
@@ -183,7 +171,7 @@ func ownStream(ctx *context.Context, init context.VariableInitializer) context.V
 // returns its value in g in dtype.
 func biasValue(ctx *context.Context, g *Graph, dtype dtypes.DType, dim int) *Node {
 	v := ctx.WithInitializer(initializers.Zero).VariableWithShape(BiasesName, shapes.Make(layers.MasterDType(dtype), dim))
-	return valueAs(v, g, dtype)
+	return ConvertDType(v.ValueGraph(g), dtype)
 }
 
 // linearOp is a linear map y = f(x, W) whose backward the feedback layers own.

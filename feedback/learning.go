@@ -115,7 +115,7 @@ func Gradients(ctx *context.Context, loss *Node) ([]*context.Variable, []*Node) 
 			// In the master copies' dtype (float32 under mixed precision): the layer's input is converted.
 			b := layer.Feedback.ValueGraph(g)
 			w := StopGradient(layer.Weights.ValueGraph(g))
-			x := convertTo(StopGradient(c.op.inputRows(c.x)), b.DType())
+			x := ConvertDType(StopGradient(c.op.inputRows(c.x)), b.DType())
 			y := Dot(x, kernelMatrix(w))
 			term := learning.primitiveGrad(kernelMatrix(b), kernelMatrix(w), x, y)
 			term = Reshape(term, b.Shape().Dimensions...)

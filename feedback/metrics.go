@@ -44,7 +44,7 @@ func AlignmentGraph(ctx *context.Context, g *Graph) []Alignment {
 		w := StopGradient(layer.Weights.ValueGraph(g))
 		var b *Node
 		if c, found := deltas[layer.Scope]; found {
-			b = convertTo(c.fb(), w.DType()) // The kernel this graph's step sends through (brsf draws a new one each step).
+			b = ConvertDType(c.fb(), w.DType()) // The kernel this graph's step sends through (brsf draws a new one each step).
 		} else {
 			b = StopGradient(layer.FeedbackGraph(ctx, g))
 		}
@@ -56,8 +56,8 @@ func AlignmentGraph(ctx *context.Context, g *Graph) []Alignment {
 			a.WeightAngle = AngleDegrees(b, w)
 		}
 		if c, found := deltas[layer.Scope]; found {
-			delta := convertTo(StopGradient(c.delta), w.DType())
-			sent := convertTo(StopGradient(c.sent()), w.DType())
+			delta := ConvertDType(StopGradient(c.delta), w.DType())
+			sent := ConvertDType(StopGradient(c.sent()), w.DType())
 			bp := c.op.inputGrad(delta, w)
 			angles, defined := angleDegrees(sent, bp, 0)
 			// The mean over the examples where it is defined: 0/0 = NaN where there are none.

@@ -108,7 +108,7 @@ func (BatchRandomSignFeedback) Kernel(l *LayerGraph) *Node {
 	// R is drawn in the master dtype (float32 under mixed precision; fastUniform's arithmetic needs its
 	// precision) and rounded once to the compute dtype.
 	master := shapes.Make(layers.MasterDType(l.W.DType()), l.W.Shape().Dimensions...)
-	r := convertTo(fastUniform(l.Ctx, l.W.Graph(), master), l.W.DType())
+	r := ConvertDType(fastUniform(l.Ctx, l.W.Graph(), master), l.W.DType())
 	return Mul(Mul(r, scale), Sign(l.W))
 }
 
@@ -122,7 +122,7 @@ func initStd(l *LayerGraph, name string) *Node {
 	v := l.Ctx.Checked(false).WithInitializer(func(g *Graph, s shapes.Shape) *Node {
 		return Sqrt(ReduceAllMean(Square(init(g, master))))
 	}).VariableWithShape(name, shapes.Make(master.DType)).SetTrainable(false)
-	return valueAs(v, l.W.Graph(), wShape.DType)
+	return ConvertDType(v.ValueGraph(l.W.Graph()), wShape.DType)
 }
 
 // fastUniform returns numbers uniform on [0, 1) of the given (float) shape: murmur3's 32-bit finaliser applied

@@ -53,13 +53,13 @@ func fixedScale(ctx *context.Context, name, param string, w *Node, sample func()
 	scaleVar := ctx.Checked(false).WithInitializer(initializers.Zero).
 		VariableWithShape(name, shapes.Make(master)).SetTrainable(false)
 	if scaleVar.ChangedInGraph(g) {
-		return valueAs(scaleVar, g, w.DType()) // Already fixed in this graph.
+		return ConvertDType(scaleVar.ValueGraph(g), w.DType()) // Already fixed in this graph.
 	}
 	current := scaleVar.ValueGraph(g)
 	rms := Sqrt(ReduceAllMean(Square(ConvertDType(StopGradient(sample()), master))))
 	scale := Where(GreaterThan(current, ZerosLike(current)), current, rms)
 	scaleVar.SetValueGraph(scale)
-	return convertTo(scale, w.DType())
+	return ConvertDType(scale, w.DType())
 }
 
 func init() { Register(SignSymmetry{}) }

@@ -212,7 +212,7 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 	// The model computes in dtype (under mixed precision its layers keep float32 master copies); the loss, the
 	// metrics and the alignment read float32 logits.
 	model := func(ctx *context.Context, images *Node) *Node {
-		return convertTo(modelFn(ctx.In(modelScope), convertTo(images, dtype)), dtypes.Float32)
+		return ConvertDType(modelFn(ctx.In(modelScope), ConvertDType(images, dtype)), dtypes.Float32)
 	}
 	trainModel := func(ctx *context.Context, _ any, inputs []*Node) []*Node {
 		logits := model(ctx, inputs[0])
@@ -530,14 +530,6 @@ func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Re
 		}
 	}
 	return r.train(goCtx, start, checkpointDir, resume, initial)
-}
-
-// convertTo returns x converted to dtype, or x itself when it has that dtype already.
-func convertTo(x *Node, dtype dtypes.DType) *Node {
-	if x.DType() == dtype {
-		return x
-	}
-	return ConvertDType(x, dtype)
 }
 
 // modelScope is the context scope the model is built in: per-layer settings name /model/<layer scope>.
