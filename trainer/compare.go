@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -233,19 +235,14 @@ func sameRun(stored, want Config) error {
 	return fmt.Errorf("configuration differs: %s", strings.Join(diffs, "; "))
 }
 
-func sortedMapKeys(maps ...map[string]any) []string {
-	set := map[string]bool{}
-	for _, m := range maps {
-		for k := range m {
-			set[k] = true
-		}
+// sortedMapKeys returns the keys present in any of maps, sorted, each once.
+func sortedMapKeys[V any](ms ...map[string]V) []string {
+	var keys []string
+	for _, m := range ms {
+		keys = slices.AppendSeq(keys, maps.Keys(m))
 	}
-	keys := make([]string, 0, len(set))
-	for k := range set {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	slices.Sort(keys)
+	return slices.Compact(keys)
 }
 
 // plannedSteps is the number of training steps cfg asks for: cfg.Steps, or cfg.Epochs times the steps per epoch

@@ -290,19 +290,7 @@ func resumeConfig(stored, given Config, step int) (Config, []string, error) {
 	given.Changes = stored.Changes
 	sm, gm := configMap(stored), configMap(given)
 	var changes, refused []string
-	keys := map[string]bool{}
-	for k := range sm {
-		keys[k] = true
-	}
-	for k := range gm {
-		keys[k] = true
-	}
-	sorted := make([]string, 0, len(keys))
-	for k := range keys {
-		sorted = append(sorted, k)
-	}
-	sort.Strings(sorted)
-	for _, k := range sorted {
+	for _, k := range sortedMapKeys(sm, gm) {
 		a, b := sm[k], gm[k]
 		if bytes.Equal(a, b) {
 			continue
