@@ -181,12 +181,10 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 			length, cfg.BatchSize, cfg.LearningRate, cfg.Schedule, cfg.Momentum, cfg.WeightDecay, cfg.Loss, cfg.Seed)
 	}
 
-	inline := len(layers) <= 4
+	inline := len(layers) <= maxInlineLayers
 	header := []string{"rule", "steps", "epochs", "final top-1 (%)", "best top-1 (%)", "final top-5 (%)", "test loss"}
 	if inline {
-		for _, l := range layers {
-			header = append(header, ShortLayerName(l)+" ∠W / ∠δ (°)")
-		}
+		header = append(header, inlineLayerHeaders(layers)...)
 	}
 	header = append(header, "wall time")
 	writeHeader(&b, header)
@@ -203,13 +201,7 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 			undefined = undefined || l.WeightAngle == nil || l.DeltaStatus() == "undefined"
 		}
 		if inline {
-			for _, l := range layers {
-				if a, ok := s.Layer(l); ok {
-					row = append(row, weightAngle(a)+" / "+deltaAngle(a))
-				} else {
-					row = append(row, "–")
-				}
-			}
+			row = append(row, inlineLayerCells(s, layers)...)
 		}
 		wall := "–"
 		if res := c.Results[rule]; res != nil && res.Duration > 0 {

@@ -18,12 +18,10 @@ func RulesTable(c *trainer.Comparison) string {
 		summaries[rule] = Summarize(c.Records[rule])
 	}
 	layers := layerNames(rules, summaries)
-	inline := len(layers) <= 4
+	inline := len(layers) <= maxInlineLayers
 	header := []string{"rule", "engine", "epochs", "test top-1 (%)", "best top-1 (%)", "test loss"}
 	if inline {
-		for _, l := range layers {
-			header = append(header, ShortLayerName(l)+" ∠W / ∠δ (°)")
-		}
+		header = append(header, inlineLayerHeaders(layers)...)
 	} else {
 		header = append(header, fmt.Sprintf("∠W mean (min–max) over %d layers (°)", len(layers)),
 			"∠δ mean (min–max) (°)")
@@ -50,13 +48,7 @@ func RulesTable(c *trainer.Comparison) string {
 			row = append(row, "–", "–", "–")
 		}
 		if inline {
-			for _, l := range layers {
-				if a, ok := s.Layer(l); ok {
-					row = append(row, weightAngle(a)+" / "+deltaAngle(a))
-				} else {
-					row = append(row, "–")
-				}
-			}
+			row = append(row, inlineLayerCells(s, layers)...)
 		} else {
 			row = append(row, angleRange(s.Layers, false), angleRange(s.Layers, true))
 		}
@@ -166,4 +158,29 @@ func formatOrDash(v float64, format string) string {
 		return "–"
 	}
 	return fmt.Sprintf(format, v)
+}
+
+// maxInlineLayers is the most layers whose angles a rules table shows one column each; with more it shows their
+// mean and range.
+const maxInlineLayers = 4
+
+// inlineLayerHeaders are the header cells of the per-layer angle columns.
+func inlineLayerHeaders(layers []string) []string {
+	cells := make([]string, len(layers))
+	for i, l := range layers {
+		cells[i] = ShortLayerName(l) + " ∠W / ∠δ (°)"
+	}
+	return cells
+}
+
+// inlineLayerCells are a run's "∠W / ∠δ" cells for layers ("–" where the run has no such layer).
+func inlineLayerCells(s Summary, layers []string) []string {
+	cells := make([]string, len(layers))
+	for i, l := range layers {
+		cells[i] = "–"
+		if a, ok := s.Layer(l); ok {
+			cells[i] = weightAngle(a) + " / " + deltaAngle(a)
+		}
+	}
+	return cells
 }
