@@ -198,3 +198,44 @@ func BenchmarkResize(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkMNIST yields normalised MNIST training batches of 512 through the lookup-table conversion of
+// in-memory pixels and, for comparison, through the float path it replaced (toFloat, then normalizeChannels),
+// with 1 and all workers. The ratio of the two is the lookup table's gain; the values are bit-identical
+// (TestPixelMapMatchesFloatPath).
+func BenchmarkMNIST(b *testing.B) {
+	for _, path := range []string{"lookup", "float"} {
+		for _, workers := range workerCounts() {
+			b.Run(fmt.Sprintf("path=%s/workers=%d", path, workers), func(b *testing.B) {
+				ds, err := Open("mnist", "", "train", Options{BatchSize: 512, Seed: 1, Shuffle: true,
+					DropRemainder: true, Normalize: true, Workers: workers})
+				if err != nil {
+					b.Skipf("MNIST not available: %v", err)
+				}
+				defer ds.Close()
+				if path == "float" {
+					ds.pixelMap = nil
+				}
+				images := 0
+				cpu0 := processCPUTime()
+				b.ResetTimer()
+				for range b.N {
+					_, inputs, _, err := ds.Yield()
+					if errors.Is(err, io.EOF) {
+						ds.Reset()
+						_, inputs, _, err = ds.Yield()
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					images += inputs[0].Shape().Dimensions[0]
+				}
+				b.StopTimer()
+				b.ReportMetric(float64(images)/b.Elapsed().Seconds(), "images/s")
+				if cpu := processCPUTime() - cpu0; cpu > 0 {
+					b.ReportMetric(float64(images)/cpu.Seconds(), "images/cpu-s")
+				}
+			})
+		}
+	}
+}

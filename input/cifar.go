@@ -140,6 +140,7 @@ func openCIFAR(f cifarFormat, path, split string) (*source, error) {
 			padCropFlip(img, cifarSide, cifarSide, 3, 4, 1.0/255, dst, rng)
 			return nil
 		},
+		pixels: func(i int) []uint8 { return pix[i*cifarPixel : (i+1)*cifarPixel] },
 	}, nil
 }
 

@@ -179,6 +179,7 @@ func openIDXDir(dir, split, name string, classNames []string) (*source, error) {
 			toFloat(pix[i*sz:(i+1)*sz], dst)
 			return nil
 		},
+		pixels: func(i int) []uint8 { return pix[i*sz : (i+1)*sz] },
 	}, nil
 }
 

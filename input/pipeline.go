@@ -45,6 +45,9 @@ type source struct {
 	// load writes example i into dst (h*w*c values, channels-last, in [0,1]); with a non-nil rng it applies
 	// the training augmentation drawn from rng. Corrupt files return an error wrapping errCorrupt.
 	load func(i int, dst []float32, rng *rand.Rand) error
+	// pixels, where set, returns example i's 8-bit pixels (h*w*c values, channels-last) held in memory: the
+	// pipeline then converts and normalises an example without augmentation in one pass (see pixelMap).
+	pixels func(i int) []uint8
 }
 
 // Dataset is a batched, shuffled, augmented and prefetched view of one split of a dataset. It implements
@@ -60,6 +63,7 @@ type Dataset struct {
 	n          int
 	numBatches int
 	mean, std  []float32 // nil without Normalize
+	pixelMap   *pixelMap // for sources with in-memory pixels; nil otherwise
 
 	mu          sync.Mutex
 	epoch       int
@@ -128,6 +132,9 @@ func newDataset(name string, src *source, opts Options) (*Dataset, error) {
 			return nil, fmt.Errorf("input: dataset %s has no normalisation constants for %d channels", name, src.c)
 		}
 		d.mean, d.std = src.mean, src.std
+	}
+	if src.pixels != nil {
+		d.pixelMap = newPixelMap(src.c, d.mean, d.std)
 	}
 	return d, nil
 }
@@ -364,6 +371,10 @@ func (d *Dataset) loadOne(epoch, id int, dst []float32) (err error) {
 			err = fmt.Errorf("example %d: %w: internal panic while decoding: %v", id, errCorrupt, r)
 		}
 	}()
+	if !d.opts.Augment && d.pixelMap != nil {
+		d.pixelMap.convert(d.src.pixels(id), dst)
+		return nil
+	}
 	var rng *rand.Rand
 	if d.opts.Augment {
 		rng = exampleRNG(d.opts.Seed, epoch, id)
