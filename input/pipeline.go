@@ -237,6 +237,9 @@ func (d *Dataset) Yield() (spec any, inputs, labels []*tensors.Tensor, err error
 		if d.batch >= d.numBatches {
 			return nil, nil, nil, io.EOF
 		}
+		if d.inline() {
+			return d.yieldInline()
+		}
 		if d.run == nil || d.run.epoch != d.epoch || d.run.next != d.batch {
 			d.stopRun()
 			d.startRun()
@@ -261,6 +264,30 @@ func (d *Dataset) Yield() (spec any, inputs, labels []*tensors.Tensor, err error
 		return nil, []*tensors.Tensor{tensors.FromFlatDataAndDimensions(imgs, b, h, w, c)},
 			[]*tensors.Tensor{tensors.FromFlatDataAndDimensions(labs, b, 1)}, nil
 	}
+}
+
+// inline reports whether batches are made in Yield itself rather than by the worker pool: for in-memory 8-bit
+// pixels without augmentation, where converting a batch through the lookup tables costs less than handing it to
+// the workers, whose wake-ups compete with the training step for the cores.
+func (d *Dataset) inline() bool {
+	return d.pixelMap != nil && !d.opts.Augment
+}
+
+// yieldInline makes the current batch in the calling goroutine (see inline) and advances to the next one.
+func (d *Dataset) yieldInline() (spec any, inputs, labels []*tensors.Tensor, err error) {
+	perm := d.permutation(d.epoch)
+	bs, h, w, c := d.opts.BatchSize, d.src.h, d.src.w, d.src.c
+	sz := h * w * c
+	ids := perm[d.batch*bs : min((d.batch+1)*bs, len(perm))]
+	imgs, labs := make([]float32, len(ids)*sz), make([]int32, len(ids))
+	for k, id := range ids {
+		d.pixelMap.convert(d.src.pixels(id), imgs[k*sz:(k+1)*sz])
+		labs[k] = d.src.labels[id]
+	}
+	d.batch++
+	b := len(ids)
+	return nil, []*tensors.Tensor{tensors.FromFlatDataAndDimensions(imgs, b, h, w, c)},
+		[]*tensors.Tensor{tensors.FromFlatDataAndDimensions(labs, b, 1)}, nil
 }
 
 // assemble turns a decoded job into flat images and labels, handling corrupt examples. It returns nil

@@ -45,8 +45,9 @@ func TestPixelMapMatchesFloatPath(t *testing.T) {
 	}
 }
 
-// TestInMemoryPixelsPath checks that a source's in-memory pixels give the same batches as its load function,
-// with and without normalisation, and that augmentation still goes through load.
+// TestInMemoryPixelsPath checks that a source's in-memory pixels, converted in Yield itself, give the same
+// batches as its load function through the worker pool, with and without normalisation, shuffling, a limit and
+// a dropped remainder, and that augmentation still goes through load.
 func TestInMemoryPixelsPath(t *testing.T) {
 	const n, h, w, c = 37, 4, 5, 3
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -88,6 +89,7 @@ func TestInMemoryPixelsPath(t *testing.T) {
 	for _, opts := range []Options{
 		{BatchSize: 8, Normalize: true},
 		{BatchSize: 8, Shuffle: true, Seed: 3, Workers: 3},
+		{BatchSize: 8, Shuffle: true, Seed: 2, Limit: 20, DropRemainder: true, Normalize: true},
 		{BatchSize: 8, Normalize: true, Augment: true, Seed: 5},
 	} {
 		want, got := batches(newSource(false), opts), batches(newSource(true), opts)

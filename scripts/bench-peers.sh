@@ -23,6 +23,8 @@ say() { echo "bench-peers: $*" | tee -a "$LOG" >&2; }
 
 $GO build -o bin/nowt ./cmd/nowt || exit 1
 bin/nowt setup -plugin cpu >>"$LOG" 2>&1 || say "XLA CPU plugin not installed: nowt xla:cpu rows will be missing"
+# The plugin nowt's xla:cpu rows run on: JAX runs on it too (jax@nowt-plugin rows), the same compiler.
+PLUGIN=$(sed -n 's/^nowt: PJRT plugin "cpu" at //p' "$LOG" | tail -1)
 
 # JAX (CPU) in a virtual environment of its own.
 PYJAX=.peers-venv/bin/python
@@ -48,12 +50,14 @@ fi
 
 # name | nowt flags | peer model | batch | nowt xla steps | pure-Go rules and steps
 CONFIGS=(
-	"mlp500|-model mlp -hidden 500 -activation relu -dataset mnist|mlp500|128|30|bp,fa,ss,wm,kp:10"
-	"mlp1000|-model mlp -hidden 1000,1000 -activation relu -dataset mnist|mlp1000|128|30|bp,fa,ss,wm,kp:5"
-	"resnet20|-model resnet20 -dataset synthetic -data examples=256,size=32,channels=3,classes=10|resnet20|64|6|bp:2"
-	"resnet20|-model resnet20 -dataset synthetic -data examples=256,size=32,channels=3,classes=10|resnet20|128|6|bp:2"
-	"resnet18|-model resnet18 -dataset synthetic -data examples=16,size=224,channels=3,classes=1000 -image-size 224|resnet18|8|4|bp:2"
+	"mlp500|-model mlp -hidden 500 -activation relu -dataset mnist|mlp500|128|200|bp,fa,ss,wm,kp:10"
+	"mlp1000|-model mlp -hidden 1000,1000 -activation relu -dataset mnist|mlp1000|128|100|bp,fa,ss,wm,kp:5"
+	"resnet20|-model resnet20 -dataset synthetic -data examples=256,size=32,channels=3,classes=10|resnet20|64|12|bp:2"
+	"resnet20|-model resnet20 -dataset synthetic -data examples=256,size=32,channels=3,classes=10|resnet20|128|8|bp:2"
+	"resnet18|-model resnet18 -dataset synthetic -data examples=16,size=224,channels=3,classes=1000 -image-size 224|resnet18|8|6|bp:2"
 )
+# The paper's five rules, then the rest of the family (issue 14's cost goals: within 1.1× of bp, dfa 1.2×).
+XLA_RULES=${XLA_RULES:-bp,fa,ss,wm,kp,usf,frsf,brsf,dfa}
 [ -n "${QUICK:-}" ] && CONFIGS=("${CONFIGS[@]:0:2}")
 
 nowt_rows() { # system name flags batch steps rules backend
@@ -79,9 +83,10 @@ say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 for c in "${CONFIGS[@]}"; do
 	IFS='|' read -r name flags peer batch steps gospec <<<"$c"
 	say "$name batch $batch"
-	nowt_rows "nowt-xla:cpu" "$name" "$flags" "$batch" "$steps" "bp,fa,ss,wm,kp" "xla:cpu"
+	nowt_rows "nowt-xla:cpu" "$name" "$flags" "$batch" "$steps" "$XLA_RULES" "xla:cpu"
 	nowt_rows "nowt-go" "$name" "$flags" "$batch" "${gospec#*:}" "${gospec%%:*}" "go"
 	peer_row "$PYJAX" scripts/peers/bench_jax.py "$peer" "$batch" "$steps"
+	[ -n "$PLUGIN" ] && peer_row "$PYJAX" scripts/peers/bench_jax.py "$peer" "$batch" "$steps" --plugin "$PLUGIN"
 	peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps" --threads 1
 	[ "$(nproc)" -gt 1 ] && peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps" --threads "$(nproc)"
 done

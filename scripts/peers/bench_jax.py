@@ -207,9 +207,17 @@ def main():
     ap.add_argument("--model", required=True, choices=sorted(MODELS))
     ap.add_argument("--batch", type=int, required=True)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--plugin", help="run on this PJRT plugin (e.g. the XLA CPU plugin nowt uses) instead of the "
+                    "XLA bundled with jaxlib: the same compiler as nowt's xla:cpu rows")
     a = ap.parse_args()
+    system = f"jax-{jax.__version__}"
+    if a.plugin:
+        from jax._src import xla_bridge
+        xla_bridge.register_plugin("nowt_plugin", priority=500, library_path=a.plugin)
+        jax.config.update("jax_platforms", "nowt_plugin")
+        system += "@nowt-plugin"
     first, med = bench(a.model, a.batch, a.steps)
-    print(f"jax-{jax.__version__},{a.model},bp,{a.batch},{first:.4f},{med:.5f},{a.batch / med:.1f}", flush=True)
+    print(f"{system},{a.model},bp,{a.batch},{first:.4f},{med:.5f},{a.batch / med:.1f}", flush=True)
 
 
 if __name__ == "__main__":
