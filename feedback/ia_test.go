@@ -2,6 +2,7 @@ package feedback
 
 import (
 	"fmt"
+	"math"
 	"math/rand"
 	"testing"
 
@@ -34,7 +35,8 @@ func iaLoss(p []float64, rows, k, out int, w, b []float64, alpha, beta float64) 
 }
 
 // TestInformationAlignmentGradient: the gradient Gradients gives IA's B is the derivative of the local loss
-// α·amp + β·null on the layer's input rows (x, or the convolution's patches, built here in plain Go), checked
+// α·amp + β·null on the layer's input rows (x, or the convolution's patches, built here in plain Go; raw, and
+// each centred and scaled to unit norm as ia_normalize_input does), checked
 // by central finite differences of the plain-Go loss, for dense and convolution layers (both implementations),
 // with no task-gradient term; and Decays gives B the decay γ.
 func TestInformationAlignmentGradient(t *testing.T) {
@@ -46,67 +48,93 @@ func TestInformationAlignmentGradient(t *testing.T) {
 			if !lc.conv && convImpl == "native" {
 				continue
 			}
-			t.Run(fmt.Sprintf("%s/%s", lc.name, convImpl), func(t *testing.T) {
-				rng := rand.New(rand.NewSource(int64(ci)))
-				geom := lc.ref()
-				xDims := []int{lc.n, lc.in}
-				yDims := []int{lc.n, lc.out}
-				if lc.conv {
-					xDims = []int{lc.n, lc.h, lc.h, lc.in}
-					yDims = []int{lc.n, geom.outH, geom.outW, lc.out}
-				}
-				x := randomSlice(rng, geom.n*geom.h*geom.w*geom.c)
-				r := randomSlice(rng, geom.n*geom.outH*geom.outW*geom.co)
-				ctx := context.New()
-				ctx.SetParam(ParamRule, "ia")
-				ctx.SetParam(ParamConvImpl, convImpl)
-				ctx.SetParam(ParamIAAmp, alpha)
-				ctx.SetParam(ParamIANull, beta)
-				ctx.SetParam(ParamIADecay, gamma)
-				require.NoError(t, ctx.SetRNGStateFromSeed(int64(ci)))
-				var bGrad *Node
-				outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, xNode *Node) []*Node {
-					g := xNode.Graph()
-					y := lc.build(ctx.In("layer"), xNode)
-					loss := ReduceAllSum(Mul(y, ConstTensor(g, tensors.FromFlatDataAndDimensions(r, yDims...))))
-					vars, grads := Gradients(ctx, loss)
-					for i, v := range vars {
-						if v.Name() == FeedbackName {
-							bGrad = grads[i]
+			for _, normalize := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/%s/normalize=%v", lc.name, convImpl, normalize), func(t *testing.T) {
+					rng := rand.New(rand.NewSource(int64(ci)))
+					geom := lc.ref()
+					xDims := []int{lc.n, lc.in}
+					yDims := []int{lc.n, lc.out}
+					if lc.conv {
+						xDims = []int{lc.n, lc.h, lc.h, lc.in}
+						yDims = []int{lc.n, geom.outH, geom.outW, lc.out}
+					}
+					x := randomSlice(rng, geom.n*geom.h*geom.w*geom.c)
+					r := randomSlice(rng, geom.n*geom.outH*geom.outW*geom.co)
+					ctx := context.New()
+					ctx.SetParam(ParamRule, "ia")
+					ctx.SetParam(ParamConvImpl, convImpl)
+					ctx.SetParam(ParamIAAmp, alpha)
+					ctx.SetParam(ParamIANull, beta)
+					ctx.SetParam(ParamIADecay, gamma)
+					ctx.SetParam(ParamIANormalizeInput, normalize)
+					require.NoError(t, ctx.SetRNGStateFromSeed(int64(ci)))
+					var bGrad *Node
+					outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, xNode *Node) []*Node {
+						g := xNode.Graph()
+						y := lc.build(ctx.In("layer"), xNode)
+						loss := ReduceAllSum(Mul(y, ConstTensor(g, tensors.FromFlatDataAndDimensions(r, yDims...))))
+						vars, grads := Gradients(ctx, loss)
+						for i, v := range vars {
+							if v.Name() == FeedbackName {
+								bGrad = grads[i]
+							}
 						}
-					}
-					require.NotNil(t, bGrad, "IA's B gets a gradient")
-					return []*Node{bGrad}
-				}, tensors.FromFlatDataAndDimensions(x, xDims...))
-				layer := Layers(ctx)[0]
-				require.Equal(t, gamma, Decays(ctx, 0.5)[layer.Feedback], "B's decay is γ")
-				_, wDecayed := Decays(ctx, 0.5)[layer.Weights]
-				require.False(t, wDecayed, "IA leaves W's decay to the optimizer")
-				w := flat64(t, layer.Weights.MustValue())
-				b := flat64(t, layer.Feedback.MustValue())
+						require.NotNil(t, bGrad, "IA's B gets a gradient")
+						return []*Node{bGrad}
+					}, tensors.FromFlatDataAndDimensions(x, xDims...))
+					layer := Layers(ctx)[0]
+					require.Equal(t, gamma, Decays(ctx, 0.5)[layer.Feedback], "B's decay is γ")
+					_, wDecayed := Decays(ctx, 0.5)[layer.Weights]
+					require.False(t, wDecayed, "IA leaves W's decay to the optimizer")
+					w := flat64(t, layer.Weights.MustValue())
+					b := flat64(t, layer.Feedback.MustValue())
 
-				// The input rows in plain Go: x itself, or the patch matrix.
-				k := len(w) / lc.out
-				rows := geom.n * geom.outH * geom.outW
-				p := make([]float64, rows*k)
-				geom.each(func(xi, ki, yi int) {
-					if ki%geom.co == 0 {
-						p[(yi/geom.co)*k+ki/geom.co] = x[xi]
+					// The input rows in plain Go: x itself, or the patch matrix.
+					k := len(w) / lc.out
+					rows := geom.n * geom.outH * geom.outW
+					p := make([]float64, rows*k)
+					geom.each(func(xi, ki, yi int) {
+						if ki%geom.co == 0 {
+							p[(yi/geom.co)*k+ki/geom.co] = x[xi]
+						}
+					})
+					if normalize {
+						normalizeRowsRef(p, k)
 					}
+					const eps = 1e-6
+					want := make([]float64, len(b))
+					moved := append([]float64(nil), b...)
+					for i := range b {
+						moved[i] = b[i] + eps
+						up := iaLoss(p, rows, k, lc.out, w, moved, alpha, beta)
+						moved[i] = b[i] - eps
+						down := iaLoss(p, rows, k, lc.out, w, moved, alpha, beta)
+						moved[i] = b[i]
+						want[i] = (up - down) / (2 * eps)
+					}
+					requireClose(t, want, flat64(t, outs[0]), 1e-6, "∂(α·amp + β·null)/∂B")
 				})
-				const eps = 1e-6
-				want := make([]float64, len(b))
-				moved := append([]float64(nil), b...)
-				for i := range b {
-					moved[i] = b[i] + eps
-					up := iaLoss(p, rows, k, lc.out, w, moved, alpha, beta)
-					moved[i] = b[i] - eps
-					down := iaLoss(p, rows, k, lc.out, w, moved, alpha, beta)
-					moved[i] = b[i]
-					want[i] = (up - down) / (2 * eps)
-				}
-				requireClose(t, want, flat64(t, outs[0]), 1e-6, "∂(α·amp + β·null)/∂B")
-			})
+			}
+		}
+	}
+}
+
+// normalizeRowsRef centres each row of p (rows of k values) on its mean and scales it to unit L2 norm, in place.
+func normalizeRowsRef(p []float64, k int) {
+	for r := 0; r+k <= len(p); r += k {
+		row := p[r : r+k]
+		var mean float64
+		for _, v := range row {
+			mean += v / float64(k)
+		}
+		var sq float64
+		for i := range row {
+			row[i] -= mean
+			sq += row[i] * row[i]
+		}
+		scale := 1 / math.Sqrt(math.Max(sq, 1e-12))
+		for i := range row {
+			row[i] *= scale
 		}
 	}
 }

@@ -258,6 +258,12 @@ func outputError(ctx *context.Context, g *Graph, scope string) *Node {
 	panic(fmt.Sprintf("feedback: layer %q projects the output error, but no gradient reached an output marked by feedback.OutputError in this graph: wrap the model's logits with it (models.New does)", scope))
 }
 
+// errorSpreader is a linear op that sends an output error e, the same at every output position, down through a
+// kernel towards the classes without building the broadcast (the convolutions: convGeometry.spreadError).
+type errorSpreader interface {
+	spreadError(e, kernel *Node) *Node
+}
+
 // broadcastError spreads e [n, classes] over the layer's output rows: [n, classes] for a dense layer (with
 // rows·k examples for inputs with extra batch axes, each example's e repeated), [n, outH, outW, classes] for a
 // convolution.
@@ -298,7 +304,11 @@ func withFeedback(rule Rule, lg *LayerGraph, x *Node, op linearOp) *Node {
 		if sent == nil && c.delta != nil {
 			if fromOutput {
 				e := StopGradient(outputError(lg.Ctx, x.Graph(), c.scope))
-				sent = op.withOutChannels(e.Shape().Dim(-1)).inputGrad(broadcastError(e, op, c.delta), c.fb())
+				if conv, ok := op.(errorSpreader); ok && e.Shape().Dim(0) == c.delta.Shape().Dim(0) {
+					sent = conv.spreadError(e, c.fb())
+				} else {
+					sent = op.withOutChannels(e.Shape().Dim(-1)).inputGrad(broadcastError(e, op, c.delta), c.fb())
+				}
 			} else {
 				sent = op.inputGrad(c.delta, c.fb())
 			}

@@ -26,6 +26,12 @@ type Learning struct {
 	// Amp, Null and Self are the coefficients of the primitives evaluated on the layer's input (in training)
 	// or on noise (in mirror mode).
 	Amp, Null, Self float64
+	// NormalizeInput centres each input row (for a convolution: each patch) on its own mean and scales it to
+	// unit L2 norm before the primitives see it: Kunin et al.'s normalize_input option
+	// (AlignmentBase._normalize), which they apply to each example's whole input. It bounds the primitives'
+	// input covariance Σ = xᵀx/n to trace 1, so that the null term's curvature, 2·λmax(WᵀΣW) ≤ 2‖W‖², no longer
+	// grows with the input's scale and width.
+	NormalizeInput bool
 	// Decay is the coefficient λ of the decay primitive ½‖B‖². In training it is applied by the optimizer
 	// as B's weight decay.
 	Decay float64
@@ -116,6 +122,9 @@ func Gradients(ctx *context.Context, loss *Node) ([]*context.Variable, []*Node) 
 			b := layer.Feedback.ValueGraph(g)
 			w := StopGradient(layer.Weights.ValueGraph(g))
 			x := ConvertDType(StopGradient(c.op.inputRows(c.x)), b.DType())
+			if learning.NormalizeInput {
+				x = normalizeRows(x)
+			}
 			y := Dot(x, kernelMatrix(w))
 			term := learning.primitiveGrad(kernelMatrix(b), kernelMatrix(w), x, y)
 			term = Reshape(term, b.Shape().Dimensions...)
@@ -132,6 +141,15 @@ func Gradients(ctx *context.Context, loss *Node) ([]*context.Variable, []*Node) 
 		grads = append(grads, grad)
 	}
 	return vars, grads
+}
+
+// normalizeRows centres each row of x [n, k] on its mean and divides it by its L2 norm (rows of norm below
+// 1e-6 are left at their tiny, centred values, as TensorFlow's l2_normalize does with its ε = 1e-12 on the
+// squared norm).
+func normalizeRows(x *Node) *Node {
+	x = Sub(x, ReduceAndKeep(x, ReduceMean, -1))
+	sq := ReduceAndKeep(Square(x), ReduceSum, -1)
+	return Mul(x, Rsqrt(Max(sq, Scalar(x.Graph(), x.DType(), 1e-12))))
 }
 
 // kernelMatrix flattens a kernel in W's layout to the matrix [in, out] that multiplies input rows (a dense W
