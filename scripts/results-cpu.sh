@@ -73,6 +73,14 @@ if want newrules; then
 	"$nowt" compare "${common[@]}" -seed 1 -model cnn -dataset fashion-mnist -lr 0.05 -momentum 0.9 -schedule cosine \
 		-wd 1e-4 -kp-decay 0.01 -batch 128 -epochs 1 -eval-every 47 -log-every 47 -rules bp,usf,frsf,brsf,dfa,ia \
 		-out "$out/fashion-cnn-new-rules"
+	# DFA sends every position of a convolution the same projected error, and diverges on the CNN at the others'
+	# rate: BP and DFA side by side at 1/10 and 1/100 of it (BioTorch's CIFAR-10 ResNet-20 configuration trains
+	# DFA at 1/100 of backprop's rate).
+	for lr in 0.005 0.0005; do
+		"$nowt" compare "${common[@]}" -seed 1 -model cnn -dataset fashion-mnist -lr "$lr" -momentum 0.9 \
+			-schedule cosine -wd 1e-4 -batch 128 -epochs 1 -eval-every 47 -log-every 47 -rules bp,dfa \
+			-out "$out/fashion-cnn-dfa-lr$lr"
+	done
 fi
 
 # CIFAR-10, ResNet-20 (width 16), the full 50,000 training and 10,000 test images of the JPEG copy, all five of the
