@@ -52,14 +52,38 @@ func fixedScale(ctx *context.Context, name, param string, w *Node, sample func()
 	master := layers.MasterDType(w.DType())
 	scaleVar := ctx.Checked(false).WithInitializer(initializers.Zero).
 		VariableWithShape(name, shapes.Make(master)).SetTrainable(false)
-	if scaleVar.ChangedInGraph(g) {
-		return ConvertDType(scaleVar.ValueGraph(g), w.DType()) // Already fixed in this graph.
+	if scaleVar.ChangedInGraph(g) || scaleFixed(scaleVar) {
+		// Already fixed in this graph, or by a graph run before this one was built (the trainer's first alignment
+		// measurement, or a restored checkpoint): the scale never changes again, so the graph need not compute
+		// W's RMS at every step only to discard it.
+		return ConvertDType(scaleVar.ValueGraph(g), w.DType())
 	}
 	current := scaleVar.ValueGraph(g)
 	rms := Sqrt(ReduceAllMean(Square(ConvertDType(StopGradient(sample()), master))))
 	scale := Where(GreaterThan(current, ZerosLike(current)), current, rms)
 	scaleVar.SetValueGraph(scale)
 	return ConvertDType(scale, w.DType())
+}
+
+// scaleFixed reports whether the scale variable already holds its fixed (positive) value.
+func scaleFixed(v *context.Variable) bool {
+	if !v.HasValue() {
+		return false
+	}
+	t, err := v.Value()
+	if err != nil || t.Shape().Size() != 1 {
+		return false
+	}
+	var fixed bool
+	t.MustConstFlatData(func(flat any) {
+		switch values := flat.(type) {
+		case []float32:
+			fixed = values[0] > 0
+		case []float64:
+			fixed = values[0] > 0
+		}
+	})
+	return fixed
 }
 
 func init() { Register(SignSymmetry{}) }

@@ -1,0 +1,85 @@
+"""Runs a training-step graph that nowt compiled, as XLA dumped it, through JAX's runtime: on the XLA bundled with
+jaxlib, or with --plugin on a PJRT plugin (the one nowt uses), so that nowt's graph and JAX's own program can be
+timed by the same runtime, and nowt's graph by both runtimes. Used by docs/perf-analysis.md.
+
+  XLA_FLAGS="--xla_dump_to=/tmp/dump --xla_dump_hlo_as_proto" bin/nowt bench -backend xla:cpu ... -steps 3
+  .peers-venv/bin/python scripts/peers/replay_hlo.py --hlo /tmp/dump/module_*.Trainer_0.before_optimizations.hlo.pb
+
+The arguments are random (floats) and zeros (integers) of the parameters' shapes: the step's time does not depend
+on their values. Prints the median time of --steps executions after three untimed ones.
+"""
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+import jax
+
+jax.config.update("jax_enable_x64", True)  # nowt's global step is an int64 parameter
+
+
+def unwrap_hlo_proto(data):
+    """The dump is an HloProto whose field 1 is the HloModuleProto: return that field's bytes."""
+    if not data or data[0] != 0x0A:
+        raise ValueError("not an HloProto dump (expected field 1, the module, first)")
+    i, shift, n = 1, 0, 0
+    while True:
+        c = data[i]
+        n |= (c & 0x7F) << shift
+        i += 1
+        shift += 7
+        if c < 0x80:
+            return data[i:i + n]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hlo", required=True, help="a *.before_optimizations.hlo.pb file of XLA's dump")
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--plugin", help="run on this PJRT plugin instead of jaxlib's XLA")
+    a = ap.parse_args()
+    if a.plugin:
+        from jax._src import xla_bridge
+        xla_bridge.register_plugin("nowt_plugin", priority=500, library_path=a.plugin)
+        jax.config.update("jax_platforms", "nowt_plugin")
+    from jax._src import compiler
+    from jax._src.interpreters import mlir as jmlir
+    from jax._src.lib import xla_client
+    from jax._src.lib.mlir import ir
+
+    module = xla_client._xla.mlir.hlo_to_stablehlo(unwrap_hlo_proto(open(a.hlo, "rb").read()))
+    client = jax.devices()[0].client
+    dtypes = {"f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64, "si32": np.int32,
+              "si64": np.int64, "ui32": np.uint32, "i1": np.bool_}
+    rng = np.random.default_rng(0)
+    with jmlir.make_ir_context():
+        parsed = ir.Module.parse(module)
+        main_fn = [op for op in parsed.body.operations if str(op.attributes["sym_name"]) == '"main"'][0]
+        args = []
+        for t in main_fn.type.inputs:
+            rt = ir.RankedTensorType(t)
+            dt = dtypes.get(str(rt.element_type))
+            if dt is None:
+                sys.exit(f"replay_hlo: parameter type {rt.element_type} not handled")
+            shape = list(rt.shape)
+            if np.issubdtype(dt, np.floating):
+                args.append(np.asarray(rng.standard_normal(shape) * 0.01, dtype=dt))
+            else:
+                args.append(np.zeros(shape, dtype=dt))
+        options = compiler.get_compile_options(num_replicas=1, num_partitions=1)
+        executable = client.compile_and_load(parsed.operation.get_asm(binary=True), client.devices()[:1], options)
+    on_device = [jax.device_put(x, client.devices()[0]) for x in args]
+    times = []
+    for i in range(a.steps + 3):
+        start = time.perf_counter()
+        for out in executable.execute(on_device):
+            out.block_until_ready()
+        if i >= 3:
+            times.append(time.perf_counter() - start)
+    system = "nowt-graph@" + ("nowt-plugin" if a.plugin else f"jaxlib-{jax.__version__}")
+    print(f"{system},median_step_ms,{1000 * statistics.median(times):.3f}")
+
+
+if __name__ == "__main__":
+    main()
