@@ -44,7 +44,8 @@ def main():
       "(JAX's jit, XLA's compile in nowt; PyTorch compiles nothing). nowt reads its batches from its input "
       "pipeline (synthetic or MNIST in memory); JAX and PyTorch reuse one batch already in memory. "
       "*jax* runs on the XLA bundled with jaxlib; *jax@nowt-plugin* runs the same JAX program on the PJRT plugin "
-      "nowt's xla:cpu rows use, so that nowt and JAX are compared on the same compiler.\n")
+      "nowt's xla:cpu rows use, so that nowt and JAX are compared on the same compiler. Where the MLP step's time "
+      "goes, and why nowt's graph is not the gap: [perf-analysis.md](perf-analysis.md).\n")
     if loads:
         w("Machine load while it ran: " + "; ".join(l.replace("bench-peers: ", "") for l in loads) + ".\n")
         try:
