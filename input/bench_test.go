@@ -12,14 +12,19 @@ import (
 	"testing"
 )
 
-// benchPipeline yields b.N batches (resetting at each epoch end) and reports images/s and images per
-// CPU-second.
+// benchPipeline opens a split of a dataset with opts and times its batches (see benchYield).
 func benchPipeline(b *testing.B, name, path, split string, opts Options) {
 	ds, err := Open(name, path, split, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer ds.Close()
+	benchYield(b, ds)
+}
+
+// benchYield yields b.N batches of ds (resetting at each epoch end) and reports images/s and images per
+// CPU-second.
+func benchYield(b *testing.B, ds *Dataset) {
 	images := 0
 	b.ResetTimer()
 	cpu0 := processCPUTime()
@@ -216,25 +221,7 @@ func BenchmarkMNIST(b *testing.B) {
 				if path == "float" {
 					ds.pixelMap = nil
 				}
-				images := 0
-				cpu0 := processCPUTime()
-				b.ResetTimer()
-				for range b.N {
-					_, inputs, _, err := ds.Yield()
-					if errors.Is(err, io.EOF) {
-						ds.Reset()
-						_, inputs, _, err = ds.Yield()
-					}
-					if err != nil {
-						b.Fatal(err)
-					}
-					images += inputs[0].Shape().Dimensions[0]
-				}
-				b.StopTimer()
-				b.ReportMetric(float64(images)/b.Elapsed().Seconds(), "images/s")
-				if cpu := processCPUTime() - cpu0; cpu > 0 {
-					b.ReportMetric(float64(images)/cpu.Seconds(), "images/cpu-s")
-				}
+				benchYield(b, ds)
 			})
 		}
 	}
