@@ -411,7 +411,7 @@ func tapTable(size, k, padBefore, stride, outSize int) *tensors.Tensor {
 	table := make([]float32, size*k)
 	for i := range size {
 		for a := range k {
-			if o := i + padBefore - a; o >= 0 && o%stride == 0 && o/stride < outSize {
+			if start := i + padBefore - a; start >= 0 && start%stride == 0 && start/stride < outSize { // start = o·stride
 				table[i*k+a] = 1
 			}
 		}

@@ -143,9 +143,8 @@ func Gradients(ctx *context.Context, loss *Node) ([]*context.Variable, []*Node) 
 	return vars, grads
 }
 
-// normalizeRows centres each row of x [n, k] on its mean and divides it by its L2 norm (rows of norm below
-// 1e-6 are left at their tiny, centred values, as TensorFlow's l2_normalize does with its ε = 1e-12 on the
-// squared norm).
+// normalizeRows centres each row of x [n, k] on its mean and divides it by its L2 norm. As in TensorFlow's
+// l2_normalize, the squared norm is floored at 1e-12, so that a constant row (a patch of padding) stays zero.
 func normalizeRows(x *Node) *Node {
 	x = Sub(x, ReduceAndKeep(x, ReduceMean, -1))
 	sq := ReduceAndKeep(Square(x), ReduceSum, -1)

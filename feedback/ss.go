@@ -75,7 +75,7 @@ func scaleFixed(v *context.Variable) bool {
 		return false
 	}
 	var fixed bool
-	t.MustConstFlatData(func(flat any) {
+	err = t.ConstFlatData(func(flat any) {
 		switch values := flat.(type) {
 		case []float32:
 			fixed = values[0] > 0
@@ -83,7 +83,7 @@ func scaleFixed(v *context.Variable) bool {
 			fixed = values[0] > 0
 		}
 	})
-	return fixed
+	return err == nil && fixed
 }
 
 func init() { Register(SignSymmetry{}) }
