@@ -259,11 +259,16 @@ func (d *Dataset) Yield() (spec any, inputs, labels []*tensors.Tensor, err error
 		if imgs == nil { // every example of the batch was corrupt and skipped
 			continue
 		}
-		h, w, c := d.src.h, d.src.w, d.src.c
-		b := len(labs)
-		return nil, []*tensors.Tensor{tensors.FromFlatDataAndDimensions(imgs, b, h, w, c)},
-			[]*tensors.Tensor{tensors.FromFlatDataAndDimensions(labs, b, 1)}, nil
+		inputs, labels := d.batchTensors(imgs, labs)
+		return nil, inputs, labels, nil
 	}
+}
+
+// batchTensors wraps a batch's flat images and labels as Yield returns them: {images [B,H,W,C]}, {labels [B,1]}.
+func (d *Dataset) batchTensors(imgs []float32, labs []int32) (inputs, labels []*tensors.Tensor) {
+	b := len(labs)
+	return []*tensors.Tensor{tensors.FromFlatDataAndDimensions(imgs, b, d.src.h, d.src.w, d.src.c)},
+		[]*tensors.Tensor{tensors.FromFlatDataAndDimensions(labs, b, 1)}
 }
 
 // inline reports whether batches are made in Yield itself rather than by the worker pool: for in-memory 8-bit
@@ -276,8 +281,7 @@ func (d *Dataset) inline() bool {
 // yieldInline makes the current batch in the calling goroutine (see inline) and advances to the next one.
 func (d *Dataset) yieldInline() (spec any, inputs, labels []*tensors.Tensor, err error) {
 	perm := d.permutation(d.epoch)
-	bs, h, w, c := d.opts.BatchSize, d.src.h, d.src.w, d.src.c
-	sz := h * w * c
+	bs, sz := d.opts.BatchSize, d.src.h*d.src.w*d.src.c
 	ids := perm[d.batch*bs : min((d.batch+1)*bs, len(perm))]
 	imgs, labs := make([]float32, len(ids)*sz), make([]int32, len(ids))
 	for k, id := range ids {
@@ -285,9 +289,8 @@ func (d *Dataset) yieldInline() (spec any, inputs, labels []*tensors.Tensor, err
 		labs[k] = d.src.labels[id]
 	}
 	d.batch++
-	b := len(ids)
-	return nil, []*tensors.Tensor{tensors.FromFlatDataAndDimensions(imgs, b, h, w, c)},
-		[]*tensors.Tensor{tensors.FromFlatDataAndDimensions(labs, b, 1)}, nil
+	inputs, labels = d.batchTensors(imgs, labs)
+	return nil, inputs, labels, nil
 }
 
 // assemble turns a decoded job into flat images and labels, handling corrupt examples. It returns nil
@@ -398,10 +401,6 @@ func (d *Dataset) loadOne(epoch, id int, dst []float32) (err error) {
 			err = fmt.Errorf("example %d: %w: internal panic while decoding: %v", id, errCorrupt, r)
 		}
 	}()
-	if !d.opts.Augment && d.pixelMap != nil {
-		d.pixelMap.convert(d.src.pixels(id), dst)
-		return nil
-	}
 	var rng *rand.Rand
 	if d.opts.Augment {
 		rng = exampleRNG(d.opts.Seed, epoch, id)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/stretchr/testify/require"
 )
 
@@ -83,7 +84,7 @@ func TestInMemoryPixelsPath(t *testing.T) {
 				return out
 			}
 			require.NoError(t, err)
-			out = append(out, flatFloats(inputs[0].Value().([][][][]float32)))
+			out = append(out, tensors.MustCopyFlatData[float32](inputs[0]))
 		}
 	}
 	for _, opts := range []Options{
@@ -98,16 +99,4 @@ func TestInMemoryPixelsPath(t *testing.T) {
 			require.Equal(t, want[b], got[b], "batch %d with %+v", b, opts)
 		}
 	}
-}
-
-func flatFloats(x [][][][]float32) []float32 {
-	var out []float32
-	for _, a := range x {
-		for _, b := range a {
-			for _, c := range b {
-				out = append(out, c...)
-			}
-		}
-	}
-	return out
 }
