@@ -139,12 +139,6 @@ func (op nativeConvOp) inputRows(x *Node) *Node {
 	return patchMatrix(x, g.kh, g.kw, g.stride, g.padTop, g.padBottom, g.padLeft, g.padRight)
 }
 
-func (op nativeConvOp) withOutChannels(int) linearOp { return op }
-
-func (op nativeConvOp) outputShape(c int) []int {
-	return []int{op.geom.n, op.geom.outH, op.geom.outW, c}
-}
-
 func (op nativeConvOp) conv(x, kernel *Node) *Node {
 	return ConvGeneral(x, kernel, channelsLastAxes, []int{op.geom.stride, op.geom.stride}, op.geom.paddings(), nil, nil, 1, 1)
 }
@@ -227,14 +221,6 @@ func (op *patchConvOp) inputRows(x *Node) *Node {
 		return op.forwardPatches
 	}
 	return op.patches(x)
-}
-
-func (op *patchConvOp) withOutChannels(c int) linearOp {
-	return &patchConvOp{geom: op.geom, outChannels: c, forwardPatches: op.forwardPatches}
-}
-
-func (op *patchConvOp) outputShape(c int) []int {
-	return []int{op.geom.n, op.geom.outH, op.geom.outW, c}
 }
 
 // window is the geometry as the layers package's shared index builder reads it.
@@ -384,8 +370,8 @@ func gradientPath(x *Node) *Node {
 
 // spreadError is the input gradient of the convolution when every output position receives the same δ, the
 // output error e [n, classes] (DFA's signal, see [DirectFeedbackAlignment]), sent through kernel
-// [kh, kw, cin, classes]; it equals inputGrad of e broadcast over [n, outH, outW, classes] without building
-// that broadcast. Input row i receives tap a's share K[a, ·]·e once for every output row whose window puts tap a
+// [kh, kw, cin, classes] (the convolutions' sendOutputError); it equals inputGrad of e broadcast over
+// [n, outH, outW, classes] without building that broadcast. Input row i receives tap a's share K[a, ·]·e once for every output row whose window puts tap a
 // on row i, which (dilation 1) is at most once: rowTaps[i, a] ∈ {0, 1}, and likewise for columns. So
 //
 //	dx[n, i, j, c] = Σ_{a,b} rowTaps[i, a]·colTaps[j, b]·E[n, a, b, c],   E = e·Kᵀ reshaped [n, kh, kw, cin],
@@ -395,6 +381,9 @@ func gradientPath(x *Node) *Node {
 // between DFA costing twice BP's step and costing about what BP does).
 func (g convGeometry) spreadError(e, kernel *Node) *Node {
 	n, classes := e.Shape().Dim(0), e.Shape().Dim(-1)
+	if n != g.n {
+		panic(fmt.Sprintf("feedback: a convolution over %d examples cannot receive the output error of %d examples", g.n, n))
+	}
 	kmat := Reshape(kernel, g.kh*g.kw*g.inC, classes)
 	perTap := Reshape(DotGeneral(e, []int{1}, nil, kmat, []int{1}, nil), n, g.kh, g.kw, g.inC)
 	rows := ConvertDType(ConstTensor(e.Graph(), tapTable(g.h, g.kh, g.padTop, g.stride, g.outH)), e.DType())  // [h, kh]
@@ -419,6 +408,10 @@ func tapTable(size, k, padBefore, stride, outSize int) *tensors.Tensor {
 	return tensors.FromFlatDataAndDimensions(table, size, k)
 }
 
-func (op nativeConvOp) spreadError(e, kernel *Node) *Node { return op.geom.spreadError(e, kernel) }
+func (op nativeConvOp) sendOutputError(e, kernel, _ *Node) *Node {
+	return op.geom.spreadError(e, kernel)
+}
 
-func (op *patchConvOp) spreadError(e, kernel *Node) *Node { return op.geom.spreadError(e, kernel) }
+func (op *patchConvOp) sendOutputError(e, kernel, _ *Node) *Node {
+	return op.geom.spreadError(e, kernel)
+}

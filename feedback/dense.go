@@ -1,6 +1,8 @@
 package feedback
 
 import (
+	"fmt"
+
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -43,7 +45,7 @@ func (b *DenseBuilder) Done() *Node {
 	if x.Rank() != 2 {
 		flat = Reshape(x, -1, inDim)
 	}
-	y := withFeedback(rule, lg, flat, denseOp{outputDim: b.outputDim})
+	y := withFeedback(rule, lg, flat, denseOp{})
 	if b.useBias {
 		y = Add(y, ExpandLeftToRank(biasValue(b.ctx, x.Graph(), x.DType(), b.outputDim), 2))
 	}
@@ -59,13 +61,22 @@ func Dense(ctx *context.Context, x *Node, outputDim int, useBias bool) *Node {
 }
 
 // denseOp is y = x·W with x [n, in], W [in, out].
-type denseOp struct{ outputDim int }
+type denseOp struct{}
 
 func (denseOp) inputRows(x *Node) *Node { return x }
 
-func (op denseOp) withOutChannels(c int) linearOp { return denseOp{outputDim: c} }
-
-func (op denseOp) outputShape(c int) []int { return []int{-1, c} }
+// sendOutputError: e [n, classes] · Bᵀ, each example's e repeated over its rows when the layer's input has extra
+// batch axes (δ has n·k rows).
+func (op denseOp) sendOutputError(e, kernel, delta *Node) *Node {
+	rows, n, classes := delta.Shape().Dim(0), e.Shape().Dim(0), e.Shape().Dim(-1)
+	if rows != n {
+		if rows%n != 0 {
+			panic(fmt.Sprintf("feedback: a dense layer with %d rows cannot receive the output error of %d examples", rows, n))
+		}
+		e = Reshape(BroadcastToDims(Reshape(e, n, 1, classes), n, rows/n, classes), rows, classes)
+	}
+	return op.inputGrad(e, kernel)
+}
 
 func (denseOp) forward(x, w *Node) *Node { return Dot(x, w) }
 

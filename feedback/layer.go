@@ -184,11 +184,9 @@ type linearOp interface {
 	weightGrad(x, delta *Node) *Node
 	// inputRows returns x as the rows that multiply W's matrix: x itself (dense), its patch matrix (conv).
 	inputRows(x *Node) *Node
-	// withOutChannels returns the same op for a kernel with c output channels (DFA's B maps the classes).
-	withOutChannels(c int) linearOp
-	// outputShape is the shape of the layer's output with c channels ([n, c] dense, [n, outH, outW, c] conv),
-	// over which the output error is broadcast.
-	outputShape(c int) []int
+	// sendOutputError sends the model's output error e [examples, classes], the same at each of the layer's output
+	// rows of an example, down through kernel (towards the classes: DFA's B), for a layer whose δ is delta.
+	sendOutputError(e, kernel, delta *Node) *Node
 }
 
 // capture records, for one layer in one graph, what the alignment metrics and the learning rules need after
@@ -258,35 +256,8 @@ func outputError(ctx *context.Context, g *Graph, scope string) *Node {
 	panic(fmt.Sprintf("feedback: layer %q projects the output error, but no gradient reached an output marked by feedback.OutputError in this graph: wrap the model's logits with it (models.New does)", scope))
 }
 
-// errorSpreader is a linear op that sends an output error e, the same at every output position, down through a
-// kernel towards the classes without building the broadcast (the convolutions: convGeometry.spreadError).
-type errorSpreader interface {
-	spreadError(e, kernel *Node) *Node
-}
-
-// broadcastError spreads e [n, classes] over the layer's output rows: [n, classes] for a dense layer (with
-// rows·k examples for inputs with extra batch axes, each example's e repeated), [n, outH, outW, classes] for a
-// convolution.
-func broadcastError(e *Node, op linearOp, delta *Node) *Node {
-	classes := e.Shape().Dim(-1)
-	want := op.outputShape(classes)
-	want[0] = delta.Shape().Dim(0)
-	n := e.Shape().Dim(0)
-	if len(want) == 2 {
-		if want[0] == n {
-			return e
-		}
-		if want[0]%n != 0 {
-			panic(fmt.Sprintf("feedback: a dense layer with %d rows cannot receive the output error of %d examples", want[0], n))
-		}
-		k := want[0] / n
-		return Reshape(BroadcastToDims(Reshape(e, n, 1, classes), n, k, classes), want...)
-	}
-	return BroadcastToDims(Reshape(e, n, 1, 1, classes), want...)
-}
-
 // withFeedback builds y = op(x, W) with the rule's backward: ∂L/∂x is the rule's signal (op.inputGrad of δ, or
-// of the broadcast output error, through the rule's kernel) and ∂L/∂W = op.weightGrad(x, δ), where δ = ∂L/∂y
+// op.sendOutputError of the model's output error, through the rule's kernel) and ∂L/∂W = op.weightGrad(x, δ), where δ = ∂L/∂y
 // is captured at the output.
 func withFeedback(rule Rule, lg *LayerGraph, x *Node, op linearOp) *Node {
 	rule.Prepare(lg)
@@ -304,11 +275,7 @@ func withFeedback(rule Rule, lg *LayerGraph, x *Node, op linearOp) *Node {
 		if sent == nil && c.delta != nil {
 			if fromOutput {
 				e := StopGradient(outputError(lg.Ctx, x.Graph(), c.scope))
-				if conv, ok := op.(errorSpreader); ok && e.Shape().Dim(0) == c.delta.Shape().Dim(0) {
-					sent = conv.spreadError(e, c.fb())
-				} else {
-					sent = op.withOutChannels(e.Shape().Dim(-1)).inputGrad(broadcastError(e, op, c.delta), c.fb())
-				}
+				sent = op.sendOutputError(e, c.fb(), c.delta)
 			} else {
 				sent = op.inputGrad(c.delta, c.fb())
 			}
