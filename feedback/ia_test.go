@@ -52,12 +52,7 @@ func TestInformationAlignmentGradient(t *testing.T) {
 				t.Run(fmt.Sprintf("%s/%s/normalize=%v", lc.name, convImpl, normalize), func(t *testing.T) {
 					rng := rand.New(rand.NewSource(int64(ci)))
 					geom := lc.ref()
-					xDims := []int{lc.n, lc.in}
-					yDims := []int{lc.n, lc.out}
-					if lc.conv {
-						xDims = []int{lc.n, lc.h, lc.h, lc.in}
-						yDims = []int{lc.n, geom.outH, geom.outW, lc.out}
-					}
+					xDims, yDims := lc.dims()
 					x := randomSlice(rng, geom.n*geom.h*geom.w*geom.c)
 					r := randomSlice(rng, geom.n*geom.outH*geom.outW*geom.co)
 					ctx := context.New()
