@@ -129,10 +129,23 @@ func trainStep(t *train.Trainer, ds train.Dataset) error {
 		if err != nil {
 			return err
 		}
-		if metrics, err = t.TrainStep(spec, inputs, labels); err != nil {
-			return err
-		}
+		return trainStepOn(t, spec, inputs, labels)
 	}
+	return readMetrics(metrics)
+}
+
+// trainStepOn runs one training step on the given batch and waits for it to finish (it reads the step's
+// metrics to the host).
+func trainStepOn(t *train.Trainer, spec any, inputs, labels []*tensors.Tensor) error {
+	metrics, err := t.TrainStep(spec, inputs, labels)
+	if err != nil {
+		return err
+	}
+	return readMetrics(metrics)
+}
+
+// readMetrics reads a step's metrics to the host, which waits for the step to finish.
+func readMetrics(metrics []*tensors.Tensor) error {
 	for _, m := range metrics {
 		if err := m.ConstFlatData(func(any) {}); err != nil {
 			return errors.Wrap(err, "reading the training step's metrics")
