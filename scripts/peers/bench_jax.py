@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jax_plugin import use_plugin
+
 MOMENTUM, WEIGHT_DECAY, LR = 0.9, 1e-4, 0.01
 
 
@@ -212,9 +214,7 @@ def main():
     a = ap.parse_args()
     system = f"jax-{jax.__version__}"
     if a.plugin:
-        from jax._src import xla_bridge
-        xla_bridge.register_plugin("nowt_plugin", priority=500, library_path=a.plugin)
-        jax.config.update("jax_platforms", "nowt_plugin")
+        use_plugin(a.plugin)
         system += "@nowt-plugin"
     first, med = bench(a.model, a.batch, a.steps)
     print(f"{system},{a.model},bp,{a.batch},{first:.4f},{med:.5f},{a.batch / med:.1f}", flush=True)

@@ -16,6 +16,8 @@ import time
 import numpy as np
 import jax
 
+from jax_plugin import use_plugin
+
 jax.config.update("jax_enable_x64", True)  # nowt's global step is an int64 parameter
 
 
@@ -40,9 +42,7 @@ def main():
     ap.add_argument("--plugin", help="run on this PJRT plugin instead of jaxlib's XLA")
     a = ap.parse_args()
     if a.plugin:
-        from jax._src import xla_bridge
-        xla_bridge.register_plugin("nowt_plugin", priority=500, library_path=a.plugin)
-        jax.config.update("jax_platforms", "nowt_plugin")
+        use_plugin(a.plugin)
     from jax._src import compiler
     from jax._src.interpreters import mlir as jmlir
     from jax._src.lib import xla_client
