@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Copies each comparison of runs/results/<name>/ ($OUT) into docs/results/<name>/: its results.md and PNG plots,
-# and per rule the run's config.json, metrics.jsonl and wall_time.json (not the checkpoints), with
-# provenance.json: the commit the runs were made from ($COMMIT, default HEAD) and the date of the newest log.
+# and per rule the run's config.json, metrics.jsonl, wall_time.json and provenance.jsonl (not the checkpoints;
+# provenance.jsonl, which nowt writes into each run folder, names the commit and engine of every invocation that
+# trained the run; runs made before nowt wrote it have none), with provenance.json: the commit the runs were made
+# from ($COMMIT, default HEAD) and the date of the newest log.
 # Then `go test ./report -run TestResultsPage -update` refreshes the tables of docs/results.md from those logs.
 # NAMES limits it to some comparisons (default: all).
 set -euo pipefail
@@ -22,7 +24,9 @@ for dir in "$src"/*/; do
 		[[ -f "$run/config.json" ]] || continue
 		mkdir -p "$dst/$rule"
 		cp "$run/config.json" "$run/metrics.jsonl" "$dst/$rule/"
-		[[ -f "$run/wall_time.json" ]] && cp "$run/wall_time.json" "$dst/$rule/"
+		for f in wall_time.json provenance.jsonl; do
+			[[ -f "$run/$f" ]] && cp "$run/$f" "$dst/$rule/"
+		done
 		t=$(stat -c %Y "$run/metrics.jsonl")
 		((t > newest)) && newest=$t
 	done

@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nowt=${NOWT:-bin/nowt} # NOWT: a binary built elsewhere (e.g. of a fixed commit while the tree changes).
-[[ -n "${NOWT:-}" ]] || go build -o bin/nowt ./cmd/nowt
+[[ -n "${NOWT:-}" ]] || go build -buildvcs=auto -o bin/nowt ./cmd/nowt # -buildvcs: each run records its commit
 out=${OUT:-runs/results}
 backend=${BACKEND:-xla:cpu}
 parts=${PARTS:-authors relu seeds controls fashion newrules}

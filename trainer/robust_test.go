@@ -107,6 +107,45 @@ func TestResumeSettings(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 6, stored.Steps)
 	require.Equal(t, []string{"resumed at step 4: -log-every 2 → 1, -steps 4 → 6"}, stored.Changes)
+
+	// Each invocation that trained is in provenance.jsonl (the refused ones are not): the fresh run from step 0,
+	// the resume from step 4, both naming the engine and the toolchain.
+	entries, err := ReadProvenance(c.OutDir)
+	require.NoError(t, err)
+	require.Len(t, entries, 2)
+	for i, from := range []int{0, 4} {
+		require.Equal(t, from, entries[i].FromStep)
+		require.NotEmpty(t, entries[i].Engine)
+		require.Equal(t, runtime.Version(), entries[i].GoVersion)
+		require.False(t, entries[i].Started.IsZero())
+	}
+}
+
+// TestRecordProvenance: a fresh run replaces what the folder held, a resume appends, and a damaged line is an
+// error naming the file and line.
+func TestRecordProvenance(t *testing.T) {
+	dir := t.TempDir()
+	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	_, err := ReadProvenance(dir)
+	require.ErrorIs(t, err, os.ErrNotExist)
+	require.NoError(t, recordProvenance(dir, newProvenance(0, "go (pure Go, 1 device)", at), false))
+	require.NoError(t, recordProvenance(dir, newProvenance(7, "xla:cpu (4 devices)", at.Add(time.Hour)), true))
+	entries, err := ReadProvenance(dir)
+	require.NoError(t, err)
+	require.Len(t, entries, 2)
+	require.Equal(t, []int{0, 7}, []int{entries[0].FromStep, entries[1].FromStep})
+	require.Equal(t, "xla:cpu (4 devices)", entries[1].Engine)
+	require.Equal(t, at.Add(time.Hour), entries[1].Started)
+
+	require.NoError(t, recordProvenance(dir, newProvenance(0, "go (pure Go, 1 device)", at), false))
+	entries, err = ReadProvenance(dir)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "a fresh run starts the file again")
+
+	path := filepath.Join(dir, provenanceFileName)
+	require.NoError(t, os.WriteFile(path, []byte(`{"from_step": 0}`+"\n{broken\n"), 0o644))
+	_, err = ReadProvenance(dir)
+	require.ErrorContains(t, err, path+", line 2")
 }
 
 // TestCorruptCheckpointFallback: a truncated newest checkpoint is skipped with a warning, resume continues from

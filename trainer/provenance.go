@@ -1,0 +1,104 @@
+package trainer
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"time"
+)
+
+// provenanceFileName holds, in a run folder, one JSON line per [Train] invocation that trained into it: which
+// build of nowt ran it, on which engine, from which step. A run resumed by another build (or on another engine)
+// shows it there; a results page can name the commit each of its runs was made from.
+const provenanceFileName = "provenance.jsonl"
+
+// Provenance is one [Train] invocation's line in a run's provenance.jsonl.
+type Provenance struct {
+	// Started is when the invocation started (UTC); FromStep the step it started from (0 for a fresh run).
+	Started  time.Time `json:"started"`
+	FromStep int       `json:"from_step"`
+	// Commit is the VCS revision the nowt binary was built from, and Modified whether its checkout had
+	// uncommitted changes. Both are empty when the build carries no VCS information (go test, go run, or a
+	// build outside a checkout).
+	Commit   string `json:"commit,omitempty"`
+	Modified bool   `json:"modified,omitempty"`
+	// GoVersion is the Go toolchain of the build; Engine the backend as the run's first line names it
+	// (plugin, version, devices); CPUs the host's logical CPUs.
+	GoVersion string `json:"go"`
+	Engine    string `json:"engine"`
+	CPUs      int    `json:"cpus"`
+}
+
+// buildProvenance is what the running binary knows about its own build.
+func buildProvenance() (commit string, modified bool, goVersion string) {
+	goVersion = runtime.Version()
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "", false, goVersion
+	}
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			commit = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	return commit, modified, goVersion
+}
+
+// newProvenance describes an invocation starting now from fromStep on engine.
+func newProvenance(fromStep int, engine string, started time.Time) Provenance {
+	commit, modified, goVersion := buildProvenance()
+	return Provenance{Started: started.UTC().Truncate(time.Second), FromStep: fromStep, Commit: commit,
+		Modified: modified, GoVersion: goVersion, Engine: engine, CPUs: runtime.NumCPU()}
+}
+
+// recordProvenance writes p into dir's provenance.jsonl atomically: after the lines already there when resumed,
+// alone otherwise (a fresh run replaces what an earlier run in the folder left).
+func recordProvenance(dir string, p Provenance, resumed bool) error {
+	var data []byte
+	if resumed {
+		old, err := os.ReadFile(filepath.Join(dir, provenanceFileName))
+		if err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("reading the run's provenance: %w", err)
+		}
+		data = old
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			data = append(data, '\n')
+		}
+	}
+	line, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encoding the run's provenance: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(dir, provenanceFileName), append(append(data, line...), '\n'))
+}
+
+// ReadProvenance reads dir/provenance.jsonl: one entry per invocation that trained the run, oldest first. A run
+// made before nowt recorded provenance has none: the error then wraps [os.ErrNotExist].
+func ReadProvenance(dir string) ([]Provenance, error) {
+	path := filepath.Join(dir, provenanceFileName)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the run's provenance: %w", err)
+	}
+	var entries []Provenance
+	scanner := bufio.NewScanner(bytes.NewReader(data))
+	for line := 1; scanner.Scan(); line++ {
+		if len(bytes.TrimSpace(scanner.Bytes())) == 0 {
+			continue
+		}
+		var p Provenance
+		if err := json.Unmarshal(scanner.Bytes(), &p); err != nil {
+			return entries, fmt.Errorf("decoding %s, line %d: %w", path, line, err)
+		}
+		entries = append(entries, p)
+	}
+	return entries, scanner.Err()
+}
