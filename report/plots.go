@@ -266,11 +266,11 @@ var undefinedColor = color.RGBA{R: 190, G: 190, B: 190, A: 255}
 // It returns nil if no rule but bp has alignment records.
 func FinalAnglesPlot(rules []string, records map[string][]trainer.Record) *plot.Plot {
 	var shown []int // indices into rules
-	finals := map[string]Summary{}
+	finals := map[string]trainer.Summary{}
 	var layers []string
 	seen := map[string]bool{}
 	for i, rule := range rules {
-		s := Summarize(records[rule])
+		s := trainer.Summarize(records[rule])
 		if rule == "bp" || len(s.Layers) == 0 {
 			continue
 		}

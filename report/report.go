@@ -65,54 +65,8 @@ func rulesOf(c *trainer.Comparison) []string {
 	return trainer.OrderRules(rules)
 }
 
-// Summary is what the report says of one run's records.
-type Summary struct {
-	// Steps and Epochs of the last record.
-	Steps  int
-	Epochs float64
-	// Final is the last record with test metrics (nil if none); Best the best test top-1 (NaN if none).
-	Final *trainer.Record
-	Best  float64
-	// Evaluations counts the records with test metrics.
-	Evaluations int
-	// Layers is the alignment of the last record that has one.
-	Layers []trainer.LayerAlignment
-}
-
-// Summarize summarises a run's records.
-func Summarize(records []trainer.Record) Summary {
-	s := Summary{Best: math.NaN()}
-	for i := range records {
-		r := &records[i]
-		if r.Step >= s.Steps {
-			s.Steps, s.Epochs = r.Step, r.Epoch
-		}
-		if r.TestTop1 != nil {
-			s.Final = r
-			s.Evaluations++
-			if math.IsNaN(s.Best) || *r.TestTop1 > s.Best {
-				s.Best = *r.TestTop1
-			}
-		}
-		if len(r.Layers) > 0 {
-			s.Layers = r.Layers
-		}
-	}
-	return s
-}
-
-// Layer returns the alignment of the layer with the given scope in s, if any.
-func (s Summary) Layer(scope string) (trainer.LayerAlignment, bool) {
-	for _, l := range s.Layers {
-		if l.Layer == scope {
-			return l, true
-		}
-	}
-	return trainer.LayerAlignment{}, false
-}
-
 // layerNames returns the layers' scopes over all rules, in order of first appearance.
-func layerNames(rules []string, summaries map[string]Summary) []string {
+func layerNames(rules []string, summaries map[string]trainer.Summary) []string {
 	var names []string
 	seen := map[string]bool{}
 	for _, rule := range rules {
@@ -152,12 +106,12 @@ func deltaAngle(l trainer.LayerAlignment) string { return Angle(l.DeltaAngle, l.
 // Format returns the markdown of results.md for c, dated now.
 func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 	rules := rulesOf(c)
-	summaries := map[string]Summary{}
+	summaries := map[string]trainer.Summary{}
 	for _, rule := range rules {
-		s := Summarize(c.Records[rule])
+		s := trainer.Summarize(c.Records[rule])
 		if len(c.Records[rule]) == 0 {
 			if res := c.Results[rule]; res != nil {
-				s = Summary{Steps: res.Steps, Epochs: res.Epochs, Best: res.BestTestTop1, Layers: res.Layers,
+				s = trainer.Summary{Steps: res.Steps, Epochs: res.Epochs, Best: res.BestTestTop1, Layers: res.Layers,
 					Final: &trainer.Record{TestTop1: &res.TestTop1, TestTop5: &res.TestTop5, TestLoss: &res.TestLoss}}
 			}
 		}

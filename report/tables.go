@@ -13,9 +13,9 @@ import (
 // their mean and range over the layers instead), and wall time. Everything comes from the runs' logs.
 func RulesTable(c *trainer.Comparison) string {
 	rules := rulesOf(c)
-	summaries := map[string]Summary{}
+	summaries := map[string]trainer.Summary{}
 	for _, rule := range rules {
-		summaries[rule] = Summarize(c.Records[rule])
+		summaries[rule] = trainer.Summarize(c.Records[rule])
 	}
 	layers := layerNames(rules, summaries)
 	inline := len(layers) <= maxInlineLayers
@@ -122,7 +122,7 @@ func SeedsTable(cs []*trainer.Comparison) string {
 		row := []string{rule}
 		var values []float64
 		for _, c := range cs {
-			s := Summarize(c.Records[rule])
+			s := trainer.Summarize(c.Records[rule])
 			if s.Final == nil {
 				row = append(row, "–")
 				continue
@@ -174,7 +174,7 @@ func inlineLayerHeaders(layers []string) []string {
 }
 
 // inlineLayerCells are a run's "∠W / ∠δ" cells for layers ("–" where the run has no such layer).
-func inlineLayerCells(s Summary, layers []string) []string {
+func inlineLayerCells(s trainer.Summary, layers []string) []string {
 	cells := make([]string, len(layers))
 	for i, l := range layers {
 		cells[i] = "–"

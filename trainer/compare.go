@@ -270,49 +270,19 @@ func resultFromRecords(cfg Config, records []Record, res *Result) *Result {
 	if bases, _ := listCheckpoints(filepath.Join(cfg.OutDir, checkpointDirName)); len(bases) > 0 && out.Checkpoint == "" {
 		out.Checkpoint = bases[len(bases)-1]
 	}
-	s := summarize(records)
+	s := Summarize(records)
 	if len(records) > 0 {
-		out.Steps, out.Epochs = s.steps, s.epochs
+		out.Steps, out.Epochs = s.Steps, s.Epochs
 	}
-	if s.final != nil {
-		out.TestTop1, out.TestTop5 = *s.final.TestTop1, valueOr(s.final.TestTop5, math.NaN())
-		out.TestLoss = valueOr(s.final.TestLoss, math.NaN())
-		out.BestTestTop1 = s.best
+	if s.Final != nil {
+		out.TestTop1, out.TestTop5 = *s.Final.TestTop1, valueOr(s.Final.TestTop5, math.NaN())
+		out.TestLoss = valueOr(s.Final.TestLoss, math.NaN())
+		out.BestTestTop1 = s.Best
 	}
-	if s.layers != nil {
-		out.Layers = s.layers
+	if s.Layers != nil {
+		out.Layers = s.Layers
 	}
 	return out
-}
-
-// runSummary is what results.md reports of one rule's records.
-type runSummary struct {
-	steps  int
-	epochs float64
-	final  *Record // the last record with test metrics
-	best   float64 // best test top-1
-	layers []LayerAlignment
-}
-
-func summarize(records []Record) runSummary {
-	var s runSummary
-	s.best = math.NaN()
-	for i := range records {
-		r := &records[i]
-		if r.Step >= s.steps {
-			s.steps, s.epochs = r.Step, r.Epoch
-		}
-		if r.TestTop1 != nil {
-			s.final = r
-			if math.IsNaN(s.best) || *r.TestTop1 > s.best {
-				s.best = *r.TestTop1
-			}
-		}
-		if len(r.Layers) > 0 {
-			s.layers = r.Layers
-		}
-	}
-	return s
 }
 
 func valueOr(p *float64, def float64) float64 {

@@ -3,6 +3,7 @@ package trainer
 import (
 	"fmt"
 	"io"
+	"math"
 	"text/tabwriter"
 )
 
@@ -59,4 +60,50 @@ func WriteSummary(w io.Writer, res *Result) error {
 		fmt.Fprintf(w, "checkpoint: %s\n", res.Checkpoint)
 	}
 	return nil
+}
+
+// Summary is what a run's metrics log says at its end: what results tables and summaries report of a run.
+type Summary struct {
+	// Steps and Epochs of the last record.
+	Steps  int
+	Epochs float64
+	// Final is the last record with test metrics (nil if none); Best the best test top-1 (NaN if none).
+	Final *Record
+	Best  float64
+	// Evaluations counts the records with test metrics.
+	Evaluations int
+	// Layers is the alignment of the last record that has one.
+	Layers []LayerAlignment
+}
+
+// Summarize summarises a run's records (in the order of its metrics log).
+func Summarize(records []Record) Summary {
+	s := Summary{Best: math.NaN()}
+	for i := range records {
+		r := &records[i]
+		if r.Step >= s.Steps {
+			s.Steps, s.Epochs = r.Step, r.Epoch
+		}
+		if r.TestTop1 != nil {
+			s.Final = r
+			s.Evaluations++
+			if math.IsNaN(s.Best) || *r.TestTop1 > s.Best {
+				s.Best = *r.TestTop1
+			}
+		}
+		if len(r.Layers) > 0 {
+			s.Layers = r.Layers
+		}
+	}
+	return s
+}
+
+// Layer returns the alignment of the layer with the given scope in s, if any.
+func (s Summary) Layer(scope string) (LayerAlignment, bool) {
+	for _, l := range s.Layers {
+		if l.Layer == scope {
+			return l, true
+		}
+	}
+	return LayerAlignment{}, false
 }
