@@ -3,7 +3,9 @@
 # and per rule the run's config.json, metrics.jsonl, wall_time.json and provenance.jsonl (not the checkpoints;
 # provenance.jsonl, which nowt writes into each run folder, names the commit and engine of every invocation that
 # trained the run; runs made before nowt wrote it have none), with provenance.json: the commit the runs were made
-# from ($COMMIT, default HEAD) and the date of the newest log.
+# from ($COMMIT, default HEAD), each rule's commit ($RULE_COMMITS, e.g. "bp=ce1bb36 kp=ce1bb36", overrides $COMMIT
+# for the rules it names: a comparison whose runs were made by different builds, one reused from an earlier one)
+# and the date of the newest log.
 # Then `go test ./report -run TestResultsPage -update` refreshes the tables of docs/results.md from those logs.
 # NAMES limits it to some comparisons (default: all).
 set -euo pipefail
@@ -19,9 +21,15 @@ for dir in "$src"/*/; do
 	mkdir -p "$dst"
 	cp "$dir"/results.md "$dir"/*.png "$dst/"
 	newest=0
+	rules=()
 	for run in "$dir"/*/; do
 		rule=$(basename "$run")
 		[[ -f "$run/config.json" ]] || continue
+		rule_commit=$commit
+		for pair in ${RULE_COMMITS:-}; do
+			[[ "${pair%%=*}" == "$rule" ]] && rule_commit=${pair#*=}
+		done
+		rules+=("\"$rule\": \"$rule_commit\"")
 		mkdir -p "$dst/$rule"
 		cp "$run/config.json" "$run/metrics.jsonl" "$dst/$rule/"
 		for f in wall_time.json provenance.jsonl; do
@@ -30,6 +38,8 @@ for dir in "$src"/*/; do
 		t=$(stat -c %Y "$run/metrics.jsonl")
 		((t > newest)) && newest=$t
 	done
-	printf '{"commit": "%s", "date": "%s"}\n' "$commit" "$(date -u -d "@$newest" '+%Y-%m-%d %H:%M:%S UTC')" >"$dst/provenance.json"
+	rule_list=$(IFS=,; echo "${rules[*]}")
+	printf '{"commit": "%s", "date": "%s", "rules": {%s}}\n' "$commit" "$(date -u -d "@$newest" '+%Y-%m-%d %H:%M:%S UTC')" \
+		"${rule_list//,/, }" >"$dst/provenance.json"
 done
 ls docs/results
