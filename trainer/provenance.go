@@ -1,8 +1,6 @@
 package trainer
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -83,22 +81,9 @@ func recordProvenance(dir string, p Provenance, resumed bool) error {
 // ReadProvenance reads dir/provenance.jsonl: one entry per invocation that trained the run, oldest first. A run
 // made before nowt recorded provenance has none: the error then wraps [os.ErrNotExist].
 func ReadProvenance(dir string) ([]Provenance, error) {
-	path := filepath.Join(dir, provenanceFileName)
-	data, err := os.ReadFile(path)
+	entries, err := readJSONLines[Provenance](filepath.Join(dir, provenanceFileName))
 	if err != nil {
-		return nil, fmt.Errorf("reading the run's provenance: %w", err)
+		return entries, fmt.Errorf("reading the run's provenance: %w", err)
 	}
-	var entries []Provenance
-	scanner := bufio.NewScanner(bytes.NewReader(data))
-	for line := 1; scanner.Scan(); line++ {
-		if len(bytes.TrimSpace(scanner.Bytes())) == 0 {
-			continue
-		}
-		var p Provenance
-		if err := json.Unmarshal(scanner.Bytes(), &p); err != nil {
-			return entries, fmt.Errorf("decoding %s, line %d: %w", path, line, err)
-		}
-		entries = append(entries, p)
-	}
-	return entries, scanner.Err()
+	return entries, nil
 }

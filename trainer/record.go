@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -77,29 +78,41 @@ const metricsFileName = "metrics.jsonl"
 
 // ReadRecords reads a run's metrics.jsonl.
 func ReadRecords(path string) ([]Record, error) {
+	records, err := readJSONLines[Record](path)
+	for i := range records {
+		legacyAngles(&records[i])
+	}
+	if err != nil {
+		return records, fmt.Errorf("reading metrics: %w", err)
+	}
+	return records, nil
+}
+
+// readJSONLines decodes each non-blank line of path (JSON Lines: a metrics log, a provenance log) as a T, in
+// order. On a line that does not decode it returns the values before it and an error naming the file and line.
+func readJSONLines[T any](path string) ([]T, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading metrics: %w", err)
+		return nil, err
 	}
 	defer func() { _ = f.Close() }()
-	var records []Record
+	var values []T
 	scanner := bufio.NewScanner(f)
 	scanner.Buffer(make([]byte, 1<<20), 1<<26)
 	for line := 1; scanner.Scan(); line++ {
-		if len(scanner.Bytes()) == 0 {
+		if len(bytes.TrimSpace(scanner.Bytes())) == 0 {
 			continue
 		}
-		var r Record
-		if err := json.Unmarshal(scanner.Bytes(), &r); err != nil {
-			return records, fmt.Errorf("%s line %d: %w", path, line, err)
+		var v T
+		if err := json.Unmarshal(scanner.Bytes(), &v); err != nil {
+			return values, fmt.Errorf("decoding %s, line %d: %w", path, line, err)
 		}
-		legacyAngles(&r)
-		records = append(records, r)
+		values = append(values, v)
 	}
 	if err := scanner.Err(); err != nil {
-		return records, fmt.Errorf("reading %s: %w", path, err)
+		return values, fmt.Errorf("reading %s: %w", path, err)
 	}
-	return records, nil
+	return values, nil
 }
 
 // truncateRecords rewrites path keeping only the records of steps ≤ maxStep: a resumed run continues from its

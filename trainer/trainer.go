@@ -520,12 +520,11 @@ func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Re
 			return nil, err
 		}
 	}
-	if err := recordProvenance(cfg.OutDir, newProvenance(int(optimizers.GetGlobalStep(r.ctx)), xla.Engine(r.backend), start),
-		resume); err != nil {
+	step := int(optimizers.GetGlobalStep(r.ctx))
+	if err := recordProvenance(cfg.OutDir, newProvenance(step, xla.Engine(r.backend), start), resume); err != nil {
 		return nil, err
 	}
 	if resume {
-		step := int(optimizers.GetGlobalStep(r.ctx))
 		fmt.Fprintf(notices, "Resuming %s from step %d of %d (epoch %.2f), checkpoint %s.\n", cfg.OutDir, step,
 			r.totalSteps, float64(step)/float64(r.stepsPerEpoch), filepath.Base(r.checkpoint))
 		if len(changes) > 0 {
