@@ -92,17 +92,18 @@ fi
 # Σ ηλ/(1−μ) ≈ 3 over the run (W − B shrinks to ~5 %); WM's mirror η_B = λ_B = 0.1 (time constant 10 mirror
 # steps, against the default's 100, so that B follows W at lr 0.1) with 256 noise images per layer and step.
 # Rules run in the order bp, kp, wm, ss, fa, so that a run cut short keeps the most informative ones.
+cifar=(-model resnet20 -dataset cifar10-jpeg -augment -momentum 0.9 -schedule cosine -warmup 0.2 -wd 5e-4 -batch 128
+	-epochs 3 -eval-every 130 -eval-batch 500 -log-every 59)
+cifar_rates=(-lr 0.1 -kp-decay 5e-3 -wm-lr 0.1 -wm-decay 0.1 -wm-batch 256) # every rule but cifardfa's
 if want cifar; then
-	"$nowt" compare "${common[@]}" -seed 1 -model resnet20 -dataset cifar10-jpeg -augment -lr 0.1 -momentum 0.9 \
-		-schedule cosine -warmup 0.2 -wd 5e-4 -kp-decay 5e-3 -wm-lr 0.1 -wm-decay 0.1 -wm-batch 256 -batch 128 \
-		-epochs 3 -eval-every 130 -eval-batch 500 -log-every 59 -rules bp,kp,wm,ss,fa -out "$out/cifar10-resnet20"
+	"$nowt" compare "${common[@]}" -seed 1 "${cifar[@]}" "${cifar_rates[@]}" -rules bp,kp,wm,ss,fa \
+		-out "$out/cifar10-resnet20"
 fi
 # A second seed of the same CIFAR-10 comparison for bp, kp and wm (about 75 minutes), so that their one-seed
 # differences can be set against the seed-to-seed spread.
 if want cifarseed2; then
-	"$nowt" compare "${common[@]}" -seed 2 -model resnet20 -dataset cifar10-jpeg -augment -lr 0.1 -momentum 0.9 \
-		-schedule cosine -warmup 0.2 -wd 5e-4 -kp-decay 5e-3 -wm-lr 0.1 -wm-decay 0.1 -wm-batch 256 -batch 128 \
-		-epochs 3 -eval-every 130 -eval-batch 500 -log-every 59 -rules bp,kp,wm -out "$out/cifar10-resnet20-seed2"
+	"$nowt" compare "${common[@]}" -seed 2 "${cifar[@]}" "${cifar_rates[@]}" -rules bp,kp,wm \
+		-out "$out/cifar10-resnet20-seed2"
 fi
 # The sign-concordant rules (BioTorch's uSF, frSF, brSF) on the same CIFAR-10 comparison (seed 1: the same initial
 # network as cifar's five rules), BP again as the reference (reused when $out/cifar10-resnet20-new-rules/bp holds
@@ -110,16 +111,12 @@ fi
 # 8.63 %, uSF 10.05 %, FA 32.16 %. DFA (which wants about 1/100 of BP's rate, see newrules) and IA (2.2× BP's step
 # on ResNet-20) are left out of this budget.
 if want cifarnew; then
-	"$nowt" compare "${common[@]}" -seed 1 -model resnet20 -dataset cifar10-jpeg -augment -lr 0.1 -momentum 0.9 \
-		-schedule cosine -warmup 0.2 -wd 5e-4 -kp-decay 5e-3 -wm-lr 0.1 -wm-decay 0.1 -wm-batch 256 -batch 128 \
-		-epochs 3 -eval-every 130 -eval-batch 500 -log-every 59 -rules bp,usf,brsf,frsf \
+	"$nowt" compare "${common[@]}" -seed 1 "${cifar[@]}" "${cifar_rates[@]}" -rules bp,usf,brsf,frsf \
 		-out "$out/cifar10-resnet20-new-rules"
 fi
 # DFA on the same CIFAR-10 comparison at BioTorch's rate for it (lr 0.001, 1/100 of BP's; BioTorch's
 # benchmark_configs/cifar10/resnet_20/sgd/dfa.yaml), everything else unchanged: at BP's rate DFA diverges on the
 # Fashion-MNIST CNN (see newrules). Its reference is cifar's BP at 0.1, as in BioTorch's table (DFA 45.94 % error).
 if want cifardfa; then
-	"$nowt" compare "${common[@]}" -seed 1 -model resnet20 -dataset cifar10-jpeg -augment -lr 0.001 -momentum 0.9 \
-		-schedule cosine -warmup 0.2 -wd 5e-4 -batch 128 -epochs 3 -eval-every 130 -eval-batch 500 -log-every 59 \
-		-rules dfa -out "$out/cifar10-resnet20-dfa-lr0.001"
+	"$nowt" compare "${common[@]}" -seed 1 "${cifar[@]}" -lr 0.001 -rules dfa -out "$out/cifar10-resnet20-dfa-lr0.001"
 fi
