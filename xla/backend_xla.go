@@ -47,6 +47,9 @@ func newXLA(config string) (backends.Backend, error) {
 	if strings.Contains(strings.ToLower(filepath.Base(path)), "cuda") {
 		setCUDADataDir(path)
 	}
+	if pluginNameFromPath(path) == "cpu" {
+		disableXNNPACK()
+	}
 	optList, clientOptions, err := clientOptionsOf(optList)
 	if err != nil {
 		return nil, errors.WithMessagef(err, "creating backend %q", config)
@@ -119,9 +122,31 @@ func setCUDADataDir(pluginPath string) {
 	_ = os.Setenv(env, strings.TrimSpace(flags+" --xla_gpu_cuda_data_dir="+dir))
 }
 
+// XNNPACKFlag is the XLA flag that turns the CPU plugin's XNNPACK kernels on or off.
+const XNNPACKFlag = "--xla_cpu_use_xnnpack"
+
+// disableXNNPACK switches off the CPU plugin's XNNPACK kernels (adding --xla_cpu_use_xnnpack=false to XLA_FLAGS)
+// unless XLA_FLAGS already says what to do with them. With XNNPACK on, the plugin (v0.81, jax 0.8's XLA) can
+// multiply by stale weights: a dot whose right-hand side is a new buffer at the address of a freed one may use the
+// packed copy of the freed buffer's values. GoMLX frees weight buffers every training step, so evaluations and
+// other forward-only programs came out wrong at random (an in-run test evaluation a few tenths of a point off its
+// checkpoint's); see docs/upstream.md and TestDotWithFreshOperands. XLA reads XLA_FLAGS once, when the first client
+// is created, so this must run before it.
+func disableXNNPACK() {
+	const env = "XLA_FLAGS"
+	flags := os.Getenv(env)
+	if strings.Contains(flags, strings.TrimPrefix(XNNPACKFlag, "--")) {
+		return
+	}
+	_ = os.Setenv(env, strings.TrimSpace(flags+" "+XNNPACKFlag+"=false"))
+}
+
 // checkLoads loads the PJRT plugin file at path (absolute), creates a client and returns GoMLX's description of
 // it (plugin, PJRT API version, devices).
 func checkLoads(path string) (string, error) {
+	if pluginNameFromPath(path) == "cpu" {
+		disableXNNPACK()
+	}
 	b, err := newWithConfig("xla:" + path)
 	if err != nil {
 		return "", err
