@@ -86,7 +86,9 @@ for c in "${CONFIGS[@]}"; do
 	nowt_rows "nowt-xla:cpu" "$name" "$flags" "$batch" "$steps" "$XLA_RULES" "xla:cpu"
 	nowt_rows "nowt-go" "$name" "$flags" "$batch" "${gospec#*:}" "${gospec%%:*}" "go"
 	peer_row "$PYJAX" scripts/peers/bench_jax.py "$peer" "$batch" "$steps"
-	[ -n "$PLUGIN" ] && peer_row "$PYJAX" scripts/peers/bench_jax.py "$peer" "$batch" "$steps" --plugin "$PLUGIN"
+	# nowt runs the plugin with XNNPACK off (it multiplies by stale weights, docs/upstream.md): so does JAX here.
+	[ -n "$PLUGIN" ] && (export XLA_FLAGS="${XLA_FLAGS:---xla_cpu_use_xnnpack=false}"
+		peer_row "$PYJAX" scripts/peers/bench_jax.py "$peer" "$batch" "$steps" --plugin "$PLUGIN")
 	peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps" --threads 1
 	[ "$(nproc)" -gt 1 ] && peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps" --threads "$(nproc)"
 done

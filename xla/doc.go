@@ -30,6 +30,10 @@
 // Plugins are installed only by Install (`nowt setup`), into ~/.local/lib/go-xla, with go-xla's installer.
 // The XLA backend needs cgo and is compiled in on linux/amd64; elsewhere "auto" gives the pure-Go backend.
 //
+// New runs the CPU plugin with its XNNPACK kernels off (--xla_cpu_use_xnnpack=false appended to $XLA_FLAGS,
+// unless $XLA_FLAGS already names that flag): with them on, a dot by a weight buffer allocated where a freed one
+// was can use the freed one's values, and GoMLX frees weight buffers every training step (docs/upstream.md).
+//
 // # Running on NVIDIA GPUs
 //
 // `nowt setup` on a machine with an NVIDIA GPU installs the CUDA plugin with the NVIDIA libraries it needs into
