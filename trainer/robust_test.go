@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -313,4 +314,32 @@ func TestManyRunsBoundedHeap(t *testing.T) {
 	t.Logf("live heap after %d runs: %+d bytes since run %d (%.1f KiB per run)", runs, grown, settle,
 		float64(grown)/1024/float64(runs-settle))
 	require.Less(t, grown, int64(2<<20), "live heap grew by %d bytes over %d runs", grown, runs-settle)
+}
+
+// TestLoggedEvaluationsMatchCheckpoints: every test evaluation a run logs is what a fresh evaluation of the
+// checkpoint saved at that step gives. The MLP has the demo's 784×500 first layer at batch 128, the shape with
+// which the XLA CPU plugin's XNNPACK dots used stale weights (see xla.TestDotWithFreshOperands): in-run
+// evaluations then disagreed with their checkpoints'.
+func TestLoggedEvaluationsMatchCheckpoints(t *testing.T) {
+	c := tinyConfig(t, "bp")
+	c.Params["mlp_hidden"] = "500"
+	c.TrainLimit, c.TestLimit, c.BatchSize = 1536, 256, 128
+	c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery, c.KeepCheckpoints = 12, 2, 2, 2, 100
+	_, err := Train(gocontext.Background(), c, nil, false)
+	require.NoError(t, err)
+	records, err := ReadRecords(filepath.Join(c.OutDir, metricsFileName))
+	require.NoError(t, err)
+	checked := 0
+	for _, rec := range records {
+		if rec.Step == 0 || rec.TestTop1 == nil {
+			continue
+		}
+		name := fmt.Sprintf("checkpoint-n%09d-step-%09d", rec.Step, rec.Step)
+		res, err := EvaluateWith(c.OutDir, EvalOptions{Checkpoint: name}, nil)
+		require.NoError(t, err)
+		require.Equal(t, *rec.TestTop1, res.TestTop1, "step %d: logged top-1 against its checkpoint's", rec.Step)
+		require.InDelta(t, *rec.TestLoss, res.TestLoss, 1e-5*math.Abs(res.TestLoss), "step %d: logged loss", rec.Step)
+		checked++
+	}
+	require.Equal(t, c.Steps/c.EvalEvery, checked)
 }
