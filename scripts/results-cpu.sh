@@ -22,8 +22,7 @@ want() { [[ " $parts " == *" $1 "* ]]; }
 # The authors' released network: 784-500-10 sigmoid, per-class sigmoid cross-entropy, plain SGD, batch 128, their
 # per-rule learning rates (BP 0.2, FA 0.2, WM 0.05, KP 0.3), no weight decay (as released), KP decay 1e-3 on KP's
 # W and B (the released code has none, which leaves W − Bᵀ at its initial value: with plain SGD B → Wᵀ at rate
-# η·λ = 3e-4 per step, ≈ 7 over 50 epochs). 50 epochs (the released code ran 400), evaluated every epoch. (The
-# committed run was made with -epochs 25, then resumed by the same commands with -epochs 50.)
+# η·λ = 3e-4 per step, ≈ 7 over 50 epochs). 50 epochs (the released code ran 400), evaluated every epoch.
 if want authors; then
 	authors=(-seed 1 -model mlp -hidden 500 -activation sigmoid -loss sigmoid -dataset mnist -momentum 0
 		-schedule constant -wd 0 -kp-decay 0.001 -batch 128 -epochs 50 -eval-every 469 -log-every 469)
