@@ -32,29 +32,45 @@ type Provenance struct {
 	CPUs      int    `json:"cpus"`
 }
 
-// buildProvenance is what the running binary knows about its own build.
-func buildProvenance() (commit string, modified bool, goVersion string) {
-	goVersion = runtime.Version()
+// Build is what the running nowt binary knows about its own build.
+type Build struct {
+	// Module and Version are the main module's path and version ("" and "(devel)" as the toolchain records them
+	// for a local build).
+	Module, Version string
+	// Commit is the VCS revision built from, CommitTime its time, and Modified whether the checkout had
+	// uncommitted changes; all empty without VCS information (go test, go run, or -buildvcs=false).
+	Commit, CommitTime string
+	Modified           bool
+	// GoVersion is the Go toolchain that built the binary.
+	GoVersion string
+}
+
+// ReadBuild reads the running binary's build information; fields it does not carry are left empty.
+func ReadBuild() Build {
+	b := Build{GoVersion: runtime.Version()}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
-		return "", false, goVersion
+		return b
 	}
+	b.Module, b.Version = info.Main.Path, info.Main.Version
 	for _, s := range info.Settings {
 		switch s.Key {
 		case "vcs.revision":
-			commit = s.Value
+			b.Commit = s.Value
+		case "vcs.time":
+			b.CommitTime = s.Value
 		case "vcs.modified":
-			modified = s.Value == "true"
+			b.Modified = s.Value == "true"
 		}
 	}
-	return commit, modified, goVersion
+	return b
 }
 
 // newProvenance describes an invocation starting now from fromStep on engine.
 func newProvenance(fromStep int, engine string, started time.Time) Provenance {
-	commit, modified, goVersion := buildProvenance()
-	return Provenance{Started: started.UTC().Truncate(time.Second), FromStep: fromStep, Commit: commit,
-		Modified: modified, GoVersion: goVersion, Engine: engine, CPUs: runtime.NumCPU()}
+	b := ReadBuild()
+	return Provenance{Started: started.UTC().Truncate(time.Second), FromStep: fromStep, Commit: b.Commit,
+		Modified: b.Modified, GoVersion: b.GoVersion, Engine: engine, CPUs: runtime.NumCPU()}
 }
 
 // recordProvenance writes p into dir's provenance.jsonl atomically: after the lines already there when resumed,

@@ -345,3 +345,19 @@ func TestLoggedEvaluationsMatchCheckpoints(t *testing.T) {
 	}
 	require.Equal(t, c.Steps/c.EvalEvery, checked)
 }
+
+// TestReadBuild: the binary's own build as `nowt version` and provenance.jsonl report it: this test binary's
+// module and toolchain, and no VCS time or modified flag without a commit.
+func TestReadBuild(t *testing.T) {
+	b := ReadBuild()
+	require.Equal(t, runtime.Version(), b.GoVersion)
+	require.Equal(t, "github.com/nowt-ml/nowt", b.Module)
+	if b.Commit == "" {
+		require.Empty(t, b.CommitTime)
+		require.False(t, b.Modified)
+	}
+	p := newProvenance(3, "go", time.Now())
+	require.Equal(t, b.Commit, p.Commit)
+	require.Equal(t, b.Modified, p.Modified)
+	require.Equal(t, b.GoVersion, p.GoVersion)
+}

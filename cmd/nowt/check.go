@@ -2,12 +2,12 @@ package main
 
 import (
 	"fmt"
-	"github.com/nowt-ml/nowt/xla"
 	"io"
-	"runtime/debug"
 	"strings"
 
 	"github.com/nowt-ml/nowt/input"
+	"github.com/nowt-ml/nowt/trainer"
+	"github.com/nowt-ml/nowt/xla"
 )
 
 func runCheck(args []string, stdout, stderr io.Writer) error {
@@ -84,30 +84,23 @@ func runVersion(args []string, stdout, stderr io.Writer) error {
 // versionString describes the build: module path and version, VCS commit (with its time, and "modified" for
 // uncommitted changes) and Go version, from the binary's build information.
 func versionString() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "nowt (no build information)"
-	}
-	module, version := info.Main.Path, info.Main.Version
+	b := trainer.ReadBuild()
+	module, version := b.Module, b.Version
 	if module == "" {
 		module = "github.com/nowt-ml/nowt"
 	}
 	if version == "" {
 		version = "(devel)"
 	}
-	settings := map[string]string{}
-	for _, s := range info.Settings {
-		settings[s.Key] = s.Value
-	}
 	commit := "commit unknown (built without VCS information)"
-	if rev := settings["vcs.revision"]; rev != "" {
-		commit = "commit " + rev
-		if t := settings["vcs.time"]; t != "" {
-			commit += " (" + t + ")"
+	if b.Commit != "" {
+		commit = "commit " + b.Commit
+		if b.CommitTime != "" {
+			commit += " (" + b.CommitTime + ")"
 		}
-		if settings["vcs.modified"] == "true" {
+		if b.Modified {
 			commit += ", with uncommitted changes"
 		}
 	}
-	return fmt.Sprintf("nowt %s %s, %s, %s", module, version, commit, info.GoVersion)
+	return fmt.Sprintf("nowt %s %s, %s, %s", module, version, commit, b.GoVersion)
 }
