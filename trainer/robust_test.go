@@ -336,7 +336,7 @@ func TestLoggedEvaluationsMatchCheckpoints(t *testing.T) {
 		if rec.Step == 0 || rec.TestTop1 == nil {
 			continue
 		}
-		name := fmt.Sprintf("checkpoint-n%09d-step-%09d", rec.Step, rec.Step)
+		name := fmt.Sprintf(checkpointNameFormat, rec.Step, rec.Step)
 		res, err := EvaluateWith(c.OutDir, EvalOptions{Checkpoint: name}, nil)
 		require.NoError(t, err)
 		require.Equal(t, *rec.TestTop1, res.TestTop1, "step %d: logged top-1 against its checkpoint's", rec.Step)

@@ -47,9 +47,7 @@ func newXLA(config string) (backends.Backend, error) {
 	if strings.Contains(strings.ToLower(filepath.Base(path)), "cuda") {
 		setCUDADataDir(path)
 	}
-	if pluginNameFromPath(path) == "cpu" {
-		disableXNNPACK()
-	}
+	disableXNNPACK(path)
 	optList, clientOptions, err := clientOptionsOf(optList)
 	if err != nil {
 		return nil, errors.WithMessagef(err, "creating backend %q", config)
@@ -110,43 +108,53 @@ func hasOption(opts []string, opt string) bool {
 // --xla_gpu_cuda_data_dir. go-xla v0.1.4 sets this flag itself, but to a hard-coded developer path
 // (pkg/pjrt/cuda_linux.go, cudaPluginCheckDrivers); setting it first makes go-xla leave it alone.
 func setCUDADataDir(pluginPath string) {
-	const env = "XLA_FLAGS"
-	flags := os.Getenv(env)
-	if strings.Contains(flags, "--xla_gpu_cuda_data_dir") {
+	if xlaFlagGiven(cudaDataDirFlag) {
 		return
 	}
 	dir := filepath.Join(filepath.Dir(filepath.Dir(pluginPath)), "nvidia")
 	if info, err := os.Stat(dir); err != nil || !info.IsDir() {
 		return
 	}
-	_ = os.Setenv(env, strings.TrimSpace(flags+" --xla_gpu_cuda_data_dir="+dir))
+	appendXLAFlag(cudaDataDirFlag, dir)
 }
+
+// cudaDataDirFlag is the XLA flag naming the CUDA folder (holding nvvm/libdevice and bin/ptxas).
+const cudaDataDirFlag = "--xla_gpu_cuda_data_dir"
 
 // XNNPACKFlag is the XLA flag that turns the CPU plugin's XNNPACK kernels on or off.
 const XNNPACKFlag = "--xla_cpu_use_xnnpack"
 
 // disableXNNPACK switches off the CPU plugin's XNNPACK kernels (adding --xla_cpu_use_xnnpack=false to XLA_FLAGS)
-// unless XLA_FLAGS already says what to do with them. With XNNPACK on, the plugin (v0.81, jax 0.8's XLA) can
-// multiply by stale weights: a dot whose right-hand side is a new buffer at the address of a freed one may use the
-// packed copy of the freed buffer's values. GoMLX frees weight buffers every training step, so evaluations and
-// other forward-only programs came out wrong at random (an in-run test evaluation a few tenths of a point off its
-// checkpoint's); see docs/upstream.md and TestDotWithFreshOperands. XLA reads XLA_FLAGS once, when the first client
-// is created, so this must run before it.
-func disableXNNPACK() {
-	const env = "XLA_FLAGS"
-	flags := os.Getenv(env)
-	if strings.Contains(flags, strings.TrimPrefix(XNNPACKFlag, "--")) {
+// when pluginPath is the CPU plugin, unless XLA_FLAGS already says what to do with them. With XNNPACK on, the
+// plugin (v0.81, jax 0.8's XLA) can multiply by stale weights: a dot whose right-hand side is a new buffer at the
+// address of a freed one may use the packed copy of the freed buffer's values. GoMLX frees weight buffers every
+// training step, so evaluations and other forward-only programs came out wrong at random (an in-run test
+// evaluation a few tenths of a point off its checkpoint's); see docs/upstream.md and TestDotWithFreshOperands.
+// XLA reads XLA_FLAGS once, when the first client is created, so this must run before it.
+func disableXNNPACK(pluginPath string) {
+	if pluginNameFromPath(pluginPath) != "cpu" || xlaFlagGiven(XNNPACKFlag) {
 		return
 	}
-	_ = os.Setenv(env, strings.TrimSpace(flags+" "+XNNPACKFlag+"=false"))
+	appendXLAFlag(XNNPACKFlag, "false")
+}
+
+// xlaFlagsEnv is the environment variable XLA reads its flags from.
+const xlaFlagsEnv = "XLA_FLAGS"
+
+// xlaFlagGiven reports whether $XLA_FLAGS already names flag ("--name"), with any value.
+func xlaFlagGiven(flag string) bool {
+	return strings.Contains(os.Getenv(xlaFlagsEnv), strings.TrimPrefix(flag, "--"))
+}
+
+// appendXLAFlag adds flag=value to $XLA_FLAGS.
+func appendXLAFlag(flag, value string) {
+	_ = os.Setenv(xlaFlagsEnv, strings.TrimSpace(os.Getenv(xlaFlagsEnv)+" "+flag+"="+value))
 }
 
 // checkLoads loads the PJRT plugin file at path (absolute), creates a client and returns GoMLX's description of
 // it (plugin, PJRT API version, devices).
 func checkLoads(path string) (string, error) {
-	if pluginNameFromPath(path) == "cpu" {
-		disableXNNPACK()
-	}
+	disableXNNPACK(path)
 	b, err := newWithConfig("xla:" + path)
 	if err != nil {
 		return "", err

@@ -17,7 +17,10 @@ func TestDisableXNNPACK(t *testing.T) {
 		{"--xla_cpu_use_xnnpack=false", "--xla_cpu_use_xnnpack=false"},
 	} {
 		t.Setenv("XLA_FLAGS", tc.before)
-		disableXNNPACK()
+		disableXNNPACK("/lib/pjrt_c_api_cpu_plugin.so")
 		assert.Equal(t, tc.after, os.Getenv("XLA_FLAGS"), "XLA_FLAGS=%q before", tc.before)
 	}
+	t.Setenv("XLA_FLAGS", "")
+	disableXNNPACK("/lib/pjrt_c_api_cuda_plugin.so")
+	assert.Empty(t, os.Getenv("XLA_FLAGS"), "only the CPU plugin")
 }
