@@ -8,7 +8,8 @@
 # beyond the paper's five on the ReLU MLP and the Fashion-MNIST CNN), cifar (the full CIFAR-10 ResNet-20
 # comparison, about 2 hours on 2 cores), cifarseed2 (its bp, kp and wm runs again with seed 2, about 75 minutes),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifardfa (DFA on it at
-# its own rate, about 25 minutes), cifaria (IA on it at 1/10 of BP's rate, about 45 minutes).
+# its own rate, about 25 minutes), cifaria (IA on it at 1/10 of BP's rate, about 45 minutes), cifar20 (the
+# five rules over 20 epochs, about 2 hours per rule: a part to run across several sittings, see below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nowt=${NOWT:-bin/nowt} # NOWT: a binary built elsewhere (e.g. of a fixed commit while the tree changes).
@@ -123,4 +124,11 @@ fi
 # IA on the same comparison at 1/10 of BP's rate (at BP's it diverges in the warm-up, see cifarnew), about 45 minutes.
 if want cifaria; then
 	"$nowt" compare "${common[@]}" -seed 1 "${cifar[@]}" -lr 0.01 -rules ia -out "$out/cifar10-resnet20-ia-lr0.01"
+fi
+# The same comparison over 20 epochs (7,812 steps, evaluated every 781), the paper's five rules in the order bp,
+# kp, wm, ss, fa: about 2 hours per rule on 2 idle cores, so it runs across sittings. Stop it with Ctrl-C (the run
+# writes a checkpoint) and run the part again: compare reuses the finished rules and resumes the unfinished one.
+if want cifar20; then
+	"$nowt" compare "${common[@]}" -seed 1 "${cifar[@]}" "${cifar_rates[@]}" -epochs 20 -eval-every 781 \
+		-log-every 130 -rules bp,kp,wm,ss,fa -out "$out/cifar10-resnet20-20ep"
 fi
