@@ -10,6 +10,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/nowt-ml/nowt/internal/testutil"
 )
 
 // Benchmarks of one layer's forward and forward+backward under each rule, on the pure-Go backend.
@@ -66,7 +67,7 @@ var benchLayers = []benchLayer{
 // layerStepExec compiles one step (forward, and with backward the gradients of every trainable variable) of
 // the layer under rule, and returns it with its input.
 func layerStepExec(b *testing.B, layer benchLayer, rule string, backward bool) (*context.Exec, *tensors.Tensor) {
-	backend := testBackend(b)
+	backend := testutil.Backend(b)
 	ctx := context.New()
 	ctx.SetParam(ParamRule, rule)
 	ctx.SetParam(ParamOutputDim, benchClasses)
@@ -163,7 +164,7 @@ func BenchmarkRuleCost(b *testing.B) {
 
 // BenchmarkMatMul is the backend's plain matmul of each layer's forward size: the speed to compare against.
 func BenchmarkMatMul(b *testing.B) {
-	backend := testBackend(b)
+	backend := testutil.Backend(b)
 	for _, layer := range benchLayers {
 		m, k, n := layer.matmul[0], layer.matmul[1], layer.matmul[2]
 		b.Run(layer.name, func(b *testing.B) {
@@ -183,7 +184,7 @@ func BenchmarkMatMul(b *testing.B) {
 // BenchmarkStockDenseGradient is GoMLX's own autodiff of the same dense layer (broadcast-multiply-reduce),
 // the baseline that feedback.Dense's matmul backward replaces.
 func BenchmarkStockDenseGradient(b *testing.B) {
-	backend := testBackend(b)
+	backend := testutil.Backend(b)
 	exec := MustNewExec(backend, func(x, w *Node) *Node {
 		loss := ReduceAllSum(Square(Dot(x, w)))
 		grads := Gradient(loss, x, w)
@@ -205,7 +206,7 @@ func BenchmarkStockDenseGradient(b *testing.B) {
 //
 //	go test ./feedback -run '^$' -bench MirrorDesign -benchtime 30x
 func BenchmarkMirrorDesign(b *testing.B) {
-	backend := testBackend(b)
+	backend := testutil.Backend(b)
 	x := tensors.FromShape(shapes.Make(dtypes.Float32, 128, 784))
 	target := tensors.FromShape(shapes.Make(dtypes.Float32, 128, 10))
 	trainStep := func(ctx *context.Context, x, target *Node) *Node {

@@ -9,6 +9,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/nowt-ml/nowt/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -74,7 +75,7 @@ const testClasses = 3
 // output error, of e broadcast over the output) with the kernel the rule's own reference gives, and the weight
 // gradient is backprop's, all against the plain-Go reference. Every rule must have a reference (ruleReferences).
 func TestLayerGradients(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	for _, ruleName := range RuleNames() {
 		ref, found := ruleReferences[ruleName]
 		require.True(t, found, "rule %q has no plain-Go reference in ruleReferences: add one beside the rule", ruleName)
@@ -90,9 +91,9 @@ func TestLayerGradients(t *testing.T) {
 					rng := rand.New(rand.NewSource(int64(ci + 1)))
 					geom := lc.ref()
 					xDims, yDims := lc.dims()
-					x := randomSlice(rng, geom.n*geom.h*geom.w*geom.c)
-					delta := randomSlice(rng, geom.n*geom.outH*geom.outW*geom.co)
-					outErr := randomSlice(rng, lc.n*testClasses)
+					x := testutil.RandomSlice(rng, geom.n*geom.h*geom.w*geom.c)
+					delta := testutil.RandomSlice(rng, geom.n*geom.outH*geom.outW*geom.co)
+					outErr := testutil.RandomSlice(rng, lc.n*testClasses)
 					ctx := context.New()
 					ctx.SetParam(ParamRule, ruleName)
 					ctx.SetParam(ParamOutputDim, testClasses)
@@ -121,11 +122,11 @@ func TestLayerGradients(t *testing.T) {
 						require.NotNil(t, used, "the layer's capture")
 						return []*Node{y, grads[0], grads[1], wVar.ValueGraph(g), used}
 					}, tensors.FromFlatDataAndDimensions(x, xDims...))
-					in := refInput{w: flat64(t, outs[3]), used: flat64(t, outs[4]), fanIn: lc.in * max(1, lc.kernel*lc.kernel),
+					in := refInput{w: testutil.Flat64(t, outs[3]), used: testutil.Flat64(t, outs[4]), fanIn: lc.in * max(1, lc.kernel*lc.kernel),
 						variable: func(name string) []float64 {
 							v := layerCtx.GetVariableByScopeAndName(layerCtx.Scope(), name)
 							require.NotNil(t, v, "variable %q of rule %s", name, ruleName)
-							return flat64(t, v.MustValue())
+							return testutil.Flat64(t, v.MustValue())
 						}}
 					if rule.Feedback().Stored {
 						in.b = in.variable(FeedbackName)
@@ -134,10 +135,10 @@ func TestLayerGradients(t *testing.T) {
 					yWant := geom.forward(x, in.w)
 					if lc.bias {
 						// Biases start at zero: the forward pass is the plain convolution.
-						bias := flat64(t, layerCtx.GetVariableByScopeAndName(layerCtx.Scope(), BiasesName).MustValue())
+						bias := testutil.Flat64(t, layerCtx.GetVariableByScopeAndName(layerCtx.Scope(), BiasesName).MustValue())
 						require.Equal(t, make([]float64, lc.out), bias)
 					}
-					requireClose(t, yWant, flat64(t, outs[0]), 1e-9, "forward")
+					testutil.RequireClose(t, yWant, testutil.Flat64(t, outs[0]), 1e-9, "forward")
 					if ref.fromOutput {
 						toClasses := geom
 						toClasses.co = testClasses
@@ -145,11 +146,11 @@ func TestLayerGradients(t *testing.T) {
 						for i := range e {
 							e[i] = outErr[(i/(geom.outH*geom.outW*testClasses))*testClasses+i%testClasses]
 						}
-						requireClose(t, toClasses.inputGrad(e, kernel), flat64(t, outs[1]), 1e-4, "input gradient B·e")
+						testutil.RequireClose(t, toClasses.inputGrad(e, kernel), testutil.Flat64(t, outs[1]), 1e-4, "input gradient B·e")
 					} else {
-						requireClose(t, geom.inputGrad(delta, kernel), flat64(t, outs[1]), 1e-4, "input gradient B·δ")
+						testutil.RequireClose(t, geom.inputGrad(delta, kernel), testutil.Flat64(t, outs[1]), 1e-4, "input gradient B·δ")
 					}
-					requireClose(t, geom.weightGrad(x, delta), flat64(t, outs[2]), 1e-4, "weight gradient")
+					testutil.RequireClose(t, geom.weightGrad(x, delta), testutil.Flat64(t, outs[2]), 1e-4, "weight gradient")
 				})
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/nowt-ml/nowt/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -40,7 +41,7 @@ func iaLoss(p []float64, rows, k, out int, w, b []float64, alpha, beta float64) 
 // by central finite differences of the plain-Go loss, for dense and convolution layers (both implementations),
 // with no task-gradient term; and Decays gives B the decay γ.
 func TestInformationAlignmentGradient(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	const alpha, beta, gamma = 0.8, 0.3, 0.01
 	for _, ci := range []int{0, 2, 3, 4} {
 		lc := layerCases[ci]
@@ -53,8 +54,8 @@ func TestInformationAlignmentGradient(t *testing.T) {
 					rng := rand.New(rand.NewSource(int64(ci)))
 					geom := lc.ref()
 					xDims, yDims := lc.dims()
-					x := randomSlice(rng, geom.n*geom.h*geom.w*geom.c)
-					r := randomSlice(rng, geom.n*geom.outH*geom.outW*geom.co)
+					x := testutil.RandomSlice(rng, geom.n*geom.h*geom.w*geom.c)
+					r := testutil.RandomSlice(rng, geom.n*geom.outH*geom.outW*geom.co)
 					ctx := context.New()
 					ctx.SetParam(ParamRule, "ia")
 					ctx.SetParam(ParamConvImpl, convImpl)
@@ -81,8 +82,8 @@ func TestInformationAlignmentGradient(t *testing.T) {
 					require.Equal(t, gamma, Decays(ctx, 0.5)[layer.Feedback], "B's decay is γ")
 					_, wDecayed := Decays(ctx, 0.5)[layer.Weights]
 					require.False(t, wDecayed, "IA leaves W's decay to the optimizer")
-					w := flat64(t, layer.Weights.MustValue())
-					b := flat64(t, layer.Feedback.MustValue())
+					w := testutil.Flat64(t, layer.Weights.MustValue())
+					b := testutil.Flat64(t, layer.Feedback.MustValue())
 
 					// The input rows in plain Go: x itself, or the patch matrix.
 					k := len(w) / lc.out
@@ -107,7 +108,7 @@ func TestInformationAlignmentGradient(t *testing.T) {
 						moved[i] = b[i]
 						want[i] = (up - down) / (2 * eps)
 					}
-					requireClose(t, want, flat64(t, outs[0]), 1e-6, "∂(α·amp + β·null)/∂B")
+					testutil.RequireClose(t, want, testutil.Flat64(t, outs[0]), 1e-6, "∂(α·amp + β·null)/∂B")
 				})
 			}
 		}

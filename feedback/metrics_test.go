@@ -9,13 +9,14 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
+	"github.com/nowt-ml/nowt/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
 // TestAlignmentGraph checks the weight angle, norm ratio and delta angle of every rule against plain Go,
 // on a dense layer and a strided conv whose δ is known (loss = Σ y·R, so δ = R).
 func TestAlignmentGraph(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	cases := []layerCase{layerCases[0], layerCases[3]}
 	for _, ruleName := range RuleNames() {
 		for _, lc := range cases {
@@ -28,9 +29,9 @@ func TestAlignmentGraph(t *testing.T) {
 					xDims = []int{lc.n, lc.h, lc.h, lc.in}
 					yDims = []int{lc.n, ref.outH, ref.outW, lc.out}
 				}
-				x := randomSlice(rng, ref.n*ref.h*ref.w*ref.c)
-				delta := randomSlice(rng, ref.n*ref.outH*ref.outW*ref.co)
-				outErr := randomSlice(rng, lc.n*testClasses)
+				x := testutil.RandomSlice(rng, ref.n*ref.h*ref.w*ref.c)
+				delta := testutil.RandomSlice(rng, ref.n*ref.outH*ref.outW*ref.co)
+				outErr := testutil.RandomSlice(rng, lc.n*testClasses)
 				rule, err := RuleByName(ruleName)
 				require.NoError(t, err)
 				fromOutput := rule.Feedback().Source == FromOutputError
@@ -63,15 +64,15 @@ func TestAlignmentGraph(t *testing.T) {
 					layer := Layers(ctx)[0]
 					return []*Node{weightAngle, al[0].NormRatio, al[0].DeltaAngle, layer.Weights.ValueGraph(g), used}
 				}, tensors.FromFlatDataAndDimensions(x, xDims...))
-				w, b := flat64(t, outs[3]), flat64(t, outs[4])
+				w, b := testutil.Flat64(t, outs[3]), testutil.Flat64(t, outs[4])
 				if len(b) == len(w) {
 					wantAngle := angleBetween(b, w)
 					if ruleName == "bp" {
 						wantAngle = 0
 					}
-					require.InDelta(t, wantAngle, flat64(t, outs[0])[0], 1e-3, "weight angle")
+					require.InDelta(t, wantAngle, testutil.Flat64(t, outs[0])[0], 1e-3, "weight angle")
 				}
-				require.InDelta(t, norm(b)/norm(w), flat64(t, outs[1])[0], 1e-9, "norm ratio")
+				require.InDelta(t, norm(b)/norm(w), testutil.Flat64(t, outs[1])[0], 1e-9, "norm ratio")
 				// Delta angle: per example, between the transposed convs of δ (dfa: of e) with B and of δ with W.
 				bp := ref.inputGrad(delta, w)
 				var sent []float64
@@ -94,7 +95,7 @@ func TestAlignmentGraph(t *testing.T) {
 				if ruleName == "bp" {
 					mean = 0
 				}
-				require.InDelta(t, mean, flat64(t, outs[2])[0], 1e-3, "delta angle")
+				require.InDelta(t, mean, testutil.Flat64(t, outs[2])[0], 1e-3, "delta angle")
 				if ruleName == "fa" || ruleName == "kp" || ruleName == "wm" || ruleName == "dfa" {
 					require.Greater(t, mean, 30.0, "random B: large delta angle")
 				}
@@ -104,7 +105,7 @@ func TestAlignmentGraph(t *testing.T) {
 }
 
 func TestAngleDegrees(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	for _, tc := range []struct {
 		a, b []float64
 		want float64
@@ -124,13 +125,13 @@ func TestAngleDegrees(t *testing.T) {
 			return AngleDegrees(a, b)
 		}, tc.a, tc.b)
 		if math.IsNaN(tc.want) {
-			require.True(t, math.IsNaN(flat64(t, got)[0]), "%v vs %v: got %v, want undefined (NaN)", tc.a, tc.b, flat64(t, got)[0])
+			require.True(t, math.IsNaN(testutil.Flat64(t, got)[0]), "%v vs %v: got %v, want undefined (NaN)", tc.a, tc.b, testutil.Flat64(t, got)[0])
 			continue
 		}
-		require.InDelta(t, tc.want, flat64(t, got)[0], 1e-4, "%v vs %v", tc.a, tc.b)
+		require.InDelta(t, tc.want, testutil.Flat64(t, got)[0], 1e-4, "%v vs %v", tc.a, tc.b)
 	}
 	// Per example: only the example with a zero vector is undefined.
-	got := flat64(t, context.MustExecOnce(backend, nil, func(ctx *context.Context, a, b *Node) *Node {
+	got := testutil.Flat64(t, context.MustExecOnce(backend, nil, func(ctx *context.Context, a, b *Node) *Node {
 		return AngleDegrees(a, b, 0)
 	}, [][]float64{{1, 0}, {0, 0}, {1, 1}}, [][]float64{{0, 1}, {1, 1}, {2, 2}}))
 	require.InDelta(t, 90, got[0], 1e-4)
@@ -141,10 +142,10 @@ func TestAngleDegrees(t *testing.T) {
 // TestAlignmentUndefined: examples whose δ is zero are left out of the delta angle and counted; a layer no error
 // reaches (dead ReLUs above it) has an undefined delta angle, not 0°; a zero W has an undefined weight angle.
 func TestAlignmentUndefined(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	const n, in, hidden, out = 6, 5, 32, 3
 	rng := rand.New(rand.NewSource(2))
-	x := tensors.FromFlatDataAndDimensions(randomSlice(rng, n*in), n, in)
+	x := tensors.FromFlatDataAndDimensions(testutil.RandomSlice(rng, n*in), n, in)
 	for _, tc := range []struct {
 		name      string
 		zeroRows  []bool // examples whose δ at the output layer is zero
@@ -159,7 +160,7 @@ func TestAlignmentUndefined(t *testing.T) {
 	} {
 		for _, ruleName := range []string{"bp", "fa", "kp"} {
 			t.Run(tc.name+"/"+ruleName, func(t *testing.T) {
-				r := randomSlice(rng, n*out)
+				r := testutil.RandomSlice(rng, n*out)
 				for e, zero := range tc.zeroRows {
 					if zero {
 						for j := range out {
@@ -191,7 +192,7 @@ func TestAlignmentUndefined(t *testing.T) {
 				}, x)
 				require.Len(t, outs, 6)
 				for l := range 2 {
-					weight, delta := flat64(t, outs[3*l])[0], flat64(t, outs[3*l+1])[0]
+					weight, delta := testutil.Flat64(t, outs[3*l])[0], testutil.Flat64(t, outs[3*l+1])[0]
 					undefined := int(tensors.MustCopyFlatData[int32](outs[3*l+2])[0])
 					require.Equal(t, tc.undefined[l], undefined, "layer %d: examples left out of the delta angle", l)
 					if undefined == n {
@@ -218,7 +219,7 @@ func TestAlignmentUndefined(t *testing.T) {
 // TestAngleDegreesSmallInFloat32: parallel float32 vectors read as 0°, not the ~0.02° that float32 rounding of
 // the cosine would give.
 func TestAngleDegreesSmallInFloat32(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	rng := rand.New(rand.NewSource(1))
 	a := make([]float32, 4096)
 	b := make([]float32, len(a))

@@ -8,6 +8,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/nowt-ml/nowt/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -23,7 +24,7 @@ func gatherPatches(x *Node, geom convGeometry) *Node {
 // TestPatchMatrix: the slice-built patch matrix equals the gather-built one, for odd and even kernels, strides
 // 1 to 3, same and valid padding.
 func TestPatchMatrix(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	for _, tc := range []struct{ k, stride int }{{3, 1}, {3, 2}, {1, 1}, {1, 2}, {2, 1}, {4, 3}, {7, 2}} {
 		for _, same := range []bool{true, false} {
 			t.Run(fmt.Sprintf("k%d/s%d/same=%v", tc.k, tc.stride, same), func(t *testing.T) {
@@ -47,7 +48,7 @@ func TestPatchMatrix(t *testing.T) {
 // BenchmarkPatches: building the patch matrix of a 3×3 same convolution, batch 64, for ResNet-20 (width 8)
 // stage shapes, with slices (patchMatrix) and with the Gather it replaced.
 func BenchmarkPatches(b *testing.B) {
-	backend := testBackend(b)
+	backend := testutil.Backend(b)
 	for _, c := range []int{8, 16, 32} {
 		hw := 32 * 8 / c
 		s := shapes.Make(dtypes.Float32, 64, hw, hw, c)

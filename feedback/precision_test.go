@@ -10,6 +10,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/nowt-ml/nowt/internal/testutil"
 	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
 )
@@ -42,7 +43,7 @@ func relativeError(t testing.TB, want, got []float64) float64 {
 // computation from the same variables within bfloat16's precision; the gradients reach the float32 master copies
 // as float32, and KP's B gets exactly W's gradient.
 func TestMixedPrecisionGradients(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	cases := []layerCase{layerCases[0], layerCases[3]} // dense, conv3 stride 2 "same"
 	for _, ruleName := range RuleNames() {
 		for ci, lc := range cases {
@@ -58,9 +59,9 @@ func TestMixedPrecisionGradients(t *testing.T) {
 					rng := rand.New(rand.NewSource(int64(ci + 7)))
 					geom := lc.ref()
 					xDims, yDims := lc.dims()
-					x := tensors.FromFlatDataAndDimensions(toF32(randomSlice(rng, geom.n*geom.h*geom.w*geom.c)), xDims...)
-					r := tensors.FromFlatDataAndDimensions(toF32(randomSlice(rng, geom.n*geom.outH*geom.outW*geom.co)), yDims...)
-					e := tensors.FromFlatDataAndDimensions(toF32(randomSlice(rng, lc.n*testClasses)), lc.n, testClasses)
+					x := tensors.FromFlatDataAndDimensions(toF32(testutil.RandomSlice(rng, geom.n*geom.h*geom.w*geom.c)), xDims...)
+					r := tensors.FromFlatDataAndDimensions(toF32(testutil.RandomSlice(rng, geom.n*geom.outH*geom.outW*geom.co)), yDims...)
+					e := tensors.FromFlatDataAndDimensions(toF32(testutil.RandomSlice(rng, lc.n*testClasses)), lc.n, testClasses)
 					run := func(dtype dtypes.DType) (outs [][]float64, learned bool) {
 						ctx := context.New()
 						ctx.SetParam(ParamRule, ruleName)
@@ -104,12 +105,12 @@ func TestMixedPrecisionGradients(t *testing.T) {
 								}
 							}
 							for i := range result {
-								result[i] = ConvertDType(result[i], dtypes.Float64) // for flat64
+								result[i] = ConvertDType(result[i], dtypes.Float64) // for testutil.Flat64
 							}
 							return result
 						}, x, r, e)
 						for _, n := range nodes {
-							outs = append(outs, flat64(t, n))
+							outs = append(outs, testutil.Flat64(t, n))
 						}
 						return outs, learned
 					}

@@ -9,6 +9,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/nowt-ml/nowt/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -16,7 +17,7 @@ import (
 // graph lives on, they are per graph (releasing one graph leaves another's), and a released graph's gradient
 // and alignment no longer see its layers.
 func TestReleaseGraph(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	for _, rule := range []string{"bp", "kp", "dfa"} {
 		t.Run(rule, func(t *testing.T) {
 			ctx := context.New().Checked(false) // the second graph reuses the first's variables

@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/nowt-ml/nowt/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -32,10 +33,10 @@ func TestRuleByName(t *testing.T) {
 
 // TestBackpropMatchesAutodiff: rule bp on a dense stack gives exactly GoMLX's own autodiff of the same stack.
 func TestBackpropMatchesAutodiff(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	rng := rand.New(rand.NewSource(3))
-	x := tensors.FromFlatDataAndDimensions(randomSlice(rng, 6*5), 6, 5)
-	r := tensors.FromFlatDataAndDimensions(randomSlice(rng, 6*3), 6, 3)
+	x := tensors.FromFlatDataAndDimensions(testutil.RandomSlice(rng, 6*5), 6, 5)
+	r := tensors.FromFlatDataAndDimensions(testutil.RandomSlice(rng, 6*3), 6, 3)
 	ctx := context.New()
 	ctx.SetParam(ParamRule, "bp")
 	stack := func(ctx *context.Context, x *Node, plain bool) *Node {
@@ -65,7 +66,7 @@ func TestBackpropMatchesAutodiff(t *testing.T) {
 		}, x, r)
 		var all [][]float64
 		for _, o := range outs {
-			all = append(all, flat64(t, o))
+			all = append(all, testutil.Flat64(t, o))
 		}
 		return all
 	}
@@ -73,16 +74,16 @@ func TestBackpropMatchesAutodiff(t *testing.T) {
 	plain := grads(true)
 	require.Len(t, custom, 7) // x + 3×(W, b)
 	for i := range custom {
-		requireClose(t, plain[i], custom[i], 1e-9, "gradient")
+		testutil.RequireClose(t, plain[i], custom[i], 1e-9, "gradient")
 	}
 }
 
 // TestConvBackpropFiniteDifferences: rule bp through a conv stack (both strides, both paddings) matches a
 // central finite difference of the loss along a random direction of all parameters and the input.
 func TestConvBackpropFiniteDifferences(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	rng := rand.New(rand.NewSource(5))
-	x := tensors.FromFlatDataAndDimensions(randomSlice(rng, 2*7*7*3), 2, 7, 7, 3)
+	x := tensors.FromFlatDataAndDimensions(testutil.RandomSlice(rng, 2*7*7*3), 2, 7, 7, 3)
 	ctx := context.New()
 	ctx.SetParam(ParamRule, "bp")
 	model := func(ctx *context.Context, x *Node) *Node {
@@ -107,8 +108,8 @@ func TestConvBackpropFiniteDifferences(t *testing.T) {
 	dirs := make([][]float64, len(outs))
 	var analytic float64
 	for i, o := range outs {
-		g := flat64(t, o)
-		dirs[i] = randomSlice(rng, len(g))
+		g := testutil.Flat64(t, o)
+		dirs[i] = testutil.RandomSlice(rng, len(g))
 		for j := range g {
 			analytic += g[j] * dirs[i][j]
 		}
@@ -116,7 +117,7 @@ func TestConvBackpropFiniteDifferences(t *testing.T) {
 	// ... and from the loss at θ ± εu.
 	originals := make([][]float64, len(vars))
 	for i, v := range vars {
-		originals[i] = flat64(t, v.MustValue())
+		originals[i] = testutil.Flat64(t, v.MustValue())
 	}
 	lossAt := func(eps float64) float64 {
 		for i, v := range vars {
@@ -126,12 +127,12 @@ func TestConvBackpropFiniteDifferences(t *testing.T) {
 			}
 			require.NoError(t, v.SetValue(tensors.FromFlatDataAndDimensions(moved, v.Shape().Dimensions...)))
 		}
-		xv := flat64(t, x)
+		xv := testutil.Flat64(t, x)
 		for j := range xv {
 			xv[j] += eps * dirs[0][j]
 		}
 		out := context.MustExecOnce(backend, ctx.Reuse(), model, tensors.FromFlatDataAndDimensions(xv, x.Shape().Dimensions...))
-		return flat64(t, out)[0]
+		return testutil.Flat64(t, out)[0]
 	}
 	const eps = 1e-5
 	numeric := (lossAt(eps) - lossAt(-eps)) / (2 * eps)
@@ -141,10 +142,10 @@ func TestConvBackpropFiniteDifferences(t *testing.T) {
 // trainSteps runs steps of plain SGD (learning rate lr, weight decay decay) on a two-layer dense net under
 // the given rule, updating every pair returned by Gradients. It returns the context.
 func trainSteps(t *testing.T, rule string, steps int, lr, decay float64, onStep func(ctx *context.Context, step int)) *context.Context {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	rng := rand.New(rand.NewSource(7))
-	x := tensors.FromFlatDataAndDimensions(randomSlice(rng, 16*6), 16, 6)
-	target := tensors.FromFlatDataAndDimensions(randomSlice(rng, 16*3), 16, 3)
+	x := tensors.FromFlatDataAndDimensions(testutil.RandomSlice(rng, 16*6), 16, 6)
+	target := tensors.FromFlatDataAndDimensions(testutil.RandomSlice(rng, 16*3), 16, 3)
 	ctx := context.New()
 	ctx.SetParam(ParamRule, rule)
 	require.NoError(t, ctx.SetRNGStateFromSeed(1))
@@ -182,7 +183,7 @@ func TestKolenPollackDecay(t *testing.T) {
 	trainSteps(t, "kp", steps, lr, decay, func(ctx *context.Context, step int) {
 		for _, layer := range Layers(ctx) {
 			require.NotNil(t, layer.Feedback)
-			dist := distance(flat64(t, layer.Weights.MustValue()), flat64(t, layer.Feedback.MustValue()))
+			dist := distance(testutil.Flat64(t, layer.Weights.MustValue()), testutil.Flat64(t, layer.Feedback.MustValue()))
 			if step == 0 {
 				initial[layer.Scope] = dist
 				continue
@@ -209,8 +210,8 @@ func TestFeedbackAlignmentKeepsB(t *testing.T) {
 		layers := Layers(ctx)
 		require.Len(t, layers, 2)
 		for i, layer := range layers {
-			b := flat64(t, layer.Feedback.MustValue())
-			w := flat64(t, layer.Weights.MustValue())
+			b := testutil.Flat64(t, layer.Feedback.MustValue())
+			w := testutil.Flat64(t, layer.Weights.MustValue())
 			if b0 == nil || len(b0) <= i {
 				b0, w0 = append(b0, b), append(w0, w)
 				continue
@@ -228,7 +229,7 @@ func TestSignSymmetryScaleIsFixed(t *testing.T) {
 	var rms0 []float64
 	trainSteps(t, "ss", 10, 0.2, 0, func(ctx *context.Context, step int) {
 		for i, layer := range Layers(ctx) {
-			w := flat64(t, layer.Weights.MustValue())
+			w := testutil.Flat64(t, layer.Weights.MustValue())
 			scaleVar := ctx.GetVariableByScopeAndName(layer.Scope, ssScaleName)
 			if step == 0 {
 				var ss float64
@@ -239,7 +240,7 @@ func TestSignSymmetryScaleIsFixed(t *testing.T) {
 				continue
 			}
 			require.NotNil(t, scaleVar)
-			require.InEpsilon(t, rms0[i], flat64(t, scaleVar.MustValue())[0], 1e-9)
+			require.InEpsilon(t, rms0[i], testutil.Flat64(t, scaleVar.MustValue())[0], 1e-9)
 		}
 	})
 	require.Len(t, rms0, 2)
@@ -247,7 +248,7 @@ func TestSignSymmetryScaleIsFixed(t *testing.T) {
 
 // mirrorAngles runs mirror steps alone on one layer from a random B and returns the weight angle before and after.
 func mirrorAngles(t *testing.T, conv bool, steps int) (before, after float64) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	ctx := context.New()
 	ctx.SetParam(ParamRule, "wm")
 	ctx.SetParam(ParamWMNoise, "gaussian")
@@ -269,7 +270,7 @@ func mirrorAngles(t *testing.T, conv bool, steps int) (before, after float64) {
 	build.MustExec(tensors.FromShape(shapes.Make(dtypes.Float32, shape...)))
 	angle := func() float64 {
 		layer := Layers(ctx)[0]
-		return angleBetween(flat64(t, tensors.FromAnyValue(toF64(layer.Feedback.MustValue()))), toF64(layer.Weights.MustValue()))
+		return angleBetween(testutil.Flat64(t, tensors.FromAnyValue(toF64(layer.Feedback.MustValue()))), toF64(layer.Weights.MustValue()))
 	}
 	before = angle()
 	mirror := context.MustNewExec(backend, ctx, func(ctx *context.Context, g *Graph) *Node {
@@ -314,7 +315,7 @@ func TestWeightMirrorAligns(t *testing.T) {
 func TestWeightMirrorLag(t *testing.T) {
 	for _, eta := range []float64{0.05, 0.2} {
 		t.Run(fmt.Sprintf("eta=%g", eta), func(t *testing.T) {
-			backend := testBackend(t)
+			backend := testutil.Backend(t)
 			ctx := context.New()
 			ctx.SetParam(ParamRule, "wm")
 			ctx.SetParam(ParamWMNoise, "gaussian")
@@ -338,7 +339,7 @@ func TestWeightMirrorLag(t *testing.T) {
 			w := toF64(layer.Weights.MustValue())
 			rng := rand.New(rand.NewSource(5))
 			lag := (1 - eta) / eta
-			drift := randomSlice(rng, len(w))
+			drift := testutil.RandomSlice(rng, len(w))
 			scale := norm(w) / lag / norm(drift) // The lag predicted is then ‖W‖ at the start of the drift.
 			for i := range drift {
 				drift[i] *= scale

@@ -8,6 +8,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/nowt-ml/nowt/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -56,7 +57,7 @@ func absAll(a []float64) []float64 {
 // TestFastUniform: brsf's counter-hash numbers are uniform on [0, 1) (mean, variance, a 10-bin histogram),
 // uncorrelated between neighbours, and new at every step.
 func TestFastUniform(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	ctx := context.New()
 	require.NoError(t, ctx.SetRNGStateFromSeed(8))
 	exec := context.MustNewExec(backend, ctx, func(ctx *context.Context, g *Graph) *Node {

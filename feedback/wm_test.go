@@ -8,6 +8,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/nowt-ml/nowt/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -18,7 +19,7 @@ import (
 //
 // computed here in plain Go, for both noises and both modes.
 func TestWeightMirrorComposition(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	const n, in, out = 7, 5, 4
 	for _, tc := range []struct {
 		noise   string
@@ -26,7 +27,7 @@ func TestWeightMirrorComposition(t *testing.T) {
 	}{{"uniform", false}, {"gaussian", false}, {"uniform", true}} {
 		t.Run(fmt.Sprintf("%s/rescale=%v", tc.noise, tc.rescale), func(t *testing.T) {
 			rng := rand.New(rand.NewSource(4))
-			x, w, b := randomSlice(rng, n*in), randomSlice(rng, in*out), randomSlice(rng, in*out)
+			x, w, b := testutil.RandomSlice(rng, n*in), testutil.RandomSlice(rng, in*out), testutil.RandomSlice(rng, in*out)
 			const eta, lambda, scale = 0.03, 0.02, 0.7
 			ctx := context.New()
 			ctx.SetParam(ParamWMNoise, tc.noise)
@@ -64,7 +65,7 @@ func TestWeightMirrorComposition(t *testing.T) {
 					want[i] *= s
 				}
 			}
-			requireClose(t, want, flat64(t, got), 1e-12, "mirror step")
+			testutil.RequireClose(t, want, testutil.Flat64(t, got), 1e-12, "mirror step")
 		})
 	}
 }

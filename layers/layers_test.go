@@ -6,47 +6,19 @@ import (
 	"math/rand"
 	"testing"
 
-	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/nowt-ml/nowt/xla"
+	"github.com/nowt-ml/nowt/internal/testutil"
 	"github.com/stretchr/testify/require"
 )
-
-// testBackend returns the backend the package's tests run on: the pure-Go backend in sequential mode, or the
-// one $NOWT_TEST_BACKEND names (xla.TestBackend).
-func testBackend(t testing.TB) backends.Backend {
-	t.Helper()
-	b, err := xla.TestBackend()
-	if err != nil {
-		t.Fatalf("test backend: %v", err)
-	}
-	return b
-}
-
-func randomSlice(rng *rand.Rand, n int) []float64 {
-	s := make([]float64, n)
-	for i := range s {
-		s[i] = rng.NormFloat64()
-	}
-	return s
-}
-
-func flat64(t testing.TB, x *tensors.Tensor) []float64 {
-	t.Helper()
-	if v, ok := x.Value().(float64); ok {
-		return []float64{v}
-	}
-	return tensors.MustCopyFlatData[float64](x)
-}
 
 // TestBatchNormRunningStatistics: training graphs update the running mean and variance (PyTorch's momentum
 // rule, unbiased variance), inference graphs use them and leave them alone.
 func TestBatchNormRunningStatistics(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	x := tensors.FromFlatDataAndDimensions([]float32{1, 10, 3, 20, 5, 30, 7, 40}, 2, 2, 1, 2)
 	ctx := context.New()
 	ctx.SetParam(ParamBNMomentum, 0.75)
@@ -90,12 +62,12 @@ func toF64(s []float32) []float64 {
 // TestMaxPool2D: the gather max-pool (the pure-Go backend's) equals the backend's MaxPool in the forward pass
 // and its gradient matches central finite differences.
 func TestMaxPool2D(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	rng := rand.New(rand.NewSource(2))
 	for _, tc := range []struct{ h, w, k, s, p int }{{7, 6, 3, 2, 1}, {8, 8, 3, 2, 1}, {6, 6, 2, 2, 0}} {
 		t.Run(fmt.Sprint(tc), func(t *testing.T) {
 			dims := []int{2, tc.h, tc.w, 3}
-			x := tensors.FromFlatDataAndDimensions(randomSlice(rng, 2*tc.h*tc.w*3), dims...)
+			x := tensors.FromFlatDataAndDimensions(testutil.RandomSlice(rng, 2*tc.h*tc.w*3), dims...)
 			pool := func(impl string) *tensors.Tensor {
 				ctx := context.New()
 				ctx.SetParam(ParamPoolImpl, impl)
@@ -105,29 +77,29 @@ func TestMaxPool2D(t *testing.T) {
 			}
 			gathered, native := pool("gather"), pool("native")
 			require.Equal(t, native.Shape(), gathered.Shape())
-			require.Equal(t, flat64(t, native), flat64(t, gathered))
+			require.Equal(t, testutil.Flat64(t, native), testutil.Flat64(t, gathered))
 
 			// Gradient along a random direction u of x, for loss = Σ r·pool(x).
 			ctx := context.New()
 			ctx.SetParam(ParamPoolImpl, "gather")
-			r := tensors.FromFlatDataAndDimensions(randomSlice(rng, gathered.Shape().Size()), gathered.Shape().Dimensions...)
+			r := tensors.FromFlatDataAndDimensions(testutil.RandomSlice(rng, gathered.Shape().Size()), gathered.Shape().Dimensions...)
 			loss := func(ctx *context.Context, x, r *Node) *Node {
 				return ReduceAllSum(Mul(MaxPool2D(ctx, x, tc.k, tc.s, tc.p), r))
 			}
 			grad := context.MustExecOnce(backend, ctx, func(ctx *context.Context, x, r *Node) *Node {
 				return Gradient(loss(ctx, x, r), x)[0]
 			}, x, r)
-			u := randomSlice(rng, x.Shape().Size())
+			u := testutil.RandomSlice(rng, x.Shape().Size())
 			var analytic float64
-			for i, g := range flat64(t, grad) {
+			for i, g := range testutil.Flat64(t, grad) {
 				analytic += g * u[i]
 			}
 			at := func(eps float64) float64 {
-				xv := flat64(t, x)
+				xv := testutil.Flat64(t, x)
 				for i := range xv {
 					xv[i] += eps * u[i]
 				}
-				return flat64(t, context.MustExecOnce(backend, ctx, loss, tensors.FromFlatDataAndDimensions(xv, dims...), r))[0]
+				return testutil.Flat64(t, context.MustExecOnce(backend, ctx, loss, tensors.FromFlatDataAndDimensions(xv, dims...), r))[0]
 			}
 			const eps = 1e-6
 			require.InDelta(t, (at(eps)-at(-eps))/(2*eps), analytic, 1e-6)
@@ -138,7 +110,7 @@ func TestMaxPool2D(t *testing.T) {
 // TestSubsample: x[:, ::s, ::s, :] for strides 1 to 3, even and odd sizes, and its gradient scatters back to the
 // sampled pixels.
 func TestSubsample(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	for _, tc := range []struct{ h, w, s int }{{4, 4, 1}, {5, 4, 2}, {7, 7, 3}} {
 		t.Run(fmt.Sprint(tc), func(t *testing.T) {
 			s := shapes.Make(dtypes.Float64, 2, tc.h, tc.w, 3)
@@ -152,7 +124,7 @@ func TestSubsample(t *testing.T) {
 			}, tensors.FromFlatDataAndDimensions(data, s.Dimensions...))
 			oh, ow := (tc.h-1)/tc.s+1, (tc.w-1)/tc.s+1
 			require.Equal(t, []int{2, oh, ow, 3}, outs[0].Shape().Dimensions)
-			y, grad := flat64(t, outs[0]), flat64(t, outs[1])
+			y, grad := testutil.Flat64(t, outs[0]), testutil.Flat64(t, outs[1])
 			for b := 0; b < 2; b++ {
 				for i := 0; i < tc.h; i++ {
 					for j := 0; j < tc.w; j++ {

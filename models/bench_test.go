@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
 	"github.com/gomlx/gomlx/pkg/ml/train/losses"
 	"github.com/nowt-ml/nowt/feedback"
+	"github.com/nowt-ml/nowt/internal/testutil"
 )
 
 // resNetBatch returns the benchmarks' batch: 64 random 32×32×3 images and labels of 10 classes.
@@ -28,7 +29,7 @@ func resNetBatch() (x, labels *tensors.Tensor) {
 // resnet20StepExec compiles the ResNet-20 (width 8) training step under a rule (plain SGD on the pairs
 // feedback.Gradients returns), or with mode "forward" the forward pass alone.
 func resnet20StepExec(b *testing.B, mode string) *context.Exec {
-	backend := testBackend(b) // NOWT_TEST_BACKEND=go:ops_sequential,dotgeneral_small, xla:cuda, ...
+	backend := testutil.Backend(b) // NOWT_TEST_BACKEND=go:ops_sequential,dotgeneral_small, xla:cuda, ...
 	ctx := context.New()
 	rule := mode
 	if mode == "forward" {

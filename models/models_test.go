@@ -17,29 +17,11 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
 	"github.com/gomlx/gomlx/pkg/ml/train/losses"
 	"github.com/nowt-ml/nowt/feedback"
+	"github.com/nowt-ml/nowt/internal/testutil"
 	"github.com/nowt-ml/nowt/layers"
 	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
 )
-
-// testBackend returns the backend the package's tests run on: the pure-Go backend in sequential mode, or the
-// one $NOWT_TEST_BACKEND names (xla.TestBackend).
-func testBackend(t testing.TB) backends.Backend {
-	t.Helper()
-	b, err := xla.TestBackend()
-	if err != nil {
-		t.Fatalf("test backend: %v", err)
-	}
-	return b
-}
-
-func randomSlice(rng *rand.Rand, n int) []float64 {
-	s := make([]float64, n)
-	for i := range s {
-		s[i] = rng.NormFloat64()
-	}
-	return s
-}
 
 func randomF32(rng *rand.Rand, dims ...int) *tensors.Tensor {
 	n := 1
@@ -51,14 +33,6 @@ func randomF32(rng *rand.Rand, dims ...int) *tensors.Tensor {
 		s[i] = float32(rng.NormFloat64())
 	}
 	return tensors.FromFlatDataAndDimensions(s, dims...)
-}
-
-func flat64(t testing.TB, x *tensors.Tensor) []float64 {
-	t.Helper()
-	if v, ok := x.Value().(float64); ok {
-		return []float64{v}
-	}
-	return tensors.MustCopyFlatData[float64](x)
 }
 
 // buildOnly builds (without executing) the model on a parameter of the given shape and returns the logits'
@@ -103,7 +77,7 @@ func TestRegistry(t *testing.T) {
 }
 
 func TestInvalidParams(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	for _, tc := range []struct {
 		model, param string
 		value        any
@@ -136,7 +110,7 @@ func TestInvalidParams(t *testing.T) {
 // TestParameterCounts: trainable parameters (conv/dense weights and biases, BN scale and offset) per model.
 // ImageNet ResNets equal torchvision's for 1000 classes.
 func TestParameterCounts(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	for _, tc := range []struct {
 		name    string
 		classes int
@@ -173,7 +147,7 @@ func TestParameterCounts(t *testing.T) {
 // TestOutputShapes builds every model on small inputs (batch 2) and runs the small ones, in training and
 // inference mode.
 func TestOutputShapes(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	rng := rand.New(rand.NewSource(1))
 	for _, tc := range []struct {
 		name string
@@ -219,10 +193,10 @@ func TestOutputShapes(t *testing.T) {
 // batch norm in training mode, float64) matches a central finite difference of the loss along a random direction
 // of all parameters.
 func TestBackpropFiniteDifferences(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	rng := rand.New(rand.NewSource(3))
-	x := tensors.FromFlatDataAndDimensions(randomSlice(rng, 2*8*8*3), 2, 8, 8, 3)
-	r := tensors.FromFlatDataAndDimensions(randomSlice(rng, 2*5), 2, 5)
+	x := tensors.FromFlatDataAndDimensions(testutil.RandomSlice(rng, 2*8*8*3), 2, 8, 8, 3)
+	r := tensors.FromFlatDataAndDimensions(testutil.RandomSlice(rng, 2*5), 2, 5)
 	ctx := context.New()
 	ctx.SetParam(feedback.ParamRule, "bp")
 	ctx.SetParam(ParamResNetWidth, 4)
@@ -250,12 +224,12 @@ func TestBackpropFiniteDifferences(t *testing.T) {
 	var analytic float64
 	originals := make([][]float64, len(vars))
 	for i, o := range grads {
-		g := flat64(t, o)
-		dirs[i] = randomSlice(rng, len(g))
+		g := testutil.Flat64(t, o)
+		dirs[i] = testutil.RandomSlice(rng, len(g))
 		for j := range g {
 			analytic += g[j] * dirs[i][j]
 		}
-		originals[i] = flat64(t, vars[i].MustValue())
+		originals[i] = testutil.Flat64(t, vars[i].MustValue())
 	}
 	lossAt := func(eps float64) float64 {
 		for i, v := range vars {
@@ -265,7 +239,7 @@ func TestBackpropFiniteDifferences(t *testing.T) {
 			}
 			require.NoError(t, v.SetValue(tensors.FromFlatDataAndDimensions(moved, v.Shape().Dimensions...)))
 		}
-		return flat64(t, context.MustExecOnce(backend, ctx.Reuse(), model, x, r))[0]
+		return testutil.Flat64(t, context.MustExecOnce(backend, ctx.Reuse(), model, x, r))[0]
 	}
 	// ReLU kinks: moving all ~10⁴ parameters at once, a step of 1e-6 already flips some unit's sign and the
 	// difference quotient jumps (measured: 25.68 at 1e-6 against 27.3439343 at 1e-7 and 1e-8); 1e-7 stays
@@ -280,7 +254,7 @@ func TestBackpropFiniteDifferences(t *testing.T) {
 // the training loss falls by at least half within a few dozen steps of SGD with momentum (the loop stops as
 // soon as it has).
 func TestRulesFitSmallResNet(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	rng := rand.New(rand.NewSource(4))
 	const batch, classes, maxSteps = 32, 10, 60
 	x := randomF32(rng, batch, 8, 8, 3)
@@ -356,7 +330,7 @@ func TestRulesFitSmallResNet(t *testing.T) {
 
 // TestZeroInitResidual: zero_init_residual zeroes the scale of the last batch norm of every residual block only.
 func TestZeroInitResidual(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	for _, tc := range []struct {
 		name, last string
 		blocks     int
@@ -392,7 +366,7 @@ func TestZeroInitResidual(t *testing.T) {
 // shortcuts to the CIFAR ResNet-20's 3×3 convolutions. Measured: relative differences ≤ 4e-13. The batch is 4,
 // not 2: at 1×1 spatial size a batch norm over 2 values amplifies float64 rounding to ~1e-7.
 func TestConvImplementationsAgree(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	rng := rand.New(rand.NewSource(6))
 	for _, tc := range []struct {
 		model string
@@ -402,8 +376,8 @@ func TestConvImplementationsAgree(t *testing.T) {
 		{"resnet20", 8, []string{"bp", "kp"}},
 		{"resnet18", 16, []string{"kp"}}, // ~14 s: the pure-Go backend's native convolution is slow
 	} {
-		x := tensors.FromFlatDataAndDimensions(randomSlice(rng, 4*tc.size*tc.size*3), 4, tc.size, tc.size, 3)
-		r := tensors.FromFlatDataAndDimensions(randomSlice(rng, 4*5), 4, 5)
+		x := tensors.FromFlatDataAndDimensions(testutil.RandomSlice(rng, 4*tc.size*tc.size*3), 4, tc.size, tc.size, 3)
+		r := tensors.FromFlatDataAndDimensions(testutil.RandomSlice(rng, 4*5), 4, 5)
 		for _, rule := range tc.rules {
 			t.Run(tc.model+"/"+rule, func(t *testing.T) {
 				run := func(convImpl string) (names []string, values [][]float64) {
@@ -425,7 +399,7 @@ func TestConvImplementationsAgree(t *testing.T) {
 						return append([]*Node{loss}, grads...)
 					}, x, r)
 					for _, o := range outs {
-						values = append(values, flat64(t, o))
+						values = append(values, testutil.Flat64(t, o))
 					}
 					return names, values
 				}
@@ -457,7 +431,7 @@ func requireRelClose(t *testing.T, want, got []float64, tol float64, what string
 // TestPairedInitialisation: under one seed every rule starts from the same network: the same weights, biases and
 // batch-norm state, hence the same step-0 logits and loss; the rules that store B draw the same B, apart from W.
 func TestPairedInitialisation(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	const classes = 5
 	for _, tc := range []struct {
 		model string
@@ -495,7 +469,7 @@ func TestPairedInitialisation(t *testing.T) {
 					loss := losses.SparseCategoricalCrossEntropyLogits([]*Node{labels}, []*Node{logits})
 					return []*Node{ConvertDType(logits, dtypes.Float64), ConvertDType(loss, dtypes.Float64)}
 				}, x, labels)
-				s := start{logits: flat64(t, outs[0]), loss: flat64(t, outs[1])[0],
+				s := start{logits: testutil.Flat64(t, outs[0]), loss: testutil.Flat64(t, outs[1])[0],
 					vars: map[string][]float64{}, fb: map[string][]float64{}}
 				for v := range ctx.IterVariables() {
 					switch {
@@ -553,7 +527,7 @@ func anyFlat64(t testing.TB, x *tensors.Tensor) []float64 {
 // TestLayerScopesMatchVariables holds each model's declared LayerScopes to the scopes of the variables that
 // building it creates: every declared scope holds a variable, and every variable lives in a declared scope.
 func TestLayerScopesMatchVariables(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	for _, tc := range []struct {
 		name   string
 		in     []int
@@ -604,7 +578,7 @@ func TestLayerScopesMatchVariables(t *testing.T) {
 // finite, the gradients float32, and the logits agree with the float32 model's within bfloat16's precision (in
 // inference mode: with batch statistics of 2 examples, a tiny ResNet's training-mode logits hinge on roundings).
 func TestMixedPrecisionModels(t *testing.T) {
-	backend := testBackend(t)
+	backend := testutil.Backend(t)
 	rng := rand.New(rand.NewSource(2))
 	for _, tc := range []struct {
 		name string

@@ -1,0 +1,64 @@
+package feedback
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/nowt-ml/nowt/internal/testutil"
+)
+
+// BenchmarkConvParts times the three convolutions of one feedback convolution layer apart — the forward pass
+// (fwd), the input gradient through the kernel (dx) and the weight gradient (dw) — in both implementations
+// (native: the backend's ConvGeneral; patches: patch matrix × matmul), on the 3×3 geometries of a CIFAR
+// ResNet-20 at batch 64 (its three stages, and the strided convolution that opens stage 2). GFLOP/s counts
+// the forward's multiply-adds ×2 for each part, so the parts of one geometry compare directly:
+//
+//	NOWT_TEST_BACKEND=xla:cpu go test ./feedback -run '^$' -bench ConvParts -benchtime 20x
+func BenchmarkConvParts(b *testing.B) {
+	backend := testutil.Backend(b)
+	const batch = 64
+	for _, c := range []struct{ size, in, out, stride int }{
+		{32, 16, 16, 1}, {16, 32, 32, 1}, {8, 64, 64, 1}, {32, 16, 32, 2},
+	} {
+		xShape := shapes.Make(dtypes.Float32, batch, c.size, c.size, c.in)
+		geom := newConvGeometry(xShape, 3, 3, c.stride, true)
+		native := nativeConvOp{geom: geom}
+		patches := func(x *Node) *patchConvOp {
+			op := newPatchConvOp(geom, c.out)
+			op.forwardPatches = op.patches(x)
+			return op
+		}
+		parts := []struct {
+			name  string
+			build func(x, w, delta *Node) *Node
+		}{
+			{"fwd/native", func(x, w, _ *Node) *Node { return native.conv(x, w) }},
+			{"fwd/patches", func(x, w, _ *Node) *Node { return newPatchConvOp(geom, c.out).forward(x, w) }},
+			{"dx/native", func(_, w, delta *Node) *Node { return native.inputGrad(delta, w) }},
+			{"dx/patches", func(_, w, delta *Node) *Node { return newPatchConvOp(geom, c.out).inputGrad(delta, w) }},
+			{"dw/native", func(x, _, delta *Node) *Node { return native.weightGrad(x, delta) }},
+			{"dw/patches", func(x, _, delta *Node) *Node { return patches(x).weightGrad(x, delta) }},
+		}
+		inputs := []*tensors.Tensor{
+			tensors.FromShape(xShape),
+			tensors.FromShape(shapes.Make(dtypes.Float32, 3, 3, c.in, c.out)),
+			tensors.FromShape(shapes.Make(dtypes.Float32, batch, geom.outH, geom.outW, c.out)),
+		}
+		flops := 2 * float64(batch*geom.outH*geom.outW*9*c.in*c.out)
+		for _, part := range parts {
+			b.Run(fmt.Sprintf("%dx%dx%d-to-%d/s%d/%s", c.size, c.size, c.in, c.out, c.stride, part.name), func(b *testing.B) {
+				exec := MustNewExec(backend, func(x, w, delta *Node) *Node { return ReduceAllSum(part.build(x, w, delta)) })
+				exec.MustExec(inputs[0], inputs[1], inputs[2]) // compile
+				b.ResetTimer()
+				for range b.N {
+					exec.MustExec(inputs[0], inputs[1], inputs[2])
+				}
+				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
