@@ -1,0 +1,51 @@
+//go:build linux && amd64 && cgo && !noxla
+
+package xla
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestDisableXNNPACK: the CPU plugin runs with XNNPACK off unless XLA_FLAGS says otherwise; other plugins are
+// left alone.
+func TestDisableXNNPACK(t *testing.T) {
+	for _, tc := range []struct{ before, after string }{
+		{"", "--xla_cpu_use_xnnpack=false"},
+		{"--xla_dump_to=/tmp/d", "--xla_dump_to=/tmp/d --xla_cpu_use_xnnpack=false"},
+		{"--xla_cpu_use_xnnpack=true", "--xla_cpu_use_xnnpack=true"}, // The user's choice stands.
+		{"--xla_cpu_use_xnnpack=false", "--xla_cpu_use_xnnpack=false"},
+	} {
+		t.Setenv("XLA_FLAGS", tc.before)
+		disableXNNPACK("/lib/pjrt_c_api_cpu_plugin.so")
+		assert.Equal(t, tc.after, os.Getenv("XLA_FLAGS"), "XLA_FLAGS=%q before", tc.before)
+	}
+	t.Setenv("XLA_FLAGS", "")
+	disableXNNPACK("/lib/pjrt_c_api_cuda_plugin.so")
+	assert.Empty(t, os.Getenv("XLA_FLAGS"), "only the CPU plugin")
+}
+
+// TestSetCUDADataDir: the CUDA folder go-xla's installer puts beside the CUDA plugin becomes XLA's
+// --xla_gpu_cuda_data_dir, unless XLA_FLAGS names one already or the folder is not there.
+func TestSetCUDADataDir(t *testing.T) {
+	root := t.TempDir()
+	nvidia := filepath.Join(root, "nvidia")
+	require.NoError(t, os.MkdirAll(filepath.Join(nvidia, "bin"), 0o755))
+	plugin := filepath.Join(nvidia, "pjrt_c_api_cuda_plugin.so")
+	for _, tc := range []struct{ name, plugin, before, after string }{
+		{"installed", plugin, "", "--xla_gpu_cuda_data_dir=" + nvidia},
+		{"after the user's other flags", plugin, "--xla_dump_to=/tmp/d", "--xla_dump_to=/tmp/d --xla_gpu_cuda_data_dir=" + nvidia},
+		{"the user's folder stands", plugin, "--xla_gpu_cuda_data_dir=/opt/cuda", "--xla_gpu_cuda_data_dir=/opt/cuda"},
+		{"no folder beside the plugin", filepath.Join(root, "elsewhere", "lib", "pjrt_c_api_cuda_plugin.so"), "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("XLA_FLAGS", tc.before)
+			setCUDADataDir(tc.plugin)
+			assert.Equal(t, tc.after, os.Getenv("XLA_FLAGS"))
+		})
+	}
+}
