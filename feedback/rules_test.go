@@ -364,6 +364,74 @@ func TestWeightMirrorLag(t *testing.T) {
 	}
 }
 
+// TestWeightMirrorNoiseFloor: on a fixed W, the mirror's B settles at W plus the noise of its estimate, and that
+// noise has a known size. One mirror step estimates Wᵀ from n noise samples x (variance σ², kurtosis κ) with
+// relative error ‖ε‖²/‖W‖² = (d + κ − 2)/n (d the layer's inputs: per element, Σᵢ W²ₖᵢ + (κ−2)·W²ₖⱼ over n); with
+// η_B = λ_B = λ, B is an exponential average of those estimates, which keeps λ/(2−λ) of their variance. So
+//
+//	‖B − W‖²/‖W‖² = λ/(2−λ) · (d + κ − 2)/n,   and ∠(B, Wᵀ) ≈ arctan of its square root,
+//
+// a floor that no number of steps lowers: only more samples (ParamWMBatch) or a longer average (smaller λ).
+// On docs/results.md's CIFAR-10 ResNet-20 (n = 256, λ = 0.1) it predicts every WM layer's final angle within
+// 0.4°: 9.8°, 13.7° and 19.0° for 16, 32 and 64 input channels. Convolutions count patches as samples (their
+// overlaps do not add to the error for an unstructured W).
+func TestWeightMirrorNoiseFloor(t *testing.T) {
+	const lambda = 0.1
+	for _, tc := range []struct {
+		name, noise string
+		kurtosis    float64
+		conv        bool
+		batch       int
+	}{
+		{"dense/uniform/n=64", "uniform", 1.8, false, 64},
+		{"dense/gaussian/n=256", "gaussian", 3, false, 256},
+		{"conv/uniform/n=256", "uniform", 1.8, true, 256},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			backend := testutil.Backend(t)
+			ctx := context.New()
+			ctx.SetParam(ParamRule, "wm")
+			ctx.SetParam(ParamWMNoise, tc.noise)
+			ctx.SetParam(ParamWMLearningRate, lambda)
+			ctx.SetParam(ParamWMDecay, lambda)
+			ctx.SetParam(ParamWMBatch, tc.batch)
+			require.NoError(t, ctx.SetRNGStateFromSeed(17))
+			shape, inputs := []int{2, 64}, 64
+			if tc.conv {
+				shape, inputs = []int{2, 10, 10, 16}, 3*3*16
+			}
+			context.MustNewExec(backend, ctx, func(ctx *context.Context, x *Node) *Node {
+				if tc.conv {
+					return NewConv2D(ctx.In("c"), x, 16, 3).Bias(false).Done()
+				}
+				return Dense(ctx.In("d"), x, 32, false)
+			}).MustExec(tensors.FromShape(shapes.Make(dtypes.Float32, shape...)))
+			layer := Layers(ctx)[0]
+			mirror := context.MustNewExec(backend, ctx, func(ctx *context.Context, g *Graph) *Node {
+				require.Equal(t, 1, MirrorStep(ctx, g))
+				return Const(g, int32(0))
+			})
+			for range 80 { // (1−λ)⁸⁰ < 10⁻³: B's random start is gone.
+				mirror.MustExec()
+			}
+			w := toF64(layer.Weights.MustValue())
+			const measured = 100
+			var sum float64
+			for range measured {
+				mirror.MustExec()
+				d := distance(toF64(layer.Feedback.MustValue()), w) / norm(w)
+				sum += d * d
+			}
+			got := sum / measured
+			want := lambda / (2 - lambda) * (float64(inputs) + tc.kurtosis - 2) / float64(tc.batch)
+			t.Logf("‖B−W‖²/‖W‖² = %.4f, predicted %.4f (angle ≈ %.1f°, predicted %.1f°)", got, want,
+				math.Atan(math.Sqrt(got))*180/math.Pi, math.Atan(math.Sqrt(want))*180/math.Pi)
+			// 100 readings of a sum over 2,048 or 2,304 elements, correlated over ~1/λ steps: a few per cent of noise.
+			require.InEpsilon(t, want, got, 0.1)
+		})
+	}
+}
+
 func norm(a []float64) float64 {
 	var s float64
 	for _, v := range a {
