@@ -424,11 +424,35 @@ func TestWeightMirrorNoiseFloor(t *testing.T) {
 			}
 			got := sum / measured
 			want := lambda / (2 - lambda) * (float64(inputs) + tc.kurtosis - 2) / float64(tc.batch)
+			floor, ok := MirrorNoiseFloor(ctx, layer)
+			require.True(t, ok)
+			require.InDelta(t, math.Atan(math.Sqrt(want))*180/math.Pi, floor, 1e-9, "MirrorNoiseFloor")
 			t.Logf("‖B−W‖²/‖W‖² = %.4f, predicted %.4f (angle ≈ %.1f°, predicted %.1f°)", got, want,
 				math.Atan(math.Sqrt(got))*180/math.Pi, math.Atan(math.Sqrt(want))*180/math.Pi)
 			// 100 readings of a sum over 2,048 or 2,304 elements, correlated over ~1/λ steps: a few per cent of noise.
 			require.InEpsilon(t, want, got, 0.1)
 		})
+	}
+}
+
+// TestMirrorNoiseFloorApplies: the floor is defined for layers that learn by decaying mirror steps, and only there.
+func TestMirrorNoiseFloorApplies(t *testing.T) {
+	for _, tc := range []struct {
+		rule    string
+		rescale bool
+		want    bool
+	}{{"wm", false, true}, {"wm", true, false}, {"kp", false, false}, {"fa", false, false}, {"bp", false, false}} {
+		ctx := context.New()
+		ctx.SetParam(ParamRule, tc.rule)
+		ctx.SetParam(ParamWMRescale, tc.rescale)
+		context.MustNewExec(testutil.Backend(t), ctx, func(ctx *context.Context, x *Node) *Node {
+			return Dense(ctx.In("d"), x, 8, false)
+		}).MustExec(tensors.FromShape(shapes.Make(dtypes.Float32, 2, 16)))
+		floor, ok := MirrorNoiseFloor(ctx, Layers(ctx)[0])
+		require.Equal(t, tc.want, ok, "rule %s, rescale %v", tc.rule, tc.rescale)
+		if ok { // The defaults: n = 128, λ_B = 0.01, uniform noise, 16 inputs.
+			require.InDelta(t, math.Atan(math.Sqrt(0.01/1.99*15.8/128))*180/math.Pi, floor, 1e-9)
+		}
 	}
 }
 

@@ -107,6 +107,44 @@ func (l *Learning) mirrorStep(b, w, x, y *Node) *Node {
 	return Sub(b, MulScalar(grad, eta))
 }
 
+// MirrorNoiseFloor returns the angle ∠(B, Wᵀ), in degrees, at which the weight mirror's B settles around a
+// fixed W in layer, under the settings of ctx (the model's context): the noise of its estimate, which no number
+// of mirror steps removes. Each mirror step estimates Wᵀ from n noise samples (ParamWMBatch; a convolution's
+// patches, 64 to a noise image) with a relative error of (d + κ − 2)/n in square norm, d the layer's inputs and
+// κ the noise's kurtosis (1.8 uniform, 3 gaussian); B, an exponential average of the estimates with decay
+// λ_B (ParamWMDecay), keeps λ_B/(2−λ_B) of it, whatever η_B:
+//
+//	∠ = arctan √(λ_B/(2−λ_B) · (d + κ − 2)/n)
+//
+// (TestWeightMirrorNoiseFloor). A W that moves adds a lag (see ParamWMDecay), so in training this is the least
+// angle to expect. ok is false for layers that do not learn in mirror mode, or that rescale B instead of
+// decaying it.
+func MirrorNoiseFloor(ctx *context.Context, layer Layer) (degrees float64, ok bool) {
+	layerCtx := ctx.InAbsPath(layer.Scope)
+	learning := layer.Rule.Learning(layerCtx)
+	if learning == nil || learning.Mirror == nil || learning.Mirror.Rescale || learning.Decay <= 0 ||
+		learning.Null != 0 || learning.Self != 0 || layer.Feedback == nil {
+		return 0, false
+	}
+	lambda := learning.Decay * learning.Mirror.LearningRate
+	if lambda >= 1 {
+		return 0, false
+	}
+	dims := layer.Weights.Shape().Dimensions
+	inputs, samples := dims[0], max(1, context.GetParamOr(layerCtx, ParamWMBatch, 128))
+	if layer.Kind == KindConv {
+		positions := (convMirrorMargin + 1) * (convMirrorMargin + 1)
+		inputs = dims[0] * dims[1] * dims[2]
+		samples = positions * max(1, (samples+positions-1)/positions)
+	}
+	kurtosis := 3.0
+	if context.GetParamOr(layerCtx, ParamWMNoise, "uniform") == "uniform" {
+		kurtosis = 1.8
+	}
+	ratio := lambda / (2 - lambda) * (float64(inputs) + kurtosis - 2) / float64(samples)
+	return math.Atan(math.Sqrt(ratio)) * 180 / math.Pi, true
+}
+
 // mirrorNoiseVariance is the variance of the noise mirrorNoise draws.
 func mirrorNoiseVariance(ctx *context.Context) float64 {
 	scale := context.GetParamOr(ctx, ParamWMNoiseScale, 0.05)

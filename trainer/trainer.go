@@ -630,6 +630,10 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 				warmup = r.stepsPerEpoch
 			}
 			fmt.Fprintf(r.notices, "Weight mirror: %d warm-up mirror steps before training.\n", warmup)
+			if lo, hi, n := mirrorNoiseFloors(ctx); n > 0 {
+				fmt.Fprintf(r.notices, "Weight mirror: B settles no closer to Wᵀ than its noise floor, %s over its %d layers "+
+					"(4× -wm-batch about halves it).\n", degreeRange(lo, hi), n)
+			}
 			if initial, err = r.mirrorWarmup(goCtx, warmup, initial, log); err != nil {
 				return nil, err
 			}
@@ -1043,4 +1047,27 @@ func findCheckpoint(dir, name string) (string, error) {
 		names[i] = filepath.Base(b)
 	}
 	return "", invalid("-checkpoint", "-checkpoint %s: no such checkpoint; the run's are %s", name, strings.Join(names, ", "))
+}
+
+// mirrorNoiseFloors returns the least and greatest of the weight mirror's noise floors
+// ([feedback.MirrorNoiseFloor]) over ctx's layers, and over how many layers.
+func mirrorNoiseFloors(ctx *context.Context) (lo, hi float64, n int) {
+	for _, layer := range feedback.Layers(ctx) {
+		if floor, ok := feedback.MirrorNoiseFloor(ctx, layer); ok {
+			if n == 0 || floor < lo {
+				lo = floor
+			}
+			hi = max(hi, floor)
+			n++
+		}
+	}
+	return lo, hi, n
+}
+
+// degreeRange writes an angle range as "4.3–19.0°", or one angle as "9.8°".
+func degreeRange(lo, hi float64) string {
+	if fmt.Sprintf("%.1f", lo) == fmt.Sprintf("%.1f", hi) {
+		return fmt.Sprintf("%.1f°", lo)
+	}
+	return fmt.Sprintf("%.1f–%.1f°", lo, hi)
 }

@@ -107,6 +107,8 @@ func TestOutputForLogs(t *testing.T) {
 	}
 	require.Equal(t, 5, records)
 	require.Contains(t, stderr, "Weight mirror: 4 warm-up mirror steps")
+	// The defaults (128 samples, λ_B = 0.01, uniform noise) on 784 and 64 inputs: arctan √(λ/(2−λ)·(d−0.2)/n).
+	require.Contains(t, stderr, "its noise floor, 2.9–9.9° over its 2 layers")
 	require.NotContains(t, stdout, "Weight mirror")
 }
 
