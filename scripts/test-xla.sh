@@ -10,6 +10,8 @@
 #              for one ResNet-20 graph; ResNet-18 covers the same 3×3 convolutions plus the stem, max-pool and
 #              strided 1×1 shortcuts, and ResNet-20's agreement is held on pure Go)
 #   trainer    every test, data parallelism on 2 and 4 XLA host devices (XLA's SPMD partitioner) among them
+#   layers     every test: batch norm's running statistics, the gather max-pool against XLA's own MaxPool and
+#              its gradient against finite differences, the shortcut subsampling
 #   xla        TestDotWithFreshOperands: products by freshly allocated weights (the plugin's XNNPACK kernels
 #              reused stale packed weights; nowt switches them off)
 #   cmd/nowt   the end-to-end train + exact resume of every rule, the compare run, bench on 2 host devices, devices
@@ -30,7 +32,7 @@ if ! probe=$(GOMLX_BACKEND= bin/nowt devices -backend xla:cpu 2>&1); then
 fi
 echo "test-xla: $(echo "$probe" | grep '^description:' | sed 's/^description: *//')"
 export NOWT_TEST_BACKEND=xla:cpu GOMLX_BACKEND=
-$GO test -count=1 -timeout 20m ./feedback ./trainer
+$GO test -count=1 -timeout 20m ./feedback ./trainer ./layers
 $GO test -count=1 -timeout 5m ./xla -run 'TestDotWithFreshOperands'
 $GO test -count=1 -timeout 20m ./models -skip 'TestConvImplementationsAgree/resnet20'
 $GO test -count=1 -timeout 20m ./cmd/nowt -run 'TestTrainResumeEveryRule|TestResumeExtends|TestCompareTiny|TestBenchTable|TestHelpAndListings|TestCommandErrors'
