@@ -133,7 +133,7 @@ if want cifarwm1024; then
 	"$nowt" compare "${common[@]}" -seed 1 "${cifar[@]}" "${cifar_rates[@]}" -wm-batch 1024 -rules wm \
 		-out "$out/cifar10-resnet20-wm-batch1024"
 fi
-# The same comparison over 20 epochs (7,812 steps, evaluated every 781), the paper's five rules in the order bp,
+# The same comparison over 20 epochs (7,800 steps, evaluated every 781), the paper's five rules in the order bp,
 # kp, wm, ss, fa: about 2 hours per rule on 2 idle cores, so it runs across sittings. Stop it with Ctrl-C (the run
 # writes a checkpoint) and run the part again: compare reuses the finished rules and resumes the unfinished one.
 if want cifar20; then
