@@ -41,6 +41,15 @@ const (
 // conv mirror noise images measure (kh+convMirrorMargin)×(kw+convMirrorMargin), giving 8×8 valid positions.
 const convMirrorMargin = 7
 
+// convMirrorPositions is the number of patches (valid positions) in one conv mirror noise image.
+const convMirrorPositions = (convMirrorMargin + 1) * (convMirrorMargin + 1)
+
+// convMirrorImages is how many noise images a conv mirror step draws for batch noise samples (ParamWMBatch):
+// enough for batch patches, at least one.
+func convMirrorImages(batch int) int {
+	return max(1, (batch+convMirrorPositions-1)/convMirrorPositions)
+}
+
 // WeightMirror is rule "wm": B starts random and learns Wᵀ in a mirror mode that needs no access to W. For each
 // layer, noise x (zero mean, variance σ²) drives the layer's linear part, y = W x, and
 //
@@ -133,9 +142,8 @@ func MirrorNoiseFloor(ctx *context.Context, layer Layer) (degrees float64, ok bo
 	dims := layer.Weights.Shape().Dimensions
 	inputs, samples := dims[0], max(1, context.GetParamOr(layerCtx, ParamWMBatch, 128))
 	if layer.Kind == KindConv {
-		positions := (convMirrorMargin + 1) * (convMirrorMargin + 1)
 		inputs = dims[0] * dims[1] * dims[2]
-		samples = positions * max(1, (samples+positions-1)/positions)
+		samples = convMirrorImages(samples) * convMirrorPositions
 	}
 	kurtosis := 3.0
 	if context.GetParamOr(layerCtx, ParamWMNoise, "uniform") == "uniform" {
@@ -190,8 +198,7 @@ func MirrorStep(ctx *context.Context, g *Graph) int {
 			newB = learning.mirrorStep(b, w, x, Dot(x, w))
 		case KindConv:
 			kh, kw, inC, outC := w.Shape().Dim(0), w.Shape().Dim(1), w.Shape().Dim(2), w.Shape().Dim(3)
-			positions := convMirrorMargin + 1
-			images := max(1, (batch+positions*positions-1)/(positions*positions))
+			images := convMirrorImages(batch)
 			imgShape := shapes.Make(w.DType(), images, kh+convMirrorMargin, kw+convMirrorMargin, inC)
 			x := mirrorNoise(layerCtx, g, imgShape)
 			op := newPatchConvOp(newConvGeometry(imgShape, kh, kw, 1, false), outC)
