@@ -442,6 +442,13 @@ func TestPairedInitialisation(t *testing.T) {
 		{"resnet20", []int{4, 8, 8, 3}},
 	} {
 		t.Run(tc.model, func(t *testing.T) {
+			if tc.model != "mlp" && xla.TestBackendIsXLA() {
+				// Which random draws give W, B and the rest is nowt's bookkeeping, the same on every backend:
+				// the CNN and ResNet-20 cases run on pure Go. On XLA they cost 100 s of make test's XLA pass
+				// (XLA compiles each rule's initialisation and forward graphs), and the MLP case already checks that
+				// XLA's random generator keeps the pairing.
+				t.Skip("the CNN and ResNet-20 cases run on pure Go; the MLP case checks XLA's generator")
+			}
 			rng := rand.New(rand.NewSource(3))
 			x := randomF32(rng, tc.in...)
 			labelData := make([]int32, tc.in[0])

@@ -8,7 +8,8 @@
 #              (native XLA convolution with Reverse included), bp against autodiff, finite differences, rule dynamics
 #   models     every test but TestConvImplementationsAgree/resnet20 (XLA compiles the patches form slowly: ~2.5 min
 #              for one ResNet-20 graph; ResNet-18 covers the same 3×3 convolutions plus the stem, max-pool and
-#              strided 1×1 shortcuts, and ResNet-20's agreement is held on pure Go)
+#              strided 1×1 shortcuts, and ResNet-20's agreement is held on pure Go) and TestPairedInitialisation's
+#              CNN and ResNet-20 cases (the MLP case checks XLA's random generator; the rest is backend-free)
 #   trainer    every test, data parallelism on 2 and 4 XLA host devices (XLA's SPMD partitioner) among them
 #   layers     every test: batch norm's running statistics, the gather max-pool against XLA's own MaxPool and
 #              its gradient against finite differences, the shortcut subsampling
@@ -32,7 +33,8 @@ if ! probe=$(GOMLX_BACKEND= bin/nowt devices -backend xla:cpu 2>&1); then
 fi
 echo "test-xla: $(echo "$probe" | grep '^description:' | sed 's/^description: *//')"
 export NOWT_TEST_BACKEND=xla:cpu GOMLX_BACKEND=
-$GO test -count=1 -timeout 20m ./feedback ./trainer ./layers
+# One go test for the four packages, so that two of them always run side by side (go test's -p is the core
+# count), instead of models waiting for the slower of feedback and trainer.
+$GO test -count=1 -timeout 20m ./feedback ./trainer ./models ./layers -skip 'TestConvImplementationsAgree/resnet20'
 $GO test -count=1 -timeout 5m ./xla -run 'TestDotWithFreshOperands'
-$GO test -count=1 -timeout 20m ./models -skip 'TestConvImplementationsAgree/resnet20'
 $GO test -count=1 -timeout 20m ./cmd/nowt -run 'TestTrainResumeEveryRule|TestResumeExtends|TestCompareTiny|TestBenchTable|TestHelpAndListings|TestCommandErrors'
