@@ -270,7 +270,7 @@ func mirrorAngles(t *testing.T, conv bool, steps int) (before, after float64) {
 	build.MustExec(tensors.FromShape(shapes.Make(dtypes.Float32, shape...)))
 	angle := func() float64 {
 		layer := Layers(ctx)[0]
-		return angleBetween(testutil.Flat64(t, tensors.FromAnyValue(toF64(layer.Feedback.MustValue()))), toF64(layer.Weights.MustValue()))
+		return angleBetween(toF64(layer.Feedback.MustValue()), toF64(layer.Weights.MustValue()))
 	}
 	before = angle()
 	mirror := context.MustNewExec(backend, ctx, func(ctx *context.Context, g *Graph) *Node {
