@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nowt-ml/nowt/feedback"
 	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
 )
@@ -70,6 +71,21 @@ func TestCompare(t *testing.T) {
 	_, err = Compare(gocontext.Background(), changed, []string{"bp"}, &out)
 	require.ErrorContains(t, err, "learning_rate")
 
+	// Another rule's hyperparameter does not concern a run: bp and kp are reused when only WM's noise samples
+	// change. The run's own hyperparameter does: kp's decay.
+	otherRule := base
+	otherRule.Params = map[string]any{"mlp_hidden": "16", "mlp_activation": "relu", feedback.ParamWMBatch: 512}
+	out.Reset()
+	c4, err := Compare(gocontext.Background(), otherRule, []string{"bp", "kp"}, &out)
+	require.NoError(t, err, out.String())
+	require.Equal(t, map[string]string{"bp": StatusReused, "kp": StatusReused}, c4.Status)
+	ownRule := base
+	ownRule.Params = map[string]any{"mlp_hidden": "16", "mlp_activation": "relu", feedback.ParamKPDecay: 0.5}
+	c5, err := Compare(gocontext.Background(), ownRule, []string{"bp", "kp"}, &out)
+	require.ErrorContains(t, err, "rule kp:")
+	require.ErrorContains(t, err, "kp_decay")
+	require.Equal(t, StatusReused, c5.Status["bp"])
+
 	_, err = Compare(gocontext.Background(), base, []string{"bp", "nope"}, &out)
 	require.ErrorContains(t, err, "valid rules are")
 
@@ -79,6 +95,7 @@ func TestCompare(t *testing.T) {
 	_, err = Compare(gocontext.Background(), byEpochs, []string{"kp"}, &out)
 	require.NoError(t, err)
 	byEpochs.Epochs = 2
+	byEpochs.Params = map[string]any{"mlp_hidden": "16", "mlp_activation": "relu", feedback.ParamWMLearningRate: 0.5}
 	out.Reset()
 	c3, err := Compare(gocontext.Background(), byEpochs, []string{"kp"}, &out)
 	require.NoError(t, err, out.String())
@@ -87,4 +104,10 @@ func TestCompare(t *testing.T) {
 	require.Equal(t, 8, c3.Results["kp"].Steps)
 	require.Equal(t, 8, c3.Records["kp"][len(c3.Records["kp"])-1].Step)
 	require.Equal(t, 0, c3.Records["kp"][0].Step)
+	resumed, err := ReadConfig(filepath.Join(byEpochs.OutDir, "kp"))
+	require.NoError(t, err)
+	require.NotContains(t, resumed.Params, feedback.ParamWMLearningRate, "a kp run keeps its own hyperparameters")
+	require.Len(t, resumed.Changes, 1)
+	require.Contains(t, resumed.Changes[0], "-epochs 1 → 2")
+	require.NotContains(t, resumed.Changes[0], "wm")
 }

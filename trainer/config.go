@@ -12,9 +12,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -285,8 +287,10 @@ func settingName(key string) string {
 // which must all be in [ResumableSettings] (epochs and steps only growing); the changes are returned as
 // "-flag old → new" for the record. Any other difference is a [*ConfigError] listing them all.
 func resumeConfig(stored, given Config, step int) (Config, []string, error) {
-	// Where and how it reports never counts as a change.
+	// Where and how it reports never counts as a change, nor do other rules' hyperparameters (a comparison
+	// retuning wm_batch resumes its kp run): the run keeps its stored values of those.
 	stored.Progress, stored.Notices, stored.OutDir = given.Progress, given.Notices, given.OutDir
+	given = given.withParamsOf(stored, append(given.otherRulesParams(), stored.otherRulesParams()...))
 	given.Changes = stored.Changes
 	sm, gm := configMap(stored), configMap(given)
 	var changes, refused []string
@@ -336,6 +340,57 @@ func orNone(v json.RawMessage) string {
 		return "(unset)"
 	}
 	return string(v)
+}
+
+// otherRulesParams returns the hyperparameters among c.Params that only rules other than c.Rule read (another
+// rule's setting, [feedback.Rule.Settings], that c.Rule does not list, e.g. wm_batch in a kp run): they cannot
+// change c's run. None when c has -set settings, which may give some scopes another rule.
+func (c Config) otherRulesParams() []string {
+	rule, err := feedback.RuleByName(c.Rule)
+	if err != nil || c.Settings != "" {
+		return nil
+	}
+	own := map[string]bool{}
+	for _, s := range rule.Settings() {
+		own[s.Name] = true
+	}
+	others := map[string]bool{}
+	for _, r := range feedback.Rules() {
+		for _, s := range r.Settings() {
+			others[s.Name] = !own[s.Name]
+		}
+	}
+	var names []string
+	for k := range c.Params {
+		if others[k] {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// withParamsOf returns c with its values of names taken from other (removed where other has none); c's Params
+// map is copied, not changed.
+func (c Config) withParamsOf(other Config, names []string) Config {
+	if len(names) == 0 {
+		return c
+	}
+	c.Params = maps.Clone(c.Params)
+	if c.Params == nil {
+		c.Params = map[string]any{}
+	}
+	for _, k := range names {
+		if v, ok := other.Params[k]; ok {
+			c.Params[k] = v
+		} else {
+			delete(c.Params, k)
+		}
+	}
+	if len(c.Params) == 0 {
+		c.Params = nil
+	}
+	return c
 }
 
 // configMap flattens c's JSON form into keys (params as params.<name>) and their JSON values.

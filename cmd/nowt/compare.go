@@ -20,7 +20,9 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 			"into -out: results.md (final and best test top-1, top-5, test loss, final weight and delta angle per layer,\n"+
 			"wall time, and this command line), test-error.png, test-loss.png, final-angles.png, and angles-<rule>.png\n"+
 			"and delta-angles-<rule>.png per rule other than bp. Running the same command again reuses the finished runs\n"+
-			"and resumes an interrupted one\n"+"(Ctrl-C writes a checkpoint and stops); a -out/<rule>/ holding a run with other settings is an error.\n\n"+
+			"and resumes an interrupted one (Ctrl-C writes a checkpoint and stops); a -out/<rule>/ holding a run with\n"+
+			"other settings is an error, except for other rules' hyperparameters (change -wm-batch, and only wm is\n"+
+			"retrained).\n\n"+
 			"Example: nowt compare -model mlp -dataset mnist -epochs 3 -rules bp,fa,kp -out runs/compare-mlp",
 		stderr)
 	defaults := trainer.DefaultConfig()
