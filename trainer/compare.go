@@ -84,8 +84,8 @@ func OrderRules(rules []string) []string {
 // A rule whose folder already holds a finished run (newest checkpoint at the planned last step) is reused, not
 // retrained; an unfinished one is resumed; in both cases its stored configuration must match base (only
 // Backend, Workers, Progress, a larger Epochs and the hyperparameters of other rules may differ: a comparison
-// that retunes WM's -wm-batch retrains only wm, and the other runs keep their stored values). A rule whose loss becomes NaN is reported as
-// diverged and the comparison goes on. Each rule's progress and summary ([WriteSummary]) go to out. Cancelling goCtx stops the current run with a checkpoint and returns
+// that retunes WM's -wm-batch retrains only wm, and the other runs keep their stored values). A rule whose loss
+// becomes NaN is reported as diverged and the comparison goes on. Each rule's progress and summary ([WriteSummary]) go to out. Cancelling goCtx stops the current run with a checkpoint and returns
 // an error; running Compare again continues where it stopped.
 func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer) (*Comparison, error) {
 	if out == nil {
@@ -207,7 +207,7 @@ func readWallTime(dir string) (time.Duration, bool) {
 // change (Backend, Workers, Progress, and Epochs growing) and the hyperparameters of other rules than the run's
 // (a comparison that retunes only WM reuses its other runs).
 func sameRun(stored, want Config) error {
-	s, w := stored, want.withParamsOf(stored, append(want.otherRulesParams(), stored.otherRulesParams()...))
+	s, w := stored, want.withStoredOtherRulesParams(stored)
 	s.Backend, s.Workers, s.Progress, s.OutDir = w.Backend, w.Workers, w.Progress, w.OutDir
 	if w.Epochs > s.Epochs && w.Steps == 0 && s.Steps == 0 {
 		s.Epochs = w.Epochs

@@ -16,7 +16,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 
@@ -290,7 +289,7 @@ func resumeConfig(stored, given Config, step int) (Config, []string, error) {
 	// Where and how it reports never counts as a change, nor do other rules' hyperparameters (a comparison
 	// retuning wm_batch resumes its kp run): the run keeps its stored values of those.
 	stored.Progress, stored.Notices, stored.OutDir = given.Progress, given.Notices, given.OutDir
-	given = given.withParamsOf(stored, append(given.otherRulesParams(), stored.otherRulesParams()...))
+	given = given.withStoredOtherRulesParams(stored)
 	given.Changes = stored.Changes
 	sm, gm := configMap(stored), configMap(given)
 	var changes, refused []string
@@ -342,54 +341,44 @@ func orNone(v json.RawMessage) string {
 	return string(v)
 }
 
-// otherRulesParams returns the hyperparameters among c.Params that only rules other than c.Rule read (another
-// rule's setting, [feedback.Rule.Settings], that c.Rule does not list, e.g. wm_batch in a kp run): they cannot
-// change c's run. None when c has -set settings, which may give some scopes another rule.
-func (c Config) otherRulesParams() []string {
+// withStoredOtherRulesParams returns c with stored's values (or absence) of the hyperparameters that only rules
+// other than c.Rule read (another rule's setting, [feedback.Rule.Settings], that c.Rule does not list, e.g.
+// wm_batch in a kp run): they cannot change c's run, so comparing the two configurations ignores them and the run
+// keeps its stored values. Unchanged when either has -set settings, which may give some scopes another rule. c's
+// Params map is copied, not changed.
+func (c Config) withStoredOtherRulesParams(stored Config) Config {
 	rule, err := feedback.RuleByName(c.Rule)
-	if err != nil || c.Settings != "" {
-		return nil
+	if err != nil || c.Settings != "" || stored.Settings != "" {
+		return c
 	}
 	own := map[string]bool{}
 	for _, s := range rule.Settings() {
 		own[s.Name] = true
 	}
-	others := map[string]bool{}
+	foreign := map[string]bool{}
 	for _, r := range feedback.Rules() {
 		for _, s := range r.Settings() {
-			others[s.Name] = !own[s.Name]
+			foreign[s.Name] = !own[s.Name]
 		}
 	}
-	var names []string
-	for k := range c.Params {
-		if others[k] {
-			names = append(names, k)
+	params := maps.Clone(c.Params)
+	for k := range params {
+		if foreign[k] {
+			delete(params, k)
 		}
 	}
-	slices.Sort(names)
-	return names
-}
-
-// withParamsOf returns c with its values of names taken from other (removed where other has none); c's Params
-// map is copied, not changed.
-func (c Config) withParamsOf(other Config, names []string) Config {
-	if len(names) == 0 {
-		return c
-	}
-	c.Params = maps.Clone(c.Params)
-	if c.Params == nil {
-		c.Params = map[string]any{}
-	}
-	for _, k := range names {
-		if v, ok := other.Params[k]; ok {
-			c.Params[k] = v
-		} else {
-			delete(c.Params, k)
+	for k, v := range stored.Params {
+		if foreign[k] {
+			if params == nil {
+				params = map[string]any{}
+			}
+			params[k] = v
 		}
 	}
-	if len(c.Params) == 0 {
-		c.Params = nil
+	if len(params) == 0 {
+		params = nil
 	}
+	c.Params = params
 	return c
 }
 

@@ -73,7 +73,8 @@ func TestRunLock(t *testing.T) {
 }
 
 // TestResumeSettings: resume says where it resumes from; a changed setting outside ResumableSettings is
-// refused listing every difference but other rules' hyperparameters; allowed changes (more steps, other logging) are applied and recorded.
+// refused listing every difference but other rules' hyperparameters; allowed changes (more steps, other logging)
+// are applied and recorded.
 func TestResumeSettings(t *testing.T) {
 	c := tinyConfig(t, "kp")
 	c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 4, 2, 4, 2
