@@ -2,33 +2,55 @@ package input
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"image"
 	"image/color"
-	_ "image/jpeg" // registers the JPEG decoder with image.Decode
-	_ "image/png"  // registers the PNG decoder with image.Decode
+	"image/jpeg"
+	"image/png"
+	"io"
 )
 
 // maxImagePixels bounds the size of a decoded image (guards against huge headers in corrupt files).
 const maxImagePixels = 1 << 26
 
+// imageCodec is one image format nowt reads: its name and the standard library's pure-Go decoders.
+type imageCodec struct {
+	format       string
+	decodeConfig func(io.Reader) (image.Config, error)
+	decode       func(io.Reader) (image.Image, error)
+}
+
+// sniffCodec returns the codec of data by its magic bytes: JPEG or PNG, whatever the file is called. It does
+// not use image.Decode's registry, whose formats depend on what else the program links (a binary that also links
+// image/gif would otherwise read GIFs that a program importing only this package rejects).
+func sniffCodec(data []byte) (imageCodec, bool) {
+	switch {
+	case bytes.HasPrefix(data, []byte("\xff\xd8")):
+		return imageCodec{"jpeg", jpeg.DecodeConfig, jpeg.Decode}, true
+	case bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")):
+		return imageCodec{"png", png.DecodeConfig, png.Decode}, true
+	}
+	return imageCodec{}, false
+}
+
 // decodeRGBGo decodes a JPEG or PNG image (the format is sniffed from the content, not the file name)
 // into packed 8-bit RGB with the standard library's pure-Go decoders. Any decoding failure, including a
 // truncated file, is reported as errCorrupt with the file name and the decoder's message.
 func decodeRGBGo(name string, data []byte) (pix []uint8, w, h int, err error) {
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
-	if errors.Is(err, image.ErrFormat) {
+	codec, ok := sniffCodec(data)
+	if !ok {
 		return nil, 0, 0, fmt.Errorf("%s: %w: not a JPEG or PNG image (%s): nowt reads only JPEG and PNG; convert or remove it",
 			name, errCorrupt, describeContent(data))
 	}
+	format := codec.format
+	cfg, err := codec.decodeConfig(bytes.NewReader(data))
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("%s: %w: reading header: %v", name, errCorrupt, err)
+		return nil, 0, 0, fmt.Errorf("%s: %w: reading %s header: %v", name, errCorrupt, format, err)
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > maxImagePixels/cfg.Height {
 		return nil, 0, 0, fmt.Errorf("%s: %w: bad %s dimensions %dx%d", name, errCorrupt, format, cfg.Width, cfg.Height)
 	}
-	img, _, err := image.Decode(bytes.NewReader(data))
+	img, err := codec.decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("%s: %w: %s: %v", name, errCorrupt, format, err)
 	}

@@ -3,6 +3,7 @@ package input
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -68,7 +69,18 @@ func listDir(dir string, otherImages bool) (dirs, images []string, err error) {
 		if strings.HasPrefix(name, ".") {
 			continue
 		}
-		if e.IsDir() {
+		isDir := e.IsDir()
+		if e.Type()&fs.ModeSymlink != 0 { // a linked class folder (a common way to build a subset) counts as one
+			info, err := os.Stat(filepath.Join(dir, name))
+			switch {
+			case err == nil:
+				isDir = info.IsDir()
+			case !isImageFile(name) && !isOtherImageFile(name): // a broken link to an image is reported when read
+				return nil, nil, fmt.Errorf("%s: broken symbolic link (a class folder?): %w; fix or remove it",
+					filepath.Join(dir, name), err)
+			}
+		}
+		if isDir {
 			dirs = append(dirs, name)
 		} else if isImageFile(name) || (otherImages && isOtherImageFile(name)) {
 			images = append(images, name)

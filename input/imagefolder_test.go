@@ -104,6 +104,10 @@ func TestImageFolderErrors(t *testing.T) {
 			writeFile(t, filepath.Join(root, "test", "x.png"), encodePNG(t, solidImage(4, 4, color.RGBA{})))
 			writeFile(t, filepath.Join(root, "test", "labels.txt"), []byte("x.png emu\n"))
 		}, "test", "test/labels.txt:1", `label "emu" is neither a class name nor an integer`},
+		{"broken class link", func(root string, t *testing.T) {
+			writeFolderTree(t, root)
+			require.NoError(t, os.Symlink(filepath.Join(root, "nowhere"), filepath.Join(root, "train", "dog")))
+		}, "train", "train/dog", "broken symbolic link"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
@@ -206,4 +210,23 @@ func TestCIFAR10JPEGExtract(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `unsafe path "../evil.jpg"`)
 	assert.NoDirExists(t, dest)
+}
+
+// TestImageFolderLinkedClasses: class folders that are symbolic links (a subset built from links into a full copy)
+// are classes like real folders, in the same sorted order, with their images.
+func TestImageFolderLinkedClasses(t *testing.T) {
+	store, root := t.TempDir(), t.TempDir()
+	writeFolderTree(t, store)
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "train"), 0o755))
+	require.NoError(t, os.Symlink(filepath.Join(store, "train", "ant"), filepath.Join(root, "train", "ant")))
+	require.NoError(t, os.Rename(filepath.Join(store, "train", "bee"), filepath.Join(root, "train", "bee")))
+	require.NoError(t, os.Symlink(filepath.Join(store, "train", "cat"), filepath.Join(root, "train", "cat")))
+	ds := openT(t, "imagefolder", root, "train", Options{BatchSize: 3, ImageSize: 8})
+	assert.Equal(t, []string{"ant", "bee", "cat"}, ds.ClassNames())
+	assert.Equal(t, 9, ds.NumExamples())
+	var labels []int32
+	for _, b := range epoch(t, ds) {
+		labels = append(labels, b.labels...)
+	}
+	assert.Equal(t, []int32{0, 0, 0, 1, 1, 1, 2, 2, 2}, labels)
 }
