@@ -39,12 +39,12 @@ func newXLA(config string) (backends.Backend, error) {
 			return nil, errors.WithMessagef(notFoundError(name, paths), "creating backend %q", config)
 		}
 		path = p.Path
-		// GoMLX enables shared host/device buffers only for a plugin named "cpu"; keep that when loading by path.
-		if name == "cpu" && !hasOption(optList, "shared_buffers") && !hasOption(optList, "noshared_buffers") {
-			optList = append(optList, "shared_buffers")
-		}
 	}
-	if strings.Contains(strings.ToLower(filepath.Base(path)), "cuda") {
+	// GoMLX enables shared host/device buffers only for a plugin named "cpu"; keep that when loading by path.
+	if isCPUPlugin(path) && !hasOption(optList, "shared_buffers") && !hasOption(optList, "noshared_buffers") {
+		optList = append(optList, "shared_buffers")
+	}
+	if isCUDAPlugin(path) {
 		setCUDADataDir(path)
 	}
 	disableXNNPACK(path)
@@ -132,7 +132,7 @@ const XNNPACKFlag = "--xla_cpu_use_xnnpack"
 // evaluation a few tenths of a point off its checkpoint's); see docs/upstream.md and TestDotWithFreshOperands.
 // XLA reads XLA_FLAGS once, when the first client is created, so this must run before it.
 func disableXNNPACK(pluginPath string) {
-	if pluginNameFromPath(pluginPath) != "cpu" || xlaFlagGiven(XNNPACKFlag) {
+	if !isCPUPlugin(pluginPath) || xlaFlagGiven(XNNPACKFlag) {
 		return
 	}
 	appendXLAFlag(XNNPACKFlag, "false")
@@ -155,6 +155,9 @@ func appendXLAFlag(flag, value string) {
 // it (plugin, PJRT API version, devices).
 func checkLoads(path string) (string, error) {
 	disableXNNPACK(path)
+	if isCUDAPlugin(path) {
+		setCUDADataDir(path)
+	}
 	b, err := newWithConfig("xla:" + path)
 	if err != nil {
 		return "", err

@@ -6,11 +6,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 
 	"github.com/gomlx/go-xla/pkg/installer"
+	"github.com/gomlx/go-xla/pkg/pjrt"
 	"github.com/pkg/errors"
 )
 
@@ -48,9 +50,11 @@ type InstallOptions struct {
 // plugin is "cpu", "cuda" (JAX's CUDA 13 plugin and NVIDIA libraries from PyPI; needs an NVIDIA GPU), "tpu"
 // (libtpu from PyPI; for Cloud TPU VMs), or "auto"/"" (cpu, plus cuda/tpu when that hardware is detected).
 // The CPU plugin comes from go-xla's installer (GitHub gomlx/pjrt-cpu-binaries, the version go-xla was tested
-// with) and, where that download fails, from the Python package index (CPUPluginPyPIPackage, via `pip download
-// --no-deps`; no Python import at run time), installed as pjrt_c_api_cpu_plugin.so. A CPU plugin that is
-// already installed and loads is kept unless opts.Force.
+// with, pjrt.DefaultCPUVersion) and, where that download fails or its plugin does not load, from the Python
+// package index (CPUPluginPyPIPackage, via `pip download --no-deps`; no Python import at run time), installed as
+// pjrt_c_api_cpu_plugin.so. A plugin (cpu, cuda or tpu) that is already installed and loads is kept unless
+// opts.Force. When $PJRT_PLUGIN_LIBRARY_PATH leaves out InstallDir, a warning on w says that the installed
+// plugins will not be found.
 //
 // Progress lines go to w (if non-nil); go-xla's installer also prints its own progress to stdout.
 // ctx is checked before starting and cancels pip; go-xla's own downloads cannot be cancelled.
@@ -79,6 +83,7 @@ func Install(ctx context.Context, plugin string, opts InstallOptions, w io.Write
 		return errors.Errorf("installing PJRT plugin %q: source %q only carries the \"cpu\" plugin (cuda and tpu "+
 			"come from PyPI through go-xla's installer: use -source %s)", plugin, SourcePyPI, SourceGitHub)
 	}
+	defer warnIfNotSearched(dir, w)
 	const useCache = true
 	verbosity := installer.Normal
 	switch plugin {
@@ -99,9 +104,16 @@ func Install(ctx context.Context, plugin string, opts InstallOptions, w io.Write
 		if version == "cuda" {
 			version = "cuda13"
 		}
+		// go-xla's CUDA installer first deletes <dir>/nvidia, a working plugin and its libraries included.
+		if keepInstalled(filepath.Join(dir, "nvidia", PluginFileName("cuda")), "CUDA", opts.Force, w) {
+			return nil
+		}
 		_, _ = fmt.Fprintf(w, "nowt: installing PJRT plugin %q into %s\n", plugin, dir)
 		err = installer.CudaInstall(version, "latest", dir, useCache, verbosity)
 	case "tpu":
+		if keepInstalled(filepath.Join(dir, installer.TPUPJRTPluginName), "TPU", opts.Force, w) {
+			return nil
+		}
 		_, _ = fmt.Fprintf(w, "nowt: installing PJRT plugin %q into %s\n", plugin, dir)
 		err = installer.TPUInstall("tpu", "latest", dir, useCache, verbosity)
 	default:
@@ -123,18 +135,21 @@ func Install(ctx context.Context, plugin string, opts InstallOptions, w io.Write
 // installCPU installs the CPU plugin into dir from source and checks that it loads.
 func installCPU(ctx context.Context, dir, source string, force bool, w io.Writer) error {
 	target := filepath.Join(dir, PluginFileName("cpu"))
-	if !force {
-		if desc, err := checkLoads(target); err == nil {
-			_, _ = fmt.Fprintf(w, "nowt: the CPU plugin is already installed at %s and loads: %s (-force reinstalls it)\n", target, desc)
-			return nil
-		}
+	if keepInstalled(target, "CPU", force, w) {
+		return nil
 	}
 	var githubErr error
 	if source == SourceAuto || source == SourceGitHub {
-		_, _ = fmt.Fprintf(w, "nowt: installing the CPU PJRT plugin into %s with go-xla's installer\n", dir)
-		githubErr = installer.CPUInstall(runtime.GOOS+"_"+runtime.GOARCH, "latest", dir, true, installer.Normal)
+		// The version go-xla was tested with, as its own auto-installer uses, not the newest release: a newer
+		// runtime can change results and speed (docs/perf-analysis.md §1 measured two newer ones slower).
+		_, _ = fmt.Fprintf(w, "nowt: installing the CPU PJRT plugin %s into %s with go-xla's installer\n",
+			pjrt.DefaultCPUVersion, dir)
+		githubErr = installer.CPUInstall(runtime.GOOS+"_"+runtime.GOARCH, pjrt.DefaultCPUVersion, dir, true, installer.Normal)
 		if githubErr == nil {
-			return reportLoads(target, "go-xla's installer", w)
+			githubErr = reportLoads(target, "go-xla's installer", w)
+			if githubErr == nil {
+				return nil
+			}
 		}
 		if source == SourceGitHub {
 			return githubErr
@@ -149,6 +164,38 @@ func installCPU(ctx context.Context, dir, source string, force bool, w io.Writer
 		return err
 	}
 	return reportLoads(installed, "wheel "+wheel, w)
+}
+
+// keepInstalled reports whether the plugin file at target is installed, loads and is to be kept (force unset),
+// saying so on w.
+func keepInstalled(target, kind string, force bool, w io.Writer) bool {
+	if force {
+		return false
+	}
+	desc, err := checkLoads(target)
+	if err != nil {
+		return false
+	}
+	_, _ = fmt.Fprintf(w, "nowt: the %s plugin is already installed at %s and loads: %s (-force reinstalls it)\n",
+		kind, target, desc)
+	return true
+}
+
+// warnIfNotSearched says on w when $PJRT_PLUGIN_LIBRARY_PATH is set without the install folder dir: go-xla and
+// nowt then search only its folders, and would not find what Install put into dir.
+func warnIfNotSearched(dir string, w io.Writer) {
+	env, set := os.LookupEnv(PluginPathsEnv)
+	if !set {
+		return
+	}
+	for _, p := range SearchPaths() {
+		if filepath.Clean(p) == dir || filepath.Clean(p) == filepath.Join(dir, "nvidia") {
+			return
+		}
+	}
+	_, _ = fmt.Fprintf(w, "nowt: warning: $%s is set (%q), so only its folders are searched for plugins and the "+
+		"ones in %s will not be found: add %s (and %s for CUDA) to it, or unset it\n",
+		PluginPathsEnv, env, dir, dir, filepath.Join(dir, "nvidia"))
 }
 
 // reportLoads loads the plugin at p, prints what was installed from where, and returns an error if it does not load.

@@ -43,6 +43,19 @@ func pluginNameFromPath(p string) string {
 	return ""
 }
 
+// isCPUPlugin reports whether the plugin file at p is XLA's CPU plugin, by its file name: go-xla's
+// pjrt_c_api_cpu_plugin.so and its versioned copies (pjrt_c_api_cpu_v0.83.3_plugin.so), and the wheels' own
+// names (xla_cpu_pjrt.so). The name is all there is to go by before loading, and XLA reads its flags when the
+// first client is created.
+func isCPUPlugin(p string) bool {
+	return strings.Contains(strings.ToLower(filepath.Base(p)), "cpu")
+}
+
+// isCUDAPlugin reports whether the plugin file at p is a CUDA plugin, by its file name.
+func isCUDAPlugin(p string) bool {
+	return strings.Contains(strings.ToLower(filepath.Base(p)), "cuda")
+}
+
 // PluginFileName is the file name go-xla expects for the plugin with the given name,
 // e.g. "pjrt_c_api_cuda_plugin.so" for "cuda".
 func PluginFileName(name string) string {
