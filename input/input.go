@@ -111,6 +111,11 @@ func Names() []string {
 	return names
 }
 
+// DecodesImages reports whether dataset name reads image files (JPEG or PNG, with [JPEGDecoder]'s decoder) rather
+// than arrays of pixels: the decoder then shapes its pixels (libjpeg-turbo and Go's decoder differ in chroma
+// upsampling) and its speed.
+func DecodesImages(name string) bool { return name == "cifar10-jpeg" || name == "imagefolder" }
+
 // Open opens dataset `name` ("mnist", "fashion-mnist", "cifar10", "cifar100", "cifar10-jpeg",
 // "imagefolder", "synthetic") at path for split "train" or "test" (imagefolder: "train", "val" or "test").
 //

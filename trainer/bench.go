@@ -37,9 +37,13 @@ func (t *Throughput) MirrorShare() float64 {
 
 // Benchmark trains cfg for warmup untimed steps (compilation included) and then steps timed steps, mirror steps
 // included for rules that use them, and reports the training throughput from the median step. It writes no files.
-func Benchmark(cfg Config, warmup, steps int, out io.Writer) (*Throughput, error) {
+func Benchmark(cfg Config, warmup, steps int, out io.Writer) (tp *Throughput, err error) {
+	defer recoverAsError(fmt.Sprintf("benchmarking %s under rule %s", cfg.Model, cfg.Rule), &err)
 	if out == nil {
 		out = io.Discard
+	}
+	if steps < 1 || warmup < 0 {
+		return nil, fmt.Errorf("benchmark: %d timed steps after %d warm-up steps: want at least 1 timed step and no negative count", steps, warmup)
 	}
 	cfg.OutDir = "unused"
 	if cfg.Epochs <= 0 && cfg.Steps <= 0 {
@@ -52,8 +56,7 @@ func Benchmark(cfg Config, warmup, steps int, out io.Writer) (*Throughput, error
 	if err != nil {
 		return nil, err
 	}
-	defer r.trainDS.Close()
-	defer r.testDS.Close()
+	defer r.close()
 	if _, err := r.align(); err != nil { // builds the variables
 		return nil, err
 	}

@@ -150,6 +150,13 @@ func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer
 
 // compareOne trains, resumes or reuses one rule's run.
 func compareOne(goCtx gocontext.Context, cfg Config, out io.Writer) (*Result, string, error) {
+	if nanErr, ok := readDivergence(cfg.OutDir); ok {
+		if stored, err := ReadConfig(cfg.OutDir); err == nil && sameRun(stored, cfg) == nil {
+			fmt.Fprintf(out, "The run in %s diverged in an earlier invocation and would again with the same settings; "+
+				"delete it to retrain, or continue it with nowt train -resume -out %s and a lower -lr.\n", cfg.OutDir, cfg.OutDir)
+			return nil, StatusDiverged, nanErr
+		}
+	}
 	bases, err := listCheckpoints(filepath.Join(cfg.OutDir, checkpointDirName))
 	if err != nil {
 		return nil, "", err

@@ -111,3 +111,26 @@ func TestCompare(t *testing.T) {
 	require.Contains(t, resumed.Changes[0], "-epochs 1 → 2")
 	require.NotContains(t, resumed.Changes[0], "wm")
 }
+
+// TestCompareDivergedRun: a rule whose run diverged is reported as diverged, and a second invocation reports it
+// again from its mark without training it again (the same settings diverge the same way), its wall time unchanged.
+func TestCompareDivergedRun(t *testing.T) {
+	base := tinyConfig(t, "bp")
+	base.LearningRate, base.Momentum, base.LogEvery, base.CheckpointEvery = 30, 0, 1, 1
+	base.OutDir = filepath.Join(t.TempDir(), "cmp")
+	var out bytes.Buffer
+	c, err := Compare(gocontext.Background(), base, []string{"bp"}, &out)
+	require.NoError(t, err, out.String())
+	require.Equal(t, StatusDiverged, c.Status["bp"], out.String())
+	wallTime, ok := readWallTime(filepath.Join(base.OutDir, "bp"))
+	require.True(t, ok)
+
+	out.Reset()
+	c, err = Compare(gocontext.Background(), base, []string{"bp"}, &out)
+	require.NoError(t, err, out.String())
+	require.Equal(t, StatusDiverged, c.Status["bp"])
+	require.Contains(t, out.String(), "diverged in an earlier invocation")
+	require.NotContains(t, out.String(), "Resuming")
+	again, _ := readWallTime(filepath.Join(base.OutDir, "bp"))
+	require.Equal(t, wallTime, again, "nothing was trained")
+}

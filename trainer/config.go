@@ -257,10 +257,11 @@ func contains(list []string, s string) bool {
 }
 
 // ResumableSettings are the settings (config.json keys) that may change when a run is resumed: how long it
-// trains (more epochs or steps, never fewer), how it reports, checkpoints and evaluates, and where it runs.
-// Any other difference is refused (see [Train]); the changes are recorded in the run's config.json (Changes).
-var ResumableSettings = []string{"epochs", "steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints",
-	"eval_batch_size", "backend", "devices", "workers", "strict", "no_divergence_guard"}
+// trains (more epochs or steps, never fewer), its peak learning rate (lowered after a divergence, say), how it
+// reports, checkpoints and evaluates, and where it runs. Any other difference is refused (see [Train]); the
+// changes are recorded in the run's config.json (Changes).
+var ResumableSettings = []string{"epochs", "steps", "learning_rate", "log_every", "eval_every", "checkpoint_every",
+	"keep_checkpoints", "eval_batch_size", "backend", "devices", "workers", "strict", "no_divergence_guard"}
 
 // flagNames maps config.json keys to the command-line flags that set them, for messages.
 var flagNames = map[string]string{
@@ -285,7 +286,7 @@ func settingName(key string) string {
 // resumeConfig returns the configuration of a resumed run: the stored one with the changes asked for in given,
 // which must all be in [ResumableSettings] (epochs and steps only growing); the changes are returned as
 // "-flag old → new" for the record. Any other difference is a [*ConfigError] listing them all.
-func resumeConfig(stored, given Config, step int) (Config, []string, error) {
+func resumeConfig(stored, given Config) (Config, []string, error) {
 	// Where and how it reports never counts as a change, nor do other rules' hyperparameters (a comparison
 	// retuning wm_batch resumes its kp run): the run keeps its stored values of those.
 	stored.Progress, stored.Notices, stored.OutDir = given.Progress, given.Notices, given.OutDir
@@ -317,10 +318,6 @@ func resumeConfig(stored, given Config, step int) (Config, []string, error) {
 			"cannot resume %s with other settings than it was started with: %s. Only these may change on resume: %s "+
 				"(-epochs and -steps only growing). Resume without them, or start a new run in another -out",
 			stored.OutDir, strings.Join(refused, "; "), ResumableFlags())
-	}
-	if len(changes) > 0 {
-		given.Changes = append(append([]string(nil), stored.Changes...),
-			fmt.Sprintf("resumed at step %d: %s", step, strings.Join(changes, ", ")))
 	}
 	return given, changes, nil
 }

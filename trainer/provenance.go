@@ -30,6 +30,9 @@ type Provenance struct {
 	GoVersion string `json:"go"`
 	Engine    string `json:"engine"`
 	CPUs      int    `json:"cpus"`
+	// JPEGDecoder is the JPEG decoder of a dataset that decodes image files ([input.JPEGDecoder]): libjpeg-turbo
+	// and Go's decoder give slightly different pixels, so a run resumed on another one is not bit-exact.
+	JPEGDecoder string `json:"jpeg_decoder,omitempty"`
 }
 
 // Build is what the running nowt binary knows about its own build.
@@ -67,10 +70,10 @@ func ReadBuild() Build {
 }
 
 // newProvenance describes an invocation starting now from fromStep on engine.
-func newProvenance(fromStep int, engine string, started time.Time) Provenance {
+func newProvenance(fromStep int, engine, jpegDecoder string, started time.Time) Provenance {
 	b := ReadBuild()
 	return Provenance{Started: started.UTC().Truncate(time.Second), FromStep: fromStep, Commit: b.Commit,
-		Modified: b.Modified, GoVersion: b.GoVersion, Engine: engine, CPUs: runtime.NumCPU()}
+		Modified: b.Modified, GoVersion: b.GoVersion, Engine: engine, CPUs: runtime.NumCPU(), JPEGDecoder: jpegDecoder}
 }
 
 // recordProvenance writes p into dir's provenance.jsonl atomically: after the lines already there when resumed,

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 )
@@ -105,7 +107,7 @@ func readJSONLines[T any](path string) ([]T, error) {
 		}
 		var v T
 		if err := json.Unmarshal(scanner.Bytes(), &v); err != nil {
-			return values, fmt.Errorf("decoding %s, line %d: %w", path, line, err)
+			return values, &badLineError{path: path, line: line, err: err}
 		}
 		values = append(values, v)
 	}
@@ -115,15 +117,31 @@ func readJSONLines[T any](path string) ([]T, error) {
 	return values, nil
 }
 
+// badLineError is a line of a JSON Lines file that does not decode (a torn last line, after a crash mid-write).
+type badLineError struct {
+	path string
+	line int
+	err  error
+}
+
+func (e *badLineError) Error() string {
+	return fmt.Sprintf("decoding %s, line %d: %v", e.path, e.line, e.err)
+}
+func (e *badLineError) Unwrap() error { return e.err }
+
 // truncateRecords rewrites path keeping only the records of steps ≤ maxStep: a resumed run continues from its
 // checkpoint, so records written after it are dropped rather than duplicated.
 func truncateRecords(path string, maxStep int) error {
 	records, err := ReadRecords(path)
-	if err != nil {
-		if os.IsNotExist(err) || (len(records) == 0 && isNotExist(path)) {
-			return nil
-		}
+	var badLine *badLineError
+	switch {
+	case err == nil:
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case errors.As(err, &badLine):
 		// A torn last line (crash mid-write) is dropped with everything after it.
+	default: // the log could not be read (permissions, I/O): never rewrite it from what was read
+		return fmt.Errorf("resuming: %w (the log is left as it is)", err)
 	}
 	var kept []byte
 	for _, r := range records {
@@ -137,11 +155,6 @@ func truncateRecords(path string, maxStep int) error {
 		kept = append(append(kept, line...), '\n')
 	}
 	return writeFileAtomic(path, kept)
-}
-
-func isNotExist(path string) bool {
-	_, err := os.Stat(path)
-	return os.IsNotExist(err)
 }
 
 // recordWriter appends records to metrics.jsonl, syncing each line.

@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -19,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomlx/gomlx/backends"
+	"github.com/nowt-ml/nowt/input"
 	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
 )
@@ -82,13 +85,13 @@ func TestResumeSettings(t *testing.T) {
 	require.NoError(t, err)
 
 	changed := c
-	changed.LearningRate, changed.Momentum = 0.5, 0.5
+	changed.WeightDecay, changed.Momentum = 0.5, 0.5
 	changed.Params = map[string]any{"mlp_hidden": "64", "mlp_activation": "relu", "feedback_init_scale": 2.0}
 	_, err = Train(gocontext.Background(), changed, nil, true)
 	var cfgErr *ConfigError
 	require.ErrorAs(t, err, &cfgErr)
-	for _, s := range []string{"-lr 0.05 → 0.5", "-momentum 0.9 → 0.5", "params.feedback_init_scale (unset) → 2",
-		"Only these may change", "-epochs"} {
+	for _, s := range []string{"-wd 0.0001 → 0.5", "-momentum 0.9 → 0.5", "params.feedback_init_scale (unset) → 2",
+		"Only these may change", "-epochs", "-lr"} {
 		require.ErrorContains(t, err, s)
 	}
 	require.NotContains(t, err.Error(), "wm_warmup_steps", "WM's warm-up (dropped from Params) does not concern a kp run")
@@ -131,16 +134,17 @@ func TestRecordProvenance(t *testing.T) {
 	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	_, err := ReadProvenance(dir)
 	require.ErrorIs(t, err, os.ErrNotExist)
-	require.NoError(t, recordProvenance(dir, newProvenance(0, "go (pure Go, 1 device)", at), false))
-	require.NoError(t, recordProvenance(dir, newProvenance(7, "xla:cpu (4 devices)", at.Add(time.Hour)), true))
+	require.NoError(t, recordProvenance(dir, newProvenance(0, "go (pure Go, 1 device)", "", at), false))
+	require.NoError(t, recordProvenance(dir, newProvenance(7, "xla:cpu (4 devices)", "libjpeg-turbo (libturbojpeg.so.0)", at.Add(time.Hour)), true))
 	entries, err := ReadProvenance(dir)
 	require.NoError(t, err)
 	require.Len(t, entries, 2)
 	require.Equal(t, []int{0, 7}, []int{entries[0].FromStep, entries[1].FromStep})
 	require.Equal(t, "xla:cpu (4 devices)", entries[1].Engine)
+	require.Equal(t, []string{"", "libjpeg-turbo (libturbojpeg.so.0)"}, []string{entries[0].JPEGDecoder, entries[1].JPEGDecoder})
 	require.Equal(t, at.Add(time.Hour), entries[1].Started)
 
-	require.NoError(t, recordProvenance(dir, newProvenance(0, "go (pure Go, 1 device)", at), false))
+	require.NoError(t, recordProvenance(dir, newProvenance(0, "go (pure Go, 1 device)", "", at), false))
 	entries, err = ReadProvenance(dir)
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "a fresh run starts the file again")
@@ -179,22 +183,30 @@ func TestCorruptCheckpointFallback(t *testing.T) {
 	require.Contains(t, notices.String(), "falling back to the previous checkpoint")
 
 	notices.Reset()
-	c.Notices = &notices
+	c.Notices, c.Steps = &notices, 6
 	res, err = Train(gocontext.Background(), c, nil, true)
 	require.NoError(t, err)
-	require.Equal(t, 4, res.Steps)
-	require.Contains(t, notices.String(), "from step 2 of 4")
+	require.Equal(t, 6, res.Steps)
+	require.Contains(t, notices.String(), "from step 2 of 6")
+	stored, err := ReadConfig(c.OutDir)
+	require.NoError(t, err)
+	require.Equal(t, []string{"resumed at step 2: -steps 4 → 6"}, stored.Changes, "the step of the checkpoint loaded")
 	require.NoDirExists(t, staging)
 	require.NoFileExists(t, orphan)
 	require.Contains(t, notices.String(), "Removed "+staging)
 }
 
 // TestDivergenceGuard: a loss that grows far past its start for several records stops the run, naming the
-// step and keeping the last good checkpoint; with the guard off the run goes on until the loss is not finite.
+// step; the checkpoints written after the last loss in range are set aside, so that -resume continues from the last
+// good one, with a lower learning rate as the message says; with the guard off the run goes on until the loss is
+// not finite.
 func TestDivergenceGuard(t *testing.T) {
 	c := tinyConfig(t, "bp")
-	c.LearningRate, c.Momentum, c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 30, 0, 32, 1, 32, 1
-	res, err := Train(gocontext.Background(), c, nil, false)
+	c.Momentum, c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 0, 8, 1, 32, 1
+	_, err := Train(gocontext.Background(), c, nil, false) // 8 good steps
+	require.NoError(t, err)
+	c.LearningRate, c.Steps = 30, 32 // then a rate that diverges
+	res, err := Train(gocontext.Background(), c, nil, true)
 	var nanErr *NaNError
 	require.ErrorAs(t, err, &nanErr)
 	require.Greater(t, nanErr.Start, 0.0, "stopped by the guard, not by a non-finite loss: %v", err)
@@ -206,12 +218,51 @@ func TestDivergenceGuard(t *testing.T) {
 	require.NoError(t, err)
 	last := records[len(records)-1]
 	require.Equal(t, nanErr.Step, last.Step)
-	// The checkpoint kept is from before the loss left its range.
+	// The checkpoint kept is from before the last loss in range (a checkpoint's weights give the next step's loss):
+	// the first step at the new rate updated the step-8 weights, so step 8's checkpoint is the last good one.
 	good := checkpointStep(nanErr.Checkpoint)
-	require.LessOrEqual(t, good, nanErr.Step-DivergenceLogs)
+	require.Equal(t, 8, good, "%v", err)
 	bases, err := listCheckpoints(filepath.Join(c.OutDir, checkpointDirName))
 	require.NoError(t, err)
-	require.Equal(t, nanErr.Checkpoint, bases[len(bases)-1])
+	require.Equal(t, nanErr.Checkpoint, bases[len(bases)-1], "-resume continues from it")
+	aside, err := filepath.Glob(filepath.Join(c.OutDir, checkpointDirName, divergedCheckpointPrefix+"checkpoint-*.json"))
+	require.NoError(t, err)
+	require.Len(t, aside, nanErr.SetAside)
+	require.Positive(t, nanErr.SetAside, "the checkpoints after step 8 were written before the guard saw the growth")
+	require.ErrorContains(t, nanErr, "renamed "+divergedCheckpointPrefix)
+
+	// The result and the summary describe the whole run, not only what this invocation evaluated.
+	require.Equal(t, nanErr.Step, res.Steps)
+	require.InDelta(t, float64(nanErr.Step)/float64(16), res.Epochs, 1e-9, "512 examples in batches of 32")
+	require.Positive(t, res.Duration)
+	summary := Summarize(records)
+	require.Equal(t, 2, summary.Evaluations, "steps 0 and 8, in the first invocation")
+	require.Equal(t, summary.Best, res.BestTestTop1)
+	require.Equal(t, *summary.Final.TestLoss, res.TestLoss, "step 8's evaluation")
+	require.Equal(t, nanErr.Checkpoint, res.Checkpoint)
+	mark, ok := readDivergence(c.OutDir)
+	require.True(t, ok, "the run folder is marked as diverged")
+	require.Equal(t, nanErr.Step, mark.Step)
+	require.Equal(t, nanErr.Checkpoint, mark.Checkpoint)
+
+	// What the message says to do works: resume with a lower learning rate, recorded as a change.
+	lower := c
+	lower.LearningRate = 0.05
+	var notices bytes.Buffer
+	lower.Notices = &notices
+	res, err = Train(gocontext.Background(), lower, nil, true)
+	require.NoError(t, err)
+	require.Equal(t, c.Steps, res.Steps)
+	require.Contains(t, notices.String(), "from step 8 of 32")
+	stored, err := ReadConfig(c.OutDir)
+	require.NoError(t, err)
+	require.Equal(t, []string{"resumed at step 8: -lr 0.05 → 30, -steps 8 → 32", "resumed at step 8: -lr 30 → 0.05"},
+		stored.Changes)
+	_, ok = readDivergence(c.OutDir)
+	require.False(t, ok, "a resumed run is no longer marked as diverged")
+	records, err = ReadRecords(filepath.Join(c.OutDir, metricsFileName))
+	require.NoError(t, err)
+	require.Less(t, records[len(records)-1].Loss, nanErr.Start, "trained on from the good checkpoint")
 
 	off := c
 	off.OutDir, off.NoDivergenceGuard = t.TempDir(), true
@@ -268,6 +319,11 @@ func TestSkipUnreadableImages(t *testing.T) {
 		require.Contains(t, notices.String(), path)
 	}
 	require.Equal(t, 3, strings.Count(notices.String(), "warning: skipping an unreadable image"), "one warning per file")
+	// The JPEG decoder shapes the pixels: the run names it, and records it with the engine.
+	require.Contains(t, notices.String(), "JPEG decoder: "+input.JPEGDecoder())
+	entries, err := ReadProvenance(c.OutDir)
+	require.NoError(t, err)
+	require.Equal(t, input.JPEGDecoder(), entries[0].JPEGDecoder)
 	records, err := ReadRecords(filepath.Join(c.OutDir, metricsFileName))
 	require.NoError(t, err)
 	require.Equal(t, 3, records[len(records)-1].SkippedImages)
@@ -358,8 +414,95 @@ func TestReadBuild(t *testing.T) {
 		require.Empty(t, b.CommitTime)
 		require.False(t, b.Modified)
 	}
-	p := newProvenance(3, "go", time.Now())
+	p := newProvenance(3, "go", "", time.Now())
 	require.Equal(t, b.Commit, p.Commit)
 	require.Equal(t, b.Modified, p.Modified)
 	require.Equal(t, b.GoVersion, p.GoVersion)
+}
+
+// TestStartingLoss: the divergence guard of a resumed run compares with the step-0 test loss, also in a WM run,
+// whose log starts with warm-up records that hold none (it used the first loss after the resume instead).
+func TestStartingLoss(t *testing.T) {
+	loss := func(v float64) *float64 { return &v }
+	for _, tc := range []struct {
+		name    string
+		records []Record
+		want    float64
+	}{
+		{"bp", []Record{{Step: 0, TestLoss: loss(2.3)}, {Step: 10, Loss: 1.1}}, 2.3},
+		{"wm warm-up first", []Record{{Step: 0}, {Step: 0}, {Step: 0, TestLoss: loss(2.4)}, {Step: 8, Loss: 0.2, TestLoss: loss(0.3)}}, 2.4},
+		{"no step-0 evaluation", []Record{{Step: 0}, {Step: 8, TestLoss: loss(0.3)}}, math.NaN()},
+		{"empty", nil, math.NaN()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := startingLoss(tc.records)
+			if math.IsNaN(tc.want) {
+				require.True(t, math.IsNaN(got), "got %g", got)
+				return
+			}
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+// TestTruncateRecordsKeepsUnreadableLog: a resume drops a torn last line of the metrics log, but a log it cannot
+// read is an error and stays as it is (it was rewritten from the records read so far: none).
+func TestTruncateRecordsKeepsUnreadableLog(t *testing.T) {
+	dir := t.TempDir()
+	torn := filepath.Join(dir, "torn.jsonl")
+	require.NoError(t, os.WriteFile(torn, []byte(`{"step":1}`+"\n"+`{"step":2}`+"\n"+`{"st`), 0o644))
+	require.NoError(t, truncateRecords(torn, 5))
+	records, err := ReadRecords(torn)
+	require.NoError(t, err)
+	require.Len(t, records, 2)
+
+	unreadable := filepath.Join(dir, "metrics.jsonl")
+	require.NoError(t, os.Mkdir(unreadable, 0o755)) // reading it fails, as an I/O error would
+	err = truncateRecords(unreadable, 5)
+	require.ErrorContains(t, err, "the log is left as it is")
+	require.DirExists(t, unreadable)
+	require.NoError(t, truncateRecords(filepath.Join(dir, "absent.jsonl"), 5), "no log yet: nothing to do")
+}
+
+// TestRunsReleaseTheirBackend: training, evaluation and benchmarking each finalize the backend they created
+// (an XLA client holds threads and device memory: nowt compare trains several runs in one process), also when
+// they fail after creating it; and a model that does not fit its input is an error, not a panic.
+func TestRunsReleaseTheirBackend(t *testing.T) {
+	var made []backends.Backend
+	orig := newBackend
+	t.Cleanup(func() { newBackend = orig })
+	newBackend = func(spec string, w io.Writer) (backends.Backend, error) {
+		b, err := orig(spec, w)
+		if err == nil {
+			made = append(made, b)
+		}
+		return b, err
+	}
+	requireReleased := func(what string) {
+		t.Helper()
+		require.NotEmpty(t, made, what)
+		for _, b := range made {
+			require.True(t, b.IsFinalized(), "%s left its backend open", what)
+		}
+		made = nil
+	}
+	c := tinyConfig(t, "kp")
+	c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 4, 2, 4, 4
+	_, err := Train(gocontext.Background(), c, nil, false)
+	require.NoError(t, err)
+	requireReleased("Train")
+	_, err = Evaluate(c.OutDir, "", nil)
+	require.NoError(t, err)
+	requireReleased("Evaluate")
+	_, err = Benchmark(c, 1, 1, nil)
+	require.NoError(t, err)
+	requireReleased("Benchmark")
+
+	small := c
+	small.Model, small.Dataset, small.DataPath, small.Params = "cnn", "synthetic", "examples=64,size=8,channels=1,classes=4", nil
+	small.TrainLimit, small.TestLimit, small.OutDir = 0, 0, t.TempDir()
+	_, err = Train(gocontext.Background(), small, nil, false)
+	require.ErrorContains(t, err, "training cnn under rule kp")
+	require.ErrorContains(t, err, "smaller than the 5x5 kernel")
+	requireReleased("a failed Train")
 }

@@ -2,6 +2,7 @@ package trainer
 
 import (
 	gocontext "context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,15 +61,22 @@ type NaNError struct {
 	Loss float64
 	// Start is the loss the run started from, when the divergence guard stopped it (0 for a non-finite loss).
 	Start float64
-	// Checkpoint is the last good checkpoint ("" if none was written yet).
+	// Checkpoint is the last good checkpoint ("" if none was written yet), the one -resume continues from.
 	Checkpoint string
+	// SetAside counts the newer checkpoints renamed "diverged-…": written after the last loss known to be in
+	// range, their weights may already be bad.
+	SetAside int
 }
 
 // Error implements error.
 func (e *NaNError) Error() string {
-	keep := "no checkpoint had been written yet"
+	keep := "no checkpoint from before it is known to be good: start again with a lower -lr"
 	if e.Checkpoint != "" {
-		keep = "the last good checkpoint is " + e.Checkpoint + " (continue from it with -resume, after lowering the learning rate)"
+		keep = "the last good checkpoint is " + e.Checkpoint + " (continue from it with -resume and a lower -lr)"
+	}
+	if e.SetAside > 0 {
+		keep += fmt.Sprintf("; %d newer checkpoint(s), written after the last loss in range, renamed %s… (-resume skips them)",
+			e.SetAside, divergedCheckpointPrefix)
 	}
 	if e.Start > 0 {
 		return fmt.Sprintf("training stopped: the loss diverged, %g at step %d, over %d times its start (%g) for %d records; %s (-divergence-guard=false trains on)",
@@ -125,17 +134,26 @@ func splitNames(dataset string) (trainSplit, testSplit string) {
 
 // setup builds the backend, datasets, context, model and GoMLX trainer. For resume, the checkpoint (the newest
 // readable one of the folder checkpointDir, or the file checkpoint) is attached before any graph is built.
-func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*run, error) {
+//
+// The caller owns what it returns and must call its close; on an error setup releases what it had made.
+func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (_ *run, err error) {
 	r := &run{cfg: cfg, out: out, notices: cfg.Notices}
 	if r.notices == nil {
 		r.notices = out
 	}
-	var err error
-	if r.backend, err = xla.New(cfg.Backend, r.notices); err != nil {
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	if r.backend, err = newBackend(cfg.Backend, r.notices); err != nil {
 		return nil, err
 	}
 	if r.notices != nil {
 		fmt.Fprintf(r.notices, "engine: %s\n", xla.Engine(r.backend))
+		if input.DecodesImages(cfg.Dataset) {
+			fmt.Fprintf(r.notices, "JPEG decoder: %s\n", input.JPEGDecoder())
+		}
 	}
 	if needTrain {
 		if r.dp, err = dataParallel(cfg, r.backend); err != nil {
@@ -263,6 +281,49 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (*ru
 		return nil, err
 	}
 	return r, nil
+}
+
+// newBackend creates a run's backend (a variable for tests, which check that every run releases its own).
+var newBackend = xla.New
+
+// close releases what setup made: the datasets' workers and the backend (an XLA backend's PJRT client, with its
+// threads and device memory: a process that trains several runs, like nowt compare, would otherwise keep every
+// one of them).
+func (r *run) close() {
+	if r.trainDS != nil {
+		r.trainDS.Close()
+	}
+	if r.testDS != nil {
+		r.testDS.Close()
+	}
+	// The device buffers and compiled programs go first: a PJRT client destroyed while they live does not free
+	// them, and their finalizers find it gone (measured on xla:cpu, 10 runs of a 2000-wide MLP in one process,
+	// MALLOC_ARENA_MAX=1: the RSS grew 110–140 MB a run with only the backend finalized, stays at ~200 MB so).
+	if r.trainer != nil {
+		r.trainer.ResetComputationGraphs()
+	}
+	for _, e := range []*context.Exec{r.alignExec, r.mirrorExec} {
+		if e != nil {
+			e.Finalize()
+		}
+	}
+	for _, t := range r.alignBatch {
+		_ = t.FinalizeAll()
+	}
+	if r.ctx != nil {
+		r.ctx.Finalize()
+	}
+	if r.backend != nil && !r.backend.IsFinalized() {
+		r.backend.Finalize()
+	}
+}
+
+// recoverAsError turns a panic that reached an API boundary of this package (GoMLX reports graph-building errors,
+// such as an input too small for a model's kernels, by panicking) into an error returned through *err.
+func recoverAsError(what string, err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("%s: %v", what, p)
+	}
 }
 
 // newContext creates the context with every known hyperparameter, the configuration's, and its -set settings.
@@ -434,7 +495,15 @@ func newTop5Accuracy() metrics.Interface {
 // resume, the stored configuration defines the run; cfg may only differ in [ResumableSettings] (the changes are
 // recorded in config.json), the newest readable checkpoint is loaded (an unreadable newest one is skipped with a
 // warning), and what a killed checkpoint write left behind is removed.
-func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Result, error) {
+//
+// A panic from graph building or execution (a model that does not fit its input, say) is returned as an error.
+func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (res *Result, err error) {
+	defer recoverAsError(fmt.Sprintf("training %s under rule %s", cfg.Model, cfg.Rule), &err)
+	return trainRun(goCtx, cfg, out, resume)
+}
+
+// trainRun is Train, without its recovery from panics.
+func trainRun(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Result, error) {
 	start := time.Now()
 	if out == nil {
 		out = io.Discard
@@ -460,7 +529,7 @@ func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Re
 		if len(existing) == 0 {
 			return nil, fmt.Errorf("cannot resume: %s holds no checkpoint yet; start the run again without -resume", cfg.OutDir)
 		}
-		if cfg, changes, err = resumeConfig(stored, cfg, checkpointStep(existing[len(existing)-1])); err != nil {
+		if cfg, changes, err = resumeConfig(stored, cfg); err != nil {
 			return nil, err
 		}
 	} else if len(existing) > 0 {
@@ -489,8 +558,7 @@ func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Re
 	if err != nil {
 		return nil, err
 	}
-	defer r.trainDS.Close()
-	defer r.testDS.Close()
+	defer r.close()
 	// Build the model's variables (in inference mode) and measure the initial alignment.
 	initial, err := r.align()
 	if err != nil {
@@ -515,13 +583,20 @@ func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Re
 		fmt.Fprintf(notices, "Data parallelism: each batch of %d split over %d devices (%d each).\n",
 			cfg.BatchSize, r.dp.NumDevices(), cfg.BatchSize/r.dp.NumDevices())
 	}
+	step := int(optimizers.GetGlobalStep(r.ctx)) // the checkpoint loaded: the newest readable one
+	if len(changes) > 0 {
+		cfg.Changes = append(slices.Clone(cfg.Changes), fmt.Sprintf("resumed at step %d: %s", step, strings.Join(changes, ", ")))
+	}
 	if !resume || len(changes) > 0 {
 		if err := WriteConfig(cfg, cfg.OutDir); err != nil {
 			return nil, err
 		}
 	}
-	step := int(optimizers.GetGlobalStep(r.ctx))
-	if err := recordProvenance(cfg.OutDir, newProvenance(step, xla.Engine(r.backend), start), resume); err != nil {
+	jpegDecoder := ""
+	if input.DecodesImages(cfg.Dataset) {
+		jpegDecoder = input.JPEGDecoder()
+	}
+	if err := recordProvenance(cfg.OutDir, newProvenance(step, xla.Engine(r.backend), jpegDecoder, start), resume); err != nil {
 		return nil, err
 	}
 	if resume {
@@ -532,7 +607,99 @@ func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Re
 				strings.Join(changes, ", "))
 		}
 	}
-	return r.train(goCtx, start, checkpointDir, resume, initial)
+	// A new attempt: a resumed run that had diverged (with a lower -lr, say) is no longer marked as diverged.
+	if err := os.Remove(filepath.Join(cfg.OutDir, divergedFileName)); err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("clearing the divergence mark: %w", err)
+	}
+	res, err := r.train(goCtx, start, checkpointDir, resume, initial)
+	var nanErr *NaNError
+	if errors.As(err, &nanErr) {
+		if werr := writeDivergence(cfg.OutDir, nanErr); werr != nil {
+			return res, errors.Join(err, werr)
+		}
+	}
+	return res, err
+}
+
+// divergedAt completes e, a run stopped by a non-finite or diverging loss: the checkpoints of steps ≥ bound hold
+// weights not known to be good (a checkpoint's weights give the loss of the step after it), so they are renamed
+// with divergedCheckpointPrefix, out of -resume's way and kept for inspection; e.Checkpoint is the newest of the
+// others, the one -resume continues from.
+func (r *run) divergedAt(e *NaNError, checkpointDir string, bound int) error {
+	bases, err := listCheckpoints(checkpointDir)
+	if err != nil {
+		return errors.Join(e, err)
+	}
+	for _, base := range bases {
+		if checkpointStep(base) < bound {
+			e.Checkpoint = base
+			continue
+		}
+		for _, suffix := range []string{checkpoints.JsonNameSuffix, checkpoints.BinDataSuffix} {
+			aside := filepath.Join(checkpointDir, divergedCheckpointPrefix+filepath.Base(base)+suffix)
+			if err := os.Rename(base+suffix, aside); err != nil && !os.IsNotExist(err) {
+				return errors.Join(e, fmt.Errorf("setting aside a checkpoint written after the loss left its range: %w", err))
+			}
+		}
+		e.SetAside++
+	}
+	return e
+}
+
+// divergedCheckpointPrefix starts the names of the checkpoints a diverged run set aside ([run.divergedAt]).
+const divergedCheckpointPrefix = "diverged-"
+
+// startingLoss is the loss a run's divergence guard compares with, from its log: the test loss of its step-0
+// evaluation (not the first record's: a WM run's log starts with its warm-up records, which hold none), or NaN.
+func startingLoss(records []Record) float64 {
+	if i := slices.IndexFunc(records, func(r Record) bool { return r.Step == 0 && r.TestLoss != nil }); i >= 0 {
+		return *records[i].TestLoss
+	}
+	return math.NaN()
+}
+
+// divergedFileName marks a run folder whose last training stopped on a non-finite or diverging loss: it holds
+// the [NaNError], so that nowt compare reports the run as diverged instead of training it again (the same
+// settings diverge the same way). Resuming the run removes it.
+const divergedFileName = "diverged.json"
+
+// divergence is the JSON form of a [NaNError] (its losses as text: JSON has no NaN nor Inf).
+type divergence struct {
+	Step       int    `json:"step"`
+	Loss       string `json:"loss"`
+	Start      string `json:"start,omitempty"`
+	Checkpoint string `json:"checkpoint,omitempty"`
+}
+
+// writeDivergence writes the divergence mark of the run in dir.
+func writeDivergence(dir string, e *NaNError) error {
+	d := divergence{Step: e.Step, Loss: strconv.FormatFloat(e.Loss, 'g', -1, 64), Checkpoint: e.Checkpoint}
+	if e.Start > 0 {
+		d.Start = strconv.FormatFloat(e.Start, 'g', -1, 64)
+	}
+	data, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("writing the divergence mark: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(dir, divergedFileName), append(data, '\n'))
+}
+
+// readDivergence returns the divergence mark of the run in dir, if it has a readable one.
+func readDivergence(dir string) (*NaNError, bool) {
+	data, err := os.ReadFile(filepath.Join(dir, divergedFileName))
+	if err != nil {
+		return nil, false
+	}
+	var d divergence
+	if json.Unmarshal(data, &d) != nil {
+		return nil, false
+	}
+	e := &NaNError{Step: d.Step, Checkpoint: d.Checkpoint}
+	e.Loss, _ = strconv.ParseFloat(d.Loss, 64)
+	if d.Start != "" {
+		e.Start, _ = strconv.ParseFloat(d.Start, 64)
+	}
+	return e, true
 }
 
 // modelScope is the context scope the model is built in: per-layer settings name /model/<layer scope>.
@@ -604,9 +771,8 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 	metricsPath := filepath.Join(cfg.OutDir, metricsFileName)
 	startLoss := math.NaN() // The loss the divergence guard compares with: the test loss at step 0.
 	if resumed {
-		if records, _ := ReadRecords(metricsPath); len(records) > 0 && records[0].TestLoss != nil {
-			startLoss = *records[0].TestLoss
-		}
+		records, _ := ReadRecords(metricsPath)
+		startLoss = startingLoss(records)
 		if err := truncateRecords(metricsPath, startStep); err != nil {
 			return nil, err
 		}
@@ -689,15 +855,23 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			return "Images/s", fmt.Sprintf("%.0f", float64(cfg.BatchSize)/median.Seconds())
 		}, func() (string, string) { return "Test top-1", lastTop1 })
 	}
-	lastLogTime, lastLogStep := time.Now(), startStep
+	// Throughput counts training only: each step from the end of the previous step's hook (evaluation, alignment,
+	// logging and checkpoint left out) to the end of its mirror steps, and not the invocation's first step
+	// (compilation) unless its record holds nothing else.
+	segmentStart := time.Now()
+	var trainSeconds float64
+	var trainedSteps int
 	var lastLoss, accSum float64
 	var accCount, grown int
+	lastFineLog := startStep // the last logged step whose loss the guard found in range (the checkpoint resumed from)
 	var testTop1, testTop5, testLoss *float64
 	loop.OnStep("nowt", 100, func(loop *train.Loop, stepMetrics []*tensors.Tensor) error {
 		step := loop.LoopStep + 1 // steps done
+		defer func() { segmentStart = time.Now() }()
 		lastLoss = scalar(stepMetrics[0])
 		if math.IsNaN(lastLoss) || math.IsInf(lastLoss, 0) {
-			return &NaNError{Step: step, Loss: lastLoss, Checkpoint: result.Checkpoint}
+			// Its loss came from the weights after step-1: only checkpoints from before are known to be good.
+			return r.divergedAt(&NaNError{Step: step, Loss: lastLoss}, checkpointDir, step-1)
 		}
 		accSum += scalar(stepMetrics[len(stepMetrics)-1]) // Our batch accuracy is the last train metric.
 		accCount++
@@ -707,6 +881,10 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			}
 		}
 		last := step == r.totalSteps
+		if compiling := step == startStep+1 && step%logEvery != 0 && step%evalEvery != 0 && !last; !compiling {
+			trainSeconds += time.Since(segmentStart).Seconds()
+			trainedSteps++
+		}
 		testTop1, testTop5, testLoss = nil, nil, nil
 		if step%evalEvery == 0 || last {
 			t1, t5, tl, err := r.evaluate()
@@ -723,12 +901,13 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			if err != nil {
 				return err
 			}
-			now := time.Now()
 			rec := Record{Step: step, Epoch: float64(step) / float64(r.stepsPerEpoch), Loss: lastLoss,
 				TrainAccuracy: accSum / float64(accCount), TestTop1: testTop1, TestTop5: testTop5, TestLoss: testLoss,
-				LearningRate: r.schedule.At(step - 1), Layers: layers, SkippedImages: r.skipped(),
-				ImagesPerSecond: float64((step-lastLogStep)*cfg.BatchSize) / now.Sub(lastLogTime).Seconds()}
-			lastLogTime, lastLogStep, accSum, accCount = now, step, 0, 0
+				LearningRate: r.schedule.At(step - 1), Layers: layers, SkippedImages: r.skipped()}
+			if trainSeconds > 0 {
+				rec.ImagesPerSecond = float64(trainedSteps*cfg.BatchSize) / trainSeconds
+			}
+			trainSeconds, trainedSteps, accSum, accCount = 0, 0, 0, 0
 			result.Layers = layers
 			if err := log.write(rec); err != nil {
 				return err
@@ -742,10 +921,11 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			if startLoss > 0 && lastLoss > DivergenceFactor*startLoss {
 				grown++
 			} else {
-				grown = 0
+				grown, lastFineLog = 0, step
 			}
 			if grown >= DivergenceLogs && !cfg.NoDivergenceGuard {
-				return &NaNError{Step: step, Loss: lastLoss, Checkpoint: result.Checkpoint, Start: startLoss}
+				// The weights after step lastFineLog-1 gave a loss in range; later ones may have started to grow.
+				return r.divergedAt(&NaNError{Step: step, Loss: lastLoss, Start: startLoss}, checkpointDir, lastFineLog)
 			}
 		}
 		stop := goCtx.Err() != nil
@@ -768,10 +948,10 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			return nil, err
 		}
 		if _, err := loop.RunSteps(ds, remaining); err != nil {
-			result.Steps = int(optimizers.GetGlobalStep(ctx))
-			result.SkippedImages = r.skipped()
+			r.finishResult(result, metricsPath, start)
 			var nanErr *NaNError
 			if errors.As(err, &nanErr) {
+				result.Checkpoint = nanErr.Checkpoint
 				return result, nanErr
 			}
 			var intErr *InterruptedError
@@ -790,14 +970,31 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			return nil, err
 		}
 	}
-	if best, ok := bestTop1(metricsPath); ok {
-		result.BestTestTop1 = best
-	}
-	result.Steps = int(optimizers.GetGlobalStep(ctx))
+	r.finishResult(result, metricsPath, start)
+	return result, nil
+}
+
+// finishResult fills in what a run's result takes from its whole log and its clock, also when it stopped early
+// (Ctrl-C, divergence): steps, epochs, skipped images, duration, the best test top-1 of the whole run, and the
+// latest evaluation where this invocation made none.
+func (r *run) finishResult(result *Result, metricsPath string, start time.Time) {
+	result.Steps = int(optimizers.GetGlobalStep(r.ctx))
 	result.Epochs = float64(result.Steps) / float64(r.stepsPerEpoch)
 	result.SkippedImages = r.skipped()
 	result.Duration = time.Since(start)
-	return result, nil
+	records, _ := ReadRecords(metricsPath)
+	s := Summarize(records)
+	if s.Final != nil {
+		result.BestTestTop1 = max(result.BestTestTop1, s.Best)
+		if result.TestTop1 == 0 && result.TestLoss == 0 { // no evaluation in this invocation
+			result.TestTop1 = *s.Final.TestTop1
+			result.TestTop5 = valueOr(s.Final.TestTop5, math.NaN())
+			result.TestLoss = valueOr(s.Final.TestLoss, math.NaN())
+		}
+	}
+	if result.Layers == nil {
+		result.Layers = s.Layers
+	}
 }
 
 // bestTop1 is the best test top-1 of the run's metrics log.
@@ -978,7 +1175,13 @@ func Evaluate(dir, backend string, out io.Writer) (*Result, error) {
 // EvaluateWith evaluates a checkpoint of the run in dir (see [EvalOptions]): test top-1, top-5, loss and
 // alignment. The result's BestTestTop1 is the best test top-1 of the run's metrics log (the run's real best),
 // and Epochs the epochs that the checkpoint's steps make.
-func EvaluateWith(dir string, opts EvalOptions, out io.Writer) (*Result, error) {
+func EvaluateWith(dir string, opts EvalOptions, out io.Writer) (res *Result, err error) {
+	defer recoverAsError("evaluating the run in "+dir, &err)
+	return evaluateRun(dir, opts, out)
+}
+
+// evaluateRun is EvaluateWith, without its recovery from panics.
+func evaluateRun(dir string, opts EvalOptions, out io.Writer) (*Result, error) {
 	start := time.Now()
 	if out == nil {
 		out = io.Discard
@@ -1010,7 +1213,7 @@ func EvaluateWith(dir string, opts EvalOptions, out io.Writer) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	defer r.testDS.Close()
+	defer r.close()
 	result := &Result{Config: cfg, Steps: int(optimizers.GetGlobalStep(r.ctx)), Checkpoint: r.checkpoint}
 	if result.Layers, err = r.align(); err != nil {
 		return nil, err

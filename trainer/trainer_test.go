@@ -2,6 +2,7 @@ package trainer
 
 import (
 	gocontext "context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -122,8 +123,12 @@ func TestTrainNaNStops(t *testing.T) {
 	require.NotNil(t, res)
 	bases, err := listCheckpoints(filepath.Join(c.OutDir, checkpointDirName))
 	require.NoError(t, err)
-	require.Equal(t, nanErr.Checkpoint, bases[len(bases)-1], "no checkpoint after the bad step")
-	require.True(t, strings.HasSuffix(nanErr.Checkpoint, stepSuffix(nanErr.Step-1)))
+	require.Equal(t, nanErr.Checkpoint, bases[len(bases)-1], "-resume continues from the last good checkpoint")
+	// Step s's loss comes from the weights after step s-1: that checkpoint is set aside, the one before is kept.
+	require.True(t, strings.HasSuffix(nanErr.Checkpoint, stepSuffix(nanErr.Step-2)), "%v", err)
+	require.Equal(t, 1, nanErr.SetAside)
+	require.FileExists(t, filepath.Join(c.OutDir, checkpointDirName,
+		fmt.Sprintf(divergedCheckpointPrefix+checkpointNameFormat+".json", nanErr.Step-1, nanErr.Step-1)))
 }
 
 // TestTrainRefusesExistingRun: a second run into the same folder is refused; -resume of an empty one too.

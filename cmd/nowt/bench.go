@@ -37,6 +37,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if *warmup < 0 {
 		return usagef("-warmup-steps %d: must be ≥ 0", *warmup)
 	}
+	if cfg.Steps < 1 {
+		return usagef("-steps %d: bench times that many steps after -warmup-steps; must be ≥ 1", cfg.Steps)
+	}
 	for _, model := range splitList(cfg.Model) {
 		for _, rule := range splitList(cfg.Rule) {
 			c := cfg

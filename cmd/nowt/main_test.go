@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,9 +110,9 @@ func TestResumeExtends(t *testing.T) {
 	require.Contains(t, stderr, "already trained 4 of 4 steps")
 
 	// A changed setting is refused, listing it, before anything changes.
-	code, _, stderr = nowt(t, "train", "-resume", "-lr", "0.5", "-batch", "16", "-out", out)
+	code, _, stderr = nowt(t, "train", "-resume", "-momentum", "0.5", "-batch", "16", "-out", out)
 	require.Equal(t, 2, code, "stderr: %s", stderr)
-	require.Contains(t, stderr, "-lr 0.01 → 0.5")
+	require.Contains(t, stderr, "-momentum 0.9 → 0.5")
 	require.Contains(t, stderr, "-batch 32 → 16")
 	require.Contains(t, stderr, "Only these may change on resume")
 
@@ -323,6 +324,7 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"compare", "-lr", "-1"}, "-lr"},
 		{[]string{"compare", "-rules", "wm", "-wm-noise", "pink"}, "-wm-noise"},
 		{[]string{"bench", "-warmup-steps", "-1"}, "-warmup-steps"},
+		{[]string{"bench", "-steps", "0"}, "-steps 0"},
 		{[]string{"bench", "-batch", "0"}, "-batch"},
 		{[]string{"check", "-dataset", "nope"}, "-dataset"},
 		{[]string{"check", "-limit", "-1"}, "-limit"},
@@ -342,4 +344,25 @@ func TestBadInvocations(t *testing.T) {
 			require.NoDirExists(t, out, "nothing may be written for an invalid setting")
 		})
 	}
+}
+
+// TestStoredConfigIsTheDefault: -resume parses the flags again with the run's stored config as their defaults, so
+// that only the flags given are changes; every setting of the stored config must come back unchanged when none
+// is given (a flag with a fixed default, as -dtype had, made a bfloat16 run impossible to resume without it).
+func TestStoredConfigIsTheDefault(t *testing.T) {
+	stored := trainer.DefaultConfig()
+	stored.Model, stored.Rule, stored.Dataset, stored.DataPath = "resnet20", "kp", "cifar10-jpeg", "/data/cifar"
+	stored.TrainLimit, stored.TestLimit, stored.Augment, stored.ImageSize, stored.Workers = 100, 50, true, 40, 3
+	stored.Epochs, stored.Steps, stored.BatchSize, stored.EvalBatchSize = 7, 70, 64, 500
+	stored.LearningRate, stored.Schedule, stored.Milestones, stored.Gamma, stored.WarmupEpochs = 0.3, "step", []float64{2, 5}, 0.2, 0.5
+	stored.Momentum, stored.Nesterov, stored.WeightDecay, stored.Loss = 0.8, true, 3e-4, "sigmoid"
+	stored.DType, stored.Seed, stored.Backend, stored.Devices = "bfloat16", 9, "xla:cpu", 2
+	stored.OutDir, stored.LogEvery, stored.EvalEvery, stored.CheckpointEvery, stored.KeepCheckpoints = "runs/x", 3, 6, 9, 4
+	stored.Strict, stored.NoDivergenceGuard, stored.Settings = true, true, "wm_batch=64"
+	stored.Params = map[string]any{"kp_decay": 0.005}
+	fs, rf, _ := trainFlagSet(stored, io.Discard)
+	require.NoError(t, parseFlags(fs, []string{"-out", "runs/x"}))
+	got, err := rf.config(fs)
+	require.NoError(t, err)
+	require.Equal(t, stored, got)
 }

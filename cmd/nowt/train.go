@@ -55,7 +55,10 @@ func addRunFlags(fs *flag.FlagSet, defaults trainer.Config) *runFlags {
 	fs.BoolVar(&c.Nesterov, "nesterov", c.Nesterov, "Nesterov momentum")
 	fs.Float64Var(&c.WeightDecay, "wd", c.WeightDecay, "weight decay (weights, kernels and KP's B; not biases nor batch norm)")
 	fs.StringVar(&c.Loss, "loss", c.Loss, "loss: softmax (cross-entropy) or sigmoid (per-class, as the authors' released code)")
-	fs.StringVar(&c.DType, "dtype", "float32", "precision of the forward and backward passes: float32, or mixed precision bfloat16 or float16 (W, B, batch-norm statistics, optimizer state and alignment metrics stay float32)")
+	if c.DType == "" { // the stored config of a resumed run, or the defaults, may leave it empty
+		c.DType = "float32"
+	}
+	fs.StringVar(&c.DType, "dtype", c.DType, "precision of the forward and backward passes: float32, or mixed precision bfloat16 or float16 (W, B, batch-norm statistics, optimizer state and alignment metrics stay float32)")
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "random seed (initialisation, shuffling, augmentation, mirror noise)")
 	fs.StringVar(&c.Backend, "backend", c.Backend, xla.SpecHelp)
 	fs.IntVar(&c.Devices, "devices", c.Devices, "devices each batch is split over (data parallelism: XLA backends; xla:cpu,devices=<n> to try it on one machine): 1 one device, -1 all, n the first n; -batch is the global batch")
