@@ -37,6 +37,9 @@ type Learning struct {
 	Decay float64
 	// DecayWeights applies the same weight decay to W (Kolen-Pollack: W − B then shrinks geometrically).
 	DecayWeights bool
+	// DecoupledDecay applies Decay (to B, and with DecayWeights to W) after the optimizer's step, θ ← θ − λθ,
+	// instead of as an L2 term of the gradient ([DecoupledDecays]).
+	DecoupledDecay bool
 	// Mirror, if set, makes B learn in separate mirror steps from noise instead of in the training step.
 	Mirror *MirrorMode
 }
@@ -168,6 +171,33 @@ func Decays(ctx *context.Context, weightDecay float64) map[*context.Variable]flo
 	for _, layer := range Layers(ctx) {
 		learning := layer.Rule.Learning(ctx.InAbsPath(layer.Scope))
 		if learning == nil || learning.Mirror != nil {
+			continue
+		}
+		d := learning.Decay
+		if d < 0 {
+			d = weightDecay
+		}
+		if learning.DecoupledDecay {
+			d = 0 // applied after the step instead: DecoupledDecays
+		}
+		if layer.Feedback != nil {
+			decays[layer.Feedback] = d
+		}
+		if learning.DecayWeights {
+			decays[layer.Weights] = d
+		}
+	}
+	return decays
+}
+
+// DecoupledDecays returns the decay λ of the variables whose rule applies it after the optimizer's step
+// ([Learning.DecoupledDecay]): an optimizer sets θ ← θ − λ·θ (θ's value before the step) on top of its update,
+// and leaves them out of its L2 term ([Decays] gives them 0). With weightDecay for a rule's default decay.
+func DecoupledDecays(ctx *context.Context, weightDecay float64) map[*context.Variable]float64 {
+	decays := map[*context.Variable]float64{}
+	for _, layer := range Layers(ctx) {
+		learning := layer.Rule.Learning(ctx.InAbsPath(layer.Scope))
+		if learning == nil || learning.Mirror != nil || !learning.DecoupledDecay {
 			continue
 		}
 		d := learning.Decay

@@ -19,7 +19,8 @@ import (
 // optimizers.LearningRateVar, which the trainer sets before each step from its Schedule.
 //
 // Decay applies to tensors of rank ≥ 2 (dense weights, conv kernels and KP's B), not to biases nor batch-norm
-// parameters; layers whose B learns use feedback.Decays (KP: kp_decay if set, for both W and B).
+// parameters; layers whose B learns use feedback.Decays (KP: kp_decay if set, for both W and B), and
+// feedback.DecoupledDecays for a decay applied after the step (KP with kp_decoupled: θ ← θ − η·v − λ·θ).
 type SGD struct {
 	// Momentum μ (0 = plain SGD); Nesterov selects Nesterov's momentum.
 	Momentum float64
@@ -44,6 +45,7 @@ func (o *SGD) UpdateGraph(ctx *context.Context, g *Graph, loss *Node) {
 	lr := optimizers.LearningRateVar(ctx, dtype, 0).ValueGraph(g)
 
 	decay := feedback.Decays(ctx, o.WeightDecay)
+	decoupled := feedback.DecoupledDecays(ctx, o.WeightDecay)
 	for i, v := range vars {
 		value := v.ValueGraph(g)
 		grad := grads[i]
@@ -66,7 +68,11 @@ func (o *SGD) UpdateGraph(ctx *context.Context, g *Graph, loss *Node) {
 				update = Add(grad, MulScalar(velocity, o.Momentum))
 			}
 		}
-		v.SetValueGraph(Sub(value, Mul(ConvertDType(lr, value.DType()), update)))
+		next := Sub(value, Mul(ConvertDType(lr, value.DType()), update))
+		if lambda := decoupled[v]; lambda > 0 { // KP with kp_decoupled: θ ← θ − η·v − λ·θ
+			next = Sub(next, MulScalar(value, lambda))
+		}
+		v.SetValueGraph(next)
 	}
 	feedback.ReleaseGraph(ctx, g) // The gradient was the layers' records' last reader.
 }
