@@ -110,7 +110,7 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 	for _, rule := range rules {
 		s := trainer.Summarize(c.Records[rule])
 		if len(c.Records[rule]) == 0 {
-			if res := c.Results[rule]; res != nil {
+			if res := c.Results[rule]; res != nil && res.Steps > 0 { // a result with no run behind it shows "–"
 				s = trainer.Summary{Steps: res.Steps, Epochs: res.Epochs, Best: res.BestTestTop1, Layers: res.Layers,
 					Final: &trainer.Record{TestTop1: &res.TestTop1, TestTop5: &res.TestTop5, TestLoss: &res.TestLoss}}
 			}
@@ -126,13 +126,14 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 		title = fmt.Sprintf("%s on %s: learning rules compared", cfg.Model, cfg.Dataset)
 	}
 	fmt.Fprintf(&b, "# %s\n\n", title)
+	settingsDiffer := false
 	if cfg != nil {
-		length := fmt.Sprintf("%d epochs", cfg.Epochs)
-		if cfg.Steps > 0 {
-			length = fmt.Sprintf("%d steps", cfg.Steps)
+		common, perRule := describeSettings(c, rules)
+		fmt.Fprintf(&b, "%s.\n\n", strings.Join(common, ", "))
+		if len(perRule) > 0 {
+			settingsDiffer = true
+			fmt.Fprintf(&b, "Per rule: %s.\n\n", strings.Join(perRule, "; "))
 		}
-		fmt.Fprintf(&b, "%s, batch %d, learning rate %g (%s), momentum %g, weight decay %g, %s loss, seed %d.\n\n",
-			length, cfg.BatchSize, cfg.LearningRate, cfg.Schedule, cfg.Momentum, cfg.WeightDecay, cfg.Loss, cfg.Seed)
 	}
 
 	inline := len(layers) <= maxInlineLayers
@@ -209,19 +210,77 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 		case trainer.StatusResumed:
 			fmt.Fprintf(&b, "- %s: resumed an unfinished run; the wall time adds up its invocations.\n", rule)
 		case trainer.StatusDiverged:
-			fmt.Fprintf(&b, "- %s: diverged (the loss became NaN after step %d, its last record); the numbers are those of its last records.\n",
-				rule, summaries[rule].Steps)
+			how := fmt.Sprintf("stopped after step %d, its last record", summaries[rule].Steps)
+			if e := c.Divergence[rule]; e != nil && e.Start > 0 {
+				how = fmt.Sprintf("the divergence guard stopped it at step %d: loss %.4g, over %d× its start (%.4g)",
+					e.Step, e.Loss, trainer.DivergenceFactor, e.Start)
+			} else if e != nil {
+				how = fmt.Sprintf("the loss became %g at step %d", e.Loss, e.Step)
+			}
+			fmt.Fprintf(&b, "- %s: diverged (%s); the numbers are those of its last records.\n", rule, how)
 		}
 	}
 	b.WriteString("\nEach rule's run (config.json, metrics.jsonl, checkpoints) is in its own folder beside this file.\n")
 	if commandLine != "" {
-		fmt.Fprintf(&b, "\nCommand:\n\n```\n%s\n```\n", commandLine)
+		label := "Command"
+		if settingsDiffer { // several invocations made the runs: this is only the last one's
+			label = "Command of the last invocation (each run's config.json holds its own settings)"
+		}
+		fmt.Fprintf(&b, "\n%s:\n\n```\n%s\n```\n", label, commandLine)
 	}
 	fmt.Fprintf(&b, "\nDate: %s\n", now.Format("2006-01-02 15:04:05 MST"))
 	return b.String()
 }
 
 // comparisonConfig returns the configuration of the first rule that has a result, or nil.
+// describeSettings describes the settings of the comparison's runs (length, batch, learning rate and schedule,
+// momentum, weight decay, loss, seed): those all runs share, and for the others each run's value, as
+// "rule: setting" phrases.
+func describeSettings(c *trainer.Comparison, rules []string) (common, perRule []string) {
+	fields := []func(cfg trainer.Config) string{
+		func(cfg trainer.Config) string {
+			if cfg.Steps > 0 {
+				return fmt.Sprintf("%d steps", cfg.Steps)
+			}
+			return fmt.Sprintf("%d epochs", cfg.Epochs)
+		},
+		func(cfg trainer.Config) string { return fmt.Sprintf("batch %d", cfg.BatchSize) },
+		func(cfg trainer.Config) string {
+			return fmt.Sprintf("learning rate %g (%s)", cfg.LearningRate, cfg.Schedule)
+		},
+		func(cfg trainer.Config) string { return fmt.Sprintf("momentum %g", cfg.Momentum) },
+		func(cfg trainer.Config) string { return fmt.Sprintf("weight decay %g", cfg.WeightDecay) },
+		func(cfg trainer.Config) string { return fmt.Sprintf("%s loss", cfg.Loss) },
+		func(cfg trainer.Config) string { return fmt.Sprintf("seed %d", cfg.Seed) },
+	}
+	var withConfig []string
+	for _, rule := range rules {
+		if res := c.Results[rule]; res != nil && res.Config.Model != "" {
+			withConfig = append(withConfig, rule)
+		}
+	}
+	differ := map[string][]string{}
+	for _, field := range fields {
+		values := map[string]bool{}
+		for _, rule := range withConfig {
+			values[field(c.Results[rule].Config)] = true
+		}
+		if len(values) == 1 {
+			common = append(common, field(c.Results[withConfig[0]].Config))
+			continue
+		}
+		for _, rule := range withConfig {
+			differ[rule] = append(differ[rule], field(c.Results[rule].Config))
+		}
+	}
+	for _, rule := range withConfig {
+		if d := differ[rule]; len(d) > 0 {
+			perRule = append(perRule, rule+": "+strings.Join(d, ", "))
+		}
+	}
+	return common, perRule
+}
+
 func comparisonConfig(c *trainer.Comparison, rules []string) *trainer.Config {
 	for _, rule := range rules {
 		if res := c.Results[rule]; res != nil && res.Config.Model != "" {

@@ -147,3 +147,35 @@ func xsOf(xys plotter.XYs) []float64 {
 	}
 	return xs
 }
+
+// TestFormatHeaderAndNotes: settings the runs share are stated once and the others per rule (with the command
+// labelled as the last invocation's); a diverged run says how it stopped; a rule with a result but no run shows
+// dashes, not zeros.
+func TestFormatHeaderAndNotes(t *testing.T) {
+	c := syntheticComparison([]string{"/model/fc0", "/model/output"})
+	c.Results["kp"].Config.LearningRate = 0.3
+	c.Status = map[string]string{"fa": trainer.StatusDiverged, "kp": trainer.StatusDiverged}
+	c.Divergence = map[string]*trainer.NaNError{
+		"fa": {Step: 31, Loss: 812.5, Start: 2.3},
+		"kp": {Step: 12, Loss: math.NaN()},
+	}
+	c.Results["dfa"] = &trainer.Result{Config: trainer.Config{Model: "mlp", Dataset: "mnist", Rule: "dfa", Epochs: 2,
+		BatchSize: 32, LearningRate: 0.05, Schedule: "cosine", Loss: "softmax", Seed: 1}}
+	text := Format(c, "nowt compare -rules kp -lr 0.3", time.Now())
+	require.Contains(t, text, "2 epochs, batch 32, momentum 0, weight decay 0, softmax loss, seed 1.")
+	require.Contains(t, text, "Per rule: bp: learning rate 0.05 (cosine); fa: learning rate 0.05 (cosine); kp: learning rate 0.3 (cosine); dfa: learning rate 0.05 (cosine).")
+	require.Contains(t, text, "Command of the last invocation")
+	require.Contains(t, text, "- fa: diverged (the divergence guard stopped it at step 31: loss 812.5, over 10× its start (2.3))")
+	require.Contains(t, text, "- kp: diverged (the loss became NaN at step 12)")
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "| dfa |") {
+			require.Contains(t, line, "| – | – | – | – |", "no run behind dfa's result: no accuracy")
+		}
+	}
+
+	same := syntheticComparison([]string{"/model/fc0"})
+	text = Format(same, "nowt compare", time.Now())
+	require.Contains(t, text, "learning rate 0.05 (cosine)")
+	require.NotContains(t, text, "Per rule")
+	require.Contains(t, text, "\nCommand:\n")
+}

@@ -32,7 +32,7 @@ for dir in "$src"/*/; do
 		rules+=("\"$rule\": \"$rule_commit\"")
 		mkdir -p "$dst/$rule"
 		cp "$run/config.json" "$run/metrics.jsonl" "$dst/$rule/"
-		for f in wall_time.json provenance.jsonl; do
+		for f in wall_time.json provenance.jsonl diverged.json; do
 			[[ -f "$run/$f" ]] && cp "$run/$f" "$dst/$rule/"
 		done
 		t=$(stat -c %Y "$run/metrics.jsonl")

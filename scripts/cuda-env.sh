@@ -30,7 +30,8 @@ say "CUDA PJRT plugin: $plugin"
 
 # 3. A plugin folder with the name go-xla expects.
 pjrt_dir="$(mktemp -d "${TMPDIR:-/tmp}/nowt-pjrt.XXXXXX")"
-trap 'rm -rf "$pjrt_dir"' EXIT
+# Removed on exit, unless the caller has an EXIT trap of its own (which must remove $pjrt_dir): never replace it.
+[[ -n "$(trap -p EXIT)" ]] || trap 'rm -rf "$pjrt_dir"' EXIT
 ln -s "$plugin" "$pjrt_dir/pjrt_c_api_cuda_plugin.so"
 export PJRT_PLUGIN_LIBRARY_PATH="$pjrt_dir"
 say "PJRT_PLUGIN_LIBRARY_PATH=$PJRT_PLUGIN_LIBRARY_PATH"

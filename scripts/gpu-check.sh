@@ -75,7 +75,7 @@ stage() {
 finish() {
 	say "summary ($((SECONDS - start_time)) s):"
 	for s in "${summary[@]}"; do say "  $s"; done
-	rm -rf "$bin"
+	rm -rf "$bin" "${pjrt_dir:-}"
 }
 trap finish EXIT
 
@@ -85,7 +85,7 @@ if command -v nvidia-smi >/dev/null 2>&1; then
 else
 	say "nvidia-smi not found"
 fi
-source scripts/cuda-env.sh
+source scripts/cuda-env.sh # keeps finish as the EXIT trap; finish removes its $pjrt_dir
 
 # 2. The plugin loads and lists the GPU; without it nothing else can run.
 SPEC=xla:cuda
@@ -116,6 +116,10 @@ if [[ -f "$cifar_archive" ]]; then
 		-dataset cifar10-jpeg -augment -batch 256 -eval-batch 1000 -lr 0.2 -momentum 0.9 -nesterov \
 		-schedule cosine -warmup 1 -wd 5e-4 -kp-decay 5e-3 -epochs "$CIFAR_EPOCHS" -log-every 49 \
 		-rules bp,kp,wm,ss,fa -out "$runs/cifar10-resnet20-gpu"
+	# A stage stopped at its limit stops compare before it writes the table and plots: write them from the logs.
+	if [[ ! -f "$runs/cifar10-resnet20-gpu/results.md" ]]; then
+		timeout 30 "$bin/nowt" report -out "$runs/cifar10-resnet20-gpu" >>"$log" 2>&1 || say "nowt report failed"
+	fi
 	if [[ -n "${OUT:-}" ]]; then
 		(cd "$runs" && find . \( -name checkpoints -prune \) -o -type f \( -name '*.md' -o -name '*.png' \
 			-o -name config.json -o -name metrics.jsonl \) -print | tar czf "$OUT/cifar-gpu.tar.gz" -T -) &&

@@ -32,8 +32,10 @@ type Comparison struct {
 	// Rules lists the rules in the order compared ("" = the order of [CompareOrder]).
 	Rules []string
 	// Status says, by rule name, how its run was obtained: "trained", "resumed", "reused" or "diverged" (the loss
-	// became NaN; the run is reported up to its last record).
+	// became NaN or the divergence guard stopped it; the run is reported up to its last record).
 	Status map[string]string
+	// Divergence holds, by rule name, how a diverged run stopped (nil where not known).
+	Divergence map[string]*NaNError
 }
 
 // Statuses of a rule's run in a [Comparison].
@@ -112,7 +114,7 @@ func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer
 		return nil, fmt.Errorf("compare: no output folder: set out_dir (-out)")
 	}
 	c := &Comparison{Results: map[string]*Result{}, Records: map[string][]Record{}, Dir: base.OutDir,
-		Rules: append([]string(nil), rules...), Status: map[string]string{}}
+		Rules: append([]string(nil), rules...), Status: map[string]string{}, Divergence: map[string]*NaNError{}}
 	for i, rule := range rules {
 		cfg := base
 		cfg.Rule, cfg.OutDir = rule, filepath.Join(base.OutDir, rule)
@@ -125,6 +127,7 @@ func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer
 		if errors.As(err, &nanErr) {
 			fmt.Fprintf(out, "Rule %s diverged: %v\n", rule, err)
 			status, err = StatusDiverged, nil
+			c.Divergence[rule] = nanErr
 		}
 		if err != nil {
 			return c, fmt.Errorf("compare: rule %s: %w", rule, err)
@@ -163,8 +166,7 @@ func compareOne(goCtx gocontext.Context, cfg Config, out io.Writer) (*Result, st
 	}
 	if len(bases) == 0 {
 		// Nothing to keep: a fresh run (a crash before the first checkpoint left at most a config and some records).
-		_ = os.Remove(filepath.Join(cfg.OutDir, wallTimeFileName))
-		res, err := trainTimed(goCtx, cfg, out, false)
+		res, err := Train(goCtx, cfg, out, false)
 		return res, StatusTrained, err
 	}
 	stored, err := ReadConfig(cfg.OutDir)
@@ -180,22 +182,19 @@ func compareOne(goCtx gocontext.Context, cfg Config, out io.Writer) (*Result, st
 		return nil, StatusReused, nil
 	}
 	fmt.Fprintf(out, "Resuming the unfinished run in %s from step %d.\n", cfg.OutDir, step)
-	res, err := trainTimed(goCtx, cfg, out, true)
+	// What a recorded resume changed (a lower -lr after a divergence) stays.
+	res, err := Train(goCtx, cfg.withStoredResumeChanges(stored), out, true)
 	return res, StatusResumed, err
 }
 
-// trainTimed runs Train and adds its wall time to the run's wall_time.json, even when it fails part-way.
-func trainTimed(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (*Result, error) {
-	start := time.Now()
-	res, err := Train(goCtx, cfg, out, resume)
-	if _, statErr := os.Stat(cfg.OutDir); statErr == nil {
-		previous, _ := readWallTime(cfg.OutDir)
-		data, _ := json.Marshal(wallTime{Seconds: (previous + time.Since(start)).Seconds()})
-		if werr := writeFileAtomic(filepath.Join(cfg.OutDir, wallTimeFileName), append(data, '\n')); werr != nil && err == nil {
-			err = werr
-		}
+// addWallTime adds d to the wall time stored in the run folder dir (wall_time.json), written atomically.
+func addWallTime(dir string, d time.Duration) error {
+	previous, _ := readWallTime(dir)
+	data, err := json.Marshal(wallTime{Seconds: (previous + d).Seconds()})
+	if err != nil {
+		return err
 	}
-	return res, err
+	return writeFileAtomic(filepath.Join(dir, wallTimeFileName), append(data, '\n'))
 }
 
 func readWallTime(dir string) (time.Duration, bool) {
@@ -211,11 +210,12 @@ func readWallTime(dir string) (time.Duration, bool) {
 }
 
 // sameRun reports how the stored configuration of a run differs from the one wanted, ignoring what a resume may
-// change (Backend, Workers, Progress, and Epochs growing) and the hyperparameters of other rules than the run's
-// (a comparison that retunes only WM reuses its other runs).
+// change (Backend, Workers, Progress, and Epochs growing), the hyperparameters of other rules than the run's (a
+// comparison that retunes only WM reuses its other runs), and the settings a recorded resume changed (a lower -lr
+// after a divergence: the run keeps it).
 func sameRun(stored, want Config) error {
-	s, w := stored, want.withStoredOtherRulesParams(stored)
-	s.Backend, s.Workers, s.Progress, s.OutDir = w.Backend, w.Workers, w.Progress, w.OutDir
+	s, w := stored, want.withStoredOtherRulesParams(stored).withStoredResumeChanges(stored)
+	s.Backend, s.Workers, s.Progress, s.OutDir, s.Changes = w.Backend, w.Workers, w.Progress, w.OutDir, w.Changes
 	if w.Epochs > s.Epochs && w.Steps == 0 && s.Steps == 0 {
 		s.Epochs = w.Epochs
 	}
@@ -309,7 +309,8 @@ func LoadComparison(dir string) (*Comparison, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the comparison in %s: %w", dir, err)
 	}
-	c := &Comparison{Results: map[string]*Result{}, Records: map[string][]Record{}, Dir: dir, Status: map[string]string{}}
+	c := &Comparison{Results: map[string]*Result{}, Records: map[string][]Record{}, Dir: dir, Status: map[string]string{},
+		Divergence: map[string]*NaNError{}}
 	var rules []string
 	for _, e := range entries {
 		sub := filepath.Join(dir, e.Name())
@@ -333,6 +334,9 @@ func LoadComparison(dir string) (*Comparison, error) {
 			res.Duration = wt
 		}
 		c.Results[rule], c.Records[rule] = res, records
+		if e, ok := readDivergence(sub); ok {
+			c.Status[rule], c.Divergence[rule] = StatusDiverged, e
+		}
 		rules = append(rules, rule)
 	}
 	if len(rules) == 0 {

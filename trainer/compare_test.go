@@ -134,3 +134,25 @@ func TestCompareDivergedRun(t *testing.T) {
 	again, _ := readWallTime(filepath.Join(base.OutDir, "bp"))
 	require.Equal(t, wallTime, again, "nothing was trained")
 }
+
+// TestSameRunKeepsResumeChanges: a run resumed with a lower -lr after a divergence (recorded in its config's
+// Changes) is still the comparison's run, and resuming it keeps the lower rate; a setting no resume changed still
+// makes another run.
+func TestSameRunKeepsResumeChanges(t *testing.T) {
+	want := DefaultConfig()
+	want.Rule, want.LearningRate, want.Steps, want.Epochs = "kp", 5, 100, 0
+	stored := want
+	stored.LearningRate, stored.Steps = 0.01, 100
+	stored.Changes = []string{"resumed at step 70: -lr 5 → 0.01"}
+	require.NoError(t, sameRun(stored, want))
+	require.Equal(t, 0.01, want.withStoredResumeChanges(stored).LearningRate, "resuming keeps the lower rate")
+	require.Equal(t, want.Steps, want.withStoredResumeChanges(stored).Steps)
+
+	unrecorded := stored
+	unrecorded.Changes = nil
+	require.ErrorContains(t, sameRun(unrecorded, want), "learning_rate")
+
+	other := want
+	other.Momentum = 0.5
+	require.ErrorContains(t, sameRun(stored, other), "momentum", "-lr's change does not excuse another setting")
+}

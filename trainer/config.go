@@ -338,6 +338,46 @@ func orNone(v json.RawMessage) string {
 	return string(v)
 }
 
+// withStoredResumeChanges returns c with stored's values of the settings that a recorded resume of the stored run
+// changed (stored.Changes, e.g. "-lr 30 → 0.05" after a divergence), other than its length (-epochs and -steps,
+// which a comparison may still grow): comparing the two configurations then ignores them, and resuming the run
+// keeps them. c's non-JSON fields (Progress, Notices) are kept.
+func (c Config) withStoredResumeChanges(stored Config) Config {
+	var keys []string
+	for _, k := range ResumableSettings {
+		if k == "epochs" || k == "steps" {
+			continue
+		}
+		for _, change := range stored.Changes {
+			if strings.Contains(change, " "+settingName(k)+" ") || strings.Contains(change, ": "+settingName(k)+" ") {
+				keys = append(keys, k)
+				break
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return c
+	}
+	mine, theirs := configMap(c), configMap(stored)
+	for _, k := range keys {
+		if v, ok := theirs[k]; ok {
+			mine[k] = v
+		} else {
+			delete(mine, k)
+		}
+	}
+	data, err := json.Marshal(mine) // configMap's "params.<name>" keys and its dropped "changes" are restored below
+	if err != nil {
+		return c
+	}
+	var out Config
+	if err := json.Unmarshal(data, &out); err != nil {
+		return c
+	}
+	out.Params, out.Changes, out.Progress, out.Notices = c.Params, c.Changes, c.Progress, c.Notices
+	return out
+}
+
 // withStoredOtherRulesParams returns c with stored's values (or absence) of the hyperparameters that only rules
 // other than c.Rule read (another rule's setting, [feedback.Rule.Settings], that c.Rule does not list, e.g.
 // wm_batch in a kp run): they cannot change c's run, so comparing the two configurations ignores them and the run

@@ -83,6 +83,8 @@ func TestResumeSettings(t *testing.T) {
 	c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 4, 2, 4, 2
 	_, err := Train(gocontext.Background(), c, nil, false)
 	require.NoError(t, err)
+	firstWallTime, ok := readWallTime(c.OutDir)
+	require.True(t, ok, "Train records the run's wall time")
 
 	changed := c
 	changed.WeightDecay, changed.Momentum = 0.5, 0.5
@@ -113,6 +115,9 @@ func TestResumeSettings(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 6, stored.Steps)
 	require.Equal(t, []string{"resumed at step 4: -log-every 2 → 1, -steps 4 → 6"}, stored.Changes)
+	wallTime, _ := readWallTime(c.OutDir)
+	require.Greater(t, wallTime, firstWallTime, "the resume's time is added (refused invocations add none)")
+	require.Less(t, wallTime, firstWallTime+res.Duration+time.Second)
 
 	// Each invocation that trained is in provenance.jsonl (the refused ones are not): the fresh run from step 0,
 	// the resume from step 4, both naming the engine and the toolchain.

@@ -579,6 +579,13 @@ func trainRun(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (
 			return nil, fmt.Errorf("output folder %s already holds a run: continue it with -resume, or choose another -out", cfg.OutDir)
 		}
 	}
+	// The run's wall time adds up the invocations that trained it (nowt train -resume as well as nowt compare).
+	if !resume {
+		if err := os.Remove(filepath.Join(cfg.OutDir, wallTimeFileName)); err != nil && !os.IsNotExist(err) {
+			return nil, fmt.Errorf("clearing the wall time of the run the folder held: %w", err)
+		}
+	}
+	defer func() { _ = addWallTime(cfg.OutDir, time.Since(start)) }()
 	if r.dp != nil {
 		fmt.Fprintf(notices, "Data parallelism: each batch of %d split over %d devices (%d each).\n",
 			cfg.BatchSize, r.dp.NumDevices(), cfg.BatchSize/r.dp.NumDevices())
