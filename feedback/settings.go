@@ -35,6 +35,9 @@ type Setting struct {
 	Choices []string
 	// Doc is a one-line description, with the meaning of special values.
 	Doc string
+	// Global marks a setting read once for the whole model (by the trainer, at the context's root), not per
+	// layer: setting it at a layer's scope is an error rather than silently ignored.
+	Global bool
 }
 
 // FlagName is the setting's command-line flag.

@@ -85,6 +85,10 @@ func ValidateParams(ctx *context.Context) error {
 			err.Scope = s.scope
 			return err
 		}
+		if setting, known := settingByName(s.key); known && setting.Global && s.scope != context.RootScope && s.scope != "" {
+			return &ParamError{Param: s.key, Scope: s.scope, Value: s.value,
+				Valid: "set for the whole model (at the root scope: " + s.key + "=…): it is read once, not per layer"}
+		}
 	}
 	return nil
 }

@@ -42,6 +42,8 @@ func TestValidateParams(t *testing.T) {
 		{"", ParamWMBatch, "many", "a number"},
 		{"/model/fc0", ParamWMBatch, 0, "a whole number ≥ 1"},
 		{"/model/out", ParamRule, "backprop", "one of bp"},
+		{"/model/fc0", ParamWMSteps, 4, "set for the whole model"}, // read at the root only: not per layer
+		{"/model", ParamWMWarmupSteps, 10, "set for the whole model"},
 	} {
 		ctx := withDefaults()
 		at := ctx

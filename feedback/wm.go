@@ -81,8 +81,8 @@ func (WeightMirror) Settings() []Setting {
 		{Name: ParamWMDecay, Default: 0.01, HasRange: true, Min: 0, Max: 1, Doc: "weight-mirror decay λ_B per mirror step"},
 		{Name: ParamWMRescale, Default: false, Doc: "weight mirror: rescale B instead of decaying it"},
 		{Name: ParamWMBatch, Default: 128, HasRange: true, Min: 1, Max: math.Inf(1), Doc: "noise samples per layer and mirror step"},
-		{Name: ParamWMSteps, Default: 1, HasRange: true, Min: 0, Max: math.Inf(1), Doc: "mirror steps after each training step"},
-		{Name: ParamWMWarmupSteps, Flag: "wm-warmup", Default: -1, HasRange: true, Min: 0, Max: math.Inf(1), Special: []float64{-1}, Doc: "mirror steps before training (-1: one epoch's worth)"},
+		{Name: ParamWMSteps, Default: 1, HasRange: true, Min: 0, Max: math.Inf(1), Global: true, Doc: "mirror steps after each training step"},
+		{Name: ParamWMWarmupSteps, Flag: "wm-warmup", Default: -1, HasRange: true, Min: 0, Max: math.Inf(1), Special: []float64{-1}, Global: true, Doc: "mirror steps before training (-1: one epoch's worth)"},
 	}
 }
 
