@@ -42,9 +42,16 @@ func AlignmentGraph(ctx *context.Context, g *Graph) []Alignment {
 	for _, layer := range layers {
 		// In the master copy's dtype (float32 under mixed precision): the kernel and the signals are converted.
 		w := StopGradient(layer.Weights.ValueGraph(g))
+		// Under mixed precision the rule is compared with backprop at the precision the layer computed in: W and
+		// the kernel both rounded to it (so that bp reads 0°, not the rounding), the products in float32.
+		wRef, mixed := w, false
 		var b *Node
 		if c, found := deltas[layer.Scope]; found {
-			b = ConvertDType(c.fb(), w.DType()) // The kernel this graph's step sends through (brsf draws a new one each step).
+			kernel := c.fb() // The kernel this graph's step sends through (brsf draws a new one each step).
+			b = ConvertDType(kernel, w.DType())
+			if mixed = kernel.DType() != w.DType(); mixed {
+				wRef = ConvertDType(StopGradient(c.w), w.DType())
+			}
 		} else {
 			b = StopGradient(layer.FeedbackGraph(ctx, g))
 		}
@@ -53,12 +60,15 @@ func AlignmentGraph(ctx *context.Context, g *Graph) []Alignment {
 			NormRatio: Div(L2Norm(b), MaxScalar(L2Norm(w), 1e-30)),
 		}
 		if b.Shape().Equal(w.Shape()) {
-			a.WeightAngle = AngleDegrees(b, w)
+			a.WeightAngle = AngleDegrees(b, wRef)
 		}
 		if c, found := deltas[layer.Scope]; found {
 			delta := ConvertDType(StopGradient(c.delta), w.DType())
 			sent := ConvertDType(StopGradient(c.sent()), w.DType())
-			bp := c.op.inputGrad(delta, w)
+			if mixed && b.Shape().Equal(w.Shape()) { // the signal again, in float32 from the same rounded kernel
+				sent = c.op.inputGrad(delta, b)
+			}
+			bp := c.op.inputGrad(delta, wRef)
 			angles, defined := angleDegrees(sent, bp, 0)
 			// The mean over the examples where it is defined: 0/0 = NaN where there are none.
 			a.DeltaAngle = Div(ReduceAllSum(Where(defined, angles, ZerosLike(angles))),

@@ -145,3 +145,41 @@ func boolToInt(b bool) int {
 	}
 	return 0
 }
+
+// TestMixedPrecisionAlignment: under bfloat16 the alignment metrics measure the rule, not the rounding: backprop's
+// weight and delta angles are 0 (they read ~0.1° when B's bfloat16 kernel was set against float32 W and its
+// bfloat16 signal against a float32 one), and other rules' angles stay within a fraction of a degree of their
+// float32 values.
+func TestMixedPrecisionAlignment(t *testing.T) {
+	backend := testutil.Backend(t)
+	rng := rand.New(rand.NewSource(5))
+	const n, in, out = 64, 256, 128
+	x := tensors.FromFlatDataAndDimensions(toF32(testutil.RandomSlice(rng, n*in)), n, in)
+	r := tensors.FromFlatDataAndDimensions(toF32(testutil.RandomSlice(rng, n*out)), n, out)
+	angles := func(rule string, dtype dtypes.DType) (weight, delta float64) {
+		ctx := context.New()
+		ctx.SetParam(ParamRule, rule)
+		require.NoError(t, ctx.SetRNGStateFromSeed(3))
+		outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, xNode, rNode *Node) []*Node {
+			y := NewDense(ctx.In("layer"), ConvertDType(xNode, dtype), out).Done()
+			loss := ReduceAllSum(Mul(ConvertDType(y, dtypes.Float32), rNode))
+			_, _ = Gradients(ctx, loss)
+			a := AlignmentGraph(ctx, xNode.Graph())
+			require.Len(t, a, 1)
+			return []*Node{ConvertDType(a[0].WeightAngle, dtypes.Float64), ConvertDType(a[0].DeltaAngle, dtypes.Float64)}
+		}, x, r)
+		return testutil.Flat64(t, outs[0])[0], testutil.Flat64(t, outs[1])[0]
+	}
+	for _, rule := range []string{"bp", "kp", "fa", "ss"} {
+		w32, d32 := angles(rule, dtypes.Float32)
+		w16, d16 := angles(rule, dtypes.BFloat16)
+		t.Logf("%s: weight angle %.4f° (float32) %.4f° (bfloat16), delta angle %.4f° / %.4f°", rule, w32, w16, d32, d16)
+		if rule == "bp" {
+			require.InDelta(t, 0, w16, 1e-3)
+			require.InDelta(t, 0, d16, 1e-3)
+			continue
+		}
+		require.InDelta(t, w32, w16, 0.5, "%s weight angle", rule)
+		require.InDelta(t, d32, d16, 0.5, "%s delta angle", rule)
+	}
+}
