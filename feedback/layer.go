@@ -107,6 +107,9 @@ func newLayerWeights(ctx *context.Context, kind string, shape shapes.Shape, init
 	}
 	ctx.SetParam(paramLayerKind, kind)
 	rule := RuleFromContext(ctx)
+	if backpropForced(ctx, g) {
+		rule = backprop
+	}
 	compute := shape.DType
 	master := shapes.Make(layers.MasterDType(compute), shape.Dimensions...)
 	w := ctx.WithInitializer(init).VariableWithShape(WeightsName, master)

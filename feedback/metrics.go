@@ -80,6 +80,56 @@ func AlignmentGraph(ctx *context.Context, g *Graph) []Alignment {
 	return out
 }
 
+// forceBackpropKey is the graph parameter (at the root scope) that makes every feedback layer built in a graph
+// use backprop whatever its rule: [GradientAngles] builds the model a second time under it.
+const forceBackpropKey = "feedback_force_backprop"
+
+// backpropForced reports whether layers built in g must use backprop ([GradientAngles]).
+func backpropForced(ctx *context.Context, g *Graph) bool {
+	forced, _ := ctx.InAbsPath(context.RootScope).GetGraphParam(g, forceBackpropKey)
+	return forced == true
+}
+
+// backprop is rule "bp", for layers built under forceBackpropKey.
+var backprop Rule = Backprop{}
+
+// GradientAngles builds, in g, each feedback layer's angle (degrees, scalar, float32) between the weight gradient
+// its rule gives (ruleGrads, by variable, as [Gradients] returns them) and the true gradient, backprop's: lossFn
+// must build the model's loss again in g; it is called with every feedback layer built under backprop (the same
+// variables: the forward pass is the same, only what the layers send down differs). Unlike the delta angle,
+// which compares one layer's signal given the same δ, it shows how far the update a rule gives W is from
+// backprop's once the errors of all the layers above have compounded (0 at the output layer for every rule). The
+// angle is NaN where either gradient is zero; a layer absent from ruleGrads gets none. Build the rule's own
+// gradient and [AlignmentGraph] first: the layers built by lossFn record themselves in g as the first ones did.
+func GradientAngles(ctx *context.Context, g *Graph, ruleGrads map[*context.Variable]*Node, lossFn func() *Node) map[string]*Node {
+	root := ctx.InAbsPath(context.RootScope)
+	root.SetGraphParam(g, forceBackpropKey, true)
+	loss := lossFn()
+	root.SetGraphParam(g, forceBackpropKey, false)
+	layers := Layers(ctx)
+	var weights []*Node
+	var scopes []string
+	var ruleGrad []*Node
+	for _, layer := range layers {
+		if grad, found := ruleGrads[layer.Weights]; found {
+			weights = append(weights, layer.Weights.ValueGraph(g))
+			scopes = append(scopes, layer.Scope)
+			ruleGrad = append(ruleGrad, grad)
+		}
+	}
+	out := make(map[string]*Node, len(scopes))
+	if len(weights) == 0 {
+		return out
+	}
+	trueGrads := Gradient(loss, weights...)
+	for i, scope := range scopes {
+		a := StopGradient(ruleGrad[i])
+		b := ConvertDType(StopGradient(trueGrads[i]), a.DType())
+		out[scope] = AngleDegrees(a, b)
+	}
+	return out
+}
+
 // minNorm is the norm under which a vector counts as zero, and its angle with anything as undefined.
 const minNorm = 1e-30
 

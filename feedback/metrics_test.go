@@ -5,6 +5,7 @@ import (
 	"math/rand"
 	"testing"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -232,3 +233,74 @@ func TestAngleDegreesSmallInFloat32(t *testing.T) {
 	}, a, b)
 	require.Less(t, float64(tensors.MustCopyFlatData[float32](got)[0]), 1e-3)
 }
+
+// TestGradientAngles: the angle between a rule's weight gradient and the true one is 0 for backprop and at the
+// output layer, and for other rules it is the angle between their weight gradients and those of the same network
+// (paired initialisation: the same W under one seed) trained by backprop in a separate graph — on a small CNN,
+// so that convolutions and a dense output layer are covered.
+func TestGradientAngles(t *testing.T) {
+	backend := testutil.Backend(t)
+	rng := rand.New(rand.NewSource(4))
+	const n, h, classes = 6, 6, 5
+	x := tensors.FromFlatDataAndDimensions(toF32(testutil.RandomSlice(rng, n*h*h*2)), n, h, h, 2)
+	r := tensors.FromFlatDataAndDimensions(toF32(testutil.RandomSlice(rng, n*classes)), n, classes)
+	model := func(ctx *context.Context, x *Node) *Node {
+		y := Tanh(NewConv2D(ctx.In("conv1"), x, 4, 3).PadSame().Done())
+		y = Tanh(NewConv2D(ctx.In("conv2"), y, 3, 3).Stride(2).PadSame().Done())
+		return OutputError(ctx, NewDense(ctx.In("fc"), Reshape(y, n, -1), classes).Done())
+	}
+	// weightGrads returns each layer's weight gradient under rule (flattened, by scope) and, with angles, the
+	// layers' gradient angles.
+	weightGrads := func(rule string, angles bool) (map[string][]float64, map[string]float64) {
+		ctx := context.New().Checked(false) // the model is built twice in one graph
+		ctx.SetParam(ParamRule, rule)
+		ctx.SetParam(ParamOutputDim, classes)
+		require.NoError(t, ctx.SetRNGStateFromSeed(11))
+		var scopes, angleScopes []string
+		outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, xNode, rNode *Node) []*Node {
+			loss := func() *Node { return ReduceAllSum(Mul(model(ctx, xNode), rNode)) }
+			vars, grads := Gradients(ctx, loss())
+			byVar := map[*context.Variable]*Node{}
+			var out []*Node
+			for i, v := range vars {
+				if v.Name() == WeightsName {
+					byVar[v] = grads[i]
+					scopes = append(scopes, v.Scope())
+					out = append(out, ConvertDType(grads[i], dtypes.Float64))
+				}
+			}
+			if angles {
+				for scope, a := range GradientAngles(ctx, xNode.Graph(), byVar, loss) {
+					angleScopes = append(angleScopes, scope)
+					out = append(out, ConvertDType(a, dtypes.Float64))
+				}
+			}
+			return out
+		}, x, r)
+		grads, gotAngles := map[string][]float64{}, map[string]float64{}
+		for i, scope := range scopes {
+			grads[scope] = testutil.Flat64(t, outs[i])
+		}
+		for i, scope := range angleScopes {
+			gotAngles[scope] = testutil.Flat64(t, outs[len(scopes)+i])[0]
+		}
+		return grads, gotAngles
+	}
+	trueGrads, _ := weightGrads("bp", false)
+	require.Len(t, trueGrads, 3)
+	for _, rule := range []string{"bp", "fa", "kp", "ss", "dfa"} {
+		grads, angles := weightGrads(rule, true)
+		require.Len(t, angles, 3, rule)
+		for scope, angle := range angles {
+			want := angleBetween(grads[scope], trueGrads[scope])
+			t.Logf("%s %s: %.3f° (want %.3f°)", rule, scope, angle, want)
+			require.InDelta(t, want, angle, 0.01, "%s %s", rule, scope)
+			if rule == "bp" || scope == "/fc" {
+				require.InDelta(t, 0, angle, 0.01, "%s %s: backprop's own gradient", rule, scope)
+			} else {
+				require.Greater(t, angle, 1.0, "%s %s: a random B bends the gradient", rule, scope)
+			}
+		}
+	}
+}
+

@@ -54,6 +54,11 @@ type LayerAlignment struct {
 	DeltaUndefined int `json:"delta_undefined,omitempty"`
 	// NormRatio is ‖B‖/‖W‖.
 	NormRatio float64 `json:"norm_ratio"`
+	// GradientAngle is the angle (degrees) between the weight gradient the rule gives the layer and the true
+	// one, backprop's, on the alignment batch: the direction of the layer's update, with the errors of the
+	// layers above compounded (feedback.GradientAngles); nil if either is zero, or in logs from before it was
+	// measured.
+	GradientAngle *float64 `json:"gradient_angle,omitempty"`
 }
 
 // WeightDegrees returns WeightAngle, or NaN where it is undefined.

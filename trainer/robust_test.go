@@ -511,3 +511,27 @@ func TestRunsReleaseTheirBackend(t *testing.T) {
 	require.ErrorContains(t, err, "smaller than the 5x5 kernel")
 	requireReleased("a failed Train")
 }
+
+// TestGradientAngleRecorded: every record holds each layer's angle between the rule's weight gradient and
+// backprop's: 0 everywhere under bp and at FA's output layer, far from 0 at FA's hidden layer.
+func TestGradientAngleRecorded(t *testing.T) {
+	for _, rule := range []string{"bp", "fa"} {
+		c := tinyConfig(t, rule)
+		c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 4, 2, 4, 4
+		_, err := Train(gocontext.Background(), c, nil, false)
+		require.NoError(t, err)
+		records, err := ReadRecords(filepath.Join(c.OutDir, metricsFileName))
+		require.NoError(t, err)
+		for _, rec := range records {
+			require.Len(t, rec.Layers, 2)
+			for i, l := range rec.Layers {
+				require.NotNil(t, l.GradientAngle, "%s step %d %s", rule, rec.Step, l.Layer)
+				if rule == "bp" || i == 1 {
+					require.InDelta(t, 0, *l.GradientAngle, 0.05, "%s step %d %s", rule, rec.Step, l.Layer)
+				} else {
+					require.Greater(t, *l.GradientAngle, 30.0, "%s step %d %s: FA's random B", rule, rec.Step, l.Layer)
+				}
+			}
+		}
+	}
+}

@@ -34,7 +34,7 @@ func WriteSummary(w io.Writer, res *Result) error {
 		100*res.TestTop1, 100*res.TestTop5, res.TestLoss, 100*res.BestTestTop1)
 	if len(res.Layers) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "layer\tweight angle (°)\tdelta angle (°)\t‖B‖/‖W‖\t")
+		fmt.Fprintln(tw, "layer\tweight angle (°)\tdelta angle (°)\tgradient angle (°)\t‖B‖/‖W‖\t")
 		for _, l := range res.Layers {
 			weight := "undefined"
 			if l.WeightAngle != nil {
@@ -47,7 +47,11 @@ func WriteSummary(w io.Writer, res *Result) error {
 					delta += fmt.Sprintf(" (%d examples undefined)", l.DeltaUndefined)
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f\t\n", l.Layer, weight, delta, l.NormRatio)
+			gradient := "-"
+			if l.GradientAngle != nil {
+				gradient = fmt.Sprintf("%.2f", *l.GradientAngle)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.3f\t\n", l.Layer, weight, delta, gradient, l.NormRatio)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -255,8 +255,8 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (_ *
 	r.alignExec, err = context.NewExec(r.backend, ctx, func(ctx *context.Context, images, labels *Node) []*Node {
 		g := images.Graph()
 		ctx.SetTraining(g, false)
-		logits := model(ctx, images)
-		_, _ = feedback.Gradients(ctx, loss([]*Node{labels}, []*Node{logits}))
+		taskLoss := func() *Node { return loss([]*Node{labels}, []*Node{model(ctx, images)}) }
+		vars, grads := feedback.Gradients(ctx, taskLoss())
 		var outs []*Node
 		var names []string
 		add := func(scope, metric string, n *Node) {
@@ -269,6 +269,14 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (_ *
 			add(a.Scope, alignNormRatio, a.NormRatio)
 			add(a.Scope, alignDeltaAngle, a.DeltaAngle) // Absent where no gradient reached the layer.
 			add(a.Scope, alignDeltaUndefined, a.DeltaUndefined)
+		}
+		// The weight gradients against backprop's (the model built again under backprop, after AlignmentGraph).
+		ruleGrads := make(map[*context.Variable]*Node, len(vars))
+		for i, v := range vars {
+			ruleGrads[v] = grads[i]
+		}
+		for scope, angle := range feedback.GradientAngles(ctx, g, ruleGrads, taskLoss) {
+			add(scope, alignGradientAngle, angle)
 		}
 		feedback.ReleaseGraph(ctx, g)
 		if len(outs) == 0 {
@@ -388,6 +396,7 @@ const (
 	alignNormRatio      = "norm_ratio"
 	alignDeltaAngle     = "delta_angle"
 	alignDeltaUndefined = "delta_undefined"
+	alignGradientAngle  = "gradient_angle"
 )
 
 // alignOutputName names one alignment output of the layer in scope.
@@ -420,7 +429,7 @@ func (r *run) align() ([]LayerAlignment, error) {
 	for i, layer := range layers {
 		scope := layer.Scope
 		a := LayerAlignment{Layer: scope, WeightAngle: defined(scope, alignWeightAngle),
-			NormRatio: byName[alignOutputName(scope, alignNormRatio)]}
+			NormRatio: byName[alignOutputName(scope, alignNormRatio)], GradientAngle: defined(scope, alignGradientAngle)}
 		if undefined, measured := byName[alignOutputName(scope, alignDeltaUndefined)]; measured {
 			a.DeltaUndefined = int(undefined)
 			a.DeltaExamples = batch - a.DeltaUndefined
