@@ -303,4 +303,3 @@ func TestGradientAngles(t *testing.T) {
 		}
 	}
 }
-
