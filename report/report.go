@@ -103,6 +103,14 @@ func weightAngle(l trainer.LayerAlignment) string {
 
 func deltaAngle(l trainer.LayerAlignment) string { return Angle(l.DeltaAngle, l.DeltaStatus()) }
 
+func gradientAngle(l trainer.LayerAlignment) string {
+	status := "not measured"
+	if l.GradientAngle == nil && l.DeltaAngle != nil {
+		status = "undefined"
+	}
+	return Angle(l.GradientAngle, status)
+}
+
 // Format returns the markdown of results.md for c, dated now.
 func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 	rules := rulesOf(c)
@@ -118,6 +126,7 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 		summaries[rule] = s
 	}
 	layers := layerNames(rules, summaries)
+	gradients := hasGradientAngles(summaries)
 
 	var b strings.Builder
 	title := "Comparison of learning rules"
@@ -139,7 +148,7 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 	inline := len(layers) <= maxInlineLayers
 	header := []string{"rule", "steps", "epochs", "final top-1 (%)", "best top-1 (%)", "final top-5 (%)", "test loss"}
 	if inline {
-		header = append(header, inlineLayerHeaders(layers)...)
+		header = append(header, inlineLayerHeaders(layers, gradients)...)
 	}
 	header = append(header, "wall time")
 	writeHeader(&b, header)
@@ -156,7 +165,7 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 			undefined = undefined || l.WeightAngle == nil || l.DeltaStatus() == "undefined"
 		}
 		if inline {
-			row = append(row, inlineLayerCells(s, layers)...)
+			row = append(row, inlineLayerCells(s, layers, gradients)...)
 		}
 		wall := "–"
 		if res := c.Results[rule]; res != nil && res.Duration > 0 {
@@ -169,10 +178,15 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 		for _, part := range []struct {
 			title string
 			value func(trainer.LayerAlignment) string
+			shown bool
 		}{
-			{"Final weight angle ∠(B, Wᵀ) per layer (°)", weightAngle},
-			{"Final delta angle ∠(Bδ, Wᵀδ) per layer (°)", deltaAngle},
+			{"Final weight angle ∠(B, Wᵀ) per layer (°)", weightAngle, true},
+			{"Final delta angle ∠(Bδ, Wᵀδ) per layer (°)", deltaAngle, true},
+			{"Final gradient angle ∠(ΔW, ΔW of backprop) per layer (°)", gradientAngle, gradients},
 		} {
+			if !part.shown {
+				continue
+			}
 			fmt.Fprintf(&b, "\n### %s\n\n", part.title)
 			writeHeader(&b, append([]string{"layer"}, rules...))
 			for _, l := range layers {
@@ -193,6 +207,10 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 	if len(layers) > 0 {
 		b.WriteString("∠W is the angle between B and Wᵀ, ∠δ between Bδ and Wᵀδ (averaged over the examples of a fixed test " +
 			"batch), at the last record.")
+		if gradients {
+			b.WriteString(" ∠∇ is the angle between the weight gradient the rule gives the layer and backprop's on that " +
+				"batch: the direction of its update, with the errors of the layers above compounded (0 at the output layer).")
+		}
 		if undefined {
 			b.WriteString(" \"undef.\": undefined, a zero vector on one side (a zero W or B; for ∠δ, no error " +
 				"reaching the layer), or for ∠W a B not in W's shape (dfa's hidden layers: B maps the output error). Examples whose ∠δ is undefined (δ = 0: a saturated output, dead units above) are " +

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"image/png"
 	"math"
 	"os"
@@ -178,4 +179,38 @@ func TestFormatHeaderAndNotes(t *testing.T) {
 	require.Contains(t, text, "learning rate 0.05 (cosine)")
 	require.NotContains(t, text, "Per rule")
 	require.Contains(t, text, "\nCommand:\n")
+}
+
+// TestGradientAngleColumns: runs whose records hold gradient angles show them (inline with a few layers, as a
+// table of their own and a mean/range column with many); logs without them keep the two-angle layout.
+func TestGradientAngleColumns(t *testing.T) {
+	withGradients := func(c *trainer.Comparison) *trainer.Comparison {
+		for _, records := range c.Records {
+			for i := range records {
+				for j := range records[i].Layers {
+					records[i].Layers[j].GradientAngle = ptr(float64(10 * j))
+				}
+			}
+		}
+		return c
+	}
+	few := withGradients(syntheticComparison([]string{"/model/fc0", "/model/output"}))
+	text := Format(few, "", time.Now())
+	require.Contains(t, text, "fc0 ∠W / ∠δ / ∠∇ (°)")
+	require.Contains(t, text, "∠∇ is the angle between the weight gradient")
+	require.Contains(t, RulesTable(few), "output ∠W / ∠δ / ∠∇ (°)")
+
+	var many []string
+	for i := range 9 {
+		many = append(many, fmt.Sprintf("/model/conv%d", i))
+	}
+	c := withGradients(syntheticComparison(many))
+	text = Format(c, "", time.Now())
+	require.Contains(t, text, "### Final gradient angle")
+	require.Contains(t, RulesTable(c), "∠∇ mean (min–max) (°)")
+	require.Contains(t, RulesTable(c), "40.0 (0.0–80.0)")
+
+	old := syntheticComparison(many)
+	require.NotContains(t, Format(old, "", time.Now()), "gradient angle")
+	require.NotContains(t, RulesTable(old), "∠∇")
 }

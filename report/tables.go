@@ -19,12 +19,16 @@ func RulesTable(c *trainer.Comparison) string {
 	}
 	layers := layerNames(rules, summaries)
 	inline := len(layers) <= maxInlineLayers
+	gradients := hasGradientAngles(summaries)
 	header := []string{"rule", "engine", "epochs", "test top-1 (%)", "best top-1 (%)", "test loss"}
 	if inline {
-		header = append(header, inlineLayerHeaders(layers)...)
+		header = append(header, inlineLayerHeaders(layers, gradients)...)
 	} else {
 		header = append(header, fmt.Sprintf("∠W mean (min–max) over %d layers (°)", len(layers)),
 			"∠δ mean (min–max) (°)")
+		if gradients {
+			header = append(header, "∠∇ mean (min–max) (°)")
+		}
 	}
 	header = append(header, "wall time")
 	var b strings.Builder
@@ -48,9 +52,12 @@ func RulesTable(c *trainer.Comparison) string {
 			row = append(row, "–", "–", "–")
 		}
 		if inline {
-			row = append(row, inlineLayerCells(s, layers)...)
+			row = append(row, inlineLayerCells(s, layers, gradients)...)
 		} else {
-			row = append(row, angleRange(s.Layers, false), angleRange(s.Layers, true))
+			row = append(row, angleRange(s.Layers, weightAngleOf), angleRange(s.Layers, deltaAngleOf))
+			if gradients {
+				row = append(row, angleRange(s.Layers, gradientAngleOf))
+			}
 		}
 		wall := "–"
 		if res := c.Results[rule]; res != nil && res.Duration > 0 {
@@ -62,14 +69,11 @@ func RulesTable(c *trainer.Comparison) string {
 }
 
 // angleRange formats the mean and range of the layers' weight (or delta) angles, and how many are undefined.
-func angleRange(layers []trainer.LayerAlignment, delta bool) string {
+func angleRange(layers []trainer.LayerAlignment, angle func(trainer.LayerAlignment) *float64) string {
 	var values []float64
 	undefined := 0
 	for _, l := range layers {
-		v := l.WeightAngle
-		if delta {
-			v = l.DeltaAngle
-		}
+		v := angle(l)
 		if v == nil {
 			undefined++
 			continue
@@ -165,22 +169,46 @@ func formatOrDash(v float64, format string) string {
 const maxInlineLayers = 4
 
 // inlineLayerHeaders are the header cells of the per-layer angle columns.
-func inlineLayerHeaders(layers []string) []string {
+func inlineLayerHeaders(layers []string, gradients bool) []string {
 	cells := make([]string, len(layers))
 	for i, l := range layers {
 		cells[i] = ShortLayerName(l) + " ∠W / ∠δ (°)"
+		if gradients {
+			cells[i] = ShortLayerName(l) + " ∠W / ∠δ / ∠∇ (°)"
+		}
 	}
 	return cells
 }
 
-// inlineLayerCells are a run's "∠W / ∠δ" cells for layers ("–" where the run has no such layer).
-func inlineLayerCells(s trainer.Summary, layers []string) []string {
+// inlineLayerCells are a run's "∠W / ∠δ" cells for layers ("–" where the run has no such layer), with
+// " / ∠∇" when gradients.
+func inlineLayerCells(s trainer.Summary, layers []string, gradients bool) []string {
 	cells := make([]string, len(layers))
 	for i, l := range layers {
 		cells[i] = "–"
 		if a, ok := s.Layer(l); ok {
 			cells[i] = weightAngle(a) + " / " + deltaAngle(a)
+			if gradients {
+				cells[i] += " / " + gradientAngle(a)
+			}
 		}
 	}
 	return cells
 }
+
+// hasGradientAngles reports whether any run's final record holds gradient angles (logs from before nowt
+// measured them hold none: their tables keep their columns).
+func hasGradientAngles(summaries map[string]trainer.Summary) bool {
+	for _, s := range summaries {
+		for _, l := range s.Layers {
+			if l.GradientAngle != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func weightAngleOf(l trainer.LayerAlignment) *float64   { return l.WeightAngle }
+func deltaAngleOf(l trainer.LayerAlignment) *float64    { return l.DeltaAngle }
+func gradientAngleOf(l trainer.LayerAlignment) *float64 { return l.GradientAngle }
