@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
 	"github.com/nowt-ml/nowt/internal/testutil"
+	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
 )
 
@@ -288,7 +289,11 @@ func TestGradientAngles(t *testing.T) {
 	}
 	trueGrads, _ := weightGrads("bp", false)
 	require.Len(t, trueGrads, 3)
-	for _, rule := range []string{"bp", "fa", "kp", "ss", "dfa"} {
+	rules := []string{"bp", "fa", "kp", "ss", "dfa"}
+	if xla.TestBackendIsXLA() {
+		rules = []string{"bp", "fa", "dfa"} // the others send the same way (their B differs): fewer compilations
+	}
+	for _, rule := range rules {
 		grads, angles := weightGrads(rule, true)
 		require.Len(t, angles, 3, rule)
 		for scope, angle := range angles {
