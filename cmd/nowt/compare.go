@@ -17,12 +17,13 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("compare", "[flags]",
 		"Trains one model on one dataset under each of -rules in turn, with the same seed, schedule and\n"+
 			"hyperparameters, each as a normal run in -out/<rule>/ (config.json, metrics.jsonl, checkpoints). Then writes\n"+
-			"into -out: results.md (final and best test top-1, top-5, test loss, final weight and delta angle per layer,\n"+
-			"wall time, and this command line), test-error.png, test-loss.png, final-angles.png, and angles-<rule>.png\n"+
-			"and delta-angles-<rule>.png per rule other than bp. Running the same command again reuses the finished runs\n"+
-			"and resumes an interrupted one (Ctrl-C writes a checkpoint and stops); a -out/<rule>/ holding a run with\n"+
-			"other settings is an error, except for other rules' hyperparameters (change -wm-batch, and only wm is\n"+
-			"retrained).\n\n"+
+			"into -out: results.md (final and best test top-1, top-5, test loss, final weight, delta and gradient angle\n"+
+			"per layer, wall time, and this command line), test-error.png, test-loss.png, final-angles.png, and\n"+
+			"angles-<rule>.png and delta-angles-<rule>.png per rule other than bp. Running the same command again reuses\n"+
+			"the finished runs and resumes an interrupted one (Ctrl-C writes a checkpoint and stops); a rule that\n"+
+			"diverged is reported as such, not trained again (continue it with nowt train -resume and a lower -lr: the\n"+
+			"comparison then keeps that rate). A -out/<rule>/ holding a run with other settings is an error, except for\n"+
+			"other rules' hyperparameters (change -wm-batch, and only wm is retrained).\n\n"+
 			"Example: nowt compare -model mlp -dataset mnist -epochs 3 -rules bp,fa,kp -out runs/compare-mlp",
 		stderr)
 	defaults := trainer.DefaultConfig()
