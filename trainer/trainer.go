@@ -1013,18 +1013,6 @@ func (r *run) finishResult(result *Result, metricsPath string, start time.Time) 
 	}
 }
 
-// bestTop1 is the best test top-1 of the run's metrics log.
-func bestTop1(metricsPath string) (float64, bool) {
-	records, _ := ReadRecords(metricsPath)
-	best, found := 0.0, false
-	for _, rec := range records {
-		if rec.TestTop1 != nil && (!found || *rec.TestTop1 > best) {
-			best, found = *rec.TestTop1, true
-		}
-	}
-	return best, found
-}
-
 func positiveOr(v, def int) int {
 	if v > 0 {
 		return v
@@ -1239,8 +1227,8 @@ func evaluateRun(dir string, opts EvalOptions, out io.Writer) (*Result, error) {
 	}
 	result.BestTestTop1 = result.TestTop1
 	records, _ := ReadRecords(filepath.Join(dir, metricsFileName))
-	if best, ok := bestTop1(filepath.Join(dir, metricsFileName)); ok {
-		result.BestTestTop1 = best
+	if s := Summarize(records); s.Final != nil { // the run's best evaluation, from the log read once
+		result.BestTestTop1 = s.Best
 	}
 	for _, rec := range records {
 		if rec.Step > 0 {
