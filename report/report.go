@@ -250,7 +250,6 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 	return b.String()
 }
 
-// comparisonConfig returns the configuration of the first rule that has a result, or nil.
 // describeSettings describes the settings of the comparison's runs (length, batch, learning rate and schedule,
 // momentum, weight decay, loss, seed): those all runs share, and for the others each run's value, as
 // "rule: setting" phrases.
@@ -299,6 +298,7 @@ func describeSettings(c *trainer.Comparison, rules []string) (common, perRule []
 	return common, perRule
 }
 
+// comparisonConfig returns the configuration of the first rule that has a result, or nil.
 func comparisonConfig(c *trainer.Comparison, rules []string) *trainer.Config {
 	for _, rule := range rules {
 		if res := c.Results[rule]; res != nil && res.Config.Model != "" {
