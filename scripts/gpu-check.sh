@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gpu-check.sh: nowt's one GPU script, for a machine with an NVIDIA GPU whose Python has JAX's CUDA PJRT plugin
 # (pip jax-cuda13-pjrt, file xla_cuda_plugin.so) and no Go. Build here with `make gpu-build` (.gpu/: gzipped
-# nowt and test binaries, the CIFAR-10 JPEG archive; ~45 MB), carry .gpu, run this script there, give the
+# nowt and test binaries, the CIFAR-10 JPEG archive; ~40 MB), carry .gpu, run this script there, give the
 # machine back. Every stage has its own time limit and the whole script stops itself before BUDGET seconds
 # (default 540, inside a 600 s device call):
 #   1. nvidia-smi; the plugin found and exposed (cuda-env.sh: missing libraries listed with ldd, the CUDA data

@@ -86,7 +86,8 @@ func OrderRules(rules []string) []string {
 // A rule whose folder already holds a finished run (newest checkpoint at the planned last step) is reused, not
 // retrained; an unfinished one is resumed; in both cases its stored configuration must match base (only
 // Backend, Workers, Progress, a larger Epochs and the hyperparameters of other rules may differ: a comparison
-// that retunes WM's -wm-batch retrains only wm, and the other runs keep their stored values). A rule whose loss
+// that retunes WM's -wm-batch trains only wm, once its old folder is deleted, and the other runs keep their stored
+// values). A rule whose loss
 // becomes NaN is reported as diverged and the comparison goes on. Each rule's progress and summary ([WriteSummary]) go to out. Cancelling goCtx stops the current run with a checkpoint and returns
 // an error; running Compare again continues where it stopped.
 func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer) (*Comparison, error) {

@@ -112,7 +112,7 @@ type Config struct {
 	Settings string `json:"settings,omitempty"`
 }
 
-// DefaultConfig returns the defaults: the README's demo (an MLP on MNIST under KP, 3 epochs).
+// DefaultConfig returns the defaults of `nowt train`: an MLP on MNIST under KP for 3 epochs.
 func DefaultConfig() Config {
 	return Config{
 		Model: "mlp", Rule: "kp", Dataset: "mnist",

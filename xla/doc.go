@@ -36,22 +36,22 @@
 //
 // # Running on NVIDIA GPUs
 //
-// `nowt setup` on a machine with an NVIDIA GPU installs the CUDA plugin with the NVIDIA libraries it needs into
+// `nowt setup -plugin cuda` (or `-plugin auto` on a machine with an NVIDIA GPU) installs the CUDA plugin with the NVIDIA libraries it needs into
 // ~/.local/lib/go-xla/nvidia (from JAX's PyPI packages); then `-backend xla:cuda` (or "auto"). A JAX
 // installation's plugin can be used instead: scripts/gpu-check.sh shows how (link its xla_cuda_plugin.so as
 // pjrt_c_api_cuda_plugin.so in a folder on $PJRT_PLUGIN_LIBRARY_PATH and put the pip NVIDIA libraries on
 // $LD_LIBRARY_PATH).
 //
-// The GPU check, for a machine without Go: `make gpu-build` here (bin/nowt and the feedback and models test
-// binaries), copy bin/ and scripts/ there, run scripts/gpu-check.sh. It loads the plugin (`nowt devices`), runs
-// the numerical tests on the GPU ($NOWT_TEST_BACKEND=xla:cuda, see TestBackend: every rule's layer gradients
+// The GPU check, for a machine without Go: `make gpu-build` here (.gpu/: gzipped nowt and feedback/models test
+// binaries and the CIFAR-10 archive), carry .gpu/ and scripts/ there, run scripts/gpu-check.sh. It loads the
+// plugin (`nowt devices`), runs the numerical tests on the GPU ($NOWT_TEST_BACKEND=xla:cuda, see TestBackend: every rule's layer gradients
 // against the plain-Go reference, both convolution implementations through a ResNet-18, finite differences)
-// and benchmarks ResNet-18/50 under bp and kp.
+// benchmarks ResNet-18/50 under bp and kp, and runs a CIFAR-10 comparison, each stage within its own time limit.
 //
 // # Running on a Cloud TPU VM
 //
 //  1. On the TPU VM (single host, e.g. v4-8, v5e-8, v6e-8), build nowt (Go and gcc; cgo on), then install the
-//     TPU plugin: `nowt setup` with plugin "tpu" (Install(ctx, "tpu", w)) downloads libtpu from PyPI and
+//     TPU plugin: `nowt setup -plugin tpu` (Install(ctx, "tpu", opts, w)) downloads libtpu from PyPI and
 //     installs it as ~/.local/lib/go-xla/pjrt_c_api_tpu_plugin.so. Without internet, link an existing
 //     libtpu.so (from `pip install libtpu` or jax[tpu]) as pjrt_c_api_tpu_plugin.so into a folder on
 //     $PJRT_PLUGIN_LIBRARY_PATH.

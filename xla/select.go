@@ -192,9 +192,9 @@ func notFoundError(name string, searched []string) error {
 	how := "run `" + InstallCommand + "` to install the CPU plugin"
 	switch name {
 	case "cuda":
-		how = "run `" + InstallCommand + "` on a machine with an NVIDIA GPU to install it (into ~/.local/lib/go-xla/nvidia)"
+		how = "run `" + InstallCommand + " -plugin cuda` on a machine with an NVIDIA GPU to install it (into ~/.local/lib/go-xla/nvidia)"
 	case "tpu":
-		how = "run `" + InstallCommand + "` on a Cloud TPU VM to install it"
+		how = "run `" + InstallCommand + " -plugin tpu` on a Cloud TPU VM to install it"
 	case "cpu":
 		how = "run `" + InstallCommand + "` to install it"
 	}

@@ -23,7 +23,8 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 			"the finished runs and resumes an interrupted one (Ctrl-C writes a checkpoint and stops); a rule that\n"+
 			"diverged is reported as such, not trained again (continue it with nowt train -resume and a lower -lr: the\n"+
 			"comparison then keeps that rate). A -out/<rule>/ holding a run with other settings is an error, except for\n"+
-			"other rules' hyperparameters (change -wm-batch, and only wm is retrained).\n\n"+
+			"other rules' hyperparameters (change -wm-batch after deleting -out/wm/: the other rules' runs are reused\n"+
+			"and only wm trains again).\n\n"+
 			"Example: nowt compare -model mlp -dataset mnist -epochs 3 -rules bp,fa,kp -out runs/compare-mlp",
 		stderr)
 	defaults := trainer.DefaultConfig()
