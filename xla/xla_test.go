@@ -84,10 +84,10 @@ func TestSelectWithoutPlugins(t *testing.T) {
 		{spec: "go:bogus", errHas: []string{`"bogus"`, `"ops_sequential"`, `"parallelism"`}},
 		{spec: "go:parallelism=x", errHas: []string{"integer"}},
 		{spec: "go:ops_sequential=1", errHas: []string{"takes no value"}},
-		{spec: "xla:cuda", errHas: []string{`PJRT plugin "cuda" (file pjrt_c_api_cuda_plugin.so) not found`, "pjrt_c_api_cuda_plugin.so", "searched: ", "`nowt setup`",
+		{spec: "xla:cuda", errHas: []string{`PJRT plugin "cuda" (file pjrt_c_api_cuda_plugin.so) not found`, "pjrt_c_api_cuda_plugin.so", "searched: ", "`nowt setup -plugin cuda`",
 			"NVIDIA GPU", "PJRT_PLUGIN_LIBRARY_PATH"}},
 		{spec: "xla:cpu", errHas: []string{`"cpu"`, "pjrt_c_api_cpu_plugin.so", "`nowt setup`"}},
-		{spec: "xla:tpu", errHas: []string{`"tpu"`, "Cloud TPU VM", "`nowt setup`"}},
+		{spec: "xla:tpu", errHas: []string{`"tpu"`, "Cloud TPU VM", "`nowt setup -plugin tpu`"}},
 		{spec: "xla", errHas: []string{"no PJRT plugin found", "`nowt setup`"}},
 		{spec: "xla:/no/such/pjrt_c_api_cpu_plugin.so", errHas: []string{"/no/such/pjrt_c_api_cpu_plugin.so", "not found"}},
 		{spec: "cuda", errHas: []string{`unknown backend spec "cuda"`, `"auto", "go", "xla:cpu", "xla:cuda", "xla:tpu"`}},
@@ -323,7 +323,7 @@ func TestNewErrors(t *testing.T) {
 	require.Error(t, err)
 	if xlaCompiledIn {
 		assert.Contains(t, err.Error(), dir)
-		assert.Contains(t, err.Error(), "`nowt setup`")
+		assert.Contains(t, err.Error(), "`nowt setup -plugin cuda`")
 	}
 
 	_, err = New("nonsense", nil)
