@@ -5,7 +5,7 @@ PKGS     ?= ./...
 FUZZTIME ?= 3s
 BENCHTIME ?= 3x
 
-.PHONY: all build gpu-build test test-xla lint vet fmt bench demo fuzz clean
+.PHONY: all build gpu-build gpu-rehearsal test test-xla lint vet fmt bench demo fuzz clean
 
 all: build
 
@@ -26,6 +26,11 @@ gpu-build:
 	gzip -9 .gpu/nowt .gpu/feedback.test .gpu/models.test
 	@if [ -n "$(CIFAR10_JPEG)" ]; then cp "$(CIFAR10_JPEG)" .gpu/; else echo "gpu-build: no cifar10-jpeg.tar.gz found: the CIFAR stage will be skipped"; fi
 	@du -ch .gpu/* | tail -1
+
+# scripts/gpu-check.sh run here on the CPU plugin loaded as the CUDA one, every stage shrunk, its output checked
+# (about 6 minutes): run it before carrying .gpu to a GPU machine.
+gpu-rehearsal:
+	scripts/rehearse-gpu-check.sh
 
 vet:
 	$(GO) vet $(PKGS)

@@ -15,6 +15,9 @@
 #      $OUT/cifar-gpu.tar.gz, whatever finished before the budget ran out
 #   5. if time is left: the numerical tests on the GPU (TF32 off)
 # Output: stdout and $OUT/gpu-check.log (when $OUT is set).
+# Sizes (defaults are the GPU run's; scripts/rehearse-gpu-check.sh shrinks them to rehearse the script on a CPU):
+# BENCH_MODELS ("resnet18 resnet50"), BENCH_IMAGE_SIZE (224), BENCH_BATCH (128), BENCH_STEPS (20), BENCH_LIMIT (75 s a
+# benchmark stage), CIFAR_EPOCHS (10), CIFAR_STEPS (0: epochs), CIFAR_LOG_EVERY (49).
 #
 # Device tool: make gpu-build here, then run(command="OUT=$OUT scripts/gpu-check.sh", carry=[".gpu"],
 # timeout_s=590) and give_back.
@@ -24,6 +27,13 @@ start_time=$SECONDS
 BUDGET=${BUDGET:-540}
 GPU_DIR=${GPU_DIR:-.gpu}
 CIFAR_EPOCHS=${CIFAR_EPOCHS:-10}
+CIFAR_STEPS=${CIFAR_STEPS:-0}
+CIFAR_LOG_EVERY=${CIFAR_LOG_EVERY:-49}
+BENCH_MODELS=${BENCH_MODELS:-resnet18 resnet50}
+BENCH_IMAGE_SIZE=${BENCH_IMAGE_SIZE:-224}
+BENCH_BATCH=${BENCH_BATCH:-128}
+BENCH_STEPS=${BENCH_STEPS:-20}
+BENCH_LIMIT=${BENCH_LIMIT:-75}
 
 log=/dev/null
 if [[ -n "${OUT:-}" ]]; then
@@ -100,10 +110,10 @@ fi
 
 # 3. Training throughput (TF32 as the plugin's default: the speed users get), in float32 and in mixed precision
 # (bfloat16 compute on float32 master weights), each as CSV rows for docs/perf.md.
-for model in resnet18 resnet50; do
+for model in $BENCH_MODELS; do
 	for dtype in float32 bfloat16; do
-		stage "bench-$model-$dtype" 75 "$bin/nowt" bench -backend "$SPEC" -model "$model" -rule bp,kp -dataset synthetic \
-			-image-size 224 -batch 128 -steps 20 -dtype "$dtype" -csv
+		stage "bench-$model-$dtype" "$BENCH_LIMIT" "$bin/nowt" bench -backend "$SPEC" -model "$model" -rule bp,kp -dataset synthetic \
+			-image-size "$BENCH_IMAGE_SIZE" -batch "$BENCH_BATCH" -steps "$BENCH_STEPS" -dtype "$dtype" -csv
 	done
 done
 
@@ -114,7 +124,8 @@ if [[ -f "$cifar_archive" ]]; then
 	export NOWT_CIFAR10_JPEG="$(cd "$(dirname "$cifar_archive")" && pwd)/$(basename "$cifar_archive")"
 	stage cifar10 $(($(left) - 60)) "$bin/nowt" compare -backend "$SPEC" -progress=false -seed 1 -model resnet20 \
 		-dataset cifar10-jpeg -augment -batch 256 -eval-batch 1000 -lr 0.2 -momentum 0.9 -nesterov \
-		-schedule cosine -warmup 1 -wd 5e-4 -kp-decay 5e-3 -epochs "$CIFAR_EPOCHS" -log-every 49 \
+		-schedule cosine -warmup 1 -wd 5e-4 -kp-decay 5e-3 -epochs "$CIFAR_EPOCHS" -steps "$CIFAR_STEPS" \
+		-log-every "$CIFAR_LOG_EVERY" \
 		-rules bp,kp,wm,ss,fa -out "$runs/cifar10-resnet20-gpu"
 	# A stage stopped at its limit stops compare before it writes the table and plots: write them from the logs.
 	if [[ ! -f "$runs/cifar10-resnet20-gpu/results.md" ]]; then

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# rehearse-gpu-check.sh: runs scripts/gpu-check.sh here, on the CPU, as it will run on a GPU machine, and checks
+# what it leaves behind. A GPU machine is lent for minutes, once: its script must work the first time.
+#
+# The rehearsal stands in for the GPU machine's Python: a site-packages folder (on PYTHONPATH) holding
+# jax_plugins/xla_cuda13/xla_cuda_plugin.so, which is a copy of XLA's CPU PJRT plugin (a PJRT plugin is loaded
+# by name: go-xla loads the CPU plugin as "cuda" and runs every stage on it), and pip's nvidia/*/lib folders.
+# Every stage then runs for real, with the sizes shrunk (ResNet-18 at 64² and batch 4 for the benchmarks, the
+# CIFAR-10 comparison CIFAR_STEPS steps a rule), inside a budget that cuts the comparison short, so that the
+# report-from-logs and packing path after a stopped stage is the one exercised. Scenarios:
+#   1. cuda-env.sh alone on a full pip layout (nvidia libraries and the CUDA toolkit's nvvm/libdevice): the
+#      variables it exports.
+#   2. no plugin in Python: gpu-check.sh stops at once with an error naming the pip package, and says its summary.
+#   3. the whole script (plugin check, benchmarks, CIFAR-10 comparison, packing, numerical tests as the budget
+#      allows), then its log, $OUT/cifar-gpu.tar.gz, and that no temporary folder is left behind.
+# Needs the CPU plugin (`nowt setup`) and .gpu/ (`make gpu-build`, run first unless REUSE_GPU_BUILD=1). Takes
+# about BUDGET seconds (default 300) for scenario 3, on an idle machine (beside another job, raise BENCH_LIMIT: each
+# benchmark stage compiles ResNet-18 twice in 90 s). Exit status 0 when every check holds; each failed check is
+# printed. Make target: `make gpu-rehearsal`.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+cpu_plugin=${PJRT_CPU_PLUGIN:-$HOME/.local/lib/go-xla/pjrt_c_api_cpu_plugin.so}
+[[ -f "$cpu_plugin" ]] || { echo "rehearse: no CPU PJRT plugin at $cpu_plugin: run \`bin/nowt setup\` (or set PJRT_CPU_PLUGIN)" >&2; exit 2; }
+if [[ "${REUSE_GPU_BUILD:-}" != 1 || ! -d .gpu ]]; then
+	make gpu-build || { echo "rehearse: make gpu-build failed" >&2; exit 2; }
+fi
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/nowt-rehearse.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+failures=0
+check() { # check DESCRIPTION COMMAND...: runs the command quietly; reports the description as held or failed.
+	local what=$1
+	shift
+	if "$@" >/dev/null 2>&1; then
+		echo "rehearse: ok     $what"
+	else
+		echo "rehearse: FAILED $what"
+		failures=$((failures + 1))
+	fi
+}
+
+# A pip-like site-packages folder. The plugin is copied (not linked): cuda-env.sh resolves links to find
+# site-packages two levels above the plugin's real file.
+site="$work/site"
+mkdir -p "$site/jax_plugins/xla_cuda13" "$site/nvidia/cublas/lib" "$site/nvidia/cudnn/lib"
+: >"$site/jax_plugins/__init__.py"
+: >"$site/jax_plugins/xla_cuda13/__init__.py"
+ln "$cpu_plugin" "$site/jax_plugins/xla_cuda13/xla_cuda_plugin.so" 2>/dev/null ||
+	cp "$cpu_plugin" "$site/jax_plugins/xla_cuda13/xla_cuda_plugin.so"
+
+# 1. cuda-env.sh on a full layout (with the CUDA toolkit's libdevice), in a subshell: what it exports.
+full="$work/full-site"
+mkdir -p "$full/jax_plugins/xla_cuda13" "$full/nvidia/cublas/lib" "$full/nvidia/cuda_nvcc/nvvm/libdevice"
+: >"$full/jax_plugins/__init__.py"
+: >"$full/jax_plugins/xla_cuda13/__init__.py"
+: >"$full/jax_plugins/xla_cuda13/xla_cuda_plugin.so"
+env_out="$(PYTHONPATH="$full" XLA_FLAGS= LD_LIBRARY_PATH= bash -c 'source scripts/cuda-env.sh >/dev/null 2>&1
+	printf "%s\n" "PJRT=$PJRT_PLUGIN_LIBRARY_PATH" "LINK=$(readlink "$PJRT_PLUGIN_LIBRARY_PATH/pjrt_c_api_cuda_plugin.so")" \
+		"LD=$LD_LIBRARY_PATH" "XLA=$XLA_FLAGS" "CHECKS=$GOPJRT_CUDA_CHECKS"
+	rm -rf "$pjrt_dir"')"
+check "cuda-env: the plugin linked as pjrt_c_api_cuda_plugin.so" grep -qx "LINK=$full/jax_plugins/xla_cuda13/xla_cuda_plugin.so" <<<"$env_out"
+check "cuda-env: pip's NVIDIA libraries on LD_LIBRARY_PATH" grep -q "^LD=$full/nvidia/cublas/lib" <<<"$env_out"
+check "cuda-env: XLA pointed at the folder holding nvvm/libdevice" grep -qx "XLA=--xla_gpu_cuda_data_dir=$full/nvidia/cuda_nvcc" <<<"$env_out"
+check "cuda-env: go-xla's CUDA-folder check silenced" grep -qx "CHECKS=0" <<<"$env_out"
+
+# 2. No plugin in Python: a clear error, at once.
+mkdir -p "$work/empty" "$work/tmp2"
+no_plugin="$(PYTHONPATH="$work/empty" TMPDIR="$work/tmp2" OUT="$work/out2" timeout 60 scripts/gpu-check.sh 2>&1)"
+rc=$?
+check "no plugin: exit status 1 (was $rc)" test "$rc" = 1
+check "no plugin: the error names the pip package" grep -q "pip install jax-cuda13-pjrt" <<<"$no_plugin"
+check "no plugin: the summary is printed" grep -q "gpu-check: summary" <<<"$no_plugin"
+check "no plugin: no temporary folder left" test -z "$(ls -A "$work/tmp2")"
+
+# 3. The whole script.
+mkdir -p "$work/tmp3"
+out="$work/out3"
+PYTHONPATH="$site" TMPDIR="$work/tmp3" OUT="$out" BUDGET="${BUDGET:-300}" BENCH_MODELS=resnet18 BENCH_IMAGE_SIZE=64 \
+	BENCH_BATCH=4 BENCH_STEPS=3 BENCH_LIMIT="${BENCH_LIMIT:-90}" CIFAR_STEPS="${CIFAR_STEPS:-8}" CIFAR_LOG_EVERY=4 \
+	timeout $((${BUDGET:-300} + 60)) scripts/gpu-check.sh
+rc=$?
+log="$out/gpu-check.log"
+echo
+check "whole script: exit status 0 (was $rc)" test "$rc" = 0
+check "whole script: the plugin loads as xla:cuda" grep -q "\[devices\] exit status 0" "$log"
+check "whole script: the ResNet-18 float32 benchmark ran" grep -q "\[bench-resnet18-float32\] exit status 0" "$log"
+check "whole script: the ResNet-18 bfloat16 benchmark ran" grep -q "\[bench-resnet18-bfloat16\] exit status 0" "$log"
+check "whole script: benchmark CSV rows for bp and kp" bash -c "grep -q '^resnet18,bp,' '$log' && grep -q '^resnet18,kp,' '$log'"
+check "whole script: the CIFAR-10 stage ran" grep -q "\[cifar10\] exit status" "$log"
+check "whole script: \$OUT/cifar-gpu.tar.gz written" test -s "$out/cifar-gpu.tar.gz"
+check "whole script: the pack holds the table" bash -c "tar tzf '$out/cifar-gpu.tar.gz' | grep -q 'cifar10-resnet20-gpu/results.md'"
+check "whole script: the pack holds bp's log and config" bash -c "tar tzf '$out/cifar-gpu.tar.gz' | grep -q 'bp/metrics.jsonl' && tar tzf '$out/cifar-gpu.tar.gz' | grep -q 'bp/config.json'"
+check "whole script: the pack holds no checkpoint" bash -c "! tar tzf '$out/cifar-gpu.tar.gz' | grep -q checkpoint"
+check "whole script: the summary is printed" grep -q "gpu-check: summary" "$log"
+check "whole script: stopped within its budget" bash -c "s=\$(grep -o 'summary ([0-9]* s)' '$log' | grep -o '[0-9]*'); ((s <= ${BUDGET:-300}))"
+check "whole script: no temporary folder left" test -z "$(ls -A "$work/tmp3")"
+echo
+if ((failures > 0)); then
+	echo "rehearse: $failures check(s) failed (gpu-check.sh's log: above)"
+	exit 1
+fi
+echo "rehearse: every check holds"
