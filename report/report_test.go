@@ -28,7 +28,7 @@ func syntheticRecords(layers []string, finalTop1, finalAngle float64) []trainer.
 		}
 		for i, l := range layers {
 			w := 90 - (90-finalAngle-float64(i))*float64(step)/40
-			r.Layers = append(r.Layers, trainer.LayerAlignment{Layer: l, WeightAngle: ptr(w), DeltaAngle: ptr(w / 2), DeltaExamples: 8, NormRatio: 1})
+			r.Layers = append(r.Layers, trainer.LayerAlignment{Layer: l, WeightAngle: ptr(w), DeltaAngle: ptr(w / 2), DeltaExamples: 8, NormRatio: ptr(1)})
 		}
 		records = append(records, r)
 	}
@@ -108,7 +108,7 @@ func TestUndefinedAngles(t *testing.T) {
 	c := syntheticComparison(layers)
 	records := c.Records["fa"]
 	last := &records[len(records)-1]
-	last.Layers[0] = trainer.LayerAlignment{Layer: "/model/fc0", NormRatio: 1, DeltaUndefined: 8}
+	last.Layers[0] = trainer.LayerAlignment{Layer: "/model/fc0", NormRatio: ptr(1), DeltaUndefined: 8}
 	last.Layers[1].DeltaAngle, last.Layers[1].DeltaExamples = nil, 0
 	text := Format(c, "", time.Now())
 	require.Contains(t, text, "| fa | 40 | 2.00 | 83.00 | 83.00 | 100.00 | 1 | undef. / undef. | 61.0 / – |")

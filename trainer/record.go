@@ -52,8 +52,8 @@ type LayerAlignment struct {
 	// (averaged) and undefined (Bδ or Wᵀδ is zero: left out); both are 0 if the delta angle was not measured.
 	DeltaExamples  int `json:"delta_examples,omitempty"`
 	DeltaUndefined int `json:"delta_undefined,omitempty"`
-	// NormRatio is ‖B‖/‖W‖.
-	NormRatio float64 `json:"norm_ratio"`
+	// NormRatio is ‖B‖/‖W‖; nil where it is not a finite number (W or B overflowed).
+	NormRatio *float64 `json:"norm_ratio,omitempty"`
 	// GradientAngle is the angle (degrees) between the weight gradient the rule gives the layer and the true
 	// one, backprop's, on the alignment batch: the direction of the layer's update, with the errors of the
 	// layers above compounded (feedback.GradientAngles); nil if either is zero, or in logs from before it was

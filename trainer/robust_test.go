@@ -279,6 +279,38 @@ func TestDivergenceGuard(t *testing.T) {
 	}
 }
 
+// TestOverflowStopsCleanly: a learning rate that overflows the weights in one step stops the run as a
+// divergence, guard on or off, whether the training loss or the test evaluation sees it first; nothing that is
+// not a finite number reaches metrics.jsonl (JSON has no NaN), which stays readable.
+func TestOverflowStopsCleanly(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		evalEvery int
+		guardOff  bool
+	}{
+		{"evaluated after every step", 1, false},
+		{"evaluated after every step, guard off", 1, true},
+		{"not evaluated", 64, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tinyConfig(t, "fa")
+			c.LearningRate, c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 1e30, 6, 1, tc.evalEvery, 1
+			c.NoDivergenceGuard = tc.guardOff
+			_, err := Train(gocontext.Background(), c, nil, false)
+			var nanErr *NaNError
+			require.ErrorAs(t, err, &nanErr, "%v", err)
+			require.NotContains(t, err.Error(), "encoding metrics")
+			require.ErrorContains(t, err, "lower -lr")
+			records, err := ReadRecords(filepath.Join(c.OutDir, metricsFileName))
+			require.NoError(t, err)
+			require.NotEmpty(t, records)
+			mark, ok := readDivergence(c.OutDir)
+			require.True(t, ok, "marked as diverged")
+			require.Equal(t, nanErr.Step, mark.Step)
+		})
+	}
+}
+
 // writeImages writes an image folder with 2 classes of small PNGs (n per class and split) and returns it.
 func writeImages(t *testing.T, n int) string {
 	root := t.TempDir()

@@ -51,7 +51,11 @@ func WriteSummary(w io.Writer, res *Result) error {
 			if l.GradientAngle != nil {
 				gradient = fmt.Sprintf("%.2f", *l.GradientAngle)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.3f\t\n", l.Layer, weight, delta, gradient, l.NormRatio)
+			ratio := "-"
+			if l.NormRatio != nil {
+				ratio = fmt.Sprintf("%.3f", *l.NormRatio)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", l.Layer, weight, delta, gradient, ratio)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -59,6 +59,8 @@ type NaNError struct {
 	// Step is the 1-based training step whose loss was not finite (or diverged); Loss its value.
 	Step int
 	Loss float64
+	// OnTest is set when the loss that was not finite is the test set's, evaluated after step Step.
+	OnTest bool
 	// Start is the loss the run started from, when the divergence guard stopped it (0 for a non-finite loss).
 	Start float64
 	// Checkpoint is the last good checkpoint ("" if none was written yet), the one -resume continues from.
@@ -81,6 +83,9 @@ func (e *NaNError) Error() string {
 	if e.Start > 0 {
 		return fmt.Sprintf("training stopped: the loss diverged, %g at step %d, over %d times its start (%g) for %d records; %s (-divergence-guard=false trains on)",
 			e.Loss, e.Step, DivergenceFactor, e.Start, DivergenceLogs, keep)
+	}
+	if e.OnTest {
+		return fmt.Sprintf("training stopped: the test loss is %g after step %d; %s", e.Loss, e.Step, keep)
 	}
 	return fmt.Sprintf("training stopped: the loss is %g at step %d; %s", e.Loss, e.Step, keep)
 }
@@ -429,7 +434,7 @@ func (r *run) align() ([]LayerAlignment, error) {
 	for i, layer := range layers {
 		scope := layer.Scope
 		a := LayerAlignment{Layer: scope, WeightAngle: defined(scope, alignWeightAngle),
-			NormRatio: byName[alignOutputName(scope, alignNormRatio)], GradientAngle: defined(scope, alignGradientAngle)}
+			NormRatio: defined(scope, alignNormRatio), GradientAngle: defined(scope, alignGradientAngle)}
 		if undefined, measured := byName[alignOutputName(scope, alignDeltaUndefined)]; measured {
 			a.DeltaUndefined = int(undefined)
 			a.DeltaExamples = batch - a.DeltaUndefined
@@ -906,6 +911,10 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			t1, t5, tl, err := r.evaluate()
 			if err != nil {
 				return err
+			}
+			if math.IsNaN(tl) || math.IsInf(tl, 0) {
+				// The weights after this step overflowed: the checkpoints from before it are good.
+				return r.divergedAt(&NaNError{Step: step, Loss: tl, OnTest: true}, checkpointDir, step)
 			}
 			testTop1, testTop5, testLoss = &t1, &t5, &tl
 			result.TestTop1, result.TestTop5, result.TestLoss = t1, t5, tl
