@@ -95,24 +95,24 @@ func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer
 		out = io.Discard
 	}
 	if len(rules) == 0 {
-		return nil, fmt.Errorf("compare: no rules given (valid rules are %s)", strings.Join(feedback.RuleNames(), ", "))
+		return nil, invalid("-rules", "no rules given (valid rules are %s)", strings.Join(feedback.RuleNames(), ", "))
 	}
 	seen := map[string]bool{}
 	normalized := make([]string, len(rules))
 	for i, rule := range rules {
 		if _, err := feedback.RuleByName(rule); err != nil {
-			return nil, fmt.Errorf("compare: %w", err)
+			return nil, invalid("-rules", "%v", err)
 		}
 		rule = strings.ToLower(strings.TrimSpace(rule))
 		if seen[rule] {
-			return nil, fmt.Errorf("compare: rule %q given twice", rule)
+			return nil, invalid("-rules", "rule %q given twice", rule)
 		}
 		seen[rule] = true
 		normalized[i] = rule
 	}
 	rules = normalized
 	if base.OutDir == "" {
-		return nil, fmt.Errorf("compare: no output folder: set out_dir (-out)")
+		return nil, invalid("-out", "no output folder given")
 	}
 	c := &Comparison{Results: map[string]*Result{}, Records: map[string][]Record{}, Dir: base.OutDir,
 		Rules: append([]string(nil), rules...), Status: map[string]string{}, Divergence: map[string]*NaNError{}}
@@ -120,7 +120,7 @@ func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer
 		cfg := base
 		cfg.Rule, cfg.OutDir = rule, filepath.Join(base.OutDir, rule)
 		if err := cfg.Validate(); err != nil {
-			return c, fmt.Errorf("compare: rule %s: %w", rule, err)
+			return c, fmt.Errorf("rule %s: %w", rule, err)
 		}
 		fmt.Fprintf(out, "\n=== %s (%d of %d): %s\n", rule, i+1, len(rules), cfg.OutDir)
 		res, status, err := compareOne(goCtx, cfg, out)
@@ -130,12 +130,16 @@ func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer
 			status, err = StatusDiverged, nil
 			c.Divergence[rule] = nanErr
 		}
+		var interrupted *InterruptedError
+		if errors.As(err, &interrupted) {
+			interrupted.Continue = "run the same command again to go on"
+		}
 		if err != nil {
-			return c, fmt.Errorf("compare: rule %s: %w", rule, err)
+			return c, fmt.Errorf("rule %s: %w", rule, err)
 		}
 		records, err := ReadRecords(filepath.Join(cfg.OutDir, metricsFileName))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return c, fmt.Errorf("compare: rule %s: %w", rule, err)
+			return c, fmt.Errorf("rule %s: %w", rule, err)
 		}
 		// The records cover the whole run, also when it was resumed or reused: the best top-1 comes from them.
 		res = resultFromRecords(cfg, records, res)

@@ -5,6 +5,7 @@ import (
 	gocontext "context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,6 +137,47 @@ func TestCompareDivergedRun(t *testing.T) {
 	require.NotContains(t, out.String(), "Resuming")
 	again, _ := readWallTime(filepath.Join(base.OutDir, "bp"))
 	require.Equal(t, wallTime, again, "nothing was trained")
+}
+
+// cancelOnRecord cancels a context when a training record ("step …") is written to it.
+type cancelOnRecord struct {
+	bytes.Buffer
+	cancel func()
+}
+
+func (w *cancelOnRecord) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), "step ") {
+		w.cancel()
+	}
+	return w.Buffer.Write(p)
+}
+
+// TestCompareInterrupted: a comparison interrupted mid-run says to run the same command again (compare has no
+// -resume), and doing so resumes the interrupted rule and trains the rest.
+func TestCompareInterrupted(t *testing.T) {
+	if xla.TestBackendIsXLA() {
+		t.Skip("the comparison's bookkeeping, the same on every backend: the pure-Go pass runs it")
+	}
+	base := tinyConfig(t, "bp")
+	base.Steps, base.LogEvery, base.CheckpointEvery = 8, 2, 2
+	base.OutDir = filepath.Join(t.TempDir(), "cmp")
+	ctx, cancel := gocontext.WithCancel(gocontext.Background())
+	defer cancel()
+	out := &cancelOnRecord{cancel: cancel}
+	_, err := Compare(ctx, base, []string{"bp", "fa"}, out)
+	var interrupted *InterruptedError
+	require.ErrorAs(t, err, &interrupted, out.String())
+	require.Positive(t, interrupted.Step)
+	require.ErrorContains(t, err, "run the same command again")
+	require.NotContains(t, err.Error(), "-resume")
+	require.NotContains(t, err.Error(), "compare:", "the command names itself")
+
+	var again bytes.Buffer
+	c, err := Compare(gocontext.Background(), base, []string{"bp", "fa"}, &again)
+	require.NoError(t, err, again.String())
+	require.Equal(t, StatusResumed, c.Status["bp"])
+	require.Equal(t, base.Steps, c.Results["bp"].Steps)
+	require.Equal(t, base.Steps, c.Results["fa"].Steps)
 }
 
 // TestSameRunKeepsResumeChanges: a run resumed with a lower -lr after a divergence (recorded in its config's

@@ -763,6 +763,8 @@ type InterruptedError struct {
 	// Step is the number of steps done (0: stopped before the first); Checkpoint the checkpoint written.
 	Step       int
 	Checkpoint string
+	// Continue says how to go on; "" is "continue with -resume" (nowt train's way).
+	Continue string
 }
 
 // Error implements error.
@@ -770,7 +772,11 @@ func (e *InterruptedError) Error() string {
 	if e.Checkpoint == "" {
 		return "interrupted before the first training step: nothing new to save (run the same command again to go on)"
 	}
-	return fmt.Sprintf("interrupted at step %d: saved %s; continue with -resume", e.Step, e.Checkpoint)
+	how := e.Continue
+	if how == "" {
+		how = "continue with -resume"
+	}
+	return fmt.Sprintf("interrupted at step %d: saved %s; %s", e.Step, e.Checkpoint, how)
 }
 
 // DivergenceFactor and DivergenceLogs define the divergence guard: a run stops when its logged loss exceeds

@@ -31,6 +31,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/nowt-ml/nowt/trainer"
 )
@@ -190,27 +191,41 @@ func isBoolFlag(f *flag.Flag) bool {
 // exitNow ends the process; tests replace it.
 var exitNow = os.Exit
 
+// signalEcho is how soon after the first a second SIGINT/SIGTERM is taken for the same one delivered twice, not
+// a second request: GNU timeout (and kill with a process group) signal both the process and its group, microseconds
+// apart, while a person's second Ctrl-C comes a few hundred milliseconds after the first at the soonest.
+const signalEcho = 100 * time.Millisecond
+
 // interruptible returns a context cancelled by the first SIGINT/SIGTERM, so that training stops cleanly with a
-// checkpoint; it says so at once on stderr. A second signal ends the process at once with status 130. Call stop
-// when done.
+// checkpoint; it says so at once on stderr. A second signal (more than signalEcho after the first) ends the
+// process at once with status 130. Call stop when done.
 func interruptible(stderr io.Writer) (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() {
+		var first time.Time
 		select {
 		case <-signals:
+			first = time.Now()
 			fmt.Fprintln(stderr, "\nInterrupted: saving a checkpoint after the current step, then stopping (Ctrl-C again quits at once, without saving).")
 			cancel()
 		case <-done:
 			return
 		}
-		select {
-		case <-signals:
-			fmt.Fprintln(stderr, "\nInterrupted again: quitting without saving.")
-			exitNow(exitInterrupted)
-		case <-done:
+		for {
+			select {
+			case <-signals:
+				if time.Since(first) < signalEcho {
+					continue // the first signal, delivered a second time
+				}
+				fmt.Fprintln(stderr, "\nInterrupted again: quitting without saving.")
+				exitNow(exitInterrupted)
+				return
+			case <-done:
+				return
+			}
 		}
 	}()
 	return ctx, func() {
