@@ -95,24 +95,24 @@ func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer
 		out = io.Discard
 	}
 	if len(rules) == 0 {
-		return nil, invalid("-rules", "no rules given (valid rules are %s)", strings.Join(feedback.RuleNames(), ", "))
+		return nil, invalid("-rules", "-rules: no rules given (valid rules are %s)", strings.Join(feedback.RuleNames(), ", "))
 	}
 	seen := map[string]bool{}
 	normalized := make([]string, len(rules))
 	for i, rule := range rules {
 		if _, err := feedback.RuleByName(rule); err != nil {
-			return nil, invalid("-rules", "%v", err)
+			return nil, invalid("-rules", "-rules: %v", err)
 		}
 		rule = strings.ToLower(strings.TrimSpace(rule))
 		if seen[rule] {
-			return nil, invalid("-rules", "rule %q given twice", rule)
+			return nil, invalid("-rules", "-rules: rule %q given twice", rule)
 		}
 		seen[rule] = true
 		normalized[i] = rule
 	}
 	rules = normalized
 	if base.OutDir == "" {
-		return nil, invalid("-out", "no output folder given")
+		return nil, invalid("-out", "-out: no output folder given")
 	}
 	c := &Comparison{Results: map[string]*Result{}, Records: map[string][]Record{}, Dir: base.OutDir,
 		Rules: append([]string(nil), rules...), Status: map[string]string{}, Divergence: map[string]*NaNError{}}

@@ -154,6 +154,10 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (_ *
 	if r.backend, err = newBackend(cfg.Backend, r.notices); err != nil {
 		return nil, err
 	}
+	if dt, err := cfg.computeDType(); err == nil && dt != dtypes.Float32 && !r.backend.Capabilities().DTypes[dt] {
+		return nil, invalid("-dtype", "-dtype %s: the %s backend does not compute in %s: choose another -dtype, or an XLA "+
+			"backend (-backend xla:cpu, nowt setup installs it)", cfg.DType, r.backend.Name(), cfg.DType)
+	}
 	if r.notices != nil {
 		fmt.Fprintf(r.notices, "engine: %s\n", xla.Engine(r.backend))
 		if input.DecodesImages(cfg.Dataset) {
@@ -355,6 +359,12 @@ func newContext(cfg Config) (*context.Context, error) {
 	if cfg.Settings != "" {
 		if err := parseSettings(ctx, cfg.Settings); err != nil {
 			return nil, err
+		}
+		if rule := context.GetParamOr(ctx, feedback.ParamRule, cfg.Rule); rule != cfg.Rule {
+			return nil, invalid("-set", "-set %s=%s at the root would replace the run's rule %q without saying so: "+
+				"choose the rule with -rule (nowt compare: -rules); -set may choose one per layer scope "+
+				"(e.g. \"/model/out/%s=bp\", nowt models -v lists the scopes)", feedback.ParamRule, rule, cfg.Rule,
+				feedback.ParamRule)
 		}
 	}
 	if err := feedback.ValidateParams(ctx); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/nowt-ml/nowt/trainer"
 )
@@ -39,6 +40,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.Steps < 1 {
 		return usagef("-steps %d: bench times that many steps after -warmup-steps; must be ≥ 1", cfg.Steps)
+	}
+	for _, list := range []struct{ flag, value string }{{"-model", cfg.Model}, {"-rule", cfg.Rule}} {
+		names := splitList(list.value)
+		if len(names) == 0 {
+			return usagef("%s %q: give at least one name (a comma-separated list)", list.flag, list.value)
+		}
+		for i, name := range names {
+			if slices.Contains(names[:i], name) {
+				return usagef("%s %q: %s is given twice", list.flag, list.value, name)
+			}
+		}
 	}
 	for _, model := range splitList(cfg.Model) {
 		for _, rule := range splitList(cfg.Rule) {

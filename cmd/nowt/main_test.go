@@ -37,7 +37,8 @@ func TestTrainResumeEveryRule(t *testing.T) {
 	for _, rule := range []string{"bp", "fa", "ss", "wm", "kp"} {
 		t.Run(rule, func(t *testing.T) {
 			out := t.TempDir()
-			code, stdout, stderr := nowt(t, tinyTrain(rule, out)...)
+			// Rule names are case-insensitive and stored in lower case (then -resume -rule bp is the same run).
+			code, stdout, stderr := nowt(t, tinyTrain(strings.ToUpper(rule), out)...)
 			require.Equal(t, 0, code, "stderr: %s", stderr)
 			require.Contains(t, stdout, "test top-1")
 			require.Contains(t, stdout, "weight angle")
@@ -71,7 +72,7 @@ func TestTrainResumeEveryRule(t *testing.T) {
 			for _, f := range ckpts {
 				require.NoError(t, os.Remove(f))
 			}
-			code, _, stderr = nowt(t, "train", "-resume", "-out", out, "-progress=false")
+			code, _, stderr = nowt(t, "train", "-resume", "-rule", rule, "-out", out, "-progress=false")
 			require.Equal(t, 0, code, "stderr: %s", stderr)
 			resumed, err := trainer.ReadRecords(filepath.Join(out, "metrics.jsonl"))
 			require.NoError(t, err)
@@ -326,6 +327,12 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"bench", "-warmup-steps", "-1"}, "-warmup-steps"},
 		{[]string{"bench", "-steps", "0"}, "-steps 0"},
 		{[]string{"bench", "-batch", "0"}, "-batch"},
+		{[]string{"train", "-rule", "fa", "-set", "feedback_rule=kp"}, "-rule"},
+		{[]string{"compare", "-rules", "bp,fa,bp"}, "-rules"},
+		{append([]string{"train", "-backend", "go", "-dtype", "float16"}, tiny...), "does not compute in float16"},
+		{[]string{"bench", "-rule", ""}, "-rule"},
+		{[]string{"bench", "-rule", "bp,kp,bp"}, "bp is given twice"},
+		{[]string{"bench", "-model", " , "}, "-model"},
 		{[]string{"check", "-dataset", "nope"}, "-dataset"},
 		{[]string{"check", "-limit", "-1"}, "-limit"},
 	} {

@@ -145,6 +145,8 @@ func toFloat(v any) float64 {
 // config returns the configuration, with the hyperparameter flags that were given.
 func (f *runFlags) config(fs *flag.FlagSet) (trainer.Config, error) {
 	c := f.cfg
+	// Rule and model names are lower case ("-rule BP" trains bp, and config.json says so).
+	c.Rule, c.Model = strings.ToLower(strings.TrimSpace(c.Rule)), strings.ToLower(strings.TrimSpace(c.Model))
 	c.Params = map[string]any{}
 	for k, v := range f.cfg.Params {
 		c.Params[k] = v
