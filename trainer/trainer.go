@@ -152,6 +152,9 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (_ *
 		}
 	}()
 	if r.backend, err = newBackend(cfg.Backend, r.notices); err != nil {
+		if specErr := (*xla.InvalidSpecError)(nil); errors.As(err, &specErr) {
+			return nil, invalid("-backend", "-backend: %v", specErr)
+		}
 		return nil, err
 	}
 	if dt, err := cfg.computeDType(); err == nil && dt != dtypes.Float32 && !r.backend.Capabilities().DTypes[dt] {
@@ -1171,11 +1174,11 @@ func dataParallel(cfg Config, b backends.Backend) (*xla.DataParallel, error) {
 	}
 	dp, err := xla.NewDataParallel(b, n)
 	if err != nil {
-		return nil, fmt.Errorf("-devices %d: %w; use an XLA backend with several devices (nowt devices lists them) or -devices 1",
+		return nil, invalid("-devices", "-devices %d: %v; use an XLA backend with several devices (nowt devices lists them) or -devices 1",
 			cfg.Devices, err)
 	}
 	if _, err := dp.PerDeviceBatch(cfg.BatchSize); err != nil {
-		return nil, fmt.Errorf("-devices %d: %w: change -batch or -devices", cfg.Devices, err)
+		return nil, invalid("-devices", "-devices %d: %v: change -batch or -devices", cfg.Devices, err)
 	}
 	return dp, nil
 }

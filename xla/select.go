@@ -98,18 +98,21 @@ func Select(spec string) (config string, notice string, err error) {
 			return SpecGo, "", nil
 		}
 		if err := checkGoOptions(opts); err != nil {
-			return "", "", errors.WithMessagef(err, "backend spec %q%s", s, from)
+			return "", "", &InvalidSpecError{errors.WithMessagef(err, "backend spec %q%s", s, from)}
 		}
 		return "go:" + opts, "", nil
 	case kind == "xla":
 		config, err := selectXLA(opts)
+		if specErr := (*InvalidSpecError)(nil); errors.As(err, &specErr) {
+			return "", "", &InvalidSpecError{errors.WithMessagef(specErr.Err, "backend spec %q%s", s, from)}
+		}
 		if err != nil {
 			return "", "", errors.WithMessagef(err, "backend spec %q%s", s, from)
 		}
 		return config, "", nil
 	}
-	return "", "", errors.Errorf("unknown backend spec %q%s: valid specs are %s (also \"go:<options>\", "+
-		"\"xla:<plugin>[,<options>]\")", s, from, quoteList(ValidSpecs()))
+	return "", "", &InvalidSpecError{errors.Errorf("unknown backend spec %q%s: valid specs are %s (also \"go:<options>\", "+
+		"\"xla:<plugin>[,<options>]\")", s, from, quoteList(ValidSpecs()))}
 }
 
 // selectAuto picks the XLA backend with the best plugin found, or "go" with a notice.
@@ -153,7 +156,7 @@ func selectXLA(opts string) (string, error) {
 	for _, o := range strings.Split(pjrtOpts, ",") {
 		if key, value, _ := strings.Cut(strings.TrimSpace(o), "="); key == DevicesOption {
 			if _, err := parseDeviceCount(value); err != nil {
-				return "", err
+				return "", &InvalidSpecError{err}
 			}
 		}
 	}
@@ -243,6 +246,17 @@ func quoteList(items []string) string {
 // DevicesOption is the XLA spec option that sets how many host devices the CPU plugin exposes:
 // "xla:cpu,devices=4" (PJRT create option cpu_device_count). Other plugins ignore it.
 const DevicesOption = "devices"
+
+// InvalidSpecError is Select's error for a backend spec that is malformed (an unknown kind, an unknown or
+// malformed option), as opposed to one that is well formed but cannot be met here (a plugin not installed): the
+// caller's setting is wrong, not the machine.
+type InvalidSpecError struct{ Err error }
+
+// Error implements error.
+func (e *InvalidSpecError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *InvalidSpecError) Unwrap() error { return e.Err }
 
 // parseDeviceCount parses the n of "devices=<n>".
 func parseDeviceCount(value string) (int, error) {

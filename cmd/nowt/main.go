@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/nowt-ml/nowt/trainer"
+	"github.com/nowt-ml/nowt/xla"
 )
 
 type command struct {
@@ -129,10 +130,11 @@ func exitCode(err error) int {
 	var cfgErr *trainer.ConfigError
 	var intErr *trainer.InterruptedError
 	var flagErr *flagError
+	var specErr *xla.InvalidSpecError
 	switch {
 	case errors.As(err, &intErr):
 		return exitInterrupted
-	case errors.As(err, &usageErr), errors.As(err, &cfgErr), errors.As(err, &flagErr):
+	case errors.As(err, &usageErr), errors.As(err, &cfgErr), errors.As(err, &flagErr), errors.As(err, &specErr):
 		return exitUsage
 	}
 	return exitFailure
