@@ -114,6 +114,9 @@ func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer
 	if base.OutDir == "" {
 		return nil, invalid("-out", "-out: no output folder given")
 	}
+	if st, err := os.Stat(base.OutDir); err == nil && !st.IsDir() {
+		return nil, invalid("-out", "-out %s is a file, not a folder: give the comparison's folder (it is made if missing)", base.OutDir)
+	}
 	c := &Comparison{Results: map[string]*Result{}, Records: map[string][]Record{}, Dir: base.OutDir,
 		Rules: append([]string(nil), rules...), Status: map[string]string{}, Divergence: map[string]*NaNError{}}
 	for i, rule := range rules {
@@ -179,7 +182,7 @@ func compareOne(goCtx gocontext.Context, cfg Config, out io.Writer) (*Result, st
 		return nil, "", err
 	}
 	if err := sameRun(stored, cfg); err != nil {
-		return nil, "", fmt.Errorf("%s already holds a different run (%w): choose another -out, or delete %s", cfg.OutDir, err, cfg.OutDir)
+		return nil, "", invalid("-out", "%s already holds a different run (%v): choose another -out, or delete %s", cfg.OutDir, err, cfg.OutDir)
 	}
 	step := checkpointStep(bases[len(bases)-1])
 	if total := plannedSteps(cfg, cfg.OutDir); total > 0 && step >= total {

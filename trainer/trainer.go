@@ -542,6 +542,9 @@ func trainRun(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (
 	if cfg.OutDir == "" {
 		return nil, invalid("-out", "no output folder: set -out")
 	}
+	if st, err := os.Stat(cfg.OutDir); err == nil && !st.IsDir() {
+		return nil, invalid("-out", "-out %s is a file, not a folder: give the run's folder (it is made if missing)", cfg.OutDir)
+	}
 	checkpointDir := filepath.Join(cfg.OutDir, checkpointDirName)
 	existing, err := listCheckpoints(checkpointDir)
 	if err != nil {
@@ -560,7 +563,7 @@ func trainRun(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (
 			return nil, err
 		}
 	} else if len(existing) > 0 {
-		return nil, fmt.Errorf("output folder %s already holds a run (%d checkpoints): continue it with -resume, or choose another -out",
+		return nil, invalid("-out", "-out %s already holds a run (%d checkpoints): continue it with -resume, or choose another -out",
 			cfg.OutDir, len(existing))
 	}
 	if err := cfg.Validate(); err != nil {

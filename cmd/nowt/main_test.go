@@ -357,6 +357,21 @@ func TestBadInvocations(t *testing.T) {
 	}
 }
 
+// TestOutIsAFile: an -out that names a file is a setting error that says so, and the file is left alone.
+func TestOutIsAFile(t *testing.T) {
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
+	file := filepath.Join(t.TempDir(), "notes.txt")
+	require.NoError(t, os.WriteFile(file, []byte("mine"), 0o644))
+	for _, cmd := range []string{"train", "compare"} {
+		code, _, stderr := nowt(t, cmd, "-model", "mlp", "-hidden", "8", "-steps", "1", "-out", file)
+		require.Equal(t, 2, code, stderr)
+		require.Contains(t, stderr, "is a file, not a folder")
+		data, err := os.ReadFile(file)
+		require.NoError(t, err)
+		require.Equal(t, "mine", string(data))
+	}
+}
+
 // TestStoredConfigIsTheDefault: -resume parses the flags again with the run's stored config as their defaults, so
 // that only the flags given are changes; every setting of the stored config must come back unchanged when none
 // is given (a flag with a fixed default, as -dtype had, made a bfloat16 run impossible to resume without it).
