@@ -237,6 +237,9 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 			}
 			fmt.Fprintf(&b, "- %s: diverged (%s); the numbers are those of its last records.\n", rule, how)
 		}
+		if problem, ok := c.LogProblems[rule]; ok {
+			fmt.Fprintf(&b, "- %s: its log could not be read whole: %s.\n", rule, problem)
+		}
 	}
 	b.WriteString("\nEach rule's run (config.json, metrics.jsonl, checkpoints) is in its own folder beside this file.\n")
 	if commandLine != "" {

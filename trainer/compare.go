@@ -36,6 +36,9 @@ type Comparison struct {
 	Status map[string]string
 	// Divergence holds, by rule name, how a diverged run stopped (nil where not known).
 	Divergence map[string]*NaNError
+	// LogProblems holds, by rule name, what was wrong with a run's metrics log when [LoadComparison] read it (a
+	// line that does not decode, or no log): the run is reported from the records before the problem.
+	LogProblems map[string]string
 }
 
 // Statuses of a rule's run in a [Comparison].
@@ -318,7 +321,7 @@ func LoadComparison(dir string) (*Comparison, error) {
 		return nil, fmt.Errorf("reading the comparison in %s: %w", dir, err)
 	}
 	c := &Comparison{Results: map[string]*Result{}, Records: map[string][]Record{}, Dir: dir, Status: map[string]string{},
-		Divergence: map[string]*NaNError{}}
+		Divergence: map[string]*NaNError{}, LogProblems: map[string]string{}}
 	var rules []string
 	for _, e := range entries {
 		sub := filepath.Join(dir, e.Name())
@@ -332,11 +335,20 @@ func LoadComparison(dir string) (*Comparison, error) {
 		if err != nil {
 			return nil, err
 		}
+		rule := e.Name()
 		records, err := ReadRecords(filepath.Join(sub, metricsFileName))
-		if err != nil {
+		var bad *badLineError
+		switch {
+		case errors.As(err, &bad):
+			// A line cut short by a crash, or damaged: report what came before it, and say so.
+			c.LogProblems[rule] = fmt.Sprintf("%s/%s, line %d, does not decode (%v): reported from the %d records "+
+				"before it (nowt train -resume -out %s repairs the log and continues the run)", rule, metricsFileName,
+				bad.line, bad.err, len(records), sub)
+		case errors.Is(err, os.ErrNotExist):
+			c.LogProblems[rule] = fmt.Sprintf("%s/ has no %s: no record to report", rule, metricsFileName)
+		case err != nil:
 			return nil, err
 		}
-		rule := e.Name()
 		res := resultFromRecords(cfg, records, nil)
 		if wt, ok := readWallTime(sub); ok {
 			res.Duration = wt

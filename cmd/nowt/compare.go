@@ -90,11 +90,16 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *dir == "" {
-		return fmt.Errorf("give the comparison's folder with -out (the -out of nowt compare)")
+		return usagef("give the comparison's folder with -out (the -out of nowt compare)")
 	}
 	c, err := trainer.LoadComparison(*dir)
 	if err != nil {
 		return err
+	}
+	for _, rule := range c.Rules {
+		if problem, ok := c.LogProblems[rule]; ok {
+			fmt.Fprintf(stderr, "nowt report: warning: %s\n", problem)
+		}
 	}
 	command := "nowt report -out " + *dir
 	if previous, err := os.ReadFile(filepath.Join(c.Dir, report.ResultsFileName)); err == nil {
@@ -115,7 +120,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 }
 
 // commandBlock finds the command recorded in a results.md.
-var commandBlock = regexp.MustCompile("(?m)^Command:\n\n```\n(.+)\n```")
+var commandBlock = regexp.MustCompile("(?m)^Command[^\n]*:\n\n```\n(.+)\n```")
 
 // commandLine quotes the command as the user could type it again.
 func commandLine(args []string) string {

@@ -63,6 +63,23 @@ func TestReport(t *testing.T) {
 	require.NoError(t, runReport([]string{"-out", out}, &stdout, &stderr), stderr.String())
 	text := stdout.String()
 	require.Contains(t, text, "nowt compare -rules kp -lr 0.05", "the command that trained the runs is kept")
+	require.Contains(t, text, "Command of the last invocation", "the rules' learning rates differ")
+	stdout.Reset()
+	require.NoError(t, runReport([]string{"-out", out}, &stdout, &stderr), stderr.String())
+	require.Contains(t, stdout.String(), "nowt compare -rules kp -lr 0.05", "kept by a second report too")
+
+	// A log whose last line a crash cut short: reported from the records before it, with a warning.
+	metrics := filepath.Join(out, "kp", "metrics.jsonl")
+	data, err := os.ReadFile(metrics)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(metrics, data[:len(data)-40], 0o644))
+	stdout.Reset()
+	stderr.Reset()
+	require.NoError(t, runReport([]string{"-out", out}, &stdout, &stderr), stderr.String())
+	require.Contains(t, stderr.String(), "warning: kp/metrics.jsonl, line")
+	require.Contains(t, stdout.String(), "kp: its log could not be read whole")
+	require.Contains(t, stdout.String(), "| bp | 2 |")
+	require.NoError(t, os.WriteFile(metrics, data, 0o644))
 	require.NoError(t, os.Remove(filepath.Join(out, "results.md")))
 	stdout.Reset()
 	require.NoError(t, runReport([]string{"-out", out}, &stdout, &stderr), stderr.String())
@@ -73,7 +90,7 @@ func TestReport(t *testing.T) {
 	require.FileExists(t, filepath.Join(out, "results.md"))
 	require.FileExists(t, filepath.Join(out, "angles-kp.png"))
 
-	err := runReport([]string{"-out", t.TempDir()}, &stdout, &stderr)
+	err = runReport([]string{"-out", t.TempDir()}, &stdout, &stderr)
 	require.ErrorContains(t, err, "holds no runs")
 	require.ErrorContains(t, runReport(nil, &stdout, &stderr), "-out")
 }
