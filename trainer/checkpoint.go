@@ -131,18 +131,24 @@ func loadCheckpoint(ctx *context.Context, dir string, notices io.Writer) (string
 			fmt.Fprintf(notices, "warning: %v; falling back to the previous checkpoint, %s\n", err, filepath.Base(bases[i-1]))
 		}
 	}
-	return "", fmt.Errorf("no readable checkpoint in %s: %s", dir, strings.Join(failures, "; "))
+	return "", fmt.Errorf("no readable checkpoint in %s: %s; the run cannot continue from this folder: train it "+
+		"again into a new -out (or delete its checkpoints/ and train without -resume)", dir, strings.Join(failures, "; "))
 }
 
 // loadCheckpointFile attaches the checkpoint whose base path (without .json or .bin) is base to ctx. Nothing is
 // attached if it cannot be read whole.
 func loadCheckpointFile(ctx *context.Context, base string) (err error) {
+	base = strings.TrimSuffix(strings.TrimSuffix(base, checkpoints.JsonNameSuffix), checkpoints.BinDataSuffix)
 	defer func() { // GoMLX's loader panics on some corrupt data files (a truncated compressed stream).
 		if r := recover(); r != nil {
-			err = fmt.Errorf("checkpoint %s is unreadable (%v)", base, r)
+			size := "missing"
+			if st, statErr := os.Stat(base + checkpoints.BinDataSuffix); statErr == nil {
+				size = fmt.Sprintf("%d bytes", st.Size())
+			}
+			err = fmt.Errorf("checkpoint %s is unreadable: its data file (%s, %s) is truncated or corrupt", base,
+				filepath.Base(base+checkpoints.BinDataSuffix), size)
 		}
 	}()
-	base = strings.TrimSuffix(strings.TrimSuffix(base, checkpoints.JsonNameSuffix), checkpoints.BinDataSuffix)
 	meta, err := os.ReadFile(base + checkpoints.JsonNameSuffix)
 	if err != nil {
 		return fmt.Errorf("checkpoint %s cannot be read: %w", base, err)
