@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"image/color"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -163,6 +164,21 @@ func TestCorruptImages(t *testing.T) {
 			assert.Equal(t, bs[0].images[:192], bs[0].images[3*192:])
 		})
 	}
+}
+
+// TestEveryImageCorrupt: an epoch in which every image is skipped as corrupt is an error that says so, not an
+// empty epoch (which a training loop reports as "reached the end of the dataset after 0 steps").
+func TestEveryImageCorrupt(t *testing.T) {
+	root := t.TempDir()
+	for i := range 4 {
+		writeFile(t, filepath.Join(root, "train", "a", string(rune('0'+i))+".jpg"), []byte("not an image"))
+	}
+	ds := openT(t, "imagefolder", root, "train", Options{BatchSize: 2, ImageSize: 8, SkipCorrupt: true})
+	_, _, _, err := ds.Yield()
+	require.Error(t, err)
+	require.NotErrorIs(t, err, io.EOF)
+	require.ErrorContains(t, err, "every example of the epoch is unreadable (4 files skipped")
+	require.ErrorContains(t, err, "nowt check")
 }
 
 func writeTarGz(t testing.TB, path string, files map[string][]byte) {

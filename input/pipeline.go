@@ -68,6 +68,10 @@ type Dataset struct {
 	mu          sync.Mutex
 	epoch       int
 	batch       int // next batch to yield
+	// fromStart is set when the epoch's batches are yielded from its first one (Reset, or Seek to batch 0), and
+	// yielded counts the batches returned since: an epoch that yields none skipped every example as corrupt.
+	fromStart bool
+	yielded   int
 	run         *run
 	tasks       chan task
 	poolStarted bool
@@ -103,7 +107,7 @@ type task struct {
 }
 
 func newDataset(name string, src *source, opts Options) (*Dataset, error) {
-	d := &Dataset{name: name, src: src, opts: opts, n: src.n, corrupt: map[int]bool{}, permEpoch: -1}
+	d := &Dataset{name: name, src: src, opts: opts, n: src.n, corrupt: map[int]bool{}, permEpoch: -1, fromStart: true}
 	if opts.Limit > 0 && opts.Limit < src.n {
 		d.n = opts.Limit
 		if src.limitShuffle {
@@ -191,6 +195,7 @@ func (d *Dataset) Seek(epoch, batch int) error {
 			d.name, epoch, batch, d.numBatches)
 	}
 	d.epoch, d.batch = epoch, batch
+	d.fromStart, d.yielded = batch == 0, 0
 	return nil
 }
 
@@ -201,6 +206,7 @@ func (d *Dataset) Reset() {
 	defer d.mu.Unlock()
 	d.epoch++
 	d.batch = 0
+	d.fromStart, d.yielded = true, 0
 }
 
 // Skipped is the number of distinct corrupt examples skipped so far (Options.SkipCorrupt).
@@ -235,6 +241,10 @@ func (d *Dataset) Yield() (spec any, inputs, labels []*tensors.Tensor, err error
 	}
 	for {
 		if d.batch >= d.numBatches {
+			if d.fromStart && d.yielded == 0 && len(d.corrupt) > 0 {
+				return nil, nil, nil, fmt.Errorf("input: %s: every example of the epoch is unreadable (%d files skipped; "+
+					"the warnings above name them): check the data with nowt check", d.name, len(d.corrupt))
+			}
 			return nil, nil, nil, io.EOF
 		}
 		if d.inline() {
@@ -260,6 +270,7 @@ func (d *Dataset) Yield() (spec any, inputs, labels []*tensors.Tensor, err error
 			continue
 		}
 		inputs, labels := d.batchTensors(imgs, labs)
+		d.yielded++
 		return nil, inputs, labels, nil
 	}
 }
