@@ -65,13 +65,13 @@ type Dataset struct {
 	mean, std  []float32 // nil without Normalize
 	pixelMap   *pixelMap // for sources with in-memory pixels; nil otherwise
 
-	mu          sync.Mutex
-	epoch       int
-	batch       int // next batch to yield
+	mu    sync.Mutex
+	epoch int
+	batch int // next batch to yield
 	// fromStart is set when the epoch's batches are yielded from its first one (Reset, or Seek to batch 0), and
 	// yielded counts the batches returned since: an epoch that yields none skipped every example as corrupt.
-	fromStart bool
-	yielded   int
+	fromStart   bool
+	yielded     int
 	run         *run
 	tasks       chan task
 	poolStarted bool
