@@ -1236,6 +1236,12 @@ func evaluateRun(dir string, opts EvalOptions, out io.Writer) (*Result, error) {
 		cfg.TestLimit = opts.TestLimit
 	}
 	if err := cfg.Validate(); err != nil {
+		var cfgErr *ConfigError
+		if errors.As(err, &cfgErr) && !slices.Contains([]string{"-backend", "-data", "-test-limit"}, cfgErr.Flag) {
+			// Not a flag of eval's: the run's stored configuration is at fault.
+			return nil, fmt.Errorf("%s holds a setting nowt cannot use (%s): was it edited by hand? Restore it, or train "+
+				"the run again", filepath.Join(dir, configFileName), cfgErr.Msg)
+		}
 		return nil, err
 	}
 	from := filepath.Join(dir, checkpointDirName)

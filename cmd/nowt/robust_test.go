@@ -170,6 +170,15 @@ func TestEvalOptions(t *testing.T) {
 	code, _, stderr = nowt(t, "eval", "-out", out, "-data", missing)
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, missing)
+
+	// A config.json edited into nonsense is blamed on the file, not on a flag eval does not have.
+	path := filepath.Join(out, "config.json")
+	stored, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, bytes.Replace(stored, []byte(`"model": "mlp"`), []byte(`"model": "bogus"`), 1), 0o644))
+	code, _, stderr = nowt(t, "eval", "-out", out)
+	require.Equal(t, 1, code, stderr)
+	require.Contains(t, stderr, path+` holds a setting nowt cannot use (-model: unknown model "bogus"`)
 }
 
 // TestVersionAndErrors: version names the module; the dataset errors say what the user needs.
