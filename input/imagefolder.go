@@ -199,7 +199,7 @@ func openImageFolder(path, split string, opts Options) (*source, error) {
 		return nil, err
 	}
 	if path == "" {
-		return nil, errors.New("a path to the image folder is required")
+		return nil, errors.New("imagefolder needs -data: the folder holding train/<class>/ and val/ (the ILSVRC-2012 layout)")
 	}
 	size := opts.ImageSize
 	if size == 0 {

@@ -66,6 +66,8 @@ func TestConfigValidate(t *testing.T) {
 		{"set scope below a layer", func(c *Config) { c.Settings = "/model/fc0/w/feedback_rule=bp" }, "scope /model/fc0/w (of feedback_rule)"},
 		{"set scope outside the model", func(c *Config) { c.Settings = "/optimizer/feedback_rule=bp" }, "scope /optimizer (of feedback_rule)"},
 		{"set scope of another model", func(c *Config) { c.Settings = "/model/stage1/feedback_rule=fa" }, "scope /model/stage1"},
+		{"set a model-wide setting at a layer scope", func(c *Config) { c.Settings = "/model/fc0/mlp_hidden=64" },
+			"mlp_hidden is a setting of the whole model"},
 		{"set the rule at the root", func(c *Config) { c.Settings = "feedback_rule=fa" }, `-set feedback_rule=fa at the root would replace the run's rule "kp"`},
 		{"set the run's own rule at the root", func(c *Config) { c.Settings = "feedback_rule=kp" }, ""},
 		{"set scope of a deeper mlp", func(c *Config) { c.Settings = "mlp_hidden=10,10;/model/fc1/feedback_rule=fa" }, ""},

@@ -758,6 +758,11 @@ func checkSettingScopes(ctx *context.Context, model string) error {
 		if bad != nil || scope == context.RootScope || scope == root {
 			return
 		}
+		if slices.Contains([]string{models.ParamMLPHidden, models.ParamMLPActivation, models.ParamResNetWidth}, key) {
+			bad = invalid("-set", "-set: %s is a setting of the whole model, read at its top: at scope %s it would be "+
+				"ignored (give it without a scope, or with its flag: -hidden, -activation, -width)", key, scope)
+			return
+		}
 		for _, s := range layerScopes {
 			full := root + context.ScopeSeparator + s
 			if full == scope || strings.HasPrefix(full, scope+context.ScopeSeparator) {
