@@ -120,6 +120,10 @@ func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer
 	if st, err := os.Stat(base.OutDir); err == nil && !st.IsDir() {
 		return nil, invalid("-out", "-out %s is a file, not a folder: give the comparison's folder (it is made if missing)", base.OutDir)
 	}
+	if _, err := os.Stat(filepath.Join(base.OutDir, configFileName)); err == nil {
+		return nil, invalid("-out", "-out %s holds a run of nowt train (its %s): a comparison keeps one run folder per "+
+			"rule inside its -out; choose another -out", base.OutDir, configFileName)
+	}
 	c := &Comparison{Results: map[string]*Result{}, Records: map[string][]Record{}, Dir: base.OutDir,
 		Rules: append([]string(nil), rules...), Status: map[string]string{}, Divergence: map[string]*NaNError{}}
 	for i, rule := range rules {

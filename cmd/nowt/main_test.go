@@ -357,7 +357,8 @@ func TestBadInvocations(t *testing.T) {
 	}
 }
 
-// TestOutIsAFile: an -out that names a file is a setting error that says so, and the file is left alone.
+// TestOutIsAFile: an -out that names a file (or, for compare, a run of nowt train) is a setting error that says
+// so, and what is there is left alone.
 func TestOutIsAFile(t *testing.T) {
 	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
 	file := filepath.Join(t.TempDir(), "notes.txt")
@@ -370,6 +371,14 @@ func TestOutIsAFile(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "mine", string(data))
 	}
+	// A comparison into a folder that holds a run of nowt train is refused too.
+	run := filepath.Join(t.TempDir(), "run")
+	require.NoError(t, os.MkdirAll(run, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(run, "config.json"), []byte("{}"), 0o644))
+	code, _, stderr := nowt(t, "compare", "-model", "mlp", "-hidden", "8", "-steps", "1", "-out", run)
+	require.Equal(t, 2, code, stderr)
+	require.Contains(t, stderr, "holds a run of nowt train")
+	require.NoDirExists(t, filepath.Join(run, "bp"))
 }
 
 // TestStoredConfigIsTheDefault: -resume parses the flags again with the run's stored config as their defaults, so
