@@ -160,14 +160,14 @@ func TestCommandErrors(t *testing.T) {
 		{"eval without out", []string{"eval"}, 2, []string{"-out is required"}},
 		{"eval of nothing", []string{"eval", "-out", missing}, 1, []string{"config.json", "no such file"}},
 		{"bad backend", []string{"devices", "-backend", "xla:cuda"}, 1, []string{"cuda", "nowt setup"}},
-		{"devices without XLA", []string{"train", "-backend", "go", "-devices", "2", "-out", t.TempDir()}, 1, []string{"-devices 2", "no distributed execution"}},
+		{"devices without XLA", []string{"train", "-backend", "go", "-devices", "2", "-out", t.TempDir()}, 2, []string{"-devices 2", "no distributed execution"}},
 		{"batch not split evenly", []string{"train", "-devices", "3", "-batch", "128", "-out", t.TempDir()}, 2, []string{"not a multiple of the 3 devices"}},
-		{"devices option without n", []string{"devices", "-backend", "xla:cpu,devices=0"}, 1, []string{`"devices=<n>"`, "1 ≤ n ≤ 4096"}},
-		{"gone virtual mesh", []string{"devices", "-backend", "virtual:2"}, 1, []string{`unknown backend spec "virtual:2"`}},
+		{"devices option without n", []string{"devices", "-backend", "xla:cpu,devices=0"}, 2, []string{`"devices=<n>"`, "1 ≤ n ≤ 4096"}},
+		{"gone virtual mesh", []string{"devices", "-backend", "virtual:2"}, 2, []string{`unknown backend spec "virtual:2"`}},
 	}
 	if xla.TestBackendIsXLA() {
 		cases = append(cases, commandErrorCase{"more devices than the backend has",
-			[]string{"train", "-backend", "xla:cpu,devices=2", "-devices", "4", "-out", t.TempDir()}, 1, []string{"4 devices asked", "has 2"}})
+			[]string{"train", "-backend", "xla:cpu,devices=2", "-devices", "4", "-out", t.TempDir()}, 2, []string{"4 devices asked", "has 2"}})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
