@@ -61,6 +61,9 @@ type LayerAlignment struct {
 	GradientAngle *float64 `json:"gradient_angle,omitempty"`
 }
 
+// NormRatioValue returns NormRatio, or NaN where it was not a finite number.
+func (l LayerAlignment) NormRatioValue() float64 { return valueOr(l.NormRatio, math.NaN()) }
+
 // WeightDegrees returns WeightAngle, or NaN where it is undefined.
 func (l LayerAlignment) WeightDegrees() float64 { return valueOr(l.WeightAngle, math.NaN()) }
 
