@@ -305,7 +305,6 @@ func TestOverflowStopsCleanly(t *testing.T) {
 		evalEvery int
 		guardOff  bool
 	}{
-		{"evaluated after every step", 1, false},
 		{"evaluated after every step, guard off", 1, true},
 		{"not evaluated", 64, false},
 	} {
