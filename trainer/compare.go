@@ -117,8 +117,8 @@ func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer
 	if base.OutDir == "" {
 		return nil, invalid("-out", "-out: no output folder given")
 	}
-	if st, err := os.Stat(base.OutDir); err == nil && !st.IsDir() {
-		return nil, invalid("-out", "-out %s is a file, not a folder: give the comparison's folder (it is made if missing)", base.OutDir)
+	if err := checkNotAFile(base.OutDir, "the comparison's"); err != nil {
+		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(base.OutDir, configFileName)); err == nil {
 		return nil, invalid("-out", "-out %s holds a run of nowt train (its %s): a comparison keeps one run folder per "+

@@ -138,6 +138,14 @@ func invalid(flag, format string, args ...any) error {
 	return &ConfigError{Flag: flag, Msg: fmt.Sprintf(format, args...)}
 }
 
+// checkNotAFile refuses an -out that names a file: whose says whose folder it should be ("the run's").
+func checkNotAFile(dir, whose string) error {
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return invalid("-out", "-out %s is a file, not a folder: give %s folder (it is made if missing)", dir, whose)
+	}
+	return nil
+}
+
 // isFinite reports whether v is neither NaN nor infinite.
 func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 

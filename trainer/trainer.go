@@ -436,7 +436,7 @@ func (r *run) align() ([]LayerAlignment, error) {
 	}
 	defined := func(scope, metric string) *float64 {
 		v, found := byName[alignOutputName(scope, metric)]
-		if !found || math.IsNaN(v) || math.IsInf(v, 0) {
+		if !found || !isFinite(v) {
 			return nil
 		}
 		return &v
@@ -542,8 +542,8 @@ func trainRun(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (
 	if cfg.OutDir == "" {
 		return nil, invalid("-out", "no output folder: set -out")
 	}
-	if st, err := os.Stat(cfg.OutDir); err == nil && !st.IsDir() {
-		return nil, invalid("-out", "-out %s is a file, not a folder: give the run's folder (it is made if missing)", cfg.OutDir)
+	if err := checkNotAFile(cfg.OutDir, "the run's"); err != nil {
+		return nil, err
 	}
 	checkpointDir := filepath.Join(cfg.OutDir, checkpointDirName)
 	existing, err := listCheckpoints(checkpointDir)
@@ -917,7 +917,7 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 		step := loop.LoopStep + 1 // steps done
 		defer func() { segmentStart = time.Now() }()
 		lastLoss = scalar(stepMetrics[0])
-		if math.IsNaN(lastLoss) || math.IsInf(lastLoss, 0) {
+		if !isFinite(lastLoss) {
 			// Its loss came from the weights after step-1: only checkpoints from before are known to be good.
 			return r.divergedAt(&NaNError{Step: step, Loss: lastLoss}, checkpointDir, step-1)
 		}
@@ -939,7 +939,7 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			if err != nil {
 				return err
 			}
-			if math.IsNaN(tl) || math.IsInf(tl, 0) {
+			if !isFinite(tl) {
 				// The weights after this step overflowed: the checkpoints from before it are good.
 				return r.divergedAt(&NaNError{Step: step, Loss: tl, OnTest: true}, checkpointDir, step)
 			}
