@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"time"
 )
 
@@ -26,10 +27,13 @@ type Provenance struct {
 	Commit   string `json:"commit,omitempty"`
 	Modified bool   `json:"modified,omitempty"`
 	// GoVersion is the Go toolchain of the build; Engine the backend as the run's first line names it
-	// (plugin, version, devices); CPUs the host's logical CPUs.
+	// (plugin, version, devices); CPUs the host's logical CPUs and CPUModel their model as the operating system
+	// names it (Linux's /proc/cpuinfo; empty elsewhere). XLA's CPU kernels depend on the processor (AVX-512 or
+	// not, for one), so the same run on another CPU model agrees only to rounding.
 	GoVersion string `json:"go"`
 	Engine    string `json:"engine"`
 	CPUs      int    `json:"cpus"`
+	CPUModel  string `json:"cpu_model,omitempty"`
 	// JPEGDecoder is the JPEG decoder of a dataset that decodes image files ([input.JPEGDecoder]): libjpeg-turbo
 	// and Go's decoder give slightly different pixels, so a run resumed on another one is not bit-exact.
 	JPEGDecoder string `json:"jpeg_decoder,omitempty"`
@@ -73,7 +77,39 @@ func ReadBuild() Build {
 func newProvenance(fromStep int, engine, jpegDecoder string, started time.Time) Provenance {
 	b := ReadBuild()
 	return Provenance{Started: started.UTC().Truncate(time.Second), FromStep: fromStep, Commit: b.Commit,
-		Modified: b.Modified, GoVersion: b.GoVersion, Engine: engine, CPUs: runtime.NumCPU(), JPEGDecoder: jpegDecoder}
+		Modified: b.Modified, GoVersion: b.GoVersion, Engine: engine, CPUs: runtime.NumCPU(), CPUModel: hostCPUModel(),
+		JPEGDecoder: jpegDecoder}
+}
+
+// hostCPUModel is the host's CPU model from /proc/cpuinfo, or "" where there is none (not Linux) or it names none.
+func hostCPUModel() string {
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	return cpuModelName(data)
+}
+
+// cpuModelName reads the CPU model from the text of /proc/cpuinfo: the first "model name" (x86, and arm64 kernels
+// that know the part), else the first "Hardware", "cpu" (ppc64) or "uarch" (riscv) line; "" if none.
+func cpuModelName(cpuinfo []byte) string {
+	found := map[string]string{}
+	for line := range strings.Lines(string(cpuinfo)) {
+		key, value, ok := strings.Cut(line, ":")
+		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+		if !ok || value == "" {
+			continue
+		}
+		if _, seen := found[key]; !seen {
+			found[key] = value
+		}
+	}
+	for _, key := range []string{"model name", "Hardware", "cpu", "uarch"} {
+		if v := found[key]; v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // recordProvenance writes p into dir's provenance.jsonl atomically: after the lines already there when resumed,

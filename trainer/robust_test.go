@@ -583,3 +583,26 @@ func TestGradientAngleRecorded(t *testing.T) {
 		}
 	}
 }
+
+// TestCPUModelName: the CPU model provenance.jsonl records, read from /proc/cpuinfo as x86, arm64, ppc64 and
+// riscv kernels write it.
+func TestCPUModelName(t *testing.T) {
+	for _, tc := range []struct{ name, cpuinfo, want string }{
+		{"x86", "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu\n\n" +
+			"processor\t: 1\nmodel name\t: Intel(R) Xeon(R) Processor\n", "Intel(R) Xeon(R) Processor"},
+		{"amd first of two", "model name\t: AMD EPYC 7B13\nmodel name\t: other\n", "AMD EPYC 7B13"},
+		{"arm64 with hardware", "processor\t: 0\nBogoMIPS\t: 50.00\nCPU part\t: 0xd0c\n\nHardware\t: Neoverse-N1\n", "Neoverse-N1"},
+		{"ppc64", "processor\t: 0\ncpu\t\t: POWER9 (architected), altivec supported\n", "POWER9 (architected), altivec supported"},
+		{"riscv", "processor\t: 0\nisa\t\t: rv64imafdc\nuarch\t\t: sifive,u74-mc\n", "sifive,u74-mc"},
+		{"empty model name skipped", "model name\t:\nHardware\t: board\n", "board"},
+		{"none", "processor\t: 0\nBogoMIPS\t: 50.00\n", ""},
+		{"empty", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, cpuModelName([]byte(tc.cpuinfo)))
+		})
+	}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		require.Equal(t, cpuModelName(data), newProvenance(0, "go", "", time.Now()).CPUModel)
+	}
+}
