@@ -103,6 +103,11 @@ func weightAngle(l trainer.LayerAlignment) string {
 
 func deltaAngle(l trainer.LayerAlignment) string { return Angle(l.DeltaAngle, l.DeltaStatus()) }
 
+// ofLayer adapts a layer's formatter to the per-layer tables, which also pass the run.
+func ofLayer(format func(trainer.LayerAlignment) string) func(trainer.Summary, trainer.LayerAlignment) string {
+	return func(_ trainer.Summary, l trainer.LayerAlignment) string { return format(l) }
+}
+
 func gradientAngle(l trainer.LayerAlignment) string {
 	status := "not measured"
 	if l.GradientAngle == nil && l.DeltaAngle != nil {
@@ -177,12 +182,12 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 	if !inline {
 		for _, part := range []struct {
 			title string
-			value func(trainer.LayerAlignment) string
+			value func(trainer.Summary, trainer.LayerAlignment) string
 			shown bool
 		}{
-			{"Final weight angle ∠(B, Wᵀ) per layer (°)", weightAngle, true},
-			{"Final delta angle ∠(Bδ, Wᵀδ) per layer (°)", deltaAngle, true},
-			{"Final gradient angle ∠(ΔW, ΔW of backprop) per layer (°)", gradientAngle, gradients},
+			{"Final weight angle ∠(B, Wᵀ) per layer (°)", ofLayer(weightAngle), true},
+			{"Final delta angle ∠(Bδ, Wᵀδ) per layer (°)", ofLayer(deltaAngle), true},
+			{"Final gradient angle ∠(ΔW, ΔW of backprop) per layer (°)", gradientAngleIn, gradients},
 		} {
 			if !part.shown {
 				continue
@@ -193,7 +198,7 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 				row := []string{ShortLayerName(l)}
 				for _, rule := range rules {
 					if a, ok := summaries[rule].Layer(l); ok {
-						row = append(row, part.value(a))
+						row = append(row, part.value(summaries[rule], a))
 					} else {
 						row = append(row, "–")
 					}
@@ -210,6 +215,9 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 		if gradients {
 			b.WriteString(" ∠∇ is the angle between the weight gradient the rule gives the layer and backprop's on that " +
 				"batch: the direction of its update, with the errors of the layers above compounded (0 at the output layer).")
+			if !allMeasureGradients(summaries) {
+				b.WriteString(" ∠∇ \"–\": not measured (a log made before nowt measured it).")
+			}
 		}
 		if undefined {
 			b.WriteString(" \"undef.\": undefined, a zero vector on one side (a zero W or B; for ∠δ, no error " +

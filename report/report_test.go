@@ -214,3 +214,58 @@ func TestGradientAngleColumns(t *testing.T) {
 	require.NotContains(t, Format(old, "", time.Now()), "gradient angle")
 	require.NotContains(t, RulesTable(old), "∠∇")
 }
+
+// TestGradientAnglesNotMeasured: beside a run that measured gradient angles, a run whose log predates them reads
+// "–" (not measured) in every ∠∇ cell and range, never "undef." (undefined), and the page says so; a layer whose
+// gradient angle is undefined in a run that measures them still reads "undef.".
+func TestGradientAnglesNotMeasured(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		layers int
+	}{{"inline", 2}, {"per-layer tables", 9}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var layers []string
+			for i := range tc.layers {
+				layers = append(layers, fmt.Sprintf("/model/conv%d", i))
+			}
+			c := syntheticComparison(layers)
+			for _, rule := range []string{"fa", "kp"} { // bp's log predates gradient angles
+				records := c.Records[rule]
+				for i := range records {
+					for j := range records[i].Layers {
+						if !(rule == "kp" && j == 0) { // kp's first layer: undefined (a zero gradient)
+							records[i].Layers[j].GradientAngle = ptr(float64(10*j + 1))
+						}
+					}
+				}
+			}
+			text, table := Format(c, "", time.Now()), RulesTable(c)
+			bpRow := rowOf(t, table, "bp")
+			require.NotContains(t, bpRow, "undef.")
+			require.Contains(t, text, `∠∇ "–": not measured`)
+			require.Contains(t, rowOf(t, table, "fa"), "1.0")
+			if tc.layers > maxInlineLayers {
+				require.True(t, strings.HasSuffix(strings.TrimSuffix(bpRow, " |"), "| – | 1m23s"), bpRow)
+				require.Contains(t, rowOf(t, table, "kp"), ", 1 undef.")
+				section := text[strings.Index(text, "### Final gradient angle"):]
+				conv0 := rowOf(t, section, "conv0")
+				require.Equal(t, "| conv0 | – | 1.0 | undef. |", conv0)
+			} else {
+				require.Contains(t, bpRow, "/ –")
+				require.Contains(t, rowOf(t, table, "kp"), "/ undef.")
+			}
+		})
+	}
+}
+
+// rowOf returns the first markdown table row of text whose first cell is name.
+func rowOf(t *testing.T, text, name string) string {
+	t.Helper()
+	for line := range strings.Lines(text) {
+		if strings.HasPrefix(line, "| "+name+" |") {
+			return strings.TrimSpace(line)
+		}
+	}
+	t.Fatalf("no row %q in:\n%s", name, text)
+	return ""
+}

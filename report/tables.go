@@ -2,7 +2,9 @@ package report
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/nowt-ml/nowt/trainer"
@@ -56,7 +58,11 @@ func RulesTable(c *trainer.Comparison) string {
 		} else {
 			row = append(row, angleRange(s.Layers, weightAngleOf), angleRange(s.Layers, deltaAngleOf))
 			if gradients {
-				row = append(row, angleRange(s.Layers, gradientAngleOf))
+				gradient := "–" // a log from before nowt measured gradient angles
+				if measuresGradients(s) {
+					gradient = angleRange(s.Layers, gradientAngleOf)
+				}
+				row = append(row, gradient)
 			}
 		}
 		wall := "–"
@@ -181,7 +187,7 @@ func inlineLayerHeaders(layers []string, gradients bool) []string {
 }
 
 // inlineLayerCells are a run's "∠W / ∠δ" cells for layers ("–" where the run has no such layer), with
-// " / ∠∇" when gradients.
+// " / ∠∇" when gradients ("–" for a run whose log has none).
 func inlineLayerCells(s trainer.Summary, layers []string, gradients bool) []string {
 	cells := make([]string, len(layers))
 	for i, l := range layers {
@@ -189,7 +195,7 @@ func inlineLayerCells(s trainer.Summary, layers []string, gradients bool) []stri
 		if a, ok := s.Layer(l); ok {
 			cells[i] = weightAngle(a) + " / " + deltaAngle(a)
 			if gradients {
-				cells[i] += " / " + gradientAngle(a)
+				cells[i] += " / " + gradientAngleIn(s, a)
 			}
 		}
 	}
@@ -199,14 +205,32 @@ func inlineLayerCells(s trainer.Summary, layers []string, gradients bool) []stri
 // hasGradientAngles reports whether any run's final record holds gradient angles (logs from before nowt
 // measured them hold none: their tables keep their columns).
 func hasGradientAngles(summaries map[string]trainer.Summary) bool {
+	return slices.ContainsFunc(slices.Collect(maps.Values(summaries)), measuresGradients)
+}
+
+// measuresGradients reports whether a run's final record holds gradient angles. One that holds none comes from a
+// log made before nowt measured them (a rule's gradient angle is undefined only where a gradient is zero, never in
+// every layer at once): beside runs that have them, its cells read "–", not measured, rather than "undef.".
+func measuresGradients(s trainer.Summary) bool {
+	return slices.ContainsFunc(s.Layers, func(l trainer.LayerAlignment) bool { return l.GradientAngle != nil })
+}
+
+// allMeasureGradients reports whether every run's final record holds gradient angles.
+func allMeasureGradients(summaries map[string]trainer.Summary) bool {
 	for _, s := range summaries {
-		for _, l := range s.Layers {
-			if l.GradientAngle != nil {
-				return true
-			}
+		if !measuresGradients(s) {
+			return false
 		}
 	}
-	return false
+	return true
+}
+
+// gradientAngleIn formats layer a's gradient angle in run s: "–" where s did not measure gradient angles.
+func gradientAngleIn(s trainer.Summary, a trainer.LayerAlignment) string {
+	if !measuresGradients(s) {
+		return "–"
+	}
+	return gradientAngle(a)
 }
 
 func weightAngleOf(l trainer.LayerAlignment) *float64   { return l.WeightAngle }
