@@ -198,7 +198,9 @@ func TestDataParallelTrainsLikeOneDevice(t *testing.T) {
 				got, err = Train(gocontext.Background(), c, nil, true)
 				require.NoError(t, err)
 				require.Equal(t, want.Steps, got.Steps)
-				require.InDelta(t, want.TestTop1, got.TestTop1, 1e-9)
+				// The same tolerance as uninterrupted: on ResNet-20 one test image of 16 may flip with the rounding
+				// (seen on an Intel Xeon with AVX-512, kp resumed from 2 devices on 4: 0.125 against 0.1875).
+				require.InDelta(t, want.TestTop1, got.TestTop1, top1Tol)
 				requireSameLosses(fmt.Sprintf("resumed on %d devices", c.Devices))
 			})
 		}
