@@ -2,7 +2,6 @@ package report
 
 import (
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -205,7 +204,12 @@ func inlineLayerCells(s trainer.Summary, layers []string, gradients bool) []stri
 // hasGradientAngles reports whether any run's final record holds gradient angles (logs from before nowt
 // measured them hold none: their tables keep their columns).
 func hasGradientAngles(summaries map[string]trainer.Summary) bool {
-	return slices.ContainsFunc(slices.Collect(maps.Values(summaries)), measuresGradients)
+	for _, s := range summaries {
+		if measuresGradients(s) {
+			return true
+		}
+	}
+	return false
 }
 
 // measuresGradients reports whether a run's final record holds gradient angles. One that holds none comes from a
