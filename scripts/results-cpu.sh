@@ -10,7 +10,10 @@
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifardfa (DFA on it at
 # its own rate, about 25 minutes), cifaria (IA on it at 1/10 of BP's rate, about 45 minutes), cifar20 (the
 # five rules over 20 epochs, about 2 hours per rule, WM with 1,024 noise samples: a part to run across several
-# sittings, see below), cifarwm1024 (WM on the 3-epoch comparison with 1,024 noise samples a mirror step, about 35 minutes).
+# sittings, see below), cifarwm1024 (WM on the 3-epoch comparison with 1,024 noise samples a mirror step, about 35 minutes),
+# cifardecay (FA and BP on the 3-epoch comparison at weight decay 1e-4 and 5e-4, FA with seeds 1 and 2, about 2
+# hours), cifar20decay (FA over the 20 epochs at 1e-4, about 1 h 40 min, beside cifar20's fa and bp) and
+# cifar10decay (FA over 10 epochs at both decays with seed 2, about 1 h 40 min side by side).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nowt=${NOWT:-bin/nowt} # NOWT: a binary built elsewhere (e.g. of a fixed commit while the tree changes).
@@ -141,4 +144,49 @@ fi
 if want cifar20; then
 	"$nowt" compare "${common[@]}" -seed 1 "${cifar[@]}" "${cifar_rates[@]}" -wm-batch 1024 -epochs 20 \
 		-eval-every 781 -log-every 130 -rules bp,kp,wm,ss,fa -out "$out/cifar10-resnet20-20ep"
+fi
+
+# Weight decay 1e-4 (BioTorch's) against 5e-4 (this page's) for FA, whose B keeps its size while the decay shrinks
+# W (docs/results.md). decay_run trains one rule at one decay (the flags' -wd overridden: the last -wd counts) into
+# $out/<name>-runs/wd<decay>/<rule> and links it into $out/<name> as <rule>-wd<decay>, the name docs/results keeps
+# it under (nowt report reads a comparison assembled from links; collect-results.sh copies through them).
+decay_run() {
+	local name=$1 rule=$2 wd=$3
+	shift 3
+	"$nowt" compare "${common[@]}" "$@" -wd "$wd" -rules "$rule" -out "$out/$name-runs/wd$wd"
+	mkdir -p "$out/$name"
+	ln -sfn "../$name-runs/wd$wd/$rule" "$out/$name/$rule-wd$wd"
+}
+if want cifardecay; then
+	for wd in 5e-4 1e-4; do
+		for rule in fa bp; do
+			decay_run cifar10-resnet20-decay "$rule" "$wd" -seed 1 "${cifar[@]}" -lr 0.1
+		done
+		decay_run cifar10-resnet20-decay-seed2 fa "$wd" -seed 2 "${cifar[@]}" -lr 0.1
+	done
+	"$nowt" report -out "$out/cifar10-resnet20-decay"
+	"$nowt" report -out "$out/cifar10-resnet20-decay-seed2"
+fi
+# Over cifar20's 20 epochs, FA at 1e-4 set beside cifar20's FA and BP at 5e-4 (linked when that part has made them).
+if want cifar20decay; then
+	decay_run cifar10-resnet20-20ep-decay fa 1e-4 -seed 1 "${cifar[@]}" "${cifar_rates[@]}" -wm-batch 1024 \
+		-epochs 20 -eval-every 781 -log-every 130
+	for rule in fa bp; do
+		if [[ -f "$out/cifar10-resnet20-20ep/$rule/config.json" ]]; then
+			ln -sfn "../cifar10-resnet20-20ep/$rule" "$out/cifar10-resnet20-20ep-decay/$rule-wd5e-4"
+		fi
+	done
+	"$nowt" report -out "$out/cifar10-resnet20-20ep-decay"
+fi
+# FA over 10 epochs (evaluated every 390 steps) at both decays with seed 2: the 20-epoch difference in another seed
+# and at another length. The two runs go side by side, one per core.
+if want cifar10decay; then
+	pids=()
+	for wd in 1e-4 5e-4; do
+		decay_run cifar10-resnet20-10ep-decay-seed2 fa "$wd" -seed 2 "${cifar[@]}" "${cifar_rates[@]}" \
+			-wm-batch 1024 -epochs 10 -eval-every 390 -log-every 130 &
+		pids+=($!)
+	done
+	for pid in "${pids[@]}"; do wait "$pid"; done # a failed run stops the script (set -e)
+	"$nowt" report -out "$out/cifar10-resnet20-10ep-decay-seed2"
 fi

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"math"
 	"os"
@@ -317,7 +318,8 @@ func valueOr(p *float64, def float64) float64 {
 }
 
 // LoadComparison reads back the comparison in dir from its rules' run folders (every sub-folder holding a
-// config.json): each run's configuration, metrics log and stored wall time, without training anything. The
+// config.json, or a symbolic link to one: a comparison can be assembled from runs kept elsewhere, each under the
+// link's name): each run's configuration, metrics log and stored wall time, without training anything. The
 // runs may differ in any setting (a learning rate per rule, say); the rules are ordered by [CompareOrder].
 func LoadComparison(dir string) (*Comparison, error) {
 	entries, err := os.ReadDir(dir)
@@ -329,7 +331,16 @@ func LoadComparison(dir string) (*Comparison, error) {
 	var rules []string
 	for _, e := range entries {
 		sub := filepath.Join(dir, e.Name())
-		if !e.IsDir() {
+		if e.Type()&fs.ModeSymlink != 0 {
+			info, err := os.Stat(sub)
+			if err != nil {
+				return nil, fmt.Errorf("reading the comparison in %s: %s is a link to a run that cannot be read "+
+					"(%w): point it at a run folder of nowt compare or remove it", dir, e.Name(), err)
+			}
+			if !info.IsDir() {
+				continue
+			}
+		} else if !e.IsDir() {
 			continue
 		}
 		if _, err := os.Stat(filepath.Join(sub, configFileName)); err != nil {

@@ -66,6 +66,22 @@ func TestCompare(t *testing.T) {
 		require.Equal(t, c.Results[rule].Duration.Round(time.Millisecond), c2.Results[rule].Duration.Round(time.Millisecond))
 	}
 
+	// A comparison assembled from links to runs kept elsewhere reads each run under its link's name; a link
+	// that leads nowhere is named, not skipped.
+	assembled := filepath.Join(t.TempDir(), "assembled")
+	require.NoError(t, os.MkdirAll(assembled, 0o755))
+	require.NoError(t, os.Symlink(filepath.Join(base.OutDir, "kp"), filepath.Join(assembled, "kp-linked")))
+	require.NoError(t, os.WriteFile(filepath.Join(assembled, "notes.txt"), []byte("not a run"), 0o644))
+	linked, err := LoadComparison(assembled)
+	require.NoError(t, err)
+	require.Equal(t, []string{"kp-linked"}, linked.Rules)
+	require.Equal(t, "kp", linked.Results["kp-linked"].Config.Rule)
+	require.InDelta(t, c.Results["kp"].TestTop1, linked.Results["kp-linked"].TestTop1, 1e-9)
+	require.Len(t, linked.Records["kp-linked"], len(c.Records["kp"]))
+	require.NoError(t, os.Symlink(filepath.Join(base.OutDir, "gone"), filepath.Join(assembled, "fa-gone")))
+	_, err = LoadComparison(assembled)
+	require.ErrorContains(t, err, "fa-gone is a link to a run that cannot be read")
+
 	// A different configuration in the same folder is refused, not silently mixed.
 	changed := base
 	changed.LearningRate = 0.01

@@ -82,7 +82,8 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("report", "-out DIR",
 		"Writes the report of the comparison in -out (the -out of nowt compare) again from its runs' logs alone,\n"+
 			"without training: results.md and the plots, for every <out>/<rule>/ holding a run. The runs may differ in\n"+
-			"their settings (e.g. one learning rate per rule, each trained by its own nowt compare into -out).\n\n"+
+			"their settings (e.g. one learning rate per rule, each trained by its own nowt compare into -out), and a\n"+
+			"<out>/<name> may be a link to a run kept elsewhere: the report shows it as <name> (e.g. fa-wd1e-4).\n\n"+
 			"Example: nowt report -out runs/mnist-authors",
 		stderr)
 	dir := fs.String("out", "", "the comparison's folder")
