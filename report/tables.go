@@ -204,12 +204,7 @@ func inlineLayerCells(s trainer.Summary, layers []string, gradients bool) []stri
 // hasGradientAngles reports whether any run's final record holds gradient angles (logs from before nowt
 // measured them hold none: their tables keep their columns).
 func hasGradientAngles(summaries map[string]trainer.Summary) bool {
-	for _, s := range summaries {
-		if measuresGradients(s) {
-			return true
-		}
-	}
-	return false
+	return runsMeasuringGradients(summaries) > 0
 }
 
 // measuresGradients reports whether a run's final record holds gradient angles. One that holds none comes from a
@@ -221,12 +216,18 @@ func measuresGradients(s trainer.Summary) bool {
 
 // allMeasureGradients reports whether every run's final record holds gradient angles.
 func allMeasureGradients(summaries map[string]trainer.Summary) bool {
+	return runsMeasuringGradients(summaries) == len(summaries)
+}
+
+// runsMeasuringGradients counts the runs whose final record holds gradient angles.
+func runsMeasuringGradients(summaries map[string]trainer.Summary) int {
+	n := 0
 	for _, s := range summaries {
-		if !measuresGradients(s) {
-			return false
+		if measuresGradients(s) {
+			n++
 		}
 	}
-	return true
+	return n
 }
 
 // gradientAngleIn formats layer a's gradient angle in run s: "–" where s did not measure gradient angles.
