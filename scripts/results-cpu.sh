@@ -141,9 +141,9 @@ fi
 # writes a checkpoint) and run the part again: compare reuses the finished rules and resumes the unfinished one.
 # WM gets 1,024 noise samples a mirror step (part cifarwm1024: every layer under 10°, against 19° at 256); only WM
 # reads wm_batch, so compare still reuses BP and KP, trained before this flag was added (binary of 94ddaa3).
+cifar20=("${cifar[@]}" "${cifar_rates[@]}" -wm-batch 1024 -epochs 20 -eval-every 781 -log-every 130)
 if want cifar20; then
-	"$nowt" compare "${common[@]}" -seed 1 "${cifar[@]}" "${cifar_rates[@]}" -wm-batch 1024 -epochs 20 \
-		-eval-every 781 -log-every 130 -rules bp,kp,wm,ss,fa -out "$out/cifar10-resnet20-20ep"
+	"$nowt" compare "${common[@]}" -seed 1 "${cifar20[@]}" -rules bp,kp,wm,ss,fa -out "$out/cifar10-resnet20-20ep"
 fi
 
 # Weight decay 1e-4 (BioTorch's) against 5e-4 (this page's) for FA, whose B keeps its size while the decay shrinks
@@ -169,8 +169,7 @@ if want cifardecay; then
 fi
 # Over cifar20's 20 epochs, FA at 1e-4 set beside cifar20's FA and BP at 5e-4 (linked when that part has made them).
 if want cifar20decay; then
-	decay_run cifar10-resnet20-20ep-decay fa 1e-4 -seed 1 "${cifar[@]}" "${cifar_rates[@]}" -wm-batch 1024 \
-		-epochs 20 -eval-every 781 -log-every 130
+	decay_run cifar10-resnet20-20ep-decay fa 1e-4 -seed 1 "${cifar20[@]}"
 	for rule in fa bp; do
 		if [[ -f "$out/cifar10-resnet20-20ep/$rule/config.json" ]]; then
 			ln -sfn "../cifar10-resnet20-20ep/$rule" "$out/cifar10-resnet20-20ep-decay/$rule-wd5e-4"
@@ -178,13 +177,12 @@ if want cifar20decay; then
 	done
 	"$nowt" report -out "$out/cifar10-resnet20-20ep-decay"
 fi
-# FA over 10 epochs (evaluated every 390 steps) at both decays with seed 2: the 20-epoch difference in another seed
-# and at another length. The two runs go side by side, one per core.
+# FA over 10 epochs (cifar20's flags with -epochs 10, evaluated every 390 steps) at both decays with seed 2: the
+# 20-epoch difference in another seed and at another length. The two runs go side by side, one per core.
 if want cifar10decay; then
 	pids=()
 	for wd in 1e-4 5e-4; do
-		decay_run cifar10-resnet20-10ep-decay-seed2 fa "$wd" -seed 2 "${cifar[@]}" "${cifar_rates[@]}" \
-			-wm-batch 1024 -epochs 10 -eval-every 390 -log-every 130 &
+		decay_run cifar10-resnet20-10ep-decay-seed2 fa "$wd" -seed 2 "${cifar20[@]}" -epochs 10 -eval-every 390 &
 		pids+=($!)
 	done
 	for pid in "${pids[@]}"; do wait "$pid"; done # a failed run stops the script (set -e)
