@@ -60,12 +60,12 @@ CONFIGS=(
 XLA_RULES=${XLA_RULES:-bp,fa,ss,wm,kp,usf,frsf,brsf,dfa}
 [ -n "${QUICK:-}" ] && CONFIGS=("${CONFIGS[@]:0:2}")
 
-nowt_rows() { # system name flags batch steps rules backend
-	local system=$1 name=$2 flags=$3 batch=$4 steps=$5 rules=$6 backend=$7
+nowt_rows() { # system name flags batch steps rules backend [label: the rows' rule column instead of the rule]
+	local system=$1 name=$2 flags=$3 batch=$4 steps=$5 rules=$6 backend=$7 label=${8:-}
 	# shellcheck disable=SC2086
 	bin/nowt bench -csv -backend "$backend" $flags -batch "$batch" -rule "$rules" -steps "$steps" \
 		-warmup-steps 2 2>>"$LOG" | tail -n +2 | while IFS=, read -r _ rule b _ first step ips _ mirror; do
-		echo "$system,$name,$rule,$b,$first,$step,$ips,$mirror"
+		echo "$system,$name,${label:-$rule},$b,$first,$step,$ips,$mirror"
 	done >>"$ROWS"
 }
 peer_row() { # python script name batch steps [extra arguments]
@@ -84,6 +84,12 @@ for c in "${CONFIGS[@]}"; do
 	IFS='|' read -r name flags peer batch steps gospec <<<"$c"
 	say "$name batch $batch"
 	nowt_rows "nowt-xla:cpu" "$name" "$flags" "$batch" "$steps" "$XLA_RULES" "xla:cpu"
+	# BP once more after the other rules: two measurements of the baseline, minutes apart, say how far the machine's
+	# drift alone moves a step time (the page's ratios are against their mean, and it prints their spread).
+	case ",$XLA_RULES," in
+	,bp,) ;;
+	*,bp,*) nowt_rows "nowt-xla:cpu" "$name" "$flags" "$batch" "$steps" bp "xla:cpu" bp-again ;;
+	esac
 	nowt_rows "nowt-go" "$name" "$flags" "$batch" "${gospec#*:}" "${gospec%%:*}" "go"
 	peer_row "$PYJAX" scripts/peers/bench_jax.py "$peer" "$batch" "$steps"
 	# nowt runs the plugin with XNNPACK off (it multiplies by stale weights, docs/upstream.md): so does JAX here.
