@@ -61,14 +61,19 @@ func newXLA(config string) (backends.Backend, error) {
 	return b, nil
 }
 
-// newXLAWithOptions creates GoMLX's XLA backend with PJRT client create options, turning panics into errors.
+// newXLAWithOptions creates GoMLX's XLA backend with PJRT client create options, turning panics into errors. The
+// client is created with asynchronous signals blocked, so that the plugin's threads never take one
+// (withAsyncSignalsBlocked).
 func newXLAWithOptions(config string, options pjrt.NamedValuesMap) (b backends.Backend, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = errors.Errorf("creating backend \"xla:%s\": %v", config, r)
 		}
 	}()
-	xb, err := xlabackend.NewWithOptions(config, options)
+	var xb backends.Backend
+	if blockErr := withAsyncSignalsBlocked(func() { xb, err = xlabackend.NewWithOptions(config, options) }); blockErr != nil {
+		return nil, blockErr
+	}
 	if err != nil {
 		return nil, errors.WithMessagef(err, "creating backend \"xla:%s\"", config)
 	}
