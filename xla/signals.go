@@ -38,6 +38,8 @@ import (
 // products (oneDNN's sgemm, "corrupted size vs. prev_size" and an abort), whoever handles the signal: Go's CPU
 // profiler (SIGPROF at 100 Hz, process-directed) aborted every run within a second, and so did JAX on the same
 // plugin with a SIGPROF timer (docs/upstream.md). A Ctrl-C or SIGTERM landing on such a thread risks the same.
+// Threads the plugin starts later, from a Go thread (two tf_foreach threads at a multi-device run's first
+// execution), keep Go's mask: the data-parallel test ran under the profiler without a crash.
 func withAsyncSignalsBlocked(f func()) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
