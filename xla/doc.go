@@ -34,6 +34,12 @@
 // unless $XLA_FLAGS already names that flag): with them on, a dot by a weight buffer allocated where a freed one
 // was can use the freed one's values, and GoMLX frees weight buffers every training step (docs/upstream.md).
 //
+// New creates every PJRT client with the asynchronous signals (SIGINT, SIGTERM, SIGPROF, ...) blocked on the
+// creating thread, so that the plugin's thread pools inherit that mask and such signals reach only Go's threads:
+// the CPU plugin corrupts its heap when a signal interrupts one of its matrix products, which made Go's CPU
+// profiler (`go test -cpuprofile`) abort every XLA run within a second (docs/upstream.md). Profiles of an XLA run
+// show Go's threads only.
+//
 // # Running on NVIDIA GPUs
 //
 // `nowt setup -plugin cuda` (or `-plugin auto` on a machine with an NVIDIA GPU) installs the CUDA plugin with the NVIDIA libraries it needs into
