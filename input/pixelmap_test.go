@@ -2,9 +2,12 @@ package input
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -50,29 +53,7 @@ func TestPixelMapMatchesFloatPath(t *testing.T) {
 // batches as its load function through the worker pool, with and without normalisation, shuffling, a limit and
 // a dropped remainder, and that augmentation still goes through load.
 func TestInMemoryPixelsPath(t *testing.T) {
-	const n, h, w, c = 37, 4, 5, 3
-	rng := rand.New(rand.NewPCG(1, 2))
-	pix := make([]uint8, n*h*w*c)
-	for i := range pix {
-		pix[i] = uint8(rng.IntN(256))
-	}
-	mean, std, _ := Normalization("cifar10")
-	newSource := func(inMemory bool) *source {
-		sz := h * w * c
-		src := &source{n: n, h: h, w: w, c: c, numClasses: 2, labels: make([]int32, n), mean: mean, std: std,
-			load: func(i int, dst []float32, rng *rand.Rand) error {
-				if rng != nil {
-					padCropFlip(pix[i*sz:(i+1)*sz], h, w, c, 1, 1.0/255, dst, rng)
-					return nil
-				}
-				toFloat(pix[i*sz:(i+1)*sz], dst)
-				return nil
-			}}
-		if inMemory {
-			src.pixels = func(i int) []uint8 { return pix[i*sz : (i+1)*sz] }
-		}
-		return src
-	}
+	newSource := func(inMemory bool) *source { return randomPixelSource(37, 4, 5, 3, inMemory) }
 	batches := func(src *source, opts Options) [][]float32 {
 		ds, err := newDataset("test", src, opts)
 		require.NoError(t, err)
@@ -99,4 +80,88 @@ func TestInMemoryPixelsPath(t *testing.T) {
 			require.Equal(t, want[b], got[b], "batch %d with %+v", b, opts)
 		}
 	}
+}
+
+// randomPixelSource is a source of n random h×w×c 8-bit images (labels i mod 7, CIFAR-10's normalisation) that
+// loads them through the float path (toFloat, or padCropFlip when augmenting) and, when inMemory, also offers its
+// pixels, which sends Datasets without augmentation down the inline path.
+func randomPixelSource(n, h, w, c int, inMemory bool) *source {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pix := make([]uint8, n*h*w*c)
+	for i := range pix {
+		pix[i] = uint8(rng.IntN(256))
+	}
+	labels := make([]int32, n)
+	for i := range labels {
+		labels[i] = int32(i % 7)
+	}
+	mean, std, _ := Normalization("cifar10")
+	sz := h * w * c
+	src := &source{n: n, h: h, w: w, c: c, numClasses: 7, labels: labels, mean: mean, std: std,
+		load: func(i int, dst []float32, rng *rand.Rand) error {
+			if rng != nil {
+				padCropFlip(pix[i*sz:(i+1)*sz], h, w, c, 1, 1.0/255, dst, rng)
+				return nil
+			}
+			toFloat(pix[i*sz:(i+1)*sz], dst)
+			return nil
+		}}
+	if inMemory {
+		src.pixels = func(i int) []uint8 { return pix[i*sz : (i+1)*sz] }
+	}
+	return src
+}
+
+// TestInlineBatchMadeAheadFollowsSeekAndReset checks that the inline path, which makes each next batch in the
+// background, yields exactly what the worker pool yields when the caller moves around: Seek back and forward,
+// Reset in the middle of an epoch, the end of an epoch, and Close while a batch is being made ahead.
+func TestInlineBatchMadeAheadFollowsSeekAndReset(t *testing.T) {
+	type op struct {
+		name         string
+		seek         bool
+		epoch, batch int  // for seek
+		reset        bool // else a Yield
+	}
+	yield := op{name: "yield"}
+	ops := []op{
+		yield, yield, // batch 1's ahead is ready
+		{name: "seek back", seek: true, epoch: 0, batch: 0}, yield, yield, yield,
+		{name: "seek forward", seek: true, epoch: 0, batch: 4}, yield,
+		{name: "reset mid-epoch", reset: true}, yield, yield,
+		{name: "seek to another epoch", seek: true, epoch: 3, batch: 2}, yield, yield, yield, yield, // to EOF
+		{name: "reset at the end", reset: true}, yield, yield,
+	}
+	record := func(src *source) []string {
+		ds, err := newDataset("test", src, Options{BatchSize: 8, Shuffle: true, Seed: 4, Normalize: true})
+		require.NoError(t, err)
+		defer ds.Close() // with a batch being made ahead
+		var out []string
+		for i, o := range ops {
+			switch {
+			case o.seek:
+				require.NoError(t, ds.Seek(o.epoch, o.batch), "op %d %s", i, o.name)
+			case o.reset:
+				ds.Reset()
+			default:
+				epoch, batch := ds.Position()
+				_, inputs, labels, err := ds.Yield()
+				if errors.Is(err, io.EOF) {
+					out = append(out, fmt.Sprintf("op %d at %d/%d: EOF", i, epoch, batch))
+					continue
+				}
+				require.NoError(t, err, "op %d", i)
+				out = append(out, fmt.Sprintf("op %d at %d/%d: images %v labels %v", i, epoch, batch,
+					tensors.MustCopyFlatData[float32](inputs[0]), tensors.MustCopyFlatData[int32](labels[0])))
+			}
+		}
+		return out
+	}
+	const n, h, w, c = 37, 4, 5, 3 // 5 batches, the last of 5 examples
+	want, got := record(randomPixelSource(n, h, w, c, false)), record(randomPixelSource(n, h, w, c, true))
+	require.Len(t, got, len(want))
+	for i := range want {
+		require.Equal(t, want[i], got[i])
+	}
+	require.True(t, slices.ContainsFunc(want, func(s string) bool { return strings.HasSuffix(s, "EOF") }),
+		"the sequence reaches the end of an epoch")
 }
