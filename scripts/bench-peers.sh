@@ -9,6 +9,12 @@
 # (python3-torch, as root) or, failing that, pip. A system that cannot be installed gets "not run" rows.
 # Rows land in $RUNDIR/rows.csv (default runs/bench-peers) as they are measured; at the end they and the log are
 # copied beside the page (docs/perf/rows.csv, log.txt) and the page is written from them.
+#
+# The goal "nowt's BP within 1.2x of JAX's step" compares two steps of a few milliseconds that drift by a third
+# between minutes on a shared machine, so each model also gets PAIR_ROUNDS (default 3) paired rounds: nowt's BP and
+# JAX's step (on nowt's plugin, fed a device batch and a host batch, and on jaxlib's XLA) one right after the other,
+# the order reversed every other round (pairs.csv: model,batch,round,system,step_s). The page reads the goal from
+# the ratios within each round.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -19,6 +25,9 @@ ROWS="$RUNDIR/rows.csv"
 LOG="$RUNDIR/log.txt"
 : >"$LOG"
 echo "system,model,rule,batch,first_step_s,step_s,images_per_s,mirror_share" >"$ROWS"
+PAIRS="$RUNDIR/pairs.csv"
+echo "model,batch,round,system,step_s" >"$PAIRS"
+PAIR_ROUNDS=${PAIR_ROUNDS:-3}
 say() { echo "bench-peers: $*" | tee -a "$LOG" >&2; }
 
 $GO build -o bin/nowt ./cmd/nowt || exit 1
@@ -76,6 +85,29 @@ peer_row() { # python script name batch steps [extra arguments]
 		say "$script $name $batch failed (see $LOG)"
 }
 
+paired_round() { # name flags peer batch steps round: nowt's BP and JAX's steps, one after the other
+	local name=$1 flags=$2 peer=$3 batch=$4 steps=$5 round=$6 systems=(nowt jax-plugin jax-plugin-host jax) sys step
+	((round % 2 == 0)) && systems=(jax jax-plugin-host jax-plugin nowt)
+	for sys in "${systems[@]}"; do
+		case $sys in
+		nowt) # shellcheck disable=SC2086
+			step=$(bin/nowt bench -csv -backend xla:cpu $flags -batch "$batch" -rule bp -steps "$steps" -warmup-steps 2 \
+				2>>"$LOG" | tail -n +2 | cut -d, -f6) && sys=nowt-xla:cpu ;;
+		jax) [ -n "$PYJAX" ] && step=$("$PYJAX" scripts/peers/bench_jax.py --model "$peer" --batch "$batch" \
+			--steps "$steps" 2>>"$LOG" | tail -1 | cut -d, -f1,6) ;;
+		jax-plugin*) [ -n "$PLUGIN" ] && step=$(export XLA_FLAGS="${XLA_FLAGS:---xla_cpu_use_xnnpack=false}"
+			feed=device && [ "$sys" = jax-plugin-host ] && feed=host
+			"$PYJAX" scripts/peers/bench_jax.py --model "$peer" --batch "$batch" --steps "$steps" --plugin "$PLUGIN" \
+				--feed "$feed" 2>>"$LOG" | tail -1 | cut -d, -f1,6) ;;
+		esac
+		case $step in
+		*,*) sys=${step%%,*} step=${step#*,} ;;
+		esac
+		if [ -n "$step" ]; then echo "$name,$batch,$round,$sys,$step" >>"$PAIRS"; else say "paired round $round: $sys $name $batch gave no step time"; fi
+		step=""
+	done
+}
+
 dirty=""
 [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && dirty=" with uncommitted changes"
 say "run: commit $(git rev-parse --short HEAD 2>/dev/null)$dirty, started $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -97,9 +129,13 @@ for c in "${CONFIGS[@]}"; do
 		peer_row "$PYJAX" scripts/peers/bench_jax.py "$peer" "$batch" "$steps" --plugin "$PLUGIN")
 	peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps" --threads 1
 	[ "$(nproc)" -gt 1 ] && peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps" --threads "$(nproc)"
+	if [ -n "$PYJAX" ] && [ -x "$PYJAX" ] && [ "$PAIR_ROUNDS" -gt 0 ]; then
+		say "$name batch $batch: $PAIR_ROUNDS paired rounds of nowt's BP and JAX"
+		for round in $(seq 1 "$PAIR_ROUNDS"); do paired_round "$name" "$flags" "$peer" "$batch" "$steps" "$round"; done
+	fi
 done
 say "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 # The page keeps its rows and log beside it (docs/perf/), without the XLA runtime's own log lines.
 PERFDIR=${PERFDIR:-$(dirname "$OUTMD")/perf}
-mkdir -p "$PERFDIR" && cp "$ROWS" "$PERFDIR/rows.csv" && grep -v '^[WIE][0-9]\{4\} ' "$LOG" >"$PERFDIR/log.txt"
+mkdir -p "$PERFDIR" && cp "$ROWS" "$PERFDIR/rows.csv" && cp "$PAIRS" "$PERFDIR/pairs.csv" && grep -v '^[WIE][0-9]\{4\} ' "$LOG" >"$PERFDIR/log.txt"
 python3 scripts/peers/perf_table.py "$PERFDIR/rows.csv" "$PERFDIR/log.txt" >"$OUTMD" && say "wrote $OUTMD"

@@ -2,13 +2,15 @@
 
 Prints CSV rows: system,model,rule,batch,first_step_s,step_s,images_per_s (rule is always bp: JAX's autodiff).
 The models follow scripts/peers/models_spec.md. One jitted step = forward, backward and the SGD update (momentum
-0.9, weight decay 1e-4), parameters and optimizer state donated; inputs are a fixed batch already on the device.
+0.9, weight decay 1e-4), parameters and optimizer state donated; inputs are a fixed batch already on the device,
+or with --feed host a host (NumPy) batch that each step transfers, as a training loop feeding its batches does.
 """
 import argparse
 import statistics
 import time
 
 import jax
+import numpy as np
 import jax.numpy as jnp
 from jax import lax
 
@@ -165,7 +167,7 @@ MODELS = {
 }
 
 
-def bench(model, batch, steps):
+def bench(model, batch, steps, feed="device"):
     init, apply, in_shape, classes = MODELS[model]
     b = Builder(jax.random.PRNGKey(0))
     init(b)
@@ -173,6 +175,8 @@ def bench(model, batch, steps):
     velocity = jax.tree_util.tree_map(jnp.zeros_like, params)
     x = jax.random.normal(jax.random.PRNGKey(1), (batch,) + in_shape, jnp.float32)
     y = jax.random.randint(jax.random.PRNGKey(2), (batch,), 0, classes)
+    if feed == "host":  # every call then transfers the batch, as nowt's rows (fed by its input pipeline) do
+        x, y = np.asarray(x), np.asarray(y)
 
     def loss_fn(p, s, xb, yb):
         logits, ns = apply(p, s, xb)
@@ -211,12 +215,17 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--plugin", help="run on this PJRT plugin (e.g. the XLA CPU plugin nowt uses) instead of the "
                     "XLA bundled with jaxlib: the same compiler as nowt's xla:cpu rows")
+    ap.add_argument("--feed", choices=("device", "host"), default="device",
+                    help="device: one batch already on the device, every step; host: a NumPy batch every step "
+                    "(transferred by each call, as a training loop does; the system is named .../host-batch)")
     a = ap.parse_args()
     system = f"jax-{jax.__version__}"
     if a.plugin:
         use_plugin(a.plugin)
         system += "@nowt-plugin"
-    first, med = bench(a.model, a.batch, a.steps)
+    if a.feed == "host":
+        system += "/host-batch"
+    first, med = bench(a.model, a.batch, a.steps, a.feed)
     print(f"{system},{a.model},bp,{a.batch},{first:.4f},{med:.5f},{a.batch / med:.1f}", flush=True)
 
 

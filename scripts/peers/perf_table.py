@@ -1,6 +1,7 @@
 """Writes docs/perf.md (to stdout) from the rows scripts/bench-peers.sh collected."""
 import csv
 import os
+import statistics
 import platform
 import subprocess
 import sys
@@ -24,9 +25,56 @@ def cpu_model():
     return platform.processor() or "?"
 
 
+PAIR_SYSTEMS = (  # the JAX rows of bench-peers.sh's paired rounds: (how the system name ends, what to call it)
+    ("@nowt-plugin", "JAX on the same plugin"),
+    ("@nowt-plugin/host-batch", "JAX on the same plugin fed a host batch every step"),
+    ("", "JAX on jaxlib's XLA"),
+)
+
+
+def pair_system(system):
+    """The PAIR_SYSTEMS entry a JAX system name of pairs.csv belongs to, or None for nowt's."""
+    if not system.startswith("jax"):
+        return None
+    suffix = system[system.index("@"):] if "@" in system else ""
+    return next((name for end, name in PAIR_SYSTEMS if end == suffix), None)
+
+
+def paired_ratios(pairs):
+    """For each (model, batch): {JAX system: [nowt's BP ÷ its step, one per round where both ran]}."""
+    rounds = OrderedDict()
+    for p in pairs:
+        key = (p["model"], int(p["batch"]))
+        rounds.setdefault(key, OrderedDict()).setdefault(p["round"], {})[p["system"]] = float(p["step_s"])
+    out = {}
+    for key, by_round in rounds.items():
+        ratios = OrderedDict((name, []) for _, name in PAIR_SYSTEMS)
+        nowt_steps = []
+        for steps in by_round.values():
+            nowt = next((v for k, v in steps.items() if k.startswith("nowt")), None)
+            if nowt is None:
+                continue
+            nowt_steps.append(nowt)
+            for system, step in steps.items():
+                name = pair_system(system)
+                if name:
+                    ratios[name].append(nowt / step)
+        out[key] = (nowt_steps, OrderedDict((k, v) for k, v in ratios.items() if v))
+    return out
+
+
+def describe_ratios(values):
+    """'1.12 (1.05–1.20 over 3 rounds)': the median and range of one pairing's ratios."""
+    if len(values) == 1:
+        return f"{values[0]:.2f} (one round)"
+    return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f} over {len(values)} rounds)"
+
+
 def main():
     rows_path, log_path = sys.argv[1], sys.argv[2]
     rows = list(csv.DictReader(open(rows_path)))
+    pairs_path = os.path.join(os.path.dirname(rows_path), "pairs.csv")
+    pairs = paired_ratios(list(csv.DictReader(open(pairs_path)))) if os.path.exists(pairs_path) else {}
     groups = OrderedDict()
     for r in rows:
         groups.setdefault((r["model"], int(r["batch"])), []).append(r)
@@ -42,7 +90,8 @@ def main():
       "(plus, for wm, its mirror steps); the models and shapes are the same in every system "
       "(scripts/peers/models_spec.md). *step* is the median of the timed steps; *first step* includes compilation "
       "(JAX's jit, XLA's compile in nowt; PyTorch compiles nothing). nowt reads its batches from its input "
-      "pipeline (synthetic or MNIST in memory); JAX and PyTorch reuse one batch already in memory. "
+      "pipeline (synthetic or MNIST in memory); JAX and PyTorch reuse one batch already in memory (and "
+      "*jax@nowt-plugin/host-batch*, in the paired rounds, a NumPy batch that every step transfers). "
       "*jax* runs on the XLA bundled with jaxlib; *jax@nowt-plugin* runs the same JAX program on the PJRT plugin "
       "nowt's xla:cpu rows use, so that nowt and JAX are compared on the same compiler. Where the MLP step's time "
       "goes, and why nowt's graph is not the gap: [perf-analysis.md](perf-analysis.md).\n")
@@ -77,11 +126,21 @@ def main():
             ms = f"{100 * mirror:.0f} %" if r["rule"] == "wm" and r["system"].startswith("nowt") else "–"
             w(f"| {r['system']} | {r['rule']} | {float(r['first_step_s']):.2f} | {1000 * step:.1f} | "
               f"{float(r['images_per_s']):.1f} | {vs_jax} | {vs_bp} | {ms} |")
+        nowt_steps, ratios = pairs.get((model, batch), ([], {}))
+        if ratios:
+            w(f"\nPaired rounds (nowt-xla BP, then each JAX system right after it, the order reversed every other "
+              f"round; nowt's BP step {', '.join(f'{1000 * s:.1f}' for s in nowt_steps)} ms): nowt-xla BP ÷ "
+              + "; ÷ ".join(f"{name} {describe_ratios(v)}" for name, v in ratios.items()) + ".")
         if xla_bp:
             parts = []
-            if jax_plugin_bp:
+            paired = pairs.get((model, batch), ([], {}))[1]
+            if paired:
+                parts.append("paired rounds, median: nowt-xla BP ÷ " + "; ÷ ".join(
+                    f"{name} {describe_ratios(v)}" + (" (goal ≤ 1.2)" if name == PAIR_SYSTEMS[0][1] else "")
+                    for name, v in paired.items()))
+            elif jax_plugin_bp:
                 parts.append(f"nowt-xla BP ÷ JAX on the same plugin {xla_bp / jax_plugin_bp:.2f} (goal ≤ 1.2)")
-            if jax_bp:
+            if jax_bp and not paired:
                 parts.append(f"÷ JAX on jaxlib's XLA {xla_bp / jax_bp:.2f}")
             if torch_bp:
                 parts.append(f"÷ PyTorch (its faster thread count) {xla_bp / torch_bp:.2f} (goal ≤ 1)")
@@ -98,7 +157,8 @@ def main():
         w("\n## Against the goals\n")
         w("| model | batch | ratios of step times (goals: nowt-xla BP ≤ 1.2× JAX on the same compiler and ≤ PyTorch; "
           "fa, ss, kp, usf, frsf, brsf ≤ 1.1× bp; dfa ≤ 1.2× bp; wm ≤ 1.1× bp on ResNets; where nowt-xla's BP "
-          "has two rows, its step is their mean) |")
+          "has two rows, its step is their mean; where paired rounds ran, nowt's ratios to JAX are theirs: "
+          "steps measured a minute apart drift by more than the goal's margin) |")
         w("|---|---:|---|")
         out.extend(summary)
     w("")
