@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 )
 
 // benchPipeline opens a split of a dataset with opts and times its batches (see benchYield).
@@ -224,5 +225,35 @@ func BenchmarkMNIST(b *testing.B) {
 				benchYield(b, ds)
 			})
 		}
+	}
+}
+
+// BenchmarkYieldWhenReady times Yield alone when the next batch is already decoded, as in a training loop whose
+// step takes longer than the workers need for a batch: what Yield then costs is on the loop's critical path, time
+// in which the accelerator waits between two steps. ImageNet-sized batches (synthetic, 224×224×3); each
+// iteration first sleeps, as a training step would, for the workers to finish.
+//
+//	go test ./input -run '^$' -bench YieldWhenReady -benchtime 10x
+func BenchmarkYieldWhenReady(b *testing.B) {
+	for _, batch := range []int{32, 128} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			ds, err := Open("synthetic", fmt.Sprintf("examples=%d,size=224,channels=3,classes=1000", (b.N+1)*batch), "train",
+				Options{BatchSize: batch, Seed: 1, Shuffle: true, DropRemainder: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ds.Close()
+			step := time.Duration(batch) * 8 * time.Millisecond / time.Duration(runtime.NumCPU()) // ≥ the workers' time
+			for i := range b.N + 1 {
+				b.StopTimer()
+				time.Sleep(step)
+				if i > 0 {
+					b.StartTimer()
+				}
+				if _, _, _, err := ds.Yield(); err != nil { // one epoch holds every batch: no EOF
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -52,9 +52,11 @@ type Options struct {
 	// Normalize subtracts a per-channel mean and divides by a per-channel standard deviation, using the
 	// known constants of the dataset (see [Normalization]).
 	Normalize bool
-	// Workers is the size of the decode/augment worker pool; 0 = runtime.NumCPU().
+	// Workers is the size of the decode/augment worker pool; 0 = runtime.NumCPU(). In-memory 8-bit pixels
+	// (idx files, CIFAR binaries) without augmentation use no pool: one goroutine converts each next batch
+	// through lookup tables while the current step runs, and Workers and Prefetch do not apply.
 	Workers int
-	// Prefetch is the number of batches prepared ahead while the current step runs; 0 = 2.
+	// Prefetch is the number of batches the worker pool prepares ahead while the current step runs; 0 = 2.
 	Prefetch int
 	// Limit uses only the first Limit examples of a fixed, seed-independent order; 0 = all.
 	// The fixed order is the file order for idx and CIFAR files (whose classes are already mixed) and,

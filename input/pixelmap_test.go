@@ -165,3 +165,54 @@ func TestInlineBatchMadeAheadFollowsSeekAndReset(t *testing.T) {
 	require.True(t, slices.ContainsFunc(want, func(s string) bool { return strings.HasSuffix(s, "EOF") }),
 		"the sequence reaches the end of an epoch")
 }
+
+// TestWorkerBatchesSkipCorruptInOrder checks the worker pool's batches when an example is skipped as corrupt: the
+// batch holds the other examples in order, bit for bit as without the corrupt one, and with DropRemainder it is
+// refilled to its size by repeating them from its first.
+func TestWorkerBatchesSkipCorruptInOrder(t *testing.T) {
+	const n, h, w, c, bs, bad = 12, 3, 4, 3, 4, 5 // example 5 sits at position 1 of batch 1
+	clean := randomPixelSource(n, h, w, c, false)
+	corrupt := randomPixelSource(n, h, w, c, false)
+	load := corrupt.load
+	corrupt.load = func(i int, dst []float32, rng *rand.Rand) error {
+		if i == bad {
+			return fmt.Errorf("example %d: %w: made up", i, errCorrupt)
+		}
+		return load(i, dst, rng)
+	}
+	sz := h * w * c
+	example := func(i int) []float32 { // example i as the clean pipeline yields it
+		ds, err := newDataset("clean", clean, Options{BatchSize: bs, Normalize: true, Workers: 3})
+		require.NoError(t, err)
+		defer ds.Close()
+		require.NoError(t, ds.Seek(0, i/bs))
+		_, inputs, _, err := ds.Yield()
+		require.NoError(t, err)
+		return tensors.MustCopyFlatData[float32](inputs[0])[(i%bs)*sz : (i%bs+1)*sz]
+	}
+	for _, tc := range []struct {
+		name          string
+		dropRemainder bool
+		want          []int // the examples of batch 1
+	}{
+		{"shorter batch", false, []int{4, 6, 7}},
+		{"refilled batch", true, []int{4, 6, 7, 4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ds, err := newDataset("corrupt", corrupt, Options{BatchSize: bs, Normalize: true, Workers: 3,
+				SkipCorrupt: true, DropRemainder: tc.dropRemainder})
+			require.NoError(t, err)
+			defer ds.Close()
+			require.NoError(t, ds.Seek(0, 1))
+			_, inputs, labels, err := ds.Yield()
+			require.NoError(t, err)
+			require.Equal(t, []int{len(tc.want), h, w, c}, inputs[0].Shape().Dimensions)
+			images, labs := tensors.MustCopyFlatData[float32](inputs[0]), tensors.MustCopyFlatData[int32](labels[0])
+			for k, i := range tc.want {
+				require.Equal(t, example(i), images[k*sz:(k+1)*sz], "position %d holds example %d", k, i)
+				require.Equal(t, int32(i%7), labs[k], "position %d's label", k)
+			}
+			require.Equal(t, 1, ds.Skipped())
+		})
+	}
+}
