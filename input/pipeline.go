@@ -106,7 +106,7 @@ type batchJob struct {
 	epoch int
 	ids   []int // source example indices
 	// images is the batch as Yield returns it, [len(ids), h, w, c]: each worker copies in the examples it
-	// decoded, so that no copy of the whole batch is left to Yield (40 ms for an ImageNet batch of 128 at 224²,
+	// decoded, so that no copy of the whole batch is left to Yield (28 ms for an ImageNet batch of 128 at 224²,
 	// during which an accelerator would wait for its next step).
 	images *tensors.Tensor
 	errs   []error
