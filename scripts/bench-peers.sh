@@ -85,27 +85,34 @@ peer_row() { # python script name batch steps [extra arguments]
 		say "$script $name $batch failed (see $LOG)"
 }
 
+# JAX on the plugin nowt's xla:cpu rows use. nowt runs it with XNNPACK off (it multiplies by stale weights,
+# docs/upstream.md): so does JAX here.
+plugin_peer_row() { # name batch steps [extra arguments]
+	[ -n "$PLUGIN" ] || return 0
+	(export XLA_FLAGS="${XLA_FLAGS:---xla_cpu_use_xnnpack=false}"
+		peer_row "$PYJAX" scripts/peers/bench_jax.py "$@" --plugin "$PLUGIN")
+}
 paired_round() { # name flags peer batch steps round: nowt's BP and JAX's steps, one after the other
-	local name=$1 flags=$2 peer=$3 batch=$4 steps=$5 round=$6 systems=(nowt jax-plugin jax-plugin-host jax) sys step
+	local name=$1 flags=$2 peer=$3 batch=$4 steps=$5 round=$6 systems=(nowt jax-plugin jax-plugin-host jax) sys row
+	local one
+	one=$(mktemp)
 	((round % 2 == 0)) && systems=(jax jax-plugin-host jax-plugin nowt)
 	for sys in "${systems[@]}"; do
+		: >"$one" # the same functions as the table's rows, writing the one row into $one instead
 		case $sys in
-		nowt) # shellcheck disable=SC2086
-			step=$(bin/nowt bench -csv -backend xla:cpu $flags -batch "$batch" -rule bp -steps "$steps" -warmup-steps 2 \
-				2>>"$LOG" | tail -n +2 | cut -d, -f6) && sys=nowt-xla:cpu ;;
-		jax) [ -n "$PYJAX" ] && step=$("$PYJAX" scripts/peers/bench_jax.py --model "$peer" --batch "$batch" \
-			--steps "$steps" 2>>"$LOG" | tail -1 | cut -d, -f1,6) ;;
-		jax-plugin*) [ -n "$PLUGIN" ] && step=$(export XLA_FLAGS="${XLA_FLAGS:---xla_cpu_use_xnnpack=false}"
-			feed=device && [ "$sys" = jax-plugin-host ] && feed=host
-			"$PYJAX" scripts/peers/bench_jax.py --model "$peer" --batch "$batch" --steps "$steps" --plugin "$PLUGIN" \
-				--feed "$feed" 2>>"$LOG" | tail -1 | cut -d, -f1,6) ;;
+		nowt) ROWS=$one nowt_rows "nowt-xla:cpu" "$name" "$flags" "$batch" "$steps" bp "xla:cpu" ;;
+		jax) ROWS=$one peer_row "$PYJAX" scripts/peers/bench_jax.py "$peer" "$batch" "$steps" ;;
+		jax-plugin) ROWS=$one plugin_peer_row "$peer" "$batch" "$steps" --feed device ;;
+		jax-plugin-host) ROWS=$one plugin_peer_row "$peer" "$batch" "$steps" --feed host ;;
 		esac
-		case $step in
-		*,*) sys=${step%%,*} step=${step#*,} ;;
-		esac
-		if [ -n "$step" ]; then echo "$name,$batch,$round,$sys,$step" >>"$PAIRS"; else say "paired round $round: $sys $name $batch gave no step time"; fi
-		step=""
+		row=$(tail -1 "$one")
+		if [ -n "$row" ]; then # system,model,rule,batch,first_step_s,step_s,...
+			echo "$name,$batch,$round,$(cut -d, -f1 <<<"$row"),$(cut -d, -f6 <<<"$row")" >>"$PAIRS"
+		else
+			say "paired round $round: $sys $name $batch gave no step time"
+		fi
 	done
+	rm -f "$one"
 }
 
 dirty=""
@@ -124,9 +131,7 @@ for c in "${CONFIGS[@]}"; do
 	esac
 	nowt_rows "nowt-go" "$name" "$flags" "$batch" "${gospec#*:}" "${gospec%%:*}" "go"
 	peer_row "$PYJAX" scripts/peers/bench_jax.py "$peer" "$batch" "$steps"
-	# nowt runs the plugin with XNNPACK off (it multiplies by stale weights, docs/upstream.md): so does JAX here.
-	[ -n "$PLUGIN" ] && (export XLA_FLAGS="${XLA_FLAGS:---xla_cpu_use_xnnpack=false}"
-		peer_row "$PYJAX" scripts/peers/bench_jax.py "$peer" "$batch" "$steps" --plugin "$PLUGIN")
+	plugin_peer_row "$peer" "$batch" "$steps"
 	peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps" --threads 1
 	[ "$(nproc)" -gt 1 ] && peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps" --threads "$(nproc)"
 	if [ -n "$PYJAX" ] && [ -x "$PYJAX" ] && [ "$PAIR_ROUNDS" -gt 0 ]; then

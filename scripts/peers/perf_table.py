@@ -63,6 +63,12 @@ def paired_ratios(pairs):
     return out
 
 
+def describe_paired(paired, goal=""):
+    """'nowt-xla BP ÷ JAX on the same plugin 1.16 (…)<goal>; ÷ …': one model's paired ratios, the goal after the first."""
+    return "nowt-xla BP ÷ " + "; ÷ ".join(
+        f"{name} {describe_ratios(v)}" + (goal if name == PAIR_SYSTEMS[0][1] else "") for name, v in paired.items())
+
+
 def describe_ratios(values):
     """'1.12 (1.05–1.20 over 3 rounds)': the median and range of one pairing's ratios."""
     if len(values) == 1:
@@ -126,18 +132,15 @@ def main():
             ms = f"{100 * mirror:.0f} %" if r["rule"] == "wm" and r["system"].startswith("nowt") else "–"
             w(f"| {r['system']} | {r['rule']} | {float(r['first_step_s']):.2f} | {1000 * step:.1f} | "
               f"{float(r['images_per_s']):.1f} | {vs_jax} | {vs_bp} | {ms} |")
-        nowt_steps, ratios = pairs.get((model, batch), ([], {}))
-        if ratios:
+        nowt_steps, paired = pairs.get((model, batch), ([], {}))
+        if paired:
             w(f"\nPaired rounds (nowt-xla BP, then each JAX system right after it, the order reversed every other "
-              f"round; nowt's BP step {', '.join(f'{1000 * s:.1f}' for s in nowt_steps)} ms): nowt-xla BP ÷ "
-              + "; ÷ ".join(f"{name} {describe_ratios(v)}" for name, v in ratios.items()) + ".")
+              f"round; nowt's BP step {', '.join(f'{1000 * s:.1f}' for s in nowt_steps)} ms): "
+              f"{describe_paired(paired)}.")
         if xla_bp:
             parts = []
-            paired = pairs.get((model, batch), ([], {}))[1]
             if paired:
-                parts.append("paired rounds, median: nowt-xla BP ÷ " + "; ÷ ".join(
-                    f"{name} {describe_ratios(v)}" + (" (goal ≤ 1.2)" if name == PAIR_SYSTEMS[0][1] else "")
-                    for name, v in paired.items()))
+                parts.append("paired rounds, median: " + describe_paired(paired, " (goal ≤ 1.2)"))
             elif jax_plugin_bp:
                 parts.append(f"nowt-xla BP ÷ JAX on the same plugin {xla_bp / jax_plugin_bp:.2f} (goal ≤ 1.2)")
             if jax_bp and not paired:
