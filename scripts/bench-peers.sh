@@ -14,7 +14,10 @@
 # between minutes on a shared machine, so each model also gets PAIR_ROUNDS (default 3) paired rounds: nowt's BP and
 # JAX's step (on nowt's plugin, fed a device batch and a host batch, and on jaxlib's XLA) one right after the other,
 # the order reversed every other round (pairs.csv: model,batch,round,system,step_s). The page reads the goal from
-# the ratios within each round.
+# the ratios within each round. nowt's rules are compared with its BP the same way, inside one process: `nowt bench
+# -rounds XLA_ROUNDS` (default 3) keeps every rule set up and times each in turn, round after round, and gives each
+# rule's ratio to BP as the median of the rounds' ratios, with their range (rows.csv: ratio_to_bp, ratio_min,
+# ratio_max, rounds).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -24,10 +27,11 @@ mkdir -p "$RUNDIR" bin
 ROWS="$RUNDIR/rows.csv"
 LOG="$RUNDIR/log.txt"
 : >"$LOG"
-echo "system,model,rule,batch,first_step_s,step_s,images_per_s,mirror_share" >"$ROWS"
+echo "system,model,rule,batch,first_step_s,step_s,images_per_s,mirror_share,ratio_to_bp,ratio_min,ratio_max,rounds" >"$ROWS"
 PAIRS="$RUNDIR/pairs.csv"
 echo "model,batch,round,system,step_s" >"$PAIRS"
 PAIR_ROUNDS=${PAIR_ROUNDS:-3}
+XLA_ROUNDS=${XLA_ROUNDS:-3}
 say() { echo "bench-peers: $*" | tee -a "$LOG" >&2; }
 
 $GO build -o bin/nowt ./cmd/nowt || exit 1
@@ -57,7 +61,7 @@ if [ -z "$PYTORCH" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; the
 fi
 [ -n "$PYTORCH" ] || say "PyTorch not available: its rows will say so"
 
-# name | nowt flags | peer model | batch | nowt xla steps | pure-Go rules and steps
+# name | nowt flags | peer model | batch | timed steps (per round for nowt's xla:cpu rules) | pure-Go rules and steps
 CONFIGS=(
 	"mlp500|-model mlp -hidden 500 -activation relu -dataset mnist|mlp500|128|200|bp,fa,ss,wm,kp:10"
 	"mlp1000|-model mlp -hidden 1000,1000 -activation relu -dataset mnist|mlp1000|128|100|bp,fa,ss,wm,kp:5"
@@ -69,19 +73,19 @@ CONFIGS=(
 XLA_RULES=${XLA_RULES:-bp,fa,ss,wm,kp,usf,frsf,brsf,dfa}
 [ -n "${QUICK:-}" ] && CONFIGS=("${CONFIGS[@]:0:2}")
 
-nowt_rows() { # system name flags batch steps rules backend [label: the rows' rule column instead of the rule]
-	local system=$1 name=$2 flags=$3 batch=$4 steps=$5 rules=$6 backend=$7 label=${8:-}
+nowt_rows() { # system name flags batch steps rules backend rounds
+	local system=$1 name=$2 flags=$3 batch=$4 steps=$5 rules=$6 backend=$7 rounds=$8
 	# shellcheck disable=SC2086
-	bin/nowt bench -csv -backend "$backend" $flags -batch "$batch" -rule "$rules" -steps "$steps" \
-		-warmup-steps 2 2>>"$LOG" | tail -n +2 | while IFS=, read -r _ rule b _ first step ips _ mirror; do
-		echo "$system,$name,${label:-$rule},$b,$first,$step,$ips,$mirror"
+	bin/nowt bench -csv -backend "$backend" $flags -batch "$batch" -rule "$rules" -steps "$steps" -rounds "$rounds" \
+		-warmup-steps 2 2>>"$LOG" | tail -n +2 | while IFS=, read -r _ rule b _ first step ips ratio mirror n lowest highest; do
+		echo "$system,$name,$rule,$b,$first,$step,$ips,$mirror,$ratio,$lowest,$highest,$n"
 	done >>"$ROWS"
 }
 peer_row() { # python script name batch steps [extra arguments]
 	local py=$1 script=$2 name=$3 batch=$4 steps=$5
 	shift 5
 	if [ -z "$py" ]; then return; fi
-	"$py" "$script" --model "$name" --batch "$batch" --steps "$steps" "$@" 2>>"$LOG" | tail -1 | sed 's/$/,0/' >>"$ROWS" ||
+	"$py" "$script" --model "$name" --batch "$batch" --steps "$steps" "$@" 2>>"$LOG" | tail -1 | sed 's/$/,0,,,,/' >>"$ROWS" ||
 		say "$script $name $batch failed (see $LOG)"
 }
 
@@ -100,7 +104,7 @@ paired_round() { # name flags peer batch steps round: nowt's BP and JAX's steps,
 	for sys in "${systems[@]}"; do
 		: >"$one" # the same functions as the table's rows, writing the one row into $one instead
 		case $sys in
-		nowt) ROWS=$one nowt_rows "nowt-xla:cpu" "$name" "$flags" "$batch" "$steps" bp "xla:cpu" ;;
+		nowt) ROWS=$one nowt_rows "nowt-xla:cpu" "$name" "$flags" "$batch" "$steps" bp "xla:cpu" 1 ;;
 		jax) ROWS=$one peer_row "$PYJAX" scripts/peers/bench_jax.py "$peer" "$batch" "$steps" ;;
 		jax-plugin) ROWS=$one plugin_peer_row "$peer" "$batch" "$steps" --feed device ;;
 		jax-plugin-host) ROWS=$one plugin_peer_row "$peer" "$batch" "$steps" --feed host ;;
@@ -122,14 +126,8 @@ say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 for c in "${CONFIGS[@]}"; do
 	IFS='|' read -r name flags peer batch steps gospec <<<"$c"
 	say "$name batch $batch"
-	nowt_rows "nowt-xla:cpu" "$name" "$flags" "$batch" "$steps" "$XLA_RULES" "xla:cpu"
-	# BP once more after the other rules: two measurements of the baseline, minutes apart, say how far the machine's
-	# drift alone moves a step time (the page's ratios are against their mean, and it prints their spread).
-	case ",$XLA_RULES," in
-	,bp,) ;;
-	*,bp,*) nowt_rows "nowt-xla:cpu" "$name" "$flags" "$batch" "$steps" bp "xla:cpu" bp-again ;;
-	esac
-	nowt_rows "nowt-go" "$name" "$flags" "$batch" "${gospec#*:}" "${gospec%%:*}" "go"
+	nowt_rows "nowt-xla:cpu" "$name" "$flags" "$batch" "$steps" "$XLA_RULES" "xla:cpu" "$XLA_ROUNDS"
+	nowt_rows "nowt-go" "$name" "$flags" "$batch" "${gospec#*:}" "${gospec%%:*}" "go" 1
 	peer_row "$PYJAX" scripts/peers/bench_jax.py "$peer" "$batch" "$steps"
 	plugin_peer_row "$peer" "$batch" "$steps"
 	peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps" --threads 1

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -19,12 +20,14 @@ import (
 type Throughput struct {
 	Model, Rule     string
 	Batch           int
-	Devices         int // the batch is split over this many devices
-	Steps           int
+	Devices         int           // the batch is split over this many devices
+	Steps           int           // timed steps, over all rounds
 	FirstStep       time.Duration // the first step, compilation included
 	StepTime        time.Duration // median of the timed steps (mirror steps included)
 	MirrorTime      time.Duration // median time of a step's weight-mirror steps (0 for rules without them)
 	ImagesPerSecond float64       // BatchSize / StepTime
+	// RoundStepTimes is the median step of each round of [BenchmarkRounds] (one entry for [Benchmark]).
+	RoundStepTimes []time.Duration
 }
 
 // MirrorShare is the fraction of a step's time spent in weight-mirror steps.
@@ -35,28 +38,143 @@ func (t *Throughput) MirrorShare() float64 {
 	return t.MirrorTime.Seconds() / t.StepTime.Seconds()
 }
 
+// RatioTo compares t's step with base's round by round (t's median step of a round ÷ base's of the same round) and
+// returns the median of those ratios and their range. Measured in the same rounds of one [BenchmarkRounds], the
+// ratio is paired: a slow minute of the machine slows both steps of a round alike. It returns zeros when the two
+// have no rounds in common.
+func (t *Throughput) RatioTo(base *Throughput) (median, lowest, highest float64) {
+	n := min(len(t.RoundStepTimes), len(base.RoundStepTimes))
+	ratios := make([]float64, 0, n)
+	for i := range n {
+		if t.RoundStepTimes[i] > 0 && base.RoundStepTimes[i] > 0 {
+			ratios = append(ratios, t.RoundStepTimes[i].Seconds()/base.RoundStepTimes[i].Seconds())
+		}
+	}
+	if len(ratios) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(ratios)
+	median = ratios[len(ratios)/2]
+	if len(ratios)%2 == 0 {
+		median = (ratios[len(ratios)/2-1] + median) / 2
+	}
+	return median, ratios[0], ratios[len(ratios)-1]
+}
+
 // Benchmark trains cfg for warmup untimed steps (compilation included) and then steps timed steps, mirror steps
 // included for rules that use them, and reports the training throughput from the median step. It writes no files.
-func Benchmark(cfg Config, warmup, steps int, out io.Writer) (tp *Throughput, err error) {
-	defer recoverAsError(fmt.Sprintf("benchmarking %s under rule %s", cfg.Model, cfg.Rule), &err)
-	if out == nil {
-		out = io.Discard
-	}
-	if steps < 1 || warmup < 0 {
-		return nil, fmt.Errorf("benchmark: %d timed steps after %d warm-up steps: want at least 1 timed step and no negative count", steps, warmup)
-	}
-	cfg.OutDir = "unused"
-	if cfg.Epochs <= 0 && cfg.Steps <= 0 {
-		cfg.Steps = warmup + steps
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	r, err := setup(cfg, out, "", true)
+func Benchmark(cfg Config, warmup, steps int, out io.Writer) (*Throughput, error) {
+	tps, err := BenchmarkRounds([]Config{cfg}, warmup, steps, 1, out)
 	if err != nil {
 		return nil, err
 	}
-	defer r.close()
+	return tps[0], nil
+}
+
+// BenchmarkRounds times several configurations against each other (typically one model under several rules): it
+// sets each up and trains it for warmup untimed steps (compilation included), then runs rounds rounds in which each
+// configuration trains steps timed steps in turn, in the order given and reversed every other round, so that a
+// drift of the machine's speed reaches every configuration alike and [Throughput.RatioTo] can compare them round
+// by round. Every configuration stays set up until the end, all on one backend (that of cfgs[0].Backend, which
+// all must name). It writes no files.
+func BenchmarkRounds(cfgs []Config, warmup, steps, rounds int, out io.Writer) (tps []*Throughput, err error) {
+	defer recoverAsError("benchmarking", &err)
+	if out == nil {
+		out = io.Discard
+	}
+	if steps < 1 || warmup < 0 || rounds < 1 {
+		return nil, fmt.Errorf("benchmark: %d rounds of %d timed steps after %d warm-up steps: want at least 1 round of at least 1 timed step and no negative count", rounds, steps, warmup)
+	}
+	if len(cfgs) == 0 {
+		return nil, errors.New("benchmark: no configuration to time")
+	}
+	for i := range cfgs {
+		cfgs[i].OutDir = "unused"
+		if cfgs[i].Epochs <= 0 && cfgs[i].Steps <= 0 {
+			cfgs[i].Steps = warmup + rounds*steps
+		}
+		if err := cfgs[i].Validate(); err != nil {
+			return nil, err
+		}
+		if cfgs[i].Backend != cfgs[0].Backend {
+			return nil, fmt.Errorf("benchmark: %s/%s on backend %q and %s/%s on %q: configurations timed against each other share one backend",
+				cfgs[0].Model, cfgs[0].Rule, cfgs[0].Backend, cfgs[i].Model, cfgs[i].Rule, cfgs[i].Backend)
+		}
+	}
+	notices := cfgs[0].Notices
+	if notices == nil {
+		notices = out
+	}
+	backend, err := newRunBackend(cfgs[0].Backend, notices)
+	if err != nil {
+		return nil, err
+	}
+	announceEngine(notices, backend, cfgs[0].Dataset)
+	sessions := make([]*benchSession, 0, len(cfgs))
+	defer func() {
+		for _, s := range sessions {
+			s.r.close()
+		}
+		backend.Finalize()
+	}()
+	for _, cfg := range cfgs {
+		s, err := newBenchSession(backend, cfg, out)
+		if err != nil {
+			return nil, err
+		}
+		sessions = append(sessions, s)
+		if err := s.time(max(1, warmup), false); err != nil {
+			return nil, err
+		}
+	}
+	order := slices.Clone(sessions)
+	for round := range rounds {
+		if round > 0 {
+			slices.Reverse(order)
+		}
+		for _, s := range order {
+			if err := s.time(steps, true); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, s := range sessions {
+		tps = append(tps, s.throughput())
+	}
+	return tps, nil
+}
+
+// benchSession is one configuration of a benchmark, set up and kept ready to train more steps.
+type benchSession struct {
+	r       *run
+	ds      train.Dataset
+	wmSteps int
+	steps   int // steps trained so far, warm-up included
+
+	first        time.Duration
+	stepTimes    []time.Duration // timed steps
+	mirrorTimes  []time.Duration // their mirror steps
+	roundMedians []time.Duration // the median step of each round of timed steps
+}
+
+// newBenchSession sets cfg up on backend: model, variables, trainer, mirror program and training batches.
+func newBenchSession(backend backends.Backend, cfg Config, out io.Writer) (s *benchSession, err error) {
+	var r *run
+	defer func() { // GoMLX reports graph-building errors by panicking
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%v", p)
+		}
+		if err != nil {
+			if r != nil {
+				r.close()
+			}
+			err = fmt.Errorf("%s: %w", benchmarkWhat(cfg), err)
+		}
+	}()
+	if r, err = setupOn(backend, cfg, out, "", true); err != nil {
+		return nil, err
+	}
+	s = &benchSession{r: r, wmSteps: context.GetParamOr(r.ctx, feedback.ParamWMSteps, 1)}
 	if _, err := r.align(); err != nil { // builds the variables
 		return nil, err
 	}
@@ -65,41 +183,65 @@ func Benchmark(cfg Config, warmup, steps int, out io.Writer) (tp *Throughput, er
 			return nil, err
 		}
 	}
-	wmSteps := context.GetParamOr(r.ctx, feedback.ParamWMSteps, 1)
 	// The learning rate only matters for what is computed, not for its speed: keep it constant.
 	optimizers.LearningRateVar(r.ctx, dtypes.Float32, cfg.LearningRate)
-	ds, err := r.trainingBatches()
-	if err != nil {
+	if s.ds, err = r.trainingBatches(); err != nil {
 		return nil, err
 	}
-	var first time.Duration
-	stepTimes, mirrorTimes := make([]time.Duration, 0, steps), make([]time.Duration, 0, steps)
-	for i := range max(1, warmup) + steps {
+	return s, nil
+}
+
+// time trains n steps (each with its mirror steps), recording their times when timed; the session's very first
+// step, compilation included, is kept apart as the first step.
+func (s *benchSession) time(n int, timed bool) (err error) {
+	what := benchmarkWhat(s.r.cfg)
+	defer recoverAsError(what, &err)
+	var round []time.Duration
+	for range n {
 		started := time.Now()
-		if err := trainStep(r.trainer, ds); err != nil {
-			return nil, fmt.Errorf("training step %d: %w", i, err)
+		if err := trainStep(s.r.trainer, s.ds); err != nil {
+			return fmt.Errorf("%s: training step %d: %w", what, s.steps, err)
 		}
 		mirrorStarted := time.Now()
-		if r.mirrorExec != nil {
-			if err := r.mirror(wmSteps); err != nil {
-				return nil, err
+		if s.r.mirrorExec != nil {
+			if err := s.r.mirror(s.wmSteps); err != nil {
+				return fmt.Errorf("%s: mirror steps after step %d: %w", what, s.steps, err)
 			}
 		}
 		done := time.Now()
 		switch {
-		case i == 0:
-			first = done.Sub(started)
-		case i >= max(1, warmup):
-			stepTimes = append(stepTimes, done.Sub(started))
-			if r.mirrorExec != nil {
-				mirrorTimes = append(mirrorTimes, done.Sub(mirrorStarted))
+		case s.steps == 0:
+			s.first = done.Sub(started)
+		case timed:
+			round = append(round, done.Sub(started))
+			if s.r.mirrorExec != nil {
+				s.mirrorTimes = append(s.mirrorTimes, done.Sub(mirrorStarted))
 			}
 		}
+		s.steps++
 	}
-	step := median(stepTimes)
-	return &Throughput{Model: cfg.Model, Rule: cfg.Rule, Batch: cfg.BatchSize, Devices: r.devices(), Steps: steps,
-		FirstStep: first, StepTime: step, MirrorTime: median(mirrorTimes),
-		ImagesPerSecond: float64(cfg.BatchSize) / step.Seconds()}, nil
+	if len(round) > 0 {
+		s.stepTimes = append(s.stepTimes, round...)
+		s.roundMedians = append(s.roundMedians, median(round))
+	}
+	return nil
+}
+
+// benchmarkWhat names cfg in a benchmark's errors.
+func benchmarkWhat(cfg Config) string {
+	return fmt.Sprintf("benchmarking %s under rule %s", cfg.Model, cfg.Rule)
+}
+
+// throughput reports what the session measured.
+func (s *benchSession) throughput() *Throughput {
+	cfg, step := s.r.cfg, median(s.stepTimes)
+	tp := &Throughput{Model: cfg.Model, Rule: cfg.Rule, Batch: cfg.BatchSize, Devices: s.r.devices(),
+		Steps: len(s.stepTimes), FirstStep: s.first, StepTime: step, MirrorTime: median(s.mirrorTimes),
+		RoundStepTimes: s.roundMedians}
+	if step > 0 {
+		tp.ImagesPerSecond = float64(cfg.BatchSize) / step.Seconds()
+	}
+	return tp
 }
 
 // median returns the median of ds (the mean of the two middle values for an even count), 0 for none.

@@ -558,6 +558,13 @@ func TestRunsReleaseTheirBackend(t *testing.T) {
 	require.ErrorContains(t, err, "training cnn under rule kp")
 	require.ErrorContains(t, err, "smaller than the 5x5 kernel")
 	requireReleased("a failed Train")
+
+	// Rounds: one backend for every configuration, released with the sessions, also when the second fails.
+	_, err = BenchmarkRounds([]Config{c, small}, 1, 1, 2, nil)
+	require.ErrorContains(t, err, "benchmarking cnn under rule kp")
+	require.ErrorContains(t, err, "smaller than the 5x5 kernel")
+	require.Len(t, made, 1, "the configurations share one backend")
+	requireReleased("a failed BenchmarkRounds")
 }
 
 // TestGradientAngleRecorded: every record holds each layer's angle between the rule's weight gradient and

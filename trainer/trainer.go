@@ -95,6 +95,7 @@ type run struct {
 	cfg           Config
 	out           io.Writer
 	backend       backends.Backend
+	sharedBackend bool // backend belongs to the caller of setupOn: close leaves it
 	ctx           *context.Context
 	trainDS       *input.Dataset
 	testDS        *input.Dataset
@@ -142,7 +143,13 @@ func splitNames(dataset string) (trainSplit, testSplit string) {
 //
 // The caller owns what it returns and must call its close; on an error setup releases what it had made.
 func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (_ *run, err error) {
-	r := &run{cfg: cfg, out: out, notices: cfg.Notices}
+	return setupOn(nil, cfg, out, checkpointDir, needTrain)
+}
+
+// setupOn is setup on a backend the caller owns and keeps (several runs of one process share it), or on a backend
+// of the run's own, built from cfg.Backend and released by close, when backend is nil.
+func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir string, needTrain bool) (_ *run, err error) {
+	r := &run{cfg: cfg, out: out, notices: cfg.Notices, sharedBackend: backend != nil}
 	if r.notices == nil {
 		r.notices = out
 	}
@@ -151,21 +158,17 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (_ *
 			r.close()
 		}
 	}()
-	if r.backend, err = newBackend(cfg.Backend, r.notices); err != nil {
-		if specErr := (*xla.InvalidSpecError)(nil); errors.As(err, &specErr) {
-			return nil, invalid("-backend", "-backend: %v", specErr)
+	if r.backend = backend; backend == nil {
+		if r.backend, err = newRunBackend(cfg.Backend, r.notices); err != nil {
+			return nil, err
 		}
-		return nil, err
 	}
 	if dt, err := cfg.computeDType(); err == nil && dt != dtypes.Float32 && !r.backend.Capabilities().DTypes[dt] {
 		return nil, invalid("-dtype", "-dtype %s: the %s backend does not compute in %s: choose another -dtype, or an XLA "+
 			"backend (-backend xla:cpu, nowt setup installs it)", cfg.DType, r.backend.Name(), cfg.DType)
 	}
-	if r.notices != nil {
-		fmt.Fprintf(r.notices, "engine: %s\n", xla.Engine(r.backend))
-		if input.DecodesImages(cfg.Dataset) {
-			fmt.Fprintf(r.notices, "JPEG decoder: %s\n", input.JPEGDecoder())
-		}
+	if !r.sharedBackend { // the owner of a shared backend says it once
+		announceEngine(r.notices, r.backend, cfg.Dataset)
 	}
 	if needTrain {
 		if r.dp, err = dataParallel(cfg, r.backend); err != nil {
@@ -303,6 +306,31 @@ func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (_ *
 	return r, nil
 }
 
+// announceEngine writes to notices (if non-nil) the line that names the engine a run uses and, for a dataset of
+// JPEG files, the decoder.
+func announceEngine(notices io.Writer, backend backends.Backend, dataset string) {
+	if notices == nil {
+		return
+	}
+	fmt.Fprintf(notices, "engine: %s\n", xla.Engine(backend))
+	if input.DecodesImages(dataset) {
+		fmt.Fprintf(notices, "JPEG decoder: %s\n", input.JPEGDecoder())
+	}
+}
+
+// newRunBackend creates the backend spec names (notices gets what its installation says), with an error naming
+// -backend when spec is not a backend's name.
+func newRunBackend(spec string, notices io.Writer) (backends.Backend, error) {
+	backend, err := newBackend(spec, notices)
+	if err != nil {
+		if specErr := (*xla.InvalidSpecError)(nil); errors.As(err, &specErr) {
+			return nil, invalid("-backend", "-backend: %v", specErr)
+		}
+		return nil, err
+	}
+	return backend, nil
+}
+
 // newBackend creates a run's backend (a variable for tests, which check that every run releases its own).
 var newBackend = xla.New
 
@@ -333,7 +361,7 @@ func (r *run) close() {
 	if r.ctx != nil {
 		r.ctx.Finalize()
 	}
-	if r.backend != nil && !r.backend.IsFinalized() {
+	if r.backend != nil && !r.sharedBackend && !r.backend.IsFinalized() {
 		r.backend.Finalize()
 	}
 }

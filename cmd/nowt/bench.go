@@ -20,6 +20,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	rf := addRunFlags(fs, defaults)
 	warmup := fs.Int("warmup-steps", 3, "untimed steps first (the first one, compilation included, is reported)")
 	csv := fs.Bool("csv", false, "print comma-separated rows (with a header) instead of the table")
+	rounds := fs.Int("rounds", 1, "with more than 1: set every rule of a model up at once and time -steps steps of each in turn, "+
+		"the order reversed every other round; the ratio to bp is then the median of the rounds' ratios (range in the last column), "+
+		"steady against the machine's drift. Every rule's session stays in memory (one backend)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -38,8 +41,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if *warmup < 0 {
 		return usagef("-warmup-steps %d: must be ≥ 0", *warmup)
 	}
+	if *rounds < 1 {
+		return usagef("-rounds %d: must be ≥ 1", *rounds)
+	}
 	if cfg.Steps < 1 {
-		return usagef("-steps %d: bench times that many steps after -warmup-steps; must be ≥ 1", cfg.Steps)
+		return usagef("-steps %d: bench times that many steps (a round) after -warmup-steps; must be ≥ 1", cfg.Steps)
 	}
 	for _, list := range []struct{ flag, value string }{{"-model", cfg.Model}, {"-rule", cfg.Rule}} {
 		names := splitList(list.value)
@@ -61,44 +67,103 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	// Fixed-width columns, so that each row can be printed as soon as it is measured.
-	row := "%9s  %4s  %6s  %7s  %10s  %10s  %10s  %11s  %8s\n"
-	if *csv {
-		row = "%s,%s,%s,%s,%s,%s,%s,%s,%s\n"
-		fmt.Fprintf(stdout, row, "model", "rule", "batch", "devices", "first_step_s", "step_s", "images_per_s",
-			"ratio_to_bp", "mirror_share")
-	} else {
-		fmt.Fprintf(stdout, row, "model", "rule", "batch", "devices", "first step", "step time", "images/s",
-			"ratio to bp", "mirror")
-	}
+	table := benchTable{out: stdout, csv: *csv, rounds: *rounds}
+	table.header()
 	for _, model := range splitList(cfg.Model) {
-		var bpRate float64
+		var cfgs []trainer.Config
 		for _, rule := range splitList(cfg.Rule) {
 			c := cfg
 			c.Model, c.Rule = model, rule
-			res, err := trainer.Benchmark(c, *warmup, cfg.Steps, stderr)
-			if err != nil {
-				return fmt.Errorf("%s/%s: %w", model, rule, err)
+			cfgs = append(cfgs, c)
+		}
+		if *rounds == 1 { // one rule at a time, each row printed as soon as it is measured
+			var bp *trainer.Throughput
+			for _, c := range cfgs {
+				res, err := trainer.Benchmark(c, *warmup, cfg.Steps, stderr) // its errors name model and rule
+				if err != nil {
+					return err
+				}
+				if c.Rule == "bp" {
+					bp = res
+				}
+				table.row(res, bp)
 			}
-			if rule == "bp" {
-				bpRate = res.ImagesPerSecond
+			continue
+		}
+		results, err := trainer.BenchmarkRounds(cfgs, *warmup, cfg.Steps, *rounds, stderr)
+		if err != nil {
+			return err
+		}
+		var bp *trainer.Throughput
+		for _, res := range results {
+			if res.Rule == "bp" {
+				bp = res
 			}
-			ratio, mirror := "-", "-"
-			if bpRate > 0 {
-				ratio = fmt.Sprintf("%.3f", bpRate/res.ImagesPerSecond)
-			}
-			if res.MirrorTime > 0 {
-				mirror = fmt.Sprintf("%.1f%%", 100*res.MirrorShare())
-			}
-			if *csv {
-				fmt.Fprintf(stdout, row, model, rule, fmt.Sprint(c.BatchSize), fmt.Sprint(res.Devices),
-					fmt.Sprintf("%.4f", res.FirstStep.Seconds()), fmt.Sprintf("%.6f", res.StepTime.Seconds()),
-					fmt.Sprintf("%.1f", res.ImagesPerSecond), ratio, fmt.Sprintf("%.4f", res.MirrorShare()))
-				continue
-			}
-			fmt.Fprintf(stdout, row, model, rule, fmt.Sprint(c.BatchSize), fmt.Sprint(res.Devices),
-				res.FirstStep.Round(1e6), res.StepTime.Round(1e5), fmt.Sprintf("%.1f", res.ImagesPerSecond), ratio, mirror)
+		}
+		for _, res := range results {
+			table.row(res, bp)
 		}
 	}
 	return nil
+}
+
+// benchTable prints bench's rows: fixed-width columns, so that each row can be printed as soon as it is measured,
+// or comma-separated values.
+type benchTable struct {
+	out    io.Writer
+	csv    bool
+	rounds int
+}
+
+const benchTextRow = "%9s  %4s  %6s  %7s  %10s  %10s  %10s  %11s  %8s"
+
+func (t benchTable) header() {
+	if t.csv {
+		fmt.Fprintln(t.out, "model,rule,batch,devices,first_step_s,step_s,images_per_s,ratio_to_bp,mirror_share,rounds,ratio_min,ratio_max")
+		return
+	}
+	fmt.Fprintf(t.out, benchTextRow, "model", "rule", "batch", "devices", "first step", "step time", "images/s",
+		"ratio to bp", "mirror")
+	if t.rounds > 1 {
+		fmt.Fprintf(t.out, "  %11s", fmt.Sprintf("%d rounds", t.rounds))
+	}
+	fmt.Fprintln(t.out)
+}
+
+// row prints res; its ratio to bp (bp's step time ÷ res's with one round, the median of the rounds' ratios and
+// their range with several) is "-" when bp is nil (not measured before res, or not among the rules).
+func (t benchTable) row(res, bp *trainer.Throughput) {
+	ratio, lowest, highest := 0.0, 0.0, 0.0
+	if bp != nil {
+		if t.rounds == 1 {
+			ratio = bp.ImagesPerSecond / res.ImagesPerSecond
+			lowest, highest = ratio, ratio
+		} else {
+			ratio, lowest, highest = res.RatioTo(bp)
+		}
+	}
+	if t.csv {
+		fmt.Fprintf(t.out, "%s,%s,%d,%d,%.4f,%.6f,%.1f,%s,%.4f,%d,%s,%s\n", res.Model, res.Rule, res.Batch, res.Devices,
+			res.FirstStep.Seconds(), res.StepTime.Seconds(), res.ImagesPerSecond, formatRatio(ratio),
+			res.MirrorShare(), t.rounds, formatRatio(lowest), formatRatio(highest))
+		return
+	}
+	mirror := "-"
+	if res.MirrorTime > 0 {
+		mirror = fmt.Sprintf("%.1f%%", 100*res.MirrorShare())
+	}
+	fmt.Fprintf(t.out, benchTextRow, res.Model, res.Rule, fmt.Sprint(res.Batch), fmt.Sprint(res.Devices),
+		res.FirstStep.Round(1e6), res.StepTime.Round(1e5), fmt.Sprintf("%.1f", res.ImagesPerSecond), formatRatio(ratio), mirror)
+	if t.rounds > 1 {
+		fmt.Fprintf(t.out, "  %11s", formatRatio(lowest)+"–"+formatRatio(highest))
+	}
+	fmt.Fprintln(t.out)
+}
+
+// formatRatio prints a ratio to bp, "-" for none.
+func formatRatio(r float64) string {
+	if r <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f", r)
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/csv"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -243,6 +245,51 @@ func TestBenchTable(t *testing.T) {
 	require.Equal(t, "1.000", strings.Fields(lines[1])[7])
 }
 
+// TestBenchRounds: with -rounds, every rule gets a paired ratio to bp, the median of the rounds' ratios within
+// their range, also for a rule listed before bp; as CSV and as a table with the range in a last column.
+func TestBenchRounds(t *testing.T) {
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
+	args := []string{"bench", "-model", "mlp", "-hidden", "16", "-rule", "kp,bp,fa", "-dataset", "mnist",
+		"-train-limit", "64", "-test-limit", "16", "-batch", "8", "-steps", "2", "-warmup-steps", "1", "-rounds", "3"}
+	code, stdout, stderr := nowt(t, append(args, "-csv")...)
+	require.Equal(t, 0, code, "stderr: %s", stderr)
+	require.Equal(t, 1, strings.Count(stderr, "engine: "), "one backend, named once: %s", stderr)
+	rows, err := csv.NewReader(strings.NewReader(stdout)).ReadAll()
+	require.NoError(t, err, stdout)
+	require.Len(t, rows, 4, stdout)
+	require.Equal(t, []string{"ratio_to_bp", "mirror_share", "rounds", "ratio_min", "ratio_max"}, rows[0][7:])
+	for i, rule := range []string{"kp", "bp", "fa"} {
+		row := rows[i+1]
+		require.Equal(t, []string{"mlp", rule}, row[:2])
+		require.Equal(t, "3", row[9], rule)
+		ratio, lowest, highest := parseFloat(t, row[7]), parseFloat(t, row[10]), parseFloat(t, row[11])
+		require.Positive(t, lowest, rule)
+		require.LessOrEqual(t, lowest, ratio, rule)
+		require.LessOrEqual(t, ratio, highest, rule)
+		if rule == "bp" {
+			require.Equal(t, []string{"1.000", "1.000", "1.000"}, []string{row[7], row[10], row[11]})
+		}
+	}
+
+	code, stdout, stderr = nowt(t, append(args[:len(args)-2], "-rounds", "2")...)
+	require.Equal(t, 0, code, "stderr: %s", stderr)
+	lines := strings.Split(strings.TrimRight(stdout, "\n"), "\n")
+	require.Len(t, lines, 4, stdout)
+	require.True(t, strings.HasSuffix(lines[0], "2 rounds"), lines[0])
+	bp := strings.Fields(lines[2])
+	require.Equal(t, []string{"bp", "1.000", "1.000–1.000"}, []string{bp[1], bp[7], bp[9]})
+	for _, line := range lines[1:] {
+		require.Equal(t, utf8.RuneCountInString(lines[0]), utf8.RuneCountInString(line), "rows align with the header")
+	}
+}
+
+func parseFloat(t *testing.T, s string) float64 {
+	t.Helper()
+	v, err := strconv.ParseFloat(s, 64)
+	require.NoError(t, err, s)
+	return v
+}
+
 // TestBadInvocations drives the command over invalid settings of every kind: each exits with status 2 before
 // anything is written, with a message naming the flag at fault (and the valid range), and never panics.
 func TestBadInvocations(t *testing.T) {
@@ -326,6 +373,7 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"compare", "-rules", "wm", "-wm-noise", "pink"}, "-wm-noise"},
 		{[]string{"bench", "-warmup-steps", "-1"}, "-warmup-steps"},
 		{[]string{"bench", "-steps", "0"}, "-steps 0"},
+		{[]string{"bench", "-rounds", "0"}, "-rounds 0"},
 		{[]string{"bench", "-batch", "0"}, "-batch"},
 		{[]string{"train", "-rule", "fa", "-set", "feedback_rule=kp"}, "-rule"},
 		{[]string{"compare", "-rules", "bp,fa,bp"}, "-rules"},

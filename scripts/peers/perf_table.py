@@ -76,6 +76,17 @@ def describe_ratios(values):
     return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f} over {len(values)} rounds)"
 
 
+def paired_rule_ratio(row):
+    """A nowt row's ratio to BP from `nowt bench -rounds` (median of the rounds' ratios, lowest, highest, rounds),
+    or None for a row measured in one pass."""
+    try:
+        rounds = int(row.get("rounds") or 0)
+        ratio, lowest, highest = (float(row[k]) for k in ("ratio_to_bp", "ratio_min", "ratio_max"))
+    except (KeyError, TypeError, ValueError):  # older rows without these columns, or "-" (no bp measured)
+        return None
+    return (ratio, lowest, highest, rounds) if rounds > 1 else None
+
+
 def main():
     rows_path, log_path = sys.argv[1], sys.argv[2]
     rows = list(csv.DictReader(open(rows_path)))
@@ -99,8 +110,11 @@ def main():
       "pipeline (synthetic or MNIST in memory); JAX and PyTorch reuse one batch already in memory (and "
       "*jax@nowt-plugin/host-batch*, in the paired rounds, a NumPy batch that every step transfers). "
       "*jax* runs on the XLA bundled with jaxlib; *jax@nowt-plugin* runs the same JAX program on the PJRT plugin "
-      "nowt's xla:cpu rows use, so that nowt and JAX are compared on the same compiler. Where the MLP step's time "
-      "goes, and why nowt's graph is not the gap: [perf-analysis.md](perf-analysis.md).\n")
+      "nowt's xla:cpu rows use, so that nowt and JAX are compared on the same compiler. Where a nowt-xla row's "
+      "*÷ nowt-xla BP* has a range, it was measured in rounds inside one process (`nowt bench -rounds`: every "
+      "rule set up at once, each timed in turn, the order reversed every other round): the median of the "
+      "rounds' ratios to BP, then their range; its *step* is the median over all rounds. Where the MLP step's "
+      "time goes, and why nowt's graph is not the gap: [perf-analysis.md](perf-analysis.md).\n")
     if loads:
         w("Machine load while it ran: " + "; ".join(l.replace("bench-peers: ", "") for l in loads) + ".\n")
         try:
@@ -128,6 +142,9 @@ def main():
             step = float(r["step_s"])
             vs_jax = f"{step / jax_bp:.2f}" if jax_bp else "–"
             vs_bp = f"{step / xla_bp:.2f}" if xla_bp and r["system"] == "nowt-xla:cpu" else "–"
+            paired_rule = paired_rule_ratio(r) if r["system"] == "nowt-xla:cpu" else None
+            if paired_rule:
+                vs_bp = f"{paired_rule[0]:.2f} ({paired_rule[1]:.2f}–{paired_rule[2]:.2f})"
             mirror = float(r.get("mirror_share") or 0)
             ms = f"{100 * mirror:.0f} %" if r["rule"] == "wm" and r["system"].startswith("nowt") else "–"
             w(f"| {r['system']} | {r['rule']} | {float(r['first_step_s']):.2f} | {1000 * step:.1f} | "
@@ -151,17 +168,24 @@ def main():
                 a, b = xla_bps
                 parts.append(f"BP measured twice, before and after the other rules: {1000 * a:.1f} and {1000 * b:.1f} ms "
                              f"({100 * abs(a - b) / xla_bp:.0f} % of their mean; a rule's ratio within that of 1 is noise)")
-            rules = {r["rule"]: float(r["step_s"]) for r in rs if r["system"] == "nowt-xla:cpu"}
+            xla_rows = {r["rule"]: r for r in rs if r["system"] == "nowt-xla:cpu"}
             for rule in ("fa", "ss", "kp", "usf", "frsf", "brsf", "dfa", "wm"):
-                if rule in rules:
-                    parts.append(f"{rule}÷bp {rules[rule] / xla_bp:.2f}")
+                if rule not in xla_rows:
+                    continue
+                paired_rule = paired_rule_ratio(xla_rows[rule])
+                if paired_rule:
+                    ratio, lowest, highest, n = paired_rule
+                    parts.append(f"{rule}÷bp {ratio:.2f} ({lowest:.2f}–{highest:.2f})")
+                else:
+                    parts.append(f"{rule}÷bp {float(xla_rows[rule]['step_s']) / xla_bp:.2f}")
             summary.append(f"| {model} | {batch} | " + "; ".join(parts) + " |")
     if summary:
         w("\n## Against the goals\n")
         w("| model | batch | ratios of step times (goals: nowt-xla BP ≤ 1.2× JAX on the same compiler and ≤ PyTorch; "
           "fa, ss, kp, usf, frsf, brsf ≤ 1.1× bp; dfa ≤ 1.2× bp; wm ≤ 1.1× bp on ResNets; where nowt-xla's BP "
-          "has two rows, its step is their mean; where paired rounds ran, nowt's ratios to JAX are theirs: "
-          "steps measured a minute apart drift by more than the goal's margin) |")
+          "has two rows, its step is their mean; where paired rounds ran, nowt's ratios to JAX are theirs, and a "
+          "rule's ratio to bp with a range is the median of its rounds: steps measured a minute apart drift by "
+          "more than the goal's margin) |")
         w("|---|---:|---|")
         out.extend(summary)
     w("")

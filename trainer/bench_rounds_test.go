@@ -1,0 +1,73 @@
+package trainer
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestBenchmarkRounds: every configuration is timed in each round (steps timed steps a round, one median a
+// round), the paired ratio of a configuration to itself is exactly 1, and the arguments are checked.
+func TestBenchmarkRounds(t *testing.T) {
+	bp, kp := tinyConfig(t, "bp"), tinyConfig(t, "kp")
+	bp.Steps, kp.Steps = 0, 0
+	tps, err := BenchmarkRounds([]Config{bp, kp}, 1, 2, 3, nil)
+	require.NoError(t, err)
+	require.Len(t, tps, 2)
+	for i, rule := range []string{"bp", "kp"} {
+		tp := tps[i]
+		require.Equal(t, rule, tp.Rule)
+		require.Equal(t, 6, tp.Steps, "%s: 3 rounds of 2 timed steps", rule)
+		require.Len(t, tp.RoundStepTimes, 3, rule)
+		require.Positive(t, tp.FirstStep, rule)
+		require.Positive(t, tp.StepTime, rule)
+		require.InDelta(t, float64(tp.Batch)/tp.StepTime.Seconds(), tp.ImagesPerSecond, 1e-6*tp.ImagesPerSecond, rule)
+		median, lowest, highest := tp.RatioTo(tp)
+		require.Equal(t, []float64{1, 1, 1}, []float64{median, lowest, highest}, rule)
+	}
+	median, lowest, highest := tps[1].RatioTo(tps[0])
+	require.Positive(t, median)
+	require.LessOrEqual(t, lowest, median)
+	require.LessOrEqual(t, median, highest)
+
+	other := kp
+	other.Backend = "go"
+	bp.Backend = "auto"
+	_, err = BenchmarkRounds([]Config{bp, other}, 1, 1, 2, nil)
+	require.ErrorContains(t, err, "share one backend")
+	for _, bad := range []struct{ warmup, steps, rounds int }{{-1, 1, 1}, {0, 0, 1}, {0, 1, 0}} {
+		_, err = BenchmarkRounds([]Config{kp}, bad.warmup, bad.steps, bad.rounds, nil)
+		require.ErrorContains(t, err, "want at least 1 round of at least 1 timed step", "%+v", bad)
+	}
+	_, err = BenchmarkRounds(nil, 1, 1, 1, nil)
+	require.ErrorContains(t, err, "no configuration")
+}
+
+// TestRatioTo: the median (of an odd and an even count) and range of the round-by-round ratios, over the rounds
+// both measured, skipping rounds without a time.
+func TestRatioTo(t *testing.T) {
+	ms := func(vs ...int) []time.Duration {
+		out := make([]time.Duration, len(vs))
+		for i, v := range vs {
+			out[i] = time.Duration(v) * time.Millisecond
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name       string
+		rule, base []time.Duration
+		want       [3]float64
+	}{
+		{"odd", ms(12, 30, 10), ms(10, 20, 10), [3]float64{1.2, 1, 1.5}},
+		{"even", ms(11, 13, 10, 40), ms(10, 10, 10, 10), [3]float64{1.2, 1, 4}},
+		{"base has fewer rounds", ms(20, 30, 99), ms(10, 10), [3]float64{2.5, 2, 3}},
+		{"a round without a time", ms(20, 30, 40), ms(10, 0, 10), [3]float64{3, 2, 4}},
+		{"no common round", ms(20), nil, [3]float64{0, 0, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			median, lowest, highest := (&Throughput{RoundStepTimes: tc.rule}).RatioTo(&Throughput{RoundStepTimes: tc.base})
+			require.InDeltaSlice(t, tc.want[:], []float64{median, lowest, highest}, 1e-12)
+		})
+	}
+}
