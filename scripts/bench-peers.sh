@@ -2,7 +2,7 @@
 # Speed side by side, in one run on one machine: nowt on XLA on CPU (every rule), nowt on pure Go, JAX on CPU and
 # PyTorch on CPU, on the same models and shapes (scripts/peers/models_spec.md), then docs/perf.md from the rows.
 #
-#   scripts/bench-peers.sh            # everything (about 30-40 minutes on 2 cores)
+#   scripts/bench-peers.sh            # everything (about 45 minutes on 2 cores)
 #   QUICK=1 scripts/bench-peers.sh    # MLPs only (a few minutes), to try the script
 #
 # It installs what it needs: the XLA CPU plugin (`nowt setup`), JAX into .peers-venv (pip), PyTorch from Debian
