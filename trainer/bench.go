@@ -88,6 +88,7 @@ func BenchmarkRounds(cfgs []Config, warmup, steps, rounds int, out io.Writer) (t
 	if len(cfgs) == 0 {
 		return nil, errors.New("benchmark: no configuration to time")
 	}
+	cfgs = slices.Clone(cfgs) // the caller's stay as they are
 	for i := range cfgs {
 		cfgs[i].OutDir = "unused"
 		if cfgs[i].Epochs <= 0 && cfgs[i].Steps <= 0 {
@@ -123,7 +124,7 @@ func BenchmarkRounds(cfgs []Config, warmup, steps, rounds int, out io.Writer) (t
 			return nil, err
 		}
 		sessions = append(sessions, s)
-		if err := s.time(max(1, warmup), false); err != nil {
+		if err := s.trainSteps(max(1, warmup), false); err != nil {
 			return nil, err
 		}
 	}
@@ -133,7 +134,7 @@ func BenchmarkRounds(cfgs []Config, warmup, steps, rounds int, out io.Writer) (t
 			slices.Reverse(order)
 		}
 		for _, s := range order {
-			if err := s.time(steps, true); err != nil {
+			if err := s.trainSteps(steps, true); err != nil {
 				return nil, err
 			}
 		}
@@ -191,9 +192,9 @@ func newBenchSession(backend backends.Backend, cfg Config, out io.Writer) (s *be
 	return s, nil
 }
 
-// time trains n steps (each with its mirror steps), recording their times when timed; the session's very first
+// trainSteps trains n steps (each with its mirror steps), recording their times when timed; the session's very first
 // step, compilation included, is kept apart as the first step.
-func (s *benchSession) time(n int, timed bool) (err error) {
+func (s *benchSession) trainSteps(n int, timed bool) (err error) {
 	what := benchmarkWhat(s.r.cfg)
 	defer recoverAsError(what, &err)
 	var round []time.Duration

@@ -8,12 +8,15 @@ import (
 )
 
 // TestBenchmarkRounds: every configuration is timed in each round (steps timed steps a round, one median a
-// round), the paired ratio of a configuration to itself is exactly 1, and the arguments are checked.
+// round), the paired ratio of a configuration to itself is exactly 1, the caller's configurations are not
+// changed, and the arguments are checked.
 func TestBenchmarkRounds(t *testing.T) {
 	bp, kp := tinyConfig(t, "bp"), tinyConfig(t, "kp")
 	bp.Steps, kp.Steps = 0, 0
-	tps, err := BenchmarkRounds([]Config{bp, kp}, 1, 2, 3, nil)
+	cfgs := []Config{bp, kp}
+	tps, err := BenchmarkRounds(cfgs, 1, 2, 3, nil)
 	require.NoError(t, err)
+	require.Equal(t, []Config{bp, kp}, cfgs, "the caller's configurations are left as they were")
 	require.Len(t, tps, 2)
 	for i, rule := range []string{"bp", "kp"} {
 		tp := tps[i]

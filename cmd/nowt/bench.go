@@ -155,7 +155,11 @@ func (t benchTable) row(res, bp *trainer.Throughput) {
 	fmt.Fprintf(t.out, benchTextRow, res.Model, res.Rule, fmt.Sprint(res.Batch), fmt.Sprint(res.Devices),
 		res.FirstStep.Round(1e6), res.StepTime.Round(1e5), fmt.Sprintf("%.1f", res.ImagesPerSecond), formatRatio(ratio), mirror)
 	if t.rounds > 1 {
-		fmt.Fprintf(t.out, "  %11s", formatRatio(lowest)+"–"+formatRatio(highest))
+		spread := "-"
+		if lowest > 0 {
+			spread = formatRatio(lowest) + "–" + formatRatio(highest)
+		}
+		fmt.Fprintf(t.out, "  %11s", spread)
 	}
 	fmt.Fprintln(t.out)
 }
