@@ -259,3 +259,34 @@ func BenchmarkMirrorDesign(b *testing.B) {
 	b.ReportMetric(float64(fusedBest.Microseconds())/1000, "fused-ms")
 	b.ReportMetric(float64(fusedBest)/float64(sepBest), "fused/separate")
 }
+
+// BenchmarkMirrorNoise times drawing a weight-mirror step's uniform noise for the 784-500-10 MLP (128 rows of
+// 784 and of 500 values) as the mirror draws it (uniform01: float64 draws, rounded) against GoMLX's float32
+// RandomUniform, in the same run, on the test backend:
+//
+//	NOWT_TEST_BACKEND=xla:cpu go test ./feedback -run '^$' -bench MirrorNoise -benchtime 200x
+func BenchmarkMirrorNoise(b *testing.B) {
+	backend := testutil.Backend(b)
+	for _, tc := range []struct {
+		name string
+		draw func(ctx *context.Context, g *Graph, shape shapes.Shape) *Node
+	}{
+		{"uniform01", uniform01},
+		{"float32-RandomUniform", func(ctx *context.Context, g *Graph, shape shapes.Shape) *Node {
+			return ctx.RandomUniform(g, shape)
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			exec := context.MustNewExec(backend, context.New(), func(ctx *context.Context, g *Graph) *Node {
+				x := tc.draw(ctx, g, shapes.Make(dtypes.Float32, 128, 784))
+				y := tc.draw(ctx, g, shapes.Make(dtypes.Float32, 128, 500))
+				return Add(ReduceAllSum(x), ReduceAllSum(y))
+			})
+			exec.MustExec()
+			b.ResetTimer()
+			for range b.N {
+				exec.MustExec()[0].Value()
+			}
+		})
+	}
+}

@@ -2,10 +2,13 @@ package feedback
 
 import (
 	"fmt"
+	"math"
 	"math/rand"
 	"testing"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
+	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/nowt-ml/nowt/internal/testutil"
@@ -66,6 +69,53 @@ func TestWeightMirrorComposition(t *testing.T) {
 				}
 			}
 			testutil.RequireClose(t, want, testutil.Flat64(t, got), 1e-12, "mirror step")
+		})
+	}
+}
+
+// TestMirrorNoiseMoments: the mirror's noise has the distribution its settings name: uniform on [−s, s) (mean 0,
+// variance s²/3, kurtosis 1.8) or gaussian (variance s², kurtosis 3), uncorrelated between inputs, and new at
+// every draw.
+func TestMirrorNoiseMoments(t *testing.T) {
+	backend := testutil.Backend(t)
+	const rows, cols, scale = 4096, 32, 0.05
+	for _, tc := range []struct {
+		noise              string
+		variance, kurtosis float64
+	}{{"uniform", scale * scale / 3, 1.8}, {"gaussian", scale * scale, 3}} {
+		t.Run(tc.noise, func(t *testing.T) {
+			ctx := context.New()
+			ctx.SetParam(ParamWMNoise, tc.noise)
+			ctx.SetParam(ParamWMNoiseScale, scale)
+			exec := context.MustNewExec(backend, ctx, func(ctx *context.Context, g *Graph) *Node {
+				return mirrorNoise(ctx, g, shapes.Make(dtypes.Float32, rows, cols))
+			})
+			first := exec.MustExec()[0].Value().([][]float32)
+			second := exec.MustExec()[0].Value().([][]float32)
+			require.NotEqual(t, first[0], second[0], "each draw is new")
+			var sum, sum2, sum4, cross float64
+			lowest, highest := math.Inf(1), math.Inf(-1)
+			for _, row := range first {
+				for j, v := range row {
+					x := float64(v)
+					sum, sum2, sum4 = sum+x, sum2+x*x, sum4+x*x*x*x
+					lowest, highest = min(lowest, x), max(highest, x)
+					if j > 0 {
+						cross += x * float64(row[j-1])
+					}
+				}
+			}
+			n := float64(rows * cols)
+			sd := math.Sqrt(tc.variance)
+			require.InDelta(t, 0, sum/n, 5*sd/math.Sqrt(n), "mean")
+			require.InEpsilon(t, tc.variance, sum2/n, 0.03, "variance")
+			require.InEpsilon(t, tc.kurtosis, sum4/n/(tc.variance*tc.variance), 0.05, "kurtosis")
+			require.InDelta(t, 0, cross/(n-rows)/tc.variance, 5/math.Sqrt(n-rows), "neighbouring inputs uncorrelated")
+			if tc.noise == "uniform" {
+				require.GreaterOrEqual(t, lowest, -scale)
+				require.Less(t, highest, float64(scale))
+				require.Greater(t, highest-lowest, 2*scale*0.999, "the whole interval is covered")
+			}
 		})
 	}
 }
