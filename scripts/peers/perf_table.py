@@ -131,8 +131,9 @@ def main():
         jax_bp = next((float(r["step_s"]) for r in rs if r["system"].startswith("jax") and "@" not in r["system"]), None)
         jax_plugin_bp = next((float(r["step_s"]) for r in rs if r["system"].endswith("@nowt-plugin")), None)
         torch_bp = min((float(r["step_s"]) for r in rs if r["system"].startswith("torch")), default=None)
-        # BP's baseline was measured twice on XLA, before and after the other rules (bench-peers.sh's bp-again row):
-        # the ratios are against their mean, and their spread is the drift a ratio has to beat.
+        # Rows of runs before `nowt bench -rounds` measured BP's baseline twice on XLA, before and after the other
+        # rules (a bp-again row): their ratios are against the mean of the two, and their spread is the drift a
+        # ratio has to beat. Rows measured in rounds carry their paired ratio (paired_rule_ratio) instead.
         xla_bps = [float(r["step_s"]) for r in rs if r["system"] == "nowt-xla:cpu" and r["rule"] in ("bp", "bp-again")]
         xla_bp = sum(xla_bps) / len(xla_bps) if xla_bps else None
         w(f"\n## {model}, batch {batch}\n")
