@@ -42,7 +42,7 @@ func (t *Throughput) MirrorShare() float64 {
 // returns the median of those ratios and their range. Measured in the same rounds of one [BenchmarkRounds], the
 // ratio is paired: a slow minute of the machine slows both steps of a round alike. It returns zeros when the two
 // have no rounds in common.
-func (t *Throughput) RatioTo(base *Throughput) (median, lowest, highest float64) {
+func (t *Throughput) RatioTo(base *Throughput) (mid, lowest, highest float64) {
 	n := min(len(t.RoundStepTimes), len(base.RoundStepTimes))
 	ratios := make([]float64, 0, n)
 	for i := range n {
@@ -53,12 +53,7 @@ func (t *Throughput) RatioTo(base *Throughput) (median, lowest, highest float64)
 	if len(ratios) == 0 {
 		return 0, 0, 0
 	}
-	slices.Sort(ratios)
-	median = ratios[len(ratios)/2]
-	if len(ratios)%2 == 0 {
-		median = (ratios[len(ratios)/2-1] + median) / 2
-	}
-	return median, ratios[0], ratios[len(ratios)-1]
+	return median(ratios), slices.Min(ratios), slices.Max(ratios)
 }
 
 // Benchmark trains cfg for warmup untimed steps (compilation included) and then steps timed steps, mirror steps
@@ -245,12 +240,12 @@ func (s *benchSession) throughput() *Throughput {
 	return tp
 }
 
-// median returns the median of ds (the mean of the two middle values for an even count), 0 for none.
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
+// median returns the median of xs (the mean of the two middle values for an even count), 0 for none.
+func median[T time.Duration | float64](xs []T) T {
+	if len(xs) == 0 {
 		return 0
 	}
-	s := slices.Clone(ds)
+	s := slices.Clone(xs)
 	slices.Sort(s)
 	if len(s)%2 == 1 {
 		return s[len(s)/2]

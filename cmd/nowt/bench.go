@@ -130,17 +130,12 @@ func (t benchTable) header() {
 	fmt.Fprintln(t.out)
 }
 
-// row prints res; its ratio to bp (bp's step time ÷ res's with one round, the median of the rounds' ratios and
-// their range with several) is "-" when bp is nil (not measured before res, or not among the rules).
+// row prints res; its ratio to bp (res's step ÷ bp's, the median of the rounds' ratios and their range) is "-" when
+// bp is nil (not measured before res, or not among the rules).
 func (t benchTable) row(res, bp *trainer.Throughput) {
 	ratio, lowest, highest := 0.0, 0.0, 0.0
 	if bp != nil {
-		if t.rounds == 1 {
-			ratio = bp.ImagesPerSecond / res.ImagesPerSecond
-			lowest, highest = ratio, ratio
-		} else {
-			ratio, lowest, highest = res.RatioTo(bp)
-		}
+		ratio, lowest, highest = res.RatioTo(bp)
 	}
 	if t.csv {
 		fmt.Fprintf(t.out, "%s,%s,%d,%d,%.4f,%.6f,%.1f,%s,%.4f,%d,%s,%s\n", res.Model, res.Rule, res.Batch, res.Devices,

@@ -87,6 +87,12 @@ def paired_rule_ratio(row):
     return (ratio, lowest, highest, rounds) if rounds > 1 else None
 
 
+def describe_rule_ratio(paired_rule):
+    """'1.19 (1.08–1.33)': a rule's paired ratio to BP, the median and range of its rounds."""
+    ratio, lowest, highest, _ = paired_rule
+    return f"{ratio:.2f} ({lowest:.2f}–{highest:.2f})"
+
+
 def main():
     rows_path, log_path = sys.argv[1], sys.argv[2]
     rows = list(csv.DictReader(open(rows_path)))
@@ -145,7 +151,7 @@ def main():
             vs_bp = f"{step / xla_bp:.2f}" if xla_bp and r["system"] == "nowt-xla:cpu" else "–"
             paired_rule = paired_rule_ratio(r) if r["system"] == "nowt-xla:cpu" else None
             if paired_rule:
-                vs_bp = f"{paired_rule[0]:.2f} ({paired_rule[1]:.2f}–{paired_rule[2]:.2f})"
+                vs_bp = describe_rule_ratio(paired_rule)
             mirror = float(r.get("mirror_share") or 0)
             ms = f"{100 * mirror:.0f} %" if r["rule"] == "wm" and r["system"].startswith("nowt") else "–"
             w(f"| {r['system']} | {r['rule']} | {float(r['first_step_s']):.2f} | {1000 * step:.1f} | "
@@ -175,8 +181,7 @@ def main():
                     continue
                 paired_rule = paired_rule_ratio(xla_rows[rule])
                 if paired_rule:
-                    ratio, lowest, highest, n = paired_rule
-                    parts.append(f"{rule}÷bp {ratio:.2f} ({lowest:.2f}–{highest:.2f})")
+                    parts.append(f"{rule}÷bp {describe_rule_ratio(paired_rule)}")
                 else:
                     parts.append(f"{rule}÷bp {float(xla_rows[rule]['step_s']) / xla_bp:.2f}")
             summary.append(f"| {model} | {batch} | " + "; ".join(parts) + " |")
