@@ -15,9 +15,11 @@
 # JAX's step (on nowt's plugin, fed a device batch and a host batch, and on jaxlib's XLA) one right after the other,
 # the order reversed every other round (pairs.csv: model,batch,round,system,step_s). The page reads the goal from
 # the ratios within each round. nowt's rules are compared with its BP the same way, inside one process: `nowt bench
-# -rounds XLA_ROUNDS` (default 3) keeps every rule set up and times each in turn, round after round, and gives each
-# rule's ratio to BP as the median of the rounds' ratios, with their range (rows.csv: ratio_to_bp, ratio_min,
-# ratio_max, rounds).
+# -rounds XLA_ROUNDS` (default 4: an even count gives every rule the same mean place in the order) keeps every rule
+# set up and times each in turn, round after round, and gives each rule's ratio to BP as the median of the rounds'
+# ratios, with their range (rows.csv: ratio_to_bp, ratio_min, ratio_max, rounds). With `-control` BP is timed a
+# second time in the same rounds (row bp-again): its ratio to BP is the machine's noise, what a rule's ratio has to
+# exceed before it says anything.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -31,7 +33,7 @@ echo "system,model,rule,batch,first_step_s,step_s,images_per_s,mirror_share,rati
 PAIRS="$RUNDIR/pairs.csv"
 echo "model,batch,round,system,step_s" >"$PAIRS"
 PAIR_ROUNDS=${PAIR_ROUNDS:-3}
-XLA_ROUNDS=${XLA_ROUNDS:-3}
+XLA_ROUNDS=${XLA_ROUNDS:-4}
 say() { echo "bench-peers: $*" | tee -a "$LOG" >&2; }
 
 $GO build -o bin/nowt ./cmd/nowt || exit 1
@@ -73,11 +75,12 @@ CONFIGS=(
 XLA_RULES=${XLA_RULES:-bp,fa,ss,wm,kp,usf,frsf,brsf,dfa}
 [ -n "${QUICK:-}" ] && CONFIGS=("${CONFIGS[@]:0:2}")
 
-nowt_rows() { # system name flags batch steps rules backend rounds
+nowt_rows() { # system name flags batch steps rules backend rounds [more bench flags]
 	local system=$1 name=$2 flags=$3 batch=$4 steps=$5 rules=$6 backend=$7 rounds=$8
+	shift 8
 	# shellcheck disable=SC2086
 	bin/nowt bench -csv -backend "$backend" $flags -batch "$batch" -rule "$rules" -steps "$steps" -rounds "$rounds" \
-		-warmup-steps 2 2>>"$LOG" | tail -n +2 | while IFS=, read -r _ rule b _ first step ips ratio mirror n lowest highest; do
+		-warmup-steps 2 "$@" 2>>"$LOG" | tail -n +2 | while IFS=, read -r _ rule b _ first step ips ratio mirror n lowest highest; do
 		echo "$system,$name,$rule,$b,$first,$step,$ips,$mirror,$ratio,$lowest,$highest,$n"
 	done >>"$ROWS"
 }
@@ -126,7 +129,9 @@ say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 for c in "${CONFIGS[@]}"; do
 	IFS='|' read -r name flags peer batch steps gospec <<<"$c"
 	say "$name batch $batch"
-	nowt_rows "nowt-xla:cpu" "$name" "$flags" "$batch" "$steps" "$XLA_RULES" "xla:cpu" "$XLA_ROUNDS"
+	control=()
+	[[ ",$XLA_RULES," == *,bp,* ]] && control=(-control)
+	nowt_rows "nowt-xla:cpu" "$name" "$flags" "$batch" "$steps" "$XLA_RULES" "xla:cpu" "$XLA_ROUNDS" "${control[@]}"
 	nowt_rows "nowt-go" "$name" "$flags" "$batch" "${gospec#*:}" "${gospec%%:*}" "go" 1
 	peer_row "$PYJAX" scripts/peers/bench_jax.py "$peer" "$batch" "$steps"
 	plugin_peer_row "$peer" "$batch" "$steps"

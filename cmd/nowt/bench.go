@@ -22,7 +22,10 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	csv := fs.Bool("csv", false, "print comma-separated rows (with a header) instead of the table")
 	rounds := fs.Int("rounds", 1, "with more than 1: set every rule of a model up at once and time -steps steps of each in turn, "+
 		"the order reversed every other round; the ratio to bp is then the median of the rounds' ratios (range in the last column), "+
-		"steady against the machine's drift. Every rule's session stays in memory (one backend)")
+		"steady against the machine's drift. Every rule's session stays in memory (one backend); an even count gives every rule "+
+		"the same mean place in the order")
+	control := fs.Bool("control", false, "also time bp a second time, after the listed rules (row bp-again): its ratio to bp is the "+
+		"machine's noise, which a rule's ratio to bp has to exceed to mean anything (needs bp among -rule)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -67,6 +70,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	if *control && !slices.Contains(splitList(cfg.Rule), "bp") {
+		return usagef("-control times bp a second time: give bp among -rule (now %q)", cfg.Rule)
+	}
 	table := benchTable{out: stdout, csv: *csv, rounds: *rounds}
 	table.header()
 	for _, model := range splitList(cfg.Model) {
@@ -76,14 +82,26 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			c.Model, c.Rule = model, rule
 			cfgs = append(cfgs, c)
 		}
+		if *control {
+			c := cfg
+			c.Model, c.Rule = model, "bp"
+			cfgs = append(cfgs, c)
+		}
+		// label names results[i]: the control's row is bp-again, compared with the first bp.
+		label := func(i int, res *trainer.Throughput) {
+			if *control && i == len(cfgs)-1 {
+				res.Rule = controlRule
+			}
+		}
 		if *rounds == 1 { // one rule at a time, each row printed as soon as it is measured
 			var bp *trainer.Throughput
-			for _, c := range cfgs {
+			for i, c := range cfgs {
 				res, err := trainer.Benchmark(c, *warmup, cfg.Steps, stderr) // its errors name model and rule
 				if err != nil {
 					return err
 				}
-				if c.Rule == "bp" {
+				label(i, res)
+				if res.Rule == "bp" {
 					bp = res
 				}
 				table.row(res, bp)
@@ -95,7 +113,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		var bp *trainer.Throughput
-		for _, res := range results {
+		for i, res := range results {
+			label(i, res)
 			if res.Rule == "bp" {
 				bp = res
 			}
@@ -107,6 +126,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// controlRule labels the row of -control: bp timed a second time, after the listed rules.
+const controlRule = "bp-again"
+
 // benchTable prints bench's rows: fixed-width columns, so that each row can be printed as soon as it is measured,
 // or comma-separated values.
 type benchTable struct {
@@ -115,7 +137,7 @@ type benchTable struct {
 	rounds int
 }
 
-const benchTextRow = "%9s  %4s  %6s  %7s  %10s  %10s  %10s  %11s  %8s"
+const benchTextRow = "%9s  %8s  %6s  %7s  %10s  %10s  %10s  %11s  %8s"
 
 func (t benchTable) header() {
 	if t.csv {

@@ -246,7 +246,8 @@ func TestBenchTable(t *testing.T) {
 }
 
 // TestBenchRounds: with -rounds, every rule gets a paired ratio to bp, the median of the rounds' ratios within
-// their range, also for a rule listed before bp; as CSV and as a table with the range in a last column.
+// their range, also for a rule listed before bp; as CSV and as a table with the range in a last column; -control
+// adds bp timed again, last, compared with the first bp.
 func TestBenchRounds(t *testing.T) {
 	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
 	args := []string{"bench", "-model", "mlp", "-hidden", "16", "-rule", "kp,bp,fa", "-dataset", "mnist",
@@ -271,13 +272,19 @@ func TestBenchRounds(t *testing.T) {
 		}
 	}
 
-	code, stdout, stderr = nowt(t, append(args[:len(args)-2], "-rounds", "2")...)
+	code, stdout, stderr = nowt(t, append(args[:len(args)-2], "-rounds", "2", "-control")...)
 	require.Equal(t, 0, code, "stderr: %s", stderr)
 	lines := strings.Split(strings.TrimRight(stdout, "\n"), "\n")
-	require.Len(t, lines, 4, stdout)
+	require.Len(t, lines, 5, stdout)
 	require.True(t, strings.HasSuffix(lines[0], "2 rounds"), lines[0])
 	bp := strings.Fields(lines[2])
 	require.Equal(t, []string{"bp", "1.000", "1.000–1.000"}, []string{bp[1], bp[7], bp[9]})
+	again := strings.Fields(lines[4])
+	require.Equal(t, "bp-again", again[1], stdout)
+	lowest, highest, found := strings.Cut(again[9], "–")
+	require.True(t, found, again[9])
+	require.LessOrEqual(t, parseFloat(t, lowest), parseFloat(t, again[7]), "the control's ratio to the first bp lies in its range")
+	require.LessOrEqual(t, parseFloat(t, again[7]), parseFloat(t, highest))
 	for _, line := range lines[1:] {
 		require.Equal(t, utf8.RuneCountInString(lines[0]), utf8.RuneCountInString(line), "rows align with the header")
 	}
@@ -374,6 +381,7 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"bench", "-warmup-steps", "-1"}, "-warmup-steps"},
 		{[]string{"bench", "-steps", "0"}, "-steps 0"},
 		{[]string{"bench", "-rounds", "0"}, "-rounds 0"},
+		{[]string{"bench", "-rule", "fa,kp", "-control"}, "give bp among -rule"},
 		{[]string{"bench", "-batch", "0"}, "-batch"},
 		{[]string{"train", "-rule", "fa", "-set", "feedback_rule=kp"}, "-rule"},
 		{[]string{"compare", "-rules", "bp,fa,bp"}, "-rules"},
