@@ -93,6 +93,13 @@ def describe_rule_ratio(paired_rule):
     return f"{ratio:.2f} ({lowest:.2f}–{highest:.2f})"
 
 
+def describe_vs_bp(row, xla_bp):
+    """A nowt-xla row's ratio to BP as the page prints it: its paired ratio from rounds where it has one, else its
+    step ÷ xla_bp (BP's step, or the mean of BP's two in older runs)."""
+    paired_rule = paired_rule_ratio(row)
+    return describe_rule_ratio(paired_rule) if paired_rule else f"{float(row['step_s']) / xla_bp:.2f}"
+
+
 def main():
     rows_path, log_path = sys.argv[1], sys.argv[2]
     rows = list(csv.DictReader(open(rows_path)))
@@ -152,10 +159,7 @@ def main():
         for r in rs:
             step = float(r["step_s"])
             vs_jax = f"{step / jax_bp:.2f}" if jax_bp else "–"
-            vs_bp = f"{step / xla_bp:.2f}" if xla_bp and r["system"] == "nowt-xla:cpu" else "–"
-            paired_rule = paired_rule_ratio(r) if r["system"] == "nowt-xla:cpu" else None
-            if paired_rule:
-                vs_bp = describe_rule_ratio(paired_rule)
+            vs_bp = describe_vs_bp(r, xla_bp) if xla_bp and r["system"] == "nowt-xla:cpu" else "–"
             mirror = float(r.get("mirror_share") or 0)
             ms = f"{100 * mirror:.0f} %" if r["rule"] == "wm" and r["system"].startswith("nowt") else "–"
             w(f"| {r['system']} | {r['rule']} | {float(r['first_step_s']):.2f} | {1000 * step:.1f} | "
@@ -183,21 +187,17 @@ def main():
                 parts.append(f"BP measured twice, before and after the other rules: {1000 * a:.1f} and {1000 * b:.1f} ms "
                              f"({100 * abs(a - b) / xla_bp:.0f} % of their mean; a rule's ratio within that of 1 is noise)")
             for rule in ("fa", "ss", "kp", "usf", "frsf", "brsf", "dfa", "wm"):
-                if rule not in xla_rows:
-                    continue
-                paired_rule = paired_rule_ratio(xla_rows[rule])
-                if paired_rule:
-                    parts.append(f"{rule}÷bp {describe_rule_ratio(paired_rule)}")
-                else:
-                    parts.append(f"{rule}÷bp {float(xla_rows[rule]['step_s']) / xla_bp:.2f}")
+                if rule in xla_rows:
+                    parts.append(f"{rule}÷bp {describe_vs_bp(xla_rows[rule], xla_bp)}")
             summary.append(f"| {model} | {batch} | " + "; ".join(parts) + " |")
     if summary:
         w("\n## Against the goals\n")
         w("| model | batch | ratios of step times (goals: nowt-xla BP ≤ 1.2× JAX on the same compiler and ≤ PyTorch; "
           "fa, ss, kp, usf, frsf, brsf ≤ 1.1× bp; dfa ≤ 1.2× bp; wm ≤ 1.1× bp on ResNets; where nowt-xla's BP "
-          "has two rows measured one after the other (runs before `nowt bench -rounds`), its step is their mean; where paired rounds ran, nowt's ratios to JAX are theirs, and a "
-          "rule's ratio to bp with a range is the median of its rounds: steps measured a minute apart drift by "
-          "more than the goal's margin; bp-again ÷ bp is BP timed twice in those rounds, the noise of that run) |")
+          "has two rows measured one after the other (runs before `nowt bench -rounds`), its step is their mean; "
+          "where paired rounds ran, nowt's ratios to JAX are theirs, and a rule's ratio to bp with a range is the "
+          "median of its rounds: steps measured a minute apart drift by more than the goal's margin; bp-again ÷ bp "
+          "is BP timed twice in those rounds, the noise of that run) |")
         w("|---|---:|---|")
         out.extend(summary)
     w("")
