@@ -146,6 +146,22 @@ func Gradients(ctx *context.Context, loss *Node) ([]*context.Variable, []*Node) 
 	return vars, grads
 }
 
+// TiedFeedback returns the B of every layer whose B learns by W's task gradient alone ([Learning.Tied] with no
+// primitives and no mirror: Kolen-Pollack), mapped to that layer's W. [Gradients] gives such a B exactly W's
+// gradient, so an optimizer may update it from W's own state ([Decays] and [DecoupledDecays] give their decays).
+func TiedFeedback(ctx *context.Context) map[*context.Variable]*context.Variable {
+	tied := map[*context.Variable]*context.Variable{}
+	for _, layer := range Layers(ctx) {
+		learning := layer.Rule.Learning(ctx.InAbsPath(layer.Scope))
+		if learning == nil || !learning.Tied || learning.Mirror != nil || learning.hasPrimitives() ||
+			layer.Feedback == nil {
+			continue
+		}
+		tied[layer.Feedback] = layer.Weights
+	}
+	return tied
+}
+
 // normalizeRows centres each row of x [n, k] on its mean and divides it by its L2 norm. As in TensorFlow's
 // l2_normalize, the squared norm is floored at 1e-12, so that a constant row (a patch of padding) stays zero.
 func normalizeRows(x *Node) *Node {

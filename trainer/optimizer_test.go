@@ -17,6 +17,7 @@ import (
 
 // kpNet is a two-layer tanh network under KP, trained by an SGD step on a fixed batch, for checking how W − B evolves.
 type kpNet struct {
+	ctx    *context.Context
 	step   func()                           // one training step
 	layers []feedback.Layer                 // its two dense layers
 	diff   func(l feedback.Layer) []float64 // W − B of a layer, flattened
@@ -24,6 +25,12 @@ type kpNet struct {
 
 // newKPNet builds kpNet on the pure-Go backend (float64) with ctx's extra params, optimizer opt and rate lr.
 func newKPNet(t *testing.T, params map[string]any, opt *SGD, lr float64) kpNet {
+	return newKPNetWith(t, params, opt, lr, false)
+}
+
+// newKPNetWith is newKPNet; with ownVelocity, every B has a velocity variable before the first step, as in a
+// checkpoint written before B was updated from W's state, so that the optimizer updates B through it.
+func newKPNetWith(t *testing.T, params map[string]any, opt *SGD, lr float64, ownVelocity bool) kpNet {
 	backend, err := backends.NewWithConfig("go:ops_sequential")
 	require.NoError(t, err)
 	t.Cleanup(backend.Finalize)
@@ -57,7 +64,13 @@ func newKPNet(t *testing.T, params map[string]any, opt *SGD, lr float64) kpNet {
 	})
 	layers := feedback.Layers(ctx)
 	require.Len(t, layers, 2)
+	if ownVelocity {
+		for _, l := range layers {
+			opt.velocityVar(ctx, l.Feedback)
+		}
+	}
 	return kpNet{
+		ctx:    ctx,
 		step:   func() { exec.MustExec(x, target) },
 		layers: layers,
 		diff: func(l feedback.Layer) []float64 {
@@ -99,6 +112,60 @@ func TestKolenPollackMomentumRecursion(t *testing.T) {
 				require.InDelta(t, want[i][j], got[j], 1e-12*math.Max(1, math.Abs(want[i][j])), "layer %s step %d [%d]", l.Scope, step, j)
 			}
 		}
+	}
+}
+
+// TestKolenPollackPairedUpdate: the optimizer updates KP's B from its W's step and one scalar per layer
+// (SGD.pairedNext), without a velocity of B's own, and B is the same as when it goes through a velocity of its
+// own, step after step, under momentum and Nesterov's momentum, L2 and decoupled decay and a changing rate. A
+// B that has its own velocity (a checkpoint from before) keeps it, so that such a run resumes exactly.
+func TestKolenPollackPairedUpdate(t *testing.T) {
+	cases := []struct {
+		name   string
+		opt    SGD
+		params map[string]any
+	}{
+		{"momentum, optimizer's decay", SGD{Momentum: 0.9, WeightDecay: 0.3}, nil},
+		{"nesterov, kp_decay", SGD{Momentum: 0.8, Nesterov: true, WeightDecay: 0.01}, map[string]any{feedback.ParamKPDecay: 0.2}},
+		{"momentum, decoupled", SGD{Momentum: 0.9, WeightDecay: 0.3}, map[string]any{feedback.ParamKPDecay: 0.05, feedback.ParamKPDecoupled: true}},
+		{"nesterov, decoupled, no decay", SGD{Momentum: 0.5, Nesterov: true}, map[string]any{feedback.ParamKPDecoupled: true}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			paired := newKPNetWith(t, c.params, &c.opt, 0.05, false)
+			own := newKPNetWith(t, c.params, &c.opt, 0.05, true)
+			values := func(net kpNet) [][]float64 {
+				var all [][]float64
+				for _, l := range net.layers {
+					all = append(all, tensors.MustCopyFlatData[float64](l.Weights.MustValue()),
+						tensors.MustCopyFlatData[float64](l.Feedback.MustValue()))
+				}
+				return all
+			}
+			for step := 1; step <= 30; step++ {
+				if step == 15 { // a schedule's change of rate
+					for _, net := range []kpNet{paired, own} {
+						require.NoError(t, optimizers.LearningRateVar(net.ctx, dtypes.Float64, 0).SetValue(tensors.FromScalar(0.2)))
+					}
+				}
+				paired.step()
+				own.step()
+				want, got := values(own), values(paired)
+				for i := range want {
+					for j := range want[i] {
+						require.InDelta(t, want[i][j], got[i][j], 1e-12*math.Max(1, math.Abs(want[i][j])),
+							"step %d, array %d (W, B of each layer) [%d]", step, i, j)
+					}
+				}
+			}
+			for _, l := range paired.layers {
+				velocities := paired.ctx.InAbsPath(velocityScope + l.Feedback.Scope())
+				require.Nil(t, velocities.GetVariable(l.Feedback.Name()), "paired B %s has no velocity of its own", l.Scope)
+				require.NotNil(t, velocities.GetVariable(l.Feedback.Name()+pairedRatioSuffix), "paired B %s's ratio", l.Scope)
+				require.NotNil(t, own.ctx.InAbsPath(velocityScope+l.Feedback.Scope()).GetVariable(l.Feedback.Name()))
+				require.Nil(t, own.ctx.InAbsPath(velocityScope+l.Feedback.Scope()).GetVariable(l.Feedback.Name()+pairedRatioSuffix))
+			}
+		})
 	}
 }
 
