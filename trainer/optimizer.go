@@ -125,8 +125,8 @@ func (o *SGD) canPair(ctx *context.Context, b *context.Variable, w, bStep sgdSte
 // Both start proportional (u = 0 while the velocities are zero), so u = r·D for one scalar r per layer, kept
 // in a variable beside the velocities: with s = μ·r + λ, D shrinks by f = 1 − η·s − λd (Nesterov:
 // 1 − η·(λ + μ·s) − λd), B ← W_next + f·D and r ← s/f. Instead of B's velocity (an array the size of W) and
-// its two passes of updates, one elementwise pass reads W, W_next and B: on a small MLP, where these passes
-// are a good part of the step, KP's cost over BP falls from about 1.2× to about 1.05× (docs/perf-analysis.md §7).
+// its two passes of updates, one elementwise pass reads W, W_next and B: on the MLPs, where these passes are a
+// good part of the step, KP's step fell from about 1.14× and 1.21× BP's to 1.08× and 1.10× (docs/perf-analysis.md §9).
 func (o *SGD) pairedNext(ctx *context.Context, g *Graph, b *context.Variable, lr *Node, w, bStep sgdStep) *Node {
 	dtype := bStep.value.DType()
 	ratioVar := ctx.InAbsPath(velocityScope+b.Scope()).Checked(false).
