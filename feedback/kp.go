@@ -21,8 +21,9 @@ const ParamKPDecoupled = "kp_decoupled"
 // KolenPollack is rule "kp": B starts random and receives W's own update, with the same optimizer (momentum
 // included) and the same weight decay. The update uses only x and δ, present at both ends of the synapse.
 // With B stored in W's layout, "ΔB = ΔWᵀ" becomes "B follows W's gradient" ([TiedFeedback] lists such B for
-// an optimizer that updates them from W's own state, as nowt's SGD does under momentum). As a composition of Kunin et
-// al.'s primitives it is decay alone, with B's task gradient tied to W's: Learning{Tied, Decay, DecayWeights}.
+// an optimizer that updates them from W's own state, as nowt's SGD does under momentum). As a composition of
+// Kunin et al.'s primitives it is decay alone, with B's task gradient tied to W's:
+// Learning{Tied, Decay, DecayWeights}.
 type KolenPollack struct{ storedKernel }
 
 // Name implements Rule.

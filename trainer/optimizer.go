@@ -17,8 +17,9 @@ import (
 // It takes its gradients from feedback.Gradients, so KP's B receives W's gradient and goes through the same
 // update, momentum and decay: B's update is W's; IA's B likewise takes its local loss's gradient. Under
 // momentum KP's B has no velocity array of its own: its velocity differs from W's by a scalar multiple of
-// B − W, and B is updated from W's step and that scalar ([SGD.pairedNext]; the same update, exact in arithmetic). The learning rate η is the variable
-// optimizers.LearningRateVar, which the trainer sets before each step from its Schedule.
+// B − W, and B is updated from W's step and that scalar ([SGD.pairedNext]; the same update, exact in
+// arithmetic). The learning rate η is the variable optimizers.LearningRateVar, which the trainer sets before
+// each step from its Schedule.
 //
 // Decay applies to tensors of rank ≥ 2 (dense weights, conv kernels and KP's B), not to biases nor batch-norm
 // parameters; layers whose B learns use feedback.Decays (KP: kp_decay if set, for both W and B), and
@@ -127,6 +128,12 @@ func (o *SGD) canPair(ctx *context.Context, b *context.Variable, w, bStep sgdSte
 // 1 − η·(λ + μ·s) − λd), B ← W_next + f·D and r ← s/f. Instead of B's velocity (an array the size of W) and
 // its two passes of updates, one elementwise pass reads W, W_next and B: on the MLPs, where these passes are a
 // good part of the step, KP's step fell from about 1.14× and 1.21× BP's to 1.08× and 1.10× (docs/perf-analysis.md §9).
+//
+// In floating point the velocity's difference is read back as r·(B − W), so B's rounding is scaled by r. Where
+// D decays without overshooting zero (η·λ < (1 − √μ)², as in nowt's defaults and the demo's 0.002 < 0.0026), f
+// stays near 1 and r near its fixed point; where it overshoots, a step with f near zero makes r large and the
+// next step's velocity carries B's rounding times 1/|f| (f is a multiple of 2⁻²⁴ in float32, so bounded): a
+// perturbation of B that the decay then removes like any other part of D.
 func (o *SGD) pairedNext(ctx *context.Context, g *Graph, b *context.Variable, lr *Node, w, bStep sgdStep) *Node {
 	dtype := bStep.value.DType()
 	ratioVar := ctx.InAbsPath(velocityScope+b.Scope()).Checked(false).
