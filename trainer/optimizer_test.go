@@ -10,6 +10,7 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 	"github.com/nowt-ml/nowt/feedback"
 	"github.com/stretchr/testify/require"
@@ -25,12 +26,13 @@ type kpNet struct {
 
 // newKPNet builds kpNet on the pure-Go backend (float64) with ctx's extra params, optimizer opt and rate lr.
 func newKPNet(t *testing.T, params map[string]any, opt *SGD, lr float64) kpNet {
-	return newKPNetWith(t, params, opt, lr, false)
+	return newKPNetWith(t, params, opt, lr, false, "")
 }
 
 // newKPNetWith is newKPNet; with ownVelocity, every B has a velocity variable before the first step, as in a
-// checkpoint written before B was updated from W's state, so that the optimizer updates B through it.
-func newKPNetWith(t *testing.T, params map[string]any, opt *SGD, lr float64, ownVelocity bool) kpNet {
+// checkpoint written before B was updated from W's state, so that the optimizer updates B through it; with
+// checkpointDir, its variables come from the checkpoint there.
+func newKPNetWith(t *testing.T, params map[string]any, opt *SGD, lr float64, ownVelocity bool, checkpointDir string) kpNet {
 	backend, err := backends.NewWithConfig("go:ops_sequential")
 	require.NoError(t, err)
 	t.Cleanup(backend.Finalize)
@@ -50,6 +52,11 @@ func newKPNetWith(t *testing.T, params map[string]any, opt *SGD, lr float64, own
 		ctx.SetParam(k, v)
 	}
 	require.NoError(t, ctx.SetRNGStateFromSeed(3))
+	if checkpointDir != "" {
+		_, err := checkpoints.Build(ctx).Dir(checkpointDir).Done()
+		require.NoError(t, err)
+		ctx = ctx.Checked(false) // The checkpoint's variables already exist.
+	}
 	model := func(ctx *context.Context, x, target *Node) *Node {
 		h := Tanh(feedback.Dense(ctx.In("d1"), x, 4, true))
 		return ReduceAllMean(Square(Sub(feedback.Dense(ctx.In("d2"), h, 3, true), target)))
@@ -132,8 +139,8 @@ func TestKolenPollackPairedUpdate(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			paired := newKPNetWith(t, c.params, &c.opt, 0.05, false)
-			own := newKPNetWith(t, c.params, &c.opt, 0.05, true)
+			paired := newKPNetWith(t, c.params, &c.opt, 0.05, false, "")
+			own := newKPNetWith(t, c.params, &c.opt, 0.05, true, "")
 			values := func(net kpNet) [][]float64 {
 				var all [][]float64
 				for _, l := range net.layers {
@@ -166,6 +173,37 @@ func TestKolenPollackPairedUpdate(t *testing.T) {
 				require.Nil(t, own.ctx.InAbsPath(velocityScope+l.Feedback.Scope()).GetVariable(l.Feedback.Name()+pairedRatioSuffix))
 			}
 		})
+	}
+}
+
+// TestKolenPollackResumesOwnVelocity: a checkpoint whose B has a velocity of its own (written before B was
+// updated from W's step) resumes through that velocity, exactly as the run would have gone on.
+func TestKolenPollackResumesOwnVelocity(t *testing.T) {
+	opt := SGD{Momentum: 0.9, WeightDecay: 0.3}
+	own := newKPNetWith(t, nil, &opt, 0.05, true, "")
+	for range 5 {
+		own.step()
+	}
+	dir := t.TempDir()
+	handler, err := checkpoints.Build(own.ctx).Dir(dir).Done()
+	require.NoError(t, err)
+	require.NoError(t, handler.Save())
+	resumed := newKPNetWith(t, nil, &opt, 0.05, false, dir)
+	for step := 6; step <= 10; step++ {
+		own.step()
+		resumed.step()
+		for i, l := range own.layers {
+			for _, pair := range [][2]*context.Variable{{l.Weights, resumed.layers[i].Weights}, {l.Feedback, resumed.layers[i].Feedback}} {
+				want := tensors.MustCopyFlatData[float64](pair[0].MustValue())
+				got := tensors.MustCopyFlatData[float64](pair[1].MustValue())
+				require.InDeltaSlice(t, want, got, 1e-12, "step %d, %s", step, pair[0].ParameterName())
+			}
+		}
+	}
+	for _, l := range resumed.layers {
+		velocities := resumed.ctx.InAbsPath(velocityScope + l.Feedback.Scope())
+		require.NotNil(t, velocities.GetVariable(l.Feedback.Name()), "B %s keeps its velocity", l.Scope)
+		require.Nil(t, velocities.GetVariable(l.Feedback.Name()+pairedRatioSuffix), "B %s is not paired", l.Scope)
 	}
 }
 
