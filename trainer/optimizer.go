@@ -70,7 +70,7 @@ func (o *SGD) UpdateGraph(ctx *context.Context, g *Graph, loss *Node) {
 		}
 		update := grad
 		if o.Momentum > 0 {
-			velocityVar := o.velocityVar(ctx, v)
+			velocityVar := optimizerState(ctx, v, v.Name(), v.Shape())
 			velocity := Add(MulScalar(velocityVar.ValueGraph(g), o.Momentum), grad)
 			velocityVar.SetValueGraph(velocity)
 			update = velocity
@@ -95,11 +95,12 @@ type sgdStep struct {
 	lambda, decoupled float64 // L2 decay through the gradient; decay after the step
 }
 
-// velocityVar returns v's velocity variable, created at zero.
-func (o *SGD) velocityVar(ctx *context.Context, v *context.Variable) *context.Variable {
+// optimizerState returns the optimizer's state variable called name for variable v, created at zero, in the
+// velocities' scope that mirrors v's: v's velocity is called v.Name(), KP's ratio r v.Name()+pairedRatioSuffix.
+func optimizerState(ctx *context.Context, v *context.Variable, name string, shape shapes.Shape) *context.Variable {
 	return ctx.InAbsPath(velocityScope+v.Scope()).Checked(false).
 		WithInitializer(initializers.Zero).
-		VariableWithShape(v.Name(), v.Shape()).SetTrainable(false)
+		VariableWithShape(name, shape).SetTrainable(false)
 }
 
 // pairedRatioSuffix names the scalar r of a KP B updated from its W's state (see [SGD.pairedNext]).
@@ -136,9 +137,7 @@ func (o *SGD) canPair(ctx *context.Context, b *context.Variable, w, bStep sgdSte
 // perturbation of B that the decay then removes like any other part of D.
 func (o *SGD) pairedNext(ctx *context.Context, g *Graph, b *context.Variable, lr *Node, w, bStep sgdStep) *Node {
 	dtype := bStep.value.DType()
-	ratioVar := ctx.InAbsPath(velocityScope+b.Scope()).Checked(false).
-		WithInitializer(initializers.Zero).
-		VariableWithShape(b.Name()+pairedRatioSuffix, shapes.Make(dtype)).SetTrainable(false)
+	ratioVar := optimizerState(ctx, b, b.Name()+pairedRatioSuffix, shapes.Make(dtype))
 	eta := ConvertDType(lr, dtype)
 	r := ratioVar.ValueGraph(g)
 	s := AddScalar(MulScalar(r, o.Momentum), bStep.lambda)
@@ -149,7 +148,8 @@ func (o *SGD) pairedNext(ctx *context.Context, g *Graph, b *context.Variable, lr
 	f := Sub(Scalar(g, dtype, 1-bStep.decoupled), Mul(eta, q))
 	zero := ScalarZero(g, dtype)
 	// f = 0 leaves D = 0, and u = s·D = 0 with it: any r will do.
-	ratioVar.SetValueGraph(Where(Equal(f, zero), zero, Div(s, Where(Equal(f, zero), OnesLike(f), f))))
+	fIsZero := Equal(f, zero)
+	ratioVar.SetValueGraph(Where(fIsZero, zero, Div(s, Where(fIsZero, OnesLike(f), f))))
 	return Add(w.next, Mul(f, Sub(bStep.value, w.value)))
 }
 

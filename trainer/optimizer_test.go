@@ -73,7 +73,7 @@ func newKPNetWith(t *testing.T, params map[string]any, opt *SGD, lr float64, own
 	require.Len(t, layers, 2)
 	if ownVelocity {
 		for _, l := range layers {
-			opt.velocityVar(ctx, l.Feedback)
+			optimizerState(ctx, l.Feedback, l.Feedback.Name(), l.Feedback.Shape())
 		}
 	}
 	return kpNet{
