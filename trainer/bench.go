@@ -13,6 +13,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/train"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 	"github.com/nowt-ml/nowt/feedback"
+	"github.com/nowt-ml/nowt/xla"
 	"github.com/pkg/errors"
 )
 
@@ -101,7 +102,15 @@ func BenchmarkRounds(cfgs []Config, warmup, steps, rounds int, out io.Writer) (t
 	if notices == nil {
 		notices = out
 	}
-	backend, err := newRunBackend(cfgs[0].Backend, notices)
+	devices := 1 // the sessions share the backend: it has as many devices as the most any of them uses
+	for _, cfg := range cfgs {
+		if d := backendDevices(cfg); d == xla.AllDevices || devices == xla.AllDevices {
+			devices = xla.AllDevices
+		} else {
+			devices = max(devices, d)
+		}
+	}
+	backend, err := newRunBackend(cfgs[0].Backend, devices, notices)
 	if err != nil {
 		return nil, err
 	}

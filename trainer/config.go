@@ -74,8 +74,8 @@ type Config struct {
 	Seed int64 `json:"seed"`
 	// Backend spec for xla.New ("" = $GOMLX_BACKEND, then auto).
 	Backend string `json:"backend,omitempty"`
-	// Devices is how many devices each training batch is split over (data parallelism; XLA backends, and the
-	// "xla:cpu,devices=<n>" on one machine):
+	// Devices is how many devices each training batch is split over (data parallelism; XLA backends, and XLA on
+	// CPU on one machine, which exposes as many host devices as Devices asks for, see xla.NewFor):
 	// 0 or 1 trains on one device, -1 on all the backend's devices, n ≥ 2 on the first n. BatchSize is the
 	// global batch and must be a multiple of the devices used. See package xla and [Train].
 	Devices int `json:"devices,omitempty"`

@@ -121,10 +121,13 @@ func TestDataParallelTrainsLikeOneDevice(t *testing.T) {
 	for _, tc := range []struct {
 		rule, model string
 		devices     []int
+		// plainSpec: the runs on several devices name the backend without ",devices=4" and get a client with
+		// as many host devices as they use (xla.NewFor), the resume on another count a new one.
+		plainSpec bool
 	}{
-		{"kp", "mlp", []int{2, 4}},
-		{"wm", "mlp", []int{2, 4}},
-		{"kp", "resnet20", []int{2}}, // batch norm: batch statistics and moving averages
+		{"kp", "mlp", []int{2, 4}, true},
+		{"wm", "mlp", []int{2, 4}, false},
+		{"kp", "resnet20", []int{2}, false}, // batch norm: batch statistics and moving averages
 	} {
 		rule := tc.rule
 		one := tinyConfig(t, rule)
@@ -149,6 +152,9 @@ func TestDataParallelTrainsLikeOneDevice(t *testing.T) {
 				c := one
 				c.OutDir = t.TempDir()
 				c.Devices = devices
+				if tc.plainSpec {
+					c.Backend = xla.TestBackendSpec()
+				}
 				var out strings.Builder
 				got, err := Train(gocontext.Background(), c, &out, false)
 				require.NoError(t, err)

@@ -524,8 +524,8 @@ func TestRunsReleaseTheirBackend(t *testing.T) {
 	var made []backends.Backend
 	orig := newBackend
 	t.Cleanup(func() { newBackend = orig })
-	newBackend = func(spec string, w io.Writer) (backends.Backend, error) {
-		b, err := orig(spec, w)
+	newBackend = func(spec string, devices int, w io.Writer) (backends.Backend, error) {
+		b, err := orig(spec, devices, w)
 		if err == nil {
 			made = append(made, b)
 		}

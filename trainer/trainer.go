@@ -159,7 +159,11 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 		}
 	}()
 	if r.backend = backend; backend == nil {
-		if r.backend, err = newRunBackend(cfg.Backend, r.notices); err != nil {
+		devices := 1 // evaluation runs on one device
+		if needTrain {
+			devices = backendDevices(cfg)
+		}
+		if r.backend, err = newRunBackend(cfg.Backend, devices, r.notices); err != nil {
 			return nil, err
 		}
 	}
@@ -318,10 +322,10 @@ func announceEngine(notices io.Writer, backend backends.Backend, dataset string)
 	}
 }
 
-// newRunBackend creates the backend spec names (notices gets what its installation says), with an error naming
-// -backend when spec is not a backend's name.
-func newRunBackend(spec string, notices io.Writer) (backends.Backend, error) {
-	backend, err := newBackend(spec, notices)
+// newRunBackend creates the backend spec names for a run on devices devices (see xla.NewFor; notices gets what
+// its installation says), with an error naming -backend when spec is not a backend's name.
+func newRunBackend(spec string, devices int, notices io.Writer) (backends.Backend, error) {
+	backend, err := newBackend(spec, devices, notices)
 	if err != nil {
 		if specErr := (*xla.InvalidSpecError)(nil); errors.As(err, &specErr) {
 			return nil, invalid("-backend", "-backend: %v", specErr)
@@ -332,7 +336,19 @@ func newRunBackend(spec string, notices io.Writer) (backends.Backend, error) {
 }
 
 // newBackend creates a run's backend (a variable for tests, which check that every run releases its own).
-var newBackend = xla.New
+var newBackend = xla.NewFor
+
+// backendDevices is how many devices cfg's training uses, as xla.NewFor takes it: cfg.Devices, with 0 for one
+// and -1 for all (so that XLA on CPU exposes as many host devices as the run splits its batches over).
+func backendDevices(cfg Config) int {
+	switch {
+	case cfg.Devices == -1:
+		return xla.AllDevices
+	case cfg.Devices < 1:
+		return 1
+	}
+	return cfg.Devices
+}
 
 // close releases what setup made: the datasets' workers and the backend (an XLA backend's PJRT client, with its
 // threads and device memory: a process that trains several runs, like nowt compare, would otherwise keep every

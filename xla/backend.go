@@ -16,8 +16,26 @@ import (
 //
 // For the XLA backend the plugin is loaded from the path Plugins found (so what Select decided is what is
 // loaded, even if $PJRT_PLUGIN_LIBRARY_PATH changed after the program started), and GoMLX's plugin
-// auto-installer is never run.
+// auto-installer is never run. XLA on CPU exposes one host device unless spec's "devices=<n>" option asks for
+// more: New is NewFor(spec, 1, w).
 func New(spec string, w io.Writer) (backends.Backend, error) {
+	return NewFor(spec, 1, w)
+}
+
+// AllDevices, as NewFor's devices, stands for every device the backend has (nowt's -devices -1).
+const AllDevices = -1
+
+// NewFor is New for a caller that will use devices devices of the backend (n ≥ 1, or AllDevices). XLA's CPU
+// plugin exposes as many host devices as its client is created with; without a "devices=<n>" option in spec
+// (which always wins) it is created with devices, and with AllDevices the plugin keeps its own default (4 in
+// XLA's PJRT C API for CPU). Every host device shares the same cores, and the ones a run does not use still cost
+// it: on 2 cores the 784-500-10 MLP's step ran about 7 % faster with 1 host device than with the plugin's 4
+// (docs/perf-analysis.md §10). Other backends ignore devices: their hardware decides.
+func NewFor(spec string, devices int, w io.Writer) (backends.Backend, error) {
+	if devices < 1 && devices != AllDevices {
+		return nil, errors.Errorf("creating backend %q for %d devices: want 1 or more, or %d for all", spec, devices,
+			AllDevices)
+	}
 	config, notice, err := Select(spec)
 	if err != nil {
 		return nil, errors.WithMessage(err, "selecting the backend")
@@ -28,7 +46,7 @@ func New(spec string, w io.Writer) (backends.Backend, error) {
 		}
 	}
 	if config == "xla" || strings.HasPrefix(config, "xla:") {
-		return newXLA(config)
+		return newXLA(config, devices)
 	}
 	if config == SpecGo {
 		config = DefaultGoConfig

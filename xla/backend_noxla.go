@@ -11,7 +11,7 @@ import (
 const xlaCompiledIn = false
 
 // newXLA fails: the XLA backend is not compiled in.
-func newXLA(config string) (backends.Backend, error) {
+func newXLA(config string, _ int) (backends.Backend, error) {
 	return nil, errors.Errorf("creating backend %q: the XLA backend is not compiled into this binary "+
 		"(it needs cgo on linux/amd64)", config)
 }

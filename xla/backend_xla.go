@@ -22,8 +22,9 @@ func init() {
 	xlabackend.EnableAutoInstall(false)
 }
 
-// newXLA creates the XLA backend for config "xla:<plugin>[,<options>]" from the plugin path found.
-func newXLA(config string) (backends.Backend, error) {
+// newXLA creates the XLA backend for config "xla:<plugin>[,<options>]" from the plugin path found; a CPU plugin
+// without a "devices=<n>" option exposes devices host devices (AllDevices: the plugin's default), see NewFor.
+func newXLA(config string, devices int) (backends.Backend, error) {
 	xlabackend.EnableAutoInstall(false)
 	_, rest, _ := strings.Cut(config, ":")
 	name, opts, _ := strings.Cut(rest, ",")
@@ -51,6 +52,9 @@ func newXLA(config string) (backends.Backend, error) {
 	optList, clientOptions, err := clientOptionsOf(optList)
 	if err != nil {
 		return nil, errors.WithMessagef(err, "creating backend %q", config)
+	}
+	if clientOptions == nil && isCPUPlugin(path) && devices != AllDevices {
+		clientOptions = pjrt.NamedValuesMap{cpuDeviceCountOption: int64(devices)}
 	}
 	gomlxConfig := strings.Join(append([]string{path}, optList...), ",")
 	b, err := newXLAWithOptions(gomlxConfig, clientOptions)
@@ -94,10 +98,13 @@ func clientOptionsOf(opts []string) (rest []string, client pjrt.NamedValuesMap, 
 		if err != nil {
 			return nil, nil, err
 		}
-		client = pjrt.NamedValuesMap{"cpu_device_count": int64(n)}
+		client = pjrt.NamedValuesMap{cpuDeviceCountOption: int64(n)}
 	}
 	return rest, client, nil
 }
+
+// cpuDeviceCountOption is the CPU plugin's PJRT client create option for how many host devices it exposes.
+const cpuDeviceCountOption = "cpu_device_count"
 
 func hasOption(opts []string, opt string) bool {
 	for _, o := range opts {

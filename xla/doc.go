@@ -14,8 +14,10 @@
 //	xla:tpu    XLA with the TPU plugin (pjrt_c_api_tpu_plugin.so), on Cloud TPU VMs.
 //
 // "xla" alone takes the best plugin found, "xla:<name>" any other plugin found by name, "xla:/abs/path.so"
-// a plugin file by path, and PJRT options may follow a comma ("xla:cuda,tf32"). "xla:cpu,devices=<n>" makes XLA
-// on CPU expose n host devices (the plugin's cpu_device_count), to run or try the data-parallel path on one machine. An empty spec means
+// a plugin file by path, and PJRT options may follow a comma ("xla:cuda,tf32"). XLA on CPU exposes as many host
+// devices as the caller asks NewFor for (nowt's -devices: 1 unless a run splits its batches, the plugin's own 4
+// for -devices -1), or n with "xla:cpu,devices=<n>" (the plugin's cpu_device_count), to run or try the
+// data-parallel path on one machine; host devices a run does not use slow it down (NewFor). An empty spec means
 // $GOMLX_BACKEND, then "auto". Select resolves a spec without loading anything; New creates the backend.
 // Asking for "xla:<plugin>" when the plugin is not found is an error naming the folders searched and
 // `nowt setup`.

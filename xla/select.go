@@ -30,14 +30,14 @@ const (
 // ValidSpecs lists the valid spec strings, for flag help.
 // Select also accepts "go:<options>" (GoMLX's SimpleGo options, e.g. "go:ops_sequential" or "go:parallelism=4"),
 // "xla" (the best plugin found), "xla:<plugin name or absolute path>" and PJRT options after a comma
-// (e.g. "xla:cuda,tf32"; "xla:cpu,devices=<n>" exposes n host devices, to try -devices on one machine).
+// (e.g. "xla:cuda,tf32"; "xla:cpu,devices=<n>" exposes n host devices, whatever -devices asks for).
 func ValidSpecs() []string {
 	return []string{SpecAuto, SpecGo, SpecXLACPU, SpecXLACUDA, SpecXLATPU}
 }
 
 // SpecHelp is a one-line description of the spec syntax, for flag help.
 const SpecHelp = `backend: "auto" (XLA if a PJRT plugin is installed, else pure Go), "go" (or "go:<options>"), ` +
-	`"xla:cpu", "xla:cuda" or "xla:tpu" ("xla:cpu,devices=<n>": n host devices, to try -devices on one machine); ` +
+	`"xla:cpu", "xla:cuda" or "xla:tpu" (xla:cpu has as many host devices as -devices uses; "xla:cpu,devices=<n>": n); ` +
 	`empty means $GOMLX_BACKEND, then "auto"`
 
 // autoPreference is the order in which "auto" (and a bare "xla") picks a plugin; a plugin is only picked

@@ -3,6 +3,7 @@ package xla
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -429,4 +430,48 @@ func TestEngine(t *testing.T) {
 	require.True(t, strings.HasPrefix(e, "xla:cpu (PJRT plugin /"), e)
 	require.Contains(t, e, "pjrt_c_api_cpu_plugin.so")
 	require.Contains(t, e, ", 2 devices)")
+}
+
+// TestNewForHostDevices: XLA on CPU exposes as many host devices as the caller will use (one by New), the
+// plugin's own default for AllDevices, and what "devices=<n>" says whatever the caller asks; the pure-Go backend
+// has its one device whatever is asked, and a count below 1 (other than AllDevices) is an error naming it.
+func TestNewForHostDevices(t *testing.T) {
+	b, err := NewFor("go", 3, nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, NumDevices(b))
+	b.Finalize()
+	for _, devices := range []int{0, -2} {
+		_, err = NewFor("go", devices, nil)
+		require.ErrorContains(t, err, fmt.Sprintf("for %d devices: want 1 or more, or -1 for all", devices))
+	}
+	if !xlaCompiledIn {
+		return
+	}
+	if _, ok := findPlugin(Plugins(), "cpu"); !ok {
+		t.Skip("no XLA CPU plugin installed")
+	}
+	numDevices := func(spec string, devices int) int {
+		b, err := NewFor(spec, devices, nil)
+		require.NoError(t, err, spec)
+		defer b.Finalize()
+		return NumDevices(b)
+	}
+	pluginDefault := numDevices("xla:cpu", AllDevices)
+	require.Greater(t, pluginDefault, 1, "the CPU plugin's own default (XLA's C API: 4)")
+	for _, tc := range []struct {
+		spec          string
+		devices, want int
+	}{
+		{"xla:cpu", 1, 1},
+		{"xla:cpu", 3, 3},
+		{"xla:cpu,devices=2", 1, 2},
+		{"xla:cpu,devices=2", 3, 2}, // the spec wins; NewDataParallel then says 3 are not there
+		{"xla:cpu,devices=2", AllDevices, 2},
+	} {
+		require.Equal(t, tc.want, numDevices(tc.spec, tc.devices), "NewFor(%q, %d)", tc.spec, tc.devices)
+	}
+	xb, err := New("xla:cpu", nil)
+	require.NoError(t, err)
+	defer xb.Finalize()
+	require.Equal(t, 1, NumDevices(xb), "New is one device")
 }

@@ -78,7 +78,7 @@ func runDevices(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	b, err := xla.New(*backend, stderr)
+	b, err := xla.NewFor(*backend, xla.AllDevices, stderr) // the devices -devices -1 trains on
 	if err != nil {
 		return err
 	}

@@ -214,17 +214,21 @@ func TestHelpAndListings(t *testing.T) {
 		require.Contains(t, stdout, "devices:     3")
 		require.Contains(t, stdout, "#2: ")
 		require.Contains(t, stdout, "data parallelism: -devices -1 splits each batch over all 3 devices")
+		// Without the option: what -devices -1 trains on, the plugin's own host devices (more than one).
+		code, stdout, _ = nowt(t, "devices", "-backend", xla.TestBackendSpec())
+		require.Equal(t, 0, code)
+		require.Contains(t, stdout, "data parallelism: -devices -1 splits each batch over all")
 	}
 }
 
 // TestBenchTable: bench prints one aligned row per model and rule with the devices used, the first step, the
 // ratio to bp and the mirror share, and names the engine on stderr; on XLA with the batch split over 2 host
-// devices.
+// devices (the backend named without ",devices=2": the client has as many as -devices asks for).
 func TestBenchTable(t *testing.T) {
 	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
 	backend, devices := "go", "1"
 	if xla.TestBackendIsXLA() {
-		backend, devices = xla.TestBackendSpec()+",devices=2", "2"
+		backend, devices = xla.TestBackendSpec(), "2"
 	}
 	code, stdout, stderr := nowt(t, "bench", "-backend", backend, "-devices", devices, "-model", "mlp", "-hidden", "16",
 		"-rule", "bp,kp", "-dataset", "mnist", "-train-limit", "64", "-test-limit", "16", "-batch", "8", "-steps", "2",

@@ -61,7 +61,7 @@ func addRunFlags(fs *flag.FlagSet, defaults trainer.Config) *runFlags {
 	fs.StringVar(&c.DType, "dtype", c.DType, "precision of the forward and backward passes: float32, or mixed precision bfloat16 or float16 (W, B, batch-norm statistics, optimizer state and alignment metrics stay float32)")
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "random seed (initialisation, shuffling, augmentation, mirror noise)")
 	fs.StringVar(&c.Backend, "backend", c.Backend, xla.SpecHelp)
-	fs.IntVar(&c.Devices, "devices", c.Devices, "devices each batch is split over (data parallelism: XLA backends; xla:cpu,devices=<n> to try it on one machine): 1 one device, -1 all, n the first n; -batch is the global batch")
+	fs.IntVar(&c.Devices, "devices", c.Devices, "devices each batch is split over (data parallelism: XLA backends; on xla:cpu, host devices sharing the cores, to try it on one machine): 1 one device, -1 all, n the first n; -batch is the global batch")
 	fs.StringVar(&c.OutDir, "out", c.OutDir, "output folder: config.json, metrics.jsonl, checkpoints/")
 	fs.IntVar(&c.LogEvery, "log-every", c.LogEvery, "steps between metrics records (0: 4 per epoch)")
 	fs.IntVar(&c.EvalEvery, "eval-every", c.EvalEvery, "steps between test evaluations (0: each epoch)")
