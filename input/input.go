@@ -74,6 +74,14 @@ type Options struct {
 	ImageSize int
 	// LabelFile overrides the label file of a flat image-folder split (default <path>/<split>/labels.txt).
 	LabelFile string
+	// ReuseBatches lets the in-memory path (see Workers) write each batch into the tensors of a batch it returned
+	// before instead of new ones: a batch's tensors stay valid only until Yield is asked for the second batch after
+	// it. For a consumer done with each batch by then, as GoMLX's train.Loop on one device is (the Dataset tells it,
+	// through train.DatasetCustomOwnership, not to free them): no memory is allocated, zeroed and faulted in per
+	// batch, and once a batch's tensors have been used by a step on a backend that shares host memory with its device
+	// (XLA on CPU), the next batches are written straight into that memory, with no copy to the device. Not for a
+	// consumer that keeps batches (GoMLX's distributed accumulator gathers several). The pool path ignores it.
+	ReuseBatches bool
 }
 
 func (o Options) workers() int {

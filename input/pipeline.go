@@ -82,14 +82,30 @@ type Dataset struct {
 	permEpoch   int
 	perm        []int
 	ahead       *aheadBatch // the inline path's next batch, being made while the caller trains on this one
+	// Under ReuseBatches: how many batches the inline path has returned, and the last ones it returned, oldest
+	// first, whose tensors its next batches are written into (see reusable).
+	returned int
+	recycled []returnedBatch
+}
+
+// returnedBatch is a batch the inline path returned under ReuseBatches: its tensors, and its number among the
+// batches returned.
+type returnedBatch struct {
+	tensors batchTensors
+	number  int
+}
+
+// batchTensors are one batch's tensors as Yield returns them.
+type batchTensors struct {
+	inputs, labels []*tensors.Tensor
 }
 
 // aheadBatch is one batch of the inline path (see Dataset.inline) made by a goroutine of its own: while the
 // training step that consumes the batch before it runs, instead of between two steps, when the device would idle.
 type aheadBatch struct {
-	epoch, batch   int
-	done           chan struct{} // closed when inputs and labels are set
-	inputs, labels []*tensors.Tensor
+	epoch, batch int
+	done         chan struct{} // closed when tensors is set
+	tensors      batchTensors
 }
 
 // run is one stretch of batches being prepared in the background, from one (epoch, batch) position.
@@ -313,28 +329,71 @@ func (d *Dataset) inline() bool {
 // could be, and starts making the next one of the epoch in the background: the step that trains on this batch
 // runs meanwhile, so that converting the pixels (a few tenths of a millisecond for an MNIST batch of 128) does not
 // sit between two steps. The batches are the same, bit for bit, as when each is made on the spot.
+//
+// Under ReuseBatches a batch is written into the tensors of one returned before (see reusable).
 func (d *Dataset) yieldInline() (spec any, inputs, labels []*tensors.Tensor, err error) {
+	number := d.returned + 1 // this call's batch, among those returned
+	var b batchTensors
 	if a := d.ahead; a != nil {
 		<-a.done // also when it is not the batch wanted (after a Seek or Reset): no goroutine outlives its use
 		d.ahead = nil
 		if a.epoch == d.epoch && a.batch == d.batch {
-			inputs, labels = a.inputs, a.labels
+			b = a.tensors
 		}
 	}
-	if inputs == nil {
-		inputs, labels = d.inlineBatch(d.inlineIDs(d.batch))
+	if b.inputs == nil {
+		ids := d.inlineIDs(d.batch)
+		b = d.inlineBatch(ids, d.reusable(number, len(ids)))
 	}
 	d.batch++
 	if d.batch < d.numBatches {
 		a := &aheadBatch{epoch: d.epoch, batch: d.batch, done: make(chan struct{})}
 		ids := d.inlineIDs(d.batch)
+		into := d.reusable(number, len(ids))
 		go func() {
 			defer close(a.done)
-			a.inputs, a.labels = d.inlineBatch(ids)
+			a.tensors = d.inlineBatch(ids, into)
 		}()
 		d.ahead = a
 	}
-	return nil, inputs, labels, nil
+	d.returned = number
+	if d.opts.ReuseBatches {
+		d.recycled = append(d.recycled, returnedBatch{tensors: b, number: number})
+	}
+	return nil, b.inputs, b.labels, nil
+}
+
+// reusable returns, under ReuseBatches, the tensors of a batch of n examples returned before, for the call that
+// returns batch number to write a batch into (nil when there are none: new ones are made): the oldest of those of
+// batch number−2 or earlier, so that a batch's tensors stay valid until Yield is asked for the second batch after
+// it. Batches of another size (an epoch's last, partial batch) wait for their turn, up to maxRecycled in all.
+func (d *Dataset) reusable(number, n int) *batchTensors {
+	d.recycled = slices.DeleteFunc(d.recycled, func(r returnedBatch) bool { // freed by a consumer after all
+		return !r.tensors.inputs[0].Ok() || !r.tensors.labels[0].Ok()
+	})
+	if len(d.recycled) > maxRecycled {
+		d.recycled = slices.Delete(d.recycled, 0, len(d.recycled)-maxRecycled)
+	}
+	for i, r := range d.recycled {
+		if r.number > number-2 {
+			break
+		}
+		if r.tensors.inputs[0].Shape().Dim(0) == n {
+			d.recycled = slices.Delete(d.recycled, i, i+1)
+			return &r.tensors
+		}
+	}
+	return nil
+}
+
+// maxRecycled bounds the batches kept for reuse: the two a consumer may still read, the one being made ahead's
+// predecessor, and an epoch's shorter last batch.
+const maxRecycled = 4
+
+// IsOwnershipTransferred implements GoMLX's train.DatasetCustomOwnership: false under ReuseBatches on the inline
+// path, whose batches' tensors the Dataset writes again (a training loop must not free them), true otherwise.
+func (d *Dataset) IsOwnershipTransferred() bool {
+	return !(d.opts.ReuseBatches && d.inline())
 }
 
 // inlineIDs returns the source examples of batch b of the current epoch.
@@ -343,22 +402,39 @@ func (d *Dataset) inlineIDs(b int) []int {
 	return perm[b*bs : min((b+1)*bs, len(perm))]
 }
 
-// inlineBatch converts the in-memory pixels of the examples ids straight into a new images tensor, and their
-// labels. It reads only what does not change after the Dataset is made (the source, the lookup tables), so it may
-// run beside the Dataset's other methods.
-func (d *Dataset) inlineBatch(ids []int) (inputs, labels []*tensors.Tensor) {
+// inlineBatch converts the in-memory pixels of the examples ids straight into an images tensor, and their labels:
+// new tensors, or those of into (a batch of as many examples returned before, see reusable). It reads only what
+// does not change after the Dataset is made (the source, the lookup tables), so it may run beside the Dataset's
+// other methods.
+func (d *Dataset) inlineBatch(ids []int, into *batchTensors) batchTensors {
+	if into != nil && into.fill(d, ids) == nil {
+		return *into
+	}
+	// New tensors (also where a consumer freed those it should have left alone): writing into them cannot fail.
+	b := batchTensors{inputs: []*tensors.Tensor{d.newImages(len(ids))},
+		labels: []*tensors.Tensor{tensors.FromShape(shapes.Make(dtypes.Int32, len(ids), 1))}}
+	_ = b.fill(d, ids)
+	return b
+}
+
+// fill writes the pixels and labels of the examples ids into b's tensors: in place, whether they are local or
+// buffers a backend shares with the host (a tensor only on a device is brought back first). It fails on a
+// finalized tensor.
+func (b batchTensors) fill(d *Dataset, ids []int) error {
 	sz := d.src.h * d.src.w * d.src.c
-	images := d.newImages(len(ids))
-	tensors.MustMutableFlatData(images, func(flat []float32) { // a new local tensor: nothing can fail
+	err := tensors.MutableFlatData(b.inputs[0], func(flat []float32) {
 		for k, id := range ids {
 			d.pixelMap.convert(d.src.pixels(id), flat[k*sz:(k+1)*sz])
 		}
 	})
-	labs := make([]int32, len(ids))
-	for k, id := range ids {
-		labs[k] = d.src.labels[id]
+	if err != nil {
+		return err
 	}
-	return []*tensors.Tensor{images}, labelTensors(labs)
+	return tensors.MutableFlatData(b.labels[0], func(flat []int32) {
+		for k, id := range ids {
+			flat[k] = d.src.labels[id]
+		}
+	})
 }
 
 // assemble returns a decoded job's images and labels, handling corrupt examples: the job's own images tensor when

@@ -114,7 +114,8 @@ func randomPixelSource(n, h, w, c int, inMemory bool) *source {
 
 // TestInlineBatchMadeAheadFollowsSeekAndReset checks that the inline path, which makes each next batch in the
 // background, yields exactly what the worker pool yields when the caller moves around: Seek back and forward,
-// Reset in the middle of an epoch, the end of an epoch, and Close while a batch is being made ahead.
+// Reset in the middle of an epoch, the end of an epoch, and Close while a batch is being made ahead; also under
+// ReuseBatches, where batches are written into the tensors of earlier ones (each batch is read before the next).
 func TestInlineBatchMadeAheadFollowsSeekAndReset(t *testing.T) {
 	type op struct {
 		name         string
@@ -131,8 +132,9 @@ func TestInlineBatchMadeAheadFollowsSeekAndReset(t *testing.T) {
 		{name: "seek to another epoch", seek: true, epoch: 3, batch: 2}, yield, yield, yield, yield, // to EOF
 		{name: "reset at the end", reset: true}, yield, yield,
 	}
-	record := func(src *source) []string {
-		ds, err := newDataset("test", src, Options{BatchSize: 8, Shuffle: true, Seed: 4, Normalize: true})
+	record := func(src *source, reuse bool) []string {
+		ds, err := newDataset("test", src, Options{BatchSize: 8, Shuffle: true, Seed: 4, Normalize: true,
+			ReuseBatches: reuse})
 		require.NoError(t, err)
 		defer ds.Close() // with a batch being made ahead
 		var out []string
@@ -157,10 +159,13 @@ func TestInlineBatchMadeAheadFollowsSeekAndReset(t *testing.T) {
 		return out
 	}
 	const n, h, w, c = 37, 4, 5, 3 // 5 batches, the last of 5 examples
-	want, got := record(randomPixelSource(n, h, w, c, false)), record(randomPixelSource(n, h, w, c, true))
-	require.Len(t, got, len(want))
-	for i := range want {
-		require.Equal(t, want[i], got[i])
+	want := record(randomPixelSource(n, h, w, c, false), false)
+	for _, reuse := range []bool{false, true} {
+		got := record(randomPixelSource(n, h, w, c, true), reuse)
+		require.Len(t, got, len(want))
+		for i := range want {
+			require.Equal(t, want[i], got[i], "ReuseBatches %v", reuse)
+		}
 	}
 	require.True(t, slices.ContainsFunc(want, func(s string) bool { return strings.HasSuffix(s, "EOF") }),
 		"the sequence reaches the end of an epoch")
@@ -215,4 +220,78 @@ func TestWorkerBatchesSkipCorruptInOrder(t *testing.T) {
 			require.Equal(t, 1, ds.Skipped())
 		})
 	}
+}
+
+// TestReuseBatchesKeepsTheLastTwo checks ReuseBatches' contract on the inline path: a batch's tensors keep its
+// values until Yield is asked for the second batch after it (checked once the batch made ahead is written), over
+// epochs whose last batch is shorter and a Seek; tensors are in fact reused (a handful for forty batches, against one
+// pair per batch without the option); a batch whose tensors the consumer freed is written into new ones; and the
+// Dataset tells GoMLX's training loop whether the batches it yields are its to free.
+func TestReuseBatchesKeepsTheLastTwo(t *testing.T) {
+	const n, h, w, c = 37, 4, 5, 3 // 5 batches of 8, the last of 5 examples
+	type batch struct {
+		images, labels *tensors.Tensor
+		imageValues    []float32
+		labelValues    []int32
+	}
+	run := func(reuse bool) (yielded []batch, distinct int) {
+		ds, err := newDataset("test", randomPixelSource(n, h, w, c, true), Options{BatchSize: 8, Shuffle: true, Seed: 4,
+			Normalize: true, ReuseBatches: reuse})
+		require.NoError(t, err)
+		defer ds.Close()
+		require.Equal(t, !reuse, ds.IsOwnershipTransferred())
+		seen := map[*tensors.Tensor]bool{}
+		for len(yielded) < 40 {
+			if len(yielded) == 17 {
+				require.NoError(t, ds.Seek(5, 1)) // the batch made ahead is dropped, the next made on the spot
+			}
+			_, inputs, labels, err := ds.Yield()
+			if errors.Is(err, io.EOF) {
+				ds.Reset()
+				continue
+			}
+			require.NoError(t, err)
+			if ds.ahead != nil {
+				<-ds.ahead.done // the next batch is written: where it went, it went
+			}
+			b := batch{images: inputs[0], labels: labels[0], imageValues: tensors.MustCopyFlatData[float32](inputs[0]),
+				labelValues: tensors.MustCopyFlatData[int32](labels[0])}
+			if k := len(yielded); k > 0 {
+				prev := yielded[k-1] // Yield was asked for the batch after it, not yet for the second after it
+				require.Equal(t, prev.imageValues, tensors.MustCopyFlatData[float32](prev.images), "batch %d", k-1)
+				require.Equal(t, prev.labelValues, tensors.MustCopyFlatData[int32](prev.labels), "batch %d", k-1)
+			}
+			seen[b.images] = true
+			yielded = append(yielded, b)
+		}
+		return yielded, len(seen)
+	}
+	want, all := run(false)
+	require.Equal(t, len(want), all, "without ReuseBatches every batch has its own tensors")
+	got, distinct := run(true)
+	require.LessOrEqual(t, distinct, 8, "tensors are reused")
+	for k := range want {
+		require.Equal(t, want[k].imageValues, got[k].imageValues, "batch %d", k)
+		require.Equal(t, want[k].labelValues, got[k].labelValues, "batch %d", k)
+	}
+
+	// A consumer that frees its batches anyway gets new tensors, not an error or a panic.
+	ds, err := newDataset("test", randomPixelSource(n, h, w, c, true), Options{BatchSize: 8, Shuffle: true, Seed: 4,
+		Normalize: true, ReuseBatches: true})
+	require.NoError(t, err)
+	defer ds.Close()
+	for k := range 4 {
+		_, inputs, labels, err := ds.Yield()
+		require.NoError(t, err)
+		require.Equal(t, want[k].imageValues, tensors.MustCopyFlatData[float32](inputs[0]), "batch %d", k)
+		require.Equal(t, want[k].labelValues, tensors.MustCopyFlatData[int32](labels[0]), "batch %d", k)
+		require.NoError(t, inputs[0].FinalizeAll())
+		require.NoError(t, labels[0].FinalizeAll())
+	}
+
+	// The worker pool's batches are always new: the training loop may free them.
+	pool, err := newDataset("test", randomPixelSource(n, h, w, c, false), Options{BatchSize: 8, ReuseBatches: true})
+	require.NoError(t, err)
+	defer pool.Close()
+	require.True(t, pool.IsOwnershipTransferred())
 }

@@ -189,6 +189,9 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 			BatchSize: cfg.BatchSize / r.devices(), Seed: cfg.Seed, Shuffle: true, DropRemainder: true, Augment: cfg.Augment,
 			Normalize: true, Workers: cfg.Workers, Limit: cfg.TrainLimit, ImageSize: cfg.ImageSize,
 			SkipCorrupt: !cfg.Strict, OnSkip: r.warnSkipped,
+			// train.Loop and bench's steps are done with a batch before they ask for the next; GoMLX's distributed
+			// accumulator keeps several.
+			ReuseBatches: r.dp == nil,
 		})
 		if err != nil {
 			if errors.Is(err, input.ErrTooFewExamples) {
