@@ -386,8 +386,8 @@ func (d *Dataset) reusable(number, n int) *batchTensors {
 	return nil
 }
 
-// maxRecycled bounds the batches kept for reuse: the two a consumer may still read, the one being made ahead's
-// predecessor, and an epoch's shorter last batch.
+// maxRecycled bounds the batches kept for reuse: the two a consumer may still read, one to write the next batch
+// into, and an epoch's shorter last batch.
 const maxRecycled = 4
 
 // IsOwnershipTransferred implements GoMLX's train.DatasetCustomOwnership: false under ReuseBatches on the inline
