@@ -206,15 +206,16 @@ func BenchmarkResize(b *testing.B) {
 }
 
 // BenchmarkMNIST yields normalised MNIST training batches of 512 through the lookup-table conversion of
-// in-memory pixels and, for comparison, through the float path it replaced (toFloat, then normalizeChannels),
-// with 1 and all workers. The ratio of the two is the lookup table's gain; the values are bit-identical
-// (TestPixelMapMatchesFloatPath).
+// in-memory pixels, into new tensors and (lookup-reuse) under ReuseBatches into those of earlier batches, and, for
+// comparison, through the float path it replaced (toFloat, then normalizeChannels), with 1 and all workers. The
+// ratio of lookup to float is the lookup table's gain, of lookup-reuse to lookup what a new batch's memory costs;
+// the values are bit-identical (TestPixelMapMatchesFloatPath, TestReuseBatchesKeepsTheLastTwo).
 func BenchmarkMNIST(b *testing.B) {
-	for _, path := range []string{"lookup", "float"} {
+	for _, path := range []string{"lookup", "lookup-reuse", "float"} {
 		for _, workers := range workerCounts() {
 			b.Run(fmt.Sprintf("path=%s/workers=%d", path, workers), func(b *testing.B) {
 				ds, err := Open("mnist", "", "train", Options{BatchSize: 512, Seed: 1, Shuffle: true,
-					DropRemainder: true, Normalize: true, Workers: workers})
+					DropRemainder: true, Normalize: true, Workers: workers, ReuseBatches: path == "lookup-reuse"})
 				if err != nil {
 					b.Skipf("MNIST not available: %v", err)
 				}
