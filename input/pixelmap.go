@@ -31,8 +31,14 @@ func (m *pixelMap) convert(src []uint8, dst []float32) {
 	if len(m.tables) == 1 {
 		t := &m.tables[0]
 		dst = dst[:len(src)]
-		for i, v := range src {
-			dst[i] = t[v]
+		i := 0
+		for ; i+8 <= len(src); i += 8 { // eight independent lookups per iteration
+			s, d := src[i:i+8:i+8], dst[i:i+8:i+8]
+			d[0], d[1], d[2], d[3] = t[s[0]], t[s[1]], t[s[2]], t[s[3]]
+			d[4], d[5], d[6], d[7] = t[s[4]], t[s[5]], t[s[6]], t[s[7]]
+		}
+		for ; i < len(src); i++ {
+			dst[i] = t[src[i]]
 		}
 		return
 	}

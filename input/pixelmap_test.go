@@ -29,9 +29,9 @@ func TestPixelMapMatchesFloatPath(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			src := make([]uint8, 256*tc.c) // every value in every channel
+			src := make([]uint8, 259*tc.c) // every value in every channel, and a length no multiple of 8
 			for i := range src {
-				src[i] = uint8(i / tc.c)
+				src[i] = uint8(i / tc.c % 256)
 			}
 			want := make([]float32, len(src))
 			toFloat(src, want)
