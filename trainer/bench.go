@@ -104,11 +104,12 @@ func BenchmarkRounds(cfgs []Config, warmup, steps, rounds int, out io.Writer) (t
 	}
 	devices := 1 // the sessions share the backend: it has as many devices as the most any of them uses
 	for _, cfg := range cfgs {
-		if d := backendDevices(cfg); d == xla.AllDevices || devices == xla.AllDevices {
-			devices = xla.AllDevices
-		} else {
-			devices = max(devices, d)
+		d := backendDevices(cfg)
+		if d == xla.AllDevices {
+			devices = d
+			break
 		}
+		devices = max(devices, d)
 	}
 	backend, err := newRunBackend(cfgs[0].Backend, devices, notices)
 	if err != nil {
