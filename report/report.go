@@ -268,9 +268,9 @@ func describeSettings(c *trainer.Comparison, rules []string) (common, perRule []
 	fields := []func(cfg trainer.Config) string{
 		func(cfg trainer.Config) string {
 			if cfg.Steps > 0 {
-				return fmt.Sprintf("%d steps", cfg.Steps)
+				return plural(cfg.Steps, "step")
 			}
-			return fmt.Sprintf("%d epochs", cfg.Epochs)
+			return plural(cfg.Epochs, "epoch")
 		},
 		func(cfg trainer.Config) string { return fmt.Sprintf("batch %d", cfg.BatchSize) },
 		func(cfg trainer.Config) string {
@@ -357,4 +357,12 @@ func formatDuration(d time.Duration) string {
 		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
 	}
 	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+// plural writes n and the noun, with an s unless n is 1: "1 epoch", "3 epochs".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

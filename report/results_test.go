@@ -18,8 +18,9 @@ var updateResults = flag.Bool("update", false, "rewrite the generated tables of 
 const resultsPage = "../docs/results.md"
 
 // tableMarker opens a generated table in docs/results.md: "<!-- table rules results/<name> -->" (a comparison's
-// RulesTable) or "<!-- table seeds results/<a> results/<b> ... -->" (SeedsTable); "<!-- end table -->" closes it.
-var tableMarker = regexp.MustCompile(`(?m)^<!-- table (rules|seeds)((?: [^ \n]+)+?) -->\n`)
+// RulesTable), "<!-- table seeds results/<a> results/<b> ... -->" (SeedsTable) or "<!-- table paired results/<a>
+// results/<b> ... -->" (PairedTable against bp); "<!-- end table -->" closes it.
+var tableMarker = regexp.MustCompile(`(?m)^<!-- table (rules|seeds|paired)((?: [^ \n]+)+?) -->\n`)
 
 const tableEnd = "<!-- end table -->"
 
@@ -54,6 +55,8 @@ func TestResultsPage(t *testing.T) {
 			want = RulesTable(cs[0])
 		case "seeds":
 			want = SeedsTable(cs)
+		case "paired":
+			want = PairedTable(cs, "bp")
 		}
 		if !*updateResults {
 			require.Equal(t, want, got, "docs/results.md, table %s %v, differs from its logs (go test ./report -run TestResultsPage -update rewrites it)", kind, dirs)

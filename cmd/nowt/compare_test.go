@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -47,6 +49,70 @@ func TestCompareTiny(t *testing.T) {
 	require.Contains(t, text, "| fa | 2 |")
 	require.Contains(t, text, "nowt compare -rules bp,fa -dataset synthetic")
 	require.True(t, strings.HasSuffix(strings.TrimSpace(text), filepath.Join(out, "results.md")), text)
+}
+
+// TestCompareSeeds: -seeds makes one comparison per seed in -out/seed-<n>/, each with its report, then the report
+// over the seeds; the same command reuses every run; nowt report writes them all again; mistakes name the flag.
+func TestCompareSeeds(t *testing.T) {
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
+	out := filepath.Join(t.TempDir(), "seeds")
+	tiny := []string{"-rules", "bp,fa", "-dataset", "synthetic", "-data", "examples=64,size=8,channels=1,classes=4",
+		"-hidden", "16", "-activation", "relu", "-steps", "2", "-batch", "16"}
+	args := append(slices.Clone(tiny), "-seeds", "2,1", "-out", out)
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, runCompare(args, &stdout, &stderr), stderr.String())
+	text := stdout.String()
+	for _, want := range []string{
+		"##### seed 2 (1 of 2): " + filepath.Join(out, "seed-2"), "##### seed 1 (2 of 2)",
+		"mlp on synthetic: learning rules compared over 2 seeds", "| rule | seed 2 | seed 1 | mean | sd |",
+		"| rule − bp (points) | seed 2 | seed 1 | mean | sd | above / below | sign test p |",
+		"nowt compare -rules bp,fa -dataset synthetic", filepath.Join(out, "results.md"),
+	} {
+		require.Contains(t, text, want)
+	}
+	for seed, dir := range map[int64]string{1: "seed-1", 2: "seed-2"} {
+		require.FileExists(t, filepath.Join(out, dir, "results.md"))
+		for _, rule := range []string{"bp", "fa"} {
+			data, err := os.ReadFile(filepath.Join(out, dir, rule, "config.json"))
+			require.NoError(t, err)
+			var cfg struct{ Seed int64 }
+			require.NoError(t, json.Unmarshal(data, &cfg))
+			require.Equal(t, seed, cfg.Seed, "%s/%s", dir, rule)
+		}
+	}
+	require.FileExists(t, filepath.Join(out, "seeds-top1.png"))
+
+	stdout.Reset()
+	require.NoError(t, runCompare(args, &stdout, &stderr), stderr.String())
+	require.Equal(t, 4, strings.Count(stdout.String(), "Reusing the finished run"), "the same command trains nothing again")
+
+	stdout.Reset()
+	require.NoError(t, runReport([]string{"-out", out}, &stdout, &stderr), stderr.String())
+	text = stdout.String()
+	require.Contains(t, text, "| rule | seed 1 | seed 2 | mean | sd |", "nowt report orders the seeds")
+	require.Contains(t, text, "nowt compare -rules bp,fa -dataset synthetic", "the training command is kept")
+	seed1, err := os.ReadFile(filepath.Join(out, "seed-1", "results.md"))
+	require.NoError(t, err)
+	require.Contains(t, string(seed1), "| fa | 2 |", "each seed's report is written again")
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-seed", "3", "-seeds", "1,2"}, "either -seed"},
+		{[]string{"-seeds", "1,1"}, "seed 1 given twice"},
+		{[]string{"-seeds", "1,x"}, `"x" is not an integer seed`},
+		{[]string{"-seeds", " , "}, "-seeds is empty"},
+		{nil, "holds a comparison over seeds (its seed-1/)"}, // -out is the comparison over seeds, without -seeds
+	} {
+		err := runCompare(append(append(slices.Clone(tiny), tc.args...), "-out", out), &stdout, &stderr)
+		require.ErrorContains(t, err, tc.want, "%v", tc.args)
+	}
+	oneSeed := filepath.Join(t.TempDir(), "one")
+	require.NoError(t, os.MkdirAll(filepath.Join(oneSeed, "fa"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(oneSeed, "fa", "config.json"), []byte("{}"), 0o644))
+	err = runCompare(append(slices.Clone(tiny), "-seeds", "1", "-out", oneSeed), &stdout, &stderr)
+	require.ErrorContains(t, err, "holds a comparison of one seed (its fa/ run)")
 }
 
 // TestReport: nowt report writes the comparison again from its logs alone, also when its rules ran with different

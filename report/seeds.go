@@ -1,0 +1,329 @@
+package report
+
+import (
+	"cmp"
+	"fmt"
+	"image/color"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nowt-ml/nowt/trainer"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+// SeedDirPrefix begins the name of each seed's comparison folder inside a comparison over seeds: <out>/seed-<n>.
+const SeedDirPrefix = "seed-"
+
+// SeedDir returns the folder of seed's comparison inside a comparison over seeds kept in dir.
+func SeedDir(dir string, seed int64) string {
+	return filepath.Join(dir, fmt.Sprintf("%s%d", SeedDirPrefix, seed))
+}
+
+// SeedsPlotFileName is the plot of each rule's final test top-1 per seed, in a comparison over seeds' folder.
+const SeedsPlotFileName = "seeds-top1.png"
+
+// finalTop1 returns rule's final test top-1 in c, in %, and whether it has one.
+func finalTop1(c *trainer.Comparison, rule string) (float64, bool) {
+	s := trainer.Summarize(c.Records[rule])
+	if s.Final == nil || s.Final.TestTop1 == nil || math.IsNaN(*s.Final.TestTop1) {
+		return 0, false
+	}
+	return 100 * *s.Final.TestTop1, true
+}
+
+// seedsRules returns the rules of cs in [trainer.CompareOrder]: those of any comparison.
+func seedsRules(cs []*trainer.Comparison) []string {
+	var rules []string
+	seen := map[string]bool{}
+	for _, c := range cs {
+		for _, r := range rulesOf(c) {
+			if !seen[r] {
+				seen[r] = true
+				rules = append(rules, r)
+			}
+		}
+	}
+	return trainer.OrderRules(rules)
+}
+
+// seedOf returns the seed of c's runs ("?" where no run records its configuration).
+func seedOf(c *trainer.Comparison) string {
+	if cfg := comparisonConfig(c, rulesOf(c)); cfg != nil {
+		return fmt.Sprint(cfg.Seed)
+	}
+	return "?"
+}
+
+// PairedDifference is one rule's final test top-1 against a baseline rule's over comparisons that differ only in
+// their seed. Within one seed every rule starts from the same network, so the differences are paired.
+type PairedDifference struct {
+	Rule string
+	// Differences is rule − baseline in each comparison, in points of top-1, NaN where either has no final top-1.
+	Differences []float64
+	// N counts the seeds with a difference; Above and Below those where the rule is above or below the baseline.
+	N, Above, Below int
+	// Mean and SD of the differences (SD NaN with fewer than two).
+	Mean, SD float64
+	// SignTestP is the two-sided sign test's p-value for "the rule and the baseline are as likely to be ahead in
+	// a seed" (ties left out): 2^(1−n) when all n seeds agree, so never below 0.25 with three seeds.
+	SignTestP float64
+}
+
+// PairedDifferences returns, for each rule of cs other than baseline, its paired differences from baseline.
+func PairedDifferences(cs []*trainer.Comparison, baseline string) []PairedDifference {
+	var out []PairedDifference
+	for _, rule := range seedsRules(cs) {
+		if rule == baseline {
+			continue
+		}
+		d := PairedDifference{Rule: rule}
+		var values []float64
+		for _, c := range cs {
+			r, okRule := finalTop1(c, rule)
+			b, okBase := finalTop1(c, baseline)
+			if !okRule || !okBase {
+				d.Differences = append(d.Differences, math.NaN())
+				continue
+			}
+			diff := r - b
+			d.Differences = append(d.Differences, diff)
+			values = append(values, diff)
+			switch {
+			case diff > 0:
+				d.Above++
+			case diff < 0:
+				d.Below++
+			}
+		}
+		d.N = len(values)
+		d.Mean, d.SD = meanSD(values)
+		d.SignTestP = signTestP(d.Above, d.Below)
+		out = append(out, d)
+	}
+	return out
+}
+
+// signTestP is the two-sided sign test's p-value for above successes against below (ties excluded): the
+// probability, with each seed equally likely to fall either way, of a split at least as uneven.
+func signTestP(above, below int) float64 {
+	n := above + below
+	if n == 0 {
+		return math.NaN()
+	}
+	k := min(above, below)
+	tail, binom := 0.0, 1.0 // binom = C(n, i)
+	for i := 0; i <= k; i++ {
+		if i > 0 {
+			binom = binom * float64(n-i+1) / float64(i)
+		}
+		tail += binom
+	}
+	return math.Min(1, 2*tail/math.Pow(2, float64(n)))
+}
+
+// PairedTable is the markdown table of [PairedDifferences]: one row per rule, one column per comparison (headed
+// by its seed) holding rule − baseline in points of final top-1, then their mean and standard deviation, how many
+// seeds put the rule above and below, and the sign test's p-value.
+func PairedTable(cs []*trainer.Comparison, baseline string) string {
+	header := []string{"rule − " + baseline + " (points)"}
+	for _, c := range cs {
+		header = append(header, "seed "+seedOf(c))
+	}
+	header = append(header, "mean", "sd", "above / below", "sign test p")
+	var b strings.Builder
+	writeHeader(&b, header)
+	for _, d := range PairedDifferences(cs, baseline) {
+		row := []string{d.Rule}
+		for _, v := range d.Differences {
+			row = append(row, formatOrDash(v, "%+.2f"))
+		}
+		row = append(row, formatOrDash(d.Mean, "%+.2f"), formatOrDash(d.SD, "%.2f"),
+			fmt.Sprintf("%d / %d", d.Above, d.Below), formatOrDash(d.SignTestP, "%.3g"))
+		writeRow(&b, row)
+	}
+	return b.String()
+}
+
+// FormatSeeds returns the markdown report of comparisons that differ only in their seed (cs, kept in the
+// folders seedDirs, relative to the report's own): each rule's final test top-1 per seed with its mean and
+// standard deviation ([SeedsTable]), each rule's paired difference from bp ([PairedTable]) where bp was
+// compared, and what it takes for a difference to be an ordering; with commandLine and the date.
+func FormatSeeds(cs []*trainer.Comparison, seedDirs []string, commandLine string, now time.Time) string {
+	var b strings.Builder
+	title := "Learning rules compared over seeds"
+	var first *trainer.Config
+	for _, c := range cs {
+		if first = comparisonConfig(c, rulesOf(c)); first != nil {
+			break
+		}
+	}
+	if first != nil {
+		title = fmt.Sprintf("%s on %s: learning rules compared over %d seeds", first.Model, first.Dataset, len(cs))
+		if common, _ := describeSettings(cs[0], rulesOf(cs[0])); len(common) > 0 {
+			var kept []string
+			for _, s := range common {
+				if !strings.HasPrefix(s, "seed ") {
+					kept = append(kept, s)
+				}
+			}
+			fmt.Fprintf(&b, "# %s\n\n%s.\n\n", title, strings.Join(kept, ", "))
+		} else {
+			fmt.Fprintf(&b, "# %s\n\n", title)
+		}
+	} else {
+		fmt.Fprintf(&b, "# %s\n\n", title)
+	}
+	b.WriteString("Final test top-1 (%), one comparison per seed; sd is the sample standard deviation over the seeds.\n\n")
+	b.WriteString(SeedsTable(cs))
+	hasBP := false
+	for _, r := range seedsRules(cs) {
+		hasBP = hasBP || r == "bp"
+	}
+	if hasBP && len(seedsRules(cs)) > 1 {
+		b.WriteString("\nEach rule against bp, paired by seed: within a seed every rule starts from the same network, so ")
+		b.WriteString("rule − bp\nremoves what the initialisation and the data order do to both. A difference whose sign ")
+		b.WriteString("changes between\nseeds is not an ordering; with all n seeds on one side the two-sided sign test gives ")
+		b.WriteString("p = 2^(1−n): 0.25 for\n3 seeds, 0.0625 for 5, 0.0078 for 8.\n\n")
+		b.WriteString(PairedTable(cs, "bp"))
+	}
+	b.WriteString("\nEach seed's comparison (its tables, plots and runs): ")
+	links := make([]string, len(seedDirs))
+	for i, d := range seedDirs {
+		links[i] = fmt.Sprintf("[%s](%s/%s)", d, d, ResultsFileName)
+	}
+	b.WriteString(strings.Join(links, ", ") + ".\n\n![Final test top-1 per seed](" + SeedsPlotFileName + ")\n")
+	if commandLine != "" {
+		fmt.Fprintf(&b, "\nCommand (run it again to resume or reuse the runs):\n\n```\n%s\n```\n", commandLine)
+	}
+	fmt.Fprintf(&b, "\nDate: %s\n", now.Format("2006-01-02 15:04:05 MST"))
+	return b.String()
+}
+
+// WriteSeeds writes the report of comparisons that differ only in their seed into dir: results.md
+// ([FormatSeeds]) and seeds-top1.png ([SeedsPlot]). seedDirs are the comparisons' folders, relative to dir.
+func WriteSeeds(dir string, cs []*trainer.Comparison, seedDirs []string, commandLine string) error {
+	if len(cs) == 0 {
+		return fmt.Errorf("writing the comparison over seeds: no comparisons")
+	}
+	if len(seedDirs) != len(cs) {
+		return fmt.Errorf("writing the comparison over seeds: %d folders for %d comparisons", len(seedDirs), len(cs))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("writing the comparison over seeds: %w", err)
+	}
+	md := FormatSeeds(cs, seedDirs, commandLine, time.Now())
+	if err := os.WriteFile(filepath.Join(dir, ResultsFileName), []byte(md), 0o644); err != nil {
+		return fmt.Errorf("writing the comparison over seeds: %w", err)
+	}
+	if p := SeedsPlot(cs); p != nil {
+		return SavePNG(p, filepath.Join(dir, SeedsPlotFileName))
+	}
+	return nil
+}
+
+// SeedsPlot plots each rule's final test top-1 in every seed (one point per seed, in the seed's colour and
+// shape) with the mean over the seeds as a horizontal bar, one column per rule. It returns nil if no run has a
+// final top-1.
+func SeedsPlot(cs []*trainer.Comparison) *plot.Plot {
+	rules := seedsRules(cs)
+	p := newPlot("Final test top-1 per seed", "rule", "final test top-1 (%)")
+	plotted := false
+	lo, hi := math.Inf(1), math.Inf(-1)
+	const spread = 0.25 // the seeds' points side by side within a rule's column
+	for si, c := range cs {
+		var xys plotter.XYs
+		for ri, rule := range rules {
+			if v, ok := finalTop1(c, rule); ok {
+				offset := 0.0
+				if len(cs) > 1 {
+					offset = spread * (float64(si)/float64(len(cs)-1) - 0.5)
+				}
+				xys = append(xys, plotter.XY{X: float64(ri) + offset, Y: v})
+				lo, hi = math.Min(lo, v), math.Max(hi, v)
+			}
+		}
+		if len(xys) == 0 {
+			continue
+		}
+		points, err := plotter.NewScatter(xys)
+		if err != nil {
+			continue
+		}
+		plotted = true
+		points.Color, points.Shape, points.Radius = plotutil.Color(si), plotutil.Shape(si), vg.Points(3)
+		p.Add(points)
+		p.Legend.Add("seed "+seedOf(c), points)
+	}
+	if !plotted {
+		return nil
+	}
+	meanInLegend := false
+	for ri, rule := range rules {
+		var values []float64
+		for _, c := range cs {
+			if v, ok := finalTop1(c, rule); ok {
+				values = append(values, v)
+			}
+		}
+		if len(values) == 0 {
+			continue
+		}
+		mean, _ := meanSD(values)
+		bar, err := plotter.NewLine(plotter.XYs{{X: float64(ri) - 0.3, Y: mean}, {X: float64(ri) + 0.3, Y: mean}})
+		if err != nil {
+			continue
+		}
+		bar.Color, bar.Width = color.Black, vg.Points(1.5)
+		p.Add(bar)
+		if !meanInLegend {
+			p.Legend.Add("mean", bar)
+			meanInLegend = true
+		}
+	}
+	ticks := make([]plot.Tick, len(rules))
+	for i, rule := range rules {
+		ticks[i] = plot.Tick{Value: float64(i), Label: rule}
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	p.X.Min, p.X.Max = -0.6, float64(len(rules))-0.4
+	pad := math.Max(0.5, 0.08*(hi-lo)) // the points clear of the frame
+	p.Y.Min, p.Y.Max = lo-pad, hi+pad
+	return p
+}
+
+// FindSeedDirs returns the names of dir's seed-<n> folders (the comparisons of a comparison over seeds), in the
+// order of their seeds, and the seeds; none (and no error) where dir holds none.
+func FindSeedDirs(dir string) (names []string, seeds []int64, err error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the comparison's folder: %w", err)
+	}
+	type seedDir struct {
+		name string
+		seed int64
+	}
+	var found []seedDir
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), SeedDirPrefix)
+		if !ok || !e.IsDir() && e.Type()&os.ModeSymlink == 0 {
+			continue
+		}
+		var seed int64
+		if _, err := fmt.Sscanf(rest, "%d", &seed); err != nil || fmt.Sprint(seed) != rest {
+			continue
+		}
+		found = append(found, seedDir{e.Name(), seed})
+	}
+	slices.SortFunc(found, func(a, b seedDir) int { return cmp.Compare(a.seed, b.seed) })
+	for _, f := range found {
+		names, seeds = append(names, f.name), append(seeds, f.seed)
+	}
+	return names, seeds, nil
+}

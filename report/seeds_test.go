@@ -1,0 +1,141 @@
+package report
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nowt-ml/nowt/trainer"
+	"github.com/stretchr/testify/require"
+)
+
+// seedComparison is a comparison of seed's runs whose final top-1 (a fraction) is given per rule.
+func seedComparison(seed int64, finals map[string]float64) *trainer.Comparison {
+	c := &trainer.Comparison{Records: map[string][]trainer.Record{}, Results: map[string]*trainer.Result{}}
+	for rule, top1 := range finals {
+		c.Records[rule] = syntheticRecords([]string{"/model/fc0"}, top1, 10)
+		c.Results[rule] = &trainer.Result{Config: trainer.Config{Model: "mlp", Dataset: "mnist", Rule: rule, Epochs: 2,
+			BatchSize: 32, LearningRate: 0.05, Schedule: "cosine", Loss: "softmax", Seed: seed}}
+	}
+	return c
+}
+
+// threeSeeds: fa below bp in every seed, kp above in two and below in one, wm without a final evaluation in seed 3.
+func threeSeeds() []*trainer.Comparison {
+	return []*trainer.Comparison{
+		seedComparison(1, map[string]float64{"bp": 0.90, "fa": 0.85, "kp": 0.91, "wm": 0.895}),
+		seedComparison(2, map[string]float64{"bp": 0.92, "fa": 0.86, "kp": 0.915, "wm": 0.92}),
+		seedComparison(3, map[string]float64{"bp": 0.91, "fa": 0.87, "kp": 0.93}),
+	}
+}
+
+func TestPairedDifferences(t *testing.T) {
+	got := PairedDifferences(threeSeeds(), "bp")
+	require.Len(t, got, 3)
+	byRule := map[string]PairedDifference{}
+	for _, d := range got {
+		byRule[d.Rule] = d
+	}
+	require.Equal(t, []string{"fa", "wm", "kp"}, []string{got[0].Rule, got[1].Rule, got[2].Rule}, "CompareOrder")
+
+	fa := byRule["fa"]
+	require.InDeltaSlice(t, []float64{-5, -6, -4}, fa.Differences, 1e-9)
+	require.Equal(t, 3, fa.N)
+	require.Equal(t, [2]int{0, 3}, [2]int{fa.Above, fa.Below})
+	require.InDelta(t, -5, fa.Mean, 1e-9)
+	require.InDelta(t, 1, fa.SD, 1e-9)
+	require.InDelta(t, 0.25, fa.SignTestP, 1e-12, "3 of 3 on one side")
+
+	kp := byRule["kp"]
+	require.InDeltaSlice(t, []float64{1, -0.5, 2}, kp.Differences, 1e-9)
+	require.Equal(t, [2]int{2, 1}, [2]int{kp.Above, kp.Below})
+	require.InDelta(t, 2.5/3, kp.Mean, 1e-9)
+	require.InDelta(t, 1, kp.SignTestP, 1e-12, "a 2–1 split is what chance gives")
+
+	wm := byRule["wm"]
+	require.Equal(t, 2, wm.N, "seed 3 has no wm run")
+	require.True(t, math.IsNaN(wm.Differences[2]))
+	require.InDelta(t, -0.5, wm.Differences[0], 1e-9)
+	require.Zero(t, wm.Differences[1])
+	require.Equal(t, [2]int{0, 1}, [2]int{wm.Above, wm.Below}, "a tie counts on neither side")
+}
+
+func TestSignTestP(t *testing.T) {
+	for _, tc := range []struct {
+		above, below int
+		want         float64
+	}{
+		{3, 0, 0.25}, {0, 5, 0.0625}, {8, 0, 0.0078125}, {2, 1, 1}, {4, 1, 2 * 6.0 / 32}, {5, 5, 1}, {1, 0, 1},
+	} {
+		require.InDelta(t, tc.want, signTestP(tc.above, tc.below), 1e-12, "%d above, %d below", tc.above, tc.below)
+	}
+	require.True(t, math.IsNaN(signTestP(0, 0)))
+}
+
+func TestWriteSeeds(t *testing.T) {
+	dir := t.TempDir()
+	cs := threeSeeds()
+	names := []string{"seed-1", "seed-2", "seed-3"}
+	require.NoError(t, WriteSeeds(dir, cs, names, "nowt compare -seeds 1,2,3 -out "+dir))
+	md, err := os.ReadFile(filepath.Join(dir, ResultsFileName))
+	require.NoError(t, err)
+	text := string(md)
+	t.Log("\n" + text)
+	for _, want := range []string{
+		"# mlp on mnist: learning rules compared over 3 seeds",
+		"2 epochs, batch 32, learning rate 0.05 (cosine)",
+		"| rule | seed 1 | seed 2 | seed 3 | mean | sd |",
+		"| fa | 85.00 | 86.00 | 87.00 | 86.00 | 1.00 |",
+		"| rule − bp (points) | seed 1 | seed 2 | seed 3 | mean | sd | above / below | sign test p |",
+		"| fa | -5.00 | -6.00 | -4.00 | -5.00 | 1.00 | 0 / 3 | 0.25 |",
+		"| kp | +1.00 | -0.50 | +2.00 | +0.83 | 1.26 | 2 / 1 | 1 |",
+		"| wm | -0.50 | +0.00 | – | -0.25 | 0.35 | 0 / 1 | 1 |",
+		"[seed-1](seed-1/results.md)", "![Final test top-1 per seed](seeds-top1.png)", "nowt compare -seeds 1,2,3", "Date: ",
+	} {
+		require.Contains(t, text, want)
+	}
+	require.NotContains(t, text, "seed 1,", "the common settings leave the seed out")
+	requirePNG(t, filepath.Join(dir, SeedsPlotFileName))
+
+	require.ErrorContains(t, WriteSeeds(dir, nil, nil, ""), "no comparisons")
+	require.ErrorContains(t, WriteSeeds(dir, cs, names[:2], ""), "2 folders for 3 comparisons")
+}
+
+// TestSeedsWithoutBP: without bp there is no paired table, and a single seed still reports.
+func TestSeedsWithoutBP(t *testing.T) {
+	cs := []*trainer.Comparison{seedComparison(7, map[string]float64{"fa": 0.8, "kp": 0.9})}
+	text := FormatSeeds(cs, []string{"seed-7"}, "", time.Now())
+	require.Contains(t, text, "| kp | 90.00 | 90.00 | – |")
+	require.NotContains(t, text, "rule − bp")
+	require.NotNil(t, SeedsPlot(cs))
+	require.Nil(t, SeedsPlot([]*trainer.Comparison{{Records: map[string][]trainer.Record{}}}), "nothing to plot")
+}
+
+func TestFindSeedDirs(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"seed-10", "seed-2", "seed-x", "seed-02", "bp", "seed-"} {
+		require.NoError(t, os.Mkdir(filepath.Join(dir, name), 0o755))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "seed-3"), nil, 0o644)) // a file, not a comparison
+	names, seeds, err := FindSeedDirs(dir)
+	require.NoError(t, err)
+	require.Equal(t, []string{"seed-2", "seed-10"}, names)
+	require.Equal(t, []int64{2, 10}, seeds)
+	require.Equal(t, filepath.Join(dir, "seed-10"), SeedDir(dir, 10))
+
+	names, _, err = FindSeedDirs(filepath.Join(dir, "bp"))
+	require.NoError(t, err)
+	require.Empty(t, names)
+	_, _, err = FindSeedDirs(filepath.Join(dir, "missing"))
+	require.ErrorContains(t, err, "missing")
+	require.True(t, strings.HasPrefix(SeedsPlotFileName, "seeds"))
+}
+
+func TestPlural(t *testing.T) {
+	for n, want := range map[int]string{0: "0 epochs", 1: "1 epoch", 3: "3 epochs"} {
+		require.Equal(t, want, plural(n, "epoch"))
+	}
+}
