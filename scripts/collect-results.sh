@@ -6,22 +6,23 @@
 # from ($COMMIT, default HEAD), each rule's commit ($RULE_COMMITS, e.g. "bp=ce1bb36 kp=ce1bb36", overrides $COMMIT
 # for the rules it names: a comparison whose runs were made by different builds, one reused from an earlier one)
 # and the date of the newest log.
+# A comparison over seeds (nowt compare -seeds) keeps its report and plot, and each seed-<n>/ comparison without its
+# plots.
 # Then `go test ./report -run TestResultsPage -update` refreshes the tables of docs/results.md from those logs.
 # NAMES limits it to some comparisons (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=${OUT:-runs/results}
 commit=${COMMIT:-$(git rev-parse HEAD)}
-for dir in "$src"/*/; do
-	name=$(basename "$dir")
-	[[ -f "$dir/results.md" ]] || continue
-	if [[ -n "${NAMES:-}" && " $NAMES " != *" $name "* ]]; then continue; fi
-	dst="docs/results/$name"
+# collect_comparison SRC DST: one comparison's results.md and plots, its runs' logs and provenance.json.
+# PLOTS=no leaves the plots out (the seeds of a comparison over seeds: their logs make them again).
+collect_comparison() {
+	local dir=$1 dst=$2
 	rm -rf "$dst"
 	mkdir -p "$dst"
-	cp "$dir"/results.md "$dir"/*.png "$dst/"
-	newest=0
-	rules=()
+	cp "$dir"/results.md "$dst/"
+	[[ "${PLOTS:-yes}" == no ]] || cp "$dir"/*.png "$dst/"
+	local newest=0 rules=() run rule rule_commit pair f t
 	for run in "$dir"/*/; do
 		rule=$(basename "$run")
 		[[ -f "$run/config.json" ]] || continue
@@ -38,8 +39,28 @@ for dir in "$src"/*/; do
 		t=$(stat -c %Y "$run/metrics.jsonl")
 		((t > newest)) && newest=$t
 	done
+	local rule_list
 	rule_list=$(IFS=,; echo "${rules[*]}")
 	printf '{"commit": "%s", "date": "%s", "rules": {%s}}\n' "$commit" "$(date -u -d "@$newest" '+%Y-%m-%d %H:%M:%S UTC')" \
 		"${rule_list//,/, }" >"$dst/provenance.json"
+}
+
+for dir in "$src"/*/; do
+	name=$(basename "$dir")
+	[[ -f "$dir/results.md" ]] || continue
+	if [[ -n "${NAMES:-}" && " $NAMES " != *" $name "* ]]; then continue; fi
+	dst="docs/results/$name"
+	seeds=("$dir"/seed-*/)
+	if [[ -d "${seeds[0]}" ]]; then
+		# A comparison over seeds (nowt compare -seeds): the report over the seeds, then each seed's comparison.
+		rm -rf "$dst"
+		mkdir -p "$dst"
+		cp "$dir"/results.md "$dir"/seeds-top1.png "$dst/"
+		for seed in "${seeds[@]}"; do
+			PLOTS=no collect_comparison "$seed" "$dst/$(basename "$seed")"
+		done
+		continue
+	fi
+	collect_comparison "$dir" "$dst"
 done
 ls docs/results

@@ -4,7 +4,8 @@
 # Re-running reuses finished rules (nowt compare resumes unfinished ones). Then scripts/collect-results.sh copies
 # each run's config.json and metrics.jsonl (no checkpoints) into docs/results/<name>/.
 #
-# PARTS picks what to run (default: all but cifar): authors, relu, seeds, controls, fashion, newrules (the rules
+# PARTS picks what to run (default: all but cifar): authors, relu, seeds, controls, demoseeds (make demo's
+# comparison over five seeds, with BP at KP's decay), fashion, newrules (the rules
 # beyond the paper's five on the ReLU MLP and the Fashion-MNIST CNN), cifar (the full CIFAR-10 ResNet-20
 # comparison, about 2 hours on 2 cores), cifarseed2 (its bp, kp and wm runs again with seed 2, about 75 minutes),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifardfa (DFA on it at
@@ -20,7 +21,7 @@ nowt=${NOWT:-bin/nowt} # NOWT: a binary built elsewhere (e.g. of a fixed commit 
 [[ -n "${NOWT:-}" ]] || go build -buildvcs=auto -o bin/nowt ./cmd/nowt # -buildvcs: each run records its commit
 out=${OUT:-runs/results}
 backend=${BACKEND:-xla:cpu}
-parts=${PARTS:-authors relu seeds controls fashion newrules}
+parts=${PARTS:-authors relu seeds controls demoseeds fashion newrules}
 common=(-progress=false -backend "$backend")
 want() { [[ " $parts " == *" $1 "* ]]; }
 
@@ -59,6 +60,15 @@ if want controls; then
 	"$nowt" compare "${common[@]}" -seed 1 -model mlp -hidden 500 -activation relu -dataset mnist -lr 0.05 \
 		-momentum 0.9 -schedule cosine -wd 1e-4 -batch 128 -epochs 10 -eval-every 469 -log-every 156 \
 		-rules kp -out "$out/mnist-relu-kp-default-decay"
+fi
+
+# make demo's comparison (one epoch) over five seeds, and BP with KP's decay (0.02) on every layer, the same seeds.
+if want demoseeds; then
+	demo=(-model mlp -hidden 500 -activation relu -dataset mnist -lr 0.1 -momentum 0.9 -schedule cosine -batch 128
+		-epochs 1 -eval-every 156 -log-every 39 -seeds 1,2,3,4,5)
+	"$nowt" compare "${common[@]}" "${demo[@]}" -wd 1e-4 -kp-decay 0.02 -wm-warmup 200 -rules bp,fa,wm,kp \
+		-out "$out/mnist-demo-seeds"
+	"$nowt" compare "${common[@]}" "${demo[@]}" -wd 0.02 -rules bp -out "$out/mnist-demo-seeds-bp-decay"
 fi
 
 # Fashion-MNIST, the small CNN, all five rules, 1 epoch evaluated every 47 steps; then the weight mirror's
