@@ -29,14 +29,21 @@ func SeedDir(dir string, seed int64) string {
 // SeedsPlotFileName is the plot of each rule's final test top-1 per seed, in a comparison over seeds' folder.
 const SeedsPlotFileName = "seeds-top1.png"
 
-// finalTop1 returns rule's final test top-1 in c, in %, and whether it has one.
+// finalTop1 returns rule's final test top-1 in c, in %, and whether it has one: a run that diverged has none (its
+// last evaluation came before the divergence, not at the end of the run; see [diverged]).
 func finalTop1(c *trainer.Comparison, rule string) (float64, bool) {
+	if diverged(c, rule) {
+		return 0, false
+	}
 	s := trainer.Summarize(c.Records[rule])
 	if s.Final == nil || s.Final.TestTop1 == nil || math.IsNaN(*s.Final.TestTop1) {
 		return 0, false
 	}
 	return 100 * *s.Final.TestTop1, true
 }
+
+// diverged reports whether rule's run in c diverged (the loss became NaN or the divergence guard stopped it).
+func diverged(c *trainer.Comparison, rule string) bool { return c.Status[rule] == trainer.StatusDiverged }
 
 // seedsRules returns the rules of cs in [trainer.CompareOrder]: those of any comparison.
 func seedsRules(cs []*trainer.Comparison) []string {
@@ -67,8 +74,9 @@ type PairedDifference struct {
 	Rule string
 	// Differences is rule − baseline in each comparison, in points of top-1, NaN where either has no final top-1.
 	Differences []float64
-	// N counts the seeds with a difference; Above and Below those where the rule is above or below the baseline.
-	N, Above, Below int
+	// N counts the seeds with a difference; Above and Below those where the rule is above or below the baseline;
+	// Diverged those where the rule's run diverged (and the baseline's did not): no difference, but not a tie.
+	N, Above, Below, Diverged int
 	// Mean and SD of the differences (SD NaN with fewer than two).
 	Mean, SD float64
 	// SignTestP is the two-sided sign test's p-value for "the rule and the baseline are as likely to be ahead in
@@ -88,6 +96,9 @@ func PairedDifferences(cs []*trainer.Comparison, baseline string) []PairedDiffer
 		for _, c := range cs {
 			r, okRule := finalTop1(c, rule)
 			b, okBase := finalTop1(c, baseline)
+			if diverged(c, rule) && !diverged(c, baseline) {
+				d.Diverged++
+			}
 			if !okRule || !okBase {
 				d.Differences = append(d.Differences, math.NaN())
 				continue
@@ -144,8 +155,12 @@ func PairedTable(cs []*trainer.Comparison, baseline string) string {
 		for _, v := range d.Differences {
 			row = append(row, formatOrDash(v, "%+.2f"))
 		}
-		row = append(row, formatOrDash(d.Mean, "%+.2f"), formatOrDash(d.SD, "%.2f"),
-			fmt.Sprintf("%d / %d", d.Above, d.Below), formatOrDash(d.SignTestP, "%.3g"))
+		split := fmt.Sprintf("%d / %d", d.Above, d.Below)
+		if d.Diverged > 0 {
+			split += fmt.Sprintf(", %d diverged", d.Diverged)
+		}
+		row = append(row, formatOrDash(d.Mean, "%+.2f"), formatOrDash(d.SD, "%.2f"), split,
+			formatOrDash(d.SignTestP, "%.3g"))
 		writeRow(&b, row)
 	}
 	return b.String()

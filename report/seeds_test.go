@@ -139,3 +139,24 @@ func TestPlural(t *testing.T) {
 		require.Equal(t, want, plural(n, "epoch"))
 	}
 }
+
+// TestSeedsWithDivergedRun: a run that diverged reads "diverged" (its last evaluation is not a final one), is left out
+// of the mean, the difference and the plot, and is counted apart from the seeds above or below.
+func TestSeedsWithDivergedRun(t *testing.T) {
+	cs := threeSeeds()
+	cs[1].Status = map[string]string{"fa": trainer.StatusDiverged}
+	table := SeedsTable(cs)
+	require.Contains(t, table, "| fa | 85.00 | diverged | 87.00 | 86.00 | 1.41 |")
+	require.Contains(t, table, "*diverged*: the run's loss diverged")
+	require.NotContains(t, SeedsTable(threeSeeds()), "*diverged*", "no note without a diverged run")
+
+	fa := PairedDifferences(cs, "bp")[0]
+	require.Equal(t, "fa", fa.Rule)
+	require.Equal(t, [3]int{2, 0, 2}, [3]int{fa.N, fa.Above, fa.Below})
+	require.Equal(t, 1, fa.Diverged)
+	require.True(t, math.IsNaN(fa.Differences[1]))
+	require.Contains(t, PairedTable(cs, "bp"), "| fa | -5.00 | – | -4.00 | -4.50 | 0.71 | 0 / 2, 1 diverged | 0.5 |")
+
+	cs[1].Status["bp"] = trainer.StatusDiverged // both diverged: no difference, and not counted against fa
+	require.Zero(t, PairedDifferences(cs, "bp")[0].Diverged)
+}

@@ -103,7 +103,8 @@ func angleRange(layers []trainer.LayerAlignment, angle func(trainer.LayerAlignme
 }
 
 // SeedsTable compares the final test top-1 of each rule over comparisons that differ only in their seed: one
-// column per comparison (headed by its seed), then the mean and the sample standard deviation.
+// column per comparison (headed by its seed), then the mean and the sample standard deviation. A run that diverged
+// reads "diverged" and is left out of the mean and sd, with a note under the table.
 func SeedsTable(cs []*trainer.Comparison) string {
 	var rules []string
 	seen := map[string]bool{}
@@ -127,10 +128,16 @@ func SeedsTable(cs []*trainer.Comparison) string {
 	header = append(header, "mean", "sd")
 	var b strings.Builder
 	writeHeader(&b, header)
+	anyDiverged := false
 	for _, rule := range rules {
 		row := []string{rule}
 		var values []float64
 		for _, c := range cs {
+			if diverged(c, rule) {
+				anyDiverged = true
+				row = append(row, "diverged")
+				continue
+			}
 			s := trainer.Summarize(c.Records[rule])
 			if s.Final == nil {
 				row = append(row, "–")
@@ -141,6 +148,10 @@ func SeedsTable(cs []*trainer.Comparison) string {
 		}
 		mean, sd := meanSD(values)
 		writeRow(&b, append(row, formatOrDash(mean, "%.2f"), formatOrDash(sd, "%.2f")))
+	}
+	if anyDiverged {
+		b.WriteString("\n*diverged*: the run's loss diverged and the run stopped (its last evaluation came before the end); " +
+			"mean and sd are over the runs that did not.\n")
 	}
 	return b.String()
 }
