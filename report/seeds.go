@@ -244,13 +244,33 @@ func WriteSeeds(dir string, cs []*trainer.Comparison, seedDirs []string, command
 }
 
 // SeedsPlot plots each rule's final test top-1 in every seed (one point per seed, in the seed's colour and
-// shape) with the mean over the seeds as a horizontal bar, one column per rule. It returns nil if no run has a
-// final top-1.
+// shape) with the mean over the seeds as a horizontal bar, one column per rule; runs that diverged are counted under
+// their rule's name. It returns nil if no run has a final top-1.
 func SeedsPlot(cs []*trainer.Comparison) *plot.Plot {
 	rules := seedsRules(cs)
 	p := newPlot("Final test top-1 per seed", "rule", "final test top-1 (%)")
 	plotted := false
 	lo, hi := math.Inf(1), math.Inf(-1)
+	var meanBar *plotter.Line // for the legend, after the seeds
+	for ri, rule := range rules {
+		var values []float64
+		for _, c := range cs {
+			if v, ok := finalTop1(c, rule); ok {
+				values = append(values, v)
+			}
+		}
+		if len(values) == 0 {
+			continue
+		}
+		mean, _ := meanSD(values)
+		bar, err := plotter.NewLine(plotter.XYs{{X: float64(ri) - 0.3, Y: mean}, {X: float64(ri) + 0.3, Y: mean}})
+		if err != nil {
+			continue
+		}
+		bar.Color, bar.Width = color.Black, vg.Points(1.5)
+		p.Add(bar)
+		meanBar = bar
+	}
 	const spread = 0.25 // the seeds' points side by side within a rule's column
 	for si, c := range cs {
 		var xys plotter.XYs
@@ -279,32 +299,21 @@ func SeedsPlot(cs []*trainer.Comparison) *plot.Plot {
 	if !plotted {
 		return nil
 	}
-	meanInLegend := false
-	for ri, rule := range rules {
-		var values []float64
-		for _, c := range cs {
-			if v, ok := finalTop1(c, rule); ok {
-				values = append(values, v)
-			}
-		}
-		if len(values) == 0 {
-			continue
-		}
-		mean, _ := meanSD(values)
-		bar, err := plotter.NewLine(plotter.XYs{{X: float64(ri) - 0.3, Y: mean}, {X: float64(ri) + 0.3, Y: mean}})
-		if err != nil {
-			continue
-		}
-		bar.Color, bar.Width = color.Black, vg.Points(1.5)
-		p.Add(bar)
-		if !meanInLegend {
-			p.Legend.Add("mean", bar)
-			meanInLegend = true
-		}
+	if meanBar != nil {
+		p.Legend.Add("mean", meanBar)
 	}
 	ticks := make([]plot.Tick, len(rules))
 	for i, rule := range rules {
 		ticks[i] = plot.Tick{Value: float64(i), Label: rule}
+		n := 0
+		for _, c := range cs {
+			if diverged(c, rule) {
+				n++
+			}
+		}
+		if n > 0 { // runs that are not points
+			ticks[i].Label += fmt.Sprintf("\n(%d diverged)", n)
+		}
 	}
 	p.X.Tick.Marker = plot.ConstantTicks(ticks)
 	p.X.Min, p.X.Max = -0.6, float64(len(rules))-0.4

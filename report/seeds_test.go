@@ -157,6 +157,12 @@ func TestSeedsWithDivergedRun(t *testing.T) {
 	require.True(t, math.IsNaN(fa.Differences[1]))
 	require.Contains(t, PairedTable(cs, "bp"), "| fa | -5.00 | – | -4.00 | -4.50 | 0.71 | 0 / 2, 1 diverged | 0.5 |")
 
+	var labels []string
+	for _, tick := range SeedsPlot(cs).X.Tick.Marker.Ticks(0, 3) {
+		labels = append(labels, tick.Label)
+	}
+	require.Equal(t, []string{"bp", "fa\n(1 diverged)", "wm", "kp"}, labels)
+
 	cs[1].Status["bp"] = trainer.StatusDiverged // both diverged: no difference, and not counted against fa
 	require.Zero(t, PairedDifferences(cs, "bp")[0].Diverged)
 }
