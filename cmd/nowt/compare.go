@@ -121,7 +121,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 		}
 		return reportSeeds(*dir, seedDirs, stdout, stderr)
 	}
-	c, err := reportAgain(*dir, stderr)
+	c, err := reportAgain(*dir, "", stderr)
 	if err != nil {
 		return err
 	}
@@ -129,15 +129,15 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 }
 
 // reportAgain writes the report of the comparison in dir again from its runs' logs, with the command that trained
-// them as its last report recorded it, and returns the comparison.
-func reportAgain(dir string, stderr io.Writer) (*trainer.Comparison, error) {
+// them as its last report recorded it, and returns the comparison. Its warnings name the comparison as label.
+func reportAgain(dir, label string, stderr io.Writer) (*trainer.Comparison, error) {
 	c, err := trainer.LoadComparison(dir)
 	if err != nil {
 		return nil, err
 	}
 	for _, rule := range c.Rules {
 		if problem, ok := c.LogProblems[rule]; ok {
-			fmt.Fprintf(stderr, "nowt report: warning: %s\n", problem)
+			fmt.Fprintf(stderr, "nowt report: warning: %s%s\n", label, problem)
 		}
 	}
 	if err := report.Write(c.Dir, c, recordedCommand(c.Dir, "nowt report -out "+dir)); err != nil {
@@ -160,7 +160,7 @@ func recordedCommand(dir, def string) string {
 func reportSeeds(dir string, seedDirs []string, stdout, stderr io.Writer) error {
 	cs := make([]*trainer.Comparison, len(seedDirs))
 	for i, name := range seedDirs {
-		c, err := reportAgain(filepath.Join(dir, name), stderr)
+		c, err := reportAgain(filepath.Join(dir, name), name+"/", stderr)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}

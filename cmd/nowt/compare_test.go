@@ -95,6 +95,14 @@ func TestCompareSeeds(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(seed1), "| fa | 2 |", "each seed's report is written again")
 
+	metrics := filepath.Join(out, "seed-2", "fa", "metrics.jsonl") // a log a crash cut short: the warning names the seed
+	data, err := os.ReadFile(metrics)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(metrics, data[:len(data)-40], 0o644))
+	stderr.Reset()
+	require.NoError(t, runReport([]string{"-out", out}, &stdout, &stderr), stderr.String())
+	require.Contains(t, stderr.String(), "nowt report: warning: seed-2/fa/metrics.jsonl, line")
+
 	for _, tc := range []struct {
 		args []string
 		want string
