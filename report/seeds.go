@@ -43,7 +43,9 @@ func finalTop1(c *trainer.Comparison, rule string) (float64, bool) {
 }
 
 // diverged reports whether rule's run in c diverged (the loss became NaN or the divergence guard stopped it).
-func diverged(c *trainer.Comparison, rule string) bool { return c.Status[rule] == trainer.StatusDiverged }
+func diverged(c *trainer.Comparison, rule string) bool {
+	return c.Status[rule] == trainer.StatusDiverged
+}
 
 // seedsRules returns the rules of cs in [trainer.CompareOrder]: those of any comparison.
 func seedsRules(cs []*trainer.Comparison) []string {
