@@ -51,6 +51,11 @@ if want seeds; then
 	done
 fi
 
+# The same over five seeds in one comparison (nowt compare -seeds).
+if want seeds; then
+	"$nowt" compare "${common[@]}" "${relu[@]}" -rules bp,fa,ss,wm,kp -seeds 1,2,3,4,5 -out "$out/mnist-relu-seeds"
+fi
+
 # KP's controls on the ReLU MLP: BP with KP's decay (0.01 on every layer: all are KP layers), and KP with the
 # default decay (1e-4) over 10 epochs.
 if want controls; then
