@@ -106,24 +106,10 @@ func angleRange(layers []trainer.LayerAlignment, angle func(trainer.LayerAlignme
 // column per comparison (headed by its seed), then the mean and the sample standard deviation. A run that diverged
 // reads "diverged" and is left out of the mean and sd, with a note under the table.
 func SeedsTable(cs []*trainer.Comparison) string {
-	var rules []string
-	seen := map[string]bool{}
-	for _, c := range cs {
-		for _, r := range rulesOf(c) {
-			if !seen[r] {
-				seen[r] = true
-				rules = append(rules, r)
-			}
-		}
-	}
-	rules = trainer.OrderRules(rules)
+	rules := seedsRules(cs)
 	header := []string{"rule"}
 	for _, c := range cs {
-		seed := "?"
-		if cfg := comparisonConfig(c, rulesOf(c)); cfg != nil {
-			seed = fmt.Sprint(cfg.Seed)
-		}
-		header = append(header, "seed "+seed)
+		header = append(header, "seed "+seedOf(c))
 	}
 	header = append(header, "mean", "sd")
 	var b strings.Builder
