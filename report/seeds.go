@@ -175,35 +175,23 @@ func PairedTable(cs []*trainer.Comparison, baseline string) string {
 func FormatSeeds(cs []*trainer.Comparison, seedDirs []string, commandLine string, now time.Time) string {
 	var b strings.Builder
 	title := "Learning rules compared over seeds"
-	var first *trainer.Config
+	var settings []string // those every rule of a seed shares, but the seed
 	for _, c := range cs {
-		if first = comparisonConfig(c, rulesOf(c)); first != nil {
+		rules := rulesOf(c)
+		if cfg := comparisonConfig(c, rules); cfg != nil {
+			title = fmt.Sprintf("%s on %s: learning rules compared over %d seeds", cfg.Model, cfg.Dataset, len(cs))
+			common, _ := describeSettings(c, rules)
+			settings = slices.DeleteFunc(common, func(s string) bool { return strings.HasPrefix(s, "seed ") })
 			break
 		}
 	}
-	if first != nil {
-		title = fmt.Sprintf("%s on %s: learning rules compared over %d seeds", first.Model, first.Dataset, len(cs))
-		if common, _ := describeSettings(cs[0], rulesOf(cs[0])); len(common) > 0 {
-			var kept []string
-			for _, s := range common {
-				if !strings.HasPrefix(s, "seed ") {
-					kept = append(kept, s)
-				}
-			}
-			fmt.Fprintf(&b, "# %s\n\n%s.\n\n", title, strings.Join(kept, ", "))
-		} else {
-			fmt.Fprintf(&b, "# %s\n\n", title)
-		}
-	} else {
-		fmt.Fprintf(&b, "# %s\n\n", title)
+	fmt.Fprintf(&b, "# %s\n\n", title)
+	if len(settings) > 0 {
+		fmt.Fprintf(&b, "%s.\n\n", strings.Join(settings, ", "))
 	}
 	b.WriteString("Final test top-1 (%), one comparison per seed; sd is the sample standard deviation over the seeds.\n\n")
 	b.WriteString(SeedsTable(cs))
-	hasBP := false
-	for _, r := range seedsRules(cs) {
-		hasBP = hasBP || r == "bp"
-	}
-	if hasBP && len(seedsRules(cs)) > 1 {
+	if rules := seedsRules(cs); slices.Contains(rules, "bp") && len(rules) > 1 {
 		b.WriteString("\nEach rule against bp, paired by seed: within a seed every rule starts from the same network, so ")
 		b.WriteString("rule − bp\nremoves what the initialisation and the data order do to both. A difference whose sign ")
 		b.WriteString("changes between\nseeds is not an ordering; with all n seeds on one side the two-sided sign test gives ")

@@ -124,13 +124,13 @@ func SeedsTable(cs []*trainer.Comparison) string {
 				row = append(row, "diverged")
 				continue
 			}
-			s := trainer.Summarize(c.Records[rule])
-			if s.Final == nil {
+			v, ok := finalTop1(c, rule)
+			if !ok {
 				row = append(row, "–")
 				continue
 			}
-			values = append(values, 100**s.Final.TestTop1)
-			row = append(row, percent(s.Final.TestTop1))
+			values = append(values, v)
+			row = append(row, fmt.Sprintf("%.2f", v))
 		}
 		mean, sd := meanSD(values)
 		writeRow(&b, append(row, formatOrDash(mean, "%.2f"), formatOrDash(sd, "%.2f")))
