@@ -135,6 +135,19 @@ func TestMNISTReal(t *testing.T) {
 	for split, n := range map[string]int{"train": 60000, "test": 10000} {
 		ds := openT(t, "mnist", "", split, Options{BatchSize: 1000, Workers: 2})
 		assert.Equal(t, n, ds.NumExamples(), dir)
+		assert.Equal(t, KnownClasses("mnist"), ds.NumClasses())
+		counts := ds.ClassCounts()
+		assert.Len(t, counts, 10)
+		total := 0
+		for _, c := range counts {
+			total += c
+		}
+		assert.Equal(t, n, total)
+		if split == "test" {
+			assert.Equal(t, 1135, counts[1], "MNIST's most frequent test digit")
+			limited := openT(t, "mnist", "", split, Options{BatchSize: 10, Limit: 10})
+			assert.Equal(t, []int{1, 2, 1, 0, 2, 1, 0, 1, 0, 2}, limited.ClassCounts(), "the first ten test labels: 7 2 1 0 4 1 4 9 5 9")
+		}
 		h, w, c := ds.ImageShape()
 		assert.Equal(t, []int{28, 28, 1}, []int{h, w, c})
 		b, err := yieldBatch(t, ds)
@@ -150,6 +163,7 @@ func TestFashionMNISTReal(t *testing.T) {
 	for split, n := range map[string]int{"train": 60000, "test": 10000} {
 		ds := openT(t, "fashion-mnist", "", split, Options{BatchSize: 500, Normalize: true})
 		assert.Equal(t, n, ds.NumExamples())
+		assert.Equal(t, KnownClasses("fashion-mnist"), ds.NumClasses())
 		h, w, c := ds.ImageShape()
 		assert.Equal(t, []int{28, 28, 1}, []int{h, w, c})
 	}

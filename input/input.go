@@ -121,6 +121,19 @@ func Names() []string {
 	return names
 }
 
+// KnownClasses returns the number of classes of dataset name where every copy of it has the same: 10 for mnist,
+// fashion-mnist, cifar10 and cifar10-jpeg, 100 for cifar100; 0 for imagefolder and synthetic (their data say, see
+// [Dataset.NumClasses]) and for an unknown name.
+func KnownClasses(name string) int {
+	switch name {
+	case "mnist", "fashion-mnist", "cifar10", "cifar10-jpeg":
+		return 10
+	case "cifar100":
+		return 100
+	}
+	return 0
+}
+
 // DecodesImages reports whether dataset name reads image files (JPEG or PNG, with [JPEGDecoder]'s decoder) rather
 // than arrays of pixels: the decoder then shapes its pixels (libjpeg-turbo and Go's decoder differ in chroma
 // upsampling) and its speed.

@@ -185,6 +185,20 @@ func (d *Dataset) NumBatches() int { return d.numBatches }
 // NumClasses is the number of classes of the labels.
 func (d *Dataset) NumClasses() int { return d.src.numClasses }
 
+// ClassCounts returns the number of examples of each class (indexed by label) among the dataset's examples (after
+// Limit).
+func (d *Dataset) ClassCounts() []int {
+	counts := make([]int, d.src.numClasses)
+	for i := range d.n {
+		id := i
+		if d.ids != nil {
+			id = d.ids[i]
+		}
+		counts[d.src.labels[id]]++
+	}
+	return counts
+}
+
 // ImageShape is the shape of one yielded image: height, width and channels.
 func (d *Dataset) ImageShape() (h, w, c int) { return d.src.h, d.src.w, d.src.c }
 

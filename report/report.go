@@ -245,6 +245,13 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 			}
 			fmt.Fprintf(&b, "- %s: diverged (%s); the numbers are those of its last records.\n", rule, how)
 		}
+		if ending, ok := atChance(c, rule); ok {
+			guard := ""
+			if ending.Collapsed() {
+				guard = " (the divergence guard does not stop such a run: its loss does not grow)"
+			}
+			fmt.Fprintf(&b, "- %s: %s%s.\n", rule, ending, guard)
+		}
 		if problem, ok := c.LogProblems[rule]; ok {
 			fmt.Fprintf(&b, "- %s: its log could not be read whole: %s.\n", rule, problem)
 		}

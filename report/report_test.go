@@ -269,3 +269,30 @@ func rowOf(t *testing.T, text, name string) string {
 	t.Fatalf("no row %q in:\n%s", name, text)
 	return ""
 }
+
+// TestRunsAtChanceNoted: the comparison's report says which runs ended at chance and how, and the results page's
+// table marks their final top-1.
+func TestRunsAtChanceNoted(t *testing.T) {
+	c := syntheticComparison([]string{"/model/fc0"})
+	kp := c.Records["kp"]
+	*kp[len(kp)-1].TestTop1 = 0.1 // after 45 % at step 20
+	fa := c.Records["fa"]
+	for _, r := range fa {
+		if r.TestTop1 != nil {
+			*r.TestTop1 = 0.09 + 0.01*float64(r.Step)/40 // never above chance
+		}
+	}
+	fa[0].Classes, fa[0].ChanceTop1 = 10, 0.1135 // a log that records its chance level (MNIST's full test set)
+	text := Format(c, "", time.Now())
+	require.Contains(t, text, "- kp: collapsed to chance (10.00 %, 10 classes) at step 40 and stayed there, after "+
+		"45.00 % at step 20 (the divergence guard does not stop such a run: its loss does not grow).")
+	require.Contains(t, text, "- fa: ended at chance (11.35 %, 10 classes), never clearly above it: best test top-1 "+
+		"10.00 % at step 40.")
+	require.NotContains(t, text, "- bp: collapsed")
+	require.NotContains(t, text, "- bp: ended")
+
+	rules := RulesTable(c)
+	require.Contains(t, rules, "| kp | – | 2.00 | 10.00 (at chance) | 45.00 |")
+	require.Contains(t, rules, "| fa | – | 2.00 | 10.00 (at chance) | 10.00 |")
+	require.Contains(t, rules, "| bp | – | 2.00 | 91.00 | 91.00 |")
+}

@@ -42,6 +42,19 @@ func finalTop1(c *trainer.Comparison, rule string) (float64, bool) {
 	return 100 * *s.Final.TestTop1, true
 }
 
+// atChance returns how rule's run in c ended at chance level, if it did ([trainer.EndedAtChance]); a run that
+// diverged is reported as diverged, not as at chance.
+func atChance(c *trainer.Comparison, rule string) (trainer.ChanceEnding, bool) {
+	if diverged(c, rule) {
+		return trainer.ChanceEnding{}, false
+	}
+	var cfg *trainer.Config
+	if res := c.Results[rule]; res != nil {
+		cfg = &res.Config
+	}
+	return trainer.EndedAtChance(cfg, c.Records[rule])
+}
+
 // diverged reports whether rule's run in c diverged (the loss became NaN or the divergence guard stopped it).
 func diverged(c *trainer.Comparison, rule string) bool {
 	return c.Status[rule] == trainer.StatusDiverged

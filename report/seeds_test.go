@@ -166,3 +166,24 @@ func TestSeedsWithDivergedRun(t *testing.T) {
 	cs[1].Status["bp"] = trainer.StatusDiverged // both diverged: no difference, and not counted against fa
 	require.Zero(t, PairedDifferences(cs, "bp")[0].Diverged)
 }
+
+// TestSeedsWithRunAtChance: a run that collapsed to chance keeps its final top-1 in the table, the mean and the
+// paired difference (it is what the rule did), marked "(at chance)" and described under the table; a run that
+// diverged at chance reads "diverged" only.
+func TestSeedsWithRunAtChance(t *testing.T) {
+	cs := threeSeeds()
+	kp := cs[1].Records["kp"]
+	*kp[len(kp)-1].TestTop1 = 0.10 // seed 2: 45.75 % at step 20, then 10 % (chance for MNIST's 10 classes)
+	table := SeedsTable(cs)
+	require.Contains(t, table, "| kp | 91.00 | 10.00 (at chance) | 93.00 | 64.67 | 47.35 |")
+	require.Contains(t, table, "*at chance*: the run's last test evaluations were at chance level")
+	require.Contains(t, table, "kp seed 2 collapsed to chance (10.00 %, 10 classes) at step 40 and stayed there, "+
+		"after 45.75 % at step 20.")
+	require.NotContains(t, SeedsTable(threeSeeds()), "*at chance*", "no note without a run at chance")
+	require.Contains(t, PairedTable(cs, "bp"), "| kp | +1.00 | -82.00 | +2.00 |")
+
+	cs[1].Status = map[string]string{"kp": trainer.StatusDiverged}
+	table = SeedsTable(cs)
+	require.Contains(t, table, "| kp | 91.00 | diverged | 93.00 |")
+	require.NotContains(t, table, "*at chance*")
+}

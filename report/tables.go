@@ -48,7 +48,11 @@ func RulesTable(c *trainer.Comparison) string {
 		}
 		row := []string{rule, engine, fmt.Sprintf("%.2f", s.Epochs)}
 		if s.Final != nil {
-			row = append(row, percent(s.Final.TestTop1), percent(&s.Best), number(s.Final.TestLoss))
+			top1 := percent(s.Final.TestTop1)
+			if _, ok := atChance(c, rule); ok {
+				top1 += " (at chance)"
+			}
+			row = append(row, top1, percent(&s.Best), number(s.Final.TestLoss))
 		} else {
 			row = append(row, "–", "–", "–")
 		}
@@ -104,7 +108,9 @@ func angleRange(layers []trainer.LayerAlignment, angle func(trainer.LayerAlignme
 
 // SeedsTable compares the final test top-1 of each rule over comparisons that differ only in their seed: one
 // column per comparison (headed by its seed), then the mean and the sample standard deviation. A run that diverged
-// reads "diverged" and is left out of the mean and sd, with a note under the table.
+// reads "diverged" and is left out of the mean and sd, with a note under the table; a run that ended at chance
+// level is marked "(at chance)", counts in the mean and sd (it is what the rule did) and is described under the
+// table.
 func SeedsTable(cs []*trainer.Comparison) string {
 	rules := seedsRules(cs)
 	header := []string{"rule"}
@@ -115,6 +121,7 @@ func SeedsTable(cs []*trainer.Comparison) string {
 	var b strings.Builder
 	writeHeader(&b, header)
 	anyDiverged := false
+	var chanceNotes []string
 	for _, rule := range rules {
 		row := []string{rule}
 		var values []float64
@@ -130,7 +137,12 @@ func SeedsTable(cs []*trainer.Comparison) string {
 				continue
 			}
 			values = append(values, v)
-			row = append(row, fmt.Sprintf("%.2f", v))
+			cell := fmt.Sprintf("%.2f", v)
+			if ending, ok := atChance(c, rule); ok {
+				cell += " (at chance)"
+				chanceNotes = append(chanceNotes, fmt.Sprintf("%s seed %s %s", rule, seedOf(c), ending))
+			}
+			row = append(row, cell)
 		}
 		mean, sd := meanSD(values)
 		writeRow(&b, append(row, formatOrDash(mean, "%.2f"), formatOrDash(sd, "%.2f")))
@@ -138,6 +150,10 @@ func SeedsTable(cs []*trainer.Comparison) string {
 	if anyDiverged {
 		b.WriteString("\n*diverged*: the run's loss diverged and the run stopped (its last evaluation came before the end); " +
 			"mean and sd are over the runs that did not.\n")
+	}
+	if len(chanceNotes) > 0 {
+		b.WriteString("\n*at chance*: the run's last test evaluations were at chance level; it counts in the mean and sd " +
+			"(it is what the rule did): " + strings.Join(chanceNotes, "; ") + ".\n")
 	}
 	return b.String()
 }

@@ -307,6 +307,10 @@ func resultFromRecords(cfg Config, records []Record, res *Result) *Result {
 	if s.Layers != nil {
 		out.Layers = s.Layers
 	}
+	out.AtChance = nil
+	if ending, ok := EndedAtChance(&out.Config, records); ok {
+		out.AtChance = &ending
+	}
 	return out
 }
 

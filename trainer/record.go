@@ -34,6 +34,12 @@ type Record struct {
 	Layers []LayerAlignment `json:"layers"`
 	// SkippedImages is the number of unreadable images skipped so far in this invocation (see Config.Strict).
 	SkippedImages int `json:"skipped_images,omitempty"`
+	// Classes is the number of classes the model predicts and ChanceTop1 the run's chance level, the test top-1
+	// of a network that predicts the test set's most frequent class for every image ([MajorityTop1]), on the
+	// starting record (step 0, with test metrics); see [EndedAtChance]. Absent from logs made before nowt
+	// recorded them.
+	Classes    int     `json:"classes,omitempty"`
+	ChanceTop1 float64 `json:"chance_top1,omitempty"`
 }
 
 // LayerAlignment is one layer's alignment between its feedback B and its weights W. An angle that was not

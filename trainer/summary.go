@@ -61,6 +61,9 @@ func WriteSummary(w io.Writer, res *Result) error {
 			return err
 		}
 	}
+	if res.AtChance != nil {
+		fmt.Fprintf(w, "the run %s\n", res.AtChance)
+	}
 	if res.SkippedImages > 0 {
 		fmt.Fprintf(w, "skipped %d unreadable images (named in the warnings; nowt check lists them)\n", res.SkippedImages)
 	}

@@ -50,6 +50,8 @@ type Result struct {
 	Duration time.Duration
 	// Checkpoint is the base path of the last checkpoint written.
 	Checkpoint string
+	// AtChance is set when the run's last test evaluations were at chance level ([EndedAtChance]).
+	AtChance *ChanceEnding
 }
 
 // NaNError reports a loss that became NaN or infinite, or that the divergence guard stopped (Start > 0: the
@@ -865,9 +867,11 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 	}
 	metricsPath := filepath.Join(cfg.OutDir, metricsFileName)
 	startLoss := math.NaN() // The loss the divergence guard compares with: the test loss at step 0.
+	var earlier []Record    // a resumed run's records up to the step it resumes from
 	if resumed {
 		records, _ := ReadRecords(metricsPath)
 		startLoss = startingLoss(records)
+		earlier = slices.DeleteFunc(records, func(r Record) bool { return r.Step > startStep })
 		if err := truncateRecords(metricsPath, startStep); err != nil {
 			return nil, err
 		}
@@ -902,7 +906,8 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 	}
 	if !resumed {
 		// The starting point: test metrics and alignment before the first step (after the mirror warm-up).
-		rec := Record{Step: 0, LearningRate: r.schedule.At(0), Layers: initial}
+		rec := Record{Step: 0, LearningRate: r.schedule.At(0), Layers: initial, Classes: r.classes,
+			ChanceTop1: MajorityTop1(r.testDS.ClassCounts())}
 		t1, t5, tl, err := r.evaluate()
 		if err != nil {
 			return nil, err
@@ -960,6 +965,7 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 	var accCount, grown int
 	lastFineLog := startStep // the last logged step whose loss the guard found in range (the checkpoint resumed from)
 	var testTop1, testTop5, testLoss *float64
+	chance := newChanceWatch(cfg.Dataset, r.testDS.ClassCounts(), earlier)
 	loop.OnStep("nowt", 100, func(loop *train.Loop, stepMetrics []*tensors.Tensor) error {
 		step := loop.LoopStep + 1 // steps done
 		defer func() { segmentStart = time.Now() }()
@@ -991,6 +997,9 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 				return r.divergedAt(&NaNError{Step: step, Loss: tl, OnTest: true}, checkpointDir, step)
 			}
 			testTop1, testTop5, testLoss = &t1, &t5, &tl
+			if warning := chance.observe(step, t1); warning != "" {
+				fmt.Fprintln(r.notices, warning)
+			}
 			result.TestTop1, result.TestTop5, result.TestLoss = t1, t5, tl
 			result.BestTestTop1 = math.Max(result.BestTestTop1, t1)
 			lastTop1 = fmt.Sprintf("%.2f%%", 100*t1)
@@ -1093,6 +1102,9 @@ func (r *run) finishResult(result *Result, metricsPath string, start time.Time) 
 	}
 	if result.Layers == nil {
 		result.Layers = s.Layers
+	}
+	if ending, ok := EndedAtChance(&result.Config, records); ok {
+		result.AtChance = &ending
 	}
 }
 

@@ -1,0 +1,177 @@
+package trainer
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/nowt-ml/nowt/input"
+)
+
+// A run can fail without its loss growing: its network collapses to a constant (or uniform) prediction, its test
+// top-1 falls to chance and stays there while the loss sits near ln(classes). The divergence guard cannot see
+// that (the loss does not grow), so the trainer warns when a run falls to chance after it had learned, and the
+// reports say which runs ended at chance (see [EndedAtChance]).
+
+const (
+	// chanceMargin is how far above chance level a test top-1 may be and still count as at chance, as a share of
+	// the way from chance to 100 %: 11.8 % where chance is 10 %, 2.1 % where it is 0.1 %. On a 10,000-image test
+	// set, a network that guesses has a spread of about 0.3 points around chance.
+	chanceMargin = 0.02
+	// learnedMargin is how far above chance a test top-1 must be for the run to have learned something, in the same
+	// share: 19 % where chance is 10 %, 10.1 % where it is 0.1 %.
+	learnedMargin = 0.1
+)
+
+// MajorityTop1 is the test top-1 of a network that ignores its input and predicts the most frequent class for
+// every image: that class's share of the test examples (counts per class), 1/classes on a balanced test set. It
+// is the chance level of a run. 0 for no examples.
+func MajorityTop1(counts []int) float64 {
+	total, most := 0, 0
+	for _, c := range counts {
+		total += c
+		most = max(most, c)
+	}
+	if total == 0 {
+		return 0
+	}
+	return float64(most) / float64(total)
+}
+
+// IsAtChance reports whether a test top-1 (a fraction) is at chance level (chance, see [MajorityTop1]): within
+// 2 % of the way from chance to 1. False where chance is unknown (≤ 0 or ≥ 1: a single class) or top1 is NaN.
+func IsAtChance(top1, chance float64) bool {
+	if !(chance > 0 && chance < 1) || math.IsNaN(top1) {
+		return false
+	}
+	return top1 <= chance+chanceMargin*(1-chance)
+}
+
+// hasLearned reports whether a test top-1 is clearly above chance level: at least 10 % of the way from chance
+// to 1.
+func hasLearned(top1, chance float64) bool {
+	if !(chance > 0 && chance < 1) || math.IsNaN(top1) {
+		return false
+	}
+	return top1 >= chance+learnedMargin*(1-chance)
+}
+
+// ChanceEnding describes a run whose test evaluations were at chance level from some step to its last one.
+type ChanceEnding struct {
+	// Chance is the run's chance level (a fraction, see [MajorityTop1]); Classes its number of classes.
+	Chance  float64
+	Classes int
+	// Since is the step of the first of the evaluations at chance that end the run (0 when it never left chance).
+	Since int
+	// Final is the last test top-1, Best the best one of the run (fractions), at step BestStep.
+	Final, Best float64
+	BestStep    int
+}
+
+// Collapsed reports whether the run had learned before it fell to chance (its best test top-1 clearly above
+// chance), rather than never leaving chance.
+func (e ChanceEnding) Collapsed() bool { return hasLearned(e.Best, e.Chance) }
+
+// String describes the ending in words, e.g. "collapsed to chance (10.00 %, 10 classes) at step 94 and stayed
+// there, after 30.60 % at step 47".
+func (e ChanceEnding) String() string {
+	level := fmt.Sprintf("chance (%.2f %%, %d classes)", 100*e.Chance, e.Classes)
+	if e.Collapsed() {
+		return fmt.Sprintf("collapsed to %s at step %d and stayed there, after %.2f %% at step %d", level, e.Since,
+			100*e.Best, e.BestStep)
+	}
+	return fmt.Sprintf("ended at %s, never clearly above it: best test top-1 %.2f %% at step %d", level, 100*e.Best,
+		e.BestStep)
+}
+
+// EndedAtChance reports whether a run's last test evaluation is at chance level ([IsAtChance]) and, if so, since
+// which step, and its best top-1. cfg is the run's configuration. The chance level comes from the run's starting
+// record ([Record.ChanceTop1]) or, for logs made before nowt recorded it, from its dataset: 1/classes for a
+// dataset whose number of classes is fixed ([input.KnownClasses]). Runs on synthetic data are never reported:
+// their test labels are random, so chance is the most any network can reach on them.
+func EndedAtChance(cfg *Config, records []Record) (ChanceEnding, bool) {
+	chance, classes := chanceLevel(cfg, records)
+	if !(chance > 0 && chance < 1) {
+		return ChanceEnding{}, false
+	}
+	e := ChanceEnding{Chance: chance, Classes: classes, Best: math.NaN(), Since: -1}
+	for _, r := range records {
+		if r.TestTop1 == nil {
+			continue
+		}
+		top1 := *r.TestTop1
+		if math.IsNaN(e.Best) || top1 > e.Best {
+			e.Best, e.BestStep = top1, r.Step
+		}
+		switch {
+		case !IsAtChance(top1, chance):
+			e.Since = -1
+		case e.Since < 0:
+			e.Since = r.Step
+		}
+		e.Final = top1
+	}
+	if e.Since < 0 {
+		return ChanceEnding{}, false
+	}
+	return e, true
+}
+
+// chanceLevel is the chance level and number of classes of a run: from its starting record, else from its
+// dataset's name (0, 0 if unknown, and for synthetic data).
+func chanceLevel(cfg *Config, records []Record) (chance float64, classes int) {
+	if cfg != nil && cfg.Dataset == "synthetic" {
+		return 0, 0
+	}
+	for _, r := range records {
+		if r.ChanceTop1 > 0 {
+			return r.ChanceTop1, r.Classes
+		}
+	}
+	if cfg == nil {
+		return 0, 0
+	}
+	if classes = input.KnownClasses(cfg.Dataset); classes > 0 {
+		return 1 / float64(classes), classes
+	}
+	return 0, 0
+}
+
+// chanceWatch warns once per invocation when a run's test top-1 falls to chance after it had learned.
+type chanceWatch struct {
+	chance   float64 // the chance level; 0: not watched (synthetic data)
+	classes  int
+	best     float64 // best test top-1 so far, as a fraction
+	bestStep int
+	warned   bool
+}
+
+// newChanceWatch watches a run on dataset whose test set has counts examples per class, resumed with records (nil
+// for a new run).
+func newChanceWatch(dataset string, counts []int, records []Record) *chanceWatch {
+	w := &chanceWatch{chance: MajorityTop1(counts), classes: len(counts)}
+	if dataset == "synthetic" {
+		w.chance = 0
+	}
+	for _, r := range records {
+		if r.TestTop1 != nil && *r.TestTop1 > w.best {
+			w.best, w.bestStep = *r.TestTop1, r.Step
+		}
+	}
+	return w
+}
+
+// observe takes the test top-1 evaluated after step and returns the warning to print ("" for none).
+func (w *chanceWatch) observe(step int, top1 float64) string {
+	var warning string
+	if !w.warned && IsAtChance(top1, w.chance) && hasLearned(w.best, w.chance) {
+		w.warned = true
+		warning = fmt.Sprintf("warning: test top-1 fell to chance at step %d: %.2f %% (chance: %.2f %%, %d classes), "+
+			"after %.2f %% at step %d. The network now predicts as if it had learned nothing (the loss does not grow, so "+
+			"the divergence guard does not stop it); training goes on, and the run's report will say so. A lower -lr "+
+			"is the first thing to try.", step, 100*top1, 100*w.chance, w.classes, 100*w.best, w.bestStep)
+	}
+	if top1 > w.best {
+		w.best, w.bestStep = top1, step
+	}
+	return warning
+}

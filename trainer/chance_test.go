@@ -1,0 +1,251 @@
+package trainer
+
+import (
+	"bytes"
+	gocontext "context"
+	"maps"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
+	"github.com/nowt-ml/nowt/feedback"
+	"github.com/nowt-ml/nowt/input"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestIsAtChance(t *testing.T) {
+	for _, tc := range []struct {
+		top1, chance float64
+		want         bool
+	}{
+		{0.10, 0.1, true},
+		{0.05, 0.1, true}, // below chance: a network that predicts a rare class
+		{0.118, 0.1, true},
+		{0.119, 0.1, false},
+		{0.30, 0.1, false},
+		{0.1135, 0.1135, true}, // MNIST's most frequent test digit, predicted for every image
+		{0.131, 0.1135, true},
+		{0.132, 0.1135, false},
+		{0.001, 0.001, true},
+		{0.0209, 0.001, true},
+		{0.0211, 0.001, false},
+		{0.5, 0.5, true},
+		{0.52, 0.5, false},
+		{0.10, 0, false}, // chance unknown
+		{0.10, 1, false}, // a single class
+		{math.NaN(), 0.1, false},
+	} {
+		assert.Equal(t, tc.want, IsAtChance(tc.top1, tc.chance), "top-1 %g, chance %g", tc.top1, tc.chance)
+	}
+}
+
+func TestMajorityTop1(t *testing.T) {
+	assert.InDelta(t, 0.1, MajorityTop1([]int{5, 5, 5, 5, 5, 5, 5, 5, 5, 5}), 1e-12)
+	assert.InDelta(t, 0.5, MajorityTop1([]int{1, 2, 1}), 1e-12)
+	assert.Zero(t, MajorityTop1([]int{0, 0}))
+	assert.Zero(t, MajorityTop1(nil))
+}
+
+// evaluations returns records evaluated at steps 0, 10, 20, … with the given test top-1s, the first (the
+// starting record) holding the number of classes and a chance level of 1/classes (none for classes 0: an old log).
+func evaluations(classes int, top1s ...float64) []Record {
+	var records []Record
+	for i, v := range top1s {
+		r := Record{Step: 10 * i, TestTop1: &v}
+		if i == 0 && classes > 0 {
+			r.Classes, r.ChanceTop1 = classes, 1/float64(classes)
+		}
+		records = append(records, r, Record{Step: 10*i + 5, Loss: 1}) // a record without test metrics between
+	}
+	return records
+}
+
+func TestEndedAtChance(t *testing.T) {
+	mnist := &Config{Dataset: "mnist"}
+	for _, tc := range []struct {
+		name      string
+		cfg       *Config
+		records   []Record
+		ok        bool
+		want      ChanceEnding
+		collapsed bool
+		words     string
+	}{
+		{name: "collapse", cfg: mnist, records: evaluations(10, 0.09, 0.31, 0.10, 0.10), ok: true,
+			want:      ChanceEnding{Chance: 0.1, Classes: 10, Since: 20, Final: 0.10, Best: 0.31, BestStep: 10},
+			collapsed: true, words: "collapsed to chance (10.00 %, 10 classes) at step 20 and stayed there, after 31.00 % at step 10"},
+		{name: "never clearly above chance", cfg: mnist, records: evaluations(10, 0.09, 0.15, 0.11), ok: true,
+			want:  ChanceEnding{Chance: 0.1, Classes: 10, Since: 20, Final: 0.11, Best: 0.15, BestStep: 10},
+			words: "ended at chance (10.00 %, 10 classes), never clearly above it: best test top-1 15.00 % at step 10"},
+		{name: "never left chance", cfg: mnist, records: evaluations(10, 0.1, 0.1), ok: true,
+			want: ChanceEnding{Chance: 0.1, Classes: 10, Since: 0, Final: 0.1, Best: 0.1}},
+		{name: "learned", cfg: mnist, records: evaluations(10, 0.1, 0.5, 0.9)},
+		{name: "recovered from chance", cfg: mnist, records: evaluations(10, 0.1, 0.5, 0.1, 0.6)},
+		{name: "no evaluation", cfg: mnist, records: []Record{{Step: 0, Classes: 10, ChanceTop1: 0.1}, {Step: 5, Loss: 2.3}}},
+		{name: "an unbalanced test set: chance is its most frequent class's share", cfg: mnist,
+			records: append([]Record{{Step: 0, Classes: 10, ChanceTop1: 0.1135}}, evaluations(0, 0.1, 0.9, 0.1135)...), ok: true,
+			want: ChanceEnding{Chance: 0.1135, Classes: 10, Since: 20, Final: 0.1135, Best: 0.9, BestStep: 10}, collapsed: true},
+		{name: "the record's classes win over the dataset's", cfg: &Config{Dataset: "cifar100"},
+			records: evaluations(10, 0.1, 0.5, 0.05), ok: true,
+			want: ChanceEnding{Chance: 0.1, Classes: 10, Since: 20, Final: 0.05, Best: 0.5, BestStep: 10}, collapsed: true},
+		{name: "an old log: the dataset's classes", cfg: &Config{Dataset: "cifar100"},
+			records: evaluations(0, 0.01, 0.3, 0.012), ok: true,
+			want: ChanceEnding{Chance: 0.01, Classes: 100, Since: 20, Final: 0.012, Best: 0.3, BestStep: 10}, collapsed: true},
+		{name: "an old log of an image folder: unknown", cfg: &Config{Dataset: "imagefolder"},
+			records: evaluations(0, 0.01, 0.3, 0.001)},
+		{name: "synthetic data: its test labels are random", cfg: &Config{Dataset: "synthetic"},
+			records: evaluations(10, 0.1, 0.5, 0.1)},
+		{name: "no configuration", records: evaluations(10, 0.1, 0.5, 0.1), ok: true,
+			want: ChanceEnding{Chance: 0.1, Classes: 10, Since: 20, Final: 0.1, Best: 0.5, BestStep: 10}, collapsed: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := EndedAtChance(tc.cfg, tc.records)
+			require.Equal(t, tc.ok, ok)
+			if !ok {
+				return
+			}
+			require.Equal(t, tc.want, got)
+			require.Equal(t, tc.collapsed, got.Collapsed())
+			if tc.words != "" {
+				require.Equal(t, tc.words, got.String())
+			}
+		})
+	}
+}
+
+func TestChanceWatch(t *testing.T) {
+	tenClasses := []int{3, 3, 3, 3, 3, 3, 3, 3, 3, 3}
+	w := newChanceWatch("mnist", tenClasses, nil)
+	require.Empty(t, w.observe(10, 0.1), "at chance, but it never learned")
+	require.Empty(t, w.observe(20, 0.4))
+	warning := w.observe(30, 0.1)
+	require.Equal(t, "warning: test top-1 fell to chance at step 30: 10.00 % (chance: 10.00 %, 10 classes), after 40.00 % at step 20. "+
+		"The network now predicts as if it had learned nothing (the loss does not grow, so the divergence guard does "+
+		"not stop it); training goes on, and the run's report will say so. A lower -lr is the first thing to try.", warning)
+	require.Empty(t, w.observe(40, 0.1), "once per invocation")
+
+	resumed := newChanceWatch("mnist", tenClasses, evaluations(10, 0.1, 0.7))
+	require.Contains(t, resumed.observe(30, 0.1), "after 70.00 % at step 10", "the best of the log before the resume counts")
+
+	require.Empty(t, newChanceWatch("synthetic", tenClasses, evaluations(10, 0.1, 0.7)).observe(30, 0.1), "synthetic data")
+	require.Empty(t, newChanceWatch("imagefolder", []int{7}, evaluations(1, 0.1, 0.7)).observe(30, 0.1), "one class")
+}
+
+// TestRunRecordsChance: a run's starting record holds its number of classes and chance level (the share of the
+// test set's most frequent class); a run that never learns is reported as ended at chance, in its result and its
+// summary, and one that learns is not.
+func TestRunRecordsChance(t *testing.T) {
+	idle := tinyConfig(t, "bp")
+	idle.Steps, idle.LogEvery, idle.EvalEvery, idle.CheckpointEvery = 4, 4, 2, 4
+	idle.LearningRate = 1e-9 // the network stays as it was initialised
+	res, err := Train(gocontext.Background(), idle, nil, false)
+	require.NoError(t, err)
+	records, err := ReadRecords(filepath.Join(idle.OutDir, metricsFileName))
+	require.NoError(t, err)
+	test, err := input.Open("mnist", "", "test", input.Options{BatchSize: 1, Limit: idle.TestLimit})
+	require.NoError(t, err)
+	defer test.Close()
+	require.Equal(t, 0, records[0].Step)
+	require.Equal(t, 10, records[0].Classes)
+	require.Equal(t, MajorityTop1(test.ClassCounts()), records[0].ChanceTop1)
+	require.Greater(t, records[0].ChanceTop1, 0.1, "the first 256 MNIST test digits are not balanced")
+	for _, r := range records[1:] {
+		require.Zero(t, r.Classes, "only the starting record holds them")
+		require.Zero(t, r.ChanceTop1)
+	}
+	require.NotNil(t, res.AtChance, "top-1 %g, chance %g", res.TestTop1, records[0].ChanceTop1)
+	require.False(t, res.AtChance.Collapsed())
+	require.Equal(t, 0, res.AtChance.Since)
+	var summary strings.Builder
+	require.NoError(t, WriteSummary(&summary, res))
+	require.Contains(t, summary.String(), "the run ended at chance (")
+
+	learner := tinyConfig(t, "bp")
+	res, err = Train(gocontext.Background(), learner, nil, false)
+	require.NoError(t, err)
+	require.Nil(t, res.AtChance, "top-1 %g", res.TestTop1)
+	// Read back from their logs (nowt report), the two runs say the same.
+	reused, err := LoadComparison(filepath.Dir(learner.OutDir))
+	require.NoError(t, err)
+	require.Len(t, reused.Results, 2)
+	for name, r := range reused.Results {
+		require.Equal(t, r.Config.LearningRate == idle.LearningRate, r.AtChance != nil, name)
+	}
+}
+
+// zeroWeights rewrites the newest checkpoint of the run in dir with every layer's weights W set to zero, as if
+// the network had collapsed: its output is then its last biases, the same for every image.
+func zeroWeights(t *testing.T, dir string) {
+	t.Helper()
+	checkpointDir := filepath.Join(dir, checkpointDirName)
+	bases, err := listCheckpoints(checkpointDir)
+	require.NoError(t, err)
+	base := bases[len(bases)-1]
+	ctx := context.New()
+	meta, err := os.ReadFile(base + checkpoints.JsonNameSuffix)
+	require.NoError(t, err)
+	data, err := os.ReadFile(base + checkpoints.BinDataSuffix)
+	require.NoError(t, err)
+	handler, err := checkpoints.Build(ctx).FromEmbed(string(meta), data).Done()
+	require.NoError(t, err)
+	zeroed := 0
+	for _, key := range slices.Sorted(maps.Keys(handler.LoadedVariables())) {
+		scope, name := context.VariableScopeAndNameFromParameterName(key)
+		v := ctx.GetVariableByScopeAndName(scope, name)
+		if v == nil {
+			v = ctx.InAbsPath(scope).VariableWithValue(name, 0) // takes the checkpoint's value
+		}
+		if name == feedback.WeightsName && strings.HasPrefix(scope, "/model/") { // not the optimizer's copies
+			require.NoError(t, v.SetValue(tensors.FromShape(v.Shape())))
+			zeroed++
+		}
+	}
+	require.Equal(t, 2, zeroed, "the MLP's two layers")
+	require.NoError(t, os.Remove(base+checkpoints.JsonNameSuffix))
+	require.NoError(t, os.Remove(base+checkpoints.BinDataSuffix))
+	_, err = saveCheckpoint(ctx, checkpointDir, int64(checkpointStep(base)), 5)
+	require.NoError(t, err)
+}
+
+// TestCollapseWarned: a run resumed from weights that predict one class falls to chance after it had learned:
+// the trainer warns once, and the result, the summary and the log read back say it collapsed, and when.
+func TestCollapseWarned(t *testing.T) {
+	c := tinyConfig(t, "bp")
+	c.Steps, c.EvalEvery = 16, 8
+	_, err := Train(gocontext.Background(), c, nil, false)
+	require.NoError(t, err)
+	zeroWeights(t, c.OutDir)
+	c.Steps, c.LearningRate = 32, 1e-9 // the network stays collapsed
+	var notices bytes.Buffer
+	c.Notices = &notices
+	res, err := Train(gocontext.Background(), c, nil, true)
+	require.NoError(t, err)
+	records, err := ReadRecords(filepath.Join(c.OutDir, metricsFileName))
+	require.NoError(t, err)
+	best := Summarize(records).Best
+	require.Greater(t, best, 0.3, "it had learned before the collapse")
+	require.Equal(t, 1, strings.Count(notices.String(), "warning: test top-1 fell to chance at step 24: "), notices.String())
+	require.NotNil(t, res.AtChance)
+	require.True(t, res.AtChance.Collapsed())
+	require.Equal(t, 24, res.AtChance.Since)
+	require.Equal(t, best, res.AtChance.Best)
+	for _, r := range records {
+		if r.TestTop1 != nil && *r.TestTop1 == best {
+			require.Equal(t, r.Step, res.AtChance.BestStep)
+			require.LessOrEqual(t, r.Step, 16, "before the collapse")
+			break
+		}
+	}
+	var summary strings.Builder
+	require.NoError(t, WriteSummary(&summary, res))
+	require.Contains(t, summary.String(), "the run collapsed to chance (")
+	require.Contains(t, summary.String(), ") at step 24 and stayed there, after ")
+}
