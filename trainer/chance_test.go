@@ -129,7 +129,7 @@ func TestChanceWatch(t *testing.T) {
 	warning := w.observe(30, 0.1)
 	require.Equal(t, "warning: test top-1 fell to chance at step 30: 10.00 % (chance: 10.00 %, 10 classes), after 40.00 % at step 20. "+
 		"The network now predicts as if it had learned nothing (the loss does not grow, so the divergence guard does "+
-		"not stop it); training goes on, and the run's report will say so. A lower -lr is the first thing to try.", warning)
+		"not stop it); training goes on, and its summary and reports will say so. A lower -lr is the first thing to try.", warning)
 	require.Empty(t, w.observe(40, 0.1), "once per invocation")
 
 	resumed := newChanceWatch("mnist", tenClasses, evaluations(10, 0.1, 0.7))
