@@ -166,9 +166,9 @@ func (w *chanceWatch) observe(step int, top1 float64) string {
 	if !w.warned && IsAtChance(top1, w.chance) && hasLearned(w.best, w.chance) {
 		w.warned = true
 		warning = fmt.Sprintf("warning: test top-1 fell to chance at step %d: %.2f %% (chance: %.2f %%, %d classes), "+
-			"after %.2f %% at step %d. The network now predicts as if it had learned nothing (the loss does not grow, so "+
-			"the divergence guard does not stop it); training goes on, and its summary and reports will say so. A lower -lr "+
-			"is the first thing to try.", step, 100*top1, 100*w.chance, w.classes, 100*w.best, w.bestStep)
+			"after %.2f %% at step %d. The network now predicts as if it had learned nothing (the loss does not grow, "+
+			"so the divergence guard does not stop it); training goes on, and its summary and reports will say so. "+
+			"A lower -lr is the first thing to try.", step, 100*top1, 100*w.chance, w.classes, 100*w.best, w.bestStep)
 	}
 	if top1 > w.best {
 		w.best, w.bestStep = top1, step
