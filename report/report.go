@@ -162,7 +162,11 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 		s := summaries[rule]
 		row := []string{rule, fmt.Sprint(s.Steps), fmt.Sprintf("%.2f", s.Epochs)}
 		if s.Final != nil {
-			row = append(row, percent(s.Final.TestTop1), percent(&s.Best), percent(s.Final.TestTop5), number(s.Final.TestLoss))
+			top1 := percent(s.Final.TestTop1)
+			if _, ok := atChance(c, rule); ok {
+				top1 += " (at chance)" // how, in a note under the tables
+			}
+			row = append(row, top1, percent(&s.Best), percent(s.Final.TestTop5), number(s.Final.TestLoss))
 		} else {
 			row = append(row, "–", "–", "–", "–")
 		}

@@ -288,6 +288,7 @@ func TestRunsAtChanceNoted(t *testing.T) {
 		"45.00 % at step 20 (the divergence guard does not stop such a run: its loss does not grow).")
 	require.Contains(t, text, "- fa: ended at chance (11.35 %, 10 classes), never clearly above it: best test top-1 "+
 		"10.00 % at step 40.")
+	require.Contains(t, text, "| kp | 40 | 2.00 | 10.00 (at chance) | 45.00 |")
 	require.NotContains(t, text, "- bp: collapsed")
 	require.NotContains(t, text, "- bp: ended")
 

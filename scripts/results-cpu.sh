@@ -5,7 +5,8 @@
 # each run's config.json and metrics.jsonl (no checkpoints) into docs/results/<name>/.
 #
 # PARTS picks what to run (default: all but cifar): authors, relu, seeds, controls, demoseeds (make demo's
-# comparison over five seeds, with BP at KP's decay), fashion, fashionseeds (its CNN over five seeds), newrules (the rules
+# comparison over five seeds, with BP at KP's decay), fashion, fashionseeds (its CNN over five seeds), fashionseedslr
+# (the same at half the learning rate), newrules (the rules
 # beyond the paper's five on the ReLU MLP and the Fashion-MNIST CNN), cifar (the full CIFAR-10 ResNet-20
 # comparison, about 2 hours on 2 cores), cifarseed2 (its bp, kp and wm runs again with seed 2, about 75 minutes),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifardfa (DFA on it at
@@ -21,7 +22,7 @@ nowt=${NOWT:-bin/nowt} # NOWT: a binary built elsewhere (e.g. of a fixed commit 
 [[ -n "${NOWT:-}" ]] || go build -buildvcs=auto -o bin/nowt ./cmd/nowt # -buildvcs: each run records its commit
 out=${OUT:-runs/results}
 backend=${BACKEND:-xla:cpu}
-parts=${PARTS:-authors relu seeds controls demoseeds fashion fashionseeds newrules}
+parts=${PARTS:-authors relu seeds controls demoseeds fashion fashionseeds fashionseedslr newrules}
 common=(-progress=false -backend "$backend")
 want() { [[ " $parts " == *" $1 "* ]]; }
 
@@ -92,6 +93,12 @@ if want fashionseeds; then
 	"$nowt" compare "${common[@]}" -model cnn -dataset fashion-mnist -lr 0.05 -momentum 0.9 -schedule cosine \
 		-wd 1e-4 -kp-decay 0.01 -batch 128 -epochs 1 -eval-every 47 -log-every 47 -rules bp,fa,ss,kp \
 		-seeds 1,2,3,4,5 -out "$out/fashion-cnn-seeds"
+fi
+# The same at half the learning rate: does KP's collapse (seed 3) and FA's divergence go, and at what cost?
+if want fashionseedslr; then
+	"$nowt" compare "${common[@]}" -model cnn -dataset fashion-mnist -lr 0.025 -momentum 0.9 -schedule cosine \
+		-wd 1e-4 -kp-decay 0.01 -batch 128 -epochs 1 -eval-every 47 -log-every 47 -rules bp,fa,ss,kp \
+		-seeds 1,2,3,4,5 -out "$out/fashion-cnn-seeds-lr0.025"
 fi
 
 # The rules beyond the paper's five (uSF, frSF, brSF, DFA, IA), with BP again as the reference (same seed: the same
