@@ -108,9 +108,11 @@ func ofLayer(format func(trainer.LayerAlignment) string) func(trainer.Summary, t
 	return func(_ trainer.Summary, l trainer.LayerAlignment) string { return format(l) }
 }
 
+// gradientAngle formats a layer's gradient angle. In a log from before nowt recorded which gradient angles were
+// undefined, a missing one beside a delta angle (an error reached the layer) is taken as undefined.
 func gradientAngle(l trainer.LayerAlignment) string {
-	status := "not measured"
-	if l.GradientAngle == nil && l.DeltaAngle != nil {
+	status := l.GradientStatus()
+	if status == "not measured" && l.DeltaAngle != nil {
 		status = "undefined"
 	}
 	return Angle(l.GradientAngle, status)

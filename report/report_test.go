@@ -297,3 +297,35 @@ func TestRunsAtChanceNoted(t *testing.T) {
 	require.Contains(t, rules, "| fa | – | 2.00 | 10.00 (at chance) | 10.00 |")
 	require.Contains(t, rules, "| bp | – | 2.00 | 91.00 | 91.00 |")
 }
+
+// TestGradientAnglesAllUndefined: a run whose every gradient angle is marked undefined (a dead network: no error
+// reaches any layer) reads "undef." in its ∠∇ cells, not "–" (not measured), and counts as measuring them.
+func TestGradientAnglesAllUndefined(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		layers int
+		want   string
+	}{{"inline", 2, "/ undef. |"}, {"per-layer tables", 9, "| undef. | 1m23s |"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var layers []string
+			for i := range tc.layers {
+				layers = append(layers, fmt.Sprintf("/model/conv%d", i))
+			}
+			c := syntheticComparison(layers)
+			for rule, records := range c.Records {
+				for i := range records {
+					for j := range records[i].Layers {
+						if rule == "kp" {
+							records[i].Layers[j].GradientUndefined = true
+						} else {
+							records[i].Layers[j].GradientAngle = ptr(float64(10*j + 1))
+						}
+					}
+				}
+			}
+			table := RulesTable(c)
+			require.Contains(t, rowOf(t, table, "kp"), tc.want)
+			require.NotContains(t, Format(c, "", time.Now()), `∠∇ "–": not measured`, "every run measured them")
+		})
+	}
+}

@@ -221,11 +221,14 @@ func hasGradientAngles(summaries map[string]trainer.Summary) bool {
 	return runsMeasuringGradients(summaries) > 0
 }
 
-// measuresGradients reports whether a run's final record holds gradient angles. One that holds none comes from a
-// log made before nowt measured them (a rule's gradient angle is undefined only where a gradient is zero, never in
-// every layer at once): beside runs that have them, its cells read "–", not measured, rather than "undef.".
+// measuresGradients reports whether a run's final record holds gradient angles, defined or marked undefined. One
+// that holds none comes from a log made before nowt measured them: beside runs that have them, its cells read "–",
+// not measured, rather than "undef.". (Before nowt marked undefined gradient angles, a log whose every gradient
+// angle was undefined — a collapsed network, no error reaching any layer — read as not measured too.)
 func measuresGradients(s trainer.Summary) bool {
-	return slices.ContainsFunc(s.Layers, func(l trainer.LayerAlignment) bool { return l.GradientAngle != nil })
+	return slices.ContainsFunc(s.Layers, func(l trainer.LayerAlignment) bool {
+		return l.GradientAngle != nil || l.GradientUndefined
+	})
 }
 
 // allMeasureGradients reports whether every run's final record holds gradient angles.

@@ -86,6 +86,8 @@ if want fashion; then
 	"$nowt" compare "${common[@]}" "${fashion[@]}" -wm-steps 4 -rules wm -out "$out/fashion-cnn-wm-steps4"
 	"$nowt" compare "${common[@]}" "${fashion[@]}" -wm-lr 0.5 -wm-decay 0.5 -wm-batch 4096 -wm-steps 2 \
 		-rules wm -out "$out/fashion-cnn-wm-fast"
+	# WM (and BP beside it) at half the learning rate (the "${fashion[@]}" -lr is overridden by the later one).
+	"$nowt" compare "${common[@]}" "${fashion[@]}" -lr 0.025 -rules bp,wm -out "$out/fashion-cnn-wm-lr0.025"
 fi
 
 # The same CNN over five seeds, without WM (it dies at these settings): BP, FA, SS and KP.

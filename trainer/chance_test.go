@@ -181,8 +181,9 @@ func TestRunRecordsChance(t *testing.T) {
 	}
 }
 
-// zeroWeights rewrites the newest checkpoint of the run in dir with every layer's weights W set to zero, as if
-// the network had collapsed: its output is then its last biases, the same for every image.
+// zeroWeights rewrites the newest checkpoint of the run in dir with every layer's weights W and biases set to
+// zero, and the optimizer's velocities for them: a network as dead as a collapse leaves it. Its output is zero for
+// every image, no error reaches its layers and every weight gradient is zero, at any learning rate.
 func zeroWeights(t *testing.T, dir string) {
 	t.Helper()
 	checkpointDir := filepath.Join(dir, checkpointDirName)
@@ -203,12 +204,12 @@ func zeroWeights(t *testing.T, dir string) {
 		if v == nil {
 			v = ctx.InAbsPath(scope).VariableWithValue(name, 0) // takes the checkpoint's value
 		}
-		if name == feedback.WeightsName && strings.HasPrefix(scope, "/model/") { // not the optimizer's copies
+		if name == feedback.WeightsName || name == feedback.BiasesName {
 			require.NoError(t, v.SetValue(tensors.FromShape(v.Shape())))
 			zeroed++
 		}
 	}
-	require.Equal(t, 2, zeroed, "the MLP's two layers")
+	require.Equal(t, 2*2*2, zeroed, "the MLP's two layers' W and biases, and their velocities")
 	require.NoError(t, os.Remove(base+checkpoints.JsonNameSuffix))
 	require.NoError(t, os.Remove(base+checkpoints.BinDataSuffix))
 	_, err = saveCheckpoint(ctx, checkpointDir, int64(checkpointStep(base)), 5)
@@ -248,4 +249,23 @@ func TestCollapseWarned(t *testing.T) {
 	require.NoError(t, WriteSummary(&summary, res))
 	require.Contains(t, summary.String(), "the run collapsed to chance (")
 	require.Contains(t, summary.String(), ") at step 24 and stayed there, after ")
+
+	// No error reaches the dead network's layers: its angles are recorded as undefined, not as unmeasured.
+	for _, r := range records {
+		if r.Step <= 16 {
+			continue
+		}
+		for _, l := range r.Layers {
+			require.Nil(t, l.GradientAngle, "step %d %s", r.Step, l.Layer)
+			require.True(t, l.GradientUndefined, "step %d %s", r.Step, l.Layer)
+			require.Equal(t, "undefined", l.GradientStatus())
+			require.Equal(t, "undefined", l.DeltaStatus())
+		}
+	}
+	for _, r := range records[:2] {
+		for _, l := range r.Layers {
+			require.NotNil(t, l.GradientAngle, "step %d %s: before the collapse", r.Step, l.Layer)
+			require.False(t, l.GradientUndefined)
+		}
+	}
 }

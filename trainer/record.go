@@ -62,9 +62,13 @@ type LayerAlignment struct {
 	NormRatio *float64 `json:"norm_ratio,omitempty"`
 	// GradientAngle is the angle (degrees) between the weight gradient the rule gives the layer and the true
 	// one, backprop's, on the alignment batch: the direction of the layer's update, with the errors of the
-	// layers above compounded (feedback.GradientAngles); nil if either is zero, or in logs from before it was
-	// measured.
+	// layers above compounded (feedback.GradientAngles); nil if either is zero (GradientUndefined), or in logs
+	// from before it was measured.
 	GradientAngle *float64 `json:"gradient_angle,omitempty"`
+	// GradientUndefined is set where the gradient angle was measured and is undefined: the rule's or backprop's
+	// weight gradient is zero (no error reaches the layer, or its inputs are all zero, as in a collapsed network).
+	// Logs from before nowt recorded it leave such an angle nil without it.
+	GradientUndefined bool `json:"gradient_undefined,omitempty"`
 }
 
 // NormRatioValue returns NormRatio, or NaN where it was not a finite number.
@@ -84,6 +88,19 @@ func (l LayerAlignment) DeltaStatus() string {
 	case l.DeltaAngle != nil:
 		return ""
 	case l.DeltaUndefined > 0:
+		return "undefined"
+	}
+	return "not measured"
+}
+
+// GradientStatus says what a nil GradientAngle means: "undefined" (a zero gradient, GradientUndefined), "not
+// measured" (or a log from before nowt recorded GradientUndefined: [LayerAlignment.GradientUndefined]), or "" when
+// it holds a value.
+func (l LayerAlignment) GradientStatus() string {
+	switch {
+	case l.GradientAngle != nil:
+		return ""
+	case l.GradientUndefined:
 		return "undefined"
 	}
 	return "not measured"

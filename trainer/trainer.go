@@ -497,6 +497,9 @@ func (r *run) align() ([]LayerAlignment, error) {
 		scope := layer.Scope
 		a := LayerAlignment{Layer: scope, WeightAngle: defined(scope, alignWeightAngle),
 			NormRatio: defined(scope, alignNormRatio), GradientAngle: defined(scope, alignGradientAngle)}
+		if _, measured := byName[alignOutputName(scope, alignGradientAngle)]; measured && a.GradientAngle == nil {
+			a.GradientUndefined = true
+		}
 		if undefined, measured := byName[alignOutputName(scope, alignDeltaUndefined)]; measured {
 			a.DeltaUndefined = int(undefined)
 			a.DeltaExamples = batch - a.DeltaUndefined
