@@ -247,8 +247,8 @@ func WriteSeeds(dir string, cs []*trainer.Comparison, seedDirs []string, command
 }
 
 // SeedsPlot plots each rule's final test top-1 in every seed (one point per seed, in the seed's colour and
-// shape) with the mean over the seeds as a horizontal bar, one column per rule; runs that diverged are counted under
-// their rule's name. It returns nil if no run has a final top-1.
+// shape) with the mean over the seeds as a horizontal bar, one column per rule; runs that diverged, and runs that
+// ended at chance, are counted under their rule's name. It returns nil if no run has a final top-1.
 func SeedsPlot(cs []*trainer.Comparison) *plot.Plot {
 	rules := seedsRules(cs)
 	p := newPlot("Final test top-1 per seed", "rule", "final test top-1 (%)")
@@ -308,14 +308,20 @@ func SeedsPlot(cs []*trainer.Comparison) *plot.Plot {
 	ticks := make([]plot.Tick, len(rules))
 	for i, rule := range rules {
 		ticks[i] = plot.Tick{Value: float64(i), Label: rule}
-		n := 0
+		divergedRuns, chanceRuns := 0, 0
 		for _, c := range cs {
 			if diverged(c, rule) {
-				n++
+				divergedRuns++
+			}
+			if _, ok := atChance(c, rule); ok {
+				chanceRuns++
 			}
 		}
-		if n > 0 { // runs that are not points
-			ticks[i].Label += fmt.Sprintf("\n(%d diverged)", n)
+		if divergedRuns > 0 { // runs that are not points
+			ticks[i].Label += fmt.Sprintf("\n(%d diverged)", divergedRuns)
+		}
+		if chanceRuns > 0 { // points that are not a rule's trained network
+			ticks[i].Label += fmt.Sprintf("\n(%d at chance)", chanceRuns)
 		}
 	}
 	p.X.Tick.Marker = plot.ConstantTicks(ticks)

@@ -182,6 +182,12 @@ func TestSeedsWithRunAtChance(t *testing.T) {
 	require.NotContains(t, SeedsTable(threeSeeds()), "*at chance*", "no note without a run at chance")
 	require.Contains(t, PairedTable(cs, "bp"), "| kp | +1.00 | -82.00 | +2.00 |")
 
+	var labels []string
+	for _, tick := range SeedsPlot(cs).X.Tick.Marker.Ticks(0, 3) {
+		labels = append(labels, tick.Label)
+	}
+	require.Equal(t, []string{"bp", "fa", "wm", "kp\n(1 at chance)"}, labels)
+
 	cs[1].Status = map[string]string{"kp": trainer.StatusDiverged}
 	table = SeedsTable(cs)
 	require.Contains(t, table, "| kp | 91.00 | diverged | 93.00 |")
