@@ -95,6 +95,10 @@ if want fashionseeds; then
 	"$nowt" compare "${common[@]}" -model cnn -dataset fashion-mnist -lr 0.05 -momentum 0.9 -schedule cosine \
 		-wd 1e-4 -kp-decay 0.01 -batch 128 -epochs 1 -eval-every 47 -log-every 47 -rules bp,fa,ss,kp \
 		-seeds 1,2,3,4,5 -out "$out/fashion-cnn-seeds"
+	# KP's seed 3, which collapses, again with a record every 2 steps (the same run: logging does not change it).
+	"$nowt" compare "${common[@]}" -seed 3 -model cnn -dataset fashion-mnist -lr 0.05 -momentum 0.9 -schedule cosine \
+		-wd 1e-4 -kp-decay 0.01 -batch 128 -epochs 1 -eval-every 47 -log-every 2 -rules kp \
+		-out "$out/fashion-cnn-kp-seed3-log2"
 fi
 # The same at half the learning rate: does KP's collapse (seed 3) and FA's divergence go, and at what cost?
 if want fashionseedslr; then
