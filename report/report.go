@@ -250,6 +250,13 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 				how = fmt.Sprintf("the loss became %g at step %d", e.Loss, e.Step)
 			}
 			fmt.Fprintf(&b, "- %s: diverged (%s); the numbers are those of its last records.\n", rule, how)
+		case trainer.StatusCollapsed:
+			how := fmt.Sprintf("after step %d, its last record", summaries[rule].Steps)
+			if e := c.Collapse[rule]; e != nil {
+				how = fmt.Sprintf("at step %d, after %s at chance in a row", e.Step, plural(e.Evaluations, "evaluation"))
+			}
+			fmt.Fprintf(&b, "- %s: stopped by -chance-guard (%s); the numbers are those of its last records.\n",
+				rule, how)
 		}
 		if ending, ok := atChance(c, rule); ok {
 			guard := ""

@@ -291,6 +291,14 @@ func TestRunsAtChanceNoted(t *testing.T) {
 	require.Contains(t, text, "| kp | 40 | 2.00 | 10.00 (at chance) | 45.00 |")
 	require.NotContains(t, text, "- bp: collapsed")
 	require.NotContains(t, text, "- bp: ended")
+	require.NotContains(t, text, "-chance-guard")
+
+	c.Status = map[string]string{"kp": trainer.StatusCollapsed} // -chance-guard stopped it at its evaluation at chance
+	c.Collapse = map[string]*trainer.CollapseError{"kp": {Step: 40, Evaluations: 1, Guard: 1}}
+	text = Format(c, "", time.Now())
+	require.Contains(t, text, "- kp: collapsed to chance (10.00 %, 10 classes) at step 40")
+	require.Contains(t, text, "- kp: stopped by -chance-guard (at step 40, after 1 evaluation at chance in a row); "+
+		"the numbers are those of its last records.")
 
 	rules := RulesTable(c)
 	require.Contains(t, rules, "| kp | – | 2.00 | 10.00 (at chance) | 45.00 |")

@@ -188,6 +188,9 @@ func TestSeedsWithRunAtChance(t *testing.T) {
 	}
 	require.Equal(t, []string{"bp", "fa", "wm", "kp\n(1 at chance)"}, labels)
 
+	cs[1].Status = map[string]string{"kp": trainer.StatusCollapsed} // stopped by -chance-guard: its last evaluation counts
+	require.Contains(t, SeedsTable(cs), "| kp | 91.00 | 10.00 (at chance) | 93.00 | 64.67 | 47.35 |")
+
 	cs[1].Status = map[string]string{"kp": trainer.StatusDiverged}
 	table = SeedsTable(cs)
 	require.Contains(t, table, "| kp | 91.00 | diverged | 93.00 |")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Copies each comparison of runs/results/<name>/ ($OUT) into docs/results/<name>/: its results.md and PNG plots,
-# and per rule the run's config.json, metrics.jsonl, wall_time.json and provenance.jsonl (not the checkpoints;
+# and per rule the run's config.json, metrics.jsonl, wall_time.json, provenance.jsonl and any diverged.json or
+# collapsed.json mark (not the checkpoints;
 # provenance.jsonl, which nowt writes into each run folder, names the commit and engine of every invocation that
 # trained the run; runs made before nowt wrote it have none), with provenance.json: the commit the runs were made
 # from ($COMMIT, default HEAD), each rule's commit ($RULE_COMMITS, e.g. "bp=ce1bb36 kp=ce1bb36", overrides $COMMIT
@@ -33,7 +34,7 @@ collect_comparison() {
 		rules+=("\"$rule\": \"$rule_commit\"")
 		mkdir -p "$dst/$rule"
 		cp "$run/config.json" "$run/metrics.jsonl" "$dst/$rule/"
-		for f in wall_time.json provenance.jsonl diverged.json; do
+		for f in wall_time.json provenance.jsonl diverged.json collapsed.json; do
 			[[ -f "$run/$f" ]] && cp "$run/$f" "$dst/$rule/"
 		done
 		t=$(stat -c %Y "$run/metrics.jsonl")

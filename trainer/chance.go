@@ -1,8 +1,11 @@
 package trainer
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 
 	"github.com/nowt-ml/nowt/input"
 )
@@ -58,13 +61,14 @@ func hasLearned(top1, chance float64) bool {
 // ChanceEnding describes a run whose test evaluations were at chance level from some step to its last one.
 type ChanceEnding struct {
 	// Chance is the run's chance level (a fraction, see [MajorityTop1]); Classes its number of classes.
-	Chance  float64
-	Classes int
+	Chance  float64 `json:"chance"`
+	Classes int     `json:"classes"`
 	// Since is the step of the first of the evaluations at chance that end the run (0 when it never left chance).
-	Since int
+	Since int `json:"since"`
 	// Final is the last test top-1, Best the best one of the run (fractions), at step BestStep.
-	Final, Best float64
-	BestStep    int
+	Final    float64 `json:"final"`
+	Best     float64 `json:"best"`
+	BestStep int     `json:"best_step"`
 }
 
 // Collapsed reports whether the run had learned before it fell to chance (its best test top-1 clearly above
@@ -136,42 +140,136 @@ func chanceLevel(cfg *Config, records []Record) (chance float64, classes int) {
 	return 0, 0
 }
 
-// chanceWatch warns once per invocation when a run's test top-1 falls to chance after it had learned.
+// chanceWatch follows a run's test evaluations: it warns once per invocation when the test top-1 falls to chance
+// after the run had learned, and counts the evaluations at chance in a row since, for -chance-guard.
 type chanceWatch struct {
 	chance   float64 // the chance level; 0: not watched (synthetic data)
 	classes  int
+	guard    int     // Config.ChanceGuard
 	best     float64 // best test top-1 so far, as a fraction
 	bestStep int
-	warned   bool
+	// atChance counts the evaluations at chance in a row after the run had learned (0: not collapsed), the first
+	// of them at step since.
+	atChance, since int
+	warned          bool
 }
 
-// newChanceWatch watches a run on dataset whose test set has counts examples per class, resumed with records (nil
-// for a new run).
-func newChanceWatch(dataset string, counts []int, records []Record) *chanceWatch {
-	w := &chanceWatch{chance: MajorityTop1(counts), classes: len(counts)}
+// newChanceWatch watches a run on dataset whose test set has counts examples per class, stopped by guard
+// evaluations at chance (0: never), resumed with records (nil for a new run): their evaluations count as if
+// observed in this invocation, without a warning.
+func newChanceWatch(dataset string, counts []int, guard int, records []Record) *chanceWatch {
+	w := &chanceWatch{chance: MajorityTop1(counts), classes: len(counts), guard: guard}
 	if dataset == "synthetic" {
 		w.chance = 0
 	}
 	for _, r := range records {
-		if r.TestTop1 != nil && *r.TestTop1 > w.best {
-			w.best, w.bestStep = *r.TestTop1, r.Step
+		if r.TestTop1 != nil {
+			w.update(r.Step, *r.TestTop1)
 		}
 	}
 	return w
 }
 
-// observe takes the test top-1 evaluated after step and returns the warning to print ("" for none).
-func (w *chanceWatch) observe(step int, top1 float64) string {
-	var warning string
-	if !w.warned && IsAtChance(top1, w.chance) && hasLearned(w.best, w.chance) {
-		w.warned = true
-		warning = fmt.Sprintf("warning: test top-1 fell to chance at step %d: %.2f %% (chance: %.2f %%, %d classes), "+
-			"after %.2f %% at step %d. The network now predicts as if it had learned nothing (the loss does not grow, "+
-			"so the divergence guard does not stop it); training goes on, and its summary and reports will say so. "+
-			"A lower -lr is the first thing to try.", step, 100*top1, 100*w.chance, w.classes, 100*w.best, w.bestStep)
+// update takes the test top-1 evaluated after step.
+func (w *chanceWatch) update(step int, top1 float64) {
+	if IsAtChance(top1, w.chance) && hasLearned(w.best, w.chance) {
+		if w.atChance == 0 {
+			w.since = step
+		}
+		w.atChance++
+	} else {
+		w.atChance = 0
 	}
 	if top1 > w.best {
 		w.best, w.bestStep = top1, step
 	}
-	return warning
+}
+
+// observe takes the test top-1 evaluated after step and returns the warning to print ("" for none).
+func (w *chanceWatch) observe(step int, top1 float64) string {
+	w.update(step, top1)
+	if w.atChance != 1 || w.warned {
+		return ""
+	}
+	w.warned = true
+	goesOn := "training goes on (-chance-guard N stops a run after N evaluations at chance), and its summary and " +
+		"reports will say so"
+	if w.guard > 0 {
+		switch w.guard {
+		case 1:
+			goesOn = "-chance-guard 1 stops the run now"
+		case 2:
+			goesOn = "-chance-guard 2 stops the run if its next evaluation is at chance too"
+		default:
+			goesOn = fmt.Sprintf("-chance-guard %d stops the run if its next %d evaluations are at chance too",
+				w.guard, w.guard-1)
+		}
+	}
+	return fmt.Sprintf("warning: test top-1 fell to chance at step %d: %.2f %% (chance: %.2f %%, %d classes), "+
+		"after %.2f %% at step %d. The network now predicts as if it had learned nothing (the loss does not grow, "+
+		"so the divergence guard does not stop it); %s. A lower -lr is the first thing to try.", step, 100*top1,
+		100*w.chance, w.classes, 100*w.best, w.bestStep, goesOn)
+}
+
+// stop returns the error that stops the run, once its guard's count of evaluations at chance is reached (nil
+// before, and with no guard).
+func (w *chanceWatch) stop(step int, top1 float64) *CollapseError {
+	if w.guard <= 0 || w.atChance < w.guard {
+		return nil
+	}
+	return &CollapseError{Step: step, Evaluations: w.atChance, Guard: w.guard,
+		Ending: ChanceEnding{Chance: w.chance, Classes: w.classes, Since: w.since, Final: top1, Best: w.best,
+			BestStep: w.bestStep}}
+}
+
+// CollapseError reports a run stopped by -chance-guard: its test top-1 had been at chance for Evaluations
+// evaluations in a row (Guard, the guard's count) after it had learned. The run keeps the checkpoint of the step
+// it stopped at: resuming it with -chance-guard 0 (or a lower -lr) trains on.
+type CollapseError struct {
+	// Step is the step of the evaluation that stopped the run; Evaluations the evaluations at chance in a row
+	// then, Guard the -chance-guard count; Ending how the run fell to chance.
+	Step        int          `json:"step"`
+	Evaluations int          `json:"evaluations"`
+	Guard       int          `json:"guard"`
+	Ending      ChanceEnding `json:"ending"`
+	// Checkpoint is the checkpoint written at Step.
+	Checkpoint string `json:"checkpoint"`
+}
+
+// Error implements error.
+func (e *CollapseError) Error() string {
+	evaluations := fmt.Sprintf("%d evaluations", e.Evaluations)
+	if e.Evaluations == 1 {
+		evaluations = "1 evaluation"
+	}
+	return fmt.Sprintf("training stopped at step %d by -chance-guard %d: the run %s (%s at chance in a row); "+
+		"checkpoint %s kept: -resume with -chance-guard 0 (or a lower -lr) trains on", e.Step, e.Guard, e.Ending,
+		evaluations, e.Checkpoint)
+}
+
+// collapsedFileName marks a run folder whose last training -chance-guard stopped: it holds the [CollapseError],
+// so that nowt compare reports the run instead of training it on (the same settings collapse the same way).
+// Resuming the run removes it.
+const collapsedFileName = "collapsed.json"
+
+// writeCollapse writes the collapse mark of the run in dir.
+func writeCollapse(dir string, e *CollapseError) error {
+	data, err := json.MarshalIndent(e, "", "  ")
+	if err != nil {
+		return fmt.Errorf("writing the collapse mark: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(dir, collapsedFileName), append(data, '\n'))
+}
+
+// readCollapse returns the collapse mark of the run in dir, if it has a readable one.
+func readCollapse(dir string) (*CollapseError, bool) {
+	data, err := os.ReadFile(filepath.Join(dir, collapsedFileName))
+	if err != nil {
+		return nil, false
+	}
+	var e CollapseError
+	if json.Unmarshal(data, &e) != nil {
+		return nil, false
+	}
+	return &e, true
 }

@@ -3,6 +3,7 @@ package trainer
 import (
 	"bytes"
 	gocontext "context"
+	"io"
 	"maps"
 	"math"
 	"os"
@@ -123,20 +124,59 @@ func TestEndedAtChance(t *testing.T) {
 
 func TestChanceWatch(t *testing.T) {
 	tenClasses := []int{3, 3, 3, 3, 3, 3, 3, 3, 3, 3}
-	w := newChanceWatch("mnist", tenClasses, nil)
+	w := newChanceWatch("mnist", tenClasses, 0, nil)
 	require.Empty(t, w.observe(10, 0.1), "at chance, but it never learned")
 	require.Empty(t, w.observe(20, 0.4))
 	warning := w.observe(30, 0.1)
 	require.Equal(t, "warning: test top-1 fell to chance at step 30: 10.00 % (chance: 10.00 %, 10 classes), after 40.00 % at step 20. "+
 		"The network now predicts as if it had learned nothing (the loss does not grow, so the divergence guard does "+
-		"not stop it); training goes on, and its summary and reports will say so. A lower -lr is the first thing to try.", warning)
+		"not stop it); training goes on (-chance-guard N stops a run after N evaluations at chance), and its summary "+
+		"and reports will say so. A lower -lr is the first thing to try.", warning)
 	require.Empty(t, w.observe(40, 0.1), "once per invocation")
 
-	resumed := newChanceWatch("mnist", tenClasses, evaluations(10, 0.1, 0.7))
+	resumed := newChanceWatch("mnist", tenClasses, 0, evaluations(10, 0.1, 0.7))
 	require.Contains(t, resumed.observe(30, 0.1), "after 70.00 % at step 10", "the best of the log before the resume counts")
 
-	require.Empty(t, newChanceWatch("synthetic", tenClasses, evaluations(10, 0.1, 0.7)).observe(30, 0.1), "synthetic data")
-	require.Empty(t, newChanceWatch("imagefolder", []int{7}, evaluations(1, 0.1, 0.7)).observe(30, 0.1), "one class")
+	require.Empty(t, newChanceWatch("synthetic", tenClasses, 0, evaluations(10, 0.1, 0.7)).observe(30, 0.1), "synthetic data")
+	require.Empty(t, newChanceWatch("imagefolder", []int{7}, 0, evaluations(1, 0.1, 0.7)).observe(30, 0.1), "one class")
+	require.Nil(t, w.stop(40, 0.1), "no guard")
+}
+
+// TestChanceWatchGuard: -chance-guard N stops a run at its N-th evaluation at chance in a row after it had learned,
+// counting those of the log it resumed from; an evaluation above chance starts the count again.
+func TestChanceWatchGuard(t *testing.T) {
+	tenClasses := []int{3, 3, 3, 3, 3, 3, 3, 3, 3, 3}
+	w := newChanceWatch("mnist", tenClasses, 3, nil)
+	for i, top1 := range []float64{0.1, 0.1, 0.5, 0.1, 0.1, 0.6, 0.1, 0.1} {
+		w.observe(10*i, top1)
+		require.Nil(t, w.stop(10*i, top1), "evaluation %d: not 3 at chance in a row yet", i)
+	}
+	warning := w.observe(80, 0.11)
+	require.Empty(t, warning, "warned once, at step 30")
+	e := w.stop(80, 0.11)
+	require.NotNil(t, e)
+	require.Equal(t, &CollapseError{Step: 80, Evaluations: 3, Guard: 3, Ending: ChanceEnding{Chance: 0.1, Classes: 10,
+		Since: 60, Final: 0.11, Best: 0.6, BestStep: 50}}, e)
+	e.Checkpoint = "ckpt"
+	require.Equal(t, "training stopped at step 80 by -chance-guard 3: the run collapsed to chance (10.00 %, 10 classes) "+
+		"at step 60 and stayed there, after 60.00 % at step 50 (3 evaluations at chance in a row); checkpoint ckpt "+
+		"kept: -resume with -chance-guard 0 (or a lower -lr) trains on", e.Error())
+
+	resumed := newChanceWatch("mnist", tenClasses, 2, evaluations(10, 0.1, 0.7, 0.1))
+	require.Empty(t, resumed.observe(30, 0.1), "it fell before the resume: warned then")
+	require.NotNil(t, resumed.stop(30, 0.1), "the second evaluation at chance in a row, across the resume")
+	for guard, want := range map[int]string{
+		2: "-chance-guard 2 stops the run if its next evaluation is at chance too",
+		4: "-chance-guard 4 stops the run if its next 3 evaluations are at chance too",
+	} {
+		w := newChanceWatch("mnist", tenClasses, guard, nil)
+		w.observe(0, 0.5)
+		require.Contains(t, w.observe(10, 0.1), want)
+	}
+	one := newChanceWatch("mnist", tenClasses, 1, nil)
+	one.observe(0, 0.5)
+	require.Contains(t, one.observe(10, 0.1), "-chance-guard 1 stops the run now")
+	require.NotNil(t, one.stop(10, 0.1))
 }
 
 // TestRunRecordsChance: a run's starting record holds its number of classes and chance level (the share of the
@@ -268,4 +308,64 @@ func TestCollapseWarned(t *testing.T) {
 			require.False(t, l.GradientUndefined)
 		}
 	}
+}
+
+// TestChanceGuard: -chance-guard stops a collapsed run at its N-th evaluation at chance in a row, with a checkpoint
+// and a mark; nowt compare then reports the run as collapsed instead of training it on, until -chance-guard 0
+// resumes it, which clears the mark.
+func TestChanceGuard(t *testing.T) {
+	dir := t.TempDir()
+	c := tinyConfig(t, "bp")
+	c.OutDir = filepath.Join(dir, "bp")
+	c.Steps, c.EvalEvery = 16, 8
+	_, err := Train(gocontext.Background(), c, nil, false)
+	require.NoError(t, err)
+	zeroWeights(t, c.OutDir)
+	collapsing := c
+	collapsing.Steps, collapsing.LearningRate, collapsing.ChanceGuard = 64, 1e-9, 2
+	var notices bytes.Buffer
+	collapsing.Notices = &notices
+	res, err := Train(gocontext.Background(), collapsing, nil, true)
+	var collapseErr *CollapseError
+	require.ErrorAs(t, err, &collapseErr)
+	require.Equal(t, 32, collapseErr.Step, "evaluations at steps 24 and 32 at chance")
+	require.Equal(t, 2, collapseErr.Evaluations)
+	require.Equal(t, 24, collapseErr.Ending.Since)
+	require.True(t, collapseErr.Ending.Collapsed())
+	require.Equal(t, 32, checkpointStep(collapseErr.Checkpoint))
+	require.Contains(t, notices.String(), "-chance-guard 2 stops the run if its next evaluation is at chance too")
+	require.ErrorContains(t, err, "training stopped at step 32 by -chance-guard 2: the run collapsed to chance (")
+	require.Equal(t, 32, res.Steps)
+	require.NotNil(t, res.AtChance)
+	mark, ok := readCollapse(c.OutDir)
+	require.True(t, ok, "the run folder is marked")
+	require.Equal(t, collapseErr, mark)
+	records, err := ReadRecords(filepath.Join(c.OutDir, metricsFileName))
+	require.NoError(t, err)
+	require.Equal(t, 32, records[len(records)-1].Step, "the stopping evaluation is logged")
+
+	// nowt compare with the guard on reports the run as it is; the command given is the original one (the
+	// resume's changes are recorded in the run's config.json).
+	base := c
+	base.OutDir, base.Steps, base.ChanceGuard = dir, 64, 2
+	var out bytes.Buffer
+	cmp, err := Compare(gocontext.Background(), base, []string{"bp"}, &out)
+	require.NoError(t, err)
+	require.Equal(t, StatusCollapsed, cmp.Status["bp"], out.String())
+	require.Equal(t, 32, cmp.Results["bp"].Steps)
+	require.Contains(t, out.String(), "run the same command with -chance-guard 0 to train it on")
+	loaded, err := LoadComparison(dir)
+	require.NoError(t, err)
+	require.Equal(t, StatusCollapsed, loaded.Status["bp"])
+	require.Equal(t, collapseErr, loaded.Collapse["bp"])
+
+	// With the guard off, the run trains on: resumed from its step-32 checkpoint, and no longer marked.
+	base.ChanceGuard = 0
+	cmp, err = Compare(gocontext.Background(), base, []string{"bp"}, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, StatusResumed, cmp.Status["bp"])
+	require.Equal(t, 64, cmp.Results["bp"].Steps)
+	_, ok = readCollapse(c.OutDir)
+	require.False(t, ok, "the mark is cleared")
+	require.NotNil(t, cmp.Results["bp"].AtChance, "still at chance: nothing reaches the dead layers")
 }

@@ -37,6 +37,8 @@ type Comparison struct {
 	Status map[string]string
 	// Divergence holds, by rule name, how a diverged run stopped (nil where not known).
 	Divergence map[string]*NaNError
+	// Collapse holds, by rule name, how -chance-guard stopped a run (status "collapsed").
+	Collapse map[string]*CollapseError
 	// LogProblems holds, by rule name, what was wrong with a run's metrics log when [LoadComparison] read it (a
 	// line that does not decode, or no log): the run is reported from the records before the problem.
 	LogProblems map[string]string
@@ -48,6 +50,9 @@ const (
 	StatusResumed  = "resumed"
 	StatusReused   = "reused"
 	StatusDiverged = "diverged"
+	// StatusCollapsed: -chance-guard stopped the run, its test top-1 at chance after it had learned; the run is
+	// reported up to its last record (a final evaluation at chance).
+	StatusCollapsed = "collapsed"
 )
 
 // wallTimeFileName holds, in a rule's sub-run folder, the accumulated wall time of the Train invocations that
@@ -126,7 +131,8 @@ func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer
 			"rule inside its -out; choose another -out", base.OutDir, configFileName)
 	}
 	c := &Comparison{Results: map[string]*Result{}, Records: map[string][]Record{}, Dir: base.OutDir,
-		Rules: append([]string(nil), rules...), Status: map[string]string{}, Divergence: map[string]*NaNError{}}
+		Rules: append([]string(nil), rules...), Status: map[string]string{}, Divergence: map[string]*NaNError{},
+		Collapse: map[string]*CollapseError{}}
 	for i, rule := range rules {
 		cfg := base
 		cfg.Rule, cfg.OutDir = rule, filepath.Join(base.OutDir, rule)
@@ -140,6 +146,12 @@ func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer
 			fmt.Fprintf(out, "Rule %s diverged: %v\n", rule, err)
 			status, err = StatusDiverged, nil
 			c.Divergence[rule] = nanErr
+		}
+		var collapseErr *CollapseError
+		if errors.As(err, &collapseErr) {
+			fmt.Fprintf(out, "Rule %s stopped: %v\n", rule, err)
+			status, err = StatusCollapsed, nil
+			c.Collapse[rule] = collapseErr
 		}
 		var interrupted *InterruptedError
 		if errors.As(err, &interrupted) {
@@ -174,6 +186,13 @@ func compareOne(goCtx gocontext.Context, cfg Config, out io.Writer) (*Result, st
 			fmt.Fprintf(out, "The run in %s diverged in an earlier invocation and would again with the same settings; "+
 				"delete it to retrain, or continue it with nowt train -resume -out %s and a lower -lr.\n", cfg.OutDir, cfg.OutDir)
 			return nil, StatusDiverged, nanErr
+		}
+	}
+	if collapseErr, ok := readCollapse(cfg.OutDir); ok && cfg.ChanceGuard > 0 {
+		if stored, err := ReadConfig(cfg.OutDir); err == nil && sameRun(stored, cfg) == nil {
+			fmt.Fprintf(out, "-chance-guard stopped the run in %s in an earlier invocation, its test top-1 at chance; "+
+				"run the same command with -chance-guard 0 to train it on, or delete it to retrain.\n", cfg.OutDir)
+			return nil, StatusCollapsed, collapseErr
 		}
 	}
 	bases, err := listCheckpoints(filepath.Join(cfg.OutDir, checkpointDirName))
@@ -226,12 +245,13 @@ func readWallTime(dir string) (time.Duration, bool) {
 }
 
 // sameRun reports how the stored configuration of a run differs from the one wanted, ignoring what a resume may
-// change (Backend, Workers, Progress, and Epochs growing), the hyperparameters of other rules than the run's (a
+// change (Backend, Workers, Progress, ChanceGuard, and Epochs growing), the hyperparameters of other rules than the run's (a
 // comparison that retunes only WM reuses its other runs), and the settings a recorded resume changed (a lower -lr
 // after a divergence: the run keeps it).
 func sameRun(stored, want Config) error {
 	s, w := stored, want.withStoredOtherRulesParams(stored).withStoredResumeChanges(stored)
 	s.Backend, s.Workers, s.Progress, s.OutDir, s.Changes = w.Backend, w.Workers, w.Progress, w.OutDir, w.Changes
+	s.ChanceGuard = w.ChanceGuard // when to stop a collapsed run, not which run
 	if w.Epochs > s.Epochs && w.Steps == 0 && s.Steps == 0 {
 		s.Epochs = w.Epochs
 	}
@@ -331,7 +351,7 @@ func LoadComparison(dir string) (*Comparison, error) {
 		return nil, fmt.Errorf("reading the comparison in %s: %w", dir, err)
 	}
 	c := &Comparison{Results: map[string]*Result{}, Records: map[string][]Record{}, Dir: dir, Status: map[string]string{},
-		Divergence: map[string]*NaNError{}, LogProblems: map[string]string{}}
+		Divergence: map[string]*NaNError{}, Collapse: map[string]*CollapseError{}, LogProblems: map[string]string{}}
 	var rules []string
 	for _, e := range entries {
 		sub := filepath.Join(dir, e.Name())
@@ -375,6 +395,9 @@ func LoadComparison(dir string) (*Comparison, error) {
 		c.Results[rule], c.Records[rule] = res, records
 		if e, ok := readDivergence(sub); ok {
 			c.Status[rule], c.Divergence[rule] = StatusDiverged, e
+		}
+		if e, ok := readCollapse(sub); ok {
+			c.Status[rule], c.Collapse[rule] = StatusCollapsed, e
 		}
 		rules = append(rules, rule)
 	}

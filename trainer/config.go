@@ -102,6 +102,10 @@ type Config struct {
 	// NoDivergenceGuard turns off the divergence guard, which stops a run whose loss has grown past
 	// [DivergenceFactor] times its start for [DivergenceLogs] records in a row (a non-finite loss always stops it).
 	NoDivergenceGuard bool `json:"no_divergence_guard,omitempty"`
+	// ChanceGuard, when > 0, stops a run whose test top-1 has been at chance for ChanceGuard evaluations in a row
+	// after it had learned ([IsAtChance]): a collapse that the divergence guard cannot see (the loss does not
+	// grow). 0, the default, trains on (the trainer warns once).
+	ChanceGuard int `json:"chance_guard,omitempty"`
 	// Changes records the settings changed when the run was resumed (see [ResumableSettings]).
 	Changes []string `json:"changes,omitempty"`
 
@@ -176,6 +180,7 @@ func (c *Config) Validate() error {
 		{"-eval-every", "a number of steps (0: each epoch)", c.EvalEvery},
 		{"-checkpoint-every", "a number of steps (0: each epoch)", c.CheckpointEvery},
 		{"-keep", "a number of checkpoints (0: 2)", c.KeepCheckpoints},
+		{"-chance-guard", "a number of test evaluations (0: off)", c.ChanceGuard},
 	}
 	for _, n := range nonNegative {
 		if n.v < 0 {
@@ -269,7 +274,8 @@ func contains(list []string, s string) bool {
 // reports, checkpoints and evaluates, and where it runs. Any other difference is refused (see [Train]); the
 // changes are recorded in the run's config.json (Changes).
 var ResumableSettings = []string{"epochs", "steps", "learning_rate", "log_every", "eval_every", "checkpoint_every",
-	"keep_checkpoints", "eval_batch_size", "backend", "devices", "workers", "strict", "no_divergence_guard"}
+	"keep_checkpoints", "eval_batch_size", "backend", "devices", "workers", "strict", "no_divergence_guard",
+	"chance_guard"}
 
 // flagNames maps config.json keys to the command-line flags that set them, for messages.
 var flagNames = map[string]string{
@@ -281,6 +287,7 @@ var flagNames = map[string]string{
 	"loss": "-loss", "dtype": "-dtype", "seed": "-seed", "backend": "-backend", "devices": "-devices", "out_dir": "-out",
 	"log_every": "-log-every", "eval_every": "-eval-every", "checkpoint_every": "-checkpoint-every",
 	"keep_checkpoints": "-keep", "settings": "-set", "strict": "-strict", "no_divergence_guard": "-divergence-guard",
+	"chance_guard": "-chance-guard",
 }
 
 // settingName names a config.json key (or params.<name>) as the user sets it.
@@ -348,12 +355,12 @@ func orNone(v json.RawMessage) string {
 
 // withStoredResumeChanges returns c with stored's values of the settings that a recorded resume of the stored run
 // changed (stored.Changes, e.g. "-lr 30 → 0.05" after a divergence), other than its length (-epochs and -steps,
-// which a comparison may still grow): comparing the two configurations then ignores them, and resuming the run
-// keeps them. c's non-JSON fields (Progress, Notices) are kept.
+// which a comparison may still grow) and -chance-guard (each invocation says whether to stop a collapsed run):
+// comparing the two configurations then ignores them, and resuming the run keeps them. c's non-JSON fields (Progress, Notices) are kept.
 func (c Config) withStoredResumeChanges(stored Config) Config {
 	var keys []string
 	for _, k := range ResumableSettings {
-		if k == "epochs" || k == "steps" {
+		if k == "epochs" || k == "steps" || k == "chance_guard" {
 			continue
 		}
 		for _, change := range stored.Changes {

@@ -696,14 +696,23 @@ func trainRun(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (
 				strings.Join(changes, ", "))
 		}
 	}
-	// A new attempt: a resumed run that had diverged (with a lower -lr, say) is no longer marked as diverged.
-	if err := os.Remove(filepath.Join(cfg.OutDir, divergedFileName)); err != nil && !os.IsNotExist(err) {
-		return nil, fmt.Errorf("clearing the divergence mark: %w", err)
+	// A new attempt: a resumed run that had diverged (with a lower -lr, say), or that -chance-guard had stopped, is
+	// no longer marked so.
+	for _, mark := range []string{divergedFileName, collapsedFileName} {
+		if err := os.Remove(filepath.Join(cfg.OutDir, mark)); err != nil && !os.IsNotExist(err) {
+			return nil, fmt.Errorf("clearing the mark %s: %w", mark, err)
+		}
 	}
 	res, err := r.train(goCtx, start, checkpointDir, resume, initial)
 	var nanErr *NaNError
 	if errors.As(err, &nanErr) {
 		if werr := writeDivergence(cfg.OutDir, nanErr); werr != nil {
+			return res, errors.Join(err, werr)
+		}
+	}
+	var collapseErr *CollapseError
+	if errors.As(err, &collapseErr) {
+		if werr := writeCollapse(cfg.OutDir, collapseErr); werr != nil {
 			return res, errors.Join(err, werr)
 		}
 	}
@@ -968,7 +977,8 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 	var accCount, grown int
 	lastFineLog := startStep // the last logged step whose loss the guard found in range (the checkpoint resumed from)
 	var testTop1, testTop5, testLoss *float64
-	chance := newChanceWatch(cfg.Dataset, r.testDS.ClassCounts(), earlier)
+	chance := newChanceWatch(cfg.Dataset, r.testDS.ClassCounts(), cfg.ChanceGuard, earlier)
+	var collapse *CollapseError // set when -chance-guard stops the run
 	loop.OnStep("nowt", 100, func(loop *train.Loop, stepMetrics []*tensors.Tensor) error {
 		step := loop.LoopStep + 1 // steps done
 		defer func() { segmentStart = time.Now() }()
@@ -1003,6 +1013,7 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			if warning := chance.observe(step, t1); warning != "" {
 				fmt.Fprintln(r.notices, warning)
 			}
+			collapse = chance.stop(step, t1)
 			result.TestTop1, result.TestTop5, result.TestLoss = t1, t5, tl
 			result.BestTestTop1 = math.Max(result.BestTestTop1, t1)
 			lastTop1 = fmt.Sprintf("%.2f%%", 100*t1)
@@ -1041,12 +1052,16 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 		}
 		stop := goCtx.Err() != nil
 		// While the loss is far above its start, no checkpoint replaces the last good one (unless stopping).
-		if (step%checkpointEvery == 0 && grown == 0) || last || stop {
+		if (step%checkpointEvery == 0 && grown == 0) || last || stop || collapse != nil {
 			path, err := saveCheckpoint(ctx, checkpointDir, int64(step), keep)
 			if err != nil {
 				return err
 			}
 			result.Checkpoint = path
+		}
+		if collapse != nil && !last { // at the last step the run is done: nothing left to save
+			collapse.Checkpoint = result.Checkpoint
+			return collapse
 		}
 		if stop {
 			return &InterruptedError{Step: step, Checkpoint: result.Checkpoint}
@@ -1068,6 +1083,10 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			var intErr *InterruptedError
 			if errors.As(err, &intErr) {
 				return result, intErr
+			}
+			var collapseErr *CollapseError
+			if errors.As(err, &collapseErr) {
+				return result, collapseErr
 			}
 			return result, fmt.Errorf("training: %w", err)
 		}

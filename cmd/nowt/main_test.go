@@ -358,6 +358,8 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"train", "-eval-every", "-1"}, "-eval-every"},
 		{[]string{"train", "-checkpoint-every", "-1"}, "-checkpoint-every"},
 		{[]string{"train", "-keep", "-1"}, "-keep"},
+		{[]string{"train", "-chance-guard", "-1"}, "-chance-guard -1: must be ≥ 0"},
+		{[]string{"compare", "-chance-guard", "-2", "-out", "x"}, "-chance-guard -2: must be ≥ 0"},
 		{[]string{"train", "-devices", "-2"}, "-devices"},
 		{[]string{"train", "-schedule", "linear"}, "-schedule"},
 		{[]string{"train", "-schedule", "step"}, "-milestones"},

@@ -75,6 +75,7 @@ func addRunFlags(fs *flag.FlagSet, defaults trainer.Config) *runFlags {
 		c.NoDivergenceGuard = !on
 		return err
 	})
+	fs.IntVar(&c.ChanceGuard, "chance-guard", c.ChanceGuard, "stop a run whose test top-1 has been at chance for this many evaluations in a row after it had learned (0: train on, with a warning)")
 	fs.StringVar(&c.Settings, "set", c.Settings, `context hyperparameters, "name=value;name2=value2" (scoped: "/model/fc/feedback_rule=bp"); see nowt rules -v`)
 
 	// Rule and model hyperparameters, set in the context only when given.
