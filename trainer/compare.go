@@ -245,9 +245,9 @@ func readWallTime(dir string) (time.Duration, bool) {
 }
 
 // sameRun reports how the stored configuration of a run differs from the one wanted, ignoring what a resume may
-// change (Backend, Workers, Progress, ChanceGuard, and Epochs growing), the hyperparameters of other rules than the run's (a
-// comparison that retunes only WM reuses its other runs), and the settings a recorded resume changed (a lower -lr
-// after a divergence: the run keeps it).
+// change (Backend, Workers, Progress, ChanceGuard, and Epochs growing), the hyperparameters of other rules than
+// the run's (a comparison that retunes only WM reuses its other runs), and the settings a recorded resume changed
+// (a lower -lr after a divergence: the run keeps it).
 func sameRun(stored, want Config) error {
 	s, w := stored, want.withStoredOtherRulesParams(stored).withStoredResumeChanges(stored)
 	s.Backend, s.Workers, s.Progress, s.OutDir, s.Changes = w.Backend, w.Workers, w.Progress, w.OutDir, w.Changes

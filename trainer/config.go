@@ -356,7 +356,8 @@ func orNone(v json.RawMessage) string {
 // withStoredResumeChanges returns c with stored's values of the settings that a recorded resume of the stored run
 // changed (stored.Changes, e.g. "-lr 30 → 0.05" after a divergence), other than its length (-epochs and -steps,
 // which a comparison may still grow) and -chance-guard (each invocation says whether to stop a collapsed run):
-// comparing the two configurations then ignores them, and resuming the run keeps them. c's non-JSON fields (Progress, Notices) are kept.
+// comparing the two configurations then ignores them, and resuming the run keeps them. c's non-JSON fields
+// (Progress, Notices) are kept.
 func (c Config) withStoredResumeChanges(stored Config) Config {
 	var keys []string
 	for _, k := range ResumableSettings {
