@@ -12,8 +12,8 @@ import (
 
 // A run can fail without its loss growing: its network collapses to a constant (or uniform) prediction, its test
 // top-1 falls to chance and stays there while the loss sits near ln(classes). The divergence guard cannot see
-// that (the loss does not grow), so the trainer warns when a run falls to chance after it had learned, and the
-// reports say which runs ended at chance (see [EndedAtChance]).
+// that (the loss does not grow), so the trainer warns when a run falls to chance after it had learned (and, with
+// Config.ChanceGuard, stops it: [CollapseError]), and the reports say which runs ended at chance ([EndedAtChance]).
 
 const (
 	// chanceMargin is how far above chance level a test top-1 may be and still count as at chance, as a share of
