@@ -1,11 +1,8 @@
 package trainer
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 
 	"github.com/nowt-ml/nowt/input"
 )
@@ -253,23 +250,9 @@ func (e *CollapseError) Error() string {
 const collapsedFileName = "collapsed.json"
 
 // writeCollapse writes the collapse mark of the run in dir.
-func writeCollapse(dir string, e *CollapseError) error {
-	data, err := json.MarshalIndent(e, "", "  ")
-	if err != nil {
-		return fmt.Errorf("writing the collapse mark: %w", err)
-	}
-	return writeFileAtomic(filepath.Join(dir, collapsedFileName), append(data, '\n'))
-}
+func writeCollapse(dir string, e *CollapseError) error { return writeMark(dir, collapsedFileName, e) }
 
 // readCollapse returns the collapse mark of the run in dir, if it has a readable one.
 func readCollapse(dir string) (*CollapseError, bool) {
-	data, err := os.ReadFile(filepath.Join(dir, collapsedFileName))
-	if err != nil {
-		return nil, false
-	}
-	var e CollapseError
-	if json.Unmarshal(data, &e) != nil {
-		return nil, false
-	}
-	return &e, true
+	return readMark[CollapseError](dir, collapsedFileName)
 }

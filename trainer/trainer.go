@@ -775,21 +775,13 @@ func writeDivergence(dir string, e *NaNError) error {
 	if e.Start > 0 {
 		d.Start = strconv.FormatFloat(e.Start, 'g', -1, 64)
 	}
-	data, err := json.Marshal(d)
-	if err != nil {
-		return fmt.Errorf("writing the divergence mark: %w", err)
-	}
-	return writeFileAtomic(filepath.Join(dir, divergedFileName), append(data, '\n'))
+	return writeMark(dir, divergedFileName, d)
 }
 
 // readDivergence returns the divergence mark of the run in dir, if it has a readable one.
 func readDivergence(dir string) (*NaNError, bool) {
-	data, err := os.ReadFile(filepath.Join(dir, divergedFileName))
-	if err != nil {
-		return nil, false
-	}
-	var d divergence
-	if json.Unmarshal(data, &d) != nil {
+	d, ok := readMark[divergence](dir, divergedFileName)
+	if !ok {
 		return nil, false
 	}
 	e := &NaNError{Step: d.Step, Checkpoint: d.Checkpoint}
@@ -798,6 +790,28 @@ func readDivergence(dir string) (*NaNError, bool) {
 		e.Start, _ = strconv.ParseFloat(d.Start, 64)
 	}
 	return e, true
+}
+
+// writeMark writes v as the JSON mark name (diverged.json, collapsed.json) of the run in dir, atomically.
+func writeMark(dir, name string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("writing the mark %s: %w", name, err)
+	}
+	return writeFileAtomic(filepath.Join(dir, name), append(data, '\n'))
+}
+
+// readMark decodes the JSON mark name of the run in dir, if it has a readable one.
+func readMark[T any](dir, name string) (*T, bool) {
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return nil, false
+	}
+	v := new(T)
+	if json.Unmarshal(data, v) != nil {
+		return nil, false
+	}
+	return v, true
 }
 
 // modelScope is the context scope the model is built in: per-layer settings name /model/<layer scope>.
