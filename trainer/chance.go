@@ -14,13 +14,26 @@ import (
 
 const (
 	// chanceMargin is how far above chance level a test top-1 may be and still count as at chance, as a share of
-	// the way from chance to 100 %: 11.8 % where chance is 10 %, 2.1 % where it is 0.1 %. On a 10,000-image test
-	// set, a network that guesses has a spread of about 0.3 points around chance.
+	// the way from chance to 100 %: 11.8 % where chance is 10 %, 2.1 % where it is 0.1 % — or 3 times the spread
+	// of a guessing network's top-1 on the test set, where that is more (see [chanceThresholds]).
 	chanceMargin = 0.02
 	// learnedMargin is how far above chance a test top-1 must be for the run to have learned something, in the same
-	// share: 19 % where chance is 10 %, 10.1 % where it is 0.1 %.
+	// share: 19 % where chance is 10 %, 10.1 % where it is 0.1 % — or 6 times that spread, where that is more.
 	learnedMargin = 0.1
 )
+
+// chanceThresholds returns the test top-1s at or under which a run is at chance level chance, and at or over
+// which it has learned, on a test set of testExamples images (0: unknown). A network no better than chance has a
+// top-1 spread of sd = √(chance·(1−chance)/n) on n images (0.3 points on 10,000 images at 10 %, 2.1 on 256 at
+// 13.7 %): the thresholds are chance + max(2 % of the way to 100 %, 3 sd) and chance + max(10 %, 6 sd), so that
+// a small test set's noise reads neither as a collapse nor as learning.
+func chanceThresholds(chance float64, testExamples int) (atChance, learned float64) {
+	sd := 0.0
+	if testExamples > 0 {
+		sd = math.Sqrt(chance * (1 - chance) / float64(testExamples))
+	}
+	return chance + max(chanceMargin*(1-chance), 3*sd), chance + max(learnedMargin*(1-chance), 6*sd)
+}
 
 // MajorityTop1 is the test top-1 of a network that ignores its input and predicts the most frequent class for
 // every image: that class's share of the test examples (counts per class), 1/classes on a balanced test set. It
@@ -37,29 +50,35 @@ func MajorityTop1(counts []int) float64 {
 	return float64(most) / float64(total)
 }
 
-// IsAtChance reports whether a test top-1 (a fraction) is at chance level (chance, see [MajorityTop1]): within
-// 2 % of the way from chance to 1. False where chance is unknown (≤ 0 or ≥ 1: a single class) or top1 is NaN.
-func IsAtChance(top1, chance float64) bool {
+// IsAtChance reports whether a test top-1 (a fraction) on a test set of testExamples images (0: unknown) is at
+// chance level (chance, see [MajorityTop1]): within 2 % of the way from chance to 1, or 3 times a guessing
+// network's spread on that many images ([chanceThresholds]). False where chance is unknown (≤ 0 or ≥ 1: a single
+// class) or top1 is NaN.
+func IsAtChance(top1, chance float64, testExamples int) bool {
 	if !(chance > 0 && chance < 1) || math.IsNaN(top1) {
 		return false
 	}
-	return top1 <= chance+chanceMargin*(1-chance)
+	atChance, _ := chanceThresholds(chance, testExamples)
+	return top1 <= atChance
 }
 
 // hasLearned reports whether a test top-1 is clearly above chance level: at least 10 % of the way from chance
-// to 1.
-func hasLearned(top1, chance float64) bool {
+// to 1, and 6 times a guessing network's spread on the test set.
+func hasLearned(top1, chance float64, testExamples int) bool {
 	if !(chance > 0 && chance < 1) || math.IsNaN(top1) {
 		return false
 	}
-	return top1 >= chance+learnedMargin*(1-chance)
+	_, learned := chanceThresholds(chance, testExamples)
+	return top1 >= learned
 }
 
 // ChanceEnding describes a run whose test evaluations were at chance level from some step to its last one.
 type ChanceEnding struct {
-	// Chance is the run's chance level (a fraction, see [MajorityTop1]); Classes its number of classes.
-	Chance  float64 `json:"chance"`
-	Classes int     `json:"classes"`
+	// Chance is the run's chance level (a fraction, see [MajorityTop1]); Classes its number of classes and
+	// TestExamples the size of its test set (0: unknown, a log from before nowt recorded it).
+	Chance       float64 `json:"chance"`
+	Classes      int     `json:"classes"`
+	TestExamples int     `json:"test_examples,omitempty"`
 	// Since is the step of the first of the evaluations at chance that end the run (0 when it never left chance).
 	Since int `json:"since"`
 	// Final is the last test top-1, Best the best one of the run (fractions), at step BestStep.
@@ -70,7 +89,7 @@ type ChanceEnding struct {
 
 // Collapsed reports whether the run had learned before it fell to chance (its best test top-1 clearly above
 // chance), rather than never leaving chance.
-func (e ChanceEnding) Collapsed() bool { return hasLearned(e.Best, e.Chance) }
+func (e ChanceEnding) Collapsed() bool { return hasLearned(e.Best, e.Chance, e.TestExamples) }
 
 // String describes the ending in words, e.g. "collapsed to chance (10.00 %, 10 classes) at step 94 and stayed
 // there, after 30.60 % at step 47".
@@ -90,11 +109,11 @@ func (e ChanceEnding) String() string {
 // dataset whose number of classes is fixed ([input.KnownClasses]). Runs on synthetic data are never reported:
 // their test labels are random, so chance is the most any network can reach on them.
 func EndedAtChance(cfg *Config, records []Record) (ChanceEnding, bool) {
-	chance, classes := chanceLevel(cfg, records)
+	chance, classes, testExamples := chanceLevel(cfg, records)
 	if !(chance > 0 && chance < 1) {
 		return ChanceEnding{}, false
 	}
-	e := ChanceEnding{Chance: chance, Classes: classes, Best: math.NaN(), Since: -1}
+	e := ChanceEnding{Chance: chance, Classes: classes, TestExamples: testExamples, Best: math.NaN(), Since: -1}
 	for _, r := range records {
 		if r.TestTop1 == nil {
 			continue
@@ -104,7 +123,7 @@ func EndedAtChance(cfg *Config, records []Record) (ChanceEnding, bool) {
 			e.Best, e.BestStep = top1, r.Step
 		}
 		switch {
-		case !IsAtChance(top1, chance):
+		case !IsAtChance(top1, chance, testExamples):
 			e.Since = -1
 		case e.Since < 0:
 			e.Since = r.Step
@@ -117,34 +136,35 @@ func EndedAtChance(cfg *Config, records []Record) (ChanceEnding, bool) {
 	return e, true
 }
 
-// chanceLevel is the chance level and number of classes of a run: from its starting record, else from its
-// dataset's name (0, 0 if unknown, and for synthetic data).
-func chanceLevel(cfg *Config, records []Record) (chance float64, classes int) {
+// chanceLevel is the chance level, number of classes and test-set size of a run: from its starting record, else
+// from its dataset's name (the size unknown; all 0 if the classes are unknown, and for synthetic data).
+func chanceLevel(cfg *Config, records []Record) (chance float64, classes, testExamples int) {
 	if cfg != nil && cfg.Dataset == "synthetic" {
-		return 0, 0
+		return 0, 0, 0
 	}
 	for _, r := range records {
 		if r.ChanceTop1 > 0 {
-			return r.ChanceTop1, r.Classes
+			return r.ChanceTop1, r.Classes, r.TestExamples
 		}
 	}
 	if cfg == nil {
-		return 0, 0
+		return 0, 0, 0
 	}
 	if classes = input.KnownClasses(cfg.Dataset); classes > 0 {
-		return 1 / float64(classes), classes
+		return 1 / float64(classes), classes, 0
 	}
-	return 0, 0
+	return 0, 0, 0
 }
 
 // chanceWatch follows a run's test evaluations: it warns once per invocation when the test top-1 falls to chance
 // after the run had learned, and counts the evaluations at chance in a row since, for -chance-guard.
 type chanceWatch struct {
-	chance   float64 // the chance level; 0: not watched (synthetic data)
-	classes  int
-	guard    int     // Config.ChanceGuard
-	best     float64 // best test top-1 so far, as a fraction
-	bestStep int
+	chance       float64 // the chance level; 0: not watched (synthetic data)
+	classes      int
+	testExamples int
+	guard        int     // Config.ChanceGuard
+	best         float64 // best test top-1 so far, as a fraction
+	bestStep     int
 	// atChance counts the evaluations at chance in a row after the run had learned (0: not collapsed), the first
 	// of them at step since.
 	atChance, since int
@@ -155,7 +175,11 @@ type chanceWatch struct {
 // evaluations at chance (0: never), resumed with records (nil for a new run): their evaluations count as if
 // observed in this invocation, without a warning.
 func newChanceWatch(dataset string, counts []int, guard int, records []Record) *chanceWatch {
-	w := &chanceWatch{chance: MajorityTop1(counts), classes: len(counts), guard: guard}
+	n := 0
+	for _, c := range counts {
+		n += c
+	}
+	w := &chanceWatch{chance: MajorityTop1(counts), classes: len(counts), testExamples: n, guard: guard}
 	if dataset == "synthetic" {
 		w.chance = 0
 	}
@@ -169,7 +193,7 @@ func newChanceWatch(dataset string, counts []int, guard int, records []Record) *
 
 // update takes the test top-1 evaluated after step.
 func (w *chanceWatch) update(step int, top1 float64) {
-	if IsAtChance(top1, w.chance) && hasLearned(w.best, w.chance) {
+	if IsAtChance(top1, w.chance, w.testExamples) && hasLearned(w.best, w.chance, w.testExamples) {
 		if w.atChance == 0 {
 			w.since = step
 		}
@@ -215,8 +239,8 @@ func (w *chanceWatch) stop(step int, top1 float64) *CollapseError {
 		return nil
 	}
 	return &CollapseError{Step: step, Evaluations: w.atChance, Guard: w.guard,
-		Ending: ChanceEnding{Chance: w.chance, Classes: w.classes, Since: w.since, Final: top1, Best: w.best,
-			BestStep: w.bestStep}}
+		Ending: ChanceEnding{Chance: w.chance, Classes: w.classes, TestExamples: w.testExamples, Since: w.since,
+			Final: top1, Best: w.best, BestStep: w.bestStep}}
 }
 
 // CollapseError reports a run stopped by -chance-guard: its test top-1 had been at chance for Evaluations

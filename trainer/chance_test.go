@@ -25,26 +25,39 @@ import (
 func TestIsAtChance(t *testing.T) {
 	for _, tc := range []struct {
 		top1, chance float64
+		n            int // test examples (0: unknown)
 		want         bool
 	}{
-		{0.10, 0.1, true},
-		{0.05, 0.1, true}, // below chance: a network that predicts a rare class
-		{0.118, 0.1, true},
-		{0.119, 0.1, false},
-		{0.30, 0.1, false},
-		{0.1135, 0.1135, true}, // MNIST's most frequent test digit, predicted for every image
-		{0.131, 0.1135, true},
-		{0.132, 0.1135, false},
-		{0.001, 0.001, true},
-		{0.0209, 0.001, true},
-		{0.0211, 0.001, false},
-		{0.5, 0.5, true},
-		{0.52, 0.5, false},
-		{0.10, 0, false}, // chance unknown
-		{0.10, 1, false}, // a single class
-		{math.NaN(), 0.1, false},
+		{0.10, 0.1, 0, true},
+		{0.05, 0.1, 0, true}, // below chance: a network that predicts a rare class
+		{0.118, 0.1, 0, true},
+		{0.119, 0.1, 0, false},
+		{0.118, 0.1, 10000, true}, // 3 sd = 0.9 points: the 2 % margin is the larger
+		{0.119, 0.1, 10000, false},
+		{0.155, 0.1, 256, true}, // 3 sd = 5.6 points on 256 images
+		{0.157, 0.1, 256, false},
+		{0.30, 0.1, 0, false},
+		{0.1135, 0.1135, 0, true}, // MNIST's most frequent test digit, predicted for every image
+		{0.131, 0.1135, 0, true},
+		{0.132, 0.1135, 0, false},
+		{0.001, 0.001, 0, true},
+		{0.0209, 0.001, 0, true},
+		{0.0211, 0.001, 0, false},
+		{0.5, 0.5, 0, true},
+		{0.52, 0.5, 0, false},
+		{0.10, 0, 0, false}, // chance unknown
+		{0.10, 1, 0, false}, // a single class
+		{math.NaN(), 0.1, 0, false},
 	} {
-		assert.Equal(t, tc.want, IsAtChance(tc.top1, tc.chance), "top-1 %g, chance %g", tc.top1, tc.chance)
+		assert.Equal(t, tc.want, IsAtChance(tc.top1, tc.chance, tc.n), "top-1 %g, chance %g, %d examples", tc.top1,
+			tc.chance, tc.n)
+	}
+	for _, tc := range []struct {
+		top1 float64
+		n    int
+		want bool
+	}{{0.19, 0, true}, {0.189, 0, false}, {0.19, 10000, true}, {0.21, 256, false}, {0.213, 256, true}} {
+		assert.Equal(t, tc.want, hasLearned(tc.top1, 0.1, tc.n), "learned: top-1 %g, %d examples", tc.top1, tc.n)
 	}
 }
 
@@ -102,6 +115,13 @@ func TestEndedAtChance(t *testing.T) {
 			want: ChanceEnding{Chance: 0.01, Classes: 100, Since: 20, Final: 0.012, Best: 0.3, BestStep: 10}, collapsed: true},
 		{name: "an old log of an image folder: unknown", cfg: &Config{Dataset: "imagefolder"},
 			records: evaluations(0, 0.01, 0.3, 0.001)},
+		{name: "a small test set: its noise is neither a collapse nor learning", cfg: mnist,
+			records: append([]Record{{Step: 0, Classes: 10, ChanceTop1: 0.1, TestExamples: 256}},
+				evaluations(0, 0.1, 0.2, 0.15)...), ok: true,
+			want:  ChanceEnding{Chance: 0.1, Classes: 10, TestExamples: 256, Since: 20, Final: 0.15, Best: 0.2, BestStep: 10},
+			words: "ended at chance (10.00 %, 10 classes), never clearly above it: best test top-1 20.00 % at step 10"},
+		{name: "the same log without its test-set size", cfg: mnist,
+			records: append([]Record{{Step: 0, Classes: 10, ChanceTop1: 0.1}}, evaluations(0, 0.1, 0.2, 0.15)...)},
 		{name: "synthetic data: its test labels are random", cfg: &Config{Dataset: "synthetic"},
 			records: evaluations(10, 0.1, 0.5, 0.1)},
 		{name: "no configuration", records: evaluations(10, 0.1, 0.5, 0.1), ok: true,
@@ -123,7 +143,7 @@ func TestEndedAtChance(t *testing.T) {
 }
 
 func TestChanceWatch(t *testing.T) {
-	tenClasses := []int{3, 3, 3, 3, 3, 3, 3, 3, 3, 3}
+	tenClasses := []int{1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000}
 	w := newChanceWatch("mnist", tenClasses, 0, nil)
 	require.Empty(t, w.observe(10, 0.1), "at chance, but it never learned")
 	require.Empty(t, w.observe(20, 0.4))
@@ -140,12 +160,19 @@ func TestChanceWatch(t *testing.T) {
 	require.Empty(t, newChanceWatch("synthetic", tenClasses, 0, evaluations(10, 0.1, 0.7)).observe(30, 0.1), "synthetic data")
 	require.Empty(t, newChanceWatch("imagefolder", []int{7}, 0, evaluations(1, 0.1, 0.7)).observe(30, 0.1), "one class")
 	require.Nil(t, w.stop(40, 0.1), "no guard")
+
+	// On 256 test images a guessing network spreads by ±1.9 points: 20 % then 14 % is noise, not a collapse.
+	small := newChanceWatch("mnist", []int{25, 25, 25, 25, 26, 26, 26, 26, 26, 26}, 0, nil)
+	small.observe(10, 0.2)
+	require.Empty(t, small.observe(20, 0.14))
+	small.observe(30, 0.5)
+	require.Contains(t, small.observe(40, 0.14), "fell to chance at step 40", "after 50 %, it is")
 }
 
 // TestChanceWatchGuard: -chance-guard N stops a run at its N-th evaluation at chance in a row after it had learned,
 // counting those of the log it resumed from; an evaluation above chance starts the count again.
 func TestChanceWatchGuard(t *testing.T) {
-	tenClasses := []int{3, 3, 3, 3, 3, 3, 3, 3, 3, 3}
+	tenClasses := []int{1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000}
 	w := newChanceWatch("mnist", tenClasses, 3, nil)
 	for i, top1 := range []float64{0.1, 0.1, 0.5, 0.1, 0.1, 0.6, 0.1, 0.1} {
 		w.observe(10*i, top1)
@@ -156,7 +183,7 @@ func TestChanceWatchGuard(t *testing.T) {
 	e := w.stop(80, 0.11)
 	require.NotNil(t, e)
 	require.Equal(t, &CollapseError{Step: 80, Evaluations: 3, Guard: 3, Ending: ChanceEnding{Chance: 0.1, Classes: 10,
-		Since: 60, Final: 0.11, Best: 0.6, BestStep: 50}}, e)
+		TestExamples: 10000, Since: 60, Final: 0.11, Best: 0.6, BestStep: 50}}, e)
 	e.Checkpoint = "ckpt"
 	require.Equal(t, "training stopped at step 80 by -chance-guard 3: the run collapsed to chance (10.00 %, 10 classes) "+
 		"at step 60 and stayed there, after 60.00 % at step 50 (3 evaluations at chance in a row); checkpoint ckpt "+
@@ -197,9 +224,11 @@ func TestRunRecordsChance(t *testing.T) {
 	require.Equal(t, 10, records[0].Classes)
 	require.Equal(t, MajorityTop1(test.ClassCounts()), records[0].ChanceTop1)
 	require.Greater(t, records[0].ChanceTop1, 0.1, "the first 256 MNIST test digits are not balanced")
+	require.Equal(t, 256, records[0].TestExamples)
 	for _, r := range records[1:] {
 		require.Zero(t, r.Classes, "only the starting record holds them")
 		require.Zero(t, r.ChanceTop1)
+		require.Zero(t, r.TestExamples)
 	}
 	require.NotNil(t, res.AtChance, "top-1 %g, chance %g", res.TestTop1, records[0].ChanceTop1)
 	require.False(t, res.AtChance.Collapsed())

@@ -40,6 +40,9 @@ type Record struct {
 	// recorded them.
 	Classes    int     `json:"classes,omitempty"`
 	ChanceTop1 float64 `json:"chance_top1,omitempty"`
+	// TestExamples is the size of the test set, on the starting record: how far a guessing network's top-1
+	// spreads around chance ([IsAtChance]).
+	TestExamples int `json:"test_examples,omitempty"`
 }
 
 // LayerAlignment is one layer's alignment between its feedback B and its weights W. An angle that was not

@@ -933,7 +933,7 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 	if !resumed {
 		// The starting point: test metrics and alignment before the first step (after the mirror warm-up).
 		rec := Record{Step: 0, LearningRate: r.schedule.At(0), Layers: initial, Classes: r.classes,
-			ChanceTop1: MajorityTop1(r.testDS.ClassCounts())}
+			ChanceTop1: MajorityTop1(r.testDS.ClassCounts()), TestExamples: r.testDS.NumExamples()}
 		t1, t5, tl, err := r.evaluate()
 		if err != nil {
 			return nil, err
