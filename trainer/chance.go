@@ -245,7 +245,8 @@ func (w *chanceWatch) stop(step int, top1 float64) *CollapseError {
 
 // CollapseError reports a run stopped by -chance-guard: its test top-1 had been at chance for Evaluations
 // evaluations in a row (Guard, the guard's count) after it had learned. The run keeps the checkpoint of the step
-// it stopped at: resuming it with -chance-guard 0 (or a lower -lr) trains on.
+// it stopped at: resuming it with -chance-guard 0 trains on (its network is collapsed: a lower -lr, from the start
+// in a new -out, is what may avoid the collapse).
 type CollapseError struct {
 	// Step is the step of the evaluation that stopped the run; Evaluations the evaluations at chance in a row
 	// then, Guard the -chance-guard count; Ending how the run fell to chance.
@@ -264,8 +265,8 @@ func (e *CollapseError) Error() string {
 		evaluations = "1 evaluation"
 	}
 	return fmt.Sprintf("training stopped at step %d by -chance-guard %d: the run %s (%s at chance in a row); "+
-		"checkpoint %s kept: -resume with -chance-guard 0 (or a lower -lr) trains on", e.Step, e.Guard, e.Ending,
-		evaluations, e.Checkpoint)
+		"checkpoint %s kept: -resume with -chance-guard 0 trains on; a lower -lr, from the start in a new -out, may "+
+		"avoid the collapse", e.Step, e.Guard, e.Ending, evaluations, e.Checkpoint)
 }
 
 // collapsedFileName marks a run folder whose last training -chance-guard stopped: it holds the [CollapseError],

@@ -187,7 +187,8 @@ func TestChanceWatchGuard(t *testing.T) {
 	e.Checkpoint = "ckpt"
 	require.Equal(t, "training stopped at step 80 by -chance-guard 3: the run collapsed to chance (10.00 %, 10 classes) "+
 		"at step 60 and stayed there, after 60.00 % at step 50 (3 evaluations at chance in a row); checkpoint ckpt "+
-		"kept: -resume with -chance-guard 0 (or a lower -lr) trains on", e.Error())
+		"kept: -resume with -chance-guard 0 trains on; a lower -lr, from the start in a new -out, may avoid the "+
+		"collapse", e.Error())
 
 	resumed := newChanceWatch("mnist", tenClasses, 2, evaluations(10, 0.1, 0.7, 0.1))
 	require.Empty(t, resumed.observe(30, 0.1), "it fell before the resume: warned then")
