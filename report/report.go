@@ -122,7 +122,11 @@ func gradientAngle(l trainer.LayerAlignment) string {
 func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 	rules := rulesOf(c)
 	summaries := map[string]trainer.Summary{}
+	endings := map[string]trainer.ChanceEnding{} // the runs that ended at chance: marked in the table, noted below
 	for _, rule := range rules {
+		if ending, ok := atChance(c, rule); ok {
+			endings[rule] = ending
+		}
 		s := trainer.Summarize(c.Records[rule])
 		if len(c.Records[rule]) == 0 {
 			if res := c.Results[rule]; res != nil && res.Steps > 0 { // a result with no run behind it shows "–"
@@ -165,7 +169,7 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 		row := []string{rule, fmt.Sprint(s.Steps), fmt.Sprintf("%.2f", s.Epochs)}
 		if s.Final != nil {
 			top1 := percent(s.Final.TestTop1)
-			if _, ok := atChance(c, rule); ok {
+			if _, ok := endings[rule]; ok {
 				top1 += " (at chance)" // how, in a note under the tables
 			}
 			row = append(row, top1, percent(&s.Best), percent(s.Final.TestTop5), number(s.Final.TestLoss))
@@ -258,7 +262,7 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 			fmt.Fprintf(&b, "- %s: stopped by -chance-guard (%s); the numbers are those of its last records.\n",
 				rule, how)
 		}
-		if ending, ok := atChance(c, rule); ok {
+		if ending, ok := endings[rule]; ok {
 			guard := ""
 			if ending.Collapsed() {
 				guard = " (the divergence guard does not stop such a run: its loss does not grow)"

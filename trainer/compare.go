@@ -181,19 +181,15 @@ func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer
 
 // compareOne trains, resumes or reuses one rule's run.
 func compareOne(goCtx gocontext.Context, cfg Config, out io.Writer) (*Result, string, error) {
-	if nanErr, ok := readDivergence(cfg.OutDir); ok {
-		if stored, err := ReadConfig(cfg.OutDir); err == nil && sameRun(stored, cfg) == nil {
-			fmt.Fprintf(out, "The run in %s diverged in an earlier invocation and would again with the same settings; "+
-				"delete it to retrain, or continue it with nowt train -resume -out %s and a lower -lr.\n", cfg.OutDir, cfg.OutDir)
-			return nil, StatusDiverged, nanErr
-		}
+	if nanErr, ok := readDivergence(cfg.OutDir); ok && holdsRun(cfg) {
+		fmt.Fprintf(out, "The run in %s diverged in an earlier invocation and would again with the same settings; "+
+			"delete it to retrain, or continue it with nowt train -resume -out %s and a lower -lr.\n", cfg.OutDir, cfg.OutDir)
+		return nil, StatusDiverged, nanErr
 	}
-	if collapseErr, ok := readCollapse(cfg.OutDir); ok && cfg.ChanceGuard > 0 {
-		if stored, err := ReadConfig(cfg.OutDir); err == nil && sameRun(stored, cfg) == nil {
-			fmt.Fprintf(out, "-chance-guard stopped the run in %s in an earlier invocation, its test top-1 at chance; "+
-				"run the same command with -chance-guard 0 to train it on, or delete it to retrain.\n", cfg.OutDir)
-			return nil, StatusCollapsed, collapseErr
-		}
+	if collapseErr, ok := readCollapse(cfg.OutDir); ok && cfg.ChanceGuard > 0 && holdsRun(cfg) {
+		fmt.Fprintf(out, "-chance-guard stopped the run in %s in an earlier invocation, its test top-1 at chance; "+
+			"run the same command with -chance-guard 0 to train it on, or delete it to retrain.\n", cfg.OutDir)
+		return nil, StatusCollapsed, collapseErr
 	}
 	bases, err := listCheckpoints(filepath.Join(cfg.OutDir, checkpointDirName))
 	if err != nil {
@@ -220,6 +216,12 @@ func compareOne(goCtx gocontext.Context, cfg Config, out io.Writer) (*Result, st
 	// What a recorded resume changed (a lower -lr after a divergence) stays.
 	res, err := Train(goCtx, cfg.withStoredResumeChanges(stored), out, true)
 	return res, StatusResumed, err
+}
+
+// holdsRun reports whether cfg.OutDir holds a run of cfg's settings ([sameRun]), with a readable config.json.
+func holdsRun(cfg Config) bool {
+	stored, err := ReadConfig(cfg.OutDir)
+	return err == nil && sameRun(stored, cfg) == nil
 }
 
 // addWallTime adds d to the wall time stored in the run folder dir (wall_time.json), written atomically.

@@ -894,6 +894,8 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 	metricsPath := filepath.Join(cfg.OutDir, metricsFileName)
 	startLoss := math.NaN() // The loss the divergence guard compares with: the test loss at step 0.
 	var earlier []Record    // a resumed run's records up to the step it resumes from
+	// What chance is on the test set: for the starting record and the chance watch.
+	testCounts := r.testDS.ClassCounts()
 	if resumed {
 		records, _ := ReadRecords(metricsPath)
 		startLoss = startingLoss(records)
@@ -933,7 +935,7 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 	if !resumed {
 		// The starting point: test metrics and alignment before the first step (after the mirror warm-up).
 		rec := Record{Step: 0, LearningRate: r.schedule.At(0), Layers: initial, Classes: r.classes,
-			ChanceTop1: MajorityTop1(r.testDS.ClassCounts()), TestExamples: r.testDS.NumExamples()}
+			ChanceTop1: MajorityTop1(testCounts), TestExamples: r.testDS.NumExamples()}
 		t1, t5, tl, err := r.evaluate()
 		if err != nil {
 			return nil, err
@@ -991,7 +993,7 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 	var accCount, grown int
 	lastFineLog := startStep // the last logged step whose loss the guard found in range (the checkpoint resumed from)
 	var testTop1, testTop5, testLoss *float64
-	chance := newChanceWatch(cfg.Dataset, r.testDS.ClassCounts(), cfg.ChanceGuard, earlier)
+	chance := newChanceWatch(cfg.Dataset, testCounts, cfg.ChanceGuard, earlier)
 	var collapse *CollapseError // set when -chance-guard stops the run
 	loop.OnStep("nowt", 100, func(loop *train.Loop, stepMetrics []*tensors.Tensor) error {
 		step := loop.LoopStep + 1 // steps done
