@@ -3,6 +3,7 @@ package trainer
 import (
 	"bytes"
 	gocontext "context"
+	"fmt"
 	"io"
 	"maps"
 	"math"
@@ -293,6 +294,9 @@ func TestCollapseWarned(t *testing.T) {
 	c.Steps, c.EvalEvery = 16, 8
 	_, err := Train(gocontext.Background(), c, nil, false)
 	require.NoError(t, err)
+	learned, err := EvaluateWith(c.OutDir, EvalOptions{}, nil)
+	require.NoError(t, err)
+	require.Nil(t, learned.CheckpointAtChance, "a checkpoint that has learned (top-1 %.3f)", learned.TestTop1)
 	zeroWeights(t, c.OutDir)
 	c.Steps, c.LearningRate = 32, 1e-9 // the network stays collapsed
 	var notices bytes.Buffer
@@ -319,6 +323,22 @@ func TestCollapseWarned(t *testing.T) {
 	require.NoError(t, WriteSummary(&summary, res))
 	require.Contains(t, summary.String(), "the run collapsed to chance (")
 	require.Contains(t, summary.String(), ") at step 24 and stayed there, after ")
+
+	// nowt eval of the collapsed checkpoint says it is at chance, and that the run had learned before.
+	eval, err := EvaluateWith(c.OutDir, EvalOptions{}, nil)
+	require.NoError(t, err)
+	require.NotNil(t, eval.CheckpointAtChance)
+	require.Equal(t, 32, eval.CheckpointAtChance.Since)
+	require.Equal(t, eval.TestTop1, eval.CheckpointAtChance.Final)
+	require.Equal(t, res.AtChance.Chance, eval.CheckpointAtChance.Chance)
+	require.Equal(t, best, eval.CheckpointAtChance.Best)
+	require.Equal(t, res.AtChance.BestStep, eval.CheckpointAtChance.BestStep)
+	summary.Reset()
+	require.NoError(t, WriteSummary(&summary, eval))
+	require.Contains(t, summary.String(), "this checkpoint (step 32) is at chance (")
+	require.Contains(t, summary.String(), fmt.Sprintf("the run had reached %.2f %% at step %d: it collapsed", 100*best,
+		res.AtChance.BestStep))
+	require.NotContains(t, summary.String(), "the run collapsed", "an evaluation is not a run's ending")
 
 	// No error reaches the dead network's layers: its angles are recorded as undefined, not as unmeasured.
 	for _, r := range records {

@@ -64,6 +64,15 @@ func WriteSummary(w io.Writer, res *Result) error {
 	if res.AtChance != nil {
 		fmt.Fprintf(w, "the run %s\n", res.AtChance)
 	}
+	if e := res.CheckpointAtChance; e != nil {
+		fmt.Fprintf(w, "this checkpoint (step %d) is at chance (%.2f %%, %d classes): its network predicts no better than "+
+			"the test set's most frequent class", e.Since, 100*e.Chance, e.Classes)
+		if e.Collapsed() {
+			fmt.Fprintf(w, "; the run had reached %.2f %% at step %d: it collapsed (an earlier checkpoint, or a "+
+				"lower -lr, keeps what it learned)", 100*e.Best, e.BestStep)
+		}
+		fmt.Fprintln(w)
+	}
 	if res.SkippedImages > 0 {
 		fmt.Fprintf(w, "skipped %d unreadable images (named in the warnings; nowt check lists them)\n", res.SkippedImages)
 	}

@@ -52,6 +52,10 @@ type Result struct {
 	Checkpoint string
 	// AtChance is set when the run's last test evaluations were at chance level ([EndedAtChance]).
 	AtChance *ChanceEnding
+	// CheckpointAtChance is set by [EvaluateWith] when the evaluated checkpoint's test top-1 is at chance level
+	// ([IsAtChance]): Since is the checkpoint's step and Final its top-1; Best and BestStep are the run's best
+	// from its metrics log (or this evaluation's, without a log).
+	CheckpointAtChance *ChanceEnding
 }
 
 // NaNError reports a loss that became NaN or infinite, or that the divergence guard stopped (Start > 0: the
@@ -1369,6 +1373,7 @@ func evaluateRun(dir string, opts EvalOptions, out io.Writer) (*Result, error) {
 	if s := Summarize(records); s.Final != nil { // the run's best evaluation, from the log read once
 		result.BestTestTop1 = s.Best
 	}
+	result.CheckpointAtChance = checkpointAtChance(cfg.Dataset, r.testDS.ClassCounts(), result, records)
 	for _, rec := range records {
 		if rec.Step > 0 {
 			result.Epochs = float64(result.Steps) * rec.Epoch / float64(rec.Step)
@@ -1377,6 +1382,28 @@ func evaluateRun(dir string, opts EvalOptions, out io.Writer) (*Result, error) {
 	result.SkippedImages = r.skipped()
 	result.Duration = time.Since(start)
 	return result, nil
+}
+
+// checkpointAtChance judges an evaluated checkpoint (result, on a test set of counts examples per class) against
+// chance level; nil where it is above it, and on synthetic data (its random test labels make chance the most a
+// network can reach). records is the run's metrics log, for its best test top-1.
+func checkpointAtChance(dataset string, counts []int, result *Result, records []Record) *ChanceEnding {
+	n := 0
+	for _, c := range counts {
+		n += c
+	}
+	chance := MajorityTop1(counts)
+	if dataset == "synthetic" || !IsAtChance(result.TestTop1, chance, n) {
+		return nil
+	}
+	e := &ChanceEnding{Chance: chance, Classes: len(counts), TestExamples: n, Since: result.Steps,
+		Final: result.TestTop1, Best: result.TestTop1, BestStep: result.Steps}
+	for _, rec := range records {
+		if rec.TestTop1 != nil && *rec.TestTop1 > e.Best {
+			e.Best, e.BestStep = *rec.TestTop1, rec.Step
+		}
+	}
+	return e
 }
 
 // findCheckpoint resolves a checkpoint named by the user to the path of its JSON file.
