@@ -68,8 +68,7 @@ func WriteSummary(w io.Writer, res *Result) error {
 		fmt.Fprintf(w, "this checkpoint (step %d) is at chance (%.2f %%, %d classes): its network predicts no better than "+
 			"the test set's most frequent class", e.Since, 100*e.Chance, e.Classes)
 		if e.Collapsed() {
-			fmt.Fprintf(w, "; the run had reached %.2f %% at step %d: it collapsed (an earlier checkpoint, or a "+
-				"lower -lr, keeps what it learned)", 100*e.Best, e.BestStep)
+			fmt.Fprintf(w, "; the run had reached %.2f %% at step %d: it collapsed after that", 100*e.Best, e.BestStep)
 		}
 		fmt.Fprintln(w)
 	}
