@@ -95,6 +95,10 @@ func listDir(dir string, otherImages bool) (dirs, images []string, err error) {
 func folderExamples(root, split, labelFile string) (paths []string, labels []int32, classes []string, err error) {
 	dir := filepath.Join(root, split)
 	dirs, images, err := listDir(dir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil, fmt.Errorf("%w: the data folder (-data) must hold one sub-folder per split, here %s/, "+
+			"of class folders of images (or of images with a labels.txt)", err, split)
+	}
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -84,6 +84,8 @@ func TestImageFolderErrors(t *testing.T) {
 		message string
 	}{
 		{"missing folder", func(string, *testing.T) {}, "train", "train", "image folder missing"},
+		{"missing folder says what -data holds", func(string, *testing.T) {}, "train", "train",
+			"the data folder (-data) must hold one sub-folder per split, here train/"},
 		{"empty class", func(root string, t *testing.T) {
 			writeFolderTree(t, root)
 			require.NoError(t, os.MkdirAll(filepath.Join(root, "train", "dog"), 0o755))
