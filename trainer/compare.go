@@ -404,6 +404,10 @@ func LoadComparison(dir string) (*Comparison, error) {
 		rules = append(rules, rule)
 	}
 	if len(rules) == 0 {
+		if _, err := os.Stat(filepath.Join(dir, configFileName)); err == nil {
+			return nil, fmt.Errorf("%s is one run (it holds a %s), not a comparison: give the folder above it, the -out "+
+				"of nowt compare (nowt eval -out %s evaluates the run itself)", dir, configFileName, dir)
+		}
 		return nil, fmt.Errorf("%s holds no runs (no sub-folder with a %s): is it the -out of nowt compare?", dir, configFileName)
 	}
 	c.Rules = OrderRules(rules)

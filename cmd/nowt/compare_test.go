@@ -166,6 +166,9 @@ func TestReport(t *testing.T) {
 
 	err = runReport([]string{"-out", t.TempDir()}, &stdout, &stderr)
 	require.ErrorContains(t, err, "holds no runs")
+	err = runReport([]string{"-out", filepath.Join(out, "kp")}, &stdout, &stderr)
+	require.ErrorContains(t, err, filepath.Join(out, "kp")+" is one run (it holds a config.json), not a comparison: "+
+		"give the folder above it")
 	require.ErrorContains(t, runReport(nil, &stdout, &stderr), "-out")
 }
 
