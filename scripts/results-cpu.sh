@@ -8,7 +8,7 @@
 # comparison over five seeds, with BP at KP's decay), fashion, fashionseeds (its CNN over five seeds), fashionseedslr
 # (the same at half the learning rate), newrules (the rules
 # beyond the paper's five on the ReLU MLP and the Fashion-MNIST CNN), cifar (the full CIFAR-10 ResNet-20
-# comparison, about 2 hours on 2 cores), cifarseed2 (its bp, kp and wm runs again with seed 2, about 75 minutes),
+# comparison, about 2 hours on 2 cores), cifarseed2 (its five rules again with seed 2, about 2 hours), cifarseed3 (and with seed 3),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifardfa (DFA on it at
 # its own rate, about 25 minutes), cifaria (IA on it at 1/10 of BP's rate, about 45 minutes), cifar20 (the
 # five rules over 20 epochs, about 2 hours per rule, WM with 1,024 noise samples: a part to run across several
@@ -138,11 +138,17 @@ if want cifar; then
 	"$nowt" compare "${common[@]}" -seed 1 "${cifar[@]}" "${cifar_rates[@]}" -rules bp,kp,wm,ss,fa \
 		-out "$out/cifar10-resnet20"
 fi
-# A second seed of the same CIFAR-10 comparison for bp, kp and wm (about 75 minutes), so that their one-seed
-# differences can be set against the seed-to-seed spread.
+# A second seed of the same CIFAR-10 comparison, all five rules (about 2 hours; the page's bp, kp and wm ran first,
+# ss and fa were added later into the same folder), so that one-seed differences can be set against the
+# seed-to-seed spread.
 if want cifarseed2; then
-	"$nowt" compare "${common[@]}" -seed 2 "${cifar[@]}" "${cifar_rates[@]}" -rules bp,kp,wm \
+	"$nowt" compare "${common[@]}" -seed 2 "${cifar[@]}" "${cifar_rates[@]}" -rules bp,kp,wm,ss,fa \
 		-out "$out/cifar10-resnet20-seed2"
+fi
+# A third seed of it, all five rules (about 75 minutes on an otherwise idle machine).
+if want cifarseed3; then
+	"$nowt" compare "${common[@]}" -seed 3 "${cifar[@]}" "${cifar_rates[@]}" -rules bp,kp,wm,ss,fa \
+		-out "$out/cifar10-resnet20-seed3"
 fi
 # The sign-concordant rules (BioTorch's uSF, frSF, brSF) on the same CIFAR-10 comparison (seed 1: the same initial
 # network as cifar's five rules), BP again as the reference (reused when $out/cifar10-resnet20-new-rules/bp holds
