@@ -69,6 +69,48 @@ func TestMajorityTop1(t *testing.T) {
 	assert.Zero(t, MajorityTop1(nil))
 }
 
+// TestCheckpointAtChance: nowt eval's judgement of one checkpoint — at chance or not on its test set, collapsed
+// only where the log had learned by the checkpoint's step, never on synthetic data.
+func TestCheckpointAtChance(t *testing.T) {
+	balanced := []int{1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000}
+	log := evaluations(10, 0.1, 0.5, 0.8, 0.1) // steps 0, 10, 20, 30
+	for _, tc := range []struct {
+		name          string
+		dataset       string
+		top1          float64
+		step          int
+		atChance      bool
+		collapsed     bool
+		best          float64
+		bestStep      int
+		withoutLogged bool
+	}{
+		{"learned", "mnist", 0.8, 20, false, false, 0, 0, false},
+		{"collapsed after the log's best", "mnist", 0.1, 30, true, true, 0.8, 20, false},
+		{"before the run learned", "mnist", 0.1, 0, true, false, 0.1, 0, false},
+		{"the log's best up to the checkpoint only", "mnist", 0.1, 10, true, true, 0.5, 10, false},
+		{"no log", "mnist", 0.1, 30, true, false, 0.1, 30, true},
+		{"synthetic", "synthetic", 0.1, 30, false, false, 0, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			records := log
+			if tc.withoutLogged {
+				records = nil
+			}
+			res := &Result{Steps: tc.step, TestTop1: tc.top1}
+			e := checkpointAtChance(tc.dataset, balanced, res, records)
+			if !tc.atChance {
+				require.Nil(t, e)
+				return
+			}
+			require.NotNil(t, e)
+			assert.Equal(t, ChanceEnding{Chance: 0.1, Classes: 10, TestExamples: 10000, Since: tc.step, Final: tc.top1,
+				Best: tc.best, BestStep: tc.bestStep}, *e)
+			assert.Equal(t, tc.collapsed, e.Collapsed())
+		})
+	}
+}
+
 // evaluations returns records evaluated at steps 0, 10, 20, … with the given test top-1s, the first (the
 // starting record) holding the number of classes and a chance level of 1/classes (none for classes 0: an old log).
 func evaluations(classes int, top1s ...float64) []Record {

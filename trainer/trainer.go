@@ -1386,7 +1386,8 @@ func evaluateRun(dir string, opts EvalOptions, out io.Writer) (*Result, error) {
 
 // checkpointAtChance judges an evaluated checkpoint (result, on a test set of counts examples per class) against
 // chance level; nil where it is above it, and on synthetic data (its random test labels make chance the most a
-// network can reach). records is the run's metrics log, for its best test top-1.
+// network can reach). records is the run's metrics log, for its best test top-1 up to the checkpoint's step (a
+// checkpoint from before the run learned has not collapsed).
 func checkpointAtChance(dataset string, counts []int, result *Result, records []Record) *ChanceEnding {
 	n := 0
 	for _, c := range counts {
@@ -1399,7 +1400,7 @@ func checkpointAtChance(dataset string, counts []int, result *Result, records []
 	e := &ChanceEnding{Chance: chance, Classes: len(counts), TestExamples: n, Since: result.Steps,
 		Final: result.TestTop1, Best: result.TestTop1, BestStep: result.Steps}
 	for _, rec := range records {
-		if rec.TestTop1 != nil && *rec.TestTop1 > e.Best {
+		if rec.TestTop1 != nil && rec.Step <= result.Steps && *rec.TestTop1 > e.Best {
 			e.Best, e.BestStep = *rec.TestTop1, rec.Step
 		}
 	}
