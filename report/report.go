@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -276,13 +277,41 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 	b.WriteString("\nEach rule's run (config.json, metrics.jsonl, checkpoints) is in its own folder beside this file.\n")
 	if commandLine != "" {
 		label := "Command"
-		if settingsDiffer { // several invocations made the runs: this is only the last one's
+		// Several invocations made the runs (their settings differ, or the command names only some of the rules):
+		// this is only the last one's.
+		if settingsDiffer || !commandNamesRules(commandLine, rules) {
 			label = "Command of the last invocation (each run's config.json holds its own settings)"
 		}
 		fmt.Fprintf(&b, "\n%s:\n\n```\n%s\n```\n", label, commandLine)
 	}
 	fmt.Fprintf(&b, "\nDate: %s\n", now.Format("2006-01-02 15:04:05 MST"))
 	return b.String()
+}
+
+// commandNamesRules reports whether commandLine, a nowt compare command, trains every one of rules: false when
+// its -rules flag leaves one out (a comparison completed by a later invocation with -rules ss,fa, say); true
+// when it has no -rules flag (compare's default, or not a compare command: nothing to judge).
+func commandNamesRules(commandLine string, rules []string) bool {
+	fields := strings.Fields(commandLine)
+	for i, f := range fields {
+		var list string
+		switch {
+		case (f == "-rules" || f == "--rules") && i+1 < len(fields):
+			list = fields[i+1]
+		case strings.HasPrefix(f, "-rules="), strings.HasPrefix(f, "--rules="):
+			list = f[strings.Index(f, "=")+1:]
+		default:
+			continue
+		}
+		named := strings.Split(strings.Trim(list, `'"`), ",")
+		for _, rule := range rules {
+			if !slices.Contains(named, rule) {
+				return false
+			}
+		}
+		return true
+	}
+	return true
 }
 
 // describeSettings describes the settings of the comparison's runs (length, batch, learning rate and schedule,

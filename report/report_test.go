@@ -149,6 +149,30 @@ func xsOf(xys plotter.XYs) []float64 {
 	return xs
 }
 
+// TestCommandLabel: the report's command is labelled the last invocation's when the runs' settings differ or
+// when its -rules leaves out a rule of the report (runs added to a comparison by a later invocation).
+func TestCommandLabel(t *testing.T) {
+	for _, tc := range []struct {
+		command string
+		last    bool
+	}{
+		{"nowt compare -rules bp,fa,ss,wm,kp -out x", false},
+		{"nowt compare -rules=bp,fa,ss,wm,kp -out x", false},
+		{"nowt compare -out x", false},
+		{"nowt report -out x", false},
+		{"nowt compare -rules ss,fa -out x", true},
+		{"nowt compare --rules=kp -out x", true},
+		{"nowt compare -rules 'bp,wm' -out x", true},
+	} {
+		t.Run(tc.command, func(t *testing.T) {
+			text := Format(syntheticComparison([]string{"/model/fc0", "/model/output"}), tc.command, time.Now())
+			require.Contains(t, text, "```\n"+tc.command+"\n```")
+			require.Equal(t, tc.last, strings.Contains(text, "Command of the last invocation"))
+			require.Equal(t, !tc.last, strings.Contains(text, "\nCommand:\n"))
+		})
+	}
+}
+
 // TestFormatHeaderAndNotes: settings the runs share are stated once and the others per rule (with the command
 // labelled as the last invocation's); a diverged run says how it stopped; a rule with a result but no run shows
 // dashes, not zeros.
