@@ -218,7 +218,11 @@ func FormatSeeds(cs []*trainer.Comparison, seedDirs []string, commandLine string
 	}
 	b.WriteString(strings.Join(links, ", ") + ".\n\n![Final test top-1 per seed](" + SeedsPlotFileName + ")\n")
 	if commandLine != "" {
-		fmt.Fprintf(&b, "\nCommand (run it again to resume or reuse the runs):\n\n```\n%s\n```\n", commandLine)
+		label := "Command (run it again to resume or reuse the runs)"
+		if !strings.HasPrefix(commandLine, "nowt compare") { // a report of comparisons made elsewhere: no training
+			label = "Command"
+		}
+		fmt.Fprintf(&b, "\n%s:\n\n```\n%s\n```\n", label, commandLine)
 	}
 	fmt.Fprintf(&b, "\nDate: %s\n", now.Format("2006-01-02 15:04:05 MST"))
 	return b.String()

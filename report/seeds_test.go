@@ -111,6 +111,12 @@ func TestSeedsWithoutBP(t *testing.T) {
 	require.Contains(t, text, "| kp | 90.00 | 90.00 | – |")
 	require.NotContains(t, text, "rule − bp")
 	require.NotNil(t, SeedsPlot(cs))
+	for _, tc := range []struct{ command, label string }{
+		{"nowt compare -seeds 7 -out x", "Command (run it again to resume or reuse the runs):"},
+		{"nowt report -out x", "Command:"}, // seeds compared elsewhere and linked: nothing to resume
+	} {
+		require.Contains(t, FormatSeeds(cs, []string{"seed-7"}, tc.command, time.Now()), "\n"+tc.label+"\n\n```\n"+tc.command)
+	}
 	require.Nil(t, SeedsPlot([]*trainer.Comparison{{Records: map[string][]trainer.Record{}}}), "nothing to plot")
 }
 

@@ -100,7 +100,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 			"their settings (e.g. one learning rate per rule, each trained by its own nowt compare into -out), and a\n"+
 			"<out>/<name> may be a link to a run kept elsewhere: the report shows it as <name> (e.g. fa-wd1e-4). A\n"+
 			"comparison over seeds (nowt compare -seeds: <out>/seed-<n>/ folders) is reported seed by seed, then over the\n"+
-			"seeds.\n\n"+
+			"seeds; a seed-<n> may be a link to a comparison made by its own nowt compare -seed <n>.\n\n"+
 			"Example: nowt report -out runs/mnist-authors",
 		stderr)
 	dir := fs.String("out", "", "the comparison's folder")
