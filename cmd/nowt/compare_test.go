@@ -95,6 +95,20 @@ func TestCompareSeeds(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(seed1), "| fa | 2 |", "each seed's report is written again")
 
+	// Comparisons made apart (one nowt compare -seed <n> each), linked as seed-<n>: reported over the seeds.
+	linked := filepath.Join(t.TempDir(), "linked")
+	require.NoError(t, os.Mkdir(linked, 0o755))
+	for _, dir := range []string{"seed-1", "seed-2"} {
+		require.NoError(t, os.Symlink(filepath.Join(out, dir), filepath.Join(linked, dir)))
+	}
+	stdout.Reset()
+	require.NoError(t, runReport([]string{"-out", linked}, &stdout, &stderr), stderr.String())
+	text = stdout.String()
+	require.Contains(t, text, "learning rules compared over 2 seeds")
+	require.Contains(t, text, "| rule | seed 1 | seed 2 | mean | sd |")
+	require.Contains(t, text, "\nCommand:\n\n```\nnowt report -out "+linked+"\n```", "nothing to resume from here")
+	require.FileExists(t, filepath.Join(linked, "seeds-top1.png"))
+
 	metrics := filepath.Join(out, "seed-2", "fa", "metrics.jsonl") // a log a crash cut short: the warning names the seed
 	data, err := os.ReadFile(metrics)
 	require.NoError(t, err)
