@@ -8,7 +8,8 @@
 # for the rules it names: a comparison whose runs were made by different builds, one reused from an earlier one)
 # and the date of the newest log.
 # A comparison over seeds (nowt compare -seeds) keeps its report and plot, and each seed-<n>/ comparison without its
-# plots.
+# plots; a seed-<n> that is a link to a comparison made apart is not copied: the report's link to it is pointed
+# at that comparison's own folder beside it.
 # Then `go test ./report -run TestResultsPage -update` refreshes the tables of docs/results.md from those logs.
 # NAMES limits it to some comparisons (default: all).
 set -euo pipefail
@@ -58,6 +59,13 @@ for dir in "$src"/*/; do
 		mkdir -p "$dst"
 		cp "$dir"/results.md "$dir"/seeds-top1.png "$dst/"
 		for seed in "${seeds[@]}"; do
+			seed=${seed%/}
+			if [[ -L "$seed" ]]; then
+				# A link to a comparison made apart (collected under its own name): the report links to it there.
+				target=$(basename "$(readlink "$seed")")
+				sed -i "s#($(basename "$seed")/results.md)#(../$target/results.md)#" "$dst/results.md"
+				continue
+			fi
 			PLOTS=no collect_comparison "$seed" "$dst/$(basename "$seed")"
 		done
 		continue

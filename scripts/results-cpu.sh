@@ -149,6 +149,12 @@ fi
 if want cifarseed3; then
 	"$nowt" compare "${common[@]}" -seed 3 "${cifar[@]}" "${cifar_rates[@]}" -rules bp,kp,wm,ss,fa \
 		-out "$out/cifar10-resnet20-seed3"
+	# The three seeds together: the comparisons linked as seed-<n> of one folder, reported over the seeds.
+	mkdir -p "$out/cifar10-resnet20-seeds"
+	ln -sfn ../cifar10-resnet20 "$out/cifar10-resnet20-seeds/seed-1"
+	ln -sfn ../cifar10-resnet20-seed2 "$out/cifar10-resnet20-seeds/seed-2"
+	ln -sfn ../cifar10-resnet20-seed3 "$out/cifar10-resnet20-seeds/seed-3"
+	"$nowt" report -out "$out/cifar10-resnet20-seeds"
 fi
 # The sign-concordant rules (BioTorch's uSF, frSF, brSF) on the same CIFAR-10 comparison (seed 1: the same initial
 # network as cifar's five rules), BP again as the reference (reused when $out/cifar10-resnet20-new-rules/bp holds
