@@ -171,18 +171,44 @@ type chanceWatch struct {
 	warned          bool
 }
 
+// testSetChance returns the chance level ([MajorityTop1]) of dataset's test set, which has counts examples per
+// class, with its numbers of classes and examples; the level is 0 (never judged) for synthetic data, whose test
+// labels are random.
+func testSetChance(dataset string, counts []int) (chance float64, classes, examples int) {
+	for _, c := range counts {
+		examples += c
+	}
+	if dataset != "synthetic" {
+		chance = MajorityTop1(counts)
+	}
+	return chance, len(counts), examples
+}
+
+// checkpointAtChance judges an evaluated checkpoint (result, on a test set of counts examples per class) against
+// chance level; nil where it is above it, and on synthetic data (its random test labels make chance the most a
+// network can reach). records is the run's metrics log, for its best test top-1 up to the checkpoint's step (a
+// checkpoint from before the run learned has not collapsed).
+func checkpointAtChance(dataset string, counts []int, result *Result, records []Record) *ChanceEnding {
+	chance, classes, n := testSetChance(dataset, counts)
+	if !IsAtChance(result.TestTop1, chance, n) {
+		return nil
+	}
+	e := &ChanceEnding{Chance: chance, Classes: classes, TestExamples: n, Since: result.Steps,
+		Final: result.TestTop1, Best: result.TestTop1, BestStep: result.Steps}
+	for _, rec := range records {
+		if rec.TestTop1 != nil && rec.Step <= result.Steps && *rec.TestTop1 > e.Best {
+			e.Best, e.BestStep = *rec.TestTop1, rec.Step
+		}
+	}
+	return e
+}
+
 // newChanceWatch watches a run on dataset whose test set has counts examples per class, stopped by guard
 // evaluations at chance (0: never), resumed with records (nil for a new run): their evaluations count as if
 // observed in this invocation, without a warning.
 func newChanceWatch(dataset string, counts []int, guard int, records []Record) *chanceWatch {
-	n := 0
-	for _, c := range counts {
-		n += c
-	}
-	w := &chanceWatch{chance: MajorityTop1(counts), classes: len(counts), testExamples: n, guard: guard}
-	if dataset == "synthetic" {
-		w.chance = 0
-	}
+	w := &chanceWatch{guard: guard}
+	w.chance, w.classes, w.testExamples = testSetChance(dataset, counts)
 	for _, r := range records {
 		if r.TestTop1 != nil {
 			w.update(r.Step, *r.TestTop1)

@@ -1384,29 +1384,6 @@ func evaluateRun(dir string, opts EvalOptions, out io.Writer) (*Result, error) {
 	return result, nil
 }
 
-// checkpointAtChance judges an evaluated checkpoint (result, on a test set of counts examples per class) against
-// chance level; nil where it is above it, and on synthetic data (its random test labels make chance the most a
-// network can reach). records is the run's metrics log, for its best test top-1 up to the checkpoint's step (a
-// checkpoint from before the run learned has not collapsed).
-func checkpointAtChance(dataset string, counts []int, result *Result, records []Record) *ChanceEnding {
-	n := 0
-	for _, c := range counts {
-		n += c
-	}
-	chance := MajorityTop1(counts)
-	if dataset == "synthetic" || !IsAtChance(result.TestTop1, chance, n) {
-		return nil
-	}
-	e := &ChanceEnding{Chance: chance, Classes: len(counts), TestExamples: n, Since: result.Steps,
-		Final: result.TestTop1, Best: result.TestTop1, BestStep: result.Steps}
-	for _, rec := range records {
-		if rec.TestTop1 != nil && rec.Step <= result.Steps && *rec.TestTop1 > e.Best {
-			e.Best, e.BestStep = *rec.TestTop1, rec.Step
-		}
-	}
-	return e
-}
-
 // findCheckpoint resolves a checkpoint named by the user to the path of its JSON file.
 func findCheckpoint(dir, name string) (string, error) {
 	base := strings.TrimSuffix(strings.TrimSuffix(name, checkpoints.JsonNameSuffix), checkpoints.BinDataSuffix)
