@@ -92,8 +92,8 @@ func OrderRules(rules []string) []string {
 // each into its own run folder base.OutDir/<rule> (a normal [Train] run), and returns them; package report
 // writes the comparison's tables and plots. base.Rule is ignored.
 //
-// A rule whose folder already holds a finished run (newest checkpoint at the planned last step) is reused, not
-// retrained; an unfinished one is resumed; in both cases its stored configuration must match base (only
+// A rule whose folder already holds a finished run (newest checkpoint at the planned last step, or, where its
+// checkpoints are gone, a metrics log that reaches that step) is reused, not retrained; an unfinished one is resumed; in both cases its stored configuration must match base (only
 // Backend, Workers, Progress, a larger Epochs and the hyperparameters of other rules may differ: a comparison
 // that retunes WM's -wm-batch trains only wm, once its old folder is deleted, and the other runs keep their stored
 // values). A rule whose loss
@@ -196,6 +196,9 @@ func compareOne(goCtx gocontext.Context, cfg Config, out io.Writer) (*Result, st
 		return nil, "", err
 	}
 	if len(bases) == 0 {
+		if last, _, ok := finishedLog(cfg.OutDir); ok {
+			return reuseLoggedRun(cfg, last, out)
+		}
 		// Nothing to keep: a fresh run (a crash before the first checkpoint left at most a config and some records).
 		res, err := Train(goCtx, cfg, out, false)
 		return res, StatusTrained, err
@@ -216,6 +219,45 @@ func compareOne(goCtx gocontext.Context, cfg Config, out io.Writer) (*Result, st
 	// What a recorded resume changed (a lower -lr after a divergence) stays.
 	res, err := Train(goCtx, cfg.withStoredResumeChanges(stored), out, true)
 	return res, StatusResumed, err
+}
+
+// reuseLoggedRun reuses the finished run in cfg.OutDir that keeps its metrics log, last recorded at step last, but
+// no checkpoint (they were deleted to save space, or the folder holds collected logs): its records are the whole
+// run, so it is not trained again, and nothing of it is overwritten. A different configuration, or more steps than
+// it ran (which it has no checkpoint to continue from), is an error.
+func reuseLoggedRun(cfg Config, last int, out io.Writer) (*Result, string, error) {
+	stored, err := ReadConfig(cfg.OutDir)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := sameRun(stored, cfg); err != nil {
+		return nil, "", invalid("-out", "%s already holds a different run (%v): choose another -out, or delete %s", cfg.OutDir, err, cfg.OutDir)
+	}
+	total := plannedSteps(cfg, cfg.OutDir)
+	if total > last {
+		return nil, "", invalid("-out", "%s holds a run that finished at step %d and keeps no checkpoint to continue it to "+
+			"step %d (only its metrics log): ask for the steps it ran, or delete %s to train it anew", cfg.OutDir, last, total, cfg.OutDir)
+	}
+	fmt.Fprintf(out, "Reusing the finished run in %s from its metrics log (%d of %d steps; it keeps no checkpoint); "+
+		"delete it to retrain.\n", cfg.OutDir, last, total)
+	return nil, StatusReused, nil
+}
+
+// finishedLog reports whether the run folder dir holds the metrics log of a finished run — one reaching the steps
+// its stored configuration planned — and returns the log's last step and those planned steps. The folder may keep
+// no checkpoint: a finished log is the run's result, which neither nowt train nor nowt compare overwrites.
+func finishedLog(dir string) (last, planned int, ok bool) {
+	stored, err := ReadConfig(dir)
+	if err != nil {
+		return 0, 0, false
+	}
+	records, err := ReadRecords(filepath.Join(dir, metricsFileName))
+	if err != nil || len(records) == 0 {
+		return 0, 0, false
+	}
+	last = records[len(records)-1].Step
+	planned = plannedSteps(stored, dir)
+	return last, planned, planned > 0 && last >= planned
 }
 
 // holdsRun reports whether cfg.OutDir holds a run of cfg's settings ([sameRun]), with a readable config.json.

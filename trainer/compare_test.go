@@ -3,6 +3,7 @@ package trainer
 import (
 	"bytes"
 	gocontext "context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -194,6 +195,66 @@ func TestCompareInterrupted(t *testing.T) {
 	require.Equal(t, StatusResumed, c.Status["bp"])
 	require.Equal(t, base.Steps, c.Results["bp"].Steps)
 	require.Equal(t, base.Steps, c.Results["fa"].Steps)
+}
+
+// TestCompareKeepsLogWithoutCheckpoints: a finished run whose checkpoints are gone (deleted to save space, or a
+// folder of collected logs) keeps its metrics log: nowt compare reuses it from the log, nowt train refuses to
+// start over it, and neither a different configuration nor more epochs than it ran overwrite it. A log that stops
+// before the run's end with no checkpoint (a crash before the first one) is still trained anew.
+func TestCompareKeepsLogWithoutCheckpoints(t *testing.T) {
+	if xla.TestBackendIsXLA() {
+		t.Skip("the comparison's bookkeeping, the same on every backend: the pure-Go pass runs it")
+	}
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
+	base := DefaultConfig()
+	base.Dataset, base.DataPath = "synthetic", "examples=64,size=8,channels=1,classes=4"
+	base.Model, base.Params = "mlp", map[string]any{"mlp_hidden": "16", "mlp_activation": "relu"}
+	base.Steps, base.Epochs, base.BatchSize, base.LogEvery, base.Progress = 0, 1, 16, 2, false // 4 steps
+	base.OutDir = filepath.Join(t.TempDir(), "cmp")
+	var out bytes.Buffer
+	c, err := Compare(gocontext.Background(), base, []string{"bp"}, &out)
+	require.NoError(t, err, out.String())
+	runDir := filepath.Join(base.OutDir, "bp")
+	metricsPath := filepath.Join(runDir, metricsFileName)
+	logged, err := os.ReadFile(metricsPath)
+	require.NoError(t, err)
+	require.NoError(t, os.RemoveAll(filepath.Join(runDir, checkpointDirName)))
+
+	out.Reset()
+	again, err := Compare(gocontext.Background(), base, []string{"bp"}, &out)
+	require.NoError(t, err, out.String())
+	require.Equal(t, StatusReused, again.Status["bp"])
+	require.Contains(t, out.String(), "from its metrics log (4 of 4 steps; it keeps no checkpoint)")
+	require.InDelta(t, c.Results["bp"].TestTop1, again.Results["bp"].TestTop1, 1e-9)
+	require.Equal(t, 4, again.Results["bp"].Steps)
+
+	cfg := base
+	cfg.Rule, cfg.OutDir = "bp", runDir
+	_, err = Train(gocontext.Background(), cfg, io.Discard, false)
+	var cfgErr *ConfigError
+	require.ErrorAs(t, err, &cfgErr)
+	require.ErrorContains(t, err, "already holds a finished run (its metrics log reaches step 4 of 4; it keeps no checkpoint)")
+
+	longer := base
+	longer.Epochs = 2
+	_, err = Compare(gocontext.Background(), longer, []string{"bp"}, &out)
+	require.ErrorContains(t, err, "finished at step 4 and keeps no checkpoint to continue it to step 8")
+
+	changed := base
+	changed.LearningRate = base.LearningRate / 2
+	_, err = Compare(gocontext.Background(), changed, []string{"bp"}, &out)
+	require.ErrorContains(t, err, "already holds a different run")
+	after, err := os.ReadFile(metricsPath)
+	require.NoError(t, err)
+	require.Equal(t, logged, after, "no invocation touched the finished run's log")
+
+	// A crash before the first checkpoint: the log stops at step 2, and the run is trained anew.
+	require.NoError(t, truncateRecords(metricsPath, 2))
+	out.Reset()
+	anew, err := Compare(gocontext.Background(), base, []string{"bp"}, &out)
+	require.NoError(t, err, out.String())
+	require.Equal(t, StatusTrained, anew.Status["bp"])
+	require.Equal(t, 4, anew.Results["bp"].Steps)
 }
 
 // TestSameRunKeepsResumeChanges: a run resumed with a lower -lr after a divergence (recorded in its config's

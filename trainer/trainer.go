@@ -621,6 +621,9 @@ func trainRun(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (
 	} else if len(existing) > 0 {
 		return nil, invalid("-out", "-out %s already holds a run (%d checkpoints): continue it with -resume, or choose another -out",
 			cfg.OutDir, len(existing))
+	} else if last, planned, ok := finishedLog(cfg.OutDir); ok {
+		return nil, invalid("-out", "-out %s already holds a finished run (its metrics log reaches step %d of %d; it keeps "+
+			"no checkpoint): choose another -out, or delete %s to train there anew", cfg.OutDir, last, planned, cfg.OutDir)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err

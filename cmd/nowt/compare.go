@@ -24,11 +24,11 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 			"into -out: results.md (final and best test top-1, top-5, test loss, final weight, delta and gradient angle\n"+
 			"per layer, wall time, and this command line), test-error.png, test-loss.png, final-angles.png, and\n"+
 			"angles-<rule>.png and delta-angles-<rule>.png per rule other than bp. Running the same command again reuses\n"+
-			"the finished runs and resumes an interrupted one (Ctrl-C writes a checkpoint and stops); a rule that\n"+
-			"diverged is reported as such, not trained again (continue it with nowt train -resume and a lower -lr: the\n"+
-			"comparison then keeps that rate). A -out/<rule>/ holding a run with other settings is an error, except for\n"+
-			"other rules' hyperparameters (change -wm-batch after deleting -out/wm/: the other rules' runs are reused\n"+
-			"and only wm trains again).\n\n"+
+			"the finished runs (also one whose checkpoints were deleted: its metrics.jsonl is the run) and resumes an\n"+
+			"interrupted one (Ctrl-C writes a checkpoint and stops); a rule that diverged is reported as such, not\n"+
+			"trained again (continue it with nowt train -resume and a lower -lr: the comparison then keeps that rate).\n"+
+			"A -out/<rule>/ holding a run with other settings is an error, except for other rules' hyperparameters\n"+
+			"(change -wm-batch after deleting -out/wm/: the other rules' runs are reused and only wm trains again).\n\n"+
 			"With -seeds 1,2,3 it makes that comparison once per seed, in -out/seed-<n>/, and then writes -out/results.md\n"+
 			"over the seeds: each rule's final top-1 per seed with its mean and standard deviation, and its difference\n"+
 			"from bp paired by seed (every rule of a seed starts from the same network) with a sign test, and\n"+
