@@ -63,17 +63,17 @@ type wallTime struct {
 	Seconds float64 `json:"seconds"`
 }
 
-// CompareOrder is the conventional order of the rules in a comparison: backprop first, then the rules from the
-// least to the most aligned; any other rule follows, by name.
-var CompareOrder = []string{"bp", "fa", "ss", "wm", "kp"}
+// CompareOrder is the conventional order of the rules in a comparison: backprop first, then the paper's four from
+// the least to the most aligned, then the rules beyond the paper's — BioTorch's sign-concordant ones from the
+// most to the least aligned (uSF, frSF, brSF), DFA and IA. A rule not listed (one a library user registers)
+// follows them, by name.
+var CompareOrder = []string{"bp", "fa", "ss", "wm", "kp", "usf", "frsf", "brsf", "dfa", "ia"}
 
 // OrderRules returns rules sorted by [CompareOrder], others after them by name.
 func OrderRules(rules []string) []string {
 	rank := func(r string) int {
-		for i, name := range CompareOrder {
-			if name == r {
-				return i
-			}
+		if i := slices.Index(CompareOrder, r); i >= 0 {
+			return i
 		}
 		return len(CompareOrder)
 	}
