@@ -64,8 +64,8 @@ type wallTime struct {
 }
 
 // CompareOrder is the conventional order of the rules in a comparison: backprop first, then the paper's four from
-// the least to the most aligned, then the rules beyond the paper's — BioTorch's sign-concordant ones from the
-// most to the least aligned (uSF, frSF, brSF), DFA and IA. A rule not listed (one a library user registers)
+// the least to the most aligned, then the rules beyond the paper's — BioTorch's sign-concordant ones (uSF, then
+// the two with random magnitudes, frSF and brSF), DFA and IA. A rule not listed (one a library user registers)
 // follows them, by name.
 var CompareOrder = []string{"bp", "fa", "ss", "wm", "kp", "usf", "frsf", "brsf", "dfa", "ia"}
 
@@ -93,12 +93,13 @@ func OrderRules(rules []string) []string {
 // writes the comparison's tables and plots. base.Rule is ignored.
 //
 // A rule whose folder already holds a finished run (newest checkpoint at the planned last step, or, where its
-// checkpoints are gone, a metrics log that reaches that step) is reused, not retrained; an unfinished one is resumed; in both cases its stored configuration must match base (only
-// Backend, Workers, Progress, a larger Epochs and the hyperparameters of other rules may differ: a comparison
-// that retunes WM's -wm-batch trains only wm, once its old folder is deleted, and the other runs keep their stored
-// values). A rule whose loss
-// becomes NaN is reported as diverged and the comparison goes on. Each rule's progress and summary ([WriteSummary]) go to out. Cancelling goCtx stops the current run with a checkpoint and returns
-// an error; running Compare again continues where it stopped.
+// checkpoints are gone, a metrics log that reaches that step) is reused, not retrained; an unfinished one is
+// resumed; in both cases its stored configuration must match base (only Backend, Workers, Progress, a larger
+// Epochs and the hyperparameters of other rules may differ: a comparison that retunes WM's -wm-batch trains only
+// wm, once its old folder is deleted, and the other runs keep their stored values). A rule whose loss becomes NaN
+// is reported as diverged and the comparison goes on. Each rule's progress and summary ([WriteSummary]) go to out.
+// Cancelling goCtx stops the current run with a checkpoint and returns an error; running Compare again continues
+// where it stopped.
 func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer) (*Comparison, error) {
 	if out == nil {
 		out = io.Discard
