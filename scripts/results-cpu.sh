@@ -7,9 +7,11 @@
 # PARTS picks what to run (default: all but cifar): authors, relu, seeds, controls, demoseeds (make demo's
 # comparison over five seeds, with BP at KP's decay), fashion, fashionseeds (its CNN over five seeds), fashionseedslr
 # (the same at half the learning rate), newrules (the rules
-# beyond the paper's five on the ReLU MLP and the Fashion-MNIST CNN), cifar (the full CIFAR-10 ResNet-20
+# beyond the paper's five on the ReLU MLP and the Fashion-MNIST CNN), newrulesseeds (uSF, frSF, brSF and, on the
+# MLP, IA over those two comparisons' five seeds), cifar (the full CIFAR-10 ResNet-20
 # comparison, about 2 hours on 2 cores), cifarseed2 (its five rules again with seed 2, about 2 hours), cifarseed3 (and with seed 3),
-# cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifardfa (DFA on it at
+# cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifarnewseed2 (uSF, frSF
+# and brSF with seed 2, about 70 minutes), cifardfa (DFA on it at
 # its own rate, about 25 minutes), cifaria (IA on it at 1/10 of BP's rate, about 45 minutes), cifar20 (the
 # five rules over 20 epochs, about 2 hours per rule, WM with 1,024 noise samples: a part to run across several
 # sittings, see below), cifarwm1024 (WM on the 3-epoch comparison with 1,024 noise samples a mirror step, about 35 minutes),
@@ -123,6 +125,28 @@ if want newrules; then
 			-out "$out/fashion-cnn-dfa-lr$lr"
 	done
 fi
+# The sign-concordant rules (and IA on the MLP, where it trains) over the same five seeds as the ReLU MLP's and the
+# Fashion-MNIST CNN's comparisons (about 15 minutes): their BP and SS runs are linked in as each seed's bp and ss
+# (the same initial network and configuration, so compare reuses them) and only the new rules train.
+if want newrulesseeds; then
+	link_seeds() { # link_seeds <from> <to> <rule>...: <to>/seed-<n>/<rule> → <from>/seed-<n>/<rule>
+		local from=$1 to=$2 seed rule
+		shift 2
+		for seed in 1 2 3 4 5; do
+			mkdir -p "$out/$to/seed-$seed"
+			for rule in "$@"; do
+				ln -sfn "../../$from/seed-$seed/$rule" "$out/$to/seed-$seed/$rule"
+			done
+		done
+	}
+	link_seeds mnist-relu-seeds mnist-relu-new-rules-seeds bp ss
+	"$nowt" compare "${common[@]}" "${relu[@]}" -rules bp,ss,usf,frsf,brsf,ia -seeds 1,2,3,4,5 \
+		-out "$out/mnist-relu-new-rules-seeds"
+	link_seeds fashion-cnn-seeds fashion-cnn-new-rules-seeds bp ss
+	"$nowt" compare "${common[@]}" -model cnn -dataset fashion-mnist -lr 0.05 -momentum 0.9 -schedule cosine \
+		-wd 1e-4 -kp-decay 0.01 -batch 128 -epochs 1 -eval-every 47 -log-every 47 -rules bp,ss,usf,frsf,brsf \
+		-seeds 1,2,3,4,5 -out "$out/fashion-cnn-new-rules-seeds"
+fi
 
 # CIFAR-10, ResNet-20 (width 16), the full 50,000 training and 10,000 test images of the JPEG copy, all five of the
 # paper's rules with paired initialisation and one schedule: 3 epochs (what fits in about 2 hours of 2 cores on
@@ -165,6 +189,16 @@ fi
 if want cifarnew; then
 	"$nowt" compare "${common[@]}" -seed 1 "${cifar[@]}" "${cifar_rates[@]}" -rules bp,usf,brsf,frsf,ia \
 		-out "$out/cifar10-resnet20-new-rules"
+fi
+# The sign-concordant rules again with seed 2 (about 70 minutes), so that their ordering against SS and BP rests
+# on two seeds; cifarseed2's BP and SS (the same initial network and configuration) are then linked beside them
+# and the comparison reported whole.
+if want cifarnewseed2; then
+	"$nowt" compare "${common[@]}" -seed 2 "${cifar[@]}" "${cifar_rates[@]}" -rules usf,frsf,brsf \
+		-out "$out/cifar10-resnet20-new-rules-seed2"
+	ln -sfn ../cifar10-resnet20-seed2/bp "$out/cifar10-resnet20-new-rules-seed2/bp"
+	ln -sfn ../cifar10-resnet20-seed2/ss "$out/cifar10-resnet20-new-rules-seed2/ss"
+	"$nowt" report -out "$out/cifar10-resnet20-new-rules-seed2"
 fi
 # DFA on the same CIFAR-10 comparison at BioTorch's rate for it (lr 0.001, 1/100 of BP's; BioTorch's
 # benchmark_configs/cifar10/resnet_20/sgd/dfa.yaml), everything else unchanged: at BP's rate DFA diverges on the
