@@ -118,6 +118,11 @@ func loadCheckpoint(ctx *context.Context, dir string, notices io.Writer) (string
 		return "", err
 	}
 	if len(bases) == 0 {
+		if last, planned, ok := finishedLog(filepath.Dir(dir)); ok {
+			return "", fmt.Errorf("no checkpoint in %s: the run finished (its metrics log reaches step %d of %d) and "+
+				"its checkpoints are gone, so it can be neither resumed nor evaluated; nowt report on the folder above "+
+				"it reports the run from its log", dir, last, planned)
+		}
 		return "", fmt.Errorf("no checkpoint in %s: nothing to resume or evaluate (train first, or check -out)", dir)
 	}
 	var failures []string

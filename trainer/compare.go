@@ -448,8 +448,12 @@ func LoadComparison(dir string) (*Comparison, error) {
 	}
 	if len(rules) == 0 {
 		if _, err := os.Stat(filepath.Join(dir, configFileName)); err == nil {
+			evaluate := ""
+			if bases, _ := listCheckpoints(filepath.Join(dir, checkpointDirName)); len(bases) > 0 {
+				evaluate = fmt.Sprintf(" (nowt eval -out %s evaluates the run itself)", dir)
+			}
 			return nil, fmt.Errorf("%s is one run (it holds a %s), not a comparison: give the folder above it, the -out "+
-				"of nowt compare (nowt eval -out %s evaluates the run itself)", dir, configFileName, dir)
+				"of nowt compare%s", dir, configFileName, evaluate)
 		}
 		return nil, fmt.Errorf("%s holds no runs (no sub-folder with a %s): is it the -out of nowt compare?", dir, configFileName)
 	}

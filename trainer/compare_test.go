@@ -236,6 +236,14 @@ func TestCompareKeepsLogWithoutCheckpoints(t *testing.T) {
 	require.ErrorAs(t, err, &cfgErr)
 	require.ErrorContains(t, err, "already holds a finished run (its metrics log reaches step 4 of 4; it keeps no checkpoint)")
 
+	_, err = Train(gocontext.Background(), cfg, io.Discard, true)
+	require.ErrorContains(t, err, "cannot resume: "+runDir+" holds a finished run (its metrics log reaches step 4 of 4) whose checkpoints are gone")
+	_, err = Evaluate(runDir, "", io.Discard)
+	require.ErrorContains(t, err, "the run finished (its metrics log reaches step 4 of 4) and its checkpoints are gone")
+	_, err = LoadComparison(runDir)
+	require.ErrorContains(t, err, "is one run")
+	require.NotContains(t, err.Error(), "nowt eval", "a run without checkpoints cannot be evaluated")
+
 	longer := base
 	longer.Epochs = 2
 	_, err = Compare(gocontext.Background(), longer, []string{"bp"}, &out)

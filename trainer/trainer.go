@@ -613,6 +613,11 @@ func trainRun(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (
 			return nil, fmt.Errorf("cannot resume: %w", err)
 		}
 		if len(existing) == 0 {
+			if last, planned, ok := finishedLog(cfg.OutDir); ok {
+				return nil, fmt.Errorf("cannot resume: %s holds a finished run (its metrics log reaches step %d of %d) "+
+					"whose checkpoints are gone: there is nothing to continue from; train anew into another -out",
+					cfg.OutDir, last, planned)
+			}
 			return nil, fmt.Errorf("cannot resume: %s holds no checkpoint yet; start the run again without -resume", cfg.OutDir)
 		}
 		if cfg, changes, err = resumeConfig(stored, cfg); err != nil {

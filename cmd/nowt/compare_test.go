@@ -183,6 +183,7 @@ func TestReport(t *testing.T) {
 	err = runReport([]string{"-out", filepath.Join(out, "kp")}, &stdout, &stderr)
 	require.ErrorContains(t, err, filepath.Join(out, "kp")+" is one run (it holds a config.json), not a comparison: "+
 		"give the folder above it")
+	require.ErrorContains(t, err, "(nowt eval -out "+filepath.Join(out, "kp")+" evaluates the run itself)", "it keeps its checkpoints")
 	require.ErrorContains(t, runReport(nil, &stdout, &stderr), "-out")
 }
 
