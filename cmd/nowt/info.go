@@ -11,17 +11,22 @@ import (
 
 	"github.com/nowt-ml/nowt/feedback"
 	"github.com/nowt-ml/nowt/models"
+	"github.com/nowt-ml/nowt/trainer"
 	"github.com/nowt-ml/nowt/xla"
 )
 
 func runRules(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("rules", "[-v]", "Lists the learning rules; -v also lists their hyperparameters (for -set) with defaults.", stderr)
+	fs := newFlagSet("rules", "[-v]", "Lists the learning rules, in the order comparisons list them; -v also lists their hyperparameters (for -set) with defaults.", stderr)
 	verbose := fs.Bool("v", false, "also list the rules' hyperparameters")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	for _, r := range feedback.Rules() {
+	for _, name := range trainer.OrderRules(feedback.RuleNames()) { // the order of a comparison's tables
+		r, err := feedback.RuleByName(name)
+		if err != nil {
+			return err
+		}
 		fmt.Fprintf(tw, "%s\t%s\n", r.Name(), r.Description())
 	}
 	if err := tw.Flush(); err != nil {

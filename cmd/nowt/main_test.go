@@ -191,6 +191,13 @@ func TestHelpAndListings(t *testing.T) {
 	}
 	code, stdout, _ := nowt(t, "rules", "-v")
 	require.Equal(t, 0, code)
+	var listed []string
+	for _, line := range strings.Split(strings.Split(stdout, "\n\n")[0], "\n") {
+		if name, _, ok := strings.Cut(line, " "); ok {
+			listed = append(listed, name)
+		}
+	}
+	require.Equal(t, trainer.CompareOrder, listed, "nowt rules lists the rules in the order of a comparison")
 	for _, s := range []string{"bp ", "fa ", "ss ", "wm ", "kp ", "usf ", "frsf ", "brsf ", "dfa ", "ia ",
 		"wm_learning_rate", "-wm-lr", "kp_decay", "usf_scale", "ia_null", "[0, 1]", "uniform|gaussian"} {
 		require.Contains(t, stdout, s)
