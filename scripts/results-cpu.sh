@@ -11,7 +11,7 @@
 # MLP, IA over those two comparisons' five seeds), cifar (the full CIFAR-10 ResNet-20
 # comparison, about 2 hours on 2 cores), cifarseed2 (its five rules again with seed 2, about 2 hours), cifarseed3 (and with seed 3),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifarnewseed2 (uSF, frSF
-# and brSF with seed 2, about 70 minutes), cifardfa (DFA on it at
+# and brSF with seed 2, about 45 minutes), cifarnewseed3 (with seed 3, and the three seeds reported together), cifardfa (DFA on it at
 # its own rate, about 25 minutes), cifaria (IA on it at 1/10 of BP's rate, about 45 minutes), cifar20 (the
 # five rules over 20 epochs, about 2 hours per rule, WM with 1,024 noise samples: a part to run across several
 # sittings, see below), cifarwm1024 (WM on the 3-epoch comparison with 1,024 noise samples a mirror step, about 35 minutes),
@@ -190,15 +190,31 @@ if want cifarnew; then
 	"$nowt" compare "${common[@]}" -seed 1 "${cifar[@]}" "${cifar_rates[@]}" -rules bp,usf,brsf,frsf,ia \
 		-out "$out/cifar10-resnet20-new-rules"
 fi
-# The sign-concordant rules again with seed 2 (about 70 minutes), so that their ordering against SS and BP rests
-# on two seeds; cifarseed2's BP and SS (the same initial network and configuration) are then linked beside them
-# and the comparison reported whole.
+# The sign-concordant rules again with seeds 2 and 3 (about 45 minutes each on an idle machine), so that their
+# ordering against SS and BP rests on three seeds: cifarnew_seed trains them into
+# cifar10-resnet20-new-rules-seed<n>, links that seed's BP and SS (cifarseed<n>: the same initial network and
+# configuration) beside them and reports the comparison whole. cifarnewseed3 then reports the three seeds together:
+# seed 1's runs (cifar's BP and SS, cifarnew's uSF, frSF and brSF) linked into one seed-1 folder, seeds 2 and 3
+# linked as comparisons.
+cifarnew_seed() {
+	local seed=$1 dir="$out/cifar10-resnet20-new-rules-seed$1"
+	"$nowt" compare "${common[@]}" -seed "$seed" "${cifar[@]}" "${cifar_rates[@]}" -rules usf,frsf,brsf -out "$dir"
+	ln -sfn "../cifar10-resnet20-seed$seed/bp" "$dir/bp"
+	ln -sfn "../cifar10-resnet20-seed$seed/ss" "$dir/ss"
+	"$nowt" report -out "$dir"
+}
 if want cifarnewseed2; then
-	"$nowt" compare "${common[@]}" -seed 2 "${cifar[@]}" "${cifar_rates[@]}" -rules usf,frsf,brsf \
-		-out "$out/cifar10-resnet20-new-rules-seed2"
-	ln -sfn ../cifar10-resnet20-seed2/bp "$out/cifar10-resnet20-new-rules-seed2/bp"
-	ln -sfn ../cifar10-resnet20-seed2/ss "$out/cifar10-resnet20-new-rules-seed2/ss"
-	"$nowt" report -out "$out/cifar10-resnet20-new-rules-seed2"
+	cifarnew_seed 2
+fi
+if want cifarnewseed3; then
+	cifarnew_seed 3
+	seeds_dir="$out/cifar10-resnet20-new-rules-seeds"
+	mkdir -p "$seeds_dir/seed-1"
+	for rule in bp ss; do ln -sfn "../../cifar10-resnet20/$rule" "$seeds_dir/seed-1/$rule"; done
+	for rule in usf frsf brsf; do ln -sfn "../../cifar10-resnet20-new-rules/$rule" "$seeds_dir/seed-1/$rule"; done
+	ln -sfn ../cifar10-resnet20-new-rules-seed2 "$seeds_dir/seed-2"
+	ln -sfn ../cifar10-resnet20-new-rules-seed3 "$seeds_dir/seed-3"
+	"$nowt" report -out "$seeds_dir"
 fi
 # DFA on the same CIFAR-10 comparison at BioTorch's rate for it (lr 0.001, 1/100 of BP's; BioTorch's
 # benchmark_configs/cifar10/resnet_20/sgd/dfa.yaml), everything else unchanged: at BP's rate DFA diverges on the
