@@ -18,9 +18,10 @@ var updateResults = flag.Bool("update", false, "rewrite the generated tables of 
 const resultsPage = "../docs/results.md"
 
 // tableMarker opens a generated table in docs/results.md: "<!-- table rules results/<name> -->" (a comparison's
-// RulesTable), "<!-- table seeds results/<a> results/<b> ... -->" (SeedsTable) or "<!-- table paired results/<a>
-// results/<b> ... -->" (PairedTable against bp); "<!-- end table -->" closes it.
-var tableMarker = regexp.MustCompile(`(?m)^<!-- table (rules|seeds|paired)((?: [^ \n]+)+?) -->\n`)
+// RulesTable), "<!-- table seeds results/<a> results/<b> ... -->" (SeedsTable), "<!-- table paired results/<a>
+// results/<b> ... -->" (PairedTable against bp) or "<!-- table pairwise results/<a> results/<b> ... -->"
+// (PairwiseTable); "<!-- end table -->" closes it.
+var tableMarker = regexp.MustCompile(`(?m)^<!-- table (rules|seeds|paired|pairwise)((?: [^ \n]+)+?) -->\n`)
 
 const tableEnd = "<!-- end table -->"
 
@@ -57,6 +58,8 @@ func TestResultsPage(t *testing.T) {
 			want = SeedsTable(cs)
 		case "paired":
 			want = PairedTable(cs, "bp")
+		case "pairwise":
+			want = PairwiseTable(cs)
 		}
 		if !*updateResults {
 			require.Equal(t, want, got, "docs/results.md, table %s %v, differs from its logs (go test ./report -run TestResultsPage -update rewrites it)", kind, dirs)

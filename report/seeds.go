@@ -181,10 +181,47 @@ func PairedTable(cs []*trainer.Comparison, baseline string) string {
 	return b.String()
 }
 
+// PairwiseTable is the markdown table of every pair of rules of cs, paired by seed ([PairedDifferences] with each
+// rule as the baseline): the cell in row a and column b, a listed before b, holds the mean of a − b in points of
+// final top-1 over the seeds where both have one, and in how many seeds a is above and below b, as "+0.13 (3 / 2)"
+// ("…, 1 without both" when a seed lacks either's final top-1). Below the diagonal the cells are empty: b − a is
+// the negative. It returns "" for fewer than three rules, where [PairedTable] against the one says it all.
+func PairwiseTable(cs []*trainer.Comparison) string {
+	rules := seedsRules(cs)
+	if len(rules) < 3 {
+		return ""
+	}
+	var b strings.Builder
+	writeHeader(&b, append([]string{"row − column (points)"}, rules[1:]...))
+	for i, a := range rules[:len(rules)-1] {
+		row := []string{a}
+		for j, baseline := range rules[1:] {
+			if j+1 <= i {
+				row = append(row, "")
+				continue
+			}
+			cell := "–"
+			for _, d := range PairedDifferences(cs, baseline) {
+				if d.Rule != a || d.N == 0 {
+					continue
+				}
+				cell = fmt.Sprintf("%+.2f (%d / %d", d.Mean, d.Above, d.Below)
+				if without := len(cs) - d.N; without > 0 {
+					cell += fmt.Sprintf(", %d without both", without)
+				}
+				cell += ")"
+			}
+			row = append(row, cell)
+		}
+		writeRow(&b, row)
+	}
+	return b.String()
+}
+
 // FormatSeeds returns the markdown report of comparisons that differ only in their seed (cs, kept in the
 // folders seedDirs, relative to the report's own): each rule's final test top-1 per seed with its mean and
 // standard deviation ([SeedsTable]), each rule's paired difference from bp ([PairedTable]) where bp was
-// compared, and what it takes for a difference to be an ordering; with commandLine and the date.
+// compared, and what it takes for a difference to be an ordering, every pair's ([PairwiseTable]); with commandLine and the date.
 func FormatSeeds(cs []*trainer.Comparison, seedDirs []string, commandLine string, now time.Time) string {
 	var b strings.Builder
 	title := "Learning rules compared over seeds"
@@ -210,6 +247,11 @@ func FormatSeeds(cs []*trainer.Comparison, seedDirs []string, commandLine string
 		b.WriteString("changes between\nseeds is not an ordering; with all n seeds on one side the two-sided sign test gives ")
 		b.WriteString("p = 2^(1−n): 0.25 for\n3 seeds, 0.0625 for 5, 0.0078 for 8.\n\n")
 		b.WriteString(PairedTable(cs, "bp"))
+	}
+	if pairwise := PairwiseTable(cs); pairwise != "" {
+		b.WriteString("\nEvery pair of rules, paired by seed in the same way: the mean of row − column in points, and in ")
+		b.WriteString("how many seeds\nthe row is above / below the column (an ordering needs the seeds on one side).\n\n")
+		b.WriteString(pairwise)
 	}
 	b.WriteString("\nEach seed's comparison (its tables, plots and runs): ")
 	links := make([]string, len(seedDirs))

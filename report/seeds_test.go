@@ -63,6 +63,24 @@ func TestPairedDifferences(t *testing.T) {
 	require.Equal(t, [2]int{0, 1}, [2]int{wm.Above, wm.Below}, "a tie counts on neither side")
 }
 
+func TestPairwiseTable(t *testing.T) {
+	got := PairwiseTable(threeSeeds())
+	t.Log("\n" + got)
+	// Rows bp, fa, wm; columns fa, wm, kp (CompareOrder); fa − wm: −4.5 and −6 (seed 3 has no wm); wm − kp: −1.5
+	// and +0.5; fa − kp: −6, −5.5, −6.
+	require.Equal(t, ""+
+		"| row − column (points) | fa | wm | kp |\n"+
+		"| :--- | ---: | ---: | ---: |\n"+
+		"| bp | +5.00 (3 / 0) | +0.25 (1 / 0, 1 without both) | -0.83 (1 / 2) |\n"+
+		"| fa |  | -5.25 (0 / 2, 1 without both) | -5.83 (0 / 3) |\n"+
+		"| wm |  |  | -0.50 (1 / 1, 1 without both) |\n", got)
+	require.Empty(t, PairwiseTable([]*trainer.Comparison{seedComparison(1, map[string]float64{"bp": 0.9, "fa": 0.8})}),
+		"two rules: the table against bp says it all")
+	text := FormatSeeds(threeSeeds(), []string{"seed-1", "seed-2", "seed-3"}, "", time.Now())
+	require.Contains(t, text, "Every pair of rules, paired by seed")
+	require.Contains(t, text, got)
+}
+
 func TestSignTestP(t *testing.T) {
 	for _, tc := range []struct {
 		above, below int

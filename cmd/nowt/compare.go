@@ -31,8 +31,9 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 			"(change -wm-batch after deleting -out/wm/: the other rules' runs are reused and only wm trains again).\n\n"+
 			"With -seeds 1,2,3 it makes that comparison once per seed, in -out/seed-<n>/, and then writes -out/results.md\n"+
 			"over the seeds: each rule's final top-1 per seed with its mean and standard deviation, and its difference\n"+
-			"from bp paired by seed (every rule of a seed starts from the same network) with a sign test, and\n"+
-			"-out/seeds-top1.png. One seed's difference within the noise is not an ordering: compare over seeds.\n\n"+
+			"from bp paired by seed (every rule of a seed starts from the same network) with a sign test, every pair\n"+
+			"of rules' paired difference and how many seeds put each above the other, and -out/seeds-top1.png. One\n"+
+			"seed's difference within the noise is not an ordering: compare over seeds.\n\n"+
 			"Example: nowt compare -model mlp -dataset mnist -epochs 3 -rules bp,fa,kp -out runs/compare-mlp\n"+
 			"         nowt compare -model mlp -dataset mnist -epochs 1 -rules bp,fa,wm,kp -seeds 1,2,3 -out runs/seeds-mlp",
 		stderr)
