@@ -10,6 +10,7 @@ package trainer
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -142,10 +143,18 @@ func invalid(flag, format string, args ...any) error {
 	return &ConfigError{Flag: flag, Msg: fmt.Sprintf(format, args...)}
 }
 
-// checkNotAFile refuses an -out that names a file: whose says whose folder it should be ("the run's").
+// checkNotAFile refuses an -out that names a file, or a link to nothing: whose says whose folder it should be
+// ("the run's").
 func checkNotAFile(dir, whose string) error {
-	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+	st, err := os.Stat(dir)
+	if err == nil && !st.IsDir() {
 		return invalid("-out", "-out %s is a file, not a folder: give %s folder (it is made if missing)", dir, whose)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		if target, linkErr := os.Readlink(dir); linkErr == nil {
+			return invalid("-out", "-out %s is a link to %s, which does not exist: make that folder, or remove the link "+
+				"to have %s folder made there", dir, target, whose)
+		}
 	}
 	return nil
 }

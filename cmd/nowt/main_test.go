@@ -426,8 +426,8 @@ func TestBadInvocations(t *testing.T) {
 	}
 }
 
-// TestOutIsAFile: an -out that names a file (or, for compare, a run of nowt train) is a setting error that says
-// so, and what is there is left alone.
+// TestOutIsAFile: an -out that names a file (or, for compare, a run of nowt train, or a link to nothing) is a
+// setting error that says so, and what is there is left alone.
 func TestOutIsAFile(t *testing.T) {
 	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
 	file := filepath.Join(t.TempDir(), "notes.txt")
@@ -448,6 +448,19 @@ func TestOutIsAFile(t *testing.T) {
 	require.Equal(t, 2, code, stderr)
 	require.Contains(t, stderr, "holds a run of nowt train")
 	require.NoDirExists(t, filepath.Join(run, "bp"))
+
+	// An -out, or a rule's folder in a comparison, that is a link to nothing is named with where it leads.
+	gone := filepath.Join(t.TempDir(), "gone")
+	link := filepath.Join(t.TempDir(), "link")
+	require.NoError(t, os.Symlink(gone, link))
+	comparison := t.TempDir()
+	require.NoError(t, os.Symlink(gone, filepath.Join(comparison, "bp")))
+	for _, args := range [][]string{{"train", "-out", link}, {"compare", "-out", link}, {"compare", "-rules", "bp", "-out", comparison}} {
+		code, _, stderr = nowt(t, append(args, "-model", "mlp", "-hidden", "8", "-steps", "1")...)
+		require.Equal(t, 2, code, stderr)
+		require.Contains(t, stderr, "is a link to "+gone+", which does not exist", args)
+		require.NoDirExists(t, gone)
+	}
 }
 
 // TestStoredConfigIsTheDefault: -resume parses the flags again with the run's stored config as their defaults, so
