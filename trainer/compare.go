@@ -393,6 +393,10 @@ func valueOr(p *float64, def float64) float64 {
 func LoadComparison(dir string) (*Comparison, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
+		if target, linkErr := os.Readlink(dir); linkErr == nil && errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("reading the comparison in %s: it is a link to %s, which does not exist: point it at "+
+				"the -out of nowt compare or remove it", dir, target)
+		}
 		return nil, fmt.Errorf("reading the comparison in %s: %w", dir, err)
 	}
 	c := &Comparison{Results: map[string]*Result{}, Records: map[string][]Record{}, Dir: dir, Status: map[string]string{},

@@ -83,6 +83,11 @@ func TestCompare(t *testing.T) {
 	require.NoError(t, os.Symlink(filepath.Join(base.OutDir, "gone"), filepath.Join(assembled, "fa-gone")))
 	_, err = LoadComparison(assembled)
 	require.ErrorContains(t, err, "fa-gone is a link to a run that cannot be read")
+	// A comparison's folder that is a link to nothing (a seed-<n> linked to a comparison since moved) says where it leads.
+	goneComparison := filepath.Join(t.TempDir(), "seed-2")
+	require.NoError(t, os.Symlink(filepath.Join(base.OutDir, "moved"), goneComparison))
+	_, err = LoadComparison(goneComparison)
+	require.ErrorContains(t, err, "it is a link to "+filepath.Join(base.OutDir, "moved")+", which does not exist")
 
 	// A different configuration in the same folder is refused, not silently mixed.
 	changed := base
