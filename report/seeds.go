@@ -191,20 +191,24 @@ func PairwiseTable(cs []*trainer.Comparison) string {
 	if len(rules) < 3 {
 		return ""
 	}
+	against := map[string]map[string]PairedDifference{} // against[column][row]: row − column
+	for _, column := range rules[1:] {
+		against[column] = map[string]PairedDifference{}
+		for _, d := range PairedDifferences(cs, column) {
+			against[column][d.Rule] = d
+		}
+	}
 	var b strings.Builder
 	writeHeader(&b, append([]string{"row − column (points)"}, rules[1:]...))
 	for i, a := range rules[:len(rules)-1] {
 		row := []string{a}
-		for j, baseline := range rules[1:] {
-			if j+1 <= i {
+		for j, column := range rules[1:] {
+			if j+1 <= i { // at or below the diagonal (column j+1 of rules)
 				row = append(row, "")
 				continue
 			}
 			cell := "–"
-			for _, d := range PairedDifferences(cs, baseline) {
-				if d.Rule != a || d.N == 0 {
-					continue
-				}
+			if d := against[column][a]; d.N > 0 {
 				cell = fmt.Sprintf("%+.2f (%d / %d", d.Mean, d.Above, d.Below)
 				if without := len(cs) - d.N; without > 0 {
 					cell += fmt.Sprintf(", %d without both", without)
@@ -221,7 +225,8 @@ func PairwiseTable(cs []*trainer.Comparison) string {
 // FormatSeeds returns the markdown report of comparisons that differ only in their seed (cs, kept in the
 // folders seedDirs, relative to the report's own): each rule's final test top-1 per seed with its mean and
 // standard deviation ([SeedsTable]), each rule's paired difference from bp ([PairedTable]) where bp was
-// compared, and what it takes for a difference to be an ordering, every pair's ([PairwiseTable]); with commandLine and the date.
+// compared, and what it takes for a difference to be an ordering, and every pair's ([PairwiseTable]); with
+// commandLine and the date.
 func FormatSeeds(cs []*trainer.Comparison, seedDirs []string, commandLine string, now time.Time) string {
 	var b strings.Builder
 	title := "Learning rules compared over seeds"
