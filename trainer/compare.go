@@ -196,10 +196,15 @@ func compareOne(goCtx gocontext.Context, cfg Config, out io.Writer) (*Result, st
 	if err != nil {
 		return nil, "", err
 	}
-	if len(bases) == 0 {
-		if last, _, ok := finishedLog(cfg.OutDir); ok {
-			return reuseLoggedRun(cfg, last, out)
-		}
+	// The step the run reached: its newest checkpoint's, or, where its checkpoints are gone (deleted to save space,
+	// or a folder of collected logs), a finished metrics log's: its records are the whole run, not to be overwritten.
+	var step int
+	fromLog := len(bases) == 0
+	if !fromLog {
+		step = checkpointStep(bases[len(bases)-1])
+	} else if last, _, ok := finishedLog(cfg.OutDir); ok {
+		step = last
+	} else {
 		// Nothing to keep: a fresh run (a crash before the first checkpoint left at most a config and some records).
 		res, err := Train(goCtx, cfg, out, false)
 		return res, StatusTrained, err
@@ -211,37 +216,23 @@ func compareOne(goCtx gocontext.Context, cfg Config, out io.Writer) (*Result, st
 	if err := sameRun(stored, cfg); err != nil {
 		return nil, "", invalid("-out", "%s already holds a different run (%v): choose another -out, or delete %s", cfg.OutDir, err, cfg.OutDir)
 	}
-	step := checkpointStep(bases[len(bases)-1])
-	if total := plannedSteps(cfg, cfg.OutDir); total > 0 && step >= total {
+	total := plannedSteps(cfg, cfg.OutDir)
+	switch {
+	case total > 0 && step >= total && fromLog:
+		fmt.Fprintf(out, "Reusing the finished run in %s from its metrics log (%d of %d steps; it keeps no checkpoint); "+
+			"delete it to retrain.\n", cfg.OutDir, step, total)
+		return nil, StatusReused, nil
+	case total > 0 && step >= total:
 		fmt.Fprintf(out, "Reusing the finished run in %s (%d of %d steps); delete it to retrain.\n", cfg.OutDir, step, total)
 		return nil, StatusReused, nil
+	case fromLog:
+		return nil, "", invalid("-out", "%s holds a run that finished at step %d and keeps no checkpoint to continue it to "+
+			"step %d (only its metrics log): ask for the steps it ran, or delete %s to train it anew", cfg.OutDir, step, total, cfg.OutDir)
 	}
 	fmt.Fprintf(out, "Resuming the unfinished run in %s from step %d.\n", cfg.OutDir, step)
 	// What a recorded resume changed (a lower -lr after a divergence) stays.
 	res, err := Train(goCtx, cfg.withStoredResumeChanges(stored), out, true)
 	return res, StatusResumed, err
-}
-
-// reuseLoggedRun reuses the finished run in cfg.OutDir that keeps its metrics log, last recorded at step last, but
-// no checkpoint (they were deleted to save space, or the folder holds collected logs): its records are the whole
-// run, so it is not trained again, and nothing of it is overwritten. A different configuration, or more steps than
-// it ran (which it has no checkpoint to continue from), is an error.
-func reuseLoggedRun(cfg Config, last int, out io.Writer) (*Result, string, error) {
-	stored, err := ReadConfig(cfg.OutDir)
-	if err != nil {
-		return nil, "", err
-	}
-	if err := sameRun(stored, cfg); err != nil {
-		return nil, "", invalid("-out", "%s already holds a different run (%v): choose another -out, or delete %s", cfg.OutDir, err, cfg.OutDir)
-	}
-	total := plannedSteps(cfg, cfg.OutDir)
-	if total > last {
-		return nil, "", invalid("-out", "%s holds a run that finished at step %d and keeps no checkpoint to continue it to "+
-			"step %d (only its metrics log): ask for the steps it ran, or delete %s to train it anew", cfg.OutDir, last, total, cfg.OutDir)
-	}
-	fmt.Fprintf(out, "Reusing the finished run in %s from its metrics log (%d of %d steps; it keeps no checkpoint); "+
-		"delete it to retrain.\n", cfg.OutDir, last, total)
-	return nil, StatusReused, nil
 }
 
 // finishedLog reports whether the run folder dir holds the metrics log of a finished run — one reaching the steps
@@ -393,7 +384,7 @@ func valueOr(p *float64, def float64) float64 {
 func LoadComparison(dir string) (*Comparison, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		if target, linkErr := os.Readlink(dir); linkErr == nil && errors.Is(err, os.ErrNotExist) {
+		if target, ok := linkToNothing(dir); ok {
 			return nil, fmt.Errorf("reading the comparison in %s: it is a link to %s, which does not exist: point it at "+
 				"the -out of nowt compare or remove it", dir, target)
 		}

@@ -146,17 +146,23 @@ func invalid(flag, format string, args ...any) error {
 // checkNotAFile refuses an -out that names a file, or a link to nothing: whose says whose folder it should be
 // ("the run's").
 func checkNotAFile(dir, whose string) error {
-	st, err := os.Stat(dir)
-	if err == nil && !st.IsDir() {
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
 		return invalid("-out", "-out %s is a file, not a folder: give %s folder (it is made if missing)", dir, whose)
 	}
-	if errors.Is(err, os.ErrNotExist) {
-		if target, linkErr := os.Readlink(dir); linkErr == nil {
-			return invalid("-out", "-out %s is a link to %s, which does not exist: make that folder, or remove the link "+
-				"to have %s folder made there", dir, target, whose)
-		}
+	if target, ok := linkToNothing(dir); ok {
+		return invalid("-out", "-out %s is a link to %s, which does not exist: make that folder, or remove the link "+
+			"to have %s folder made there", dir, target, whose)
 	}
 	return nil
+}
+
+// linkToNothing returns where path leads when it is a symbolic link whose target does not exist.
+func linkToNothing(path string) (target string, ok bool) {
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return "", false
+	}
+	target, err := os.Readlink(path)
+	return target, err == nil
 }
 
 // isFinite reports whether v is neither NaN nor infinite.
