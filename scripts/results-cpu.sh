@@ -12,7 +12,8 @@
 # comparison, about 2 hours on 2 cores), cifarseed2 (its five rules again with seed 2, about 2 hours), cifarseed3 (and with seed 3),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifarnewseed2 (uSF, frSF
 # and brSF with seed 2, about 45 minutes), cifarnewseed3 (with seed 3, and the three seeds reported together), cifardfa (DFA on it at
-# its own rate, about 25 minutes), cifaria (IA on it at 1/10 of BP's rate, about 45 minutes), cifar20 (the
+# its own rate, about 25 minutes), cifardfaseeds (DFA with seeds 2 and 3, and beside BP and FA over the three
+# seeds), cifaria (IA on it at 1/10 of BP's rate, about 45 minutes), cifar20 (the
 # five rules over 20 epochs, about 2 hours per rule, WM with 1,024 noise samples: a part to run across several
 # sittings, see below), cifarwm1024 (WM on the 3-epoch comparison with 1,024 noise samples a mirror step, about 35 minutes),
 # cifardecay (FA and BP on the 3-epoch comparison at weight decay 1e-4 and 5e-4, FA with seeds 1 and 2, about 2
@@ -221,6 +222,26 @@ fi
 # Fashion-MNIST CNN (see newrules). Its reference is cifar's BP at 0.1, as in BioTorch's table (DFA 45.94 % error).
 if want cifardfa; then
 	"$nowt" compare "${common[@]}" -seed 1 "${cifar[@]}" -lr 0.001 -rules dfa -out "$out/cifar10-resnet20-dfa-lr0.001"
+fi
+# DFA at its rate again with seeds 2 and 3 (about 25 minutes each), then DFA beside each seed's BP and FA (cifar,
+# cifarseed2, cifarseed3: the same initial network, BP and FA at 0.1) over the three seeds, so that where DFA ends
+# against FA rests on more than one seed. Needs cifardfa's run and the three seeds' comparisons in $out.
+cifardfa_seed() {
+	"$nowt" compare "${common[@]}" -seed "$1" "${cifar[@]}" -lr 0.001 -rules dfa \
+		-out "$out/cifar10-resnet20-dfa-lr0.001-seed$1"
+}
+if want cifardfaseeds; then
+	cifardfa_seed 2
+	cifardfa_seed 3
+	seeds_dir="$out/cifar10-resnet20-dfa-seeds"
+	for seed in 1 2 3; do
+		suffix="-seed$seed"
+		[[ $seed != 1 ]] || suffix=""
+		mkdir -p "$seeds_dir/seed-$seed"
+		for rule in bp fa; do ln -sfn "../../cifar10-resnet20$suffix/$rule" "$seeds_dir/seed-$seed/$rule"; done
+		ln -sfn "../../cifar10-resnet20-dfa-lr0.001$suffix/dfa" "$seeds_dir/seed-$seed/dfa"
+	done
+	"$nowt" report -out "$seeds_dir"
 fi
 # IA on the same comparison at 1/10 of BP's rate (at BP's it diverges in the warm-up, see cifarnew), about 45 minutes.
 if want cifaria; then
