@@ -1,8 +1,10 @@
 package feedback
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -135,19 +137,38 @@ func Register(r Rule) {
 	registry[name] = r
 }
 
-// RuleNames lists the registered rules' names, sorted.
+// Order is the conventional order of the rules, that of every listing, table and plot: backprop first, then the
+// paper's four from the least to the most aligned, then the rules beyond the paper's — BioTorch's sign-concordant
+// ones (uSF, then the two with random magnitudes, frSF and brSF), DFA and IA. A rule not listed (one a library
+// user registers) follows them, by name.
+var Order = []string{"bp", "fa", "ss", "wm", "kp", "usf", "frsf", "brsf", "dfa", "ia"}
+
+// SortNames returns a copy of the rule names sorted by [Order], names not in it after them by name.
+func SortNames(names []string) []string {
+	rank := func(name string) int {
+		if i := slices.Index(Order, name); i >= 0 {
+			return i
+		}
+		return len(Order)
+	}
+	sorted := slices.Clone(names)
+	slices.SortStableFunc(sorted, func(a, b string) int {
+		if c := cmp.Compare(rank(a), rank(b)); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	return sorted
+}
+
+// RuleNames lists the registered rules' names in [Order].
 func RuleNames() []string {
 	registryMu.RLock()
 	defer registryMu.RUnlock()
-	names := make([]string, 0, len(registry))
-	for name := range registry {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
+	return SortNames(slices.Collect(maps.Keys(registry)))
 }
 
-// Rules lists the registered rules, sorted by name.
+// Rules lists the registered rules in [Order].
 func Rules() []Rule {
 	names := RuleNames()
 	rules := make([]Rule, len(names))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -27,8 +28,32 @@ func TestRuleByName(t *testing.T) {
 	}
 	_, err := RuleByName("dfa2")
 	require.ErrorContains(t, err, `unknown feedback rule "dfa2"`)
-	require.ErrorContains(t, err, "bp, brsf, dfa, fa, frsf, ia, kp, ss, usf, wm")
-	require.Equal(t, []string{"bp", "brsf", "dfa", "fa", "frsf", "ia", "kp", "ss", "usf", "wm"}, RuleNames())
+	require.ErrorContains(t, err, "valid rules are bp, fa, ss, wm, kp, usf, frsf, brsf, dfa, ia", "in Order")
+	require.Equal(t, []string{"bp", "fa", "ss", "wm", "kp", "usf", "frsf", "brsf", "dfa", "ia"}, RuleNames())
+}
+
+// TestSortNames: listings, tables and plots put the paper's five in their conventional order, then the rules
+// beyond them in theirs, then any other rule by name; every rule nowt registers has its place in Order.
+func TestSortNames(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		rules     []string
+		wantOrder []string
+	}{
+		{"paper's five", []string{"kp", "wm", "fa", "bp", "ss"}, []string{"bp", "fa", "ss", "wm", "kp"}},
+		{"beyond the paper", []string{"brsf", "dfa", "frsf", "ia", "usf", "bp"}, []string{"bp", "usf", "frsf", "brsf", "dfa", "ia"}},
+		{"unregistered last, by name", []string{"zeta", "alpha", "ia", "fa"}, []string{"fa", "ia", "alpha", "zeta"}},
+		{"none", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			input := slices.Clone(tc.rules)
+			require.Equal(t, tc.wantOrder, SortNames(tc.rules))
+			require.Equal(t, input, tc.rules, "SortNames sorts a copy")
+		})
+	}
+	for _, name := range RuleNames() {
+		require.Contains(t, Order, name, "rule %s has no place in Order: comparisons would list it by name, after the rest", name)
+	}
 }
 
 // TestBackpropMatchesAutodiff: rule bp on a dense stack gives exactly GoMLX's own autodiff of the same stack.

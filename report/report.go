@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nowt-ml/nowt/feedback"
 	"github.com/nowt-ml/nowt/trainer"
 )
 
@@ -47,7 +48,7 @@ func Write(dir string, c *trainer.Comparison, commandLine string) error {
 	return WritePlots(dir, c)
 }
 
-// rulesOf returns c's rules in order: c.Rules, else those with records or results by [trainer.CompareOrder].
+// rulesOf returns c's rules in order: c.Rules, else those with records or results by [feedback.Order].
 func rulesOf(c *trainer.Comparison) []string {
 	if len(c.Rules) > 0 {
 		return c.Rules
@@ -63,7 +64,7 @@ func rulesOf(c *trainer.Comparison) []string {
 	for r := range set {
 		rules = append(rules, r)
 	}
-	return trainer.OrderRules(rules)
+	return feedback.SortNames(rules)
 }
 
 // layerNames returns the layers' scopes over all rules, in order of first appearance.

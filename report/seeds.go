@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nowt-ml/nowt/feedback"
 	"github.com/nowt-ml/nowt/trainer"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -60,7 +61,7 @@ func diverged(c *trainer.Comparison, rule string) bool {
 	return c.Status[rule] == trainer.StatusDiverged
 }
 
-// seedsRules returns the rules of cs in [trainer.CompareOrder]: those of any comparison.
+// seedsRules returns the rules of cs in [feedback.Order]: those of any comparison.
 func seedsRules(cs []*trainer.Comparison) []string {
 	var rules []string
 	seen := map[string]bool{}
@@ -72,7 +73,7 @@ func seedsRules(cs []*trainer.Comparison) []string {
 			}
 		}
 	}
-	return trainer.OrderRules(rules)
+	return feedback.SortNames(rules)
 }
 
 // seedOf returns the seed of c's runs ("?" where no run records its configuration).

@@ -39,7 +39,7 @@ func TestPairedDifferences(t *testing.T) {
 	for _, d := range got {
 		byRule[d.Rule] = d
 	}
-	require.Equal(t, []string{"fa", "wm", "kp"}, []string{got[0].Rule, got[1].Rule, got[2].Rule}, "CompareOrder")
+	require.Equal(t, []string{"fa", "wm", "kp"}, []string{got[0].Rule, got[1].Rule, got[2].Rule}, "feedback.Order")
 
 	fa := byRule["fa"]
 	require.InDeltaSlice(t, []float64{-5, -6, -4}, fa.Differences, 1e-9)
@@ -66,7 +66,7 @@ func TestPairedDifferences(t *testing.T) {
 func TestPairwiseTable(t *testing.T) {
 	got := PairwiseTable(threeSeeds())
 	t.Log("\n" + got)
-	// Rows bp, fa, wm; columns fa, wm, kp (CompareOrder); fa − wm: −4.5 and −6 (seed 3 has no wm); wm − kp: −1.5
+	// Rows bp, fa, wm; columns fa, wm, kp (feedback.Order); fa − wm: −4.5 and −6 (seed 3 has no wm); wm − kp: −1.5
 	// and +0.5; fa − kp: −6, −5.5, −6.
 	require.Equal(t, ""+
 		"| row − column (points) | fa | wm | kp |\n"+

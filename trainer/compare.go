@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -30,7 +29,7 @@ type Comparison struct {
 	Records map[string][]Record
 	// Dir is the comparison's folder: one sub-folder per rule (and the report).
 	Dir string
-	// Rules lists the rules in the order compared ("" = the order of [CompareOrder]).
+	// Rules lists the rules in the order compared ("" = [feedback.Order]).
 	Rules []string
 	// Status says, by rule name, how its run was obtained: "trained", "resumed", "reused" or "diverged" (the loss
 	// became NaN or the divergence guard stopped it; the run is reported up to its last record).
@@ -61,31 +60,6 @@ const wallTimeFileName = "wall_time.json"
 
 type wallTime struct {
 	Seconds float64 `json:"seconds"`
-}
-
-// CompareOrder is the conventional order of the rules in a comparison: backprop first, then the paper's four from
-// the least to the most aligned, then the rules beyond the paper's — BioTorch's sign-concordant ones (uSF, then
-// the two with random magnitudes, frSF and brSF), DFA and IA. A rule not listed (one a library user registers)
-// follows them, by name.
-var CompareOrder = []string{"bp", "fa", "ss", "wm", "kp", "usf", "frsf", "brsf", "dfa", "ia"}
-
-// OrderRules returns rules sorted by [CompareOrder], others after them by name.
-func OrderRules(rules []string) []string {
-	rank := func(r string) int {
-		if i := slices.Index(CompareOrder, r); i >= 0 {
-			return i
-		}
-		return len(CompareOrder)
-	}
-	out := append([]string(nil), rules...)
-	sort.SliceStable(out, func(i, j int) bool {
-		ri, rj := rank(out[i]), rank(out[j])
-		if ri != rj {
-			return ri < rj
-		}
-		return out[i] < out[j]
-	})
-	return out
 }
 
 // Compare trains base's model on base's dataset under each of rules in turn, with the same seed and schedule,
@@ -380,7 +354,7 @@ func valueOr(p *float64, def float64) float64 {
 // LoadComparison reads back the comparison in dir from its rules' run folders (every sub-folder holding a
 // config.json, or a symbolic link to one: a comparison can be assembled from runs kept elsewhere, each under the
 // link's name): each run's configuration, metrics log and stored wall time, without training anything. The
-// runs may differ in any setting (a learning rate per rule, say); the rules are ordered by [CompareOrder].
+// runs may differ in any setting (a learning rate per rule, say); the rules are in [feedback.Order].
 func LoadComparison(dir string) (*Comparison, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -452,6 +426,6 @@ func LoadComparison(dir string) (*Comparison, error) {
 		}
 		return nil, fmt.Errorf("%s holds no runs (no sub-folder with a %s): is it the -out of nowt compare?", dir, configFileName)
 	}
-	c.Rules = OrderRules(rules)
+	c.Rules = feedback.SortNames(rules)
 	return c, nil
 }

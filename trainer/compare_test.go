@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -291,28 +290,4 @@ func TestSameRunKeepsResumeChanges(t *testing.T) {
 	other := want
 	other.Momentum = 0.5
 	require.ErrorContains(t, sameRun(stored, other), "momentum", "-lr's change does not excuse another setting")
-}
-
-// TestOrderRules: comparisons list the paper's five in their conventional order, then the rules beyond them in
-// theirs, then any other rule by name; every rule nowt registers has its place in CompareOrder.
-func TestOrderRules(t *testing.T) {
-	for _, tc := range []struct {
-		name      string
-		rules     []string
-		wantOrder []string
-	}{
-		{"paper's five", []string{"kp", "wm", "fa", "bp", "ss"}, []string{"bp", "fa", "ss", "wm", "kp"}},
-		{"beyond the paper", []string{"brsf", "dfa", "frsf", "ia", "usf", "bp"}, []string{"bp", "usf", "frsf", "brsf", "dfa", "ia"}},
-		{"unregistered last, by name", []string{"zeta", "alpha", "ia", "fa"}, []string{"fa", "ia", "alpha", "zeta"}},
-		{"none", nil, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			input := slices.Clone(tc.rules)
-			require.Equal(t, tc.wantOrder, OrderRules(tc.rules))
-			require.Equal(t, input, tc.rules, "OrderRules sorts a copy")
-		})
-	}
-	for _, name := range feedback.RuleNames() {
-		require.Contains(t, CompareOrder, name, "rule %s has no place in CompareOrder: comparisons would list it by name, after the rest", name)
-	}
 }

@@ -41,7 +41,7 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 	defaults.Progress = false
 	defaults.OutDir = "runs/compare"
 	rf := addRunFlags(fs, defaults)
-	rules := fs.String("rules", strings.Join(trainer.OrderRules(feedback.RuleNames()), ","),
+	rules := fs.String("rules", strings.Join(feedback.RuleNames(), ","),
 		"comma-separated learning rules to compare (see nowt rules)")
 	seedsFlag := fs.String("seeds", "", "comma-separated seeds: one comparison per seed in -out/seed-<n>/, and a "+
 		"report over them in -out (instead of -seed)")

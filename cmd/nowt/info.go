@@ -11,7 +11,6 @@ import (
 
 	"github.com/nowt-ml/nowt/feedback"
 	"github.com/nowt-ml/nowt/models"
-	"github.com/nowt-ml/nowt/trainer"
 	"github.com/nowt-ml/nowt/xla"
 )
 
@@ -22,7 +21,7 @@ func runRules(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	for _, name := range trainer.OrderRules(feedback.RuleNames()) { // the order of a comparison's tables
+	for _, name := range feedback.RuleNames() { // in feedback.Order, as in a comparison's tables
 		r, err := feedback.RuleByName(name)
 		if err != nil {
 			return err
