@@ -123,7 +123,8 @@ func findIDX(dir, prefix, kind, ext string) (string, error) {
 		}
 	}
 	if _, err := os.Stat(dir); err != nil {
-		return "", fmt.Errorf("idx folder missing: %w", err)
+		return "", fmt.Errorf("idx folder missing: %w: -data must name the folder holding %s-images-idx3-ubyte and "+
+			"%s-labels-idx1-ubyte (raw or .gz)", err, prefix, prefix)
 	}
 	return "", fmt.Errorf("%s: no %s %s file found (tried %s)", dir, prefix, kind, strings.Join(tried, ", "))
 }

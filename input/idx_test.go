@@ -64,7 +64,7 @@ func TestIDXErrors(t *testing.T) {
 		file    string // expected in the error (relative to dir); "" = dir itself
 		message string
 	}{
-		{"missing folder", func(string, *testing.T) {}, "nope", "idx folder missing"},
+		{"missing folder", func(string, *testing.T) {}, "nope", "idx folder missing: stat"},
 		{"missing labels", func(dir string, t *testing.T) {
 			good(dir, t)
 			require.NoError(t, os.Remove(filepath.Join(dir, "train-labels-idx1-ubyte")))
@@ -123,6 +123,9 @@ func TestIDXErrors(t *testing.T) {
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), filepath.Join(dir, tc.file))
 			assert.Contains(t, err.Error(), tc.message)
+			if tc.name == "missing folder" {
+				assert.Contains(t, err.Error(), "-data must name the folder holding train-images-idx3-ubyte", "what to do")
+			}
 		})
 	}
 }
