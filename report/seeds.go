@@ -231,19 +231,23 @@ func PairwiseTable(cs []*trainer.Comparison) string {
 func FormatSeeds(cs []*trainer.Comparison, seedDirs []string, commandLine string, now time.Time) string {
 	var b strings.Builder
 	title := "Learning rules compared over seeds"
-	var settings []string // those every rule of a seed shares, but the seed
+	var settings, perRule []string // those every rule of a seed shares, but the seed; those that differ
 	for _, c := range cs {
 		rules := rulesOf(c)
 		if cfg := comparisonConfig(c, rules); cfg != nil {
 			title = fmt.Sprintf("%s on %s: learning rules compared over %d seeds", cfg.Model, cfg.Dataset, len(cs))
-			common, _ := describeSettings(c, rules)
+			common, differ := describeSettings(c, rules)
 			settings = slices.DeleteFunc(common, func(s string) bool { return strings.HasPrefix(s, "seed ") })
+			perRule = differ
 			break
 		}
 	}
 	fmt.Fprintf(&b, "# %s\n\n", title)
 	if len(settings) > 0 {
 		fmt.Fprintf(&b, "%s.\n\n", strings.Join(settings, ", "))
+	}
+	if len(perRule) > 0 {
+		fmt.Fprintf(&b, "Per rule: %s.\n\n", strings.Join(perRule, "; "))
 	}
 	b.WriteString("Final test top-1 (%), one comparison per seed; sd is the sample standard deviation over the seeds.\n\n")
 	b.WriteString(SeedsTable(cs))

@@ -116,10 +116,25 @@ func TestWriteSeeds(t *testing.T) {
 		require.Contains(t, text, want)
 	}
 	require.NotContains(t, text, "seed 1,", "the common settings leave the seed out")
+	require.NotContains(t, text, "Per rule", "every rule shares every setting")
 	requirePNG(t, filepath.Join(dir, SeedsPlotFileName))
 
 	require.ErrorContains(t, WriteSeeds(dir, nil, nil, ""), "no comparisons")
 	require.ErrorContains(t, WriteSeeds(dir, cs, names[:2], ""), "2 folders for 3 comparisons")
+}
+
+// TestSeedsPerRuleSettings: a rule trained at its own rate (DFA at 1/100 of BP's, say) is named with it in the
+// seeds report's header, as in one comparison's; the shared settings leave the rate out.
+func TestSeedsPerRuleSettings(t *testing.T) {
+	cs := threeSeeds()
+	for _, c := range cs {
+		c.Results["fa"].Config.LearningRate = 0.001
+	}
+	text := FormatSeeds(cs, []string{"seed-1", "seed-2", "seed-3"}, "", time.Now())
+	require.Contains(t, text, "2 epochs, batch 32, momentum 0, weight decay 0, softmax loss.")
+	require.Contains(t, text, "Per rule: bp: learning rate 0.05 (cosine); fa: learning rate 0.001 (cosine); "+
+		"wm: learning rate 0.05 (cosine); kp: learning rate 0.05 (cosine).")
+	require.NotContains(t, text, "seed 1.", "the seed is no per-rule setting")
 }
 
 // TestSeedsWithoutBP: without bp there is no paired table, and a single seed still reports.
