@@ -5,7 +5,7 @@ PKGS     ?= ./...
 FUZZTIME ?= 3s
 BENCHTIME ?= 3x
 
-.PHONY: all build gpu-build gpu-rehearsal test test-xla lint vet fmt bench demo fuzz clean
+.PHONY: all build gpu-build gpu-rehearsal test test-xla lint vet fmt bench demo fuzz notebooks clean
 
 all: build
 
@@ -76,5 +76,11 @@ demo: build
 		-dataset mnist -lr 0.1 -momentum 0.9 -schedule cosine -wd 1e-4 -kp-decay 0.02 -batch 128 -epochs 1 \
 		-eval-every 156 -log-every 39 -wm-warmup 200 -rules bp,fa,wm,kp -out runs/demo
 
+# The GoNB notebooks run headless, each into runs/notebooks/ with its outputs (about a minute each on xla:cpu);
+# needs Jupyter, the GoNB kernel and goimports (scripts/run-notebooks.sh names what is missing). `make test` only
+# compiles them.
+notebooks:
+	scripts/run-notebooks.sh
+
 clean:
-	rm -rf bin runs .gpu
+	rm -rf bin runs .gpu notebooks/runs
