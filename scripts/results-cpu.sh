@@ -8,7 +8,8 @@
 # comparison over five seeds, with BP at KP's decay), fashion, fashionseeds (its CNN over five seeds), fashionseedslr
 # (the same at half the learning rate), newrules (the rules
 # beyond the paper's five on the ReLU MLP and the Fashion-MNIST CNN), newrulesseeds (uSF, frSF, brSF and, on the
-# MLP, IA over those two comparisons' five seeds), cifar (the full CIFAR-10 ResNet-20
+# MLP, IA over those two comparisons' five seeds), fashionownrates (DFA and IA on the CNN at rates where they train,
+# over the five seeds, beside BP and FA), cifar (the full CIFAR-10 ResNet-20
 # comparison, about 2 hours on 2 cores), cifarseed2 (its five rules again with seed 2, about 2 hours), cifarseed3 (and with seed 3),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifarnewseed2 (uSF, frSF
 # and brSF with seed 2, about 45 minutes), cifarnewseed3 (with seed 3, and the three seeds reported together), cifardfa (DFA on it at
@@ -147,6 +148,25 @@ if want newrulesseeds; then
 	"$nowt" compare "${common[@]}" -model cnn -dataset fashion-mnist -lr 0.05 -momentum 0.9 -schedule cosine \
 		-wd 1e-4 -kp-decay 0.01 -batch 128 -epochs 1 -eval-every 47 -log-every 47 -rules bp,ss,usf,frsf,brsf \
 		-seeds 1,2,3,4,5 -out "$out/fashion-cnn-new-rules-seeds"
+fi
+
+# DFA and IA on the Fashion-MNIST CNN at rates where they train (DFA at 1/100 of BP's 0.05, as newrules found; IA
+# at 1/10: it diverges at 0.05 and stays at chance at 0.0005 after one epoch), over the five seeds of
+# fashionseeds, then each seed's DFA and IA beside that seed's BP and FA at 0.05 (linked in: the same initial
+# network) and reported over the seeds (about 6 minutes).
+if want fashionownrates; then
+	own=(-model cnn -dataset fashion-mnist -momentum 0.9 -schedule cosine -wd 1e-4 -batch 128 -epochs 1 -eval-every 47
+		-log-every 47 -seeds 1,2,3,4,5)
+	"$nowt" compare "${common[@]}" "${own[@]}" -lr 0.0005 -rules dfa -out "$out/fashion-cnn-dfa-lr0.0005-seeds"
+	"$nowt" compare "${common[@]}" "${own[@]}" -lr 0.005 -rules ia -out "$out/fashion-cnn-ia-lr0.005-seeds"
+	for seed in 1 2 3 4 5; do
+		dir="$out/fashion-cnn-own-rates-seeds/seed-$seed"
+		mkdir -p "$dir"
+		for rule in bp fa; do ln -sfn "../../fashion-cnn-seeds/seed-$seed/$rule" "$dir/$rule"; done
+		ln -sfn "../../fashion-cnn-dfa-lr0.0005-seeds/seed-$seed/dfa" "$dir/dfa"
+		ln -sfn "../../fashion-cnn-ia-lr0.005-seeds/seed-$seed/ia" "$dir/ia"
+	done
+	"$nowt" report -out "$out/fashion-cnn-own-rates-seeds"
 fi
 
 # CIFAR-10, ResNet-20 (width 16), the full 50,000 training and 10,000 test images of the JPEG copy, all five of the
