@@ -9,8 +9,8 @@
 # (the same at half the learning rate), newrules (the rules
 # beyond the paper's five on the ReLU MLP and the Fashion-MNIST CNN), newrulesseeds (uSF, frSF, brSF and, on the
 # MLP, IA over those two comparisons' five seeds), fashionownrates (DFA and IA on the CNN at rates where they train,
-# over the five seeds, beside BP and FA), cifar (the full CIFAR-10 ResNet-20
-# comparison, about 2 hours on 2 cores), cifarseed2 (its five rules again with seed 2, about 2 hours), cifarseed3 (and with seed 3),
+# over the five seeds, beside BP and FA), deepdfa (BP, FA and DFA on a two-hidden-layer MLP, five seeds), cifar
+# (the full CIFAR-10 ResNet-20 comparison, about 2 hours on 2 cores), cifarseed2 (its five rules again with seed 2, about 2 hours), cifarseed3 (and with seed 3),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifarnewseed2 (uSF, frSF
 # and brSF with seed 2, about 45 minutes), cifarnewseed3 (with seed 3, and the three seeds reported together), cifardfa (DFA on it at
 # its own rate, about 25 minutes), cifardfaseeds (DFA with seeds 2 and 3, and beside BP and FA over the three
@@ -169,6 +169,14 @@ if want fashionownrates; then
 		ln -sfn "../../fashion-cnn-ia-lr0.005-seeds/seed-$seed/ia" "$dir/ia"
 	done
 	"$nowt" report -out "$out/fashion-cnn-own-rates-seeds"
+fi
+
+# FA against DFA where they differ: on a one-hidden-layer MLP they compute the same thing (newrules), on two hidden
+# layers of 1,000 ReLU units DFA sends the output error straight to each. BP, FA and DFA at one rate, 0.01 (at
+# the ReLU comparison's 0.05 FA and DFA diverge here within a third of an epoch), over five seeds (about 7 minutes).
+if want deepdfa; then
+	"$nowt" compare "${common[@]}" "${relu[@]}" -hidden 1000,1000 -lr 0.01 -rules bp,fa,dfa -seeds 1,2,3,4,5 \
+		-out "$out/mnist-relu2x1000-dfa-seeds"
 fi
 
 # CIFAR-10, ResNet-20 (width 16), the full 50,000 training and 10,000 test images of the JPEG copy, all five of the
