@@ -7,5 +7,7 @@
 //
 // The notebooks use nowt's packages exactly as a user's program would. The package's test turns their code
 // cells into Go programs the way GoNB does and compiles them, so a change of nowt's API that breaks a notebook
-// fails `go test ./...`. It never runs them.
+// fails `go test ./...`. It never runs them: `make notebooks` (scripts/run-notebooks.sh) does, headless, where
+// Jupyter and GoNB are installed; the test checks that script against a fake jupyter (a cell that panics, exits
+// non-zero or does not compile fails it).
 package notebooks

@@ -7,7 +7,8 @@
 # panics or exits non-zero on stderr, so each executed notebook's outputs are read back for that too.
 #
 # Needs Jupyter with nbconvert, the GoNB kernel and goimports (notebooks/tutorial.ipynb, "Running this notebook",
-# says how to install them). NOTEBOOKS picks the notebooks (default: notebooks/*.ipynb).
+# says how to install them). NOTEBOOKS picks the notebooks (default: notebooks/*.ipynb), NOTEBOOKS_OUT the folder
+# of the executed copies (default: runs/notebooks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PATH="$PATH:$(go env GOPATH)/bin" # where go install puts gonb and goimports
@@ -25,7 +26,7 @@ if ((${#missing[@]})); then
 	exit 2
 fi
 
-out=runs/notebooks
+out=${NOTEBOOKS_OUT:-runs/notebooks}
 mkdir -p "$out"
 failed=0
 for nb in ${NOTEBOOKS:-notebooks/*.ipynb}; do
@@ -43,7 +44,7 @@ for nb in ${NOTEBOOKS:-notebooks/*.ipynb}; do
 import json, re, sys
 path = sys.argv[1]
 bad = []
-for i, cell in enumerate(json.load(open(path))["cells"]):
+for i, cell in enumerate(json.load(open(path))["cells"], 1):  # cells counted from 1, markdown included
     if cell["cell_type"] != "code":
         continue
     stderr = "".join("".join(o.get("text", "")) for o in cell.get("outputs", [])
