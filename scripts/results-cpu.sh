@@ -9,7 +9,8 @@
 # (the same at half the learning rate), newrules (the rules
 # beyond the paper's five on the ReLU MLP and the Fashion-MNIST CNN), newrulesseeds (uSF, frSF, brSF and, on the
 # MLP, IA over those two comparisons' five seeds), fashionownrates (DFA and IA on the CNN at rates where they train,
-# over the five seeds, beside BP and FA), deepdfa (BP, FA and DFA on a two-hidden-layer MLP, five seeds), cifar
+# over the five seeds, beside BP and FA), deepdfa (BP, FA and DFA on a two-hidden-layer MLP, five seeds), deepall
+# (every rule on it), cifar
 # (the full CIFAR-10 ResNet-20 comparison, about 2 hours on 2 cores), cifarseed2 (its five rules again with seed 2, about 2 hours), cifarseed3 (and with seed 3),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifarnewseed2 (uSF, frSF
 # and brSF with seed 2, about 45 minutes), cifarnewseed3 (with seed 3, and the three seeds reported together), cifardfa (DFA on it at
@@ -177,6 +178,18 @@ fi
 if want deepdfa; then
 	"$nowt" compare "${common[@]}" "${relu[@]}" -hidden 1000,1000 -lr 0.01 -rules bp,fa,dfa -seeds 1,2,3,4,5 \
 		-out "$out/mnist-relu2x1000-dfa-seeds"
+fi
+# Every rule on that two-hidden-layer MLP, same settings and seeds (about 15 minutes): deepdfa's BP, FA and DFA
+# linked in as each seed's (compare reuses them), the other seven trained.
+if want deepall; then
+	for seed in 1 2 3 4 5; do
+		mkdir -p "$out/mnist-relu2x1000-seeds/seed-$seed"
+		for rule in bp fa dfa; do
+			ln -sfn "../../mnist-relu2x1000-dfa-seeds/seed-$seed/$rule" "$out/mnist-relu2x1000-seeds/seed-$seed/$rule"
+		done
+	done
+	"$nowt" compare "${common[@]}" "${relu[@]}" -hidden 1000,1000 -lr 0.01 -rules bp,fa,ss,wm,kp,usf,frsf,brsf,dfa,ia \
+		-seeds 1,2,3,4,5 -out "$out/mnist-relu2x1000-seeds"
 fi
 
 # CIFAR-10, ResNet-20 (width 16), the full 50,000 training and 10,000 test images of the JPEG copy, all five of the
