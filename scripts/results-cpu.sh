@@ -30,6 +30,18 @@ backend=${BACKEND:-xla:cpu}
 parts=${PARTS:-authors relu seeds controls demoseeds fashion fashionseeds fashionseedslr newrules}
 common=(-progress=false -backend "$backend")
 want() { [[ " $parts " == *" $1 "* ]]; }
+# link_seeds <from> <to> <rule>...: links each of the five seeds' runs of those rules from the comparison over seeds
+# <from> into <to> ($out/<to>/seed-<n>/<rule> → <from>/seed-<n>/<rule>), so that <to> reuses or reports them.
+link_seeds() {
+	local from=$1 to=$2 seed rule
+	shift 2
+	for seed in 1 2 3 4 5; do
+		mkdir -p "$out/$to/seed-$seed"
+		for rule in "$@"; do
+			ln -sfn "../../$from/seed-$seed/$rule" "$out/$to/seed-$seed/$rule"
+		done
+	done
+}
 
 # The authors' released network: 784-500-10 sigmoid, per-class sigmoid cross-entropy, plain SGD, batch 128, their
 # per-rule learning rates (BP 0.2, FA 0.2, WM 0.05, KP 0.3), no weight decay (as released), KP decay 1e-3 on KP's
@@ -132,16 +144,6 @@ fi
 # Fashion-MNIST CNN's comparisons (about 15 minutes): their BP and SS runs are linked in as each seed's bp and ss
 # (the same initial network and configuration, so compare reuses them) and only the new rules train.
 if want newrulesseeds; then
-	link_seeds() { # link_seeds <from> <to> <rule>...: <to>/seed-<n>/<rule> → <from>/seed-<n>/<rule>
-		local from=$1 to=$2 seed rule
-		shift 2
-		for seed in 1 2 3 4 5; do
-			mkdir -p "$out/$to/seed-$seed"
-			for rule in "$@"; do
-				ln -sfn "../../$from/seed-$seed/$rule" "$out/$to/seed-$seed/$rule"
-			done
-		done
-	}
 	link_seeds mnist-relu-seeds mnist-relu-new-rules-seeds bp ss
 	"$nowt" compare "${common[@]}" "${relu[@]}" -rules bp,ss,usf,frsf,brsf,ia -seeds 1,2,3,4,5 \
 		-out "$out/mnist-relu-new-rules-seeds"
@@ -161,14 +163,10 @@ if want fashionownrates; then
 		-log-every 47 -seeds 1,2,3,4,5)
 	"$nowt" compare "${common[@]}" "${own[@]}" -lr 0.0005 -rules dfa -out "$out/fashion-cnn-dfa-lr0.0005-seeds"
 	"$nowt" compare "${common[@]}" "${own[@]}" -lr 0.005 -rules ia -out "$out/fashion-cnn-ia-lr0.005-seeds"
-	for seed in 1 2 3 4 5; do
-		dir="$out/fashion-cnn-own-rates-seeds/seed-$seed"
-		mkdir -p "$dir"
-		ln -sfn "../../fashion-cnn-seeds/seed-$seed/bp" "$dir/bp"
-		ln -sfn "../../fashion-cnn-seeds-lr0.025/seed-$seed/fa" "$dir/fa"
-		ln -sfn "../../fashion-cnn-dfa-lr0.0005-seeds/seed-$seed/dfa" "$dir/dfa"
-		ln -sfn "../../fashion-cnn-ia-lr0.005-seeds/seed-$seed/ia" "$dir/ia"
-	done
+	link_seeds fashion-cnn-seeds fashion-cnn-own-rates-seeds bp
+	link_seeds fashion-cnn-seeds-lr0.025 fashion-cnn-own-rates-seeds fa
+	link_seeds fashion-cnn-dfa-lr0.0005-seeds fashion-cnn-own-rates-seeds dfa
+	link_seeds fashion-cnn-ia-lr0.005-seeds fashion-cnn-own-rates-seeds ia
 	"$nowt" report -out "$out/fashion-cnn-own-rates-seeds"
 fi
 
@@ -182,12 +180,7 @@ fi
 # Every rule on that two-hidden-layer MLP, same settings and seeds (about 15 minutes): deepdfa's BP, FA and DFA
 # linked in as each seed's (compare reuses them), the other seven trained.
 if want deepall; then
-	for seed in 1 2 3 4 5; do
-		mkdir -p "$out/mnist-relu2x1000-seeds/seed-$seed"
-		for rule in bp fa dfa; do
-			ln -sfn "../../mnist-relu2x1000-dfa-seeds/seed-$seed/$rule" "$out/mnist-relu2x1000-seeds/seed-$seed/$rule"
-		done
-	done
+	link_seeds mnist-relu2x1000-dfa-seeds mnist-relu2x1000-seeds bp fa dfa
 	"$nowt" compare "${common[@]}" "${relu[@]}" -hidden 1000,1000 -lr 0.01 -rules bp,fa,ss,wm,kp,usf,frsf,brsf,dfa,ia \
 		-seeds 1,2,3,4,5 -out "$out/mnist-relu2x1000-seeds"
 fi

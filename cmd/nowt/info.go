@@ -21,11 +21,7 @@ func runRules(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	for _, name := range feedback.RuleNames() { // in feedback.Order, as in a comparison's tables
-		r, err := feedback.RuleByName(name)
-		if err != nil {
-			return err
-		}
+	for _, r := range feedback.Rules() { // in feedback.Order, as in a comparison's tables
 		fmt.Fprintf(tw, "%s\t%s\n", r.Name(), r.Description())
 	}
 	if err := tw.Flush(); err != nil {
