@@ -15,7 +15,8 @@
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifarnewseed2 (uSF, frSF
 # and brSF with seed 2, about 45 minutes), cifarnewseed3 (with seed 3, and the three seeds reported together), cifardfa (DFA on it at
 # its own rate, about 25 minutes), cifardfaseeds (DFA with seeds 2 and 3, and beside BP and FA over the three
-# seeds), cifaria (IA on it at 1/10 of BP's rate, about 45 minutes), cifar20 (the
+# seeds), cifaria (IA on it at 1/10 of BP's rate, about 45 minutes), cifariaseeds (IA with seeds 2 and 3, and
+# beside BP, FA and DFA over the three seeds), cifar20 (the
 # five rules over 20 epochs, about 2 hours per rule, WM with 1,024 noise samples: a part to run across several
 # sittings, see below), cifarwm1024 (WM on the 3-epoch comparison with 1,024 noise samples a mirror step, about 35 minutes),
 # cifardecay (FA and BP on the 3-epoch comparison at weight decay 1e-4 and 5e-4, FA with seeds 1 and 2, about 2
@@ -282,6 +283,26 @@ fi
 # IA on the same comparison at 1/10 of BP's rate (at BP's it diverges in the warm-up, see cifarnew), about 45 minutes.
 if want cifaria; then
 	"$nowt" compare "${common[@]}" -seed 1 "${cifar[@]}" -lr 0.01 -rules ia -out "$out/cifar10-resnet20-ia-lr0.01"
+fi
+# IA at its rate again with seeds 2 and 3 (about 45 minutes each), then IA beside each seed's BP and FA (cifar,
+# cifarseed2, cifarseed3) and DFA (cifardfa, cifardfaseeds) over the three seeds: seed 1 put IA level with FA
+# (40.76 against 40.40 %); do three seeds order them? Needs cifaria's run, cifardfaseeds' runs and the three
+# seeds' comparisons in $out.
+if want cifariaseeds; then
+	for seed in 2 3; do
+		"$nowt" compare "${common[@]}" -seed "$seed" "${cifar[@]}" -lr 0.01 -rules ia \
+			-out "$out/cifar10-resnet20-ia-lr0.01-seed$seed"
+	done
+	seeds_dir="$out/cifar10-resnet20-ia-seeds"
+	for seed in 1 2 3; do
+		suffix="-seed$seed"
+		[[ $seed != 1 ]] || suffix=""
+		mkdir -p "$seeds_dir/seed-$seed"
+		for rule in bp fa; do ln -sfn "../../cifar10-resnet20$suffix/$rule" "$seeds_dir/seed-$seed/$rule"; done
+		ln -sfn "../../cifar10-resnet20-dfa-lr0.001$suffix/dfa" "$seeds_dir/seed-$seed/dfa"
+		ln -sfn "../../cifar10-resnet20-ia-lr0.01$suffix/ia" "$seeds_dir/seed-$seed/ia"
+	done
+	"$nowt" report -out "$seeds_dir"
 fi
 # WM on the 3-epoch comparison with 4× the noise samples per mirror step (1,024): its angles there are its mirror's
 # noise floor, arctan √(λ/(2−λ)·(d+κ−2)/n) (docs/results.md), which this n puts under 10° in every layer. Does
