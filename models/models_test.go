@@ -2,8 +2,10 @@ package models
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +64,9 @@ func trainableCount(t testing.TB, ctx *context.Context) int {
 }
 
 func TestRegistry(t *testing.T) {
-	require.Equal(t, []string{"cnn", "mlp", "resnet18", "resnet20", "resnet32", "resnet34", "resnet50", "resnet56"}, Names())
+	want := []string{"mlp", "cnn", "resnet20", "resnet32", "resnet56", "resnet18", "resnet34", "resnet50"}
+	require.Equal(t, want, Names())
+	require.ElementsMatch(t, slices.Collect(maps.Keys(registry)), Names(), "Names must list every registered model once")
 	for _, name := range Names() {
 		require.NotEmpty(t, Describe(name), name)
 		_, err := New(strings.ToUpper(name), 10)
@@ -70,7 +74,7 @@ func TestRegistry(t *testing.T) {
 	}
 	_, err := New("vgg16", 10)
 	require.ErrorContains(t, err, `unknown model "vgg16"`)
-	require.ErrorContains(t, err, "cnn, mlp, resnet18, resnet20, resnet32, resnet34, resnet50, resnet56")
+	require.ErrorContains(t, err, "mlp, cnn, resnet20, resnet32, resnet56, resnet18, resnet34, resnet50")
 	_, err = New("mlp", 0)
 	require.Error(t, err)
 	require.Empty(t, Describe("vgg16"))

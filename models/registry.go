@@ -12,7 +12,7 @@ package models
 import (
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -71,14 +71,14 @@ var registry = map[string]entry{
 		imageNetResNetScopes([]int{3, 4, 6, 3}, true)},
 }
 
-// Names lists the registered models, sorted.
+// order is the order [Names] lists the models in: the small networks, then the CIFAR ResNets and the ImageNet
+// ResNets, each family from the shallowest to the deepest. TestRegistry holds it to the registry.
+var order = []string{"mlp", "cnn", "resnet20", "resnet32", "resnet56", "resnet18", "resnet34", "resnet50"}
+
+// Names lists the registered models: the small networks, then the CIFAR and the ImageNet ResNets, each family
+// from the shallowest to the deepest.
 func Names() []string {
-	names := make([]string, 0, len(registry))
-	for name := range registry {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Clone(order)
 }
 
 // Describe returns a one-line description of the model, or "" if the name is unknown.
