@@ -85,8 +85,11 @@ func TestRunNotebooksScript(t *testing.T) {
 	}{
 		{"cells ran", []map[string]any{stream("stdout", "test top-1 93.80%\n"), stream("stderr", "engine: xla:cpu\n")}, nil, 0, "ran in"},
 		{"a cell panicked", []map[string]any{stream("stdout", "hi\n"), stream("stderr", "panic: "), stream("stderr", "boom\n\ngoroutine 1 [running]:\n")}, nil, 1, "cell 2: panic: boom"},
+		{"a panic after notices", []map[string]any{stream("stderr", "engine: xla:cpu\nJPEG decoder: image/jpeg\npanic: boom\n\ngoroutine 1 [running]:\n")}, nil, 1, "cell 2: panic: boom\n"},
 		{"a cell exited non-zero", []map[string]any{stream("stderr", "exit status 2\n")}, nil, 1, "panicked or exited non-zero"},
-		{"an error output", []map[string]any{{"output_type": "error", "ename": "ERROR", "evalue": "no such file", "traceback": []string{}}}, nil, 1, "cell 2: no such file"},
+		{"an exit after notices", []map[string]any{stream("stderr", "engine: xla:cpu\nrun.go:12: -lr must be > 0\nexit status 1\n")}, nil, 1, "cell 2: run.go:12: -lr must be > 0 / exit status 1\n"},
+		{"an error output", []map[string]any{{"output_type": "error", "ename": "ERROR", "evalue": "no such file", "traceback": []string{}}}, nil, 1, "cell 2: ERROR: no such file"},
+		{"an error output after notices", []map[string]any{stream("stderr", "engine: xla:cpu\n"), {"output_type": "error", "ename": "ERROR", "evalue": "no such file", "traceback": []string{}}}, nil, 1, "cell 2: ERROR: no such file\n"},
 		{"a cell does not compile", nil, []string{"FAKE_COMPILE_ERROR=1"}, 1, "did not compile or run"},
 		{"no Jupyter", nil, []string{"FAKE_NO_JUPYTER=1"}, 2, "Jupyter with nbconvert"},
 	} {

@@ -51,8 +51,20 @@ for i, cell in enumerate(json.load(open(path))["cells"], 1):  # cells counted fr
                      if o.get("output_type") == "stream" and o.get("name") == "stderr")
     errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
     if errors or re.search(r"(^|\n)panic: |exit status [1-9]", stderr):
-        first = [line for line in stderr.splitlines() if line.strip()][:2] or [errors[0].get("evalue", "")]
-        bad.append(f"cell {i}: " + " / ".join(first))
+        # Name the fault, not the notices before it: the panic's line, else the error's value, else the line
+        # before "exit status N" (the program's last word) and that line.
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        panic = [line for line in lines if line.startswith("panic: ")]
+        exits = [j for j, line in enumerate(lines) if re.search(r"exit status [1-9]", line)]
+        if panic:
+            shown = panic[:1]
+        elif errors:
+            shown = [f'{errors[0].get("ename", "error")}: {errors[0].get("evalue", "")}']
+        elif exits:
+            shown = lines[max(0, exits[0] - 1):exits[0] + 1]
+        else:
+            shown = lines[:2]
+        bad.append(f"cell {i}: " + " / ".join(shown))
 if bad:
     print(f"   {path}: " + "; ".join(bad), file=sys.stderr)
     sys.exit(1)
