@@ -104,7 +104,8 @@ func (e ChanceEnding) String() string {
 }
 
 // EndedAtChance reports whether a run's last test evaluation is at chance level ([IsAtChance]) and, if so, since
-// which step, and its best top-1. cfg is the run's configuration. The chance level comes from the run's starting
+// which step, and its best top-1. A run evaluated only before its first step (one stopped early) is not reported:
+// every untrained network is at chance. cfg is the run's configuration. The chance level comes from the run's starting
 // record ([Record.ChanceTop1]) or, for logs made before nowt recorded it, from its dataset: 1/classes for a
 // dataset whose number of classes is fixed ([input.KnownClasses]). Runs on synthetic data are never reported:
 // their test labels are random, so chance is the most any network can reach on them.
@@ -114,10 +115,12 @@ func EndedAtChance(cfg *Config, records []Record) (ChanceEnding, bool) {
 		return ChanceEnding{}, false
 	}
 	e := ChanceEnding{Chance: chance, Classes: classes, TestExamples: testExamples, Best: math.NaN(), Since: -1}
+	trained := false // an evaluation after the first step: the starting one, of the untrained network, says nothing
 	for _, r := range records {
 		if r.TestTop1 == nil {
 			continue
 		}
+		trained = trained || r.Step > 0
 		top1 := *r.TestTop1
 		if math.IsNaN(e.Best) || top1 > e.Best {
 			e.Best, e.BestStep = top1, r.Step
@@ -130,7 +133,7 @@ func EndedAtChance(cfg *Config, records []Record) (ChanceEnding, bool) {
 		}
 		e.Final = top1
 	}
-	if e.Since < 0 {
+	if e.Since < 0 || !trained {
 		return ChanceEnding{}, false
 	}
 	return e, true

@@ -146,6 +146,7 @@ func TestEndedAtChance(t *testing.T) {
 			want: ChanceEnding{Chance: 0.1, Classes: 10, Since: 0, Final: 0.1, Best: 0.1}},
 		{name: "learned", cfg: mnist, records: evaluations(10, 0.1, 0.5, 0.9)},
 		{name: "recovered from chance", cfg: mnist, records: evaluations(10, 0.1, 0.5, 0.1, 0.6)},
+		{name: "only the starting evaluation: a run stopped before its first", cfg: mnist, records: evaluations(10, 0.07)},
 		{name: "no evaluation", cfg: mnist, records: []Record{{Step: 0, Classes: 10, ChanceTop1: 0.1}, {Step: 5, Loss: 2.3}}},
 		{name: "an unbalanced test set: chance is its most frequent class's share", cfg: mnist,
 			records: append([]Record{{Step: 0, Classes: 10, ChanceTop1: 0.1135}}, evaluations(0, 0.1, 0.9, 0.1135)...), ok: true,
