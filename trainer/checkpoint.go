@@ -15,6 +15,9 @@ import (
 // checkpointDirName is the checkpoints' folder inside a run's output folder.
 const checkpointDirName = "checkpoints"
 
+// saveCheckpointFunc is saveCheckpoint; tests replace it to make a write fail.
+var saveCheckpointFunc = saveCheckpoint
+
 // saveCheckpoint writes the context's variables and parameters as a new checkpoint of dir, atomically: GoMLX's
 // handler writes into a fresh staging folder, then the data file and, last, the JSON file (whose presence marks
 // a complete checkpoint for GoMLX's loader) are renamed into dir. A crash leaves at worst a stray staging

@@ -132,6 +132,10 @@ func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer
 		if errors.As(err, &interrupted) {
 			interrupted.Continue = "run the same command again to go on"
 		}
+		var storageErr *StorageError
+		if errors.As(err, &storageErr) {
+			storageErr.Continue = "then run the same command again to go on"
+		}
 		if err != nil {
 			return c, fmt.Errorf("rule %s: %w", rule, err)
 		}

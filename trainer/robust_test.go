@@ -17,10 +17,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/nowt-ml/nowt/input"
 	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
@@ -612,4 +614,53 @@ func TestCPUModelName(t *testing.T) {
 	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		require.Equal(t, cpuModelName(data), newProvenance(0, "go", "", time.Now()).CPUModel)
 	}
+}
+
+// TestCheckpointWriteFailure: a checkpoint that cannot be written (here a full disk) stops the run with an error
+// that names the step, the cause and the newest checkpoint, without the training loop's wrapping, and says how to
+// go on: -resume continues from that checkpoint; where none was written yet, the same command starts anew.
+func TestCheckpointWriteFailure(t *testing.T) {
+	save := saveCheckpointFunc
+	t.Cleanup(func() { saveCheckpointFunc = save })
+	failAt := func(failing int64) {
+		saveCheckpointFunc = func(ctx *context.Context, dir string, step int64, keep int) (string, error) {
+			if step == failing {
+				return "", fmt.Errorf("writing the checkpoint: %w",
+					&os.PathError{Op: "write", Path: filepath.Join(dir, "x.bin"), Err: syscall.ENOSPC})
+			}
+			return save(ctx, dir, step, keep)
+		}
+	}
+
+	c := tinyConfig(t, "kp")
+	c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 6, 2, 2, 2
+	failAt(4)
+	res, err := Train(gocontext.Background(), c, nil, false)
+	var storageErr *StorageError
+	require.ErrorAs(t, err, &storageErr)
+	require.ErrorIs(t, err, syscall.ENOSPC)
+	msg := err.Error()
+	for _, want := range []string{"the checkpoint of step 4 into " + filepath.Join(c.OutDir, checkpointDirName),
+		"the disk is full", "step-000000002", "-resume"} {
+		require.Contains(t, msg, want)
+	}
+	require.NotContains(t, msg, "Loop.RunSteps", "the training loop's wrapping says nothing to the user")
+	require.NotNil(t, res, "the run so far, for its summary")
+
+	saveCheckpointFunc = save
+	res, err = Train(gocontext.Background(), c, nil, true)
+	require.NoError(t, err)
+	require.Equal(t, 6, res.Steps)
+
+	c = tinyConfig(t, "fa")
+	c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 4, 2, 2, 2
+	failAt(2)
+	_, err = Train(gocontext.Background(), c, nil, false)
+	require.ErrorAs(t, err, &storageErr)
+	require.ErrorContains(t, err, "no checkpoint was written yet")
+	require.ErrorContains(t, err, "run the same command again")
+	saveCheckpointFunc = save
+	res, err = Train(gocontext.Background(), c, nil, false)
+	require.NoError(t, err, "the same command again")
+	require.Equal(t, 4, res.Steps)
 }

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
@@ -887,6 +889,48 @@ func (e *InterruptedError) Error() string {
 	return fmt.Sprintf("interrupted at step %d: saved %s; %s", e.Step, e.Checkpoint, how)
 }
 
+// StorageError reports a run stopped because it could not write into its folder (a full disk, a folder made
+// read-only): what it was writing, the cause, and how to go on from the last checkpoint it wrote.
+type StorageError struct {
+	// What names what was being written: "the checkpoint of step 10", "the metrics log …".
+	What string
+	// Err is the cause.
+	Err error
+	// Checkpoint is the newest checkpoint the run holds ("" none).
+	Checkpoint string
+	// Continue says how to go on; "" is nowt train's way (-resume, or the same command where no checkpoint
+	// was written).
+	Continue string
+}
+
+// Error implements error.
+func (e *StorageError) Error() string {
+	cause := e.Err.Error()
+	var pathErr *fs.PathError
+	if errors.As(e.Err, &pathErr) { // the file and the system's word, without the layers that wrapped them
+		cause = pathErr.Error()
+	}
+	msg := fmt.Sprintf("writing %s: %s", e.What, cause)
+	if errors.Is(e.Err, syscall.ENOSPC) {
+		msg += ": the disk is full; free space there (each run keeps its -keep newest checkpoints) or train into another -out"
+	}
+	how := e.Continue
+	switch {
+	case how != "":
+	case e.Checkpoint == "":
+		how = "no checkpoint was written yet: then run the same command again, which starts the run anew"
+	default:
+		how = "then go on with -resume"
+	}
+	if e.Checkpoint != "" {
+		return fmt.Sprintf("%s; the newest checkpoint is %s; %s", msg, e.Checkpoint, how)
+	}
+	return fmt.Sprintf("%s; %s", msg, how)
+}
+
+// Unwrap returns the cause.
+func (e *StorageError) Unwrap() error { return e.Err }
+
 // DivergenceFactor and DivergenceLogs define the divergence guard: a run stops when its logged loss exceeds
 // DivergenceFactor times its starting loss for DivergenceLogs records in a row.
 const (
@@ -1060,7 +1104,7 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			trainSeconds, trainedSteps, accSum, accCount = 0, 0, 0, 0
 			result.Layers = layers
 			if err := log.write(rec); err != nil {
-				return err
+				return &StorageError{What: "the metrics log " + metricsPath, Err: err, Checkpoint: result.Checkpoint}
 			}
 			if !cfg.Progress {
 				fmt.Fprintln(r.out, formatRecord(rec))
@@ -1081,9 +1125,10 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 		stop := goCtx.Err() != nil
 		// While the loss is far above its start, no checkpoint replaces the last good one (unless stopping).
 		if (step%checkpointEvery == 0 && grown == 0) || last || stop || collapse != nil {
-			path, err := saveCheckpoint(ctx, checkpointDir, int64(step), keep)
+			path, err := saveCheckpointFunc(ctx, checkpointDir, int64(step), keep)
 			if err != nil {
-				return err
+				return &StorageError{What: fmt.Sprintf("the checkpoint of step %d into %s", step, checkpointDir), Err: err,
+					Checkpoint: result.Checkpoint}
 			}
 			result.Checkpoint = path
 		}
@@ -1115,6 +1160,10 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			var collapseErr *CollapseError
 			if errors.As(err, &collapseErr) {
 				return result, collapseErr
+			}
+			var storageErr *StorageError
+			if errors.As(err, &storageErr) {
+				return result, storageErr
 			}
 			return result, fmt.Errorf("training: %w", err)
 		}
