@@ -210,7 +210,10 @@ func (w *recordWriter) write(r Record) error {
 	if _, err := w.f.Write(append(line, '\n')); err != nil {
 		return fmt.Errorf("writing metrics: %w", err)
 	}
-	return w.f.Sync()
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("syncing metrics: %w", err)
+	}
+	return nil
 }
 
 func (w *recordWriter) close() error { return w.f.Close() }

@@ -664,3 +664,36 @@ func TestCheckpointWriteFailure(t *testing.T) {
 	require.NoError(t, err, "the same command again")
 	require.Equal(t, 4, res.Steps)
 }
+
+// TestStorageErrorMessage: the message names what was written and the system's word once, says when the disk is
+// full, and how to go on, with or without a checkpoint to resume from.
+func TestStorageErrorMessage(t *testing.T) {
+	full := &os.PathError{Op: "write", Path: "/runs/a/metrics.jsonl", Err: syscall.ENOSPC}
+	for _, tc := range []struct {
+		name string
+		err  *StorageError
+		want string
+	}{
+		{"the log, no checkpoint", &StorageError{What: "the metrics log /runs/a/metrics.jsonl",
+			Err: fmt.Errorf("writing metrics: %w", full)},
+			"writing the metrics log /runs/a/metrics.jsonl: no space left on device: the disk is full; free space " +
+				"there (each run keeps its -keep newest checkpoints) or train into another -out; no checkpoint was " +
+				"written yet: then run the same command again, which starts the run anew"},
+		{"a checkpoint, resumable", &StorageError{What: "the checkpoint of step 20 into /runs/a/checkpoints",
+			Err:        fmt.Errorf("writing the checkpoint: %w", &os.PathError{Op: "write", Path: "/runs/a/checkpoints/.staging-1/x.bin", Err: syscall.EROFS}),
+			Checkpoint: "/runs/a/checkpoints/checkpoint-n000000010-step-000000010"},
+			"writing the checkpoint of step 20 into /runs/a/checkpoints: write /runs/a/checkpoints/.staging-1/x.bin: " +
+				"read-only file system; the newest checkpoint is /runs/a/checkpoints/checkpoint-n000000010-step-000000010; " +
+				"then go on with -resume"},
+		{"nowt compare's way on", &StorageError{What: "the metrics log /runs/a/metrics.jsonl", Err: full,
+			Continue: "then run the same command again to go on"},
+			"writing the metrics log /runs/a/metrics.jsonl: no space left on device: the disk is full; free space " +
+				"there (each run keeps its -keep newest checkpoints) or train into another -out; then run the same " +
+				"command again to go on"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, tc.err.Error())
+			require.ErrorIs(t, tc.err, tc.err.Err)
+		})
+	}
+}

@@ -909,6 +909,9 @@ func (e *StorageError) Error() string {
 	var pathErr *fs.PathError
 	if errors.As(e.Err, &pathErr) { // the file and the system's word, without the layers that wrapped them
 		cause = pathErr.Error()
+		if strings.Contains(e.What, pathErr.Path) {
+			cause = pathErr.Err.Error()
+		}
 	}
 	msg := fmt.Sprintf("writing %s: %s", e.What, cause)
 	if errors.Is(e.Err, syscall.ENOSPC) {
@@ -1000,7 +1003,7 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 		rec.SkippedImages = r.skipped()
 		startLoss = tl
 		if err := log.write(rec); err != nil {
-			return nil, err
+			return nil, &StorageError{What: "the metrics log " + metricsPath, Err: err}
 		}
 		if !cfg.Progress {
 			fmt.Fprintln(r.out, formatRecord(rec))
@@ -1255,7 +1258,10 @@ const warmupRecords = 10
 // aligning; it returns the alignment after the warm-up.
 func (r *run) mirrorWarmup(goCtx gocontext.Context, n int, before []LayerAlignment, log *recordWriter) ([]LayerAlignment, error) {
 	write := func(done int, layers []LayerAlignment) error {
-		return log.write(Record{Step: 0, WarmupMirrorSteps: &done, LearningRate: r.schedule.At(0), Layers: layers})
+		if err := log.write(Record{Step: 0, WarmupMirrorSteps: &done, LearningRate: r.schedule.At(0), Layers: layers}); err != nil {
+			return &StorageError{What: "the metrics log " + log.f.Name(), Err: err}
+		}
+		return nil
 	}
 	if err := write(0, before); err != nil {
 		return nil, err
