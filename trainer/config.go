@@ -488,7 +488,8 @@ func ReadConfig(dir string) (Config, error) {
 		return c, fmt.Errorf("reading the run's configuration: %w (is %q the output folder of a nowt run?)", err, dir)
 	}
 	if err := json.Unmarshal(data, &c); err != nil {
-		return c, fmt.Errorf("decoding %s: %w", path, err)
+		return c, fmt.Errorf("decoding %s: %w: the run's settings file is damaged (nowt writes it whole, atomically); "+
+			"restore it from a copy, or train anew into another -out", path, err)
 	}
 	return c, nil
 }

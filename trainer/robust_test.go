@@ -697,3 +697,21 @@ func TestStorageErrorMessage(t *testing.T) {
 		})
 	}
 }
+
+// TestDamagedConfig: a run whose config.json was cut short is refused by -resume and eval with an error naming
+// the file, saying it is damaged and what can be done.
+func TestDamagedConfig(t *testing.T) {
+	c := tinyConfig(t, "fa")
+	c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 2, 2, 2, 2
+	_, err := Train(gocontext.Background(), c, nil, false)
+	require.NoError(t, err)
+	path := filepath.Join(c.OutDir, configFileName)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, data[:len(data)/2], 0o644))
+	_, err = Train(gocontext.Background(), c, nil, true)
+	require.ErrorContains(t, err, "decoding "+path)
+	require.ErrorContains(t, err, "damaged")
+	_, err = EvaluateWith(c.OutDir, EvalOptions{Notices: io.Discard}, nil)
+	require.ErrorContains(t, err, "restore it from a copy, or train anew into another -out")
+}
