@@ -2,7 +2,9 @@ package input
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -113,6 +115,10 @@ func openCIFAR(f cifarFormat, path, split string) (*source, error) {
 	for _, name := range files {
 		p := filepath.Join(path, name)
 		data, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("reading %s file: %w: -data must name the %s folder of the binary version (or the "+
+				"folder holding it), with %s and %s", f.name, err, f.folder, strings.Join(f.train, ", "), strings.Join(f.test, ", "))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reading %s file: %w", f.name, err)
 		}
