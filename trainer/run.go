@@ -1,0 +1,489 @@
+package trainer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/distributed"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/datasets"
+	"github.com/gomlx/gomlx/pkg/ml/train"
+	"github.com/gomlx/gomlx/pkg/ml/train/metrics"
+	"github.com/gomlx/gomlx/ui/commandline"
+	"github.com/nowt-ml/nowt/feedback"
+	"github.com/nowt-ml/nowt/input"
+	"github.com/nowt-ml/nowt/models"
+	"github.com/nowt-ml/nowt/xla"
+)
+
+// run holds the state of one training or evaluation session.
+type run struct {
+	cfg           Config
+	out           io.Writer
+	backend       backends.Backend
+	sharedBackend bool // backend belongs to the caller of setupOn: close leaves it
+	ctx           *context.Context
+	trainDS       *input.Dataset
+	testDS        *input.Dataset
+	classes       int
+	stepsPerEpoch int
+	totalSteps    int
+	schedule      Schedule
+	trainer       *train.Trainer
+	dp            *xla.DataParallel // nil: one device
+	alignExec     *context.Exec
+	mirrorExec    *context.Exec
+	alignBatch    []*tensors.Tensor // images, labels
+	alignOutputs  []string          // names of alignExec's outputs (alignOutputName)
+	numLayers     int
+	notices       io.Writer
+	checkpoint    string // the checkpoint loaded, if any
+}
+
+// warnSkipped is the datasets' OnSkip: a warning naming the unreadable image.
+func (r *run) warnSkipped(err error) {
+	fmt.Fprintf(r.notices, "warning: skipping an unreadable image (-strict stops instead): %v\n", err)
+}
+
+// skipped is the number of unreadable images skipped so far.
+func (r *run) skipped() int {
+	n := 0
+	if r.trainDS != nil {
+		n += r.trainDS.Skipped()
+	}
+	if r.testDS != nil {
+		n += r.testDS.Skipped()
+	}
+	return n
+}
+
+func splitNames(dataset string) (trainSplit, testSplit string) {
+	if dataset == "imagefolder" {
+		return "train", "val"
+	}
+	return "train", "test"
+}
+
+// setup builds the backend, datasets, context, model and GoMLX trainer. For resume, the checkpoint (the newest
+// readable one of the folder checkpointDir, or the file checkpoint) is attached before any graph is built.
+//
+// The caller owns what it returns and must call its close; on an error setup releases what it had made.
+func setup(cfg Config, out io.Writer, checkpointDir string, needTrain bool) (_ *run, err error) {
+	return setupOn(nil, cfg, out, checkpointDir, needTrain)
+}
+
+// setupOn is setup on a backend the caller owns and keeps (several runs of one process share it), or on a backend
+// of the run's own, built from cfg.Backend and released by close, when backend is nil.
+func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir string, needTrain bool) (_ *run, err error) {
+	r := &run{cfg: cfg, out: out, notices: cfg.Notices, sharedBackend: backend != nil}
+	if r.notices == nil {
+		r.notices = out
+	}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	if r.backend = backend; backend == nil {
+		devices := 1 // evaluation runs on one device
+		if needTrain {
+			devices = backendDevices(cfg)
+		}
+		if r.backend, err = newRunBackend(cfg.Backend, devices, r.notices); err != nil {
+			return nil, err
+		}
+	}
+	if dt, err := cfg.computeDType(); err == nil && dt != dtypes.Float32 && !r.backend.Capabilities().DTypes[dt] {
+		return nil, invalid("-dtype", "-dtype %s: the %s backend does not compute in %s: choose another -dtype, or an XLA "+
+			"backend (-backend xla:cpu, nowt setup installs it)", cfg.DType, r.backend.Name(), cfg.DType)
+	}
+	if !r.sharedBackend { // the owner of a shared backend says it once
+		announceEngine(r.notices, r.backend, cfg.Dataset)
+	}
+	if needTrain {
+		if r.dp, err = dataParallel(cfg, r.backend); err != nil {
+			return nil, err
+		}
+	}
+	trainSplit, testSplit := splitNames(cfg.Dataset)
+	evalBatch := cfg.EvalBatchSize
+	if evalBatch <= 0 {
+		evalBatch = cfg.BatchSize
+	}
+	if needTrain {
+		r.trainDS, err = input.Open(cfg.Dataset, cfg.DataPath, trainSplit, input.Options{
+			BatchSize: cfg.BatchSize / r.devices(), Seed: cfg.Seed, Shuffle: true, DropRemainder: true, Augment: cfg.Augment,
+			Normalize: true, Workers: cfg.Workers, Limit: cfg.TrainLimit, ImageSize: cfg.ImageSize,
+			SkipCorrupt: !cfg.Strict, OnSkip: r.warnSkipped,
+			// train.Loop and bench's steps are done with a batch before they ask for the next; GoMLX's distributed
+			// accumulator keeps several.
+			ReuseBatches: r.dp == nil,
+		})
+		if err != nil {
+			if errors.Is(err, input.ErrTooFewExamples) {
+				return nil, invalid("-batch", "%v (-batch %d, -train-limit %d): lower -batch or raise -train-limit",
+					err, cfg.BatchSize, cfg.TrainLimit)
+			}
+			return nil, fmt.Errorf("opening the training set: %w", err)
+		}
+		r.stepsPerEpoch = r.trainDS.NumBatches() / r.devices()
+		if r.stepsPerEpoch == 0 {
+			return nil, invalid("-batch", "the training set has %d examples, fewer than one batch of %d: lower -batch",
+				r.trainDS.NumExamples(), cfg.BatchSize)
+		}
+		r.totalSteps = cfg.Steps
+		if r.totalSteps <= 0 {
+			r.totalSteps = cfg.Epochs * r.stepsPerEpoch
+		}
+		r.schedule = newSchedule(cfg, r.stepsPerEpoch, r.totalSteps)
+	}
+	r.testDS, err = input.Open(cfg.Dataset, cfg.DataPath, testSplit, input.Options{
+		BatchSize: evalBatch, Seed: cfg.Seed, Normalize: true, Workers: cfg.Workers, Limit: cfg.TestLimit,
+		ImageSize: cfg.ImageSize, SkipCorrupt: !cfg.Strict, OnSkip: r.warnSkipped,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the test set: %w", err)
+	}
+	r.classes = r.testDS.NumClasses()
+
+	ctx, err := newContext(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.ctx = ctx
+	if checkpointDir != "" {
+		if st, err := os.Stat(checkpointDir); err != nil || st.IsDir() {
+			r.checkpoint, err = loadCheckpoint(ctx, checkpointDir, r.notices)
+			if err != nil {
+				return nil, err
+			}
+		} else if err := loadCheckpointFile(ctx, checkpointDir); err != nil { // one checkpoint's file
+			return nil, err
+		} else {
+			r.checkpoint = checkpointDir
+		}
+	}
+	modelFn, err := models.New(cfg.Model, r.classes)
+	if err != nil {
+		return nil, err
+	}
+	loss, err := lossFn(cfg.Loss)
+	if err != nil {
+		return nil, err
+	}
+	dtype, err := cfg.computeDType()
+	if err != nil {
+		return nil, err
+	}
+	// The model computes in dtype (under mixed precision its layers keep float32 master copies); the loss, the
+	// metrics and the alignment read float32 logits.
+	model := func(ctx *context.Context, images *Node) *Node {
+		return ConvertDType(modelFn(ctx.In(modelScope), ConvertDType(images, dtype)), dtypes.Float32)
+	}
+	trainModel := func(ctx *context.Context, _ any, inputs []*Node) []*Node {
+		logits := model(ctx, inputs[0])
+		if g := logits.Graph(); !ctx.IsTraining(g) {
+			feedback.ReleaseGraph(ctx, g) // An evaluation graph builds no gradient (a training one: SGD releases it).
+		}
+		return []*Node{logits}
+	}
+	r.trainer = train.NewTrainer(r.backend, ctx, trainModel, loss,
+		&SGD{Momentum: cfg.Momentum, Nesterov: cfg.Nesterov, WeightDecay: cfg.WeightDecay},
+		[]metrics.Interface{metrics.NewBaseMetric("Batch Accuracy", "acc", metrics.AccuracyMetricType,
+			metrics.SparseCategoricalAccuracyGraph, nil)},
+		[]metrics.Interface{metrics.NewSparseCategoricalAccuracy("Top-1 Accuracy", evalTop1), newTop5Accuracy()})
+
+	// A fixed batch of test images for the alignment metrics.
+	_, images, labels, err := r.testDS.Yield()
+	if err != nil {
+		return nil, fmt.Errorf("reading the test set: %w", err)
+	}
+	r.testDS.Reset()
+	r.alignBatch = []*tensors.Tensor{images[0], labels[0]}
+	r.alignExec, err = context.NewExec(r.backend, ctx, func(ctx *context.Context, images, labels *Node) []*Node {
+		g := images.Graph()
+		ctx.SetTraining(g, false)
+		taskLoss := func() *Node { return loss([]*Node{labels}, []*Node{model(ctx, images)}) }
+		vars, grads := feedback.Gradients(ctx, taskLoss())
+		var outs []*Node
+		var names []string
+		add := func(scope, metric string, n *Node) {
+			if n != nil {
+				outs, names = append(outs, n), append(names, alignOutputName(scope, metric))
+			}
+		}
+		for _, a := range feedback.AlignmentGraph(ctx, g) {
+			add(a.Scope, alignWeightAngle, a.WeightAngle)
+			add(a.Scope, alignNormRatio, a.NormRatio)
+			add(a.Scope, alignDeltaAngle, a.DeltaAngle) // Absent where no gradient reached the layer.
+			add(a.Scope, alignDeltaUndefined, a.DeltaUndefined)
+		}
+		// The weight gradients against backprop's (the model built again under backprop, after AlignmentGraph).
+		ruleGrads := make(map[*context.Variable]*Node, len(vars))
+		for i, v := range vars {
+			ruleGrads[v] = grads[i]
+		}
+		for scope, angle := range feedback.GradientAngles(ctx, g, ruleGrads, taskLoss) {
+			add(scope, alignGradientAngle, angle)
+		}
+		feedback.ReleaseGraph(ctx, g)
+		if len(outs) == 0 {
+			outs = append(outs, Scalar(g, dtypes.Float32, 0))
+		}
+		r.alignOutputs = names
+		return outs
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// announceEngine writes to notices (if non-nil) the line that names the engine a run uses and, for a dataset of
+// JPEG files, the decoder.
+func announceEngine(notices io.Writer, backend backends.Backend, dataset string) {
+	if notices == nil {
+		return
+	}
+	fmt.Fprintf(notices, "engine: %s\n", xla.Engine(backend))
+	if input.DecodesImages(dataset) {
+		fmt.Fprintf(notices, "JPEG decoder: %s\n", input.JPEGDecoder())
+	}
+}
+
+// newRunBackend creates the backend spec names for a run on devices devices (see xla.NewFor; notices gets what
+// its installation says), with an error naming -backend when spec is not a backend's name.
+func newRunBackend(spec string, devices int, notices io.Writer) (backends.Backend, error) {
+	backend, err := newBackend(spec, devices, notices)
+	if err != nil {
+		if specErr := (*xla.InvalidSpecError)(nil); errors.As(err, &specErr) {
+			return nil, invalid("-backend", "-backend: %v", specErr)
+		}
+		return nil, err
+	}
+	return backend, nil
+}
+
+// newBackend creates a run's backend (a variable for tests, which check that every run releases its own).
+var newBackend = xla.NewFor
+
+// backendDevices is how many devices cfg's training uses, as xla.NewFor takes it: cfg.Devices, with 0 for one
+// and -1 for all (so that XLA on CPU exposes as many host devices as the run splits its batches over).
+func backendDevices(cfg Config) int {
+	switch {
+	case cfg.Devices == -1:
+		return xla.AllDevices
+	case cfg.Devices < 1:
+		return 1
+	}
+	return cfg.Devices
+}
+
+// close releases what setup made: the datasets' workers and the backend (an XLA backend's PJRT client, with its
+// threads and device memory: a process that trains several runs, like nowt compare, would otherwise keep every
+// one of them).
+func (r *run) close() {
+	if r.trainDS != nil {
+		r.trainDS.Close()
+	}
+	if r.testDS != nil {
+		r.testDS.Close()
+	}
+	// The device buffers and compiled programs go first: a PJRT client destroyed while they live does not free
+	// them, and their finalizers find it gone (measured on xla:cpu, 10 runs of a 2000-wide MLP in one process,
+	// MALLOC_ARENA_MAX=1: the RSS grew 110–140 MB a run with only the backend finalized, stays at ~200 MB so).
+	if r.trainer != nil {
+		r.trainer.ResetComputationGraphs()
+	}
+	for _, e := range []*context.Exec{r.alignExec, r.mirrorExec} {
+		if e != nil {
+			e.Finalize()
+		}
+	}
+	for _, t := range r.alignBatch {
+		_ = t.FinalizeAll()
+	}
+	if r.ctx != nil {
+		r.ctx.Finalize()
+	}
+	if r.backend != nil && !r.sharedBackend && !r.backend.IsFinalized() {
+		r.backend.Finalize()
+	}
+}
+
+// newContext creates the context with every known hyperparameter, the configuration's, and its -set settings.
+func newContext(cfg Config) (*context.Context, error) {
+	ctx := context.New().Checked(false)
+	for k, v := range feedback.DefaultParams() {
+		ctx.SetParam(k, v)
+	}
+	for k, v := range models.DefaultParams() {
+		ctx.SetParam(k, v)
+	}
+	for k, v := range cfg.Params {
+		ctx.SetParam(k, normalizeParam(v))
+	}
+	ctx.SetParam(feedback.ParamRule, cfg.Rule)
+	if cfg.Settings != "" {
+		if err := parseSettings(ctx, cfg.Settings); err != nil {
+			return nil, err
+		}
+		if rule := context.GetParamOr(ctx, feedback.ParamRule, cfg.Rule); rule != cfg.Rule {
+			return nil, invalid("-set", "-set %s=%s at the root would replace the run's rule %q without saying so: "+
+				"choose the rule with -rule (nowt compare: -rules); -set may choose one per layer scope "+
+				"(e.g. \"/model/out/%s=bp\", nowt models -v lists the scopes)", feedback.ParamRule, rule, cfg.Rule,
+				feedback.ParamRule)
+		}
+	}
+	if err := feedback.ValidateParams(ctx); err != nil {
+		var pe *feedback.ParamError
+		errors.As(err, &pe)
+		return nil, &ConfigError{Flag: "-set", Msg: err.Error(), Param: pe}
+	}
+	if err := models.CheckParams(ctx); err != nil {
+		return nil, invalid("-set", "%v", err)
+	}
+	if err := checkSettingScopes(ctx, cfg.Model); err != nil {
+		return nil, err
+	}
+	if err := ctx.SetRNGStateFromSeed(cfg.Seed); err != nil {
+		return nil, fmt.Errorf("seeding: %w", err)
+	}
+	return ctx, nil
+}
+
+// parseSettings applies a GoMLX "-set" string to ctx, turning a panic of GoMLX's parser into an error.
+func parseSettings(ctx *context.Context, settings string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = invalid("-set", "-set %q: %v", settings, r)
+		}
+	}()
+	if _, err := commandline.ParseContextSettings(ctx, settings); err != nil {
+		return invalid("-set", "-set %q: %v (see nowt rules -v for the names)", settings, err)
+	}
+	return nil
+}
+
+// normalizeParam turns JSON numbers that are whole into ints, so that config.json round-trips int params.
+func normalizeParam(v any) any {
+	if f, ok := v.(float64); ok && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		return int(f)
+	}
+	return v
+}
+
+// modelScope is the context scope the model is built in: per-layer settings name /model/<layer scope>.
+const modelScope = "model"
+
+// checkSettingScopes fails if a hyperparameter is set at a scope where no layer of the model lives (a mistyped
+// scope in -set, which GoMLX would otherwise ignore). A setting reaches the layers at and below its scope, so a
+// valid scope is "/model" or an ancestor of (or equal to) one of the model's layer scopes, which the model
+// declares without building a graph ([models.LayerScopes]).
+func checkSettingScopes(ctx *context.Context, model string) error {
+	modelCtx := ctx.In(modelScope)
+	layerScopes, err := models.LayerScopes(model, modelCtx)
+	if err != nil {
+		return invalid("-set", "%v", err)
+	}
+	root := modelCtx.Scope()
+	var bad error
+	ctx.EnumerateParams(func(scope, key string, _ any) {
+		if bad != nil || scope == context.RootScope || scope == root {
+			return
+		}
+		if slices.Contains([]string{models.ParamMLPHidden, models.ParamMLPActivation, models.ParamResNetWidth}, key) {
+			bad = invalid("-set", "-set: %s is a setting of the whole model, read at its top: at scope %s it would be "+
+				"ignored (give it without a scope, or with its flag: -hidden, -activation, -width)", key, scope)
+			return
+		}
+		for _, s := range layerScopes {
+			full := root + context.ScopeSeparator + s
+			if full == scope || strings.HasPrefix(full, scope+context.ScopeSeparator) {
+				return
+			}
+		}
+		shown := layerScopes
+		if len(shown) > 6 {
+			shown = append(slices.Clone(shown[:6]), fmt.Sprintf("and %d more (nowt models -v lists them)", len(shown)-6))
+		}
+		bad = invalid("-set", "-set: scope %s (of %s) is not a scope of the model: no layer lives there (the %s's layers are %s/{%s})",
+			scope, key, model, root, strings.Join(shown, ", "))
+	})
+	return bad
+}
+
+// epochLooper turns the end of an epoch into the start of the next, for train.Loop.RunSteps. An epoch ends
+// at the dataset's end, or after batchesPerEpoch batches when that is > 0 (data parallelism uses a multiple of
+// the number of devices, so that no global batch mixes two epochs).
+type epochLooper struct {
+	*input.Dataset
+	batchesPerEpoch int
+}
+
+// Yield implements train.Dataset.
+func (l epochLooper) Yield() (any, []*tensors.Tensor, []*tensors.Tensor, error) {
+	if _, batch := l.Dataset.Position(); l.batchesPerEpoch > 0 && batch >= l.batchesPerEpoch {
+		l.Dataset.Reset()
+	}
+	spec, inputs, labels, err := l.Dataset.Yield()
+	if errors.Is(err, io.EOF) {
+		l.Dataset.Reset()
+		spec, inputs, labels, err = l.Dataset.Yield()
+	}
+	return spec, inputs, labels, err
+}
+
+// devices is the number of devices a training batch is split over.
+func (r *run) devices() int {
+	if r.dp == nil {
+		return 1
+	}
+	return r.dp.NumDevices()
+}
+
+// trainingBatches is the endless stream of training batches for train.Loop: the dataset itself on one device;
+// with data parallelism, GoMLX's distributed accumulator, which gathers as many consecutive per-device batches
+// as there are devices into one global batch sharded along its batch axis (the same examples, in the same
+// order, as the global batch of a one-device run) and prefetches it onto the devices.
+func (r *run) trainingBatches() (train.Dataset, error) {
+	looper := epochLooper{Dataset: r.trainDS, batchesPerEpoch: r.stepsPerEpoch * r.devices()}
+	if r.dp == nil {
+		return looper, nil
+	}
+	specs := []*distributed.ShardingSpec{r.dp.BatchSharding}
+	ds, err := datasets.NewDistributedAccumulator(r.backend, looper, r.dp.Strategy, specs, specs, r.dp.DeviceAssignment)
+	if err != nil {
+		return nil, fmt.Errorf("splitting training batches over %d devices: %w", r.devices(), err)
+	}
+	return ds, nil
+}
+
+// dataParallel returns the data-parallel set-up that cfg.Devices asks for on backend b, or nil for one device.
+func dataParallel(cfg Config, b backends.Backend) (*xla.DataParallel, error) {
+	n := cfg.Devices
+	if n == -1 {
+		n = xla.NumDevices(b)
+	}
+	if n <= 1 {
+		return nil, nil
+	}
+	dp, err := xla.NewDataParallel(b, n)
+	if err != nil {
+		return nil, invalid("-devices", "-devices %d: %v; use an XLA backend with several devices (nowt devices lists them) or -devices 1",
+			cfg.Devices, err)
+	}
+	if _, err := dp.PerDeviceBatch(cfg.BatchSize); err != nil {
+		return nil, invalid("-devices", "-devices %d: %v: change -batch or -devices", cfg.Devices, err)
+	}
+	return dp, nil
+}

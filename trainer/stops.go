@@ -1,0 +1,223 @@
+package trainer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
+)
+
+// NaNError reports a loss that became NaN or infinite, or that the divergence guard stopped (Start > 0: the
+// loss had stayed above DivergenceFactor times Start for DivergenceLogs records); the run keeps its last good
+// checkpoint.
+type NaNError struct {
+	// Step is the 1-based training step whose loss was not finite (or diverged); Loss its value.
+	Step int
+	Loss float64
+	// OnTest is set when the loss that was not finite is the test set's, evaluated after step Step.
+	OnTest bool
+	// Start is the loss the run started from, when the divergence guard stopped it (0 for a non-finite loss).
+	Start float64
+	// Checkpoint is the last good checkpoint ("" if none was written yet), the one -resume continues from.
+	Checkpoint string
+	// SetAside counts the newer checkpoints renamed "diverged-…": written after the last loss known to be in
+	// range, their weights may already be bad.
+	SetAside int
+}
+
+// Error implements error.
+func (e *NaNError) Error() string {
+	keep := "no checkpoint from before it is known to be good: start again with a lower -lr"
+	if e.Checkpoint != "" {
+		keep = "the last good checkpoint is " + e.Checkpoint + " (continue from it with -resume and a lower -lr)"
+	}
+	if e.SetAside > 0 {
+		keep += fmt.Sprintf("; %d newer checkpoint(s), written after the last loss in range, renamed %s… (-resume skips them)",
+			e.SetAside, divergedCheckpointPrefix)
+	}
+	if e.Start > 0 {
+		return fmt.Sprintf("training stopped: the loss diverged, %g at step %d, over %d times its start (%g) for %d records; %s (-divergence-guard=false trains on)",
+			e.Loss, e.Step, DivergenceFactor, e.Start, DivergenceLogs, keep)
+	}
+	if e.OnTest {
+		return fmt.Sprintf("training stopped: the test loss is %g after step %d; %s", e.Loss, e.Step, keep)
+	}
+	return fmt.Sprintf("training stopped: the loss is %g at step %d; %s", e.Loss, e.Step, keep)
+}
+
+// divergedAt completes e, a run stopped by a non-finite or diverging loss: the checkpoints of steps ≥ bound hold
+// weights not known to be good (a checkpoint's weights give the loss of the step after it), so they are renamed
+// with divergedCheckpointPrefix, out of -resume's way and kept for inspection; e.Checkpoint is the newest of the
+// others, the one -resume continues from.
+func (r *run) divergedAt(e *NaNError, checkpointDir string, bound int) error {
+	bases, err := listCheckpoints(checkpointDir)
+	if err != nil {
+		return errors.Join(e, err)
+	}
+	for _, base := range bases {
+		if checkpointStep(base) < bound {
+			e.Checkpoint = base
+			continue
+		}
+		for _, suffix := range []string{checkpoints.JsonNameSuffix, checkpoints.BinDataSuffix} {
+			aside := filepath.Join(checkpointDir, divergedCheckpointPrefix+filepath.Base(base)+suffix)
+			if err := os.Rename(base+suffix, aside); err != nil && !os.IsNotExist(err) {
+				return errors.Join(e, fmt.Errorf("setting aside a checkpoint written after the loss left its range: %w", err))
+			}
+		}
+		e.SetAside++
+	}
+	return e
+}
+
+// divergedCheckpointPrefix starts the names of the checkpoints a diverged run set aside ([run.divergedAt]).
+const divergedCheckpointPrefix = "diverged-"
+
+// startingLoss is the loss a run's divergence guard compares with, from its log: the test loss of its step-0
+// evaluation (not the first record's: a WM run's log starts with its warm-up records, which hold none), or NaN.
+func startingLoss(records []Record) float64 {
+	if i := slices.IndexFunc(records, func(r Record) bool { return r.Step == 0 && r.TestLoss != nil }); i >= 0 {
+		return *records[i].TestLoss
+	}
+	return math.NaN()
+}
+
+// divergedFileName marks a run folder whose last training stopped on a non-finite or diverging loss: it holds
+// the [NaNError], so that nowt compare reports the run as diverged instead of training it again (the same
+// settings diverge the same way). Resuming the run removes it.
+const divergedFileName = "diverged.json"
+
+// divergence is the JSON form of a [NaNError] (its losses as text: JSON has no NaN nor Inf).
+type divergence struct {
+	Step       int    `json:"step"`
+	Loss       string `json:"loss"`
+	Start      string `json:"start,omitempty"`
+	Checkpoint string `json:"checkpoint,omitempty"`
+}
+
+// writeDivergence writes the divergence mark of the run in dir.
+func writeDivergence(dir string, e *NaNError) error {
+	d := divergence{Step: e.Step, Loss: strconv.FormatFloat(e.Loss, 'g', -1, 64), Checkpoint: e.Checkpoint}
+	if e.Start > 0 {
+		d.Start = strconv.FormatFloat(e.Start, 'g', -1, 64)
+	}
+	return writeMark(dir, divergedFileName, d)
+}
+
+// readDivergence returns the divergence mark of the run in dir, if it has a readable one.
+func readDivergence(dir string) (*NaNError, bool) {
+	d, ok := readMark[divergence](dir, divergedFileName)
+	if !ok {
+		return nil, false
+	}
+	e := &NaNError{Step: d.Step, Checkpoint: d.Checkpoint}
+	e.Loss, _ = strconv.ParseFloat(d.Loss, 64)
+	if d.Start != "" {
+		e.Start, _ = strconv.ParseFloat(d.Start, 64)
+	}
+	return e, true
+}
+
+// writeMark writes v as the JSON mark name (diverged.json, collapsed.json) of the run in dir, atomically.
+func writeMark(dir, name string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("writing the mark %s: %w", name, err)
+	}
+	return writeFileAtomic(filepath.Join(dir, name), append(data, '\n'))
+}
+
+// readMark decodes the JSON mark name of the run in dir, if it has a readable one.
+func readMark[T any](dir, name string) (*T, bool) {
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return nil, false
+	}
+	v := new(T)
+	if json.Unmarshal(data, v) != nil {
+		return nil, false
+	}
+	return v, true
+}
+
+// InterruptedError reports a run stopped by its context (Ctrl-C), after writing a checkpoint.
+type InterruptedError struct {
+	// Step is the number of steps done (0: stopped before the first); Checkpoint the checkpoint written.
+	Step       int
+	Checkpoint string
+	// Continue says how to go on; "" is "continue with -resume" (nowt train's way).
+	Continue string
+}
+
+// Error implements error.
+func (e *InterruptedError) Error() string {
+	if e.Checkpoint == "" {
+		return "interrupted before the first training step: nothing new to save (run the same command again to go on)"
+	}
+	how := e.Continue
+	if how == "" {
+		how = "continue with -resume"
+	}
+	return fmt.Sprintf("interrupted at step %d: saved %s; %s", e.Step, e.Checkpoint, how)
+}
+
+// StorageError reports a run stopped because it could not write into its folder (a full disk, a folder made
+// read-only): what it was writing, the cause, and how to go on from the last checkpoint it wrote.
+type StorageError struct {
+	// What names what was being written: "the checkpoint of step 10", "the metrics log …".
+	What string
+	// Err is the cause.
+	Err error
+	// Checkpoint is the newest checkpoint the run holds ("" none).
+	Checkpoint string
+	// Continue says how to go on; "" is nowt train's way (-resume, or the same command where no checkpoint
+	// was written).
+	Continue string
+}
+
+// Error implements error.
+func (e *StorageError) Error() string {
+	cause := e.Err.Error()
+	var pathErr *fs.PathError
+	if errors.As(e.Err, &pathErr) { // the file and the system's word, without the layers that wrapped them
+		cause = pathErr.Error()
+		if strings.Contains(e.What, pathErr.Path) {
+			cause = pathErr.Err.Error()
+		}
+	}
+	msg := fmt.Sprintf("writing %s: %s", e.What, cause)
+	if errors.Is(e.Err, syscall.ENOSPC) {
+		msg += ": the disk is full; free space there (each run keeps its -keep newest checkpoints) or train into another -out"
+	}
+	how := e.Continue
+	switch {
+	case how != "":
+	case e.Checkpoint == "":
+		how = "no checkpoint was written yet: then run the same command again, which starts the run anew"
+	default:
+		how = "then go on with -resume"
+	}
+	if e.Checkpoint != "" {
+		return fmt.Sprintf("%s; the newest checkpoint is %s; %s", msg, e.Checkpoint, how)
+	}
+	return fmt.Sprintf("%s; %s", msg, how)
+}
+
+// Unwrap returns the cause.
+func (e *StorageError) Unwrap() error { return e.Err }
+
+// DivergenceFactor and DivergenceLogs define the divergence guard: a run stops when its logged loss exceeds
+// DivergenceFactor times its starting loss for DivergenceLogs records in a row.
+const (
+	DivergenceFactor = 10
+	DivergenceLogs   = 3
+)
