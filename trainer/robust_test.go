@@ -683,7 +683,8 @@ func TestStorageErrorMessage(t *testing.T) {
 			Err:        fmt.Errorf("writing the checkpoint: %w", &os.PathError{Op: "write", Path: "/runs/a/checkpoints/.staging-1/x.bin", Err: syscall.EROFS}),
 			Checkpoint: "/runs/a/checkpoints/checkpoint-n000000010-step-000000010"},
 			"writing the checkpoint of step 20 into /runs/a/checkpoints: write /runs/a/checkpoints/.staging-1/x.bin: " +
-				"read-only file system; the newest checkpoint is /runs/a/checkpoints/checkpoint-n000000010-step-000000010; " +
+				"read-only file system: the folder cannot be written; make it writable or train into another -out; " +
+				"the newest checkpoint is /runs/a/checkpoints/checkpoint-n000000010-step-000000010; " +
 				"then go on with -resume"},
 		{"nowt compare's way on", &StorageError{What: "the metrics log /runs/a/metrics.jsonl", Err: full,
 			Continue: "then run the same command again to go on"},

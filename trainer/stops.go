@@ -195,8 +195,11 @@ func (e *StorageError) Error() string {
 		}
 	}
 	msg := fmt.Sprintf("writing %s: %s", e.What, cause)
-	if errors.Is(e.Err, syscall.ENOSPC) {
+	switch {
+	case errors.Is(e.Err, syscall.ENOSPC):
 		msg += ": the disk is full; free space there (each run keeps its -keep newest checkpoints) or train into another -out"
+	case errors.Is(e.Err, syscall.EROFS), errors.Is(e.Err, fs.ErrPermission):
+		msg += ": the folder cannot be written; make it writable or train into another -out"
 	}
 	how := e.Continue
 	switch {
