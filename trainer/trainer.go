@@ -168,6 +168,10 @@ func trainRun(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (
 		}
 	}
 	defer func() { _ = addWallTime(cfg.OutDir, time.Since(start)) }()
+	if warning := spaceWarning(cfg.OutDir, freeBytes(cfg.OutDir), checkpointBytes(r.ctx, r.checkpoint, cfg.Momentum > 0),
+		positiveOr(cfg.KeepCheckpoints, 2)); warning != "" {
+		fmt.Fprintln(notices, warning)
+	}
 	if r.dp != nil {
 		fmt.Fprintf(notices, "Data parallelism: each batch of %d split over %d devices (%d each).\n",
 			cfg.BatchSize, r.dp.NumDevices(), cfg.BatchSize/r.dp.NumDevices())

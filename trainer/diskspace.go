@@ -1,0 +1,64 @@
+package trainer
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
+)
+
+// checkpointBytes estimates the size of one checkpoint of the run whose variables ctx holds: the newest
+// checkpoint's files where the run has one (a resumed run), else every variable and, under momentum, a
+// velocity as large as each trainable one (the optimizer creates those with the training step).
+func checkpointBytes(ctx *context.Context, newest string, momentum bool) uint64 {
+	if newest != "" {
+		newest = strings.TrimSuffix(strings.TrimSuffix(newest, checkpoints.JsonNameSuffix), checkpoints.BinDataSuffix)
+		var size uint64
+		for _, suffix := range []string{checkpoints.BinDataSuffix, checkpoints.JsonNameSuffix} {
+			if st, err := os.Stat(newest + suffix); err == nil {
+				size += uint64(st.Size())
+			}
+		}
+		if size > 0 {
+			return size
+		}
+	}
+	var size uint64
+	for v := range ctx.IterVariables() {
+		bytes := uint64(v.Shape().Memory())
+		size += bytes
+		if momentum && v.Trainable {
+			size += bytes
+		}
+	}
+	return size
+}
+
+// spaceWarning returns a warning when free bytes cannot hold keep checkpoints of perCheckpoint bytes and one more
+// (a new checkpoint is written whole before the oldest is removed), or "" when they can or free is unknown (0).
+func spaceWarning(dir string, free, perCheckpoint uint64, keep int) string {
+	need := perCheckpoint * uint64(keep+1)
+	if free == 0 || free >= need {
+		return ""
+	}
+	return fmt.Sprintf("warning: %s has %s free, and this run's checkpoints take about %s each (%d kept, and one "+
+		"more while the next is written: %s): the disk may fill before the run ends; free space, lower -keep, or "+
+		"choose another -out", filepath.Clean(dir), byteSize(free), byteSize(perCheckpoint), keep, byteSize(need))
+}
+
+// byteSize writes a size in bytes as "512 B", "1.3 MB", "2.4 GB" (decimal units).
+func byteSize(b uint64) string {
+	units := []string{"B", "kB", "MB", "GB", "TB"}
+	v, i := float64(b), 0
+	for v >= 1000 && i < len(units)-1 {
+		v /= 1000
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%d B", b)
+	}
+	return fmt.Sprintf("%.1f %s", v, units[i])
+}

@@ -1,0 +1,72 @@
+package trainer
+
+import (
+	gocontext "context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
+	"github.com/stretchr/testify/require"
+)
+
+func TestSpaceWarning(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		free, perCheckpoint uint64
+		keep                int
+		want                string // "" for no warning
+	}{
+		{"room for keep + 1", 3_000_000, 1_000_000, 2, ""},
+		{"free space unknown", 0, 1_000_000, 2, ""},
+		{"room for keep only", 2_500_000, 1_000_000, 2, "warning: /runs/a has 2.5 MB free, and this run's checkpoints take " +
+			"about 1.0 MB each (2 kept, and one more while the next is written: 3.0 MB): the disk may fill before the " +
+			"run ends; free space, lower -keep, or choose another -out"},
+		{"a ResNet-50 on a small disk", 700_000_000, 300_000_000, 3, "has 700.0 MB free, and this run's checkpoints take about 300.0 MB each (3 kept"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := spaceWarning("/runs/a/", tc.free, tc.perCheckpoint, tc.keep)
+			if tc.want == "" {
+				require.Empty(t, got)
+			} else {
+				require.Contains(t, got, tc.want)
+			}
+		})
+	}
+	require.Equal(t, "512 B", byteSize(512))
+	require.Equal(t, "1.5 GB", byteSize(1_500_000_000))
+}
+
+// TestCheckpointBytes: the estimate a fresh run makes from its model's variables (before the optimizer has made
+// its velocities) is within 15 % of the checkpoint the run then writes, and a resumed run's is that checkpoint's
+// size exactly.
+func TestCheckpointBytes(t *testing.T) {
+	for _, rule := range []string{"fa", "kp"} {
+		t.Run(rule, func(t *testing.T) {
+			c := tinyConfig(t, rule)
+			c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 2, 2, 2, 2
+			r, err := setup(c, nil, "", true)
+			require.NoError(t, err)
+			_, err = r.align() // builds the model's variables, as trainRun does before it estimates
+			require.NoError(t, err)
+			estimate := checkpointBytes(r.ctx, "", c.Momentum > 0)
+			r.close()
+
+			_, err = Train(gocontext.Background(), c, nil, false)
+			require.NoError(t, err)
+			bases, err := listCheckpoints(filepath.Join(c.OutDir, checkpointDirName))
+			require.NoError(t, err)
+			require.NotEmpty(t, bases)
+			var actual uint64
+			for _, suffix := range []string{checkpoints.BinDataSuffix, checkpoints.JsonNameSuffix} {
+				st, err := os.Stat(bases[len(bases)-1] + suffix)
+				require.NoError(t, err)
+				actual += uint64(st.Size())
+			}
+			t.Logf("estimate %d, checkpoint %d bytes", estimate, actual)
+			require.InEpsilon(t, float64(actual), float64(estimate), 0.15, "estimate %d, checkpoint %d bytes", estimate, actual)
+			require.Equal(t, actual, checkpointBytes(r.ctx, bases[len(bases)-1], true))
+			require.Equal(t, actual, checkpointBytes(r.ctx, bases[len(bases)-1]+checkpoints.JsonNameSuffix, true))
+		})
+	}
+}
