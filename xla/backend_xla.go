@@ -41,6 +41,9 @@ func newXLA(config string, devices int) (backends.Backend, error) {
 		}
 		path = p.Path
 	}
+	if err := checkPluginFile(path); err != nil {
+		return nil, errors.WithMessagef(err, "creating backend %q", config)
+	}
 	// GoMLX enables shared host/device buffers only for a plugin named "cpu"; keep that when loading by path.
 	if isCPUPlugin(path) && !hasOption(optList, "shared_buffers") && !hasOption(optList, "noshared_buffers") {
 		optList = append(optList, "shared_buffers")
