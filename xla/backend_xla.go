@@ -169,6 +169,9 @@ func appendXLAFlag(flag, value string) {
 // checkLoads loads the PJRT plugin file at path (absolute), creates a client and returns GoMLX's description of
 // it (plugin, PJRT API version, devices).
 func checkLoads(path string) (string, error) {
+	if err := checkPluginFile(path); err != nil {
+		return "", err
+	}
 	disableXNNPACK(path)
 	if isCUDAPlugin(path) {
 		setCUDADataDir(path)

@@ -3,6 +3,7 @@ package xla
 import (
 	"bytes"
 	"debug/elf"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -36,4 +37,7 @@ func TestCheckPluginFile(t *testing.T) {
 		require.ErrorContains(t, err, p)
 		require.ErrorContains(t, err, "nowt setup -plugin cuda -force")
 	}
+	// nowt setup's check of an installed plugin refuses it too (it crashed there), so that setup replaces it.
+	cut := write("pjrt_c_api_cpu_plugin.so", whole[:100_000])
+	require.False(t, keepInstalled(cut, "CPU", false, io.Discard))
 }
