@@ -3,9 +3,11 @@ package input
 import (
 	"archive/tar"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -98,7 +100,11 @@ func ExtractTarGz(archive, dest string) error {
 	if err != nil {
 		return fmt.Errorf("extracting %s: %w", archive, err)
 	}
-	if err := extractInto(archive, tmp); err != nil {
+	counts, err := extractInto(archive, tmp)
+	if err == nil {
+		err = writeManifest(tmp, archive, counts)
+	}
+	if err != nil {
 		_ = os.RemoveAll(tmp)
 		return err
 	}
@@ -112,53 +118,58 @@ func ExtractTarGz(archive, dest string) error {
 	return nil
 }
 
-func extractInto(archive, dir string) error {
+// extractInto extracts the gzipped tar archive into dir and returns how many files it wrote under each top-level
+// folder.
+func extractInto(archive, dir string) (map[string]int, error) {
 	f, err := os.Open(archive)
 	if err != nil {
-		return fmt.Errorf("opening archive: %w", err)
+		return nil, fmt.Errorf("opening archive: %w", err)
 	}
 	defer f.Close()
 	zr, err := gzip.NewReader(f)
 	if err != nil {
-		return fmt.Errorf("%s: not a gzip archive: %w", archive, err)
+		return nil, fmt.Errorf("%s: not a gzip archive: %w", archive, err)
 	}
 	tr := tar.NewReader(zr)
+	counts := map[string]int{}
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return counts, nil
 		}
 		if err != nil {
-			return fmt.Errorf("%s: corrupt or truncated archive: %w", archive, err)
+			return nil, fmt.Errorf("%s: corrupt or truncated archive: %w", archive, err)
 		}
 		name := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
 		if name == "." {
 			continue
 		}
 		if path.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
-			return fmt.Errorf("%s: unsafe path %q in archive", archive, hdr.Name)
+			return nil, fmt.Errorf("%s: unsafe path %q in archive", archive, hdr.Name)
 		}
 		target := filepath.Join(dir, filepath.FromSlash(name))
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			if err := os.MkdirAll(target, 0o755); err != nil {
-				return fmt.Errorf("%s: %w", archive, err)
+				return nil, fmt.Errorf("%s: %w", archive, err)
 			}
 		case tar.TypeReg:
 			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return fmt.Errorf("%s: %w", archive, err)
+				return nil, fmt.Errorf("%s: %w", archive, err)
 			}
 			out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 			if err != nil {
-				return fmt.Errorf("%s: %w", archive, err)
+				return nil, fmt.Errorf("%s: %w", archive, err)
 			}
 			_, err = io.Copy(out, tr)
 			if cerr := out.Close(); err == nil {
 				err = cerr
 			}
 			if err != nil {
-				return fmt.Errorf("%s: extracting %s: %w", archive, hdr.Name, err)
+				return nil, fmt.Errorf("%s: extracting %s: %w", archive, hdr.Name, err)
 			}
+			top, _, _ := strings.Cut(name, "/")
+			counts[top]++
 		}
 	}
 }
@@ -175,10 +186,66 @@ func openCIFAR10JPEG(p, split string, opts Options) (*source, error) {
 		if p, err = EnsureCIFAR10JPEG(p); err != nil {
 			return nil, err
 		}
+		if err := checkExtracted(p, split); err != nil {
+			return nil, err
+		}
 	}
 	size := opts.ImageSize
 	if size == 0 {
 		size = 32
 	}
 	return newFolderSource("cifar10-jpeg", p, split, opts.LabelFile, size, styleCIFAR)
+}
+
+// manifestName is the file ExtractTarGz leaves in the folder it extracted: the archive and how many files each
+// top-level folder received, so that a later run can tell when files were removed from (or added to) the copy.
+const manifestName = ".nowt-extracted.json"
+
+type manifest struct {
+	Archive string         `json:"archive"`
+	Files   map[string]int `json:"files"`
+}
+
+func writeManifest(dir, archive string, counts map[string]int) error {
+	data, err := json.Marshal(manifest{Archive: archive, Files: counts})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, manifestName), append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("extracting %s: %w", archive, err)
+	}
+	return nil
+}
+
+// checkExtracted compares the files under dir/split with the count ExtractTarGz recorded when it extracted dir,
+// so that a run never trains or evaluates on a copy that lost files since (a cache cleaner, a hand-made subset)
+// without saying so. A folder without a record (extracted by hand, or by an older nowt) is not checked.
+func checkExtracted(dir, split string) error {
+	data, err := os.ReadFile(filepath.Join(dir, manifestName))
+	if err != nil {
+		return nil
+	}
+	var m manifest
+	if err := json.Unmarshal(data, &m); err != nil || m.Files == nil {
+		return nil
+	}
+	want := m.Files[split]
+	got := 0
+	err = filepath.WalkDir(filepath.Join(dir, split), func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			got++
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("checking the extracted copy %s: %w", dir, err)
+	}
+	if got != want {
+		return fmt.Errorf("the extracted copy %s holds %d files under %s/, where %d were extracted from %s: files were "+
+			"removed or added since; delete %s to extract it again", dir, got, split, want, m.Archive, dir)
+	}
+	return nil
 }

@@ -220,6 +220,14 @@ func TestCIFAR10JPEGExtract(t *testing.T) {
 	test := openT(t, "cifar10-jpeg", "", "test", Options{BatchSize: 2})
 	assert.Equal(t, 2, test.NumExamples())
 
+	// A file removed from the copy since it was extracted is an error that says how to extract it again.
+	require.NoError(t, os.Remove(filepath.Join(cache, "cifar10-jpeg", "train", "cat", "0001.jpg")))
+	_, err = Open("cifar10-jpeg", "", "train", Options{BatchSize: 1})
+	require.ErrorContains(t, err, "holds 2 files under train/, where 3 were extracted from "+archive)
+	require.ErrorContains(t, err, "delete "+filepath.Join(cache, "cifar10-jpeg")+" to extract it again")
+	test = openT(t, "cifar10-jpeg", "", "test", Options{BatchSize: 2}) // the other split is whole
+	assert.Equal(t, 2, test.NumExamples())
+
 	// Unsafe archive entries are refused and leave nothing behind.
 	bad := filepath.Join(t.TempDir(), "bad.tar.gz")
 	writeTarGz(t, bad, map[string][]byte{"../evil.jpg": img})
