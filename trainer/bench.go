@@ -74,6 +74,11 @@ func Benchmark(cfg Config, warmup, steps int, out io.Writer) (*Throughput, error
 // by round. Every configuration stays set up until the end, all on one backend (that of cfgs[0].Backend, which
 // all must name). It writes no files.
 func BenchmarkRounds(cfgs []Config, warmup, steps, rounds int, out io.Writer) (tps []*Throughput, err error) {
+	defer func() {
+		if len(cfgs) > 0 {
+			err = withMemoryAdvice(err, cfgs[0])
+		}
+	}()
 	defer recoverAsError("benchmarking", &err)
 	if out == nil {
 		out = io.Discard

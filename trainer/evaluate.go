@@ -152,6 +152,11 @@ func Evaluate(dir, backend string, out io.Writer) (*Result, error) {
 // alignment. The result's BestTestTop1 is the best test top-1 of the run's metrics log (the run's real best),
 // and Epochs the epochs that the checkpoint's steps make.
 func EvaluateWith(dir string, opts EvalOptions, out io.Writer) (res *Result, err error) {
+	defer func() {
+		if cfg, cerr := ReadConfig(dir); cerr == nil {
+			err = withMemoryAdvice(err, cfg)
+		}
+	}()
 	defer recoverAsError("evaluating the run in "+dir, &err)
 	return evaluateRun(dir, opts, out)
 }

@@ -716,3 +716,32 @@ func TestDamagedConfig(t *testing.T) {
 	_, err = EvaluateWith(c.OutDir, EvalOptions{Notices: io.Discard}, nil)
 	require.ErrorContains(t, err, "restore it from a copy, or train anew into another -out")
 }
+
+// TestOutOfMemoryAdvice: the backend's failure to allocate device memory becomes an OutOfMemoryError that names
+// the settings to change, only those not already at their lightest; other errors pass unchanged.
+func TestOutOfMemoryAdvice(t *testing.T) {
+	xlaErr := errors.New("executing the step: RESOURCE_EXHAUSTED: Out of memory while trying to allocate 8589934592 bytes")
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"float32 on one device", Config{BatchSize: 256, Devices: 1},
+			"the device ran out of memory: lower -batch (256) or -eval-batch (256), or compute in -dtype bfloat16 (on an " +
+				"accelerator), or split each batch over several devices (-devices -1); training: executing the step: RESOURCE_EXHAUSTED"},
+		{"bfloat16 on every device", Config{BatchSize: 1024, EvalBatchSize: 500, Devices: -1, DType: "bfloat16"},
+			"the device ran out of memory: lower -batch (1024) or -eval-batch (500); training: executing the step"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := withMemoryAdvice(fmt.Errorf("training: %w", xlaErr), tc.cfg)
+			var oom *OutOfMemoryError
+			require.ErrorAs(t, err, &oom)
+			require.ErrorIs(t, err, xlaErr)
+			require.Contains(t, err.Error(), tc.want)
+			require.Equal(t, err, withMemoryAdvice(err, tc.cfg), "advice is given once")
+		})
+	}
+	other := errors.New("no such file")
+	require.Equal(t, other, withMemoryAdvice(other, Config{BatchSize: 1}))
+	require.NoError(t, withMemoryAdvice(nil, Config{}))
+}

@@ -224,3 +224,43 @@ const (
 	DivergenceFactor = 10
 	DivergenceLogs   = 3
 )
+
+// OutOfMemoryError reports a run whose device (an accelerator, or the host for XLA on CPU) could not allocate
+// what a step or an evaluation needs, with the settings that set how much that is.
+type OutOfMemoryError struct {
+	// Batch and EvalBatch are the run's training and evaluation batch sizes, Devices its -devices (0 or 1: one,
+	// -1: all), DType the compute dtype.
+	Batch, EvalBatch, Devices int
+	DType                     string
+	// Err is the backend's error.
+	Err error
+}
+
+// Error implements error.
+func (e *OutOfMemoryError) Error() string {
+	advice := []string{fmt.Sprintf("lower -batch (%d) or -eval-batch (%d)", e.Batch, e.EvalBatch)}
+	if e.DType == "" || e.DType == "float32" {
+		advice = append(advice, "compute in -dtype bfloat16 (on an accelerator)")
+	}
+	if e.Devices == 0 || e.Devices == 1 {
+		advice = append(advice, "split each batch over several devices (-devices -1)")
+	}
+	return fmt.Sprintf("the device ran out of memory: %s; %v", strings.Join(advice, ", or "), e.Err)
+}
+
+// Unwrap returns the backend's error.
+func (e *OutOfMemoryError) Unwrap() error { return e.Err }
+
+// withMemoryAdvice returns err as an [OutOfMemoryError] when it is the backend's failure to allocate device
+// memory (XLA's RESOURCE_EXHAUSTED), and unchanged otherwise.
+func withMemoryAdvice(err error, cfg Config) error {
+	var oom *OutOfMemoryError
+	if err == nil || errors.As(err, &oom) || !strings.Contains(err.Error(), "RESOURCE_EXHAUSTED") {
+		return err
+	}
+	evalBatch := cfg.EvalBatchSize
+	if evalBatch <= 0 {
+		evalBatch = cfg.BatchSize
+	}
+	return &OutOfMemoryError{Batch: cfg.BatchSize, EvalBatch: evalBatch, Devices: cfg.Devices, DType: cfg.DType, Err: err}
+}
