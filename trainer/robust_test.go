@@ -741,6 +741,8 @@ func TestOutOfMemoryAdvice(t *testing.T) {
 			require.Equal(t, err, withMemoryAdvice(err, tc.cfg), "advice is given once")
 		})
 	}
+	pjrtErr := errors.New("executing: PJRT error (code=8): Failed to allocate request for 2.00GiB (2147483648B) on device ordinal 0")
+	require.ErrorContains(t, withMemoryAdvice(pjrtErr, Config{BatchSize: 8, Devices: 1}), "the device ran out of memory: lower -batch (8)")
 	other := errors.New("no such file")
 	require.Equal(t, other, withMemoryAdvice(other, Config{BatchSize: 1}))
 	require.NoError(t, withMemoryAdvice(nil, Config{}))

@@ -251,11 +251,17 @@ func (e *OutOfMemoryError) Error() string {
 // Unwrap returns the backend's error.
 func (e *OutOfMemoryError) Unwrap() error { return e.Err }
 
+// outOfMemoryMarks are how the backend's failure to allocate device memory reads: go-xla writes a PJRT error as
+// "PJRT error (code=8): …" (8: PJRT_Error_Code_RESOURCE_EXHAUSTED; the message does not repeat the code's name),
+// and XLA's allocators say "Out of memory while trying to allocate …".
+var outOfMemoryMarks = []string{"PJRT error (code=8)", "RESOURCE_EXHAUSTED", "Out of memory while trying to allocate"}
+
 // withMemoryAdvice returns err as an [OutOfMemoryError] when it is the backend's failure to allocate device
-// memory (XLA's RESOURCE_EXHAUSTED), and unchanged otherwise.
+// memory, and unchanged otherwise.
 func withMemoryAdvice(err error, cfg Config) error {
 	var oom *OutOfMemoryError
-	if err == nil || errors.As(err, &oom) || !strings.Contains(err.Error(), "RESOURCE_EXHAUSTED") {
+	if err == nil || errors.As(err, &oom) ||
+		!slices.ContainsFunc(outOfMemoryMarks, func(m string) bool { return strings.Contains(err.Error(), m) }) {
 		return err
 	}
 	evalBatch := cfg.EvalBatchSize
