@@ -170,15 +170,31 @@ func (t benchTable) row(res, bp *trainer.Throughput) {
 		mirror = fmt.Sprintf("%.1f%%", 100*res.MirrorShare())
 	}
 	fmt.Fprintf(t.out, benchTextRow, res.Model, res.Rule, fmt.Sprint(res.Batch), fmt.Sprint(res.Devices),
-		res.FirstStep.Round(1e6), res.StepTime.Round(1e5), fmt.Sprintf("%.1f", res.ImagesPerSecond), formatRatio(ratio), mirror)
+		res.FirstStep.Round(1e6), res.StepTime.Round(1e5), fmt.Sprintf("%.1f", res.ImagesPerSecond), shortRatio(ratio), mirror)
 	if t.rounds > 1 {
 		spread := "-"
 		if lowest > 0 {
-			spread = formatRatio(lowest) + "–" + formatRatio(highest)
+			spread = shortRatio(lowest) + "–" + shortRatio(highest)
 		}
 		fmt.Fprintf(t.out, "  %11s", spread)
 	}
 	fmt.Fprintln(t.out)
+}
+
+// shortRatio prints a ratio to bp for the text table in at most five characters — three decimals under 10, fewer
+// above, where a round on a busy machine can put it — so that its columns stay aligned; "-" for none.
+func shortRatio(r float64) string {
+	switch {
+	case r <= 0:
+		return "-"
+	case r < 9.9995:
+		return fmt.Sprintf("%.3f", r)
+	case r < 99.995:
+		return fmt.Sprintf("%.2f", r)
+	case r < 999.95:
+		return fmt.Sprintf("%.1f", r)
+	}
+	return fmt.Sprintf("%.0f", r)
 }
 
 // formatRatio prints a ratio to bp, "-" for none.

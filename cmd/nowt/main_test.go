@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/nowt-ml/nowt/feedback"
@@ -255,6 +256,40 @@ func TestBenchTable(t *testing.T) {
 		require.Equal(t, utf8.RuneCountInString(lines[0]), utf8.RuneCountInString(lines[i+1]), "rows align with the header")
 	}
 	require.Equal(t, "1.000", strings.Fields(lines[1])[7])
+}
+
+// TestBenchTableWidths: rows stay aligned with the header whatever a busy machine does to the numbers — ratios
+// and ranges past 10 (a round where the rule's step waited on another process), long compilations, slow steps.
+func TestBenchTableWidths(t *testing.T) {
+	var out bytes.Buffer
+	table := benchTable{out: &out, rounds: 3}
+	table.header()
+	ms := func(v ...float64) []time.Duration {
+		var d []time.Duration
+		for _, x := range v {
+			d = append(d, time.Duration(x*float64(time.Millisecond)))
+		}
+		return d
+	}
+	bp := &trainer.Throughput{Model: "resnet50", Rule: "bp", Batch: 128, Devices: 8, FirstStep: 754321 * time.Millisecond,
+		StepTime: 1234567 * time.Microsecond, ImagesPerSecond: 103.7, RoundStepTimes: ms(1.0, 1.1, 0.9)}
+	for _, res := range []*trainer.Throughput{
+		bp,
+		{Model: "resnet50", Rule: "bp-again", Batch: 128, Devices: 8, FirstStep: time.Second, StepTime: time.Millisecond,
+			ImagesPerSecond: 1234567.8, RoundStepTimes: ms(12.3456, 1.1, 0.45)},
+		{Model: "resnet50", Rule: "wm", Batch: 128, Devices: 8, FirstStep: time.Second, StepTime: 2 * time.Millisecond,
+			MirrorTime: time.Millisecond, ImagesPerSecond: 64000, RoundStepTimes: ms(250, 1.3, 1200)},
+	} {
+		table.row(res, bp)
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	require.Len(t, lines, 4)
+	for _, line := range lines[1:] {
+		require.Equal(t, utf8.RuneCountInString(lines[0]), utf8.RuneCountInString(line), "rows align with the header:\n%s", out.String())
+	}
+	require.Contains(t, lines[2], "12.35")                        // 12.3456 ÷ 1.0, two decimals past 10
+	require.Contains(t, lines[3], "250.0     50.0%   1.182–1333") // 250 ÷ 1.0 (median), 1.3 ÷ 1.1 … 1200 ÷ 0.9
+	require.Contains(t, lines[1], "12m34.321s")
 }
 
 // TestBenchRounds: with -rounds, every rule gets a paired ratio to bp, the median of the rounds' ratios within
