@@ -23,6 +23,7 @@ import (
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 	"github.com/nowt-ml/nowt/input"
 	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
@@ -743,7 +744,29 @@ func TestOutOfMemoryAdvice(t *testing.T) {
 	}
 	pjrtErr := errors.New("executing: PJRT error (code=8): Failed to allocate request for 2.00GiB (2147483648B) on device ordinal 0")
 	require.ErrorContains(t, withMemoryAdvice(pjrtErr, Config{BatchSize: 8, Devices: 1}), "the device ran out of memory: lower -batch (8)")
+	cpuErr := errors.New(`failed to execute computation "VariableInitialization": PJRT error (code=13): Compute error: Error preparing computation: Out of memory allocating 62720000000 bytes.`)
+	require.ErrorContains(t, withMemoryAdvice(cpuErr, Config{BatchSize: 64}),
+		"the device ran out of memory creating the model's variables: its weights (W and B in float32, on every "+
+			"device) do not fit, whatever the batch; choose a smaller model; failed to execute")
 	other := errors.New("no such file")
 	require.Equal(t, other, withMemoryAdvice(other, Config{BatchSize: 1}))
 	require.NoError(t, withMemoryAdvice(nil, Config{}))
+}
+
+// TestFailedStepKeepsItsError: a training step whose execution fails can leave the variables it was given without
+// values (seen with XLA on CPU out of memory: the error became 'variable "/global_step" has no value'); the run's
+// result is then dropped, not read, so that the step's own error is what the user sees.
+func TestFailedStepKeepsItsError(t *testing.T) {
+	c := tinyConfig(t, "bp")
+	r, err := setup(c, nil, "", true)
+	require.NoError(t, err)
+	defer r.close()
+	_, err = r.align()
+	require.NoError(t, err)
+	result := &Result{Config: c}
+	require.True(t, r.finishResultAfterFailure(result, filepath.Join(t.TempDir(), metricsFileName), time.Now()))
+	require.NoError(t, optimizers.GetGlobalStepVar(r.ctx).Reset()) // what a failed execution leaves
+	require.NotPanics(t, func() {
+		require.False(t, r.finishResultAfterFailure(result, filepath.Join(t.TempDir(), metricsFileName), time.Now()))
+	})
 }

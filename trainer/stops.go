@@ -238,6 +238,10 @@ type OutOfMemoryError struct {
 
 // Error implements error.
 func (e *OutOfMemoryError) Error() string {
+	if strings.Contains(e.Err.Error(), "VariableInitialization") {
+		return fmt.Sprintf("the device ran out of memory creating the model's variables: its weights (W and B in "+
+			"float32, on every device) do not fit, whatever the batch; choose a smaller model; %v", e.Err)
+	}
 	advice := []string{fmt.Sprintf("lower -batch (%d) or -eval-batch (%d)", e.Batch, e.EvalBatch)}
 	if e.DType == "" || e.DType == "float32" {
 		advice = append(advice, "compute in -dtype bfloat16 (on an accelerator)")
@@ -253,8 +257,9 @@ func (e *OutOfMemoryError) Unwrap() error { return e.Err }
 
 // outOfMemoryMarks are how the backend's failure to allocate device memory reads: go-xla writes a PJRT error as
 // "PJRT error (code=8): …" (8: PJRT_Error_Code_RESOURCE_EXHAUSTED; the message does not repeat the code's name),
-// and XLA's allocators say "Out of memory while trying to allocate …".
-var outOfMemoryMarks = []string{"PJRT error (code=8)", "RESOURCE_EXHAUSTED", "Out of memory while trying to allocate"}
+// XLA's GPU allocator says "Out of memory while trying to allocate …" and its CPU client "PJRT error (code=13):
+// … Out of memory allocating 62720000000 bytes." (seen here with a 784×20,000,000 layer under a 16 GB ulimit).
+var outOfMemoryMarks = []string{"PJRT error (code=8)", "RESOURCE_EXHAUSTED", "Out of memory"}
 
 // withMemoryAdvice returns err as an [OutOfMemoryError] when it is the backend's failure to allocate device
 // memory, and unchanged otherwise.

@@ -433,7 +433,9 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			return nil, err
 		}
 		if _, err := loop.RunSteps(ds, remaining); err != nil {
-			r.finishResult(result, metricsPath, start)
+			if !r.finishResultAfterFailure(result, metricsPath, start) {
+				result = nil // the run so far cannot be read back: report the failure alone
+			}
 			var nanErr *NaNError
 			if errors.As(err, &nanErr) {
 				result.Checkpoint = nanErr.Checkpoint
@@ -465,6 +467,19 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 	}
 	r.finishResult(result, metricsPath, start)
 	return result, nil
+}
+
+// finishResultAfterFailure is finishResult after a training step failed, and reports whether it could be done:
+// an execution that fails (a device out of memory, say) can leave the variables it was given without values, so
+// that reading the step counter panics, which must not hide the failure itself.
+func (r *run) finishResultAfterFailure(result *Result, metricsPath string, start time.Time) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	r.finishResult(result, metricsPath, start)
+	return true
 }
 
 // finishResult fills in what a run's result takes from its whole log and its clock, also when it stopped early
