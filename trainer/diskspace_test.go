@@ -4,6 +4,7 @@ import (
 	gocontext "context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
@@ -32,6 +33,10 @@ func TestSpaceWarning(t *testing.T) {
 				require.Contains(t, got, tc.want)
 			}
 		})
+	}
+	if runtime.GOOS == "linux" || runtime.GOOS == "darwin" || runtime.GOOS == "freebsd" {
+		require.Positive(t, freeBytes(t.TempDir()), "statfs of a temporary folder")
+		require.Zero(t, freeBytes(filepath.Join(t.TempDir(), "missing")), "unknown: no warning")
 	}
 	require.Equal(t, "512 B", byteSize(512))
 	require.Equal(t, "1.5 GB", byteSize(1_500_000_000))
