@@ -4,6 +4,10 @@
 // steps interleaved with training steps, alignment metrics, evaluation, atomic checkpoints, exact resume, a
 // NaN guard, a progress bar and a final summary.
 //
+// A run that stops early says why with a typed error: [NaNError] (a loss that diverged), [CollapseError] (test
+// accuracy at chance, under -chance-guard), [InterruptedError] (Ctrl-C), [StorageError] (a checkpoint or log that
+// could not be written) and [OutOfMemoryError] (a device out of memory), each naming what to do next.
+//
 // It parses no flags: cmd/nowt and notebooks fill a [Config] and call [Train] or [Evaluate].
 package trainer
 
