@@ -10,7 +10,10 @@
 #              for one ResNet-20 graph; ResNet-18 covers the same 3×3 convolutions plus the stem, max-pool and
 #              strided 1×1 shortcuts, and ResNet-20's agreement is held on pure Go) and TestPairedInitialisation's
 #              CNN and ResNet-20 cases (the MLP case checks XLA's random generator; the rest is backend-free)
-#   trainer    every test, data parallelism on 2 and 4 XLA host devices (XLA's SPMD partitioner) among them
+#   trainer    every test, data parallelism on 2 and 4 XLA host devices (XLA's SPMD partitioner) among them, but
+#              the eight whose subject is the same on every backend and skip themselves on XLA (a comparison's and
+#              the overflow guard's bookkeeping, storage errors, a damaged config.json, checkpoint sizes, the result
+#              after a failed step)
 #   layers     every test: batch norm's running statistics, the gather max-pool against XLA's own MaxPool and
 #              its gradient against finite differences, the shortcut subsampling
 #   xla        TestDotWithFreshOperands: products by freshly allocated weights (the plugin's XNNPACK kernels

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
+	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
 )
 
@@ -46,6 +47,9 @@ func TestSpaceWarning(t *testing.T) {
 // its velocities) is within 15 % of the checkpoint the run then writes, and a resumed run's is that checkpoint's
 // size exactly.
 func TestCheckpointBytes(t *testing.T) {
+	if xla.TestBackendIsXLA() {
+		t.Skip("a checkpoint's size against its estimate, the same on every backend: the pure-Go pass runs it")
+	}
 	for _, rule := range []string{"fa", "kp"} {
 		t.Run(rule, func(t *testing.T) {
 			c := tinyConfig(t, rule)
