@@ -43,6 +43,21 @@ link_seeds() {
 		done
 	done
 }
+# link_cifar_seeds <to> <rule>:<comparison>...: links each rule's run of the three CIFAR-10 seeds from the comparison
+# named (seed 1's as named, seeds 2 and 3 with -seed<n> appended) into $out/<to>/seed-<n>/<rule>, so that <to>
+# reports them together.
+link_cifar_seeds() {
+	local to=$1 seed suffix pair
+	shift
+	for seed in 1 2 3; do
+		suffix="-seed$seed"
+		[[ $seed != 1 ]] || suffix=""
+		mkdir -p "$out/$to/seed-$seed"
+		for pair in "$@"; do
+			ln -sfn "../../${pair#*:}$suffix/${pair%%:*}" "$out/$to/seed-$seed/${pair%%:*}"
+		done
+	done
+}
 
 # The authors' released network: 784-500-10 sigmoid, per-class sigmoid cross-entropy, plain SGD, batch 128, their
 # per-rule learning rates (BP 0.2, FA 0.2, WM 0.05, KP 0.3), no weight decay (as released), KP decay 1e-3 on KP's
@@ -270,15 +285,8 @@ cifardfa_seed() {
 if want cifardfaseeds; then
 	cifardfa_seed 2
 	cifardfa_seed 3
-	seeds_dir="$out/cifar10-resnet20-dfa-seeds"
-	for seed in 1 2 3; do
-		suffix="-seed$seed"
-		[[ $seed != 1 ]] || suffix=""
-		mkdir -p "$seeds_dir/seed-$seed"
-		for rule in bp fa; do ln -sfn "../../cifar10-resnet20$suffix/$rule" "$seeds_dir/seed-$seed/$rule"; done
-		ln -sfn "../../cifar10-resnet20-dfa-lr0.001$suffix/dfa" "$seeds_dir/seed-$seed/dfa"
-	done
-	"$nowt" report -out "$seeds_dir"
+	link_cifar_seeds cifar10-resnet20-dfa-seeds bp:cifar10-resnet20 fa:cifar10-resnet20 dfa:cifar10-resnet20-dfa-lr0.001
+	"$nowt" report -out "$out/cifar10-resnet20-dfa-seeds"
 fi
 # IA on the same comparison at 1/10 of BP's rate (at BP's it diverges in the warm-up, see cifarnew), about 45 minutes.
 if want cifaria; then
@@ -293,16 +301,9 @@ if want cifariaseeds; then
 		"$nowt" compare "${common[@]}" -seed "$seed" "${cifar[@]}" -lr 0.01 -rules ia \
 			-out "$out/cifar10-resnet20-ia-lr0.01-seed$seed"
 	done
-	seeds_dir="$out/cifar10-resnet20-ia-seeds"
-	for seed in 1 2 3; do
-		suffix="-seed$seed"
-		[[ $seed != 1 ]] || suffix=""
-		mkdir -p "$seeds_dir/seed-$seed"
-		for rule in bp fa; do ln -sfn "../../cifar10-resnet20$suffix/$rule" "$seeds_dir/seed-$seed/$rule"; done
-		ln -sfn "../../cifar10-resnet20-dfa-lr0.001$suffix/dfa" "$seeds_dir/seed-$seed/dfa"
-		ln -sfn "../../cifar10-resnet20-ia-lr0.01$suffix/ia" "$seeds_dir/seed-$seed/ia"
-	done
-	"$nowt" report -out "$seeds_dir"
+	link_cifar_seeds cifar10-resnet20-ia-seeds bp:cifar10-resnet20 fa:cifar10-resnet20 dfa:cifar10-resnet20-dfa-lr0.001 \
+		ia:cifar10-resnet20-ia-lr0.01
+	"$nowt" report -out "$out/cifar10-resnet20-ia-seeds"
 fi
 # WM on the 3-epoch comparison with 4× the noise samples per mirror step (1,024): its angles there are its mirror's
 # noise floor, arctan √(λ/(2−λ)·(d+κ−2)/n) (docs/results.md), which this n puts under 10° in every layer. Does
