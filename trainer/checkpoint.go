@@ -143,10 +143,16 @@ func loadCheckpoint(ctx *context.Context, dir string, notices io.Writer) (string
 		"again into a new -out (or delete its checkpoints/ and train without -resume)", dir, strings.Join(failures, "; "))
 }
 
+// checkpointBase returns a checkpoint's base path (its files' path without .json or .bin) from the path of either
+// file or the base itself.
+func checkpointBase(path string) string {
+	return strings.TrimSuffix(strings.TrimSuffix(path, checkpoints.JsonNameSuffix), checkpoints.BinDataSuffix)
+}
+
 // loadCheckpointFile attaches the checkpoint whose base path (without .json or .bin) is base to ctx. Nothing is
 // attached if it cannot be read whole.
 func loadCheckpointFile(ctx *context.Context, base string) (err error) {
-	base = strings.TrimSuffix(strings.TrimSuffix(base, checkpoints.JsonNameSuffix), checkpoints.BinDataSuffix)
+	base = checkpointBase(base)
 	defer func() { // GoMLX's loader panics on some corrupt data files (a truncated compressed stream).
 		if r := recover(); r != nil {
 			size := "missing"

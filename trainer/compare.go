@@ -247,12 +247,8 @@ func addWallTime(dir string, d time.Duration) error {
 }
 
 func readWallTime(dir string) (time.Duration, bool) {
-	data, err := os.ReadFile(filepath.Join(dir, wallTimeFileName))
-	if err != nil {
-		return 0, false
-	}
-	var wt wallTime
-	if json.Unmarshal(data, &wt) != nil {
+	wt, ok := readMark[wallTime](dir, wallTimeFileName)
+	if !ok {
 		return 0, false
 	}
 	return time.Duration(wt.Seconds * float64(time.Second)), true

@@ -266,6 +266,9 @@ func (c *Config) Validate() error {
 // DTypes are the valid values of -dtype (Config.DType).
 var DTypes = []string{"float32", "bfloat16", "float16"}
 
+// evalBatch is the evaluation batch size: EvalBatchSize, or BatchSize where it is 0.
+func (c Config) evalBatch() int { return positiveOr(c.EvalBatchSize, c.BatchSize) }
+
 // computeDType is the dtype of the forward and backward passes (Config.DType).
 func (c *Config) computeDType() (dtypes.DType, error) {
 	switch c.DType {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
@@ -15,7 +14,7 @@ import (
 // velocity as large as each trainable one (the optimizer creates those with the training step).
 func checkpointBytes(ctx *context.Context, newest string, momentum bool) uint64 {
 	if newest != "" {
-		newest = strings.TrimSuffix(strings.TrimSuffix(newest, checkpoints.JsonNameSuffix), checkpoints.BinDataSuffix)
+		newest = checkpointBase(newest)
 		var size uint64
 		for _, suffix := range []string{checkpoints.BinDataSuffix, checkpoints.JsonNameSuffix} {
 			if st, err := os.Stat(newest + suffix); err == nil {

@@ -153,7 +153,10 @@ func Evaluate(dir, backend string, out io.Writer) (*Result, error) {
 // and Epochs the epochs that the checkpoint's steps make.
 func EvaluateWith(dir string, opts EvalOptions, out io.Writer) (res *Result, err error) {
 	defer func() {
-		if cfg, cerr := ReadConfig(dir); cerr == nil {
+		if err == nil {
+			return
+		}
+		if cfg, cerr := ReadConfig(dir); cerr == nil { // the settings the advice names, read only on failure
 			err = withMemoryAdvice(err, cfg)
 		}
 	}()
@@ -226,7 +229,7 @@ func evaluateRun(dir string, opts EvalOptions, out io.Writer) (*Result, error) {
 
 // findCheckpoint resolves a checkpoint named by the user to the path of its JSON file.
 func findCheckpoint(dir, name string) (string, error) {
-	base := strings.TrimSuffix(strings.TrimSuffix(name, checkpoints.JsonNameSuffix), checkpoints.BinDataSuffix)
+	base := checkpointBase(name)
 	for _, b := range []string{base, filepath.Join(dir, checkpointDirName, base)} {
 		if _, err := os.Stat(b + checkpoints.JsonNameSuffix); err == nil {
 			return b + checkpoints.JsonNameSuffix, nil

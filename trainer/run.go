@@ -115,10 +115,7 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 		}
 	}
 	trainSplit, testSplit := splitNames(cfg.Dataset)
-	evalBatch := cfg.EvalBatchSize
-	if evalBatch <= 0 {
-		evalBatch = cfg.BatchSize
-	}
+	evalBatch := cfg.evalBatch()
 	if needTrain {
 		r.trainDS, err = input.Open(cfg.Dataset, cfg.DataPath, trainSplit, input.Options{
 			BatchSize: cfg.BatchSize / r.devices(), Seed: cfg.Seed, Shuffle: true, DropRemainder: true, Augment: cfg.Augment,

@@ -269,9 +269,5 @@ func withMemoryAdvice(err error, cfg Config) error {
 		!slices.ContainsFunc(outOfMemoryMarks, func(m string) bool { return strings.Contains(err.Error(), m) }) {
 		return err
 	}
-	evalBatch := cfg.EvalBatchSize
-	if evalBatch <= 0 {
-		evalBatch = cfg.BatchSize
-	}
-	return &OutOfMemoryError{Batch: cfg.BatchSize, EvalBatch: evalBatch, Devices: cfg.Devices, DType: cfg.DType, Err: err}
+	return &OutOfMemoryError{Batch: cfg.BatchSize, EvalBatch: cfg.evalBatch(), Devices: cfg.Devices, DType: cfg.DType, Err: err}
 }
