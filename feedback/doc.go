@@ -17,11 +17,12 @@
 //   - dfa: direct feedback alignment, every layer sends the output error e through a fixed random B (Nøkland
 //     2016); the model marks its logits with [OutputError].
 //   - ia: information alignment, B learns a local loss on the layer's input (Kunin et al. 2020).
+//   - aa: activation alignment, B learns to give W's output on the layer's input (Kunin et al. 2020).
 //
 // A rule is one [Rule]: its settings ([Setting]: the defaults, flags, `nowt rules -v` and [CheckSettings]
 // come from them), its feedback ([FeedbackSpec]: stored or not, computed from δ or from the output error), the
-// kernel it sends through, and how B learns ([Learning]: KP, WM and IA are compositions of Kunin et al.'s
-// primitives decay, self, amp and null).
+// kernel it sends through, and how B learns ([Learning]: KP, WM, IA and AA are compositions of Kunin et al.'s
+// primitives decay, self, amp, null and sparse).
 //
 // Layout convention: B is stored in W's own layout (dense: [in, out]; conv: [kh, kw, cin, cout]), so the
 // paper's B (of Wᵀ's shape) is the transpose of the stored tensor. With that convention "B aligned with Wᵀ"

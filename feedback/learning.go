@@ -12,20 +12,21 @@ import (
 //
 //	amp   −(1/n)·Σ (x·B)∘(x·W)     ∂/∂B = −(1/n)·xᵀy
 //	null   (1/n)·‖y·Bᵀ‖²            ∂/∂B =  (2/n)·(y·Bᵀ)ᵀ·y
+//	sparse (1/n)·‖x·B‖²             ∂/∂B =  (2/n)·xᵀ(x·B) (Kunin's also holds ‖x·W‖², free of B)
 //	self  −Σ B∘W                    ∂/∂B = −W (weight transport: Kunin's "symmetric alignment")
 //	decay  ½‖B‖²                    ∂/∂B =  B (Kunin's ‖W‖²+‖B‖² has twice this gradient; ½ makes its
 //	                                          coefficient a weight decay)
 //
-// and B's gradient is Amp·∂amp + Null·∂null + Self·∂self, plus W's own task gradient if Tied, plus Decay·B.
+// and B's gradient is Amp·∂amp + Null·∂null + Sparse·∂sparse + Self·∂self, plus W's own task gradient if Tied, plus Decay·B.
 // In training ([Gradients], Mirror nil) that gradient goes through the training optimizer with W's (its
 // learning rate, momentum; Decay as B's weight decay, [Decays]); in mirror mode ([MirrorStep]) the
 // primitives are evaluated on noise and B takes a plain gradient step of rate Mirror.LearningRate.
 type Learning struct {
 	// Tied adds W's task gradient to B's: B receives W's update (Kolen-Pollack).
 	Tied bool
-	// Amp, Null and Self are the coefficients of the primitives evaluated on the layer's input (in training)
-	// or on noise (in mirror mode).
-	Amp, Null, Self float64
+	// Amp, Null, Sparse and Self are the coefficients of the primitives evaluated on the layer's input (in
+	// training) or on noise (in mirror mode).
+	Amp, Null, Sparse, Self float64
 	// NormalizeInput centres each input row (for a convolution: each patch) on its own mean and scales it to
 	// unit L2 norm before the primitives see it: Kunin et al.'s normalize_input option
 	// (AlignmentBase._normalize), which they apply to each example's whole input. It bounds the primitives'
@@ -53,7 +54,7 @@ type MirrorMode struct {
 	Rescale bool
 }
 
-// primitiveGrad builds B's gradient from the amp, null and self primitives for input rows x [n, in] and
+// primitiveGrad builds B's gradient from the amp, null, sparse and self primitives for input rows x [n, in] and
 // outputs y = x·W [n, out], with B and W in W's layout [in, out].
 func (l *Learning) primitiveGrad(b, w, x, y *Node) *Node {
 	var grad *Node
@@ -72,14 +73,19 @@ func (l *Learning) primitiveGrad(b, w, x, y *Node) *Node {
 		back := denseOp{}.inputGrad(y, b) // y·Bᵀ: [n, in]
 		add(MulScalar(denseOp{}.weightGrad(back, y), 2*l.Null/n))
 	}
+	if l.Sparse != 0 {
+		add(MulScalar(denseOp{}.weightGrad(x, Dot(x, b)), 2*l.Sparse/n)) // xᵀ(x·B)
+	}
 	if l.Self != 0 {
 		add(MulScalar(w, -l.Self))
 	}
 	return grad
 }
 
-// hasPrimitives reports whether any of amp, null or self is used.
-func (l *Learning) hasPrimitives() bool { return l.Amp != 0 || l.Null != 0 || l.Self != 0 }
+// hasPrimitives reports whether any of amp, null, sparse or self is used.
+func (l *Learning) hasPrimitives() bool {
+	return l.Amp != 0 || l.Null != 0 || l.Sparse != 0 || l.Self != 0
+}
 
 // Gradients builds the gradients of loss with respect to every trainable variable used by loss's graph and,
 // for every layer whose rule's B learns in training ([Learning] with no Mirror), the gradient of its feedback

@@ -19,7 +19,7 @@ import (
 func TestRuleByName(t *testing.T) {
 	for _, tc := range []struct{ name, want string }{
 		{"bp", "bp"}, {"FA", "fa"}, {" ss ", "ss"}, {"wm", "wm"}, {"kp", "kp"},
-		{"dfa", "dfa"}, {"USF", "usf"}, {"frsf", "frsf"}, {"brsf", "brsf"}, {"ia", "ia"},
+		{"dfa", "dfa"}, {"USF", "usf"}, {"frsf", "frsf"}, {"brsf", "brsf"}, {"ia", "ia"}, {"AA", "aa"},
 	} {
 		r, err := RuleByName(tc.name)
 		require.NoError(t, err, tc.name)
@@ -28,8 +28,8 @@ func TestRuleByName(t *testing.T) {
 	}
 	_, err := RuleByName("dfa2")
 	require.ErrorContains(t, err, `unknown feedback rule "dfa2"`)
-	require.ErrorContains(t, err, "valid rules are bp, fa, ss, wm, kp, usf, frsf, brsf, dfa, ia", "in Order")
-	require.Equal(t, []string{"bp", "fa", "ss", "wm", "kp", "usf", "frsf", "brsf", "dfa", "ia"}, RuleNames())
+	require.ErrorContains(t, err, "valid rules are bp, fa, ss, wm, kp, usf, frsf, brsf, dfa, ia, aa", "in Order")
+	require.Equal(t, []string{"bp", "fa", "ss", "wm", "kp", "usf", "frsf", "brsf", "dfa", "ia", "aa"}, RuleNames())
 }
 
 // TestSortNames: listings, tables and plots put the paper's five in their conventional order, then the rules
@@ -41,7 +41,7 @@ func TestSortNames(t *testing.T) {
 		wantOrder []string
 	}{
 		{"paper's five", []string{"kp", "wm", "fa", "bp", "ss"}, []string{"bp", "fa", "ss", "wm", "kp"}},
-		{"beyond the paper", []string{"brsf", "dfa", "frsf", "ia", "usf", "bp"}, []string{"bp", "usf", "frsf", "brsf", "dfa", "ia"}},
+		{"beyond the paper", []string{"brsf", "aa", "dfa", "frsf", "ia", "usf", "bp"}, []string{"bp", "usf", "frsf", "brsf", "dfa", "ia", "aa"}},
 		{"unregistered last, by name", []string{"zeta", "alpha", "ia", "fa"}, []string{"fa", "ia", "alpha", "zeta"}},
 		{"none", nil, nil},
 	} {

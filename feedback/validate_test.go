@@ -25,7 +25,7 @@ func TestValidateParams(t *testing.T) {
 		value        any
 		valid        string
 	}{
-		{"", ParamRule, "dfa2", "one of bp, fa, ss, wm, kp, usf, frsf, brsf, dfa, ia"},
+		{"", ParamRule, "dfa2", "one of bp, fa, ss, wm, kp, usf, frsf, brsf, dfa, ia, aa"},
 		{"", ParamWMNoise, "pink", "one of uniform, gaussian, normal"},
 		{"", ParamConvImpl, "xyz", "one of auto, native, patches"},
 		{"", ParamWMLearningRate, -5.0, "> 0"},

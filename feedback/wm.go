@@ -133,7 +133,7 @@ func MirrorNoiseFloor(ctx *context.Context, layer Layer) (degrees float64, ok bo
 	layerCtx := ctx.InAbsPath(layer.Scope)
 	learning := layer.Rule.Learning(layerCtx)
 	if learning == nil || learning.Mirror == nil || learning.Mirror.Rescale || learning.Decay <= 0 ||
-		learning.Null != 0 || learning.Self != 0 || layer.Feedback == nil {
+		learning.Null != 0 || learning.Sparse != 0 || learning.Self != 0 || layer.Feedback == nil {
 		return 0, false
 	}
 	lambda := learning.Decay * learning.Mirror.LearningRate

@@ -46,7 +46,7 @@ func TestConfigValidate(t *testing.T) {
 		errHas string
 	}{
 		{"default", func(c *Config) {}, ""},
-		{"rule", func(c *Config) { c.Rule = "dfa2" }, `unknown feedback rule "dfa2": valid rules are bp, fa, ss, wm, kp, usf, frsf, brsf, dfa, ia`},
+		{"rule", func(c *Config) { c.Rule = "dfa2" }, `unknown feedback rule "dfa2": valid rules are bp, fa, ss, wm, kp, usf, frsf, brsf, dfa, ia, aa`},
 		{"model", func(c *Config) { c.Model = "vgg" }, `unknown model "vgg": valid models are`},
 		{"dataset", func(c *Config) { c.Dataset = "svhn" }, `unknown dataset "svhn": valid datasets are`},
 		{"nothing", func(c *Config) { c.Epochs, c.Steps = 0, 0 }, "nothing to train"},

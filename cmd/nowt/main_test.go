@@ -154,7 +154,7 @@ func TestCommandErrors(t *testing.T) {
 		{"unknown command", []string{"fly"}, 2, []string{`unknown command "fly"`}},
 		{"unknown flag", []string{"train", "-epoch", "3"}, 2, []string{"flag provided but not defined: -epoch"}},
 		{"bad value", []string{"train", "-batch", "many"}, 2, []string{`invalid value "many" for flag -batch`}},
-		{"unknown rule", []string{"train", "-rule", "dfa2", "-out", t.TempDir()}, 2, []string{`unknown feedback rule "dfa2"`, "bp, fa, ss, wm, kp, usf, frsf, brsf, dfa, ia"}},
+		{"unknown rule", []string{"train", "-rule", "dfa2", "-out", t.TempDir()}, 2, []string{`unknown feedback rule "dfa2"`, "bp, fa, ss, wm, kp, usf, frsf, brsf, dfa, ia, aa"}},
 		{"unknown model", []string{"train", "-model", "vgg", "-out", t.TempDir()}, 2, []string{`unknown model "vgg"`, "resnet20"}},
 		{"bad rule setting", []string{"train", "-wm-decay", "2", "-out", t.TempDir()}, 2, []string{"wm_decay", "[0, 1]"}},
 		{"bad hidden", []string{"train", "-hidden", "10,x", "-out", t.TempDir()}, 2, []string{"mlp_hidden", `"10,x"`}},
@@ -200,7 +200,7 @@ func TestHelpAndListings(t *testing.T) {
 		}
 	}
 	require.Equal(t, feedback.Order, listed, "nowt rules lists the rules in the order of a comparison")
-	for _, s := range []string{"bp ", "fa ", "ss ", "wm ", "kp ", "usf ", "frsf ", "brsf ", "dfa ", "ia ",
+	for _, s := range []string{"bp ", "fa ", "ss ", "wm ", "kp ", "usf ", "frsf ", "brsf ", "dfa ", "ia ", "aa ",
 		"wm_learning_rate", "-wm-lr", "kp_decay", "usf_scale", "ia_null", "[0, 1]", "uniform|gaussian"} {
 		require.Contains(t, stdout, s)
 	}
