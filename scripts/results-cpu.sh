@@ -10,7 +10,7 @@
 # beyond the paper's five on the ReLU MLP and the Fashion-MNIST CNN), newrulesseeds (uSF, frSF, brSF and, on the
 # MLP, IA over those two comparisons' five seeds), fashionownrates (DFA and IA on the CNN at rates where they train,
 # over the five seeds, beside BP and FA), deepdfa (BP, FA and DFA on a two-hidden-layer MLP, five seeds), deepall
-# (every rule on it), cifar
+# (every rule on it), aaseeds (AA, Kunin et al.'s activation alignment, on those three comparisons' seeds), cifar
 # (the full CIFAR-10 ResNet-20 comparison, about 2 hours on 2 cores), cifarseed2 (its five rules again with seed 2, about 2 hours), cifarseed3 (and with seed 3),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifarnewseed2 (uSF, frSF
 # and brSF with seed 2, about 45 minutes), cifarnewseed3 (with seed 3, and the three seeds reported together), cifardfa (DFA on it at
@@ -199,6 +199,28 @@ if want deepall; then
 	link_seeds mnist-relu2x1000-dfa-seeds mnist-relu2x1000-seeds bp fa dfa
 	"$nowt" compare "${common[@]}" "${relu[@]}" -hidden 1000,1000 -lr 0.01 -rules bp,fa,ss,wm,kp,usf,frsf,brsf,dfa,ia \
 		-seeds 1,2,3,4,5 -out "$out/mnist-relu2x1000-seeds"
+fi
+
+# AA (Kunin et al.'s activation alignment, rule aa) where IA was measured, over the same five seeds, each seed's
+# runs of the other rules linked in (the same initial network and configuration: compare reuses them) and only AA
+# trained (about 10 minutes): the ReLU MLP (beside BP, FA, KP from seeds and IA from newrulesseeds), the
+# two-hidden-layer MLP (beside BP, FA, KP and IA from deepall) and the Fashion-MNIST CNN at IA's rate, 0.005 (AA
+# diverges at 0.05 and collapses to chance at 0.025 with seed 1), beside fashionownrates' BP, FA, DFA and IA.
+if want aaseeds; then
+	link_seeds mnist-relu-seeds mnist-relu-aa-seeds bp fa kp
+	link_seeds mnist-relu-new-rules-seeds mnist-relu-aa-seeds ia
+	"$nowt" compare "${common[@]}" "${relu[@]}" -rules bp,fa,kp,ia,aa -seeds 1,2,3,4,5 -out "$out/mnist-relu-aa-seeds"
+	link_seeds mnist-relu2x1000-seeds mnist-relu2x1000-aa-seeds bp fa kp ia
+	"$nowt" compare "${common[@]}" "${relu[@]}" -hidden 1000,1000 -lr 0.01 -rules bp,fa,kp,ia,aa -seeds 1,2,3,4,5 \
+		-out "$out/mnist-relu2x1000-aa-seeds"
+	own=(-model cnn -dataset fashion-mnist -momentum 0.9 -schedule cosine -wd 1e-4 -batch 128 -epochs 1 -eval-every 47
+		-log-every 47 -seeds 1,2,3,4,5)
+	"$nowt" compare "${common[@]}" "${own[@]}" -lr 0.005 -rules aa -out "$out/fashion-cnn-aa-lr0.005-seeds"
+	for rule in bp fa dfa ia; do
+		link_seeds fashion-cnn-own-rates-seeds fashion-cnn-aa-seeds "$rule"
+	done
+	link_seeds fashion-cnn-aa-lr0.005-seeds fashion-cnn-aa-seeds aa
+	"$nowt" report -out "$out/fashion-cnn-aa-seeds"
 fi
 
 # CIFAR-10, ResNet-20 (width 16), the full 50,000 training and 10,000 test images of the JPEG copy, all five of the
