@@ -10,7 +10,8 @@
 # beyond the paper's five on the ReLU MLP and the Fashion-MNIST CNN), newrulesseeds (uSF, frSF, brSF and, on the
 # MLP, IA over those two comparisons' five seeds), fashionownrates (DFA and IA on the CNN at rates where they train,
 # over the five seeds, beside BP and FA), deepdfa (BP, FA and DFA on a two-hidden-layer MLP, five seeds), deepall
-# (every rule on it), aaseeds (AA, Kunin et al.'s activation alignment, on those three comparisons' seeds), cifar
+# (every rule on it), aaseeds (AA, Kunin et al.'s activation alignment, on those three comparisons' seeds), aafast
+# (AA with a 100 times faster B on the CNN), cifar
 # (the full CIFAR-10 ResNet-20 comparison, about 2 hours on 2 cores), cifarseed2 (its five rules again with seed 2, about 2 hours), cifarseed3 (and with seed 3),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifarnewseed2 (uSF, frSF
 # and brSF with seed 2, about 45 minutes), cifarnewseed3 (with seed 3, and the three seeds reported together), cifardfa (DFA on it at
@@ -174,9 +175,9 @@ fi
 # fashionseeds, then each seed's DFA and IA beside that seed's BP at 0.05 and FA at 0.025 (fashionseedslr's: at
 # 0.05 FA diverges in four seeds of five), linked in (the same initial network), and reported over the seeds
 # (about 6 minutes).
+own=(-model cnn -dataset fashion-mnist -momentum 0.9 -schedule cosine -wd 1e-4 -batch 128 -epochs 1 -eval-every 47
+	-log-every 47 -seeds 1,2,3,4,5)
 if want fashionownrates; then
-	own=(-model cnn -dataset fashion-mnist -momentum 0.9 -schedule cosine -wd 1e-4 -batch 128 -epochs 1 -eval-every 47
-		-log-every 47 -seeds 1,2,3,4,5)
 	"$nowt" compare "${common[@]}" "${own[@]}" -lr 0.0005 -rules dfa -out "$out/fashion-cnn-dfa-lr0.0005-seeds"
 	"$nowt" compare "${common[@]}" "${own[@]}" -lr 0.005 -rules ia -out "$out/fashion-cnn-ia-lr0.005-seeds"
 	link_seeds fashion-cnn-seeds fashion-cnn-own-rates-seeds bp
@@ -213,13 +214,22 @@ if want aaseeds; then
 	link_seeds mnist-relu2x1000-seeds mnist-relu2x1000-aa-seeds bp fa kp ia
 	"$nowt" compare "${common[@]}" "${relu[@]}" -hidden 1000,1000 -lr 0.01 -rules bp,fa,kp,ia,aa -seeds 1,2,3,4,5 \
 		-out "$out/mnist-relu2x1000-aa-seeds"
-	own=(-model cnn -dataset fashion-mnist -momentum 0.9 -schedule cosine -wd 1e-4 -batch 128 -epochs 1 -eval-every 47
-		-log-every 47 -seeds 1,2,3,4,5)
 	"$nowt" compare "${common[@]}" "${own[@]}" -lr 0.005 -rules aa -out "$out/fashion-cnn-aa-lr0.005-seeds"
 	for rule in bp fa dfa ia; do
 		link_seeds fashion-cnn-own-rates-seeds fashion-cnn-aa-seeds "$rule"
 	done
 	link_seeds fashion-cnn-aa-lr0.005-seeds fashion-cnn-aa-seeds aa
+	"$nowt" report -out "$out/fashion-cnn-aa-seeds"
+fi
+# AA with its B learning 100 times faster on the same CNN, rate and seeds (about 4 minutes): amp and sparse both
+# ×100, so that B's step along an input direction of variance λ is lr·2·sparse·λ = 0.5·λ (stable: with unit-norm
+# input rows λ ≤ 1); each seed's run linked into fashion-cnn-aa-seeds as aa-x100. Needs aaseeds' runs in $out.
+if want aafast; then
+	"$nowt" compare "${common[@]}" "${own[@]}" -lr 0.005 -aa-amp 100 -aa-sparse 50 -rules aa \
+		-out "$out/fashion-cnn-aa-x100-lr0.005-seeds"
+	for seed in 1 2 3 4 5; do
+		ln -sfn "../../fashion-cnn-aa-x100-lr0.005-seeds/seed-$seed/aa" "$out/fashion-cnn-aa-seeds/seed-$seed/aa-x100"
+	done
 	"$nowt" report -out "$out/fashion-cnn-aa-seeds"
 fi
 
