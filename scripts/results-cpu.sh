@@ -17,7 +17,8 @@
 # and brSF with seed 2, about 45 minutes), cifarnewseed3 (with seed 3, and the three seeds reported together), cifardfa (DFA on it at
 # its own rate, about 25 minutes), cifardfaseeds (DFA with seeds 2 and 3, and beside BP and FA over the three
 # seeds), cifaria (IA on it at 1/10 of BP's rate, about 45 minutes), cifariaseeds (IA with seeds 2 and 3, and
-# beside BP, FA and DFA over the three seeds), cifar20 (the
+# beside BP, FA and DFA over the three seeds), cifaraa (AA on it at IA's rate, at its defaults and with a 50 times
+# faster B, about 80 minutes), cifar20 (the
 # five rules over 20 epochs, about 2 hours per rule, WM with 1,024 noise samples: a part to run across several
 # sittings, see below), cifarwm1024 (WM on the 3-epoch comparison with 1,024 noise samples a mirror step, about 35 minutes),
 # cifardecay (FA and BP on the 3-epoch comparison at weight decay 1e-4 and 5e-4, FA with seeds 1 and 2, about 2
@@ -336,6 +337,21 @@ if want cifariaseeds; then
 	link_cifar_seeds cifar10-resnet20-ia-seeds bp:cifar10-resnet20 fa:cifar10-resnet20 dfa:cifar10-resnet20-dfa-lr0.001 \
 		ia:cifar10-resnet20-ia-lr0.01
 	"$nowt" report -out "$out/cifar10-resnet20-ia-seeds"
+fi
+# AA on the same comparison at IA's rate, 0.01 (at BP's 0.1 its loss climbs from 2.4 to 12.6 by step 177: seed
+# 1, a trial not kept), at its defaults and with amp and sparse ×50 (B's step along an input direction of variance
+# λ then 0.5·λ, as aafast's), about 40 minutes each; then both beside seed 1's BP and FA (cifar), DFA (cifardfa)
+# and IA (cifaria) in cifar10-resnet20-aa. Needs those runs in $out.
+if want cifaraa; then
+	"$nowt" compare "${common[@]}" -seed 1 "${cifar[@]}" -lr 0.01 -rules aa -out "$out/cifar10-resnet20-aa-lr0.01"
+	"$nowt" compare "${common[@]}" -seed 1 "${cifar[@]}" -lr 0.01 -aa-amp 50 -aa-sparse 25 -rules aa \
+		-out "$out/cifar10-resnet20-aa-x50-lr0.01"
+	mkdir -p "$out/cifar10-resnet20-aa"
+	for pair in bp:cifar10-resnet20/bp fa:cifar10-resnet20/fa dfa:cifar10-resnet20-dfa-lr0.001/dfa \
+		ia:cifar10-resnet20-ia-lr0.01/ia aa:cifar10-resnet20-aa-lr0.01/aa aa-x50:cifar10-resnet20-aa-x50-lr0.01/aa; do
+		ln -sfn "../${pair#*:}" "$out/cifar10-resnet20-aa/${pair%%:*}"
+	done
+	"$nowt" report -out "$out/cifar10-resnet20-aa"
 fi
 # WM on the 3-epoch comparison with 4× the noise samples per mirror step (1,024): its angles there are its mirror's
 # noise floor, arctan √(λ/(2−λ)·(d+κ−2)/n) (docs/results.md), which this n puts under 10° in every layer. Does
