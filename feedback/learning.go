@@ -17,7 +17,8 @@ import (
 //	decay  ½‖B‖²                    ∂/∂B =  B (Kunin's ‖W‖²+‖B‖² has twice this gradient; ½ makes its
 //	                                          coefficient a weight decay)
 //
-// and B's gradient is Amp·∂amp + Null·∂null + Sparse·∂sparse + Self·∂self, plus W's own task gradient if Tied, plus Decay·B.
+// and B's gradient is Amp·∂amp + Null·∂null + Sparse·∂sparse + Self·∂self, plus W's own task gradient if Tied,
+// plus Decay·B.
 // In training ([Gradients], Mirror nil) that gradient goes through the training optimizer with W's (its
 // learning rate, momentum; Decay as B's weight decay, [Decays]); in mirror mode ([MirrorStep]) the
 // primitives are evaluated on noise and B takes a plain gradient step of rate Mirror.LearningRate.
@@ -54,8 +55,8 @@ type MirrorMode struct {
 	Rescale bool
 }
 
-// primitiveGrad builds B's gradient from the amp, null, sparse and self primitives for input rows x [n, in] and
-// outputs y = x·W [n, out], with B and W in W's layout [in, out].
+// primitiveGrad builds B's gradient from the amp, null, sparse and self primitives for input rows x [n, in]
+// and outputs y = x·W [n, out], with B and W in W's layout [in, out].
 func (l *Learning) primitiveGrad(b, w, x, y *Node) *Node {
 	var grad *Node
 	add := func(term *Node) {

@@ -139,8 +139,8 @@ func Register(r Rule) {
 
 // Order is the conventional order of the rules, that of every listing, table and plot: backprop first, then the
 // paper's four from the least to the most aligned, then the rules beyond the paper's — BioTorch's sign-concordant
-// ones (uSF, then the two with random magnitudes, frSF and brSF), DFA, and Kunin et al.'s IA and AA. A rule not listed (one a library
-// user registers) follows them, by name.
+// ones (uSF, then the two with random magnitudes, frSF and brSF), DFA, and Kunin et al.'s IA and AA. A rule not
+// listed (one a library user registers) follows them, by name.
 var Order = []string{"bp", "fa", "ss", "wm", "kp", "usf", "frsf", "brsf", "dfa", "ia", "aa"}
 
 // SortNames returns a copy of the rule names sorted by [Order], names not in it after them by name.

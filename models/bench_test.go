@@ -96,8 +96,8 @@ func BenchmarkResNet20RuleCost(b *testing.B) {
 
 // BenchmarkResNet20Step times one training step (forward, the rule's backward, plain SGD update) of the CIFAR
 // ResNet-20 at width 8 on a batch of 64 32×32 images — the CPU CIFAR run of docs/results.md — and a forward pass
-// alone, on the pure-Go backend (or $NOWT_TEST_BACKEND), for every rule (wm without its mirror steps; kp, ia and aa
-// with their B-updates). Reports images/s.
+// alone, on the pure-Go backend (or $NOWT_TEST_BACKEND), for every rule (wm without its mirror steps; kp, ia and
+// aa with their B-updates). Reports images/s.
 func BenchmarkResNet20Step(b *testing.B) {
 	const batch = 64
 	for _, mode := range append([]string{"forward"}, feedback.RuleNames()...) {
