@@ -34,14 +34,15 @@ parts=${PARTS:-authors relu seeds controls demoseeds fashion fashionseeds fashio
 common=(-progress=false -backend "$backend")
 want() { [[ " $parts " == *" $1 "* ]]; }
 # link_seeds <from> <to> <rule>...: links each of the five seeds' runs of those rules from the comparison over seeds
-# <from> into <to> ($out/<to>/seed-<n>/<rule> → <from>/seed-<n>/<rule>), so that <to> reuses or reports them.
+# <from> into <to> ($out/<to>/seed-<n>/<rule> → <from>/seed-<n>/<rule>), so that <to> reuses or reports them. A
+# rule given as <name>:<rule> is linked under another name (a second run of one rule beside the first).
 link_seeds() {
 	local from=$1 to=$2 seed rule
 	shift 2
 	for seed in 1 2 3 4 5; do
 		mkdir -p "$out/$to/seed-$seed"
 		for rule in "$@"; do
-			ln -sfn "../../$from/seed-$seed/$rule" "$out/$to/seed-$seed/$rule"
+			ln -sfn "../../$from/seed-$seed/${rule#*:}" "$out/$to/seed-$seed/${rule%%:*}"
 		done
 	done
 }
@@ -216,9 +217,7 @@ if want aaseeds; then
 	"$nowt" compare "${common[@]}" "${relu[@]}" -hidden 1000,1000 -lr 0.01 -rules bp,fa,kp,ia,aa -seeds 1,2,3,4,5 \
 		-out "$out/mnist-relu2x1000-aa-seeds"
 	"$nowt" compare "${common[@]}" "${own[@]}" -lr 0.005 -rules aa -out "$out/fashion-cnn-aa-lr0.005-seeds"
-	for rule in bp fa dfa ia; do
-		link_seeds fashion-cnn-own-rates-seeds fashion-cnn-aa-seeds "$rule"
-	done
+	link_seeds fashion-cnn-own-rates-seeds fashion-cnn-aa-seeds bp fa dfa ia
 	link_seeds fashion-cnn-aa-lr0.005-seeds fashion-cnn-aa-seeds aa
 	"$nowt" report -out "$out/fashion-cnn-aa-seeds"
 fi
@@ -228,9 +227,7 @@ fi
 if want aafast; then
 	"$nowt" compare "${common[@]}" "${own[@]}" -lr 0.005 -aa-amp 100 -aa-sparse 50 -rules aa \
 		-out "$out/fashion-cnn-aa-x100-lr0.005-seeds"
-	for seed in 1 2 3 4 5; do
-		ln -sfn "../../fashion-cnn-aa-x100-lr0.005-seeds/seed-$seed/aa" "$out/fashion-cnn-aa-seeds/seed-$seed/aa-x100"
-	done
+	link_seeds fashion-cnn-aa-x100-lr0.005-seeds fashion-cnn-aa-seeds aa-x100:aa
 	"$nowt" report -out "$out/fashion-cnn-aa-seeds"
 fi
 
