@@ -59,14 +59,14 @@ func TestActivationAlignmentConverges(t *testing.T) {
 
 			forward := func(ctx *context.Context, xNode *Node) *Node { return Dense(ctx.In("layer"), xNode, out, false) }
 			step := func(ctx *context.Context, xNode *Node) *Node {
-				y := forward(ctx, xNode)
-				vars, grads := Gradients(ctx, ReduceAllSum(y))
+				loss := ReduceAllSum(forward(ctx, xNode))
+				vars, grads := Gradients(ctx, loss)
 				for i, v := range vars {
 					if v.Name() == FeedbackName {
 						v.SetValueGraph(Sub(v.ValueGraph(xNode.Graph()), MulScalar(grads[i], eta)))
 					}
 				}
-				return ReduceAllSum(y)
+				return loss
 			}
 			xt := tensors.FromFlatDataAndDimensions(x, tc.rows, in)
 			context.MustExecOnce(backend, ctx, forward, xt) // creates W and B
