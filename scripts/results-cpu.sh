@@ -18,7 +18,8 @@
 # its own rate, about 25 minutes), cifardfaseeds (DFA with seeds 2 and 3, and beside BP and FA over the three
 # seeds), cifaria (IA on it at 1/10 of BP's rate, about 45 minutes), cifariaseeds (IA with seeds 2 and 3, and
 # beside BP, FA and DFA over the three seeds), cifaraa (AA on it at IA's rate, at its defaults and with a 50 times
-# faster B, about 80 minutes), cifar20 (the
+# faster B, about 80 minutes), cifaraaseeds (AA with the faster B with seeds 2 and 3, and beside BP, FA, DFA and
+# IA over the three seeds, about 90 minutes), cifar20 (the
 # five rules over 20 epochs, about 2 hours per rule, WM with 1,024 noise samples: a part to run across several
 # sittings, see below), cifarwm1024 (WM on the 3-epoch comparison with 1,024 noise samples a mirror step, about 35 minutes),
 # cifardecay (FA and BP on the 3-epoch comparison at weight decay 1e-4 and 5e-4, FA with seeds 1 and 2, about 2
@@ -48,16 +49,19 @@ link_seeds() {
 }
 # link_cifar_seeds <to> <rule>:<comparison>...: links each rule's run of the three CIFAR-10 seeds from the comparison
 # named (seed 1's as named, seeds 2 and 3 with -seed<n> appended) into $out/<to>/seed-<n>/<rule>, so that <to>
-# reports them together.
+# reports them together. <name>:<comparison>/<rule> links the comparison's run of <rule> under another name.
 link_cifar_seeds() {
-	local to=$1 seed suffix pair
+	local to=$1 seed suffix pair name from rule
 	shift
 	for seed in 1 2 3; do
 		suffix="-seed$seed"
 		[[ $seed != 1 ]] || suffix=""
 		mkdir -p "$out/$to/seed-$seed"
 		for pair in "$@"; do
-			ln -sfn "../../${pair#*:}$suffix/${pair%%:*}" "$out/$to/seed-$seed/${pair%%:*}"
+			name=${pair%%:*} from=${pair#*:}
+			rule=$name
+			[[ $from != */* ]] || rule=${from#*/} from=${from%%/*}
+			ln -sfn "../../$from$suffix/$rule" "$out/$to/seed-$seed/$name"
 		done
 	done
 }
@@ -349,6 +353,19 @@ if want cifaraa; then
 		ln -sfn "../${pair#*:}" "$out/cifar10-resnet20-aa/${pair%%:*}"
 	done
 	"$nowt" report -out "$out/cifar10-resnet20-aa"
+fi
+# AA with the 50 times faster B again with seeds 2 and 3 (about 45 minutes each), then beside each seed's BP and FA
+# (cifar, cifarseed2, cifarseed3), DFA (cifardfa, cifardfaseeds) and IA (cifaria, cifariaseeds) over the three
+# seeds: seed 1 put aa-x50 12.6 points above FA and 12.3 above IA; do three seeds order them? Needs cifaraa's run
+# and those parts' runs in $out.
+if want cifaraaseeds; then
+	for seed in 2 3; do
+		"$nowt" compare "${common[@]}" -seed "$seed" "${cifar[@]}" -lr 0.01 -aa-amp 50 -aa-sparse 25 -rules aa \
+			-out "$out/cifar10-resnet20-aa-x50-lr0.01-seed$seed"
+	done
+	link_cifar_seeds cifar10-resnet20-aa-seeds bp:cifar10-resnet20 fa:cifar10-resnet20 dfa:cifar10-resnet20-dfa-lr0.001 \
+		ia:cifar10-resnet20-ia-lr0.01 aa-x50:cifar10-resnet20-aa-x50-lr0.01/aa
+	"$nowt" report -out "$out/cifar10-resnet20-aa-seeds"
 fi
 # WM on the 3-epoch comparison with 4× the noise samples per mirror step (1,024): its angles there are its mirror's
 # noise floor, arctan √(λ/(2−λ)·(d+κ−2)/n) (docs/results.md), which this n puts under 10° in every layer. Does
