@@ -18,6 +18,9 @@ type Alignment struct {
 	WeightAngle *Node
 	// NormRatio is ‖B‖/‖W‖ (Frobenius norms).
 	NormRatio *Node
+	// WeightNorm is ‖W‖ (Frobenius norm, of the master copy under mixed precision): with NormRatio, how large
+	// W and B grow (a rule whose B follows W's size lets the error signal grow with W, as backprop's does).
+	WeightNorm *Node
 	// DeltaAngle is the angle between the signal the rule sends down, B δ, and backprop's, Wᵀ δ, per example and
 	// averaged over the examples of the batch where it is defined (both signals non-zero); NaN if it is defined
 	// for none (a dead layer: no error reaches it). It is nil unless the gradient of a loss through this layer
@@ -56,8 +59,9 @@ func AlignmentGraph(ctx *context.Context, g *Graph) []Alignment {
 			b = StopGradient(layer.FeedbackGraph(ctx, g))
 		}
 		a := Alignment{
-			Scope:     layer.Scope,
-			NormRatio: Div(L2Norm(b), MaxScalar(L2Norm(w), 1e-30)),
+			Scope:      layer.Scope,
+			NormRatio:  Div(L2Norm(b), MaxScalar(L2Norm(w), 1e-30)),
+			WeightNorm: L2Norm(w),
 		}
 		if b.Shape().Equal(w.Shape()) {
 			a.WeightAngle = AngleDegrees(b, wRef)

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestAlignmentGraph checks the weight angle, norm ratio and delta angle of every rule against plain Go,
+// TestAlignmentGraph checks the weight angle, norm ratio, weight norm and delta angle of every rule against plain Go,
 // on a dense layer and a strided conv whose δ is known (loss = Σ y·R, so δ = R).
 func TestAlignmentGraph(t *testing.T) {
 	backend := testutil.Backend(t)
@@ -64,7 +64,7 @@ func TestAlignmentGraph(t *testing.T) {
 						}
 					}
 					layer := Layers(ctx)[0]
-					return []*Node{weightAngle, al[0].NormRatio, al[0].DeltaAngle, layer.Weights.ValueGraph(g), used}
+					return []*Node{weightAngle, al[0].NormRatio, al[0].DeltaAngle, layer.Weights.ValueGraph(g), used, al[0].WeightNorm}
 				}, tensors.FromFlatDataAndDimensions(x, xDims...))
 				w, b := testutil.Flat64(t, outs[3]), testutil.Flat64(t, outs[4])
 				if len(b) == len(w) {
@@ -75,6 +75,7 @@ func TestAlignmentGraph(t *testing.T) {
 					require.InDelta(t, wantAngle, testutil.Flat64(t, outs[0])[0], 1e-3, "weight angle")
 				}
 				require.InDelta(t, norm(b)/norm(w), testutil.Flat64(t, outs[1])[0], 1e-9, "norm ratio")
+				require.InEpsilon(t, norm(w), testutil.Flat64(t, outs[5])[0], 1e-6, "weight norm")
 				// Delta angle: per example, between the transposed convs of δ (dfa: of e) with B and of δ with W.
 				bp := ref.inputGrad(delta, w)
 				var sent []float64

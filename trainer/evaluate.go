@@ -23,6 +23,7 @@ import (
 const (
 	alignWeightAngle    = "weight_angle"
 	alignNormRatio      = "norm_ratio"
+	alignWeightNorm     = "weight_norm"
 	alignDeltaAngle     = "delta_angle"
 	alignDeltaUndefined = "delta_undefined"
 	alignGradientAngle  = "gradient_angle"
@@ -58,7 +59,8 @@ func (r *run) align() ([]LayerAlignment, error) {
 	for i, layer := range layers {
 		scope := layer.Scope
 		a := LayerAlignment{Layer: scope, WeightAngle: defined(scope, alignWeightAngle),
-			NormRatio: defined(scope, alignNormRatio), GradientAngle: defined(scope, alignGradientAngle)}
+			NormRatio: defined(scope, alignNormRatio), WeightNorm: defined(scope, alignWeightNorm),
+			GradientAngle: defined(scope, alignGradientAngle)}
 		if _, measured := byName[alignOutputName(scope, alignGradientAngle)]; measured && a.GradientAngle == nil {
 			a.GradientUndefined = true
 		}

@@ -63,6 +63,9 @@ type LayerAlignment struct {
 	DeltaUndefined int `json:"delta_undefined,omitempty"`
 	// NormRatio is ‖B‖/‖W‖; nil where it is not a finite number (W or B overflowed).
 	NormRatio *float64 `json:"norm_ratio,omitempty"`
+	// WeightNorm is ‖W‖ (Frobenius); nil where it is not a finite number, and in logs from before nowt recorded
+	// it. ‖B‖ is NormRatio × WeightNorm.
+	WeightNorm *float64 `json:"weight_norm,omitempty"`
 	// GradientAngle is the angle (degrees) between the weight gradient the rule gives the layer and the true
 	// one, backprop's, on the alignment batch: the direction of the layer's update, with the errors of the
 	// layers above compounded (feedback.GradientAngles); nil if either is zero (GradientUndefined), or in logs
@@ -76,6 +79,9 @@ type LayerAlignment struct {
 
 // NormRatioValue returns NormRatio, or NaN where it was not a finite number.
 func (l LayerAlignment) NormRatioValue() float64 { return valueOr(l.NormRatio, math.NaN()) }
+
+// WeightNormValue returns WeightNorm, or NaN where it was not a finite number or not recorded.
+func (l LayerAlignment) WeightNormValue() float64 { return valueOr(l.WeightNorm, math.NaN()) }
 
 // WeightDegrees returns WeightAngle, or NaN where it is undefined.
 func (l LayerAlignment) WeightDegrees() float64 { return valueOr(l.WeightAngle, math.NaN()) }

@@ -571,7 +571,8 @@ func TestRunsReleaseTheirBackend(t *testing.T) {
 }
 
 // TestGradientAngleRecorded: every record holds each layer's angle between the rule's weight gradient and
-// backprop's: 0 everywhere under bp and at FA's output layer, far from 0 at FA's hidden layer.
+// backprop's: 0 everywhere under bp and at FA's output layer, far from 0 at FA's hidden layer. And each layer's
+// ‖W‖ and ‖B‖/‖W‖: W moves while FA's B stays fixed, so their product, ‖B‖, is the same in every record.
 func TestGradientAngleRecorded(t *testing.T) {
 	for _, rule := range []string{"bp", "fa"} {
 		c := tinyConfig(t, rule)
@@ -583,6 +584,15 @@ func TestGradientAngleRecorded(t *testing.T) {
 		for _, rec := range records {
 			require.Len(t, rec.Layers, 2)
 			for i, l := range rec.Layers {
+				first, last := records[0].Layers[i], records[len(records)-1].Layers[i]
+				require.NotNil(t, l.WeightNorm, "%s step %d %s", rule, rec.Step, l.Layer)
+				require.NotEqual(t, *first.WeightNorm, *last.WeightNorm, "%s %s: W trained", rule, l.Layer)
+				if rule == "bp" {
+					require.InDelta(t, 1, *l.NormRatio, 1e-6, "%s step %d %s: B is W", rule, rec.Step, l.Layer)
+				} else {
+					require.InEpsilon(t, *first.NormRatio**first.WeightNorm, *l.NormRatio**l.WeightNorm, 1e-5,
+						"%s step %d %s: ‖B‖ of FA's fixed B", rule, rec.Step, l.Layer)
+				}
 				require.NotNil(t, l.GradientAngle, "%s step %d %s", rule, rec.Step, l.Layer)
 				if rule == "bp" || i == 1 {
 					require.InDelta(t, 0, *l.GradientAngle, 0.05, "%s step %d %s", rule, rec.Step, l.Layer)

@@ -221,6 +221,7 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 		for _, a := range feedback.AlignmentGraph(ctx, g) {
 			add(a.Scope, alignWeightAngle, a.WeightAngle)
 			add(a.Scope, alignNormRatio, a.NormRatio)
+			add(a.Scope, alignWeightNorm, a.WeightNorm)
 			add(a.Scope, alignDeltaAngle, a.DeltaAngle) // Absent where no gradient reached the layer.
 			add(a.Scope, alignDeltaUndefined, a.DeltaUndefined)
 		}

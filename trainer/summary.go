@@ -34,7 +34,7 @@ func WriteSummary(w io.Writer, res *Result) error {
 		100*res.TestTop1, 100*res.TestTop5, res.TestLoss, 100*res.BestTestTop1)
 	if len(res.Layers) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "layer\tweight angle (°)\tdelta angle (°)\tgradient angle (°)\t‖B‖/‖W‖\t")
+		fmt.Fprintln(tw, "layer\tweight angle (°)\tdelta angle (°)\tgradient angle (°)\t‖W‖\t‖B‖/‖W‖\t")
 		for _, l := range res.Layers {
 			weight := "undefined"
 			if l.WeightAngle != nil {
@@ -55,7 +55,11 @@ func WriteSummary(w io.Writer, res *Result) error {
 			if l.NormRatio != nil {
 				ratio = fmt.Sprintf("%.3f", *l.NormRatio)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", l.Layer, weight, delta, gradient, ratio)
+			weightNorm := "-"
+			if l.WeightNorm != nil {
+				weightNorm = fmt.Sprintf("%.3f", *l.WeightNorm)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", l.Layer, weight, delta, gradient, weightNorm, ratio)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
