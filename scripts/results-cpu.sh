@@ -11,7 +11,8 @@
 # MLP, IA over those two comparisons' five seeds), fashionownrates (DFA and IA on the CNN at rates where they train,
 # over the five seeds, beside BP and FA), deepdfa (BP, FA and DFA on a two-hidden-layer MLP, five seeds), deepall
 # (every rule on it), aaseeds (AA, Kunin et al.'s activation alignment, on those three comparisons' seeds), aafast
-# (AA with a 100 times faster B on the CNN), cifar
+# (AA with a 100 times faster B on the CNN), aarate (BP, FA and AA on the ReLU MLP at its rate and half of it,
+# logging ‖W‖), cifar
 # (the full CIFAR-10 ResNet-20 comparison, about 2 hours on 2 cores), cifarseed2 (its five rules again with seed 2, about 2 hours), cifarseed3 (and with seed 3),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifarnewseed2 (uSF, frSF
 # and brSF with seed 2, about 45 minutes), cifarnewseed3 (with seed 3, and the three seeds reported together), cifardfa (DFA on it at
@@ -233,6 +234,16 @@ if want aafast; then
 		-out "$out/fashion-cnn-aa-x100-lr0.005-seeds"
 	link_seeds fashion-cnn-aa-x100-lr0.005-seeds fashion-cnn-aa-seeds aa-x100:aa
 	"$nowt" report -out "$out/fashion-cnn-aa-seeds"
+fi
+# BP, FA and AA on the ReLU MLP at its rate, 0.05, and at half of it over the five seeds (about 10 minutes), both
+# logging each layer's ‖W‖ (weight_norm, which aaseeds' runs predate): at 0.05 AA ends with the highest test loss
+# of the rules (0.27–0.72, most of the alignment batch's δ exactly 0: a saturated softmax); do its weights grow
+# with its B, and does half the rate change that?
+if want aarate; then
+	for lr in 0.05 0.025; do
+		"$nowt" compare "${common[@]}" "${relu[@]}" -lr "$lr" -rules bp,fa,aa -seeds 1,2,3,4,5 \
+			-out "$out/mnist-relu-aa-lr$lr-seeds"
+	done
 fi
 
 # CIFAR-10, ResNet-20 (width 16), the full 50,000 training and 10,000 test images of the JPEG copy, all five of the
