@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestAlignmentGraph checks the weight angle, norm ratio, weight norm and delta angle of every rule against plain Go,
-// on a dense layer and a strided conv whose δ is known (loss = Σ y·R, so δ = R).
+// TestAlignmentGraph checks the weight angle, norm ratio, weight norm and delta angle of every rule against plain
+// Go, on a dense layer and a strided conv whose δ is known (loss = Σ y·R, so δ = R).
 func TestAlignmentGraph(t *testing.T) {
 	backend := testutil.Backend(t)
 	cases := []layerCase{layerCases[0], layerCases[3]}
@@ -64,7 +64,8 @@ func TestAlignmentGraph(t *testing.T) {
 						}
 					}
 					layer := Layers(ctx)[0]
-					return []*Node{weightAngle, al[0].NormRatio, al[0].DeltaAngle, layer.Weights.ValueGraph(g), used, al[0].WeightNorm}
+					return []*Node{weightAngle, al[0].NormRatio, al[0].DeltaAngle, layer.Weights.ValueGraph(g), used,
+						al[0].WeightNorm}
 				}, tensors.FromFlatDataAndDimensions(x, xDims...))
 				w, b := testutil.Flat64(t, outs[3]), testutil.Flat64(t, outs[4])
 				if len(b) == len(w) {
