@@ -12,7 +12,7 @@
 # over the five seeds, beside BP and FA), deepdfa (BP, FA and DFA on a two-hidden-layer MLP, five seeds), deepall
 # (every rule on it), aaseeds (AA, Kunin et al.'s activation alignment, on those three comparisons' seeds), aafast
 # (AA with a 100 times faster B on the CNN), aarate (BP, FA and AA on the ReLU MLP at its rate and half of it,
-# logging ‖W‖), cifar
+# logging ‖W‖, and AA with a smaller B), cifar
 # (the full CIFAR-10 ResNet-20 comparison, about 2 hours on 2 cores), cifarseed2 (its five rules again with seed 2, about 2 hours), cifarseed3 (and with seed 3),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifarnewseed2 (uSF, frSF
 # and brSF with seed 2, about 45 minutes), cifarnewseed3 (with seed 3, and the three seeds reported together), cifardfa (DFA on it at
@@ -238,12 +238,18 @@ fi
 # BP, FA and AA on the ReLU MLP at its rate, 0.05, and at half of it over the five seeds (about 10 minutes), both
 # logging each layer's ‖W‖ (weight_norm, which aaseeds' runs predate): at 0.05 AA ends with the highest test loss
 # of the rules (0.27–0.72, most of the alignment batch's δ exactly 0: a saturated softmax); do its weights grow
-# with its B, and does half the rate change that?
+# with its B, and does half the rate change that? Then AA at 0.05 with sparse ×5 (-aa-sparse 2.5: B learns toward
+# W/5 on the inputs' span instead of W), linked into the 0.05 comparison as aa-sparse2.5: is it B's size that
+# lets W grow?
 if want aarate; then
 	for lr in 0.05 0.025; do
 		"$nowt" compare "${common[@]}" "${relu[@]}" -lr "$lr" -rules bp,fa,aa -seeds 1,2,3,4,5 \
 			-out "$out/mnist-relu-aa-lr$lr-seeds"
 	done
+	"$nowt" compare "${common[@]}" "${relu[@]}" -aa-sparse 2.5 -rules aa -seeds 1,2,3,4,5 \
+		-out "$out/mnist-relu-aa-sparse2.5-seeds"
+	link_seeds mnist-relu-aa-sparse2.5-seeds mnist-relu-aa-lr0.05-seeds aa-sparse2.5:aa
+	"$nowt" report -out "$out/mnist-relu-aa-lr0.05-seeds"
 fi
 
 # CIFAR-10, ResNet-20 (width 16), the full 50,000 training and 10,000 test images of the JPEG copy, all five of the
