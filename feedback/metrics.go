@@ -58,10 +58,11 @@ func AlignmentGraph(ctx *context.Context, g *Graph) []Alignment {
 		} else {
 			b = StopGradient(layer.FeedbackGraph(ctx, g))
 		}
+		wNorm := L2Norm(w)
 		a := Alignment{
 			Scope:      layer.Scope,
-			NormRatio:  Div(L2Norm(b), MaxScalar(L2Norm(w), 1e-30)),
-			WeightNorm: L2Norm(w),
+			NormRatio:  Div(L2Norm(b), MaxScalar(wNorm, 1e-30)),
+			WeightNorm: wNorm,
 		}
 		if b.Shape().Equal(w.Shape()) {
 			a.WeightAngle = AngleDegrees(b, wRef)
