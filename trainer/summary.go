@@ -47,19 +47,8 @@ func WriteSummary(w io.Writer, res *Result) error {
 					delta += fmt.Sprintf(" (%d examples undefined)", l.DeltaUndefined)
 				}
 			}
-			gradient := "-"
-			if l.GradientAngle != nil {
-				gradient = fmt.Sprintf("%.2f", *l.GradientAngle)
-			}
-			ratio := "-"
-			if l.NormRatio != nil {
-				ratio = fmt.Sprintf("%.3f", *l.NormRatio)
-			}
-			weightNorm := "-"
-			if l.WeightNorm != nil {
-				weightNorm = fmt.Sprintf("%.3f", *l.WeightNorm)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", l.Layer, weight, delta, gradient, weightNorm, ratio)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", l.Layer, weight, delta, orDash(l.GradientAngle, "%.2f"),
+				orDash(l.WeightNorm, "%.3f"), orDash(l.NormRatio, "%.3f"))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -129,4 +118,12 @@ func (s Summary) Layer(scope string) (LayerAlignment, bool) {
 		}
 	}
 	return LayerAlignment{}, false
+}
+
+// orDash formats *p with format, or returns "-" where p is nil (not measured, or not a finite number).
+func orDash(p *float64, format string) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprintf(format, *p)
 }
