@@ -55,10 +55,7 @@ test-xla:
 	GO=$(GO) scripts/test-xla.sh
 
 fuzz:
-	@for t in $$(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' input | sed 's/func //'); do \
-		echo "fuzz $$t ($(FUZZTIME))"; \
-		$(GO) test ./input -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./feedback ./input ./models
