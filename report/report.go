@@ -332,7 +332,12 @@ func describeSettings(c *trainer.Comparison, rules []string) (common, perRule []
 		},
 		func(cfg trainer.Config) string { return fmt.Sprintf("momentum %g", cfg.Momentum) },
 		func(cfg trainer.Config) string { return fmt.Sprintf("weight decay %g", cfg.WeightDecay) },
-		func(cfg trainer.Config) string { return fmt.Sprintf("%s loss", cfg.Loss) },
+		func(cfg trainer.Config) string {
+			if cfg.LabelSmoothing > 0 {
+				return fmt.Sprintf("%s loss, label smoothing %g", cfg.Loss, cfg.LabelSmoothing)
+			}
+			return fmt.Sprintf("%s loss", cfg.Loss)
+		},
 		func(cfg trainer.Config) string { return fmt.Sprintf("seed %d", cfg.Seed) },
 	}
 	var withConfig []string

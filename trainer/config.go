@@ -70,6 +70,9 @@ type Config struct {
 	WeightDecay float64 `json:"weight_decay"`
 	// Loss is "softmax" (cross-entropy) or "sigmoid" (per-class sigmoid cross-entropy, the released code's).
 	Loss string `json:"loss"`
+	// LabelSmoothing ε in [0, 1) trains the softmax loss against (1−ε)·onehot + ε/classes instead of the one-hot
+	// label (0, the default: none). The test loss stays the plain cross-entropy.
+	LabelSmoothing float64 `json:"label_smoothing,omitempty"`
 	// DType is the precision of the forward and backward passes: "float32" (or "", the default), or for mixed
 	// precision "bfloat16" or "float16", where W, B, biases, batch-norm parameters and statistics, the optimizer's
 	// state, the loss and the alignment metrics stay in float32 (see layers.MasterDType).
@@ -256,6 +259,12 @@ func (c *Config) Validate() error {
 	default:
 		return invalid("-loss", "-loss: unknown loss %q: valid losses are softmax, sigmoid", c.Loss)
 	}
+	switch {
+	case !(c.LabelSmoothing >= 0 && c.LabelSmoothing < 1):
+		return invalid("-label-smoothing", "-label-smoothing %g: must be in [0, 1) (0: none; 0.1 is usual)", c.LabelSmoothing)
+	case c.LabelSmoothing > 0 && c.Loss != "softmax":
+		return invalid("-label-smoothing", "-label-smoothing %g applies to -loss softmax, not %s", c.LabelSmoothing, c.Loss)
+	}
 	if _, err := c.computeDType(); err != nil {
 		return err
 	}
@@ -306,7 +315,7 @@ var flagNames = map[string]string{
 	"epochs": "-epochs", "steps": "-steps", "batch_size": "-batch", "eval_batch_size": "-eval-batch",
 	"learning_rate": "-lr", "schedule": "-schedule", "milestones": "-milestones", "gamma": "-gamma",
 	"warmup_epochs": "-warmup", "momentum": "-momentum", "nesterov": "-nesterov", "weight_decay": "-wd",
-	"loss": "-loss", "dtype": "-dtype", "seed": "-seed", "backend": "-backend", "devices": "-devices", "out_dir": "-out",
+	"loss": "-loss", "label_smoothing": "-label-smoothing", "dtype": "-dtype", "seed": "-seed", "backend": "-backend", "devices": "-devices", "out_dir": "-out",
 	"log_every": "-log-every", "eval_every": "-eval-every", "checkpoint_every": "-checkpoint-every",
 	"keep_checkpoints": "-keep", "settings": "-set", "strict": "-strict", "no_divergence_guard": "-divergence-guard",
 	"chance_guard": "-chance-guard",

@@ -173,7 +173,7 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 	if err != nil {
 		return nil, err
 	}
-	loss, err := lossFn(cfg.Loss)
+	loss, err := lossFn(cfg.Loss, cfg.LabelSmoothing, ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -81,6 +81,12 @@ func TestConfigValidate(t *testing.T) {
 		{"milestones", func(c *Config) { c.Schedule = "step" }, "-schedule step needs -milestones"},
 		{"unsorted", func(c *Config) { c.Schedule, c.Milestones = "step", []float64{3, 1} }, "must be increasing"},
 		{"loss", func(c *Config) { c.Loss = "hinge" }, `unknown loss "hinge"`},
+		{"label smoothing", func(c *Config) { c.LabelSmoothing = 0.1 }, ""},
+		{"label smoothing 1", func(c *Config) { c.LabelSmoothing = 1 }, "-label-smoothing 1: must be in [0, 1)"},
+		{"label smoothing < 0", func(c *Config) { c.LabelSmoothing = -0.1 }, "-label-smoothing -0.1: must be in [0, 1)"},
+		{"label smoothing NaN", func(c *Config) { c.LabelSmoothing = math.NaN() }, "-label-smoothing NaN: must be in [0, 1)"},
+		{"label smoothing sigmoid", func(c *Config) { c.Loss, c.LabelSmoothing = "sigmoid", 0.1 },
+			"-label-smoothing 0.1 applies to -loss softmax, not sigmoid"},
 		{"out", func(c *Config) { c.OutDir = "" }, "no output folder"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -409,6 +409,8 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"train", "-schedule", "step", "-milestones", "3,1"}, "-milestones"},
 		{[]string{"train", "-schedule", "step", "-milestones", "1,b"}, "-milestones"},
 		{[]string{"train", "-loss", "hinge"}, "-loss"},
+		{[]string{"train", "-label-smoothing", "1"}, "-label-smoothing"},
+		{[]string{"train", "-label-smoothing", "0.1", "-loss", "sigmoid"}, "-label-smoothing"},
 		{[]string{"train", "-rule", "dfa2"}, "-rule"},
 		{[]string{"train", "-model", "vgg"}, "-model"},
 		{[]string{"train", "-dataset", "imagenet"}, "-dataset"},
@@ -509,6 +511,7 @@ func TestStoredConfigIsTheDefault(t *testing.T) {
 	stored.Epochs, stored.Steps, stored.BatchSize, stored.EvalBatchSize = 7, 70, 64, 500
 	stored.LearningRate, stored.Schedule, stored.Milestones, stored.Gamma, stored.WarmupEpochs = 0.3, "step", []float64{2, 5}, 0.2, 0.5
 	stored.Momentum, stored.Nesterov, stored.WeightDecay, stored.Loss = 0.8, true, 3e-4, "sigmoid"
+	stored.LabelSmoothing = 0.2 // (with -loss softmax only: this test parses, it does not validate)
 	stored.DType, stored.Seed, stored.Backend, stored.Devices = "bfloat16", 9, "xla:cpu", 2
 	stored.OutDir, stored.LogEvery, stored.EvalEvery, stored.CheckpointEvery, stored.KeepCheckpoints = "runs/x", 3, 6, 9, 4
 	stored.Strict, stored.NoDivergenceGuard, stored.Settings = true, true, "wm_batch=64"
