@@ -13,7 +13,7 @@
 # (every rule on it), aaseeds (AA, Kunin et al.'s activation alignment, on those three comparisons' seeds), aafast
 # (AA with a 100 times faster B on the CNN), aarate (BP, FA and AA on the ReLU MLP at its rate and half of it,
 # logging ‖W‖, and AA with a smaller B), smoothing (label smoothing 0.1 on aarate's rate-0.05 runs and on the
-# demo's comparison, five seeds), cifar
+# demo's comparison, five seeds), demowarmup (the demo's comparison with a 0.2-epoch warm-up), cifar
 # (the full CIFAR-10 ResNet-20 comparison, about 2 hours on 2 cores), cifarseed2 (its five rules again with seed 2, about 2 hours), cifarseed3 (and with seed 3),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifarnewseed2 (uSF, frSF
 # and brSF with seed 2, about 45 minutes), cifarnewseed3 (with seed 3, and the three seeds reported together), cifardfa (DFA on it at
@@ -111,9 +111,9 @@ if want controls; then
 fi
 
 # make demo's comparison (one epoch) over five seeds, and BP with KP's decay (0.02) on every layer, the same seeds.
+demo=(-model mlp -hidden 500 -activation relu -dataset mnist -lr 0.1 -momentum 0.9 -schedule cosine -batch 128
+	-epochs 1 -eval-every 156 -log-every 39 -seeds 1,2,3,4,5)
 if want demoseeds; then
-	demo=(-model mlp -hidden 500 -activation relu -dataset mnist -lr 0.1 -momentum 0.9 -schedule cosine -batch 128
-		-epochs 1 -eval-every 156 -log-every 39 -seeds 1,2,3,4,5)
 	"$nowt" compare "${common[@]}" "${demo[@]}" -wd 1e-4 -kp-decay 0.02 -wm-warmup 200 -rules bp,fa,wm,kp \
 		-out "$out/mnist-demo-seeds"
 	"$nowt" compare "${common[@]}" "${demo[@]}" -wd 0.02 -rules bp -out "$out/mnist-demo-seeds-bp-decay"
@@ -260,12 +260,18 @@ if want smoothing; then
 		-out "$out/mnist-relu-smooth0.1-seeds"
 	link_seeds mnist-relu-aa-lr0.05-seeds mnist-relu-smooth0.1-seeds bp-plain:bp fa-plain:fa aa-plain:aa
 	"$nowt" report -out "$out/mnist-relu-smooth0.1-seeds"
-	demo=(-model mlp -hidden 500 -activation relu -dataset mnist -lr 0.1 -momentum 0.9 -schedule cosine -batch 128
-		-epochs 1 -eval-every 156 -log-every 39 -seeds 1,2,3,4,5)
 	"$nowt" compare "${common[@]}" "${demo[@]}" -wd 1e-4 -kp-decay 0.02 -wm-warmup 200 -label-smoothing 0.1 \
 		-rules bp,fa,wm,kp -out "$out/mnist-demo-smooth0.1-seeds"
 	link_seeds mnist-demo-seeds mnist-demo-smooth0.1-seeds bp-plain:bp fa-plain:fa wm-plain:wm kp-plain:kp
 	"$nowt" report -out "$out/mnist-demo-smooth0.1-seeds"
+fi
+# The demo's comparison with 0.2 epochs (94 steps) of linear warm-up, five seeds, against demoseeds': does FA's
+# classifier still grow in its first steps, and align with it (about 3 minutes)?
+if want demowarmup; then
+	"$nowt" compare "${common[@]}" "${demo[@]}" -wd 1e-4 -kp-decay 0.02 -wm-warmup 200 -warmup 0.2 \
+		-rules bp,fa,wm,kp -out "$out/mnist-demo-warmup0.2-seeds"
+	link_seeds mnist-demo-seeds mnist-demo-warmup0.2-seeds bp-plain:bp fa-plain:fa wm-plain:wm kp-plain:kp
+	"$nowt" report -out "$out/mnist-demo-warmup0.2-seeds"
 fi
 
 # CIFAR-10, ResNet-20 (width 16), the full 50,000 training and 10,000 test images of the JPEG copy, all five of the
