@@ -254,7 +254,7 @@ if want aarate; then
 fi
 # Label smoothing 0.1 (-label-smoothing) where the classifier's weights grew under the rules without the exact
 # gradient: BP, FA and AA on the ReLU MLP at lr 0.05 (against aarate's runs without it), and make demo's comparison
-# at lr 0.1 (against demoseeds'), five seeds each, each run's unsmoothed twin linked in beside it (about 10 minutes).
+# at lr 0.1 (against demoseeds'), five seeds each, each run's unsmoothed twin linked in beside it (about 5 minutes).
 if want smoothing; then
 	"$nowt" compare "${common[@]}" "${relu[@]}" -label-smoothing 0.1 -rules bp,fa,aa -seeds 1,2,3,4,5 \
 		-out "$out/mnist-relu-smooth0.1-seeds"
@@ -266,7 +266,7 @@ if want smoothing; then
 	"$nowt" report -out "$out/mnist-demo-smooth0.1-seeds"
 fi
 # The demo's comparison with 0.2 epochs (94 steps) of linear warm-up, five seeds, against demoseeds': does FA's
-# classifier still grow in its first steps, and align with it (about 3 minutes)?
+# classifier still grow in its first steps, and align with it (about 2 minutes)?
 if want demowarmup; then
 	"$nowt" compare "${common[@]}" "${demo[@]}" -wd 1e-4 -kp-decay 0.02 -wm-warmup 200 -warmup 0.2 \
 		-rules bp,fa,wm,kp -out "$out/mnist-demo-warmup0.2-seeds"
