@@ -13,7 +13,8 @@
 # (every rule on it), aaseeds (AA, Kunin et al.'s activation alignment, on those three comparisons' seeds), aafast
 # (AA with a 100 times faster B on the CNN), aarate (BP, FA and AA on the ReLU MLP at its rate and half of it,
 # logging ‖W‖, and AA with a smaller B), smoothing (label smoothing 0.1 on aarate's rate-0.05 runs and on the
-# demo's comparison, five seeds), demowarmup (the demo's comparison with a 0.2-epoch warm-up), cifar
+# demo's comparison, five seeds), smoothing0.01 (the demo's at 0.01), demowarmup (the demo's
+# comparison with a 0.2-epoch warm-up), cifar
 # (the full CIFAR-10 ResNet-20 comparison, about 2 hours on 2 cores), cifarseed2 (its five rules again with seed 2, about 2 hours), cifarseed3 (and with seed 3),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifarnewseed2 (uSF, frSF
 # and brSF with seed 2, about 45 minutes), cifarnewseed3 (with seed 3, and the three seeds reported together), cifardfa (DFA on it at
@@ -264,6 +265,15 @@ if want smoothing; then
 		-rules bp,fa,wm,kp -out "$out/mnist-demo-smooth0.1-seeds"
 	link_seeds mnist-demo-seeds mnist-demo-smooth0.1-seeds bp-plain:bp fa-plain:fa wm-plain:wm kp-plain:kp
 	"$nowt" report -out "$out/mnist-demo-smooth0.1-seeds"
+fi
+# The demo's comparison at a tenth of that smoothing, 0.01, beside its plain and 0.1 twins (about 2 minutes): does
+# a lighter touch keep FA's alignment at lr 0.1?
+if want smoothing0.01; then
+	"$nowt" compare "${common[@]}" "${demo[@]}" -wd 1e-4 -kp-decay 0.02 -wm-warmup 200 -label-smoothing 0.01 \
+		-rules bp,fa,wm,kp -out "$out/mnist-demo-smooth0.01-seeds"
+	link_seeds mnist-demo-seeds mnist-demo-smooth0.01-seeds bp-plain:bp fa-plain:fa wm-plain:wm kp-plain:kp
+	link_seeds mnist-demo-smooth0.1-seeds mnist-demo-smooth0.01-seeds fa-0.1:fa wm-0.1:wm
+	"$nowt" report -out "$out/mnist-demo-smooth0.01-seeds"
 fi
 # The demo's comparison with 0.2 epochs (94 steps) of linear warm-up, five seeds, against demoseeds': does FA's
 # classifier still grow in its first steps, and align with it (about 2 minutes)?
