@@ -331,7 +331,12 @@ func describeSettings(c *trainer.Comparison, rules []string) (common, perRule []
 			return fmt.Sprintf("learning rate %g (%s)", cfg.LearningRate, cfg.Schedule)
 		},
 		func(cfg trainer.Config) string { return fmt.Sprintf("momentum %g", cfg.Momentum) },
-		func(cfg trainer.Config) string { return fmt.Sprintf("weight decay %g", cfg.WeightDecay) },
+		func(cfg trainer.Config) string {
+			if cfg.ClipNorm > 0 {
+				return fmt.Sprintf("weight decay %g, gradients clipped to norm %g", cfg.WeightDecay, cfg.ClipNorm)
+			}
+			return fmt.Sprintf("weight decay %g", cfg.WeightDecay)
+		},
 		func(cfg trainer.Config) string {
 			if cfg.LabelSmoothing > 0 {
 				return fmt.Sprintf("%s loss, label smoothing %g", cfg.Loss, cfg.LabelSmoothing)

@@ -198,6 +198,14 @@ func TestFormatHeaderAndNotes(t *testing.T) {
 		}
 	}
 
+	// Label smoothing and gradient clipping are named where a run has them, with the loss and the decay.
+	tuned := syntheticComparison([]string{"/model/fc0"})
+	tuned.Results["fa"].Config.LabelSmoothing, tuned.Results["kp"].Config.ClipNorm = 0.1, 5
+	text = Format(tuned, "nowt compare", time.Now())
+	require.Contains(t, text, "fa: weight decay 0, softmax loss, label smoothing 0.1")
+	require.Contains(t, text, "kp: weight decay 0, gradients clipped to norm 5, softmax loss")
+	require.Contains(t, text, "bp: weight decay 0, softmax loss")
+
 	same := syntheticComparison([]string{"/model/fc0"})
 	text = Format(same, "nowt compare", time.Now())
 	require.Contains(t, text, "learning rate 0.05 (cosine)")

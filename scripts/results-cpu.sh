@@ -13,8 +13,8 @@
 # (every rule on it), aaseeds (AA, Kunin et al.'s activation alignment, on those three comparisons' seeds), aafast
 # (AA with a 100 times faster B on the CNN), aarate (BP, FA and AA on the ReLU MLP at its rate and half of it,
 # logging ‖W‖, and AA with a smaller B), smoothing (label smoothing 0.1 on aarate's rate-0.05 runs and on the
-# demo's comparison, five seeds), smoothing0.01 (the demo's at 0.01), demowarmup (the demo's
-# comparison with a 0.2-epoch warm-up), cifar
+# demo's comparison, five seeds), smoothing0.01 (the demo's at 0.01), democlip (the demo's with
+# its gradients clipped), demowarmup (the demo's comparison with a 0.2-epoch warm-up), cifar
 # (the full CIFAR-10 ResNet-20 comparison, about 2 hours on 2 cores), cifarseed2 (its five rules again with seed 2, about 2 hours), cifarseed3 (and with seed 3),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifarnewseed2 (uSF, frSF
 # and brSF with seed 2, about 45 minutes), cifarnewseed3 (with seed 3, and the three seeds reported together), cifardfa (DFA on it at
@@ -274,6 +274,16 @@ if want smoothing0.01; then
 	link_seeds mnist-demo-seeds mnist-demo-smooth0.01-seeds bp-plain:bp fa-plain:fa wm-plain:wm kp-plain:kp
 	link_seeds mnist-demo-smooth0.1-seeds mnist-demo-smooth0.01-seeds fa-0.1:fa wm-0.1:wm
 	"$nowt" report -out "$out/mnist-demo-smooth0.01-seeds"
+fi
+# The demo's comparison with the step's gradients clipped to a global norm of 2 and of 0.5 (-clip-norm), five seeds
+# each, beside demoseeds' runs (about 4 minutes): does a bound on the step do what smoothing did not?
+if want democlip; then
+	for clip in 2 0.5; do
+		"$nowt" compare "${common[@]}" "${demo[@]}" -wd 1e-4 -kp-decay 0.02 -wm-warmup 200 -clip-norm "$clip" \
+			-rules bp,fa,wm,kp -out "$out/mnist-demo-clip$clip-seeds"
+		link_seeds mnist-demo-seeds "mnist-demo-clip$clip-seeds" bp-plain:bp fa-plain:fa wm-plain:wm kp-plain:kp
+		"$nowt" report -out "$out/mnist-demo-clip$clip-seeds"
+	done
 fi
 # The demo's comparison with 0.2 epochs (94 steps) of linear warm-up, five seeds, against demoseeds': does FA's
 # classifier still grow in its first steps, and align with it (about 2 minutes)?

@@ -68,6 +68,9 @@ type Config struct {
 	Momentum    float64 `json:"momentum"`
 	Nesterov    bool    `json:"nesterov,omitempty"`
 	WeightDecay float64 `json:"weight_decay"`
+	// ClipNorm c > 0 scales each step's gradients together so that their global L2 norm is at most c (see
+	// [SGD]); 0, the default, does not clip.
+	ClipNorm float64 `json:"clip_norm,omitempty"`
 	// Loss is "softmax" (cross-entropy) or "sigmoid" (per-class sigmoid cross-entropy, the released code's).
 	Loss string `json:"loss"`
 	// LabelSmoothing ε in [0, 1) trains the softmax loss against (1−ε)·onehot + ε/classes instead of the one-hot
@@ -222,6 +225,8 @@ func (c *Config) Validate() error {
 		return invalid("-momentum", "-momentum %g: must be in [0, 1) (0: plain SGD)", c.Momentum)
 	case !(c.WeightDecay >= 0) || !isFinite(c.WeightDecay):
 		return invalid("-wd", "-wd %g: the weight decay must be a finite number ≥ 0", c.WeightDecay)
+	case !(c.ClipNorm >= 0) || !isFinite(c.ClipNorm):
+		return invalid("-clip-norm", "-clip-norm %g: the gradients' norm bound must be a finite number ≥ 0 (0: no clipping)", c.ClipNorm)
 	case !(c.Gamma >= 0) || !isFinite(c.Gamma):
 		return invalid("-gamma", "-gamma %g: the step schedule's factor must be a finite number > 0", c.Gamma)
 	case !(c.WarmupEpochs >= 0) || !isFinite(c.WarmupEpochs):
@@ -301,12 +306,13 @@ func contains(list []string, s string) bool {
 }
 
 // ResumableSettings are the settings (config.json keys) that may change when a run is resumed: how long it
-// trains (more epochs or steps, never fewer), its peak learning rate (lowered after a divergence, say), how it
+// trains (more epochs or steps, never fewer), its peak learning rate and gradient clipping (a lower rate or a
+// bound on the gradients' norm after a divergence, say), how it
 // reports, checkpoints and evaluates, and where it runs. Any other difference is refused (see [Train]); the
 // changes are recorded in the run's config.json (Changes).
-var ResumableSettings = []string{"epochs", "steps", "learning_rate", "log_every", "eval_every", "checkpoint_every",
-	"keep_checkpoints", "eval_batch_size", "backend", "devices", "workers", "strict", "no_divergence_guard",
-	"chance_guard"}
+var ResumableSettings = []string{"epochs", "steps", "learning_rate", "clip_norm", "log_every", "eval_every",
+	"checkpoint_every", "keep_checkpoints", "eval_batch_size", "backend", "devices", "workers", "strict",
+	"no_divergence_guard", "chance_guard"}
 
 // flagNames maps config.json keys to the command-line flags that set them, for messages.
 var flagNames = map[string]string{
@@ -315,11 +321,10 @@ var flagNames = map[string]string{
 	"epochs": "-epochs", "steps": "-steps", "batch_size": "-batch", "eval_batch_size": "-eval-batch",
 	"learning_rate": "-lr", "schedule": "-schedule", "milestones": "-milestones", "gamma": "-gamma",
 	"warmup_epochs": "-warmup", "momentum": "-momentum", "nesterov": "-nesterov", "weight_decay": "-wd",
-	"loss": "-loss", "label_smoothing": "-label-smoothing", "dtype": "-dtype", "seed": "-seed", "backend": "-backend",
-	"devices": "-devices", "out_dir": "-out",
-	"log_every": "-log-every", "eval_every": "-eval-every", "checkpoint_every": "-checkpoint-every",
-	"keep_checkpoints": "-keep", "settings": "-set", "strict": "-strict", "no_divergence_guard": "-divergence-guard",
-	"chance_guard": "-chance-guard",
+	"clip_norm": "-clip-norm", "loss": "-loss", "label_smoothing": "-label-smoothing", "dtype": "-dtype", "seed": "-seed",
+	"backend": "-backend", "devices": "-devices", "out_dir": "-out", "log_every": "-log-every", "eval_every": "-eval-every",
+	"checkpoint_every": "-checkpoint-every", "keep_checkpoints": "-keep", "settings": "-set", "strict": "-strict",
+	"no_divergence_guard": "-divergence-guard", "chance_guard": "-chance-guard",
 }
 
 // settingName names a config.json key (or params.<name>) as the user sets it.

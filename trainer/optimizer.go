@@ -3,6 +3,7 @@ package trainer
 import (
 	"fmt"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -24,12 +25,19 @@ import (
 // Decay applies to tensors of rank ≥ 2 (dense weights, conv kernels and KP's B), not to biases nor batch-norm
 // parameters; layers whose B learns use feedback.Decays (KP: kp_decay if set, for both W and B), and
 // feedback.DecoupledDecays for a decay applied after the step (KP with kp_decoupled: θ ← θ − η·v − λ·θ).
+//
+// With ClipNorm c > 0 every gradient the step receives — the trainable variables' and the learning B's — is first
+// scaled by min(1, c/‖g‖), ‖g‖ their global L2 norm, as PyTorch's clip_grad_norm_ over all of a model's parameters
+// before its optimizer's step: the decay is added after, and KP's B, whose gradient is W's, is scaled with it
+// (counted in ‖g‖ like any parameter), so B's update stays W's. WM's mirror steps are not part of the step.
 type SGD struct {
 	// Momentum μ (0 = plain SGD); Nesterov selects Nesterov's momentum.
 	Momentum float64
 	Nesterov bool
 	// WeightDecay λ.
 	WeightDecay float64
+	// ClipNorm c bounds the global L2 norm of the step's gradients (0 = no clipping).
+	ClipNorm float64
 }
 
 // velocityScope holds SGD's velocity variables, mirroring the variables' own scopes.
@@ -43,6 +51,9 @@ func (o *SGD) UpdateGraph(ctx *context.Context, g *Graph, loss *Node) {
 		panic(fmt.Sprintf("SGD: the loss must be a scalar, got %s", loss.Shape()))
 	}
 	vars, grads := feedback.Gradients(ctx, loss)
+	if o.ClipNorm > 0 {
+		grads = clipByGlobalNorm(grads, o.ClipNorm)
+	}
 	dtype := loss.DType()
 	_ = optimizers.IncrementGlobalStepGraph(ctx, g, dtype)
 	lr := optimizers.LearningRateVar(ctx, dtype, 0).ValueGraph(g)
@@ -87,6 +98,36 @@ func (o *SGD) UpdateGraph(ctx *context.Context, g *Graph, loss *Node) {
 		v.SetValueGraph(next)
 	}
 	feedback.ReleaseGraph(ctx, g) // The gradient was the layers' records' last reader.
+}
+
+// clipByGlobalNorm scales grads together by min(1, c/‖g‖), ‖g‖ the L2 norm of all of them (summed in float32 at
+// least: a bfloat16 gradient's squares would lose their sum); a zero norm leaves them as they are.
+func clipByGlobalNorm(grads []*Node, c float64) []*Node {
+	if len(grads) == 0 {
+		return grads
+	}
+	sumDType := grads[0].DType()
+	if sumDType.Size() < 4 {
+		sumDType = dtypes.Float32
+	}
+	var squares *Node
+	for _, grad := range grads {
+		sq := ReduceAllSum(Square(ConvertDType(grad, sumDType)))
+		if squares == nil {
+			squares = sq
+		} else {
+			squares = Add(squares, sq)
+		}
+	}
+	norm := Sqrt(squares)
+	g := norm.Graph()
+	// min(1, c/‖g‖) as c/max(c, ‖g‖): 1 up to the bound, and no division by a zero norm.
+	factor := Div(Scalar(g, sumDType, c), Max(norm, Scalar(g, sumDType, c)))
+	clipped := make([]*Node, len(grads))
+	for i, grad := range grads {
+		clipped[i] = Mul(grad, ConvertDType(factor, grad.DType()))
+	}
+	return clipped
 }
 
 // sgdStep is one variable's update in a graph: its value before and after, and its decays.

@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
 	"testing"
@@ -97,28 +98,52 @@ func newKPNetWith(t *testing.T, params map[string]any, opt *SGD, lr float64, own
 //
 //	v_D ← μ·v_D + λ·D;   D ← D − η·v_D        (v_D(0) = 0)
 //
-// the recursion the rule had before the redesign (TestKolenPollackDecay checks the plain-SGD case).
+// the recursion the rule had before the redesign (TestKolenPollackDecay checks the plain-SGD case). With the
+// gradients clipped, W's and B's are scaled alike (B's update stays W's), so D follows the same recursion while W
+// moves otherwise than without the clip: with momentum (B updated from W's step) and without (B through its own
+// clipped gradient).
 func TestKolenPollackMomentumRecursion(t *testing.T) {
-	const lr, momentum, decay, steps = 0.05, 0.9, 0.3, 25
-	net := newKPNet(t, nil, &SGD{Momentum: momentum, WeightDecay: decay}, lr)
-	want := make([][]float64, len(net.layers))
-	velocity := make([][]float64, len(net.layers))
-	for i, l := range net.layers {
-		want[i] = net.diff(l)
-		velocity[i] = make([]float64, len(want[i]))
-	}
-	for step := 1; step <= steps; step++ {
-		net.step()
-		for i, l := range net.layers {
-			for j := range want[i] {
-				velocity[i][j] = momentum*velocity[i][j] + decay*want[i][j]
-				want[i][j] -= lr * velocity[i][j]
+	const lr, decay, steps = 0.05, 0.3, 25
+	for _, opt := range []SGD{
+		{Momentum: 0.9, WeightDecay: decay},
+		{Momentum: 0.9, WeightDecay: decay, ClipNorm: 1e-3},
+		{WeightDecay: decay, ClipNorm: 1e-3},
+	} {
+		t.Run(fmt.Sprintf("momentum %g, clip %g", opt.Momentum, opt.ClipNorm), func(t *testing.T) {
+			net := newKPNet(t, nil, &opt, lr)
+			var unclipped kpNet
+			if opt.ClipNorm > 0 {
+				plain := opt
+				plain.ClipNorm = 0
+				unclipped = newKPNet(t, nil, &plain, lr)
 			}
-			got := net.diff(l)
-			for j := range got {
-				require.InDelta(t, want[i][j], got[j], 1e-12*math.Max(1, math.Abs(want[i][j])), "layer %s step %d [%d]", l.Scope, step, j)
+			want := make([][]float64, len(net.layers))
+			velocity := make([][]float64, len(net.layers))
+			for i, l := range net.layers {
+				want[i] = net.diff(l)
+				velocity[i] = make([]float64, len(want[i]))
 			}
-		}
+			for step := 1; step <= steps; step++ {
+				net.step()
+				for i, l := range net.layers {
+					for j := range want[i] {
+						velocity[i][j] = opt.Momentum*velocity[i][j] + decay*want[i][j]
+						want[i][j] -= lr * velocity[i][j]
+					}
+					got := net.diff(l)
+					for j := range got {
+						require.InDelta(t, want[i][j], got[j], 1e-12*math.Max(1, math.Abs(want[i][j])), "layer %s step %d [%d]", l.Scope, step, j)
+					}
+				}
+				if step == 1 && opt.ClipNorm > 0 {
+					unclipped.step()
+					for i, l := range net.layers {
+						require.NotEqual(t, tensors.MustCopyFlatData[float64](unclipped.layers[i].Weights.MustValue()),
+							tensors.MustCopyFlatData[float64](l.Weights.MustValue()), "the clip bounds this net's step")
+					}
+				}
+			}
+		})
 	}
 }
 
@@ -136,6 +161,7 @@ func TestKolenPollackPairedUpdate(t *testing.T) {
 		{"nesterov, kp_decay", SGD{Momentum: 0.8, Nesterov: true, WeightDecay: 0.01}, map[string]any{feedback.ParamKPDecay: 0.2}},
 		{"momentum, decoupled", SGD{Momentum: 0.9, WeightDecay: 0.3}, map[string]any{feedback.ParamKPDecay: 0.05, feedback.ParamKPDecoupled: true}},
 		{"nesterov, decoupled, no decay", SGD{Momentum: 0.5, Nesterov: true}, map[string]any{feedback.ParamKPDecoupled: true}},
+		{"momentum, clipped", SGD{Momentum: 0.9, WeightDecay: 0.3, ClipNorm: 1e-3}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

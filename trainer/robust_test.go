@@ -106,7 +106,7 @@ func TestResumeSettings(t *testing.T) {
 	require.ErrorContains(t, err, "-steps 4 → 2")
 
 	more := c
-	more.Steps, more.LogEvery = 6, 1
+	more.Steps, more.LogEvery, more.ClipNorm = 6, 1, 5 // a bound on the gradients may be added on resuming
 	var notices bytes.Buffer
 	more.Notices = &notices
 	res, err := Train(gocontext.Background(), more, nil, true)
@@ -114,10 +114,12 @@ func TestResumeSettings(t *testing.T) {
 	require.Equal(t, 6, res.Steps)
 	require.Contains(t, notices.String(), "Resuming "+c.OutDir+" from step 4 of 6")
 	require.Contains(t, notices.String(), "-log-every 2 → 1")
+	require.Contains(t, notices.String(), "-clip-norm (unset) → 5")
 	stored, err := ReadConfig(c.OutDir)
 	require.NoError(t, err)
 	require.Equal(t, 6, stored.Steps)
-	require.Equal(t, []string{"resumed at step 4: -log-every 2 → 1, -steps 4 → 6"}, stored.Changes)
+	require.Equal(t, []string{"resumed at step 4: -clip-norm (unset) → 5, -log-every 2 → 1, -steps 4 → 6"}, stored.Changes)
+	require.Equal(t, 5.0, stored.ClipNorm)
 	wallTime, _ := readWallTime(c.OutDir)
 	require.Greater(t, wallTime, firstWallTime, "the resume's time is added (refused invocations add none)")
 	require.Less(t, wallTime, firstWallTime+res.Duration+time.Second)

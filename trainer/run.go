@@ -194,7 +194,7 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 		return []*Node{logits}
 	}
 	r.trainer = train.NewTrainer(r.backend, ctx, trainModel, loss,
-		&SGD{Momentum: cfg.Momentum, Nesterov: cfg.Nesterov, WeightDecay: cfg.WeightDecay},
+		&SGD{Momentum: cfg.Momentum, Nesterov: cfg.Nesterov, WeightDecay: cfg.WeightDecay, ClipNorm: cfg.ClipNorm},
 		[]metrics.Interface{metrics.NewBaseMetric("Batch Accuracy", "acc", metrics.AccuracyMetricType,
 			metrics.SparseCategoricalAccuracyGraph, nil)},
 		[]metrics.Interface{metrics.NewSparseCategoricalAccuracy("Top-1 Accuracy", evalTop1), newTop5Accuracy()})

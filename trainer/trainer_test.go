@@ -35,12 +35,14 @@ func tinyConfig(t *testing.T, rule string) Config {
 	return c
 }
 
-// TestSGDMatchesReference: momentum, Nesterov and weight decay against a plain-Go SGD on the loss Σ (θ·a)².
+// TestSGDMatchesReference: momentum, Nesterov, weight decay and gradient clipping against a plain-Go SGD on the
+// loss Σ (θ·a)² (the gradient's norm starts at 8.3: a bound of 0.5 clips every step shown, one of 100 none).
 func TestSGDMatchesReference(t *testing.T) {
 	backend, err := backends.NewWithConfig("go:ops_sequential")
 	require.NoError(t, err)
 	a := []float64{0.5, -1, 2}
-	for _, o := range []SGD{{}, {Momentum: 0.9}, {Momentum: 0.9, Nesterov: true, WeightDecay: 0.1}, {WeightDecay: 0.3}} {
+	for _, o := range []SGD{{}, {Momentum: 0.9}, {Momentum: 0.9, Nesterov: true, WeightDecay: 0.1}, {WeightDecay: 0.3},
+		{Momentum: 0.9, WeightDecay: 0.3, ClipNorm: 0.5}, {Momentum: 0.9, Nesterov: true, ClipNorm: 0.5}, {ClipNorm: 100}} {
 		ctx := context.New()
 		exec := context.MustNewExec(backend, ctx, func(ctx *context.Context, g *Graph) *Node {
 			theta := ctx.WithInitializer(func(g *Graph, s shapes_) *Node { return Const(g, [][]float64{{1, 1, 1}}) }).
@@ -53,8 +55,15 @@ func TestSGDMatchesReference(t *testing.T) {
 		theta, velocity := []float64{1, 1, 1}, make([]float64, 3)
 		for step := range 5 {
 			exec.MustExec()
+			scale, norm := 1.0, 0.0
 			for i := range theta {
-				grad := 2*a[i]*a[i]*theta[i] + o.WeightDecay*theta[i]
+				norm += math.Pow(2*a[i]*a[i]*theta[i], 2)
+			}
+			if norm = math.Sqrt(norm); o.ClipNorm > 0 && norm > o.ClipNorm {
+				scale = o.ClipNorm / norm
+			}
+			for i := range theta {
+				grad := scale*2*a[i]*a[i]*theta[i] + o.WeightDecay*theta[i]
 				velocity[i] = o.Momentum*velocity[i] + grad
 				update := velocity[i]
 				if o.Nesterov {

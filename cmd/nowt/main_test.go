@@ -385,6 +385,8 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"train", "-momentum", "-0.5"}, "-momentum"},
 		{[]string{"train", "-wd", "-1"}, "-wd"},
 		{[]string{"train", "-wd", "NaN"}, "-wd"},
+		{[]string{"train", "-clip-norm", "-1"}, "-clip-norm"},
+		{[]string{"train", "-clip-norm", "Inf"}, "-clip-norm"},
 		{[]string{"train", "-image-size", "-3"}, "-image-size"},
 		{[]string{"train", "-dtype", "float8"}, "-dtype"},
 		{[]string{"bench", "-dtype", "half"}, "-dtype"},
@@ -511,7 +513,7 @@ func TestStoredConfigIsTheDefault(t *testing.T) {
 	stored.Epochs, stored.Steps, stored.BatchSize, stored.EvalBatchSize = 7, 70, 64, 500
 	stored.LearningRate, stored.Schedule, stored.Milestones, stored.Gamma, stored.WarmupEpochs = 0.3, "step", []float64{2, 5}, 0.2, 0.5
 	stored.Momentum, stored.Nesterov, stored.WeightDecay, stored.Loss = 0.8, true, 3e-4, "sigmoid"
-	stored.LabelSmoothing = 0.2 // (with -loss softmax only: this test parses, it does not validate)
+	stored.LabelSmoothing, stored.ClipNorm = 0.2, 2.5 // (smoothing with -loss softmax only: this test parses, it does not validate)
 	stored.DType, stored.Seed, stored.Backend, stored.Devices = "bfloat16", 9, "xla:cpu", 2
 	stored.OutDir, stored.LogEvery, stored.EvalEvery, stored.CheckpointEvery, stored.KeepCheckpoints = "runs/x", 3, 6, 9, 4
 	stored.Strict, stored.NoDivergenceGuard, stored.Settings = true, true, "wm_batch=64"

@@ -54,6 +54,7 @@ func addRunFlags(fs *flag.FlagSet, defaults trainer.Config) *runFlags {
 	fs.Float64Var(&c.Momentum, "momentum", c.Momentum, "SGD momentum (0: plain SGD)")
 	fs.BoolVar(&c.Nesterov, "nesterov", c.Nesterov, "Nesterov momentum")
 	fs.Float64Var(&c.WeightDecay, "wd", c.WeightDecay, "weight decay (weights, kernels and KP's B; not biases nor batch norm)")
+	fs.Float64Var(&c.ClipNorm, "clip-norm", c.ClipNorm, "scale each step's gradients (all of them, KP's B included) so that their global L2 norm is at most this (0: no clipping)")
 	fs.StringVar(&c.Loss, "loss", c.Loss, "loss: softmax (cross-entropy) or sigmoid (per-class, as the authors' released code)")
 	fs.Float64Var(&c.LabelSmoothing, "label-smoothing", c.LabelSmoothing, "softmax loss against (1-ε)·onehot + ε/classes (0: none); the test loss stays the plain cross-entropy")
 	if c.DType == "" { // the stored config of a resumed run, or the defaults, may leave it empty
