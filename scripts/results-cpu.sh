@@ -14,7 +14,7 @@
 # (AA with a 100 times faster B on the CNN), aarate (BP, FA and AA on the ReLU MLP at its rate and half of it,
 # logging ‖W‖, and AA with a smaller B), smoothing (label smoothing 0.1 on aarate's rate-0.05 runs and on the
 # demo's comparison, five seeds), smoothing0.01 (the demo's at 0.01), democlip (the demo's with
-# its gradients clipped), demowarmup (the demo's comparison with a 0.2-epoch warm-up), cifar
+# its gradients clipped), aaclip (aarate's at 0.05, clipped), demowarmup (the demo's comparison with a 0.2-epoch warm-up), cifar
 # (the full CIFAR-10 ResNet-20 comparison, about 2 hours on 2 cores), cifarseed2 (its five rules again with seed 2, about 2 hours), cifarseed3 (and with seed 3),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifarnewseed2 (uSF, frSF
 # and brSF with seed 2, about 45 minutes), cifarnewseed3 (with seed 3, and the three seeds reported together), cifardfa (DFA on it at
@@ -284,6 +284,14 @@ if want democlip; then
 		link_seeds mnist-demo-seeds "mnist-demo-clip$clip-seeds" bp-plain:bp fa-plain:fa wm-plain:wm kp-plain:kp
 		"$nowt" report -out "$out/mnist-demo-clip$clip-seeds"
 	done
+fi
+# BP, FA and AA on the ReLU MLP at lr 0.05 with the gradients clipped to a global norm of 2, five seeds, beside
+# aarate's runs without it (about 5 minutes): does the bound that helped FA at 0.1 keep AA's B aligned?
+if want aaclip; then
+	"$nowt" compare "${common[@]}" "${relu[@]}" -clip-norm 2 -rules bp,fa,aa -seeds 1,2,3,4,5 \
+		-out "$out/mnist-relu-clip2-seeds"
+	link_seeds mnist-relu-aa-lr0.05-seeds mnist-relu-clip2-seeds bp-plain:bp fa-plain:fa aa-plain:aa
+	"$nowt" report -out "$out/mnist-relu-clip2-seeds"
 fi
 # The demo's comparison with 0.2 epochs (94 steps) of linear warm-up, five seeds, against demoseeds': does FA's
 # classifier still grow in its first steps, and align with it (about 2 minutes)?
