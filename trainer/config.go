@@ -307,9 +307,9 @@ func contains(list []string, s string) bool {
 
 // ResumableSettings are the settings (config.json keys) that may change when a run is resumed: how long it
 // trains (more epochs or steps, never fewer), its peak learning rate and gradient clipping (a lower rate or a
-// bound on the gradients' norm after a divergence, say), how it
-// reports, checkpoints and evaluates, and where it runs. Any other difference is refused (see [Train]); the
-// changes are recorded in the run's config.json (Changes).
+// bound on the gradients' norm after a divergence, say), how it reports, checkpoints and evaluates, and where it
+// runs. Any other difference is refused (see [Train]); the changes are recorded in the run's config.json
+// (Changes).
 var ResumableSettings = []string{"epochs", "steps", "learning_rate", "clip_norm", "log_every", "eval_every",
 	"checkpoint_every", "keep_checkpoints", "eval_batch_size", "backend", "devices", "workers", "strict",
 	"no_divergence_guard", "chance_guard"}

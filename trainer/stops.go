@@ -36,9 +36,9 @@ type NaNError struct {
 
 // Error implements error.
 func (e *NaNError) Error() string {
-	keep := "no checkpoint from before it is known to be good: start again with a lower -lr"
+	keep := "no checkpoint from before it is known to be good: start again with a lower -lr (or with -clip-norm)"
 	if e.Checkpoint != "" {
-		keep = "the last good checkpoint is " + e.Checkpoint + " (continue from it with -resume and a lower -lr)"
+		keep = "the last good checkpoint is " + e.Checkpoint + " (continue from it with -resume and a lower -lr, or a -clip-norm)"
 	}
 	if e.SetAside > 0 {
 		keep += fmt.Sprintf("; %d newer checkpoint(s), written after the last loss in range, renamed %s… (-resume skips them)",
