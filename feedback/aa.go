@@ -50,8 +50,9 @@ const (
 // its test loss 0.27–0.72 against FA's 0.12–0.16, though its accuracy is higher; at η = 0.025 it is FA's equal,
 // calibrated (docs/results.md, five seeds). Watch ‖W‖ (weight_norm in the metrics log, nowt eval's table).
 // Label smoothing 0.1 at η = 0.05 keeps ‖W‖ near BP's in four seeds of five but leaves B as far from Wᵀ as FA's
-// (69–77° at the classifier, against 49–51° without) and costs 2.1 points on average; at η = 0.025, without it,
-// ‖W‖ stays small too and B ends 63–64° from Wᵀ.
+// (69–77° at the classifier, against 49–51° without) and costs 2.1 points on average; clipping the gradients'
+// global norm at 2 (-clip-norm 2) instead keeps ‖W‖ at 8.4–8.6, B 56–58° from Wᵀ, the test loss at 0.08 and the
+// accuracy level with the unclipped runs'.
 type ActivationAlignment struct{ storedKernel }
 
 // Name implements Rule.
