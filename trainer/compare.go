@@ -162,7 +162,7 @@ func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer
 func compareOne(goCtx gocontext.Context, cfg Config, out io.Writer) (*Result, string, error) {
 	if nanErr, ok := readDivergence(cfg.OutDir); ok && holdsRun(cfg) {
 		fmt.Fprintf(out, "The run in %s diverged in an earlier invocation and would again with the same settings; "+
-			"delete it to retrain, or continue it with nowt train -resume -out %s and a lower -lr.\n", cfg.OutDir, cfg.OutDir)
+			"delete it to retrain, or continue it with nowt train -resume -out %s and a lower -lr or a -clip-norm.\n", cfg.OutDir, cfg.OutDir)
 		return nil, StatusDiverged, nanErr
 	}
 	if collapseErr, ok := readCollapse(cfg.OutDir); ok && cfg.ChanceGuard > 0 && holdsRun(cfg) {
