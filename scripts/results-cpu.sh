@@ -14,7 +14,8 @@
 # (AA with a 100 times faster B on the CNN), aarate (BP, FA and AA on the ReLU MLP at its rate and half of it,
 # logging ‖W‖, and AA with a smaller B), smoothing (label smoothing 0.1 on aarate's rate-0.05 runs and on the
 # demo's comparison, five seeds), smoothing0.01 (the demo's at 0.01), democlip (the demo's with
-# its gradients clipped), aaclip (aarate's at 0.05, clipped), demowarmup (the demo's comparison with a 0.2-epoch warm-up), cifar
+# its gradients clipped), aaclip (aarate's at 0.05, clipped), cifarfaclip (FA on
+# CIFAR-10 ResNet-20 clipped, beside cifar's BP and FA, about 40 minutes), demowarmup (the demo's comparison with a 0.2-epoch warm-up), cifar
 # (the full CIFAR-10 ResNet-20 comparison, about 2 hours on 2 cores), cifarseed2 (its five rules again with seed 2, about 2 hours), cifarseed3 (and with seed 3),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifarnewseed2 (uSF, frSF
 # and brSF with seed 2, about 45 minutes), cifarnewseed3 (with seed 3, and the three seeds reported together), cifardfa (DFA on it at
@@ -420,6 +421,18 @@ if want cifaraa; then
 		ln -sfn "../${pair#*:}" "$out/cifar10-resnet20-aa/${pair%%:*}"
 	done
 	"$nowt" report -out "$out/cifar10-resnet20-aa"
+fi
+# FA on the same comparison (seed 1) with its gradients clipped at a global norm of 2 (-clip-norm 2), about 40
+# minutes, beside the comparison's BP and FA: FA's training loss rises above its start at the peak rate there; does a
+# bound on the step help it? Needs cifar's runs in $out.
+if want cifarfaclip; then
+	"$nowt" compare "${common[@]}" -seed 1 "${cifar[@]}" "${cifar_rates[@]}" -clip-norm 2 -rules fa \
+		-out "$out/cifar10-resnet20-fa-clip2"
+	mkdir -p "$out/cifar10-resnet20-clip"
+	for pair in bp:cifar10-resnet20/bp fa:cifar10-resnet20/fa fa-clip2:cifar10-resnet20-fa-clip2/fa; do
+		ln -sfn "../${pair#*:}" "$out/cifar10-resnet20-clip/${pair%%:*}"
+	done
+	"$nowt" report -out "$out/cifar10-resnet20-clip"
 fi
 # AA with the 50 times faster B again with seeds 2 and 3 (about 45 minutes each), then beside each seed's BP and FA
 # (cifar, cifarseed2, cifarseed3), DFA (cifardfa, cifardfaseeds) and IA (cifaria, cifariaseeds) over the three
