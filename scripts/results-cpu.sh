@@ -13,9 +13,9 @@
 # (every rule on it), aaseeds (AA, Kunin et al.'s activation alignment, on those three comparisons' seeds), aafast
 # (AA with a 100 times faster B on the CNN), aarate (BP, FA and AA on the ReLU MLP at its rate and half of it,
 # logging ‖W‖, and AA with a smaller B), smoothing (label smoothing 0.1 on aarate's rate-0.05 runs and on the
-# demo's comparison, five seeds), smoothing0.01 (the demo's at 0.01), democlip (the demo's with
-# its gradients clipped), aaclip (aarate's at 0.05, clipped), cifarfaclip (FA on
-# CIFAR-10 ResNet-20 clipped, beside cifar's BP and FA, about 40 minutes), demowarmup (the demo's comparison with a 0.2-epoch warm-up), cifar
+# demo's comparison, five seeds), smoothing0.01 (the demo's at 0.01), democlip (the demo's with its gradients
+# clipped), aaclip (aarate's at 0.05, clipped), cifarfaclip (FA on CIFAR-10 ResNet-20 clipped, beside cifar's BP
+# and FA, about 40 minutes), demowarmup (the demo's comparison with a 0.2-epoch warm-up), cifar
 # (the full CIFAR-10 ResNet-20 comparison, about 2 hours on 2 cores), cifarseed2 (its five rules again with seed 2, about 2 hours), cifarseed3 (and with seed 3),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifarnewseed2 (uSF, frSF
 # and brSF with seed 2, about 45 minutes), cifarnewseed3 (with seed 3, and the three seeds reported together), cifardfa (DFA on it at
@@ -69,6 +69,16 @@ link_cifar_seeds() {
 		done
 	done
 }
+# link_runs <to> <name>:<comparison>/<rule>...: links each comparison's run of <rule> into $out/<to>/<name>, so that
+# <to> reports runs of several comparisons side by side.
+link_runs() {
+	local to=$1 pair
+	shift
+	mkdir -p "$out/$to"
+	for pair in "$@"; do
+		ln -sfn "../${pair#*:}" "$out/$to/${pair%%:*}"
+	done
+}
 
 # The authors' released network: 784-500-10 sigmoid, per-class sigmoid cross-entropy, plain SGD, batch 128, their
 # per-rule learning rates (BP 0.2, FA 0.2, WM 0.05, KP 0.3), no weight decay (as released), KP decay 1e-3 on KP's
@@ -86,6 +96,14 @@ fi
 # A ReLU MLP (784-500-10) with SGD + momentum, all five rules, 3 epochs, evaluated every 141 steps (10 times).
 relu=(-model mlp -hidden 500 -activation relu -dataset mnist -lr 0.05 -momentum 0.9 -schedule cosine -wd 1e-4
 	-kp-decay 0.01 -batch 128 -epochs 3 -eval-every 141 -log-every 47)
+# relu_beside_plain <name> <flag>...: BP, FA and AA on the ReLU MLP over the five seeds with the flags added, into
+# $out/<name>, each seed's aarate run at 0.05 linked beside it as <rule>-plain; the caller reports it.
+relu_beside_plain() {
+	local name=$1
+	shift
+	"$nowt" compare "${common[@]}" "${relu[@]}" "$@" -rules bp,fa,aa -seeds 1,2,3,4,5 -out "$out/$name"
+	link_seeds mnist-relu-aa-lr0.05-seeds "$name" bp-plain:bp fa-plain:fa aa-plain:aa
+}
 if want relu; then
 	"$nowt" compare "${common[@]}" -seed 1 "${relu[@]}" -rules bp,fa,ss,wm,kp -out "$out/mnist-relu"
 fi
@@ -115,6 +133,15 @@ fi
 # make demo's comparison (one epoch) over five seeds, and BP with KP's decay (0.02) on every layer, the same seeds.
 demo=(-model mlp -hidden 500 -activation relu -dataset mnist -lr 0.1 -momentum 0.9 -schedule cosine -batch 128
 	-epochs 1 -eval-every 156 -log-every 39 -seeds 1,2,3,4,5)
+# demo_beside_plain <name> <flag>...: make demo's comparison over the five seeds with the flags added, into
+# $out/<name>, each seed's demoseeds run linked beside it as <rule>-plain; the caller reports it.
+demo_beside_plain() {
+	local name=$1
+	shift
+	"$nowt" compare "${common[@]}" "${demo[@]}" -wd 1e-4 -kp-decay 0.02 -wm-warmup 200 "$@" -rules bp,fa,wm,kp \
+		-out "$out/$name"
+	link_seeds mnist-demo-seeds "$name" bp-plain:bp fa-plain:fa wm-plain:wm kp-plain:kp
+}
 if want demoseeds; then
 	"$nowt" compare "${common[@]}" "${demo[@]}" -wd 1e-4 -kp-decay 0.02 -wm-warmup 200 -rules bp,fa,wm,kp \
 		-out "$out/mnist-demo-seeds"
@@ -258,21 +285,15 @@ fi
 # gradient: BP, FA and AA on the ReLU MLP at lr 0.05 (against aarate's runs without it), and make demo's comparison
 # at lr 0.1 (against demoseeds'), five seeds each, each run's unsmoothed twin linked in beside it (about 5 minutes).
 if want smoothing; then
-	"$nowt" compare "${common[@]}" "${relu[@]}" -label-smoothing 0.1 -rules bp,fa,aa -seeds 1,2,3,4,5 \
-		-out "$out/mnist-relu-smooth0.1-seeds"
-	link_seeds mnist-relu-aa-lr0.05-seeds mnist-relu-smooth0.1-seeds bp-plain:bp fa-plain:fa aa-plain:aa
+	relu_beside_plain mnist-relu-smooth0.1-seeds -label-smoothing 0.1
 	"$nowt" report -out "$out/mnist-relu-smooth0.1-seeds"
-	"$nowt" compare "${common[@]}" "${demo[@]}" -wd 1e-4 -kp-decay 0.02 -wm-warmup 200 -label-smoothing 0.1 \
-		-rules bp,fa,wm,kp -out "$out/mnist-demo-smooth0.1-seeds"
-	link_seeds mnist-demo-seeds mnist-demo-smooth0.1-seeds bp-plain:bp fa-plain:fa wm-plain:wm kp-plain:kp
+	demo_beside_plain mnist-demo-smooth0.1-seeds -label-smoothing 0.1
 	"$nowt" report -out "$out/mnist-demo-smooth0.1-seeds"
 fi
 # The demo's comparison at a tenth of that smoothing, 0.01, beside its plain and 0.1 twins (about 2 minutes): does
 # a lighter touch keep FA's alignment at lr 0.1?
 if want smoothing0.01; then
-	"$nowt" compare "${common[@]}" "${demo[@]}" -wd 1e-4 -kp-decay 0.02 -wm-warmup 200 -label-smoothing 0.01 \
-		-rules bp,fa,wm,kp -out "$out/mnist-demo-smooth0.01-seeds"
-	link_seeds mnist-demo-seeds mnist-demo-smooth0.01-seeds bp-plain:bp fa-plain:fa wm-plain:wm kp-plain:kp
+	demo_beside_plain mnist-demo-smooth0.01-seeds -label-smoothing 0.01
 	link_seeds mnist-demo-smooth0.1-seeds mnist-demo-smooth0.01-seeds fa-0.1:fa wm-0.1:wm
 	"$nowt" report -out "$out/mnist-demo-smooth0.01-seeds"
 fi
@@ -280,26 +301,20 @@ fi
 # each, beside demoseeds' runs (about 4 minutes): does a bound on the step do what smoothing did not?
 if want democlip; then
 	for clip in 2 0.5; do
-		"$nowt" compare "${common[@]}" "${demo[@]}" -wd 1e-4 -kp-decay 0.02 -wm-warmup 200 -clip-norm "$clip" \
-			-rules bp,fa,wm,kp -out "$out/mnist-demo-clip$clip-seeds"
-		link_seeds mnist-demo-seeds "mnist-demo-clip$clip-seeds" bp-plain:bp fa-plain:fa wm-plain:wm kp-plain:kp
+		demo_beside_plain "mnist-demo-clip$clip-seeds" -clip-norm "$clip"
 		"$nowt" report -out "$out/mnist-demo-clip$clip-seeds"
 	done
 fi
 # BP, FA and AA on the ReLU MLP at lr 0.05 with the gradients clipped to a global norm of 2, five seeds, beside
 # aarate's runs without it (about 5 minutes): does the bound that helped FA at 0.1 keep AA's B aligned?
 if want aaclip; then
-	"$nowt" compare "${common[@]}" "${relu[@]}" -clip-norm 2 -rules bp,fa,aa -seeds 1,2,3,4,5 \
-		-out "$out/mnist-relu-clip2-seeds"
-	link_seeds mnist-relu-aa-lr0.05-seeds mnist-relu-clip2-seeds bp-plain:bp fa-plain:fa aa-plain:aa
+	relu_beside_plain mnist-relu-clip2-seeds -clip-norm 2
 	"$nowt" report -out "$out/mnist-relu-clip2-seeds"
 fi
 # The demo's comparison with 0.2 epochs (94 steps) of linear warm-up, five seeds, against demoseeds': does FA's
 # classifier still grow in its first steps, and align with it (about 2 minutes)?
 if want demowarmup; then
-	"$nowt" compare "${common[@]}" "${demo[@]}" -wd 1e-4 -kp-decay 0.02 -wm-warmup 200 -warmup 0.2 \
-		-rules bp,fa,wm,kp -out "$out/mnist-demo-warmup0.2-seeds"
-	link_seeds mnist-demo-seeds mnist-demo-warmup0.2-seeds bp-plain:bp fa-plain:fa wm-plain:wm kp-plain:kp
+	demo_beside_plain mnist-demo-warmup0.2-seeds -warmup 0.2
 	"$nowt" report -out "$out/mnist-demo-warmup0.2-seeds"
 fi
 
@@ -415,11 +430,8 @@ if want cifaraa; then
 	"$nowt" compare "${common[@]}" -seed 1 "${cifar[@]}" -lr 0.01 -rules aa -out "$out/cifar10-resnet20-aa-lr0.01"
 	"$nowt" compare "${common[@]}" -seed 1 "${cifar[@]}" -lr 0.01 -aa-amp 50 -aa-sparse 25 -rules aa \
 		-out "$out/cifar10-resnet20-aa-x50-lr0.01"
-	mkdir -p "$out/cifar10-resnet20-aa"
-	for pair in bp:cifar10-resnet20/bp fa:cifar10-resnet20/fa dfa:cifar10-resnet20-dfa-lr0.001/dfa \
-		ia:cifar10-resnet20-ia-lr0.01/ia aa:cifar10-resnet20-aa-lr0.01/aa aa-x50:cifar10-resnet20-aa-x50-lr0.01/aa; do
-		ln -sfn "../${pair#*:}" "$out/cifar10-resnet20-aa/${pair%%:*}"
-	done
+	link_runs cifar10-resnet20-aa bp:cifar10-resnet20/bp fa:cifar10-resnet20/fa dfa:cifar10-resnet20-dfa-lr0.001/dfa \
+		ia:cifar10-resnet20-ia-lr0.01/ia aa:cifar10-resnet20-aa-lr0.01/aa aa-x50:cifar10-resnet20-aa-x50-lr0.01/aa
 	"$nowt" report -out "$out/cifar10-resnet20-aa"
 fi
 # FA on the same comparison (seed 1) with its gradients clipped at a global norm of 2 (-clip-norm 2), about 40
@@ -428,10 +440,7 @@ fi
 if want cifarfaclip; then
 	"$nowt" compare "${common[@]}" -seed 1 "${cifar[@]}" "${cifar_rates[@]}" -clip-norm 2 -rules fa \
 		-out "$out/cifar10-resnet20-fa-clip2"
-	mkdir -p "$out/cifar10-resnet20-clip"
-	for pair in bp:cifar10-resnet20/bp fa:cifar10-resnet20/fa fa-clip2:cifar10-resnet20-fa-clip2/fa; do
-		ln -sfn "../${pair#*:}" "$out/cifar10-resnet20-clip/${pair%%:*}"
-	done
+	link_runs cifar10-resnet20-clip bp:cifar10-resnet20/bp fa:cifar10-resnet20/fa fa-clip2:cifar10-resnet20-fa-clip2/fa
 	"$nowt" report -out "$out/cifar10-resnet20-clip"
 fi
 # AA with the 50 times faster B again with seeds 2 and 3 (about 45 minutes each), then beside each seed's BP and FA
