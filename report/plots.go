@@ -33,6 +33,8 @@ const heatMapLayers = 8
 // WritePlots writes the comparison's PNG plots into dir:
 //   - test-error.png: test error (100 − top-1, %) against epoch on a log axis, one line per rule;
 //   - test-loss.png: test loss against epoch, one line per rule;
+//   - gradient-norm.png: the training steps' gradient norm before clipping against epoch, one line per rule
+//     (runs logged before nowt recorded it have none);
 //   - final-angles.png: the final weight angle ∠(B, Wᵀ) of every layer, one bar per rule (undefined angles
 //     marked);
 //   - angles-<rule>.png and delta-angles-<rule>.png, for each rule other than bp with alignment records: the
@@ -52,6 +54,9 @@ func WritePlots(dir string, c *trainer.Comparison) error {
 		return err
 	}
 	if err := save(TestLossPlot(rules, c.Records), "test-loss.png"); err != nil {
+		return err
+	}
+	if err := save(GradientNormPlot(rules, c.Records), "gradient-norm.png"); err != nil {
 		return err
 	}
 	if err := save(FinalAnglesPlot(rules, c.Records), "final-angles.png"); err != nil {
@@ -221,14 +226,36 @@ func ErrorPlot(rules []string, records map[string][]trainer.Record) *plot.Plot {
 // per rule, on a log scale when the losses span more than one order of magnitude (the first evaluations, or a
 // rule that diverges, would flatten the others). It returns nil if no record holds a test loss.
 func TestLossPlot(rules []string, records map[string][]trainer.Record) *plot.Plot {
-	p := newPlot("Test loss", "epoch", "test loss")
+	return epochLinesPlot("Test loss", "test loss", rules, records, func(r trainer.Record) float64 {
+		if r.TestLoss == nil {
+			return math.NaN()
+		}
+		return *r.TestLoss
+	})
+}
+
+// GradientNormPlot plots the training steps' global gradient norm ‖g‖ before any clipping (each record's mean
+// since the previous record) against epoch, one line per rule, on a log scale when the norms span more than
+// one order of magnitude: where a rule's steps grow, and what -clip-norm would bound. It returns nil if no
+// record holds a gradient norm (logs made before nowt recorded them).
+func GradientNormPlot(rules []string, records map[string][]trainer.Record) *plot.Plot {
+	return epochLinesPlot("Gradient norm (mean between records, before clipping)", "‖g‖", rules, records,
+		func(r trainer.Record) float64 { return r.GradientNorm })
+}
+
+// epochLinesPlot plots value (NaN or ≤ 0 where a record holds none) against epoch, one line per rule, leaving
+// out the weight mirror's warm-up records; on a log scale when the values span more than one order of
+// magnitude. It returns nil if no record holds a value.
+func epochLinesPlot(title, ylabel string, rules []string, records map[string][]trainer.Record,
+	value func(trainer.Record) float64) *plot.Plot {
+	p := newPlot(title, "epoch", ylabel)
 	lo, hi := math.Inf(1), math.Inf(-1)
 	all := map[string]plotter.XYs{}
 	for _, rule := range rules {
 		for _, r := range records[rule] {
-			if r.TestLoss != nil && r.WarmupMirrorSteps == nil && finite(r.Epoch, *r.TestLoss) && *r.TestLoss > 0 {
-				all[rule] = append(all[rule], plotter.XY{X: r.Epoch, Y: *r.TestLoss})
-				lo, hi = math.Min(lo, *r.TestLoss), math.Max(hi, *r.TestLoss)
+			if y := value(r); r.WarmupMirrorSteps == nil && finite(r.Epoch, y) && y > 0 {
+				all[rule] = append(all[rule], plotter.XY{X: r.Epoch, Y: y})
+				lo, hi = math.Min(lo, y), math.Max(hi, y)
 			}
 		}
 	}
@@ -239,7 +266,7 @@ func TestLossPlot(rules []string, records map[string][]trainer.Record) *plot.Plo
 	for i, rule := range rules {
 		xys := all[rule]
 		if logScale {
-			// Plotted as log10(loss) on a linear axis labelled in decades: gonum's LogScale pads the axis oddly.
+			// Plotted as log10(value) on a linear axis labelled in decades: gonum's LogScale pads the axis oddly.
 			xys = append(plotter.XYs(nil), xys...)
 			for j := range xys {
 				xys[j].Y = math.Log10(xys[j].Y)

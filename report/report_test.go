@@ -22,6 +22,9 @@ func syntheticRecords(layers []string, finalTop1, finalAngle float64) []trainer.
 	var records []trainer.Record
 	for step := 0; step <= 40; step += 10 {
 		r := trainer.Record{Step: step, Epoch: float64(step) / 20, Loss: 2.3 - 0.04*float64(step), LearningRate: 0.05}
+		if step > 0 {
+			r.GradientNorm, r.GradientNormMax = 2-0.03*float64(step), 3-0.03*float64(step)
+		}
 		if step > 0 && step%20 == 0 {
 			top1 := finalTop1 * float64(step) / 40
 			r.TestTop1, r.TestTop5, r.TestLoss = ptr(top1), ptr(math.Min(1, top1+0.2)), ptr(1.0)
@@ -76,12 +79,55 @@ func TestWriteComparison(t *testing.T) {
 	// Rows in the conventional order.
 	require.Less(t, strings.Index(text, "| bp |"), strings.Index(text, "| fa |"))
 	require.Less(t, strings.Index(text, "| fa |"), strings.Index(text, "| kp |"))
-	for _, name := range []string{"test-error.png", "test-loss.png", "final-angles.png", "angles-fa.png", "angles-kp.png",
+	for _, name := range []string{"test-error.png", "test-loss.png", "gradient-norm.png", "final-angles.png", "angles-fa.png", "angles-kp.png",
 		"delta-angles-fa.png", "delta-angles-kp.png"} {
 		requirePNG(t, filepath.Join(dir, name))
 	}
 	_, err = os.Stat(filepath.Join(dir, "angles-bp.png"))
 	require.True(t, os.IsNotExist(err), "no angle plot for bp")
+}
+
+// TestGradientNormPlot: the gradient-norm plot draws the records that hold a norm, on a log scale when they span
+// more than a decade, and is not drawn for logs made before nowt recorded norms (nor its file written).
+func TestGradientNormPlot(t *testing.T) {
+	withNorms := func(norms ...float64) []trainer.Record {
+		var records []trainer.Record
+		for i, norm := range norms {
+			records = append(records, trainer.Record{Step: 10 * i, Epoch: float64(i) / 4, GradientNorm: norm})
+		}
+		return records
+	}
+	for _, tc := range []struct {
+		name     string
+		records  map[string][]trainer.Record
+		drawn    bool
+		logScale bool
+	}{
+		{"old logs", map[string][]trainer.Record{"bp": withNorms(0, 0, 0), "fa": withNorms(0, 0)}, false, false},
+		{"within a decade", map[string][]trainer.Record{"bp": withNorms(0, 2, 1.5, 1), "fa": withNorms(0, 9, 5, 3)}, true, false},
+		{"a rule's spike", map[string][]trainer.Record{"bp": withNorms(0, 1, 0.8, 0.5), "fa": withNorms(0, 45, math.NaN(), 4)}, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := GradientNormPlot([]string{"bp", "fa"}, tc.records)
+			if !tc.drawn {
+				require.Nil(t, p)
+				dir := t.TempDir()
+				require.NoError(t, WritePlots(dir, &trainer.Comparison{Records: tc.records}))
+				_, err := os.Stat(filepath.Join(dir, "gradient-norm.png"))
+				require.True(t, os.IsNotExist(err), "no gradient-norm.png without norms")
+				return
+			}
+			require.NotNil(t, p)
+			require.Equal(t, tc.logScale, strings.Contains(p.Y.Label.Text, "log scale"), p.Y.Label.Text)
+			if tc.logScale {
+				require.InDelta(t, math.Log10(0.5)-0.05, p.Y.Min, 1e-12)
+				require.InDelta(t, math.Log10(45)+0.05, p.Y.Max, 1e-12)
+			} else {
+				require.Zero(t, p.Y.Min)
+				require.Equal(t, 9.0, p.Y.Max, "fa's largest norm tops the axis")
+			}
+		})
+	}
 }
 
 // TestFormatComparisonManyLayers: beyond 4 layers the angles go to two tables, layers as rows.

@@ -16,7 +16,8 @@
 # demo's comparison, five seeds), smoothing0.01 (the demo's at 0.01), democlip (the demo's with its gradients
 # clipped), aaclip (aarate's at 0.05, clipped), cifarfaclip (FA on CIFAR-10 ResNet-20 clipped, beside cifar's BP
 # and FA, about 40 minutes), cifarfaclipseeds (the same with seeds 2 and 3, and beside BP and FA over three
-# seeds, about 40 minutes), demowarmup (the demo's comparison with a 0.2-epoch warm-up), cifar
+# seeds, about 40 minutes), demowarmup (the demo's comparison with a 0.2-epoch warm-up), demogradnorm (the demo's comparison
+# and its FA clipped at 2 again, logging the gradient norms), cifar
 # (the full CIFAR-10 ResNet-20 comparison, about 2 hours on 2 cores), cifarseed2 (its five rules again with seed 2, about 2 hours), cifarseed3 (and with seed 3),
 # cifarnew (uSF, frSF, brSF and IA on the same CIFAR-10 comparison, about 2 hours), cifarnewseed2 (uSF, frSF
 # and brSF with seed 2, about 45 minutes), cifarnewseed3 (with seed 3, and the three seeds reported together), cifardfa (DFA on it at
@@ -305,6 +306,17 @@ if want democlip; then
 		demo_beside_plain "mnist-demo-clip$clip-seeds" -clip-norm "$clip"
 		"$nowt" report -out "$out/mnist-demo-clip$clip-seeds"
 	done
+fi
+# The demo's comparison again over its five seeds, and FA clipped at 2 beside it, now that each record logs the
+# steps' gradient norms (demoseeds' and democlip's runs predate them; the same settings should repeat their
+# top-1): how large are each rule's steps, and how many does a bound of 2 cut (about 3 minutes)?
+if want demogradnorm; then
+	"$nowt" compare "${common[@]}" "${demo[@]}" -wd 1e-4 -kp-decay 0.02 -wm-warmup 200 -rules bp,fa,wm,kp \
+		-out "$out/mnist-demo-gradnorm"
+	"$nowt" compare "${common[@]}" "${demo[@]}" -wd 1e-4 -kp-decay 0.02 -clip-norm 2 -rules fa \
+		-out "$out/mnist-demo-gradnorm-fa-clip2"
+	link_seeds mnist-demo-gradnorm-fa-clip2 mnist-demo-gradnorm fa-clip2:fa
+	"$nowt" report -out "$out/mnist-demo-gradnorm"
 fi
 # BP, FA and AA on the ReLU MLP at lr 0.05 with the gradients clipped to a global norm of 2, five seeds, beside
 # aarate's runs without it (about 5 minutes): does the bound that helped FA at 0.1 keep AA's B aligned?

@@ -2,12 +2,15 @@ package trainer
 
 import (
 	"fmt"
+	"math"
+	"sync"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
+	"github.com/gomlx/gomlx/pkg/ml/train/metrics"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 	"github.com/nowt-ml/nowt/feedback"
 )
@@ -38,7 +41,58 @@ type SGD struct {
 	WeightDecay float64
 	// ClipNorm c bounds the global L2 norm of the step's gradients (0 = no clipping).
 	ClipNorm float64
+
+	// norms hands each training graph's gradient norm to its metric ([SGD.GradientNormMetric]); nil until
+	// the metric is asked for.
+	norms *graphNodes
 }
+
+// graphNodes holds one node per graph, from the graph's builder to a later reader of the same graph.
+type graphNodes struct {
+	mu    sync.Mutex
+	nodes map[*Graph]*Node
+}
+
+// put records node for its graph.
+func (s *graphNodes) put(node *Node) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nodes[node.Graph()] = node
+}
+
+// take returns and forgets g's node (nil if none was put).
+func (s *graphNodes) take(g *Graph) *Node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	node := s.nodes[g]
+	delete(s.nodes, g)
+	return node
+}
+
+// GradientNormMetricName is the name of [SGD.GradientNormMetric]'s metric.
+const GradientNormMetricName = "Gradient Norm"
+
+// GradientNormMetric returns a training metric that reports each step's global gradient norm ‖g‖ as the
+// optimizer saw it: the L2 norm of every gradient of the step (the trainable variables' and the learning B's,
+// the set ClipNorm bounds), before any clipping. It must be asked for before the first training graph is built
+// and reads only graphs this optimizer updated (any other gets NaN).
+func (o *SGD) GradientNormMetric() metrics.Interface {
+	if o.norms == nil {
+		o.norms = &graphNodes{nodes: make(map[*Graph]*Node)}
+	}
+	norms := o.norms
+	return metrics.NewBaseMetric(GradientNormMetricName, "|g|", gradientNormMetricType,
+		func(_ *context.Context, _, predictions []*Node) *Node {
+			g := predictions[0].Graph()
+			if norm := norms.take(g); norm != nil {
+				return norm
+			}
+			return Scalar(g, dtypes.Float32, math.NaN())
+		}, nil)
+}
+
+// gradientNormMetricType is the type of the gradient-norm metric: neither a loss nor an accuracy.
+const gradientNormMetricType = "gradient_norm"
 
 // velocityScope holds SGD's velocity variables, mirroring the variables' own scopes.
 const velocityScope = "/" + optimizers.Scope + "/sgd_velocity"
@@ -51,8 +105,14 @@ func (o *SGD) UpdateGraph(ctx *context.Context, g *Graph, loss *Node) {
 		panic(fmt.Sprintf("SGD: the loss must be a scalar, got %s", loss.Shape()))
 	}
 	vars, grads := feedback.Gradients(ctx, loss)
-	if o.ClipNorm > 0 {
-		grads = clipByGlobalNorm(grads, o.ClipNorm)
+	if o.ClipNorm > 0 || o.norms != nil {
+		norm := globalNorm(grads)
+		if o.norms != nil && norm != nil {
+			o.norms.put(ConvertDType(norm, dtypes.Float32))
+		}
+		if o.ClipNorm > 0 && norm != nil {
+			grads = clipByGlobalNorm(grads, norm, o.ClipNorm)
+		}
 	}
 	dtype := loss.DType()
 	_ = optimizers.IncrementGlobalStepGraph(ctx, g, dtype)
@@ -100,11 +160,11 @@ func (o *SGD) UpdateGraph(ctx *context.Context, g *Graph, loss *Node) {
 	feedback.ReleaseGraph(ctx, g) // The gradient was the layers' records' last reader.
 }
 
-// clipByGlobalNorm scales grads together by min(1, c/‖g‖), ‖g‖ the L2 norm of all of them (summed in float32 at
-// least: a bfloat16 gradient's squares would lose their sum); a zero norm leaves them as they are.
-func clipByGlobalNorm(grads []*Node, c float64) []*Node {
+// globalNorm returns the L2 norm of all of grads together, summed in float32 at least (a bfloat16 gradient's
+// squares would lose their sum), or nil for no gradients.
+func globalNorm(grads []*Node) *Node {
 	if len(grads) == 0 {
-		return grads
+		return nil
 	}
 	sumDType := grads[0].DType()
 	if sumDType.Size() < 4 {
@@ -119,8 +179,13 @@ func clipByGlobalNorm(grads []*Node, c float64) []*Node {
 			squares = Add(squares, sq)
 		}
 	}
-	norm := Sqrt(squares)
-	g := norm.Graph()
+	return Sqrt(squares)
+}
+
+// clipByGlobalNorm scales grads together by min(1, c/‖g‖), norm their global L2 norm ‖g‖ ([globalNorm]); a zero
+// norm leaves them as they are.
+func clipByGlobalNorm(grads []*Node, norm *Node, c float64) []*Node {
+	g, sumDType := norm.Graph(), norm.DType()
 	// min(1, c/‖g‖) as c/max(c, ‖g‖): 1 up to the bound, and no division by a zero norm.
 	factor := Div(Scalar(g, sumDType, c), Max(norm, Scalar(g, sumDType, c)))
 	clipped := make([]*Node, len(grads))

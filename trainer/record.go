@@ -24,6 +24,15 @@ type Record struct {
 	TestTop1 *float64 `json:"test_top1,omitempty"`
 	TestTop5 *float64 `json:"test_top5,omitempty"`
 	TestLoss *float64 `json:"test_loss,omitempty"`
+	// GradientNorm is the mean, over the training steps since the previous record (or since the run resumed),
+	// of each step's global gradient norm ‖g‖ before any clipping ([SGD.GradientNormMetric]), and
+	// GradientNormMax the largest of them: what to choose -clip-norm by. Absent at step 0 and from logs made
+	// before nowt recorded them.
+	GradientNorm    float64 `json:"gradient_norm,omitempty"`
+	GradientNormMax float64 `json:"gradient_norm_max,omitempty"`
+	// ClippedFraction is the fraction of those steps whose norm exceeded the run's -clip-norm (whose gradients
+	// were scaled down); absent when the run does not clip.
+	ClippedFraction *float64 `json:"clipped_fraction,omitempty"`
 	// LearningRate of the last step; ImagesPerSecond of training since the previous record.
 	LearningRate    float64 `json:"learning_rate"`
 	ImagesPerSecond float64 `json:"images_per_second"`

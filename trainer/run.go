@@ -47,6 +47,9 @@ type run struct {
 	numLayers     int
 	notices       io.Writer
 	checkpoint    string // the checkpoint loaded, if any
+	// accuracyMetric and normMetric index the training step's metrics: the batch accuracy and the gradient
+	// norm.
+	accuracyMetric, normMetric int
 }
 
 // warnSkipped is the datasets' OnSkip: a warning naming the unreadable image.
@@ -193,11 +196,24 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 		}
 		return []*Node{logits}
 	}
-	r.trainer = train.NewTrainer(r.backend, ctx, trainModel, loss,
-		&SGD{Momentum: cfg.Momentum, Nesterov: cfg.Nesterov, WeightDecay: cfg.WeightDecay, ClipNorm: cfg.ClipNorm},
-		[]metrics.Interface{metrics.NewBaseMetric("Batch Accuracy", "acc", metrics.AccuracyMetricType,
-			metrics.SparseCategoricalAccuracyGraph, nil)},
+	sgd := &SGD{Momentum: cfg.Momentum, Nesterov: cfg.Nesterov, WeightDecay: cfg.WeightDecay, ClipNorm: cfg.ClipNorm}
+	r.trainer = train.NewTrainer(r.backend, ctx, trainModel, loss, sgd,
+		[]metrics.Interface{metrics.NewBaseMetric(batchAccuracyMetricName, "acc", metrics.AccuracyMetricType,
+			metrics.SparseCategoricalAccuracyGraph, nil), sgd.GradientNormMetric()},
 		[]metrics.Interface{metrics.NewSparseCategoricalAccuracy("Top-1 Accuracy", evalTop1), newTop5Accuracy()})
+	r.accuracyMetric, r.normMetric = -1, -1
+	for i, m := range r.trainer.TrainMetrics() {
+		switch m.Name() {
+		case batchAccuracyMetricName:
+			r.accuracyMetric = i
+		case GradientNormMetricName:
+			r.normMetric = i
+		}
+	}
+	if r.accuracyMetric < 0 || r.normMetric < 0 {
+		return nil, fmt.Errorf("internal error: the trainer lost the %q or %q training metric",
+			batchAccuracyMetricName, GradientNormMetricName)
+	}
 
 	// A fixed batch of test images for the alignment metrics.
 	_, images, labels, err := r.testDS.Yield()
@@ -382,6 +398,9 @@ func normalizeParam(v any) any {
 
 // modelScope is the context scope the model is built in: per-layer settings name /model/<layer scope>.
 const modelScope = "model"
+
+// batchAccuracyMetricName names the training step's batch-accuracy metric.
+const batchAccuracyMetricName = "Batch Accuracy"
 
 // checkSettingScopes fails if a hyperparameter is set at a scope where no layer of the model lives (a mistyped
 // scope in -set, which GoMLX would otherwise ignore). A setting reaches the layers at and below its scope, so a

@@ -25,6 +25,10 @@ type NaNError struct {
 	Loss float64
 	// OnTest is set when the loss that was not finite is the test set's, evaluated after step Step.
 	OnTest bool
+	// OnGradient is set when the loss of step Step was finite (LastLoss) but its gradient was not: Loss is then
+	// the step's global gradient norm.
+	OnGradient bool
+	LastLoss   float64
 	// Start is the loss the run started from, when the divergence guard stopped it (0 for a non-finite loss).
 	Start float64
 	// Checkpoint is the last good checkpoint ("" if none was written yet), the one -resume continues from.
@@ -47,6 +51,10 @@ func (e *NaNError) Error() string {
 	if e.Start > 0 {
 		return fmt.Sprintf("training stopped: the loss diverged, %g at step %d, over %d times its start (%g) for %d records; %s (-divergence-guard=false trains on)",
 			e.Loss, e.Step, DivergenceFactor, e.Start, DivergenceLogs, keep)
+	}
+	if e.OnGradient {
+		return fmt.Sprintf("training stopped: the gradient norm is %g at step %d (its loss, %g, was finite); %s",
+			e.Loss, e.Step, e.LastLoss, keep)
 	}
 	if e.OnTest {
 		return fmt.Sprintf("training stopped: the test loss is %g after step %d; %s", e.Loss, e.Step, keep)

@@ -15,6 +15,12 @@ func formatRecord(r Record) string {
 	} else {
 		s = fmt.Sprintf("step %6d  epoch %6.2f  loss %.4f  train-acc %.4f  lr %.4g  %.0f img/s",
 			r.Step, r.Epoch, r.Loss, r.TrainAccuracy, r.LearningRate, r.ImagesPerSecond)
+		if r.GradientNormMax > 0 {
+			s += fmt.Sprintf("  |g| %.3g (max %.3g)", r.GradientNorm, r.GradientNormMax)
+		}
+		if r.ClippedFraction != nil {
+			s += fmt.Sprintf("  clipped %.0f%%", 100**r.ClippedFraction)
+		}
 	}
 	if r.TestTop1 != nil {
 		s += fmt.Sprintf("  test top-1 %.4f top-5 %.4f", *r.TestTop1, *r.TestTop5)

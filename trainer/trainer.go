@@ -333,6 +333,7 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 	var trainedSteps int
 	var lastLoss, accSum float64
 	var accCount, grown int
+	var norms normStats      // the gradient norms since the last record
 	lastFineLog := startStep // the last logged step whose loss the guard found in range (the checkpoint resumed from)
 	var testTop1, testTop5, testLoss *float64
 	chance := newChanceWatch(cfg.Dataset, testCounts, cfg.ChanceGuard, earlier)
@@ -345,8 +346,15 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			// Its loss came from the weights after step-1: only checkpoints from before are known to be good.
 			return r.divergedAt(&NaNError{Step: step, Loss: lastLoss}, checkpointDir, step-1)
 		}
-		accSum += scalar(stepMetrics[len(stepMetrics)-1]) // Our batch accuracy is the last train metric.
+		accSum += scalar(stepMetrics[r.accuracyMetric])
 		accCount++
+		norm := scalar(stepMetrics[r.normMetric])
+		if !isFinite(norm) {
+			// A finite loss but a gradient that overflowed: the step's update made the weights non-finite, and
+			// those after step-1 overflow again on the same batch.
+			return r.divergedAt(&NaNError{Step: step, Loss: norm, OnGradient: true, LastLoss: lastLoss}, checkpointDir, step-1)
+		}
+		norms.add(norm, cfg.ClipNorm)
 		if r.mirrorExec != nil {
 			if err := r.mirror(wmSteps); err != nil {
 				return err
@@ -384,6 +392,8 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			rec := Record{Step: step, Epoch: float64(step) / float64(r.stepsPerEpoch), Loss: lastLoss,
 				TrainAccuracy: accSum / float64(accCount), TestTop1: testTop1, TestTop5: testTop5, TestLoss: testLoss,
 				LearningRate: r.schedule.At(step - 1), Layers: layers, SkippedImages: r.skipped()}
+			norms.fill(&rec, cfg.ClipNorm)
+			norms = normStats{}
 			if trainSeconds > 0 {
 				rec.ImagesPerSecond = float64(trainedSteps*cfg.BatchSize) / trainSeconds
 			}

@@ -36,7 +36,8 @@ func tinyConfig(t *testing.T, rule string) Config {
 }
 
 // TestSGDMatchesReference: momentum, Nesterov, weight decay and gradient clipping against a plain-Go SGD on the
-// loss Σ (θ·a)² (the gradient's norm starts at 8.3: a bound of 0.5 clips every step shown, one of 100 none).
+// loss Σ (θ·a)² (the gradient's norm starts at 8.3: a bound of 0.5 clips every step shown, one of 100 none), and
+// the gradient-norm metric against the reference's norm before clipping.
 func TestSGDMatchesReference(t *testing.T) {
 	backend, err := backends.NewWithConfig("go:ops_sequential")
 	require.NoError(t, err)
@@ -44,17 +45,18 @@ func TestSGDMatchesReference(t *testing.T) {
 	for _, o := range []SGD{{}, {Momentum: 0.9}, {Momentum: 0.9, Nesterov: true, WeightDecay: 0.1}, {WeightDecay: 0.3},
 		{Momentum: 0.9, WeightDecay: 0.3, ClipNorm: 0.5}, {Momentum: 0.9, Nesterov: true, ClipNorm: 0.5}, {ClipNorm: 100}} {
 		ctx := context.New()
-		exec := context.MustNewExec(backend, ctx, func(ctx *context.Context, g *Graph) *Node {
+		normMetric := o.GradientNormMetric()
+		exec := context.MustNewExec(backend, ctx, func(ctx *context.Context, g *Graph) []*Node {
 			theta := ctx.WithInitializer(func(g *Graph, s shapes_) *Node { return Const(g, [][]float64{{1, 1, 1}}) }).
 				VariableWithShape("theta", shapeOf(1, 3))
 			loss := ReduceAllSum(Square(Mul(theta.ValueGraph(g), Const(g, [][]float64{a}))))
 			o.UpdateGraph(ctx, g, loss)
-			return loss
+			return []*Node{loss, normMetric.UpdateGraph(ctx, nil, []*Node{loss})}
 		})
 		optimizers.LearningRateVar(ctx, theta64, 0.05)
 		theta, velocity := []float64{1, 1, 1}, make([]float64, 3)
 		for step := range 5 {
-			exec.MustExec()
+			outputs := exec.MustExec()
 			scale, norm := 1.0, 0.0
 			for i := range theta {
 				norm += math.Pow(2*a[i]*a[i]*theta[i], 2)
@@ -62,6 +64,7 @@ func TestSGDMatchesReference(t *testing.T) {
 			if norm = math.Sqrt(norm); o.ClipNorm > 0 && norm > o.ClipNorm {
 				scale = o.ClipNorm / norm
 			}
+			require.InDelta(t, norm, scalar(outputs[1]), 1e-6*norm, "%+v step %d: the metric's norm, before clipping", o, step)
 			for i := range theta {
 				grad := scale*2*a[i]*a[i]*theta[i] + o.WeightDecay*theta[i]
 				velocity[i] = o.Momentum*velocity[i] + grad
