@@ -56,7 +56,7 @@ func WritePlots(dir string, c *trainer.Comparison) error {
 	if err := save(TestLossPlot(rules, c.Records), "test-loss.png"); err != nil {
 		return err
 	}
-	if err := save(GradientNormPlot(rules, c.Records), "gradient-norm.png"); err != nil {
+	if err := save(GradientNormPlot(rules, c.Records), GradientNormPlotFileName); err != nil {
 		return err
 	}
 	if err := save(FinalAnglesPlot(rules, c.Records), "final-angles.png"); err != nil {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"image/color"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -269,6 +270,10 @@ func FormatSeeds(cs []*trainer.Comparison, seedDirs []string, commandLine string
 		links[i] = fmt.Sprintf("[%s](%s/%s)", d, d, ResultsFileName)
 	}
 	b.WriteString(strings.Join(links, ", ") + ".\n\n![Final test top-1 per seed](" + SeedsPlotFileName + ")\n")
+	if SeedsGradientNormPlot(cs) != nil {
+		b.WriteString("\nThe training steps' gradient norm before any clipping, median over the seeds:\n\n" +
+			"![Gradient norm](" + GradientNormPlotFileName + ")\n")
+	}
 	if commandLine != "" {
 		label := "Command (run it again to resume or reuse the runs)"
 		if !strings.HasPrefix(commandLine, "nowt compare") { // a report of comparisons made elsewhere: no training
@@ -281,7 +286,8 @@ func FormatSeeds(cs []*trainer.Comparison, seedDirs []string, commandLine string
 }
 
 // WriteSeeds writes the report of comparisons that differ only in their seed into dir: results.md
-// ([FormatSeeds]) and seeds-top1.png ([SeedsPlot]). seedDirs are the comparisons' folders, relative to dir.
+// ([FormatSeeds]), seeds-top1.png ([SeedsPlot]) and, where the logs hold gradient norms, gradient-norm.png
+// ([SeedsGradientNormPlot]). seedDirs are the comparisons' folders, relative to dir.
 func WriteSeeds(dir string, cs []*trainer.Comparison, seedDirs []string, commandLine string) error {
 	if len(cs) == 0 {
 		return fmt.Errorf("writing the comparison over seeds: no comparisons")
@@ -297,9 +303,53 @@ func WriteSeeds(dir string, cs []*trainer.Comparison, seedDirs []string, command
 		return fmt.Errorf("writing the comparison over seeds: %w", err)
 	}
 	if p := SeedsPlot(cs); p != nil {
-		return SavePNG(p, filepath.Join(dir, SeedsPlotFileName))
+		if err := SavePNG(p, filepath.Join(dir, SeedsPlotFileName)); err != nil {
+			return err
+		}
+	}
+	if p := SeedsGradientNormPlot(cs); p != nil {
+		return SavePNG(p, filepath.Join(dir, GradientNormPlotFileName))
 	}
 	return nil
+}
+
+// GradientNormPlotFileName is the plot of the training steps' gradient norms against epoch, in a comparison's
+// folder ([GradientNormPlot]) and in a comparison over seeds' ([SeedsGradientNormPlot]).
+const GradientNormPlotFileName = "gradient-norm.png"
+
+// SeedsGradientNormPlot plots each rule's gradient norm against epoch as [GradientNormPlot] does, each point
+// the median over the seeds whose logs hold a norm at that step. It returns nil if none does.
+func SeedsGradientNormPlot(cs []*trainer.Comparison) *plot.Plot {
+	rules := seedsRules(cs)
+	medians := map[string][]trainer.Record{}
+	for _, rule := range rules {
+		byStep := map[int][]float64{}
+		epochs := map[int]float64{}
+		for _, c := range cs {
+			for _, r := range c.Records[rule] {
+				if r.GradientNorm > 0 && r.WarmupMirrorSteps == nil {
+					byStep[r.Step] = append(byStep[r.Step], r.GradientNorm)
+					epochs[r.Step] = r.Epoch
+				}
+			}
+		}
+		for _, step := range slices.Sorted(maps.Keys(byStep)) {
+			medians[rule] = append(medians[rule], trainer.Record{Step: step, Epoch: epochs[step],
+				GradientNorm: medianOf(byStep[step])})
+		}
+	}
+	return epochLinesPlot(fmt.Sprintf("Gradient norm, median over %d seeds (mean between records, before clipping)",
+		len(cs)), "‖g‖", rules, medians, func(r trainer.Record) float64 { return r.GradientNorm })
+}
+
+// medianOf returns the median of values (the mean of the two middle ones for an even count); values is not
+// empty.
+func medianOf(values []float64) float64 {
+	s := slices.Sorted(slices.Values(values))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // SeedsPlot plots each rule's final test top-1 in every seed (one point per seed, in the seed's colour and

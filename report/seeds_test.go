@@ -118,9 +118,46 @@ func TestWriteSeeds(t *testing.T) {
 	require.NotContains(t, text, "seed 1,", "the common settings leave the seed out")
 	require.NotContains(t, text, "Per rule", "every rule shares every setting")
 	requirePNG(t, filepath.Join(dir, SeedsPlotFileName))
+	require.Contains(t, text, "![Gradient norm](gradient-norm.png)")
+	requirePNG(t, filepath.Join(dir, GradientNormPlotFileName))
 
 	require.ErrorContains(t, WriteSeeds(dir, nil, nil, ""), "no comparisons")
 	require.ErrorContains(t, WriteSeeds(dir, cs, names[:2], ""), "2 folders for 3 comparisons")
+}
+
+// TestSeedsGradientNormPlot: each point is the median over the seeds that logged a norm at its step (seeds'
+// logs from before nowt recorded norms count for none), and without any norm there is no plot nor its line in
+// the report.
+func TestSeedsGradientNormPlot(t *testing.T) {
+	norms := func(seed int64, values ...float64) *trainer.Comparison {
+		c := seedComparison(seed, map[string]float64{"fa": 0.85})
+		for i := range c.Records["fa"] {
+			c.Records["fa"][i].GradientNorm = 0
+			if i < len(values) {
+				c.Records["fa"][i].GradientNorm = values[i]
+			}
+		}
+		return c
+	}
+	// Records at steps 0, 10, …, 40: seed 3 logged no norm, seed 4 only at step 0 and 10.
+	cs := []*trainer.Comparison{norms(1, 0, 4, 50, 3), norms(2, 0, 2, 10, 1), norms(3), norms(4, 0, 9)}
+	p := SeedsGradientNormPlot(cs)
+	require.NotNil(t, p)
+	require.Contains(t, p.Title.Text, "median over 4 seeds")
+	require.Contains(t, p.Y.Label.Text, "log scale", "medians 4, 30 and 2 span more than a decade")
+	require.InDelta(t, math.Log10(2)-0.05, p.Y.Min, 1e-12, "step 30: the median of 3 and 1")
+	require.InDelta(t, math.Log10(30)+0.05, p.Y.Max, 1e-12, "step 20: the median of 50 and 10")
+	require.Equal(t, 4.0, medianOf([]float64{9, 2, 4}), "step 10")
+
+	old := []*trainer.Comparison{norms(1), norms(2)}
+	require.Nil(t, SeedsGradientNormPlot(old))
+	dir := t.TempDir()
+	require.NoError(t, WriteSeeds(dir, old, []string{"seed-1", "seed-2"}, ""))
+	md, err := os.ReadFile(filepath.Join(dir, ResultsFileName))
+	require.NoError(t, err)
+	require.NotContains(t, string(md), GradientNormPlotFileName)
+	_, err = os.Stat(filepath.Join(dir, GradientNormPlotFileName))
+	require.True(t, os.IsNotExist(err))
 }
 
 // TestSeedsPerRuleSettings: a rule trained at its own rate (DFA at 1/100 of BP's, say) is named with it in the

@@ -55,3 +55,28 @@ func TestGradientNormRecords(t *testing.T) {
 		})
 	}
 }
+
+// TestNaNErrorMessages: each way a run stops on a bad number names what was bad, at which step, and what to do.
+func TestNaNErrorMessages(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  NaNError
+		want []string
+	}{
+		{"loss", NaNError{Step: 7, Loss: math.NaN(), Checkpoint: "ck/checkpoint-n00000005"},
+			[]string{"the loss is NaN at step 7", "ck/checkpoint-n00000005", "-resume", "-clip-norm"}},
+		{"test loss", NaNError{Step: 8, Loss: math.Inf(1), OnTest: true},
+			[]string{"the test loss is +Inf after step 8", "no checkpoint from before it", "-lr"}},
+		{"gradient", NaNError{Step: 9, Loss: math.Inf(1), OnGradient: true, LastLoss: 2.5},
+			[]string{"the gradient norm is +Inf at step 9", "its loss, 2.5, was finite", "-lr"}},
+		{"diverged", NaNError{Step: 30, Loss: 90, Start: 2.3, SetAside: 2},
+			[]string{"the loss diverged, 90 at step 30", "2 newer checkpoint(s)", "diverged-", "-divergence-guard=false"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := tc.err.Error()
+			for _, want := range tc.want {
+				require.Contains(t, msg, want)
+			}
+		})
+	}
+}
