@@ -239,7 +239,7 @@ func TestLossPlot(rules []string, records map[string][]trainer.Record) *plot.Plo
 // one order of magnitude: where a rule's steps grow, and what -clip-norm would bound. It returns nil if no
 // record holds a gradient norm (logs made before nowt recorded them).
 func GradientNormPlot(rules []string, records map[string][]trainer.Record) *plot.Plot {
-	return epochLinesPlot("Gradient norm (mean between records, before clipping)", "‖g‖", rules, records,
+	return epochLinesPlot("Gradient norm before clipping", "‖g‖, mean between records", rules, records,
 		func(r trainer.Record) float64 { return r.GradientNorm })
 }
 

@@ -338,8 +338,8 @@ func SeedsGradientNormPlot(cs []*trainer.Comparison) *plot.Plot {
 				GradientNorm: medianOf(byStep[step])})
 		}
 	}
-	return epochLinesPlot(fmt.Sprintf("Gradient norm, median over %d seeds (mean between records, before clipping)",
-		len(cs)), "‖g‖", rules, medians, func(r trainer.Record) float64 { return r.GradientNorm })
+	return epochLinesPlot(fmt.Sprintf("Gradient norm before clipping, median of %d seeds", len(cs)),
+		"‖g‖, mean between records", rules, medians, func(r trainer.Record) float64 { return r.GradientNorm })
 }
 
 // medianOf returns the median of values (the mean of the two middle ones for an even count); values is not

@@ -143,7 +143,7 @@ func TestSeedsGradientNormPlot(t *testing.T) {
 	cs := []*trainer.Comparison{norms(1, 0, 4, 50, 3), norms(2, 0, 2, 10, 1), norms(3), norms(4, 0, 9)}
 	p := SeedsGradientNormPlot(cs)
 	require.NotNil(t, p)
-	require.Contains(t, p.Title.Text, "median over 4 seeds")
+	require.Contains(t, p.Title.Text, "median of 4 seeds")
 	require.Contains(t, p.Y.Label.Text, "log scale", "medians 4, 30 and 2 span more than a decade")
 	require.InDelta(t, math.Log10(2)-0.05, p.Y.Min, 1e-12, "step 30: the median of 3 and 1")
 	require.InDelta(t, math.Log10(30)+0.05, p.Y.Max, 1e-12, "step 20: the median of 50 and 10")
