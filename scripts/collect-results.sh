@@ -7,7 +7,7 @@
 # from ($COMMIT, default HEAD), each rule's commit ($RULE_COMMITS, e.g. "bp=ce1bb36 kp=ce1bb36", overrides $COMMIT
 # for the rules it names: a comparison whose runs were made by different builds, one reused from an earlier one)
 # and the date of the newest log.
-# A comparison over seeds (nowt compare -seeds) keeps its report and plot, and each seed-<n>/ comparison without its
+# A comparison over seeds (nowt compare -seeds) keeps its report and plots, and each seed-<n>/ comparison without its
 # plots; a seed-<n> that is a link to a comparison made apart is not copied: the report's link to it is pointed
 # at that comparison's own folder beside it.
 # Then `go test ./report -run TestResultsPage -update` refreshes the tables of docs/results.md from those logs.
@@ -57,7 +57,7 @@ for dir in "$src"/*/; do
 		# A comparison over seeds (nowt compare -seeds): the report over the seeds, then each seed's comparison.
 		rm -rf "$dst"
 		mkdir -p "$dst"
-		cp "$dir"/results.md "$dir"/seeds-top1.png "$dst/"
+		cp "$dir"/results.md "$dir"/*.png "$dst/" # seeds-top1.png, gradient-norm.png where its logs hold norms
 		for seed in "${seeds[@]}"; do
 			seed=${seed%/}
 			if [[ -L "$seed" ]]; then
