@@ -2,7 +2,9 @@ package trainer
 
 import (
 	"io"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/nowt-ml/nowt/models"
@@ -77,4 +79,70 @@ func BenchmarkStepParts(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkGradientNorm measures what logging the steps' global gradient norm costs: the same step of the
+// 784-500-10 ReLU MLP at batch 128 (the same batch, on the device) with the norm computed and read back, and
+// without (logGradientNorms false), alternating one step of each (each first in every other pair) so that both
+// see the same machine. It reports
+// the ratio of the medians, with ÷ without (1.00: free). GRADNORM_CONTROL=1 sets both up without the norm: the
+// ratio it then reports is the benchmark's own noise.
+//
+//	NOWT_TEST_BACKEND=xla:cpu go test ./trainer -run '^$' -bench GradientNorm -benchtime 2000x
+func BenchmarkGradientNorm(b *testing.B) {
+	b.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
+	backend, err := newRunBackend(DefaultConfig().Backend, 1, io.Discard) // one backend for both, as in nowt bench
+	if err != nil {
+		b.Skipf("the backend is not available: %v", err)
+	}
+	defer backend.Finalize()
+	steps := make([]func(), 2)
+	for i, logged := range []bool{os.Getenv("GRADNORM_CONTROL") == "", false} {
+		logGradientNorms = logged
+		cfg := DefaultConfig()
+		cfg.Rule, cfg.Model, cfg.Dataset = "fa", "mlp", "mnist"
+		cfg.Params = map[string]any{models.ParamMLPHidden: "500", models.ParamMLPActivation: "relu"}
+		cfg.BatchSize, cfg.Steps, cfg.Progress, cfg.OutDir = 128, 1000, false, b.TempDir()
+		r, err := setupOn(backend, cfg, io.Discard, "", true)
+		logGradientNorms = true
+		if err != nil {
+			b.Skipf("MNIST not available: %v", err)
+		}
+		defer r.close()
+		ds, err := r.trainingBatches()
+		if err != nil {
+			b.Fatal(err)
+		}
+		spec, inputs, labels, err := ds.Yield()
+		if err != nil {
+			b.Fatal(err)
+		}
+		steps[i] = func() {
+			if err := trainStepOn(r.trainer, spec, inputs, labels); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for range 5 {
+			steps[i]() // compile and warm up
+		}
+	}
+	var with, without []time.Duration
+	b.ResetTimer()
+	timed := func(step func(), into *[]time.Duration) {
+		start := time.Now()
+		step()
+		*into = append(*into, time.Since(start))
+	}
+	for i := range b.N {
+		if i%2 == 0 { // Each goes first in every other pair: the first of a pair runs slower on a busy machine.
+			timed(steps[0], &with)
+			timed(steps[1], &without)
+		} else {
+			timed(steps[1], &without)
+			timed(steps[0], &with)
+		}
+	}
+	b.ReportMetric(float64(median(with))/float64(median(without)), "with÷without")
+	b.ReportMetric(float64(median(with).Microseconds()), "µs-with")
+	b.ReportMetric(float64(median(without).Microseconds()), "µs-without")
 }

@@ -172,7 +172,7 @@ func globalNorm(grads []*Node) *Node {
 	}
 	var squares *Node
 	for _, grad := range grads {
-		sq := ReduceAllSum(Square(ConvertDType(grad, sumDType)))
+		sq := sumOfSquares(ConvertDType(grad, sumDType))
 		if squares == nil {
 			squares = sq
 		} else {
@@ -180,6 +180,22 @@ func globalNorm(grads []*Node) *Node {
 		}
 	}
 	return Sqrt(squares)
+}
+
+// sumOfSquares returns Σ x²: for a matrix or higher rank, as the matrix-vector product of its squares, reshaped
+// to [rows, last axis], with ones, summed over the rows. XLA's CPU backend sums a whole tensor to a scalar (or
+// along either axis of a matrix) one element after another, about 1.5 ns each: the steps of the 784-500-10 MLP
+// took 1.26–1.34 times as long with their gradients' norm so computed, and 0.98–1.04 times with the product
+// (BenchmarkGradientNorm, beside a control of two identical set-ups at 0.97–1.02). Under TF32 matrix products (an
+// NVIDIA GPU's default for float32) the norm carries their rounding, about 1e-3 relative: enough for a log and a
+// clipping bound.
+func sumOfSquares(x *Node) *Node {
+	sq := Square(x)
+	if x.Rank() >= 2 {
+		last := x.Shape().Dim(-1)
+		sq = Dot(Reshape(sq, -1, last), Ones(x.Graph(), shapes.Make(x.DType(), last)))
+	}
+	return ReduceAllSum(sq)
 }
 
 // clipByGlobalNorm scales grads together by min(1, c/‖g‖), norm their global L2 norm ‖g‖ ([globalNorm]); a zero
