@@ -144,11 +144,11 @@ func (op nativeConvOp) conv(x, kernel *Node) *Node {
 }
 
 // forward convolves StopGradient(x) with StopGradient(W), so autodiff never builds the convolution's stock
-// VJP, and adds 0·Σx + 0·ΣW ([gradientPath]), two reductions that give autodiff its path to x's and W's custom gradients
+// VJP, and adds 0·Σx + 0·ΣW ([layers.GradientPath]), two reductions that give autodiff its path to x's and W's custom gradients
 // (see withFeedback).
 func (op nativeConvOp) forward(x, w *Node) *Node {
 	y := op.conv(StopGradient(x), StopGradient(w))
-	return Add(y, Add(gradientPath(x), gradientPath(w)))
+	return Add(y, Add(layers.GradientPath(x), layers.GradientPath(w)))
 }
 
 // weightGrad is dW[t, ci, co] = Σ_{n,o} x_padded[n, o·s+t, ci]·δ[n, o, co] per spatial axis: a convolution
@@ -313,7 +313,7 @@ func (op *patchConvOp) forward(x, w *Node) *Node {
 	op.forwardPatches = op.patches(x)
 	y := Dot(op.forwardPatches, op.kernelMatrix(w))
 	y = Reshape(y, op.geom.n, op.geom.outH, op.geom.outW, op.outChannels)
-	return Add(y, gradientPath(x))
+	return Add(y, layers.GradientPath(x))
 }
 
 func (op *patchConvOp) inputGrad(delta, kernel *Node) *Node {
@@ -358,14 +358,6 @@ func flippedKernelMatrix(kernel *Node) *Node {
 func (op *patchConvOp) weightGrad(_, delta *Node) *Node {
 	gw := denseOp{}.weightGrad(op.forwardPatches, op.deltaMatrix(delta))
 	return Reshape(gw, op.geom.kh, op.geom.kw, op.geom.inC, op.outChannels)
-}
-
-// gradientPath returns 0·Σx, a zero of x's dtype that depends on x: added to a layer's output, it gives autodiff
-// the path to x's custom gradient (see withFeedback) for the cost of one reduction. The sum is taken in float32
-// at least: in float16 (largest finite 65504) Σx of a large activation can overflow to Inf, and 0·Inf is NaN.
-func gradientPath(x *Node) *Node {
-	sum := ReduceAllSum(ConvertDType(x, layers.MasterDType(x.DType())))
-	return ConvertDType(MulScalar(sum, 0), x.DType())
 }
 
 // spreadError is the input gradient of the convolution when every output position receives the same δ, the

@@ -51,6 +51,62 @@ func TestBatchNormRunningStatistics(t *testing.T) {
 	require.Equal(t, variance, variance2)
 }
 
+// TestBatchNormGradient: batch norm's written-out backward (∂L/∂x, ∂L/∂γ, ∂L/∂β) and its output equal autodiff
+// of the plain formula γ·(x − μ)/√(σ² + ε) + β, in training graphs (μ, σ² the batch's, differentiated through)
+// and inference graphs (the running statistics), with its per-channel sums as products with ones and as
+// reductions.
+func TestBatchNormGradient(t *testing.T) {
+	backend := testutil.Backend(t)
+	rng := rand.New(rand.NewSource(5))
+	random := func(scale, shift float64, dims ...int) *tensors.Tensor {
+		v := make([]float64, shapes.Make(dtypes.Float64, dims...).Size())
+		for i := range v {
+			v[i] = shift + scale*rng.NormFloat64()
+		}
+		return tensors.FromFlatDataAndDimensions(v, dims...)
+	}
+	x, w := random(2, 1, 3, 2, 2, 4), random(1, 0, 3, 2, 2, 4)
+	values := map[string]*tensors.Tensor{BNScaleName: random(0.5, 1, 4), BNOffsetName: random(1, 0, 4),
+		BNMeanName: random(1, 0.5, 4), BNVarianceName: tensors.FromFlatDataAndDimensions([]float64{0.5, 2, 1, 3}, 4)}
+	for _, training := range []bool{true, false} {
+		for _, sums := range []string{"dot", "reduce"} {
+			t.Run(fmt.Sprintf("training %v, sums %s", training, sums), func(t *testing.T) {
+				ctx := context.New()
+				ctx.SetParam(ParamBNSums, sums)
+				for name, v := range values {
+					ctx.In("bn").VariableWithValue(name, tensors.FromFlatDataAndDimensions(
+						tensors.MustCopyFlatData[float64](v), v.Shape().Dimensions...))
+				}
+				outs := context.MustExecOnceN(backend, ctx.Reuse(), func(ctx *context.Context, x, w *Node) []*Node {
+					g := x.Graph()
+					ctx.SetTraining(g, training)
+					bn := ctx.In("bn")
+					gamma, beta := bn.GetVariable(BNScaleName).ValueGraph(g), bn.GetVariable(BNOffsetName).ValueGraph(g)
+					mean, variance := bn.GetVariable(BNMeanName).ValueGraph(g), bn.GetVariable(BNVarianceName).ValueGraph(g)
+					if training {
+						mean = ReduceMean(x, 0, 1, 2)
+						variance = ReduceMean(Square(Sub(x, ExpandLeftToRank(mean, 4))), 0, 1, 2)
+					}
+					ref := Add(Mul(Div(Sub(x, ExpandLeftToRank(mean, 4)), ExpandLeftToRank(Sqrt(AddScalar(variance, 1e-5)), 4)),
+						ExpandLeftToRank(gamma, 4)), ExpandLeftToRank(beta, 4))
+					refGrads := Gradient(ReduceAllSum(Mul(ref, w)), x, gamma, beta)
+					y := BatchNorm(bn, x, false)
+					grads := Gradient(ReduceAllSum(Mul(y, w)), x, gamma, beta)
+					return append([]*Node{y, ref}, append(grads, refGrads...)...)
+				}, x, w)
+				// outs: y, the reference, our three gradients, the reference's three.
+				for i, name := range []string{"y", "∂L/∂x", "∂L/∂γ", "∂L/∂β"} {
+					got, want := outs[0], outs[1]
+					if i > 0 {
+						got, want = outs[1+i], outs[4+i]
+					}
+					require.InDeltaSlice(t, tensors.MustCopyFlatData[float64](want), tensors.MustCopyFlatData[float64](got), 1e-9, name)
+				}
+			})
+		}
+	}
+}
+
 func toF64(s []float32) []float64 {
 	out := make([]float64, len(s))
 	for i, v := range s {
@@ -172,4 +228,25 @@ func TestWindowIndexTable(t *testing.T) {
 		}
 	}
 	require.Same(t, WindowIndexTable(g), WindowIndexTable(g))
+}
+
+// TestCheckParams: the layers' implementation choices are checked by name before any graph is built.
+func TestCheckParams(t *testing.T) {
+	for _, tc := range []struct {
+		name, value, err string
+	}{
+		{ParamBNSums, "dot", ""}, {ParamBNSums, "reduce", ""}, {ParamBNSums, "auto", ""},
+		{ParamBNSums, "sum", `-set bn_sums="sum" is not valid: use auto, dot, reduce`},
+		{ParamPoolImpl, "gather", ""}, {ParamPoolImpl, "fast", `-set pool_impl="fast" is not valid: use auto, native, gather`},
+	} {
+		ctx := context.New()
+		ctx.SetParam(tc.name, tc.value)
+		err := CheckParams(ctx)
+		if tc.err == "" {
+			require.NoError(t, err, "%s=%s", tc.name, tc.value)
+		} else {
+			require.EqualError(t, err, tc.err)
+		}
+	}
+	require.NoError(t, CheckParams(context.New()), "the defaults")
 }

@@ -2,6 +2,7 @@ package models
 
 import (
 	"math/rand"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/train/losses"
 	"github.com/nowt-ml/nowt/feedback"
 	"github.com/nowt-ml/nowt/internal/testutil"
+	"github.com/nowt-ml/nowt/layers"
 )
 
 // resNetBatch returns the benchmarks' batch: 64 random 32×32×3 images and labels of 10 classes.
@@ -29,6 +31,11 @@ func resNetBatch() (x, labels *tensors.Tensor) {
 // resnet20StepExec compiles the ResNet-20 (width 8) training step under a rule (plain SGD on the pairs
 // feedback.Gradients returns), or with mode "forward" the forward pass alone.
 func resnet20StepExec(b *testing.B, mode string) *context.Exec {
+	return resnet20StepExecWith(b, mode, nil)
+}
+
+// resnet20StepExecWith is resnet20StepExec with the context parameters params set (over width 8).
+func resnet20StepExecWith(b *testing.B, mode string, params map[string]any) *context.Exec {
 	backend := testutil.Backend(b) // NOWT_TEST_BACKEND=go:ops_sequential,dotgeneral_small, xla:cuda, ...
 	ctx := context.New()
 	rule := mode
@@ -37,6 +44,9 @@ func resnet20StepExec(b *testing.B, mode string) *context.Exec {
 	}
 	ctx.SetParam(feedback.ParamRule, rule)
 	ctx.SetParam(ParamResNetWidth, 8)
+	for k, v := range params {
+		ctx.SetParam(k, v)
+	}
 	ctx.SetParam(initializers.ParamInitialSeed, int64(5))
 	fn, err := New("resnet20", 10)
 	if err != nil {
@@ -112,4 +122,47 @@ func BenchmarkResNet20Step(b *testing.B) {
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "images/s")
 		})
 	}
+}
+
+// BenchmarkBatchNormSums reports what summing batch norm's statistics and gradients as products with ones
+// (layers.ParamBNSums "dot") saves against reductions ("reduce") in a BP training step of the CIFAR ResNet-20 at
+// width 16 (docs/results.md's) on a batch of 64: the two steps alternate, each first in every other pair, and
+// "dot÷reduce" is the ratio of their medians.
+//
+//	NOWT_TEST_BACKEND=xla:cpu go test ./models -run '^$' -bench BatchNormSums -benchtime 20x
+func BenchmarkBatchNormSums(b *testing.B) {
+	execs := map[string]*context.Exec{}
+	for _, sums := range []string{"dot", "reduce"} {
+		execs[sums] = resnet20StepExecWith(b, "bp", map[string]any{ParamResNetWidth: 16, layers.ParamBNSums: sums})
+	}
+	x, labels := resNetBatch()
+	times := map[string][]time.Duration{}
+	timed := func(sums string) {
+		start := time.Now()
+		execs[sums].MustExec(x, labels)
+		times[sums] = append(times[sums], time.Since(start))
+	}
+	for range 2 { // compile and warm up
+		timed("dot")
+		timed("reduce")
+	}
+	clear(times)
+	b.ResetTimer()
+	for i := range b.N {
+		if i%2 == 0 {
+			timed("dot")
+			timed("reduce")
+		} else {
+			timed("reduce")
+			timed("dot")
+		}
+	}
+	med := func(d []time.Duration) float64 {
+		slices.Sort(d)
+		return float64(d[len(d)/2].Microseconds()) / 1000
+	}
+	dot, reduce := med(times["dot"]), med(times["reduce"])
+	b.ReportMetric(dot/reduce, "dot÷reduce")
+	b.ReportMetric(dot, "dot-ms")
+	b.ReportMetric(reduce, "reduce-ms")
 }

@@ -129,7 +129,7 @@ func CheckParams(ctx *context.Context) error {
 	if _, err := resnetWidth(ctx); err != nil {
 		return err
 	}
-	return nil
+	return layers.CheckParams(ctx)
 }
 
 // mustParam panics with err if it is not nil, and returns v.

@@ -181,3 +181,9 @@ func Engine(b backends.Backend) string {
 // CompiledIn reports whether GoMLX's XLA backend is part of this binary (it needs cgo on linux/amd64); without
 // it only the pure-Go backend runs.
 func CompiledIn() bool { return xlaCompiledIn }
+
+// IsCPU reports whether b is an XLA backend on the CPU PJRT plugin (xla:cpu).
+func IsCPU(b backends.Backend) bool {
+	p := PluginPath(b)
+	return p != "" && isCPUPlugin(p)
+}
