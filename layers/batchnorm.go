@@ -26,7 +26,8 @@ const (
 	// ParamBNEpsilon is added to the variance. Default 1e-5 (PyTorch's; GoMLX's batch norm uses 1e-3).
 	ParamBNEpsilon = "bn_epsilon"
 	// ParamBNSums selects how batch norm sums over the batch and positions, per channel: "auto" (as products with
-	// a vector of ones on XLA's CPU backend, as reductions elsewhere), "dot" or "reduce". Default: "auto".
+	// a vector of ones on XLA's CPU backend where a channel has at least 4,096 values, as reductions elsewhere),
+	// "dot" or "reduce" (always). Default: "auto".
 	ParamBNSums = "bn_sums"
 )
 
@@ -138,13 +139,19 @@ func CheckParams(ctx *context.Context) error {
 	return nil
 }
 
+// minDotSumRows is the fewest rows (values per channel) that "auto" sums as a product with ones: below it the
+// product's fixed cost outweighs the reduction's (the small ResNets of the tests trained 1.6 times slower with
+// every sum a product, compilation included).
+const minDotSumRows = 4096
+
 // channelSummer returns the function that sums x [..., C] over all its axes but the last, per ParamBNSums: as
-// onesᵀ·X, X being x as a [rows, C] matrix (a matrix-vector product, which XLA's CPU backend runs in vector
-// registers over both cores), or as a reduction (which it runs one element after another: about 1.6 ms
-// against 0.5 for a ResNet-20 activation at batch 64, [64, 32, 32, 16]).
+// onesᵀ·X, X being x as a [rows, C] matrix (a matrix-vector product, which XLA's CPU backend hands to Eigen's
+// vectorised kernel), or as a reduction (which it runs one element after another: about 1.6 ms against 0.5 for a
+// ResNet-20 activation at batch 64, [64, 32, 32, 16], timed apart on a busy machine; perf-analysis §11).
 func channelSummer(ctx *context.Context, g *Graph) func(x *Node) *Node {
 	useDot := false
-	switch impl := context.GetParamOr(ctx, ParamBNSums, "auto"); impl {
+	impl := context.GetParamOr(ctx, ParamBNSums, "auto")
+	switch impl {
 	case "dot":
 		useDot = true
 	case "reduce":
@@ -156,7 +163,7 @@ func channelSummer(ctx *context.Context, g *Graph) func(x *Node) *Node {
 	return func(x *Node) *Node {
 		channels := x.Shape().Dim(-1)
 		rows := x.Shape().Size() / channels
-		if !useDot {
+		if !useDot || (rows < minDotSumRows && impl != "dot") {
 			return ReduceSum(Reshape(x, rows, channels), 0)
 		}
 		ones := Ones(x.Graph(), shapes.Make(x.DType(), rows))

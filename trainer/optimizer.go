@@ -185,18 +185,23 @@ func globalNorm(grads []*Node) *Node {
 // sumOfSquares returns Σ x²: for a matrix or higher rank, as the matrix-vector product of its squares, reshaped
 // to [rows, last axis], with ones, summed over the rows. XLA's CPU backend sums a whole tensor to a scalar (or
 // along either axis of a matrix) one element after another, about 1.5 ns each: the steps of the 784-500-10 MLP
-// took 1.26–1.34 times as long with their gradients' norm so computed, and 0.98–1.04 times with the product
-// (BenchmarkGradientNorm, beside a control of two identical set-ups at 0.97–1.02). Under TF32 matrix products (an
+// took 1.21–1.34 times as long with their gradients' norm so computed, and 0.99–1.04 times with the product
+// (BenchmarkGradientNorm on an idle machine, beside its control of two identical set-ups at 0.99–1.00;
+// perf-analysis §11). Tensors under minDotSquares values are reduced as usual. Under TF32 matrix products (an
 // NVIDIA GPU's default for float32) the norm carries their rounding, about 1e-3 relative: enough for a log and a
 // clipping bound.
 func sumOfSquares(x *Node) *Node {
 	sq := Square(x)
-	if x.Rank() >= 2 {
+	if x.Rank() >= 2 && x.Shape().Size() >= minDotSquares {
 		last := x.Shape().Dim(-1)
 		sq = Dot(Reshape(sq, -1, last), Ones(x.Graph(), shapes.Make(x.DType(), last)))
 	}
 	return ReduceAllSum(sq)
 }
+
+// minDotSquares is the fewest values sumOfSquares sums as a product: below it a reduction costs little (about
+// 0.1 ms for 65,536 values) and compiles faster.
+const minDotSquares = 1 << 16
 
 // clipByGlobalNorm scales grads together by min(1, c/‖g‖), norm their global L2 norm ‖g‖ ([globalNorm]); a zero
 // norm leaves them as they are.
