@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/train"
 	"github.com/nowt-ml/nowt/models"
 	"github.com/nowt-ml/nowt/xla"
 )
@@ -37,14 +38,7 @@ func BenchmarkStepParts(b *testing.B) {
 	}
 	defer r.trainDS.Close()
 	defer r.testDS.Close()
-	ds, err := r.trainingBatches()
-	if err != nil {
-		b.Fatal(err)
-	}
-	spec, inputs, labels, err := ds.Yield()
-	if err != nil {
-		b.Fatal(err)
-	}
+	ds, spec, inputs, labels := firstBatch(b, r)
 	step := func(inputs, labels []*tensors.Tensor) {
 		if err := trainStepOn(r.trainer, spec, inputs, labels); err != nil {
 			b.Fatal(err)
@@ -109,14 +103,7 @@ func BenchmarkGradientNorm(b *testing.B) {
 			b.Skipf("MNIST not available: %v", err)
 		}
 		defer r.close()
-		ds, err := r.trainingBatches()
-		if err != nil {
-			b.Fatal(err)
-		}
-		spec, inputs, labels, err := ds.Yield()
-		if err != nil {
-			b.Fatal(err)
-		}
+		_, spec, inputs, labels := firstBatch(b, r)
 		steps[i] = func() {
 			if err := trainStepOn(r.trainer, spec, inputs, labels); err != nil {
 				b.Fatal(err)
@@ -145,4 +132,17 @@ func BenchmarkGradientNorm(b *testing.B) {
 	b.ReportMetric(float64(median(with))/float64(median(without)), "with÷without")
 	b.ReportMetric(float64(median(with).Microseconds()), "µs-with")
 	b.ReportMetric(float64(median(without).Microseconds()), "µs-without")
+}
+
+// firstBatch returns r's training batches and the first of them.
+func firstBatch(b *testing.B, r *run) (ds train.Dataset, spec any, inputs, labels []*tensors.Tensor) {
+	ds, err := r.trainingBatches()
+	if err != nil {
+		b.Fatal(err)
+	}
+	spec, inputs, labels, err = ds.Yield()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ds, spec, inputs, labels
 }
