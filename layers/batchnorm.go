@@ -7,6 +7,7 @@ package layers
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -128,15 +129,31 @@ func BatchNorm(ctx *context.Context, x *Node, zeroScale bool) *Node {
 // CheckParams validates the layers' hyperparameters set in ctx (at its scope): pool_impl and bn_sums, so that a
 // caller can report a bad setting before building a graph.
 func CheckParams(ctx *context.Context) error {
-	for _, p := range []struct {
-		name  string
-		valid []string
-	}{{ParamPoolImpl, []string{"auto", "native", "gather"}}, {ParamBNSums, []string{"auto", "dot", "reduce"}}} {
-		if v := context.GetParamOr(ctx, p.name, "auto"); !slices.Contains(p.valid, v) {
-			return fmt.Errorf("-set %s=%q is not valid: use %s", p.name, v, strings.Join(p.valid, ", "))
+	for _, name := range []string{ParamPoolImpl, ParamBNSums} {
+		if _, err := choice(ctx, name); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// choices are the values each of the layers' implementation parameters takes, "auto" (its default) first.
+var choices = map[string][]string{
+	ParamPoolImpl: {"auto", "native", "gather"},
+	ParamBNSums:   {"auto", "dot", "reduce"},
+}
+
+// choice returns the value of the implementation parameter name in ctx ("auto" if unset or empty), or an error
+// naming it and its valid values.
+func choice(ctx *context.Context, name string) (string, error) {
+	v := context.GetParamOr(ctx, name, "auto")
+	if v == "" {
+		v = "auto"
+	}
+	if !slices.Contains(choices[name], v) {
+		return "", fmt.Errorf("-set %s=%q is not valid: use %s", name, v, strings.Join(choices[name], ", "))
+	}
+	return v, nil
 }
 
 // minDotSumRows is the fewest rows (values per channel) that "auto" sums as a product with ones: below it the
@@ -149,21 +166,21 @@ const minDotSumRows = 4096
 // vectorised kernel), or as a reduction (which it runs one element after another: about 1.6 ms against 0.5 for a
 // ResNet-20 activation at batch 64, [64, 32, 32, 16], timed apart on a busy machine; perf-analysis §11).
 func channelSummer(ctx *context.Context, g *Graph) func(x *Node) *Node {
-	useDot := false
-	impl := context.GetParamOr(ctx, ParamBNSums, "auto")
-	switch impl {
-	case "dot":
-		useDot = true
-	case "reduce":
-	case "auto", "":
-		useDot = xla.IsCPU(g.Backend())
-	default:
-		panic(fmt.Sprintf("layers: %s=%q is not valid: use auto, dot or reduce", ParamBNSums, impl))
+	impl, err := choice(ctx, ParamBNSums)
+	if err != nil {
+		panic(fmt.Sprintf("layers: %v", err))
+	}
+	minDotRows := math.MaxInt // fewest rows summed as a product
+	switch {
+	case impl == "dot":
+		minDotRows = 0
+	case impl == "auto" && xla.IsCPU(g.Backend()):
+		minDotRows = minDotSumRows
 	}
 	return func(x *Node) *Node {
 		channels := x.Shape().Dim(-1)
 		rows := x.Shape().Size() / channels
-		if !useDot || (rows < minDotSumRows && impl != "dot") {
+		if rows < minDotRows {
 			return ReduceSum(Reshape(x, rows, channels), 0)
 		}
 		ones := Ones(x.Graph(), shapes.Make(x.DType(), rows))

@@ -58,16 +58,18 @@ const ParamPoolImpl = "pool_impl"
 
 // useNativeMaxPool decides, in one place, whether max-pooling uses the backend's MaxPool.
 func useNativeMaxPool(ctx *context.Context, g *Graph) bool {
-	switch impl := context.GetParamOr(ctx, ParamPoolImpl, "auto"); impl {
+	impl, err := choice(ctx, ParamPoolImpl)
+	if err != nil {
+		panic(fmt.Sprintf("layers: %v", err))
+	}
+	switch impl {
 	case "native":
 		return true
 	case "gather":
 		return false
-	case "auto", "":
+	default: // auto
 		ops := g.Backend().Capabilities().Operations
 		return ops[backends.OpTypeSelectAndScatterMax] && ops[backends.OpTypeReduceWindow]
-	default:
-		panic(fmt.Sprintf("layers: %s=%q is not valid: use auto, native or gather", ParamPoolImpl, impl))
 	}
 }
 

@@ -2,7 +2,6 @@ package models
 
 import (
 	"math/rand"
-	"slices"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
 	"github.com/gomlx/gomlx/pkg/ml/train/losses"
 	"github.com/nowt-ml/nowt/feedback"
+	"github.com/nowt-ml/nowt/internal/stats"
 	"github.com/nowt-ml/nowt/internal/testutil"
 	"github.com/nowt-ml/nowt/layers"
 )
@@ -157,10 +157,7 @@ func BenchmarkBatchNormSums(b *testing.B) {
 			timed("dot")
 		}
 	}
-	med := func(d []time.Duration) float64 {
-		slices.Sort(d)
-		return float64(d[len(d)/2].Microseconds()) / 1000
-	}
+	med := func(d []time.Duration) float64 { return float64(stats.Median(d).Microseconds()) / 1000 }
 	dot, reduce := med(times["dot"]), med(times["reduce"])
 	b.ReportMetric(dot/reduce, "dot÷reduce")
 	b.ReportMetric(dot, "dot-ms")

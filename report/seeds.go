@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nowt-ml/nowt/feedback"
+	"github.com/nowt-ml/nowt/internal/stats"
 	"github.com/nowt-ml/nowt/trainer"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -335,21 +336,11 @@ func SeedsGradientNormPlot(cs []*trainer.Comparison) *plot.Plot {
 		}
 		for _, step := range slices.Sorted(maps.Keys(byStep)) {
 			medians[rule] = append(medians[rule], trainer.Record{Step: step, Epoch: epochs[step],
-				GradientNorm: medianOf(byStep[step])})
+				GradientNorm: stats.Median(byStep[step])})
 		}
 	}
 	return epochLinesPlot(fmt.Sprintf("Gradient norm before clipping, median of %d seeds", len(cs)),
 		"‖g‖, mean between records", rules, medians, func(r trainer.Record) float64 { return r.GradientNorm })
-}
-
-// medianOf returns the median of values (the mean of the two middle ones for an even count); values is not
-// empty.
-func medianOf(values []float64) float64 {
-	s := slices.Sorted(slices.Values(values))
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // SeedsPlot plots each rule's final test top-1 in every seed (one point per seed, in the seed's colour and

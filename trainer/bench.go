@@ -13,6 +13,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/train"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 	"github.com/nowt-ml/nowt/feedback"
+	"github.com/nowt-ml/nowt/internal/stats"
 	"github.com/nowt-ml/nowt/xla"
 	"github.com/pkg/errors"
 )
@@ -54,7 +55,7 @@ func (t *Throughput) RatioTo(base *Throughput) (mid, lowest, highest float64) {
 	if len(ratios) == 0 {
 		return 0, 0, 0
 	}
-	return median(ratios), slices.Min(ratios), slices.Max(ratios)
+	return stats.Median(ratios), slices.Min(ratios), slices.Max(ratios)
 }
 
 // Benchmark trains cfg for warmup untimed steps (compilation included) and then steps timed steps, mirror steps
@@ -233,7 +234,7 @@ func (s *benchSession) trainSteps(n int, timed bool) (err error) {
 	}
 	if len(round) > 0 {
 		s.stepTimes = append(s.stepTimes, round...)
-		s.roundMedians = append(s.roundMedians, median(round))
+		s.roundMedians = append(s.roundMedians, stats.Median(round))
 	}
 	return nil
 }
@@ -245,27 +246,14 @@ func benchmarkWhat(cfg Config) string {
 
 // throughput reports what the session measured.
 func (s *benchSession) throughput() *Throughput {
-	cfg, step := s.r.cfg, median(s.stepTimes)
+	cfg, step := s.r.cfg, stats.Median(s.stepTimes)
 	tp := &Throughput{Model: cfg.Model, Rule: cfg.Rule, Batch: cfg.BatchSize, Devices: s.r.devices(),
-		Steps: len(s.stepTimes), FirstStep: s.first, StepTime: step, MirrorTime: median(s.mirrorTimes),
+		Steps: len(s.stepTimes), FirstStep: s.first, StepTime: step, MirrorTime: stats.Median(s.mirrorTimes),
 		RoundStepTimes: s.roundMedians}
 	if step > 0 {
 		tp.ImagesPerSecond = float64(cfg.BatchSize) / step.Seconds()
 	}
 	return tp
-}
-
-// median returns the median of xs (the mean of the two middle values for an even count), 0 for none.
-func median[T time.Duration | float64](xs []T) T {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // trainStep runs one training step on the next batch of ds, distributed when ds is a train.DistributedDataset,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/train"
+	"github.com/nowt-ml/nowt/internal/stats"
 	"github.com/nowt-ml/nowt/models"
 	"github.com/nowt-ml/nowt/xla"
 )
@@ -129,9 +130,9 @@ func BenchmarkGradientNorm(b *testing.B) {
 			timed(steps[0], &with)
 		}
 	}
-	b.ReportMetric(float64(median(with))/float64(median(without)), "with÷without")
-	b.ReportMetric(float64(median(with).Microseconds()), "µs-with")
-	b.ReportMetric(float64(median(without).Microseconds()), "µs-without")
+	b.ReportMetric(float64(stats.Median(with))/float64(stats.Median(without)), "with÷without")
+	b.ReportMetric(float64(stats.Median(with).Microseconds()), "µs-with")
+	b.ReportMetric(float64(stats.Median(without).Microseconds()), "µs-without")
 }
 
 // firstBatch returns r's training batches and the first of them.
