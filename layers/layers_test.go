@@ -12,6 +12,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/nowt-ml/nowt/internal/testutil"
+	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
 )
 
@@ -249,4 +250,42 @@ func TestCheckParams(t *testing.T) {
 		}
 	}
 	require.NoError(t, CheckParams(context.New()), "the defaults")
+}
+
+// TestGradientPath: GradientPath is a zero of x's dtype, also where Σx overflows x's dtype (float16: the sum is
+// taken in float32), and it carries autodiff to x's custom gradient, which only it connects to the output.
+func TestGradientPath(t *testing.T) {
+	backend := testutil.Backend(t)
+	for _, tc := range []struct {
+		name  string
+		dtype dtypes.DType
+		dims  []int
+		value float64
+	}{
+		{"small-float32", dtypes.Float32, []int{4, 3}, 1.5},
+		{"large-float32", dtypes.Float32, []int{64, 32, 32}, 1.5},
+		{"large-float64", dtypes.Float64, []int{256, 256}, -2},
+		{"float16-sum-overflows", dtypes.Float16, []int{256, 256}, 1000}, // Σx = 6.6e7 > 65504
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.dtype == dtypes.Float16 && !xla.TestBackendIsXLA() {
+				t.Skip("float16 runs on XLA only")
+			}
+			outs := MustExecOnceN(backend, func(g *Graph) []*Node {
+				x := MulScalar(Ones(g, shapes.Make(tc.dtype, tc.dims...)), tc.value)
+				// x's custom gradient is 3 everywhere whatever reaches it: only the path can deliver it.
+				xc := IdentityWithCustomGradient(x, func(_, _ *Node) *Node { return MulScalar(OnesLike(x), 3) })
+				path := GradientPath(xc)
+				y := Add(MulScalar(StopGradient(xc), 2), path)
+				return []*Node{path, ConvertDType(path, dtypes.Float64), ConvertDType(Gradient(ReduceAllSum(y), x)[0], dtypes.Float64)}
+			})
+			require.Equal(t, shapes.Make(tc.dtype), outs[0].Shape())
+			require.Equal(t, []float64{0}, testutil.Flat64(t, outs[1]))
+			grad := testutil.Flat64(t, outs[2])
+			require.Len(t, grad, shapes.Make(tc.dtype, tc.dims...).Size())
+			for i, v := range grad {
+				require.Equal(t, 3.0, v, "gradient at %d", i)
+			}
+		})
+	}
 }

@@ -111,7 +111,8 @@ def main():
     lines = list(open(log_path))
     loads = [l.strip() for l in lines if "load average" in l]
     runs = [l.split("run: ", 1)[1].strip() for l in lines if "bench-peers: run: " in l]
-    provenance = runs[-1] if runs else "commit " + sh("git", "rev-parse", "--short", "HEAD") + ", " + sh("date", "-u", "+%Y-%m-%d %H:%M UTC")
+    # A page put together from several runs' rows (their logs concatenated) names every run.
+    provenance = "; ".join(runs) if runs else "commit " + sh("git", "rev-parse", "--short", "HEAD") + ", " + sh("date", "-u", "+%Y-%m-%d %H:%M UTC")
     out = []
     w = out.append
     w("# Speed: nowt on XLA and pure Go beside JAX and PyTorch, on CPU\n")
