@@ -4,12 +4,15 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"testing"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/nowt-ml/nowt/internal/testutil"
+	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
 )
 
@@ -54,8 +57,8 @@ func (c layerCase) build(ctx *context.Context, x *Node) *Node {
 }
 
 var layerCases = []layerCase{
-	{name: "dense", n: 5, in: 7, out: 4, bias: true},
-	{name: "dense-nobias", n: 3, in: 6, out: 9},
+	{name: "dense", n: 2, in: 7, out: 4, bias: true},
+	{name: "dense-nobias", n: 1, in: 6, out: 9},
 	{name: "conv3-s1-same-bias", conv: true, n: 2, h: 6, in: 3, out: 4, kernel: 3, stride: 1, same: true, bias: true},
 	{name: "conv3-s2-same", conv: true, n: 2, h: 7, in: 2, out: 3, kernel: 3, stride: 2, same: true},
 	{name: "conv3-s1-valid", conv: true, n: 2, h: 6, in: 3, out: 2, kernel: 3, stride: 1},
@@ -69,62 +72,142 @@ var layerCases = []layerCase{
 // testClasses is the width of the output error in the gradient tests.
 const testClasses = 3
 
+// gradientGroup is a set of layer cases that TestLayerGradients builds side by side in one graph: the cases of
+// one batch size (the graph has one output error, [batch, testClasses]) under one convolution implementation
+// (dense cases join the patches group).
+type gradientGroup struct {
+	convImpl string
+	n        int
+	cases    []int // indices into layerCases
+}
+
+// gradientGroups partitions layerCases into gradientGroups, in a fixed order.
+func gradientGroups() []gradientGroup {
+	var groups []gradientGroup
+	for _, convImpl := range []string{"patches", "native"} {
+		for _, n := range []int{2, 1} {
+			g := gradientGroup{convImpl: convImpl, n: n}
+			for ci, lc := range layerCases {
+				if lc.n == n && (lc.conv || convImpl == "patches") {
+					g.cases = append(g.cases, ci)
+				}
+			}
+			if len(g.cases) > 0 {
+				groups = append(groups, g)
+			}
+		}
+	}
+	return groups
+}
+
 // TestLayerGradients checks, for every registered rule, layer configuration and convolution implementation
 // (patches × matmul, and the backend's native convolution that XLA backends run), that the forward pass is the
 // plain convolution, the signal sent down is the transposed convolution of δ (or, for rules that project the
 // output error, of e broadcast over the output) with the kernel the rule's own reference gives, and the weight
 // gradient is backprop's, all against the plain-Go reference. Every rule must have a reference (ruleReferences).
+//
+// The layers of one batch size and implementation are built side by side in one graph, each in its own scope
+// with its own input and δ, and each is checked in its own subtest, rule/case/implementation. (On XLA a case's
+// cost is its compilation, which grows with the graph: side by side saves a graph's fixed cost, about an eighth.)
+//
+// On XLA the patches implementation (its own ops, checked for every rule on pure Go; XLA runs native unless
+// told otherwise) is checked for one rule of each kind of feedback (FeedbackSpec: a kernel from W, a stored B,
+// the output error), which halves the XLA pass's time here: the rules differ only in the kernel they hand the
+// shared convolution code.
 func TestLayerGradients(t *testing.T) {
 	backend := testutil.Backend(t)
+	groups := gradientGroups()
+	covered := 0
+	for _, g := range groups {
+		covered += len(g.cases)
+	}
+	require.Equal(t, len(layerCases)+len(layerCases)-2, covered, "every conv case under both implementations, every dense case once")
+	patchesKinds := map[FeedbackSpec]bool{} // the kinds of feedback whose patches form was checked on XLA
 	for _, ruleName := range RuleNames() {
 		ref, found := ruleReferences[ruleName]
 		require.True(t, found, "rule %q has no plain-Go reference in ruleReferences: add one beside the rule", ruleName)
 		rule, err := RuleByName(ruleName)
 		require.NoError(t, err)
-		for ci, lc := range layerCases {
-			convImpls := []string{"patches", "native"}
-			if !lc.conv {
-				convImpls = []string{"-"}
+		allPatches := !xla.TestBackendIsXLA() || !patchesKinds[rule.Feedback()]
+		patchesKinds[rule.Feedback()] = true
+		for gi, group := range groups {
+			if group.convImpl == "patches" && !allPatches {
+				group.cases = slices.DeleteFunc(slices.Clone(group.cases), func(ci int) bool { return layerCases[ci].conv })
+				if len(group.cases) == 0 {
+					continue
+				}
 			}
-			for _, convImpl := range convImpls {
-				t.Run(fmt.Sprintf("%s/%s/%s", ruleName, lc.name, convImpl), func(t *testing.T) {
-					rng := rand.New(rand.NewSource(int64(ci + 1)))
-					geom := lc.ref()
-					xDims, yDims := lc.dims()
-					x := testutil.RandomSlice(rng, geom.n*geom.h*geom.w*geom.c)
-					delta := testutil.RandomSlice(rng, geom.n*geom.outH*geom.outW*geom.co)
-					outErr := testutil.RandomSlice(rng, lc.n*testClasses)
-					ctx := context.New()
-					ctx.SetParam(ParamRule, ruleName)
-					ctx.SetParam(ParamOutputDim, testClasses)
-					if lc.conv {
-						ctx.SetParam(ParamConvImpl, convImpl)
-					}
-					require.NoError(t, ctx.SetRNGStateFromSeed(int64(ci)))
-					layerCtx := ctx.In("layer")
-					outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, xNode *Node) []*Node {
-						g := xNode.Graph()
-						y := lc.build(layerCtx, xNode)
-						// loss = Σ y·R + Σ u·E with u a published output that depends on y with weight 0: so
-						// δ = ∂loss/∂y = R and e = ∂loss/∂u = E exactly.
-						eNode := ConstTensor(g, tensors.FromFlatDataAndDimensions(outErr, lc.n, testClasses))
-						u := OutputError(ctx, Add(ZerosLike(eNode), MulScalar(ReduceAllSum(y), 0)))
-						loss := ReduceAllSum(Mul(y, ConstTensor(g, tensors.FromFlatDataAndDimensions(delta, yDims...))))
-						loss = Add(loss, ReduceAllSum(Mul(u, eNode)))
-						wVar := layerCtx.GetVariableByScopeAndName(layerCtx.Scope(), WeightsName)
-						grads := Gradient(loss, xNode, wVar.ValueGraph(g))
-						var used *Node
-						for _, c := range graphCaptures(ctx, g) {
-							if c.scope == layerCtx.Scope() {
-								used = c.fb()
-							}
+			// Inputs: x and δ per case (from the case's own seed), one output error e for the group.
+			xs, deltas := make([][]float64, len(group.cases)), make([][]float64, len(group.cases))
+			inputs := make([]any, len(group.cases))
+			for i, ci := range group.cases {
+				lc := layerCases[ci]
+				rng := rand.New(rand.NewSource(int64(ci + 1)))
+				geom := lc.ref()
+				xDims, _ := lc.dims()
+				xs[i] = testutil.RandomSlice(rng, geom.n*geom.h*geom.w*geom.c)
+				deltas[i] = testutil.RandomSlice(rng, geom.n*geom.outH*geom.outW*geom.co)
+				inputs[i] = tensors.FromFlatDataAndDimensions(xs[i], xDims...)
+			}
+			outErr := testutil.RandomSlice(rand.New(rand.NewSource(int64(100+gi))), group.n*testClasses)
+			ctx := context.New()
+			ctx.SetParam(ParamRule, ruleName)
+			ctx.SetParam(ParamOutputDim, testClasses)
+			ctx.SetParam(ParamConvImpl, group.convImpl)
+			require.NoError(t, ctx.SetRNGStateFromSeed(int64(gi)))
+			layerCtx := func(ci int) *context.Context { return ctx.In(layerCases[ci].name) }
+			const perCase = 5 // y, ∂L/∂x, ∂L/∂W, W, the kernel the signal went through
+			outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, xNodes []*Node) []*Node {
+				g := xNodes[0].Graph()
+				ys := make([]*Node, len(group.cases))
+				loss := Scalar(g, dtypes.Float64, 0)
+				yTotal := Scalar(g, dtypes.Float64, 0)
+				for i, ci := range group.cases {
+					_, yDims := layerCases[ci].dims()
+					ys[i] = layerCases[ci].build(layerCtx(ci), xNodes[i])
+					loss = Add(loss, ReduceAllSum(Mul(ys[i], ConstTensor(g, tensors.FromFlatDataAndDimensions(deltas[i], yDims...)))))
+					yTotal = Add(yTotal, ReduceAllSum(ys[i]))
+				}
+				// loss = Σ_cases Σ y·R + Σ u·E with u a published output that depends on every y with weight 0:
+				// so each layer's δ = ∂loss/∂y = R and e = ∂loss/∂u = E exactly.
+				eNode := ConstTensor(g, tensors.FromFlatDataAndDimensions(outErr, group.n, testClasses))
+				u := OutputError(ctx, Add(ZerosLike(eNode), MulScalar(yTotal, 0)))
+				loss = Add(loss, ReduceAllSum(Mul(u, eNode)))
+				wrt := slices.Clone(xNodes)
+				for _, ci := range group.cases {
+					wVar := layerCtx(ci).GetVariableByScopeAndName(layerCtx(ci).Scope(), WeightsName)
+					wrt = append(wrt, wVar.ValueGraph(g))
+				}
+				grads := Gradient(loss, wrt...)
+				var results []*Node
+				captures := graphCaptures(ctx, g)
+				for i, ci := range group.cases {
+					var used *Node
+					for _, c := range captures {
+						if c.scope == layerCtx(ci).Scope() {
+							used = c.fb()
 						}
-						require.NotNil(t, used, "the layer's capture")
-						return []*Node{y, grads[0], grads[1], wVar.ValueGraph(g), used}
-					}, tensors.FromFlatDataAndDimensions(x, xDims...))
-					in := refInput{w: testutil.Flat64(t, outs[3]), used: testutil.Flat64(t, outs[4]), fanIn: lc.in * max(1, lc.kernel*lc.kernel),
+					}
+					require.NotNil(t, used, "the capture of layer %s", layerCases[ci].name)
+					results = append(results, ys[i], grads[i], grads[len(group.cases)+i], wrt[len(group.cases)+i], used)
+				}
+				return results
+			}, inputs...)
+			require.Len(t, outs, perCase*len(group.cases))
+			for i, ci := range group.cases {
+				lc := layerCases[ci]
+				impl := group.convImpl
+				if !lc.conv {
+					impl = "-"
+				}
+				t.Run(fmt.Sprintf("%s/%s/%s", ruleName, lc.name, impl), func(t *testing.T) {
+					o := outs[perCase*i : perCase*(i+1)]
+					lctx := layerCtx(ci)
+					geom := lc.ref()
+					x, delta := xs[i], deltas[i]
+					in := refInput{w: testutil.Flat64(t, o[3]), used: testutil.Flat64(t, o[4]), fanIn: lc.in * max(1, lc.kernel*lc.kernel),
 						variable: func(name string) []float64 {
-							v := layerCtx.GetVariableByScopeAndName(layerCtx.Scope(), name)
+							v := lctx.GetVariableByScopeAndName(lctx.Scope(), name)
 							require.NotNil(t, v, "variable %q of rule %s", name, ruleName)
 							return testutil.Flat64(t, v.MustValue())
 						}}
@@ -135,22 +218,22 @@ func TestLayerGradients(t *testing.T) {
 					yWant := geom.forward(x, in.w)
 					if lc.bias {
 						// Biases start at zero: the forward pass is the plain convolution.
-						bias := testutil.Flat64(t, layerCtx.GetVariableByScopeAndName(layerCtx.Scope(), BiasesName).MustValue())
+						bias := testutil.Flat64(t, lctx.GetVariableByScopeAndName(lctx.Scope(), BiasesName).MustValue())
 						require.Equal(t, make([]float64, lc.out), bias)
 					}
-					testutil.RequireClose(t, yWant, testutil.Flat64(t, outs[0]), 1e-9, "forward")
+					testutil.RequireClose(t, yWant, testutil.Flat64(t, o[0]), 1e-9, "forward")
 					if ref.fromOutput {
 						toClasses := geom
 						toClasses.co = testClasses
 						e := make([]float64, geom.n*geom.outH*geom.outW*testClasses)
-						for i := range e {
-							e[i] = outErr[(i/(geom.outH*geom.outW*testClasses))*testClasses+i%testClasses]
+						for j := range e {
+							e[j] = outErr[(j/(geom.outH*geom.outW*testClasses))*testClasses+j%testClasses]
 						}
-						testutil.RequireClose(t, toClasses.inputGrad(e, kernel), testutil.Flat64(t, outs[1]), 1e-4, "input gradient B·e")
+						testutil.RequireClose(t, toClasses.inputGrad(e, kernel), testutil.Flat64(t, o[1]), 1e-4, "input gradient B·e")
 					} else {
-						testutil.RequireClose(t, geom.inputGrad(delta, kernel), testutil.Flat64(t, outs[1]), 1e-4, "input gradient B·δ")
+						testutil.RequireClose(t, geom.inputGrad(delta, kernel), testutil.Flat64(t, o[1]), 1e-4, "input gradient B·δ")
 					}
-					testutil.RequireClose(t, geom.weightGrad(x, delta), testutil.Flat64(t, outs[2]), 1e-4, "weight gradient")
+					testutil.RequireClose(t, geom.weightGrad(x, delta), testutil.Flat64(t, o[2]), 1e-4, "weight gradient")
 				})
 			}
 		}

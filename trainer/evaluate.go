@@ -14,7 +14,6 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
-	"github.com/gomlx/gomlx/pkg/ml/train/metrics"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 	"github.com/nowt-ml/nowt/feedback"
 )
@@ -92,7 +91,7 @@ func scalar(t *tensors.Tensor) float64 {
 
 // evaluate runs the test set: top-1, top-5 and mean loss (without regularisation), read by metric name.
 func (r *run) evaluate() (top1, top5, loss float64, err error) {
-	outs, err := r.trainer.Eval(r.testDS)
+	outs, err := r.trainer.Eval(&paddedBatches{inner: r.testDS, size: r.evalBatch})
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("evaluating: %w", err)
 	}
@@ -110,23 +109,23 @@ func (r *run) evaluate() (top1, top5, loss float64, err error) {
 	return byName[evalTop1], byName[evalTop5], byName[evalLoss], nil
 }
 
-// Short names of the evaluation metrics: ours, and GoMLX's mean loss without regularisation.
+// Short names of the evaluation metrics (each a [maskedMean]: GoMLX's own "#loss" would weigh a padded batch by
+// its padded size).
 const (
 	evalTop1 = "top1"
 	evalTop5 = "top5"
-	evalLoss = "#loss"
+	evalLoss = "test_loss"
 )
 
-// newTop5Accuracy is the fraction of examples whose label is among the 5 largest logits (ties count against).
-func newTop5Accuracy() metrics.Interface {
-	return metrics.NewMeanMetric("Top-5 Accuracy", evalTop5, metrics.AccuracyMetricType,
-		func(_ *context.Context, labels, predictions []*Node) *Node {
-			logits := predictions[0]
-			onehot := OneHot(Reshape(labels[0], -1), logits.Shape().Dim(-1), logits.DType())
-			labelLogit := InsertAxes(ReduceSum(Mul(logits, onehot), -1), -1) // [batch, 1]
-			higher := ReduceSum(ConvertDType(GreaterThan(logits, labelLogit), logits.DType()), -1)
-			return ReduceAllMean(ConvertDType(LessThan(higher, Scalar(logits.Graph(), logits.DType(), 5)), logits.DType()))
-		}, nil)
+// top5AccuracyGraph is the fraction of a batch's real examples (see [exampleMask]) whose label is among the 5
+// largest logits (ties count against).
+func top5AccuracyGraph(_ *context.Context, labels, predictions []*Node) *Node {
+	logits := predictions[0]
+	onehot := OneHot(Reshape(labels[0], -1), logits.Shape().Dim(-1), logits.DType())
+	labelLogit := InsertAxes(ReduceSum(Mul(logits, onehot), -1), -1) // [batch, 1]
+	higher := ReduceSum(ConvertDType(GreaterThan(logits, labelLogit), logits.DType()), -1)
+	return meanOverExamples(ConvertDType(LessThan(higher, Scalar(logits.Graph(), logits.DType(), 5)), logits.DType()),
+		exampleMask(labels))
 }
 
 // EvalOptions choose what [EvaluateWith] evaluates; the zero value evaluates the run's newest readable checkpoint
@@ -139,6 +138,9 @@ type EvalOptions struct {
 	// TestLimit uses the whole test set.
 	DataPath  string
 	TestLimit int
+	// EvalBatch overrides the run's evaluation batch size (0 = the run's): it changes the memory an evaluation
+	// takes, not its result (a shorter last batch is padded and masked).
+	EvalBatch int
 	// Backend spec ("" = $GOMLX_BACKEND, then auto).
 	Backend string
 	// Notices receives notices and warnings (nil: out).
@@ -180,6 +182,9 @@ func evaluateRun(dir string, opts EvalOptions, out io.Writer) (*Result, error) {
 	if opts.DataPath != "" {
 		cfg.DataPath = opts.DataPath
 	}
+	if opts.EvalBatch > 0 {
+		cfg.EvalBatchSize = opts.EvalBatch
+	}
 	switch {
 	case opts.TestLimit < 0:
 		cfg.TestLimit = 0
@@ -188,7 +193,7 @@ func evaluateRun(dir string, opts EvalOptions, out io.Writer) (*Result, error) {
 	}
 	if err := cfg.Validate(); err != nil {
 		var cfgErr *ConfigError
-		if errors.As(err, &cfgErr) && !slices.Contains([]string{"-backend", "-data", "-test-limit"}, cfgErr.Flag) {
+		if errors.As(err, &cfgErr) && !slices.Contains([]string{"-backend", "-data", "-test-limit", "-eval-batch"}, cfgErr.Flag) {
 			// Not a flag of eval's: the run's stored configuration is at fault.
 			return nil, fmt.Errorf("%s holds a setting nowt cannot use (%s): was it edited by hand? Restore it, or train "+
 				"the run again", filepath.Join(dir, configFileName), cfgErr.Msg)

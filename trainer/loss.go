@@ -9,7 +9,8 @@ import (
 )
 
 // lossFn returns the loss named by the configuration: labels[0] is int32 [batch, 1], predictions[0] the logits
-// [batch, classes]. With smoothing ε > 0 (softmax only), the loss of a training graph of ctx is the label-smoothed
+// [batch, classes]; an evaluation batch's labels[1] masks its padding (see [paddedBatches]): the loss is the mean
+// over the real examples. With smoothing ε > 0 (softmax only), the loss of a training graph of ctx is the label-smoothed
 // cross-entropy (see [smoothedCrossEntropy]); evaluation graphs, the alignment's and the test set's, keep the
 // plain cross-entropy, so that a run's test loss is the negative log-likelihood whatever it trained with.
 func lossFn(name string, smoothing float64, ctx *context.Context) (func(labels, predictions []*Node) *Node, error) {
@@ -19,7 +20,8 @@ func lossFn(name string, smoothing float64, ctx *context.Context) (func(labels, 
 			if smoothing > 0 && ctx.IsTraining(predictions[0].Graph()) {
 				return smoothedCrossEntropy(labels[0], predictions[0], smoothing)
 			}
-			return ReduceAllMean(losses.SparseCategoricalCrossEntropyLogits(labels, predictions))
+			// GoMLX's mean over the batch, over the real examples where labels[1] is a mask.
+			return losses.SparseCategoricalCrossEntropyLogits(labels, predictions)
 		}, nil
 	case "sigmoid":
 		if smoothing > 0 {
@@ -50,5 +52,5 @@ func sigmoidCrossEntropy(labels, predictions []*Node) *Node {
 	targets := OneHot(Reshape(labels[0], -1), classes, logits.DType())
 	softplus := Add(Max(logits, ZerosLike(logits)), Log1P(Exp(Neg(Abs(logits)))))
 	perExample := ReduceSum(Sub(softplus, Mul(targets, logits)), -1)
-	return ReduceAllMean(perExample)
+	return meanOverExamples(perExample, exampleMask(labels))
 }

@@ -34,6 +34,7 @@ type run struct {
 	ctx           *context.Context
 	trainDS       *input.Dataset
 	testDS        *input.Dataset
+	evalBatch     int // the test set's batch size, to which evaluation pads a shorter batch (paddedBatches)
 	classes       int
 	stepsPerEpoch int
 	totalSteps    int
@@ -119,6 +120,7 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 	}
 	trainSplit, testSplit := splitNames(cfg.Dataset)
 	evalBatch := cfg.evalBatch()
+	r.evalBatch = evalBatch
 	if needTrain {
 		r.trainDS, err = input.Open(cfg.Dataset, cfg.DataPath, trainSplit, input.Options{
 			BatchSize: cfg.BatchSize / r.devices(), Seed: cfg.Seed, Shuffle: true, DropRemainder: true, Augment: cfg.Augment,
@@ -204,7 +206,13 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 	r.trainer = train.NewTrainer(r.backend, ctx, trainModel, loss, sgd,
 		[]metrics.Interface{metrics.NewBaseMetric(batchAccuracyMetricName, "acc", metrics.AccuracyMetricType,
 			metrics.SparseCategoricalAccuracyGraph, nil), normMetric},
-		[]metrics.Interface{metrics.NewSparseCategoricalAccuracy("Top-1 Accuracy", evalTop1), newTop5Accuracy()})
+		[]metrics.Interface{
+			newMaskedMean("Top-1 Accuracy", evalTop1, metrics.AccuracyMetricType, metrics.SparseCategoricalAccuracyGraph),
+			newMaskedMean("Top-5 Accuracy", evalTop5, metrics.AccuracyMetricType, top5AccuracyGraph),
+			newMaskedMean("Test Loss", evalLoss, metrics.LossMetricType, func(_ *context.Context, labels, predictions []*Node) *Node {
+				return loss(labels, predictions)
+			}),
+		})
 	r.accuracyMetric, r.normMetric = -1, -1
 	for i, m := range r.trainer.TrainMetrics() {
 		switch m.Name() {

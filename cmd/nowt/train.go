@@ -261,13 +261,14 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 }
 
 func runEval(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("eval", "-out DIR [-checkpoint NAME] [-data PATH] [-test-limit N] [-backend SPEC]",
+	fs := newFlagSet("eval", "-out DIR [-checkpoint NAME] [-data PATH] [-test-limit N] [-eval-batch N] [-backend SPEC]",
 		"Evaluates a checkpoint of the run in -out (the newest readable one by default) on its test set: top-1,\n"+
 			"top-5, loss and per-layer alignment, beside the best test top-1 the run logged.", stderr)
 	out := fs.String("out", "", "the run's output folder (holding config.json and checkpoints/)")
 	checkpoint := fs.String("checkpoint", "", "checkpoint to evaluate: a file name in -out/checkpoints or a path (default: the newest readable one)")
 	data := fs.String("data", "", "dataset location (default: the run's)")
 	testLimit := fs.Int("test-limit", 0, "use only the first N test examples (0: the run's limit, -1: all)")
+	evalBatch := fs.Int("eval-batch", 0, "evaluation batch size (0: the run's); the result does not depend on it")
 	backend := fs.String("backend", "", xla.SpecHelp)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -278,8 +279,11 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if *testLimit < -1 {
 		return usagef("-test-limit %d: must be ≥ -1 (0: the run's limit, -1: all)", *testLimit)
 	}
+	if *evalBatch < 0 {
+		return usagef("-eval-batch %d: must be ≥ 0 (0: the run's)", *evalBatch)
+	}
 	res, err := trainer.EvaluateWith(*out, trainer.EvalOptions{Checkpoint: *checkpoint, DataPath: *data,
-		TestLimit: *testLimit, Backend: *backend, Notices: stderr}, stdout)
+		TestLimit: *testLimit, EvalBatch: *evalBatch, Backend: *backend, Notices: stderr}, stdout)
 	if err != nil {
 		return err
 	}
