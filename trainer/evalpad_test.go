@@ -81,8 +81,9 @@ func TestPaddedBatches(t *testing.T) {
 }
 
 // TestEvaluationIndependentOfEvalBatch: a checkpoint's test top-1, top-5 and loss (softmax and sigmoid) are the
-// same whether the test set (100 images) is one batch, or batches of 32 or 7 whose last (4 or 2 images) is
-// padded: the padding counts nowhere (were it counted, as zero images of class 0, the three would differ).
+// same whether the test set (100 images) is one batch (at eval batch 100, or 500: not padded up to it), or
+// batches of 32 or 7 whose last (4 or 2 images) is padded: the padding counts nowhere (were it counted, as zero
+// images of class 0, the three would differ).
 func TestEvaluationIndependentOfEvalBatch(t *testing.T) {
 	for _, loss := range []string{"softmax", "sigmoid"} {
 		t.Run(loss, func(t *testing.T) {
@@ -91,7 +92,7 @@ func TestEvaluationIndependentOfEvalBatch(t *testing.T) {
 			res, err := Train(gocontext.Background(), c, nil, false)
 			require.NoError(t, err)
 			var whole *Result
-			for _, batch := range []int{100, 32, 7} {
+			for _, batch := range []int{100, 500, 32, 7} {
 				got, err := EvaluateWith(c.OutDir, EvalOptions{EvalBatch: batch}, nil)
 				require.NoError(t, err, "eval batch %d", batch)
 				if whole == nil {

@@ -34,7 +34,7 @@ type run struct {
 	ctx           *context.Context
 	trainDS       *input.Dataset
 	testDS        *input.Dataset
-	evalBatch     int // the test set's batch size, to which evaluation pads a shorter batch (paddedBatches)
+	evalBatch     int // the size to which evaluation pads a shorter batch (paddedBatches): the test set's batch size
 	classes       int
 	stepsPerEpoch int
 	totalSteps    int
@@ -120,7 +120,6 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 	}
 	trainSplit, testSplit := splitNames(cfg.Dataset)
 	evalBatch := cfg.evalBatch()
-	r.evalBatch = evalBatch
 	if needTrain {
 		r.trainDS, err = input.Open(cfg.Dataset, cfg.DataPath, trainSplit, input.Options{
 			BatchSize: cfg.BatchSize / r.devices(), Seed: cfg.Seed, Shuffle: true, DropRemainder: true, Augment: cfg.Augment,
@@ -156,6 +155,7 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 		return nil, fmt.Errorf("opening the test set: %w", err)
 	}
 	r.classes = r.testDS.NumClasses()
+	r.evalBatch = min(evalBatch, r.testDS.NumExamples()) // a test set smaller than a batch is not padded up to one
 
 	ctx, err := newContext(cfg)
 	if err != nil {
