@@ -108,16 +108,6 @@ func exampleMask(labels []*Node) *Node {
 	return nil
 }
 
-// meanOverExamples is the mean of perExample ([batch]) over the batch's real examples (all without a mask).
-func meanOverExamples(perExample, mask *Node) *Node {
-	if mask == nil {
-		return ReduceAllMean(perExample)
-	}
-	count := ReduceAllSum(ConvertDType(mask, perExample.DType()))
-	total := ReduceAllSum(Where(mask, perExample, ZerosLike(perExample)))
-	return Div(total, Max(count, OnesLike(count)))
-}
-
 // maskedMean is the mean of a metric over an evaluation's examples, where each batch's value (Interface's
 // UpdateGraph: the mean over the batch's real examples) counts with the batch's number of real examples (its
 // mask's true entries, or its size without one): exact over a test set whose last batch is padded, where

@@ -124,7 +124,7 @@ func top5AccuracyGraph(_ *context.Context, labels, predictions []*Node) *Node {
 	onehot := OneHot(Reshape(labels[0], -1), logits.Shape().Dim(-1), logits.DType())
 	labelLogit := InsertAxes(ReduceSum(Mul(logits, onehot), -1), -1) // [batch, 1]
 	higher := ReduceSum(ConvertDType(GreaterThan(logits, labelLogit), logits.DType()), -1)
-	return meanOverExamples(ConvertDType(LessThan(higher, Scalar(logits.Graph(), logits.DType(), 5)), logits.DType()),
+	return MaskedReduceAllMean(ConvertDType(LessThan(higher, Scalar(logits.Graph(), logits.DType(), 5)), logits.DType()),
 		exampleMask(labels))
 }
 

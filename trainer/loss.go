@@ -52,5 +52,5 @@ func sigmoidCrossEntropy(labels, predictions []*Node) *Node {
 	targets := OneHot(Reshape(labels[0], -1), classes, logits.DType())
 	softplus := Add(Max(logits, ZerosLike(logits)), Log1P(Exp(Neg(Abs(logits)))))
 	perExample := ReduceSum(Sub(softplus, Mul(targets, logits)), -1)
-	return meanOverExamples(perExample, exampleMask(labels))
+	return MaskedReduceAllMean(perExample, exampleMask(labels))
 }
