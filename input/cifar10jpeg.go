@@ -63,14 +63,33 @@ func DefaultCIFAR10JPEGArchive() (string, error) {
 }
 
 // EnsureCIFAR10JPEG returns the folder of the extracted CIFAR-10 JPEG copy (CIFAR10JPEGDir), extracting
-// archive there first if the folder does not exist yet (archive "" = DefaultCIFAR10JPEGArchive). An
-// existing folder is used as is, whatever archive it came from.
+// archive there first if the folder does not exist yet (archive "" = DefaultCIFAR10JPEGArchive). With archive
+// "", an existing folder is used as is. A named archive must exist, and an existing folder is used for it only
+// if it was extracted from an archive of the same size (a copy of the same file; a folder extracted by hand or
+// by an older nowt records no size and is used as is): a run never trains on another archive's images than the
+// one it names.
 func EnsureCIFAR10JPEG(archive string) (string, error) {
 	dest, err := CIFAR10JPEGDir()
 	if err != nil {
 		return "", err
 	}
+	var archiveSize int64
+	if archive != "" {
+		st, err := os.Stat(archive)
+		if err != nil {
+			return "", fmt.Errorf("the CIFAR-10 JPEG archive %s: %w (name an existing %s, or give no path to use "+
+				"the extracted copy in %s or shared/data's archive)", archive, err, CIFAR10JPEGArchiveName, dest)
+		}
+		archiveSize = st.Size()
+	}
 	if st, err := os.Stat(dest); err == nil && st.IsDir() {
+		if archive != "" {
+			if m, ok := readManifest(dest); ok && m.ArchiveSize > 0 && m.ArchiveSize != archiveSize {
+				return "", fmt.Errorf("the extracted copy %s came from %s (%d bytes), not from %s (%d bytes): "+
+					"delete %s to extract %s instead, or give no path to train on the copy",
+					dest, m.Archive, m.ArchiveSize, archive, archiveSize, dest, archive)
+			}
+		}
 		return dest, nil
 	}
 	if archive == "" {
@@ -204,12 +223,17 @@ func openCIFAR10JPEG(p, split string, opts Options) (*source, error) {
 const manifestName = ".nowt-extracted.json"
 
 type manifest struct {
-	Archive string         `json:"archive"`
-	Files   map[string]int `json:"files"`
+	Archive     string         `json:"archive"`
+	ArchiveSize int64          `json:"archive_size,omitempty"` // bytes; 0 in records written before nowt kept it
+	Files       map[string]int `json:"files"`
 }
 
 func writeManifest(dir, archive string, counts map[string]int) error {
-	data, err := json.Marshal(manifest{Archive: archive, Files: counts})
+	m := manifest{Archive: archive, Files: counts}
+	if st, err := os.Stat(archive); err == nil {
+		m.ArchiveSize = st.Size()
+	}
+	data, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
@@ -219,21 +243,29 @@ func writeManifest(dir, archive string, counts map[string]int) error {
 	return nil
 }
 
+// readManifest reads the record ExtractTarGz left in dir; ok is false where there is none or it cannot be read.
+func readManifest(dir string) (m manifest, ok bool) {
+	data, err := os.ReadFile(filepath.Join(dir, manifestName))
+	if err != nil {
+		return manifest{}, false
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return manifest{}, false
+	}
+	return m, true
+}
+
 // checkExtracted compares the files under dir/split with the count ExtractTarGz recorded when it extracted dir,
 // so that a run never trains or evaluates on a copy that lost files since (a cache cleaner, a hand-made subset)
 // without saying so. A folder without a record (extracted by hand, or by an older nowt) is not checked.
 func checkExtracted(dir, split string) error {
-	data, err := os.ReadFile(filepath.Join(dir, manifestName))
-	if err != nil {
-		return nil
-	}
-	var m manifest
-	if err := json.Unmarshal(data, &m); err != nil || m.Files == nil {
+	m, ok := readManifest(dir)
+	if !ok || m.Files == nil {
 		return nil
 	}
 	want := m.Files[split]
 	got := 0
-	err = filepath.WalkDir(filepath.Join(dir, split), func(_ string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(filepath.Join(dir, split), func(_ string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"image/color"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -219,6 +220,24 @@ func TestCIFAR10JPEGExtract(t *testing.T) {
 	// Second open uses the cache (path "" finds it without an archive).
 	test := openT(t, "cifar10-jpeg", "", "test", Options{BatchSize: 2})
 	assert.Equal(t, 2, test.NumExamples())
+
+	// A named archive must exist, even where a copy is extracted: the error names it.
+	missing := filepath.Join(t.TempDir(), "missing.tar.gz")
+	_, err = Open("cifar10-jpeg", missing, "train", Options{BatchSize: 1})
+	require.ErrorContains(t, err, "the CIFAR-10 JPEG archive "+missing)
+	require.ErrorIs(t, err, fs.ErrNotExist)
+	// A copy of the same archive elsewhere uses the extracted copy.
+	data, err := os.ReadFile(archive)
+	require.NoError(t, err)
+	same := filepath.Join(t.TempDir(), "copy.tgz")
+	writeFile(t, same, data)
+	assert.Equal(t, 3, openT(t, "cifar10-jpeg", same, "train", Options{BatchSize: 1}).NumExamples())
+	// Another archive is not silently replaced by the copy extracted from the first.
+	other := filepath.Join(t.TempDir(), "other.tar.gz")
+	writeTarGz(t, other, map[string][]byte{"train/dog/0000.jpg": img, "test/dog/0000.jpg": img})
+	_, err = Open("cifar10-jpeg", other, "train", Options{BatchSize: 1})
+	require.ErrorContains(t, err, "the extracted copy "+filepath.Join(cache, "cifar10-jpeg")+" came from "+archive)
+	require.ErrorContains(t, err, "delete "+filepath.Join(cache, "cifar10-jpeg")+" to extract "+other)
 
 	// A file removed from the copy since it was extracted is an error that says how to extract it again.
 	require.NoError(t, os.Remove(filepath.Join(cache, "cifar10-jpeg", "train", "cat", "0001.jpg")))

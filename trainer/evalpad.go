@@ -144,7 +144,10 @@ func (m *maskedMean) Reset(ctx *context.Context) {
 	ctx = ctx.Reuse().In(metrics.Scope).In(m.ScopeName())
 	for _, name := range []string{"total", "count"} {
 		if v := ctx.GetVariableByScopeAndName(ctx.Scope(), name); v != nil {
-			v.MustSetValue(tensors.FromValue(float32(0)))
+			// metrics.Interface's Reset returns no error; GoMLX's own metrics panic here too (MustSetValue).
+			if err := v.SetValue(tensors.FromValue(float32(0))); err != nil {
+				panic(fmt.Errorf("resetting evaluation metric %s's %s: %w", m.ScopeName(), name, err))
+			}
 		}
 	}
 }
