@@ -15,9 +15,14 @@ import (
 // the same specs as -backend. scripts/gpu-check.sh uses it to run those tests on a GPU.
 const TestBackendEnv = "NOWT_TEST_BACKEND"
 
-var testBackend struct {
-	once    sync.Once
-	spec    string
+// testBackends holds the backend made for each spec $NOWT_TEST_BACKEND has named in this process, so that a test
+// that changes the variable gets the backend it names, not the one an earlier test made.
+var testBackends struct {
+	mu     sync.Mutex
+	bySpec map[string]testBackendResult
+}
+
+type testBackendResult struct {
 	backend backends.Backend
 	err     error
 }
@@ -37,19 +42,25 @@ func TestBackendIsXLA() bool {
 	return spec == "xla" || strings.HasPrefix(spec, "xla:")
 }
 
-// TestBackend returns the backend tests run on: the one $NOWT_TEST_BACKEND names, created once per process
-// (an XLA backend owns a PJRT client), or, when it is unset, a new pure-Go backend in DefaultGoConfig.
+// TestBackend returns the backend tests run on: the one $NOWT_TEST_BACKEND names, created once per process and
+// spec (an XLA backend owns a PJRT client), or, when it is unset, a new pure-Go backend in DefaultGoConfig.
 func TestBackend() (backends.Backend, error) {
 	spec := os.Getenv(TestBackendEnv)
 	if spec == "" {
 		return newWithConfig(DefaultGoConfig)
 	}
-	testBackend.once.Do(func() {
-		testBackend.spec = spec
-		testBackend.backend, testBackend.err = New(spec, nil)
-	})
-	if testBackend.err != nil {
-		return nil, errors.WithMessagef(testBackend.err, "$%s=%q", TestBackendEnv, testBackend.spec)
+	testBackends.mu.Lock()
+	defer testBackends.mu.Unlock()
+	r, found := testBackends.bySpec[spec]
+	if !found {
+		r.backend, r.err = New(spec, nil)
+		if testBackends.bySpec == nil {
+			testBackends.bySpec = make(map[string]testBackendResult)
+		}
+		testBackends.bySpec[spec] = r
 	}
-	return testBackend.backend, nil
+	if r.err != nil {
+		return nil, errors.WithMessagef(r.err, "$%s=%q", TestBackendEnv, spec)
+	}
+	return r.backend, nil
 }
