@@ -146,7 +146,8 @@ func DecodesImages(name string) bool { return name == "cifar10-jpeg" || name == 
 // [MNISTDir]), fashion-mnist (/usr/share/datasets/fashion-mnist) and cifar10-jpeg (the extracted cache,
 // see [CIFAR10JPEGDir]). For cifar10 the path is the cifar-10-batches-bin folder (or its parent), for
 // cifar100 the cifar-100-binary folder (or its parent), for imagefolder the folder holding the split
-// folders. For cifar10-jpeg the path may also be a .tar.gz archive, extracted once to the cache. For
+// folders. For cifar10-jpeg the path may also be a .tar.gz archive, extracted once to the cache (a cache
+// extracted from an archive of another size is an error, not silently used: see [EnsureCIFAR10JPEG]). For
 // synthetic the path is a spec "examples=1024,height=32,width=32,channels=3,classes=10" (any subset; ""
 // uses the defaults, see [SyntheticConfig]).
 //
