@@ -105,6 +105,9 @@ if want authors400; then
 	"$nowt" compare "${common[@]}" "${authors400[@]}" -lr 0.3 -rules kp -out "$out/mnist-authors-400"
 	"$nowt" compare "${common[@]}" "${authors400[@]}" -lr 0.2 -rules bp,fa -out "$out/mnist-authors-400"
 	"$nowt" report -out "$out/mnist-authors-400"
+	# Controls for KP's deficit: BP at KP's rate and decay (on W), and KP at a tenth of the decay.
+	"$nowt" compare "${common[@]}" "${authors400[@]}" -lr 0.3 -wd 0.001 -rules bp -out "$out/mnist-authors-400-bp-decay"
+	"$nowt" compare "${common[@]}" "${authors400[@]}" -lr 0.3 -kp-decay 0.0001 -rules kp -out "$out/mnist-authors-400-kp-decay1e-4"
 fi
 
 # A ReLU MLP (784-500-10) with SGD + momentum, all five rules, 3 epochs, evaluated every 141 steps (10 times).
