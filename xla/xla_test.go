@@ -393,12 +393,19 @@ func TestInstallRejectsWithoutNetwork(t *testing.T) {
 	require.ErrorContains(t, Install(context.Background(), "cuda", InstallOptions{Source: SourcePyPI}, nil), `only carries the "cpu" plugin`)
 }
 
-// TestTestBackend: without $NOWT_TEST_BACKEND tests get the pure-Go backend; with it, the backend it names,
-// and an error that names the variable when that backend cannot be made (here: no CUDA plugin).
+// TestTestBackend: without $NOWT_TEST_BACKEND tests get the pure-Go backend; with it, the backend it names (each
+// spec its own, whichever was named first), and an error that names the variable when that backend cannot be made
+// (here: no CUDA plugin).
 func TestTestBackend(t *testing.T) {
 	hermetic(t)
 	t.Setenv(TestBackendEnv, "")
 	b, err := TestBackend()
+	require.NoError(t, err)
+	require.Equal(t, "go", b.String())
+
+	// A spec named before another (here "go") does not stand in for it: each spec gets its own backend.
+	t.Setenv(TestBackendEnv, "go")
+	b, err = TestBackend()
 	require.NoError(t, err)
 	require.Equal(t, "go", b.String())
 
