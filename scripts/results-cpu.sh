@@ -87,9 +87,10 @@ link_runs() {
 # per-rule learning rates (BP 0.2, FA 0.2, WM 0.05, KP 0.3), no weight decay (as released), KP decay 1e-3 on KP's
 # W and B (the released code has none, which leaves W − Bᵀ at its initial value: with plain SGD B → Wᵀ at rate
 # η·λ = 3e-4 per step, ≈ 7 over 50 epochs). 50 epochs (the released code ran 400), evaluated every epoch.
+released=(-seed 1 -model mlp -hidden 500 -activation sigmoid -loss sigmoid -dataset mnist -momentum 0
+	-schedule constant -wd 0 -kp-decay 0.001 -batch 128 -eval-every 469 -log-every 469)
 if want authors; then
-	authors=(-seed 1 -model mlp -hidden 500 -activation sigmoid -loss sigmoid -dataset mnist -momentum 0
-		-schedule constant -wd 0 -kp-decay 0.001 -batch 128 -epochs 50 -eval-every 469 -log-every 469)
+	authors=("${released[@]}" -epochs 50)
 	"$nowt" compare "${common[@]}" "${authors[@]}" -lr 0.2 -rules bp,fa -out "$out/mnist-authors"
 	"$nowt" compare "${common[@]}" "${authors[@]}" -lr 0.05 -rules wm -out "$out/mnist-authors"
 	"$nowt" compare "${common[@]}" "${authors[@]}" -lr 0.3 -rules kp -out "$out/mnist-authors"
@@ -98,9 +99,7 @@ fi
 
 # The released network again over the released code's 400 epochs (the 50-epoch part above stops short of them).
 if want authors400; then
-	authors400=(-seed 1 -model mlp -hidden 500 -activation sigmoid -loss sigmoid -dataset mnist -momentum 0
-		-schedule constant -wd 0 -kp-decay 0.001 -batch 128 -epochs 400 -eval-every 469 -log-every 469
-		-checkpoint-every 4690)
+	authors400=("${released[@]}" -epochs 400 -checkpoint-every 4690)
 	"$nowt" compare "${common[@]}" "${authors400[@]}" -lr 0.05 -rules wm -out "$out/mnist-authors-400"
 	"$nowt" compare "${common[@]}" "${authors400[@]}" -lr 0.3 -rules kp -out "$out/mnist-authors-400"
 	"$nowt" compare "${common[@]}" "${authors400[@]}" -lr 0.2 -rules bp,fa -out "$out/mnist-authors-400"
