@@ -134,6 +134,13 @@ func KnownClasses(name string) int {
 	return 0
 }
 
+// TakesImageSize reports whether dataset name's image side can be chosen ([Options.ImageSize]): image folders and
+// cifar10-jpeg are resized to it, synthetic data are made at it. The others' images have one fixed size (MNIST
+// and Fashion-MNIST 28×28, the CIFAR binaries 32×32).
+func TakesImageSize(name string) bool {
+	return name == "cifar10-jpeg" || name == "imagefolder" || name == "synthetic"
+}
+
 // DecodesImages reports whether dataset name reads image files (JPEG or PNG, with [JPEGDecoder]'s decoder) rather
 // than arrays of pixels: the decoder then shapes its pixels (libjpeg-turbo and Go's decoder differ in chroma
 // upsampling) and its speed.
@@ -162,6 +169,10 @@ func Open(name, path, split string, opts Options) (*Dataset, error) {
 	}
 	if opts.Limit < 0 || opts.Workers < 0 || opts.Prefetch < 0 || opts.ImageSize < 0 {
 		return nil, fmt.Errorf("input: dataset %q: Limit, Workers, Prefetch and ImageSize must be >= 0", name)
+	}
+	if opts.ImageSize > 0 && !TakesImageSize(name) {
+		return nil, fmt.Errorf("input: dataset %q has images of one fixed size: ImageSize (%d) applies only to cifar10-jpeg, "+
+			"imagefolder and synthetic; leave it 0", name, opts.ImageSize)
 	}
 	src, err := open(path, split, opts)
 	if err != nil {

@@ -24,6 +24,10 @@ func TestOpenErrors(t *testing.T) {
 	assert.ErrorContains(t, err, `unknown key "colour"`)
 	_, err = Open("synthetic", "examples=3", "train", Options{BatchSize: 4, DropRemainder: true})
 	assert.ErrorContains(t, err, "fewer than one batch")
+	for _, name := range []string{"mnist", "fashion-mnist", "cifar10", "cifar100"} {
+		_, err = Open(name, "/nonexistent", "train", Options{BatchSize: 1, ImageSize: 64})
+		assert.ErrorContains(t, err, `dataset "`+name+`" has images of one fixed size: ImageSize (64) applies only to`)
+	}
 }
 
 func TestSynthetic(t *testing.T) {

@@ -35,6 +35,10 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 			return usagef("%s %d: must be ≥ 0", v.name, v.v)
 		}
 	}
+	if *imageSize > 0 && !input.TakesImageSize(*dataset) {
+		return usagef("-image-size %d: dataset %s has images of one fixed size; -image-size applies to cifar10-jpeg, "+
+			"imagefolder and synthetic: leave it out", *imageSize, *dataset)
+	}
 	list := splitList(*splits)
 	if len(list) == 0 {
 		list = []string{"train", "test"}
