@@ -44,7 +44,8 @@ type Config struct {
 	TestLimit  int `json:"test_limit,omitempty"`
 	// Augment enables the dataset's training augmentation.
 	Augment bool `json:"augment"`
-	// ImageSize is the side of image-folder and synthetic images (default 224).
+	// ImageSize is the side of image-folder (default 224), cifar10-jpeg (default 32) and synthetic images (default 32);
+	// the other datasets have one image size, and a non-zero ImageSize with them is an error.
 	ImageSize int `json:"image_size,omitempty"`
 	// Workers for decoding (0 = all cores).
 	Workers int `json:"workers,omitempty"`

@@ -18,7 +18,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	dataset := fs.String("dataset", "mnist", "dataset: "+strings.Join(input.Names(), ", "))
 	data := fs.String("data", "", "dataset location (as for nowt train)")
 	splits := fs.String("split", "", "comma-separated splits to check (default: the ones training reads: train and test, or train and val for imagefolder)")
-	imageSize := fs.Int("image-size", 0, "image side for image folders and synthetic data (0: the dataset's default)")
+	imageSize := fs.Int("image-size", 0, "image side for image folders, cifar10-jpeg and synthetic data (0: the dataset's default); other datasets have one size")
 	limit := fs.Int("limit", 0, "check only the first N examples of each split in file order (0: all)")
 	workers := fs.Int("workers", 0, "decoding workers (0: all cores)")
 	if err := parseFlags(fs, args); err != nil {

@@ -40,7 +40,7 @@ func addRunFlags(fs *flag.FlagSet, defaults trainer.Config) *runFlags {
 	fs.IntVar(&c.TrainLimit, "train-limit", c.TrainLimit, "use only the first N training examples (0: all)")
 	fs.IntVar(&c.TestLimit, "test-limit", c.TestLimit, "use only the first N test examples (0: all)")
 	fs.BoolVar(&c.Augment, "augment", c.Augment, "training augmentation (CIFAR: pad-crop-flip; image folders: random-resized crop and flip)")
-	fs.IntVar(&c.ImageSize, "image-size", c.ImageSize, "image side for image folders and synthetic data (0: 224)")
+	fs.IntVar(&c.ImageSize, "image-size", c.ImageSize, "image side for image folders (0: 224), cifar10-jpeg (0: 32) and synthetic data (0: 32; nowt bench: 224); other datasets have one size")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "decoding workers (0: all cores)")
 	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "training epochs")
 	fs.IntVar(&c.Steps, "steps", c.Steps, "training steps (overrides -epochs when > 0)")
