@@ -17,7 +17,8 @@
 #   layers     every test: batch norm's running statistics, the gather max-pool against XLA's own MaxPool and
 #              its gradient against finite differences, the shortcut subsampling
 #   xla        TestDotWithFreshOperands: products by freshly allocated weights (the plugin's XNNPACK kernels
-#              reused stale packed weights; nowt switches them off)
+#              reused stale packed weights; nowt switches them off); TestClientErrorSaysThePluginLoads: a backend
+#              error names the loaded plugin's PJRT C API version
 #   cmd/nowt   the end-to-end train + exact resume of every rule, the compare run, bench on 2 host devices, devices
 #              listing and errors
 set -euo pipefail
@@ -39,5 +40,5 @@ export NOWT_TEST_BACKEND=xla:cpu GOMLX_BACKEND=
 # One go test for the four packages, so that two of them always run side by side (go test's -p is the core
 # count), instead of models waiting for the slower of feedback and trainer.
 $GO test -count=1 -timeout 20m ./feedback ./trainer ./models ./layers -skip 'TestConvImplementationsAgree/resnet20'
-$GO test -count=1 -timeout 5m ./xla -run 'TestDotWithFreshOperands'
+$GO test -count=1 -timeout 5m ./xla -run 'TestDotWithFreshOperands|TestClientErrorSaysThePluginLoads'
 $GO test -count=1 -timeout 20m ./cmd/nowt -run 'TestTrainResumeEveryRule|TestResumeExtends|TestCompareTiny|TestBenchTable|TestHelpAndListings|TestCommandErrors'

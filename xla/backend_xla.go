@@ -3,6 +3,7 @@
 package xla
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,7 +63,7 @@ func newXLA(config string, devices int) (backends.Backend, error) {
 	gomlxConfig := strings.Join(append([]string{path}, optList...), ",")
 	b, err := newXLAWithOptions(gomlxConfig, clientOptions)
 	if err != nil {
-		return nil, errors.WithMessagef(err, "creating backend %q from plugin %s", config, path)
+		return nil, errors.WithMessagef(err, "creating backend %q from plugin %s%s", config, path, loadedButNoClient(err, path))
 	}
 	pluginPaths.Store(b, path)
 	return b, nil
@@ -85,6 +86,26 @@ func newXLAWithOptions(config string, options pjrt.NamedValuesMap) (b backends.B
 		return nil, errors.WithMessagef(err, "creating backend \"xla:%s\"", config)
 	}
 	return xb, nil
+}
+
+// loadedButNoClient tells, for an error creating a backend from the plugin at path, whether the plugin itself
+// loaded (and which PJRT C API version it reports), so that a plugin this binary cannot load is told apart from a
+// loaded one that found no device or refused its options: " (the plugin loads: PJRT C API v0.116; its client could
+// not be created ...)", or "" when the plugin did not load.
+func loadedButNoClient(err error, path string) string {
+	if strings.Contains(err.Error(), "failed to dynamically load") {
+		return "" // dlopen failed: loading again would only repeat its warning.
+	}
+	plugin, loadErr := pjrt.GetPlugin(path)
+	if loadErr != nil {
+		return ""
+	}
+	major, minor := plugin.Version()
+	hint := ""
+	if isCUDAPlugin(path) {
+		hint = ": is a GPU visible to this process (nvidia-smi, $CUDA_VISIBLE_DEVICES) and its driver loaded?"
+	}
+	return fmt.Sprintf(" (the plugin loads, PJRT C API v%d.%d; its client could not be created%s)", major, minor, hint)
 }
 
 // clientOptionsOf takes nowt's own options out of a plugin option list and returns them as PJRT client create

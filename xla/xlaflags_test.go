@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/pkg/errors"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -48,4 +49,19 @@ func TestSetCUDADataDir(t *testing.T) {
 			assert.Equal(t, tc.after, os.Getenv("XLA_FLAGS"))
 		})
 	}
+}
+
+// TestClientErrorSaysThePluginLoads: an error creating a backend from a plugin that loads (here the CPU plugin)
+// says that it loads and its PJRT C API version, so that a plugin this binary cannot load (dlopen's error, where
+// nothing is added) is told apart from one that found no device. (The real client errors come from a GPU-less
+// machine: the CUDA plugin's "No visible GPU devices"; a CPU client given a bad option aborts the process.)
+func TestClientErrorSaysThePluginLoads(t *testing.T) {
+	cpu, ok := findPlugin(Plugins(), "cpu")
+	if !ok {
+		t.Skip("no XLA CPU plugin installed (nowt setup -plugin cpu)")
+	}
+	clientErr := errors.New("PJRT error (code=9): No visible GPU devices.")
+	assert.Regexp(t, `^ \(the plugin loads, PJRT C API v0\.\d+; its client could not be created\)$`, loadedButNoClient(clientErr, cpu.Path))
+	assert.Empty(t, loadedButNoClient(errors.New(`failed to dynamically load PJRT plugin from "x": "libcuda.so.1: cannot open"`), cpu.Path))
+	assert.Empty(t, loadedButNoClient(clientErr, filepath.Join(t.TempDir(), "pjrt_c_api_cuda_plugin.so")), "no such file: nothing loads")
 }
