@@ -48,16 +48,30 @@ if [[ -n "$nv_libs" ]]; then
 else
   say "warning: no NVIDIA pip libraries in $site/nvidia/*/lib; relying on the system's CUDA libraries"
 fi
-# XLA needs ptxas and libdevice: point it at the folder that actually holds nvvm/libdevice (pip's CUDA toolkit
-# layout has changed between releases), unless XLA_FLAGS already does.
+# XLA needs ptxas and libdevice: point it at the folder that actually holds nvvm/libdevice, unless XLA_FLAGS
+# already does: pip's CUDA toolkit first (its layout has changed between releases: nvidia/cuda_nvcc, nvidia/cu13),
+# else a system toolkit ($CUDA_HOME, $CUDA_PATH, the one holding the nvcc on PATH, /usr/local/cuda), as on an image
+# that has nvcc but not pip's nvidia-cuda-nvcc.
 if [[ "${XLA_FLAGS:-}" != *--xla_gpu_cuda_data_dir* ]]; then
+  cuda_data=""
   libdevice="$(find "$site/nvidia" -maxdepth 4 -type d -path '*nvvm/libdevice' 2>/dev/null | sort | head -n 1)"
   if [[ -n "$libdevice" ]]; then
     cuda_data="$(dirname "$(dirname "$libdevice")")"
+  else
+    nvcc_root=""
+    command -v nvcc >/dev/null 2>&1 && nvcc_root="$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")"
+    for c in "${CUDA_HOME:-}" "${CUDA_PATH:-}" "$nvcc_root" /usr/local/cuda; do
+      if [[ -n "$c" && -d "$c/nvvm/libdevice" ]]; then
+        cuda_data="$c"
+        break
+      fi
+    done
+  fi
+  if [[ -n "$cuda_data" ]]; then
     export XLA_FLAGS="${XLA_FLAGS:+$XLA_FLAGS }--xla_gpu_cuda_data_dir=$cuda_data"
     say "XLA_FLAGS=$XLA_FLAGS"
   else
-    say "warning: no nvvm/libdevice under $site/nvidia: XLA may fail to compile GPU kernels"
+    say "warning: no nvvm/libdevice under $site/nvidia, \$CUDA_HOME, \$CUDA_PATH, nvcc's folder or /usr/local/cuda: XLA may fail to compile GPU kernels"
   fi
 fi
 # go-xla looks for an nvidia/ folder beside the (linked) plugin and warns at length when it is elsewhere, as here.

@@ -103,7 +103,7 @@ if ! stage devices 60 "$bin/nowt" devices -backend "$SPEC"; then
 	SPEC="xla:$plugin"
 	say "retrying with the plugin's absolute path"
 	stage devices-abs 60 "$bin/nowt" devices -backend "$SPEC" || {
-		say "the CUDA plugin did not load (its error is above): the other stages skipped"
+		say "no CUDA backend could be created (its error is above: a plugin that loads names its PJRT C API version): the other stages skipped"
 		exit 1
 	}
 fi

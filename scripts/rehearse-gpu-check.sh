@@ -9,7 +9,7 @@
 # CIFAR-10 comparison CIFAR_STEPS steps a rule), inside a budget that cuts the comparison short, so that the
 # report-from-logs and packing path after a stopped stage is the one exercised. Scenarios:
 #   1. cuda-env.sh alone on a full pip layout (nvidia libraries and the CUDA toolkit's nvvm/libdevice): the
-#      variables it exports.
+#      variables it exports; and on one without pip's toolkit, with a system one holding the nvcc on PATH.
 #   2. no plugin in Python: gpu-check.sh stops at once with an error naming the pip package, and says its summary.
 #   3. the whole script (plugin check, benchmarks, CIFAR-10 comparison, packing, numerical tests as the budget
 #      allows), then its log, $OUT/cifar-gpu.tar.gz, and that no temporary folder is left behind.
@@ -62,6 +62,16 @@ check "cuda-env: the plugin linked as pjrt_c_api_cuda_plugin.so" grep -qx "LINK=
 check "cuda-env: pip's NVIDIA libraries on LD_LIBRARY_PATH" grep -q "^LD=$full/nvidia/cublas/lib" <<<"$env_out"
 check "cuda-env: XLA pointed at the folder holding nvvm/libdevice" grep -qx "XLA=--xla_gpu_cuda_data_dir=$full/nvidia/cuda_nvcc" <<<"$env_out"
 check "cuda-env: go-xla's CUDA-folder check silenced" grep -qx "CHECKS=0" <<<"$env_out"
+
+# 1b. No CUDA toolkit in pip's folders, a system one holding the nvcc on PATH (the GPU image has nvcc, and no
+# nvidia-cuda-nvcc among its pip packages): XLA is pointed at the system toolkit.
+sys_cuda="$work/cuda-13.0"
+mkdir -p "$sys_cuda/bin" "$sys_cuda/nvvm/libdevice"
+printf '#!/bin/sh\n' >"$sys_cuda/bin/nvcc" && chmod +x "$sys_cuda/bin/nvcc"
+rm -rf "$full/nvidia/cuda_nvcc"
+env_out="$(PATH="$sys_cuda/bin:$PATH" CUDA_HOME= CUDA_PATH= PYTHONPATH="$full" XLA_FLAGS= LD_LIBRARY_PATH= bash -c '
+	source scripts/cuda-env.sh >/dev/null 2>&1; printf "%s\n" "XLA=$XLA_FLAGS"; rm -rf "$pjrt_dir"')"
+check "cuda-env: without pip's toolkit, XLA pointed at the nvcc's toolkit" grep -qx "XLA=--xla_gpu_cuda_data_dir=$sys_cuda" <<<"$env_out"
 
 # 2. No plugin in Python: a clear error, at once.
 mkdir -p "$work/empty" "$work/tmp2"
