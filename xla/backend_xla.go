@@ -42,6 +42,9 @@ func newXLA(config string, devices int) (backends.Backend, error) {
 		}
 		path = p.Path
 	}
+	if err := checkTPUPresent(path); err != nil {
+		return nil, errors.WithMessagef(err, "creating backend %q", config)
+	}
 	if err := checkPluginFile(path); err != nil {
 		return nil, errors.WithMessagef(err, "creating backend %q", config)
 	}
@@ -190,6 +193,9 @@ func appendXLAFlag(flag, value string) {
 // checkLoads loads the PJRT plugin file at path (absolute), creates a client and returns GoMLX's description of
 // it (plugin, PJRT API version, devices).
 func checkLoads(path string) (string, error) {
+	if err := checkTPUPresent(path); err != nil {
+		return "", err
+	}
 	if err := checkPluginFile(path); err != nil {
 		return "", err
 	}

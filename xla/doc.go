@@ -64,8 +64,12 @@
 //     libtpu.so (from `pip install libtpu` or jax[tpu]) as pjrt_c_api_tpu_plugin.so into a folder on
 //     $PJRT_PLUGIN_LIBRARY_PATH.
 //  2. Run with `-backend xla:tpu` ("auto" also picks it when /dev/accel* or /dev/vfio/<n> exist).
-//     `nowt devices` (Describe) should list one device per TPU chip (as PJRT reports them).
-//  3. Only one process may hold the TPU: stop any other JAX/PyTorch process first.
+//     `nowt devices` (Describe) should list one device per TPU chip (as PJRT reports them). Where neither
+//     exists, a TPU plugin is refused at once, without loading it: libtpu would first ask the Google Cloud
+//     metadata server for the TPU topology, about 30 s a key for many keys (libtpu 0.0.52 off a TPU VM), which
+//     looks like a hang; TPU_SKIP_MDS_QUERY=1 (with libtpu's topology variables) loads it anyway.
+//  3. Only one process may hold the TPU: stop any other JAX/PyTorch process first (libtpu's lock is
+//     /tmp/libtpu_lockfile).
 //
 // Multi-host TPU slices (v4-16 and up, several VMs) are not supported: GoMLX v0.26 uses the devices addressable
 // from one process and has no multi-process (multi-host) set-up.

@@ -2,6 +2,7 @@ package xla
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -54,6 +55,27 @@ func isCPUPlugin(p string) bool {
 // isCUDAPlugin reports whether the plugin file at p is a CUDA plugin, by its file name.
 func isCUDAPlugin(p string) bool {
 	return strings.Contains(strings.ToLower(filepath.Base(p)), "cuda")
+}
+
+// isTPUPlugin reports whether the plugin file at p is a TPU plugin (go-xla's pjrt_c_api_tpu_plugin.so, pip's
+// libtpu.so), by its file name.
+func isTPUPlugin(p string) bool {
+	return strings.Contains(strings.ToLower(filepath.Base(p)), "tpu")
+}
+
+// checkTPUPresent refuses a TPU plugin on a machine without a TPU device (see hasHardware), unless
+// $TPU_SKIP_MDS_QUERY is set: libtpu would first ask the Google Cloud metadata server for its TPU topology, one
+// key after another with 30 retries each (about 30 s a key, many minutes in all, measured with libtpu 0.0.52), and
+// a wrong `-backend xla:tpu` would look like a hang. Plugins of other kinds pass.
+func checkTPUPresent(path string) error {
+	if !isTPUPlugin(path) || hasHardware("tpu") || os.Getenv("TPU_SKIP_MDS_QUERY") != "" {
+		return nil
+	}
+	return fmt.Errorf("PJRT plugin %s is a TPU plugin, but this machine has no TPU device (no /dev/accel*, no "+
+		"/dev/vfio/<n>): libtpu would query the Google Cloud metadata server for its TPU topology for minutes before "+
+		"failing. Run on a Cloud TPU VM (nowt devices -backend xla:tpu lists its chips), choose another backend "+
+		"(-backend auto), or, where the TPUs are there but not seen, set TPU_SKIP_MDS_QUERY=1 and libtpu's topology "+
+		"variables to load it anyway", path)
 }
 
 // PluginFileName is the file name go-xla expects for the plugin with the given name,

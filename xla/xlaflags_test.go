@@ -65,3 +65,42 @@ func TestClientErrorSaysThePluginLoads(t *testing.T) {
 	assert.Empty(t, loadedButNoClient(errors.New(`failed to dynamically load PJRT plugin from "x": "libcuda.so.1: cannot open"`), cpu.Path))
 	assert.Empty(t, loadedButNoClient(clientErr, filepath.Join(t.TempDir(), "pjrt_c_api_cuda_plugin.so")), "no such file: nothing loads")
 }
+
+// TestTPUPluginWithoutTPU: a TPU plugin on a machine without a TPU device is refused at once, by name, without
+// loading it (libtpu would query the cloud metadata server for minutes); with a TPU device, or with
+// $TPU_SKIP_MDS_QUERY set, it is loaded as any plugin (here: a file that is no library, refused by the loader).
+func TestTPUPluginWithoutTPU(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"pjrt_c_api_tpu_plugin.so", "libtpu.so"} {
+		path := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(path, []byte("not a library"), 0o644))
+		for _, tc := range []struct {
+			name     string
+			hardware []string
+			skipMDS  string
+			refused  bool
+		}{
+			{"no TPU", nil, "", true},
+			{"a TPU", []string{"tpu"}, "", false},
+			{"no TPU, metadata queries off", nil, "1", false},
+		} {
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				fakeHardware(t, tc.hardware)
+				t.Setenv("TPU_SKIP_MDS_QUERY", tc.skipMDS)
+				_, err := newXLA("xla:"+path, AllDevices)
+				require.Error(t, err)
+				noTPU := "is a TPU plugin, but this machine has no TPU device"
+				if tc.refused {
+					assert.ErrorContains(t, err, noTPU)
+					assert.ErrorContains(t, err, "TPU_SKIP_MDS_QUERY=1")
+					_, err = checkLoads(path)
+					assert.ErrorContains(t, err, noTPU)
+				} else {
+					assert.NotContains(t, err.Error(), noTPU)
+				}
+			})
+		}
+	}
+	fakeHardware(t, nil)
+	assert.NoError(t, checkTPUPresent(filepath.Join(dir, "pjrt_c_api_cuda_plugin.so")), "other plugins pass")
+}
