@@ -21,6 +21,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -511,6 +512,10 @@ func ReadConfig(dir string) (Config, error) {
 	path := filepath.Join(dir, configFileName)
 	data, err := os.ReadFile(path)
 	if err != nil {
+		if runs := runsBelow(dir); len(runs) > 0 {
+			return c, fmt.Errorf("reading the run's configuration: %w: %q is not one run but holds %d (%s): name one of them",
+				err, dir, len(runs), shortList(runs, 4))
+		}
 		return c, fmt.Errorf("reading the run's configuration: %w (is %q the output folder of a nowt run?)", err, dir)
 	}
 	if err := json.Unmarshal(data, &c); err != nil {
@@ -518,6 +523,31 @@ func ReadConfig(dir string) (Config, error) {
 			"restore it from a copy, or train anew into another -out", path, err)
 	}
 	return c, nil
+}
+
+// runsBelow lists the run folders (holding a config.json) one or two levels below dir, as nowt compare writes them
+// (<out>/<rule>, and <out>/seed-<n>/<rule> over seeds), sorted.
+func runsBelow(dir string) []string {
+	var runs []string
+	for _, pattern := range []string{"*", filepath.Join("*", "*")} {
+		found, _ := filepath.Glob(filepath.Join(dir, pattern, configFileName))
+		for _, f := range found {
+			runs = append(runs, filepath.Dir(f))
+		}
+		if len(runs) > 0 {
+			break
+		}
+	}
+	slices.Sort(runs)
+	return runs
+}
+
+// shortList joins the first n items with ", ", adding "…" when there are more.
+func shortList(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return strings.Join(items[:n], ", ") + ", …"
 }
 
 // writeFileAtomic writes data to a temporary file beside path, syncs it and renames it over path.

@@ -1,9 +1,13 @@
 package trainer
 
 import (
+	"io/fs"
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -108,4 +112,29 @@ func TestConfigValidate(t *testing.T) {
 			require.ErrorContains(t, err, tc.errHas)
 		})
 	}
+}
+
+// TestReadConfigNamesTheRunsBelow: a folder without config.json that holds runs (a comparison's, or one over seeds)
+// is named as such, with its runs; any other folder is asked about.
+func TestReadConfigNamesTheRunsBelow(t *testing.T) {
+	root := t.TempDir()
+	for _, run := range []string{"cmp/bp", "cmp/kp", "seeds/seed-1/bp", "seeds/seed-2/bp", "many/a", "many/b", "many/c", "many/d", "many/e"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(root, run), 0o755))
+		require.NoError(t, WriteConfig(DefaultConfig(), filepath.Join(root, run)))
+	}
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "empty"), 0o755))
+	for _, tc := range []struct{ dir, errHas string }{
+		{"cmp", `"` + root + `/cmp" is not one run but holds 2 (` + root + `/cmp/bp, ` + root + `/cmp/kp): name one of them`},
+		{"seeds", `holds 2 (` + root + `/seeds/seed-1/bp, ` + root + `/seeds/seed-2/bp)`},
+		{"many", `holds 5 (` + root + `/many/a, ` + root + `/many/b, ` + root + `/many/c, ` + root + `/many/d, …)`},
+		{"empty", `(is "` + root + `/empty" the output folder of a nowt run?)`},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			_, err := ReadConfig(filepath.Join(root, tc.dir))
+			require.ErrorIs(t, err, fs.ErrNotExist)
+			assert.ErrorContains(t, err, tc.errHas)
+		})
+	}
+	_, err := ReadConfig(filepath.Join(root, "cmp", "bp"))
+	assert.NoError(t, err)
 }
