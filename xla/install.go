@@ -172,6 +172,12 @@ func keepInstalled(target, kind string, force bool, w io.Writer) bool {
 	if force {
 		return false
 	}
+	if _, err := os.Stat(target); err == nil && checkTPUPresent(target) != nil {
+		// Without a TPU it cannot be loaded to check it (see checkTPUPresent): keep it rather than download it again.
+		_, _ = fmt.Fprintf(w, "nowt: the %s plugin is already installed at %s (not loaded: this machine has no TPU "+
+			"device; -force reinstalls it)\n", kind, target)
+		return true
+	}
 	desc, err := checkLoads(target)
 	if err != nil {
 		return false

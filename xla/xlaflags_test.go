@@ -3,8 +3,10 @@
 package xla
 
 import (
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pkg/errors"
@@ -103,4 +105,14 @@ func TestTPUPluginWithoutTPU(t *testing.T) {
 	}
 	fakeHardware(t, nil)
 	assert.NoError(t, checkTPUPresent(filepath.Join(dir, "pjrt_c_api_cuda_plugin.so")), "other plugins pass")
+
+	// nowt setup -plugin tpu keeps an installed TPU plugin that it cannot load for want of a TPU, unless -force.
+	installed := filepath.Join(dir, "pjrt_c_api_tpu_plugin.so")
+	var said strings.Builder
+	assert.True(t, keepInstalled(installed, "TPU", false, &said))
+	assert.Contains(t, said.String(), "already installed at "+installed+" (not loaded: this machine has no TPU device")
+	assert.False(t, keepInstalled(installed, "TPU", true, io.Discard), "-force")
+	assert.False(t, keepInstalled(filepath.Join(dir, "none", "pjrt_c_api_tpu_plugin.so"), "TPU", false, io.Discard), "not installed")
+	fakeHardware(t, []string{"tpu"})
+	assert.False(t, keepInstalled(installed, "TPU", false, io.Discard), "with a TPU it must load to be kept")
 }
