@@ -105,8 +105,11 @@ func loadedButNoClient(err error, path string) string {
 	}
 	major, minor := plugin.Version()
 	hint := ""
-	if isCUDAPlugin(path) {
+	switch {
+	case isCUDAPlugin(path):
 		hint = ": is a GPU visible to this process (nvidia-smi, $CUDA_VISIBLE_DEVICES) and its driver loaded?"
+	case isTPUPlugin(path):
+		hint = ": is this a Cloud TPU VM, with no other process holding its TPU (libtpu's /tmp/libtpu_lockfile)?"
 	}
 	return fmt.Sprintf(" (the plugin loads, PJRT C API v%d.%d; its client could not be created%s)", major, minor, hint)
 }

@@ -66,8 +66,9 @@
 //  2. Run with `-backend xla:tpu` ("auto" also picks it when /dev/accel* or /dev/vfio/<n> exist).
 //     `nowt devices` (Describe) should list one device per TPU chip (as PJRT reports them). Where neither
 //     exists, a TPU plugin is refused at once, without loading it: libtpu would first ask the Google Cloud
-//     metadata server for the TPU topology, about 30 s a key for many keys (libtpu 0.0.52 off a TPU VM), which
-//     looks like a hang; TPU_SKIP_MDS_QUERY=1 (with libtpu's topology variables) loads it anyway.
+//     metadata server for the TPU topology, about 30 s a key for many keys (libtpu 0.0.52 off a TPU VM had not
+//     returned after 10 minutes), which looks like a hang; TPU_SKIP_MDS_QUERY=1 (with libtpu's topology
+//     variables) loads it anyway.
 //  3. Only one process may hold the TPU: stop any other JAX/PyTorch process first (libtpu's lock is
 //     /tmp/libtpu_lockfile).
 //

@@ -65,8 +65,9 @@ func isTPUPlugin(p string) bool {
 
 // checkTPUPresent refuses a TPU plugin on a machine without a TPU device (see hasHardware), unless
 // $TPU_SKIP_MDS_QUERY is set: libtpu would first ask the Google Cloud metadata server for its TPU topology, one
-// key after another with 30 retries each (about 30 s a key, many minutes in all, measured with libtpu 0.0.52), and
-// a wrong `-backend xla:tpu` would look like a hang. Plugins of other kinds pass.
+// key after another with 30 retries each (about 30 s a key; libtpu 0.0.52 on a machine without a TPU had not
+// returned after 10 minutes), and a wrong `-backend xla:tpu` would look like a hang. With TPU_SKIP_MDS_QUERY=1 the
+// same libtpu fails in 0.3 s ("No jellyfish device found"). Plugins of other kinds pass.
 func checkTPUPresent(path string) error {
 	if !isTPUPlugin(path) || hasHardware("tpu") || os.Getenv("TPU_SKIP_MDS_QUERY") != "" {
 		return nil
