@@ -93,8 +93,8 @@ func newXLAWithOptions(config string, options pjrt.NamedValuesMap) (b backends.B
 
 // loadedButNoClient tells, for an error creating a backend from the plugin at path, whether the plugin itself
 // loaded (and which PJRT C API version it reports), so that a plugin this binary cannot load is told apart from a
-// loaded one that found no device or refused its options: " (the plugin loads: PJRT C API v0.116; its client could
-// not be created ...)", or "" when the plugin did not load.
+// loaded one that found no device or refused its options: " (the plugin loads, PJRT C API v0.116; its client could
+// not be created...)", or "" when the plugin did not load.
 func loadedButNoClient(err error, path string) string {
 	if strings.Contains(err.Error(), "failed to dynamically load") {
 		return "" // dlopen failed: loading again would only repeat its warning.

@@ -57,10 +57,11 @@ func isCUDAPlugin(p string) bool {
 	return strings.Contains(strings.ToLower(filepath.Base(p)), "cuda")
 }
 
-// isTPUPlugin reports whether the plugin file at p is a TPU plugin (go-xla's pjrt_c_api_tpu_plugin.so, pip's
-// libtpu.so), by its file name.
+// isTPUPlugin reports whether the plugin file at p is a TPU plugin, by its file name: go-xla's
+// pjrt_c_api_tpu_plugin.so (a plugin name holding "tpu") or pip's libtpu.so.
 func isTPUPlugin(p string) bool {
-	return strings.Contains(strings.ToLower(filepath.Base(p)), "tpu")
+	return strings.Contains(strings.ToLower(pluginNameFromPath(p)), "tpu") ||
+		strings.HasPrefix(strings.ToLower(filepath.Base(p)), "libtpu")
 }
 
 // checkTPUPresent refuses a TPU plugin on a machine without a TPU device (see hasHardware), unless
@@ -73,8 +74,8 @@ func checkTPUPresent(path string) error {
 		return nil
 	}
 	return fmt.Errorf("PJRT plugin %s is a TPU plugin, but this machine has no TPU device (no /dev/accel*, no "+
-		"/dev/vfio/<n>): libtpu would query the Google Cloud metadata server for its TPU topology for minutes before "+
-		"failing. Run on a Cloud TPU VM (nowt devices -backend xla:tpu lists its chips), choose another backend "+
+		"/dev/vfio/<n>): libtpu would query the Google Cloud metadata server for its TPU topology, without an answer "+
+		"for over 10 minutes (libtpu 0.0.52). Run on a Cloud TPU VM (nowt devices -backend xla:tpu lists its chips), choose another backend "+
 		"(-backend auto), or, where the TPUs are there but not seen, set TPU_SKIP_MDS_QUERY=1 and libtpu's topology "+
 		"variables to load it anyway", path)
 }

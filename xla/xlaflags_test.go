@@ -104,7 +104,9 @@ func TestTPUPluginWithoutTPU(t *testing.T) {
 		}
 	}
 	fakeHardware(t, nil)
-	assert.NoError(t, checkTPUPresent(filepath.Join(dir, "pjrt_c_api_cuda_plugin.so")), "other plugins pass")
+	for _, other := range []string{"pjrt_c_api_cuda_plugin.so", "pjrt_c_api_cpu_plugin.so", "xla_cuda_plugin.so", "output_cpu.so"} {
+		assert.NoError(t, checkTPUPresent(filepath.Join(dir, other)), "other plugins pass: %s", other)
+	}
 
 	// nowt setup -plugin tpu keeps an installed TPU plugin that it cannot load for want of a TPU, unless -force.
 	installed := filepath.Join(dir, "pjrt_c_api_tpu_plugin.so")
