@@ -144,7 +144,7 @@ fi
 
 # 5. The numerical tests on the GPU, with what is left. Test binaries run in their package folder, as go test would.
 # TF32 off: NVIDIA_TF32_OVERRIDE=0 turns it off in cuBLAS and cuDNN, but not in the matrix products XLA emits
-# through Triton (a float32 dot at default precision runs there in TF32 on Hopper), so those are switched off
+# through Triton (a float32 dot at default precision may run there in TF32 on Hopper), so those are switched off
 # too and every product goes to cuBLAS.
 if [[ -x "$bin/feedback.test" ]] && (($(left) > 60)); then
 	export NOWT_TEST_BACKEND="$SPEC" NVIDIA_TF32_OVERRIDE=0
