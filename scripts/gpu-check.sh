@@ -149,6 +149,7 @@ fi
 if [[ -x "$bin/feedback.test" ]] && (($(left) > 60)); then
 	export NOWT_TEST_BACKEND="$SPEC" NVIDIA_TF32_OVERRIDE=0
 	export XLA_FLAGS="${XLA_FLAGS:+$XLA_FLAGS }--xla_gpu_enable_triton_gemm=false"
+	say "numerical tests: NVIDIA_TF32_OVERRIDE=$NVIDIA_TF32_OVERRIDE XLA_FLAGS=$XLA_FLAGS"
 	stage feedback-tests 90 bash -c "set -o pipefail; cd feedback && $bin/feedback.test -test.v -test.run 'TestLayerGradients|TestBackpropMatchesAutodiff|TestConvBackpropFiniteDifferences' | grep -v '^=== RUN\|^    --- PASS'"
 	stage models-tests 90 bash -c "set -o pipefail; cd models && $bin/models.test -test.v -test.run 'TestConvImplementationsAgree|TestBackpropFiniteDifferences' | grep -v '^=== RUN\|^    --- PASS'"
 fi

@@ -13,8 +13,10 @@
 #   2. no plugin in Python: gpu-check.sh stops at once with an error naming the pip package, and says its summary.
 #   3. the whole script (plugin check, benchmarks, CIFAR-10 comparison, packing, numerical tests as the budget
 #      allows), then its log, $OUT/cifar-gpu.tar.gz, and that no temporary folder is left behind.
+#   4. the numerical tests' stage, which scenario 3's budget does not reach: no benchmarks, no CIFAR archive,
+#      so that the script goes from the plugin check to the tests (about 100 s): they pass, TF32 switched off.
 # Needs the CPU plugin (`nowt setup`) and .gpu/ (`make gpu-build`, run first unless REUSE_GPU_BUILD=1). Takes
-# about BUDGET seconds (default 300) for scenario 3, on an idle machine (beside another job, raise BENCH_LIMIT: each
+# about BUDGET seconds (default 300) for scenario 3 and 100 s for scenario 4, on an idle machine (beside another job, raise BENCH_LIMIT: each
 # benchmark stage compiles ResNet-18 twice in 90 s). Exit status 0 when every check holds; each failed check is
 # printed. Make target: `make gpu-rehearsal`.
 set -uo pipefail
@@ -104,6 +106,21 @@ check "whole script: the pack holds no checkpoint" bash -c "! tar tzf '$out/cifa
 check "whole script: the summary is printed" grep -q "gpu-check: summary" "$log"
 check "whole script: stopped within its budget" bash -c "s=\$(grep -o 'summary ([0-9]* s)' '$log' | grep -o '[0-9]*'); ((s <= ${BUDGET:-300}))"
 check "whole script: no temporary folder left" test -z "$(ls -A "$work/tmp3")"
+
+# 4. The numerical tests' stage alone: .gpu's binaries without the CIFAR archive, no benchmark models.
+mkdir -p "$work/tmp4" "$work/gpu4"
+cp .gpu/nowt.gz .gpu/feedback.test.gz .gpu/models.test.gz "$work/gpu4/"
+out4="$work/out4"
+PYTHONPATH="$site" TMPDIR="$work/tmp4" GPU_DIR="$work/gpu4" OUT="$out4" BUDGET=250 BENCH_MODELS=" " \
+	timeout 320 scripts/gpu-check.sh >/dev/null 2>&1
+rc=$?
+log4="$out4/gpu-check.log"
+check "tests stage: exit status 0 (was $rc)" test "$rc" = 0
+check "tests stage: TF32 off in cuBLAS/cuDNN and XLA's Triton products" \
+	grep -q "NVIDIA_TF32_OVERRIDE=0 XLA_FLAGS=.*--xla_gpu_enable_triton_gemm=false" "$log4"
+check "tests stage: the feedback tests pass" grep -q "\[feedback-tests\] exit status 0" "$log4"
+check "tests stage: the models tests pass" grep -q "\[models-tests\] exit status 0" "$log4"
+check "tests stage: no temporary folder left" test -z "$(ls -A "$work/tmp4")"
 echo
 if ((failures > 0)); then
 	echo "rehearse: $failures check(s) failed (gpu-check.sh's log: above)"
