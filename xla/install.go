@@ -47,8 +47,9 @@ type InstallOptions struct {
 // Install installs a PJRT plugin into InstallDir and checks that it loads; it needs network access (package
 // registries are enough for the CPU plugin). Used by `nowt setup` and .ci/run, never by tests.
 //
-// plugin is "cpu", "cuda" (JAX's CUDA 13 plugin and NVIDIA libraries from PyPI; needs an NVIDIA GPU), "tpu"
-// (libtpu from PyPI; for Cloud TPU VMs), or "auto"/"" (cpu, plus cuda/tpu when that hardware is detected).
+// plugin is "cpu", "cuda" (JAX's CUDA 13 plugin and NVIDIA libraries from PyPI; refused without an NVIDIA GPU),
+// "tpu" (libtpu from PyPI; refused without a TPU device, see hasHardware), or "auto"/"" (cpu, plus cuda/tpu when
+// that hardware is detected).
 // The CPU plugin comes from go-xla's installer (GitHub gomlx/pjrt-cpu-binaries, the version go-xla was tested
 // with, pjrt.DefaultCPUVersion) and, where that download fails or its plugin does not load, from the Python
 // package index (CPUPluginPyPIPackage, via `pip download --no-deps`; no Python import at run time), installed as
@@ -111,6 +112,10 @@ func Install(ctx context.Context, plugin string, opts InstallOptions, w io.Write
 		_, _ = fmt.Fprintf(w, "nowt: installing PJRT plugin %q into %s\n", plugin, dir)
 		err = installer.CudaInstall(version, "latest", dir, useCache, verbosity)
 	case "tpu":
+		if !hasHardware("tpu") {
+			return errors.Errorf("installing PJRT plugin %q: no TPU device found (no /dev/accel*, no /dev/vfio/<n>); "+
+				"the TPU plugin (libtpu) is only useful on a Cloud TPU VM", plugin)
+		}
 		if keepInstalled(filepath.Join(dir, installer.TPUPJRTPluginName), "TPU", opts.Force, w) {
 			return nil
 		}
@@ -171,12 +176,6 @@ func installCPU(ctx context.Context, dir, source string, force bool, w io.Writer
 func keepInstalled(target, kind string, force bool, w io.Writer) bool {
 	if force {
 		return false
-	}
-	if _, err := os.Stat(target); err == nil && checkTPUPresent(target) != nil {
-		// Without a TPU it cannot be loaded to check it (see checkTPUPresent): keep it rather than download it again.
-		_, _ = fmt.Fprintf(w, "nowt: the %s plugin is already installed at %s (not loaded: this machine has no TPU "+
-			"device; -force reinstalls it)\n", kind, target)
-		return true
 	}
 	desc, err := checkLoads(target)
 	if err != nil {

@@ -3,10 +3,10 @@
 package xla
 
 import (
+	"context"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/pkg/errors"
@@ -108,13 +108,8 @@ func TestTPUPluginWithoutTPU(t *testing.T) {
 		assert.NoError(t, checkTPUPresent(filepath.Join(dir, other)), "other plugins pass: %s", other)
 	}
 
-	// nowt setup -plugin tpu keeps an installed TPU plugin that it cannot load for want of a TPU, unless -force.
-	installed := filepath.Join(dir, "pjrt_c_api_tpu_plugin.so")
-	var said strings.Builder
-	assert.True(t, keepInstalled(installed, "TPU", false, &said))
-	assert.Contains(t, said.String(), "already installed at "+installed+" (not loaded: this machine has no TPU device")
-	assert.False(t, keepInstalled(installed, "TPU", true, io.Discard), "-force")
-	assert.False(t, keepInstalled(filepath.Join(dir, "none", "pjrt_c_api_tpu_plugin.so"), "TPU", false, io.Discard), "not installed")
-	fakeHardware(t, []string{"tpu"})
-	assert.False(t, keepInstalled(installed, "TPU", false, io.Discard), "with a TPU it must load to be kept")
+	// nowt setup -plugin tpu is refused without a TPU, before any download (as the CUDA plugin is without a GPU).
+	t.Setenv("HOME", t.TempDir())
+	err := Install(context.Background(), "tpu", InstallOptions{}, io.Discard)
+	assert.ErrorContains(t, err, `installing PJRT plugin "tpu": no TPU device found`)
 }
