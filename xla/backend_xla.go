@@ -42,20 +42,13 @@ func newXLA(config string, devices int) (backends.Backend, error) {
 		}
 		path = p.Path
 	}
-	if err := checkTPUPresent(path); err != nil {
-		return nil, errors.WithMessagef(err, "creating backend %q", config)
-	}
-	if err := checkPluginFile(path); err != nil {
+	if err := prepareToLoad(path); err != nil {
 		return nil, errors.WithMessagef(err, "creating backend %q", config)
 	}
 	// GoMLX enables shared host/device buffers only for a plugin named "cpu"; keep that when loading by path.
 	if isCPUPlugin(path) && !hasOption(optList, "shared_buffers") && !hasOption(optList, "noshared_buffers") {
 		optList = append(optList, "shared_buffers")
 	}
-	if isCUDAPlugin(path) {
-		setCUDADataDir(path)
-	}
-	disableXNNPACK(path)
 	optList, clientOptions, err := clientOptionsOf(optList)
 	if err != nil {
 		return nil, errors.WithMessagef(err, "creating backend %q", config)
@@ -193,18 +186,28 @@ func appendXLAFlag(flag, value string) {
 	_ = os.Setenv(xlaFlagsEnv, strings.TrimSpace(os.Getenv(xlaFlagsEnv)+" "+flag+"="+value))
 }
 
+// prepareToLoad does what must come before the plugin file at path is loaded, for newXLA and checkLoads alike:
+// refuses a TPU plugin where no TPU is (checkTPUPresent) and a library cut short (checkPluginFile), then sets the
+// XLA flags that XLA reads once, when the first client is created (setCUDADataDir, disableXNNPACK).
+func prepareToLoad(path string) error {
+	if err := checkTPUPresent(path); err != nil {
+		return err
+	}
+	if err := checkPluginFile(path); err != nil {
+		return err
+	}
+	if isCUDAPlugin(path) {
+		setCUDADataDir(path)
+	}
+	disableXNNPACK(path)
+	return nil
+}
+
 // checkLoads loads the PJRT plugin file at path (absolute), creates a client and returns GoMLX's description of
 // it (plugin, PJRT API version, devices).
 func checkLoads(path string) (string, error) {
-	if err := checkTPUPresent(path); err != nil {
+	if err := prepareToLoad(path); err != nil {
 		return "", err
-	}
-	if err := checkPluginFile(path); err != nil {
-		return "", err
-	}
-	disableXNNPACK(path)
-	if isCUDAPlugin(path) {
-		setCUDADataDir(path)
 	}
 	b, err := newWithConfig("xla:" + path)
 	if err != nil {
