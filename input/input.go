@@ -26,6 +26,7 @@ package input
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -137,8 +138,16 @@ func KnownClasses(name string) int {
 // TakesImageSize reports whether dataset name's image side can be chosen ([Options.ImageSize]): image folders and
 // cifar10-jpeg are resized to it, synthetic data are made at it. The others' images have one fixed size (MNIST
 // and Fashion-MNIST 28×28, the CIFAR binaries 32×32).
-func TakesImageSize(name string) bool {
-	return name == "cifar10-jpeg" || name == "imagefolder" || name == "synthetic"
+func TakesImageSize(name string) bool { return slices.Contains(imageSizeDatasets, name) }
+
+// imageSizeDatasets are the datasets whose image side can be chosen, sorted.
+var imageSizeDatasets = []string{"cifar10-jpeg", "imagefolder", "synthetic"}
+
+// ImageSizeDatasets names the datasets [TakesImageSize] accepts, for messages: "cifar10-jpeg, imagefolder and
+// synthetic".
+func ImageSizeDatasets() string {
+	n := len(imageSizeDatasets)
+	return strings.Join(imageSizeDatasets[:n-1], ", ") + " and " + imageSizeDatasets[n-1]
 }
 
 // DecodesImages reports whether dataset name reads image files (JPEG or PNG, with [JPEGDecoder]'s decoder) rather
@@ -171,8 +180,8 @@ func Open(name, path, split string, opts Options) (*Dataset, error) {
 		return nil, fmt.Errorf("input: dataset %q: Limit, Workers, Prefetch and ImageSize must be >= 0", name)
 	}
 	if opts.ImageSize > 0 && !TakesImageSize(name) {
-		return nil, fmt.Errorf("input: dataset %q has images of one fixed size: ImageSize (%d) applies only to cifar10-jpeg, "+
-			"imagefolder and synthetic; leave it 0", name, opts.ImageSize)
+		return nil, fmt.Errorf("input: dataset %q has images of one fixed size: ImageSize (%d) applies only to %s; leave it 0",
+			name, opts.ImageSize, ImageSizeDatasets())
 	}
 	src, err := open(path, split, opts)
 	if err != nil {

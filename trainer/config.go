@@ -220,8 +220,8 @@ func (c *Config) Validate() error {
 	case c.BatchSize <= 0:
 		return invalid("-batch", "-batch %d: the batch size must be ≥ 1", c.BatchSize)
 	case c.ImageSize > 0 && !input.TakesImageSize(c.Dataset):
-		return invalid("-image-size", "-image-size %d: dataset %s has images of one fixed size; -image-size applies to "+
-			"cifar10-jpeg, imagefolder and synthetic: leave it out", c.ImageSize, c.Dataset)
+		return invalid("-image-size", "-image-size %d: dataset %s has images of one fixed size; -image-size applies to %s: "+
+			"leave it out", c.ImageSize, c.Dataset, input.ImageSizeDatasets())
 	case c.ImageSize > 4096:
 		return invalid("-image-size", "-image-size %d: must be at most 4096 pixels (0: the dataset's default)", c.ImageSize)
 	case !(c.LearningRate > 0) || !isFinite(c.LearningRate):

@@ -36,8 +36,8 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if *imageSize > 0 && !input.TakesImageSize(*dataset) {
-		return usagef("-image-size %d: dataset %s has images of one fixed size; -image-size applies to cifar10-jpeg, "+
-			"imagefolder and synthetic: leave it out", *imageSize, *dataset)
+		return usagef("-image-size %d: dataset %s has images of one fixed size; -image-size applies to %s: leave it out",
+			*imageSize, *dataset, input.ImageSizeDatasets())
 	}
 	list := splitList(*splits)
 	if len(list) == 0 {
