@@ -64,7 +64,7 @@ func trainableCount(t testing.TB, ctx *context.Context) int {
 }
 
 func TestRegistry(t *testing.T) {
-	want := []string{"mlp", "cnn", "resnet20", "resnet32", "resnet56", "resnet18", "resnet34", "resnet50"}
+	want := []string{"mlp", "cnn", "resnet8", "resnet20", "resnet32", "resnet56", "resnet18", "resnet34", "resnet50"}
 	require.Equal(t, want, Names())
 	require.ElementsMatch(t, slices.Collect(maps.Keys(registry)), Names(), "Names must list every registered model once")
 	for _, name := range Names() {
@@ -74,7 +74,7 @@ func TestRegistry(t *testing.T) {
 	}
 	_, err := New("vgg16", 10)
 	require.ErrorContains(t, err, `unknown model "vgg16"`)
-	require.ErrorContains(t, err, "mlp, cnn, resnet20, resnet32, resnet56, resnet18, resnet34, resnet50")
+	require.ErrorContains(t, err, "mlp, cnn, resnet8, resnet20, resnet32, resnet56, resnet18, resnet34, resnet50")
 	_, err = New("mlp", 0)
 	require.Error(t, err)
 	require.Empty(t, Describe("vgg16"))
@@ -125,6 +125,7 @@ func TestParameterCounts(t *testing.T) {
 		{"resnet18", 1000, []int{1, 64, 64, 3}, nil, 11_689_512},
 		{"resnet34", 1000, []int{1, 64, 64, 3}, nil, 21_797_672},
 		{"resnet50", 1000, []int{1, 64, 64, 3}, nil, 25_557_032},
+		{"resnet8", 10, []int{1, 32, 32, 3}, nil, 75_290},
 		{"resnet20", 10, []int{1, 32, 32, 3}, nil, 269_722}, // 272,474 with BN running statistics,
 		{"resnet32", 10, []int{1, 32, 32, 3}, nil, 464_154},
 		{"resnet56", 10, []int{1, 32, 32, 3}, nil, 853_018},
@@ -161,6 +162,7 @@ func TestOutputShapes(t *testing.T) {
 		{"mlp", []int{2, 28, 28, 1}, true},
 		{"cnn", []int{2, 28, 28, 1}, true},
 		{"cnn", []int{2, 32, 32, 3}, true},
+		{"resnet8", []int{2, 8, 8, 3}, true},
 		{"resnet20", []int{2, 8, 8, 3}, true},
 		{"resnet32", []int{2, 32, 32, 3}, false},
 		{"resnet56", []int{2, 32, 32, 3}, false},
@@ -256,11 +258,17 @@ func TestBackpropFiniteDifferences(t *testing.T) {
 
 // TestRulesFitSmallResNet: under every rule a narrow ResNet-20 fits 32 fixed random images with random labels:
 // the training loss falls by at least half within a few dozen steps of SGD with momentum (the loop stops as
-// soon as it has).
+// soon as it has). On XLA the network is a ResNet-8 (one block a stage: the same layers, stem, strided option-A
+// shortcuts, batch norm and classifier, in a graph XLA compiles in under half ResNet-20's time, which is most
+// of each rule's run there); ResNet-20 fits under every rule on pure Go.
 func TestRulesFitSmallResNet(t *testing.T) {
 	backend := testutil.Backend(t)
+	model := "resnet20"
+	if xla.TestBackendIsXLA() {
+		model = "resnet8"
+	}
 	rng := rand.New(rand.NewSource(4))
-	const batch, classes, maxSteps = 32, 10, 60
+	const batch, classes, maxSteps = 32, 10, 80
 	x := randomF32(rng, batch, 8, 8, 3)
 	labelData := make([]int32, batch)
 	for i := range labelData {
@@ -269,17 +277,12 @@ func TestRulesFitSmallResNet(t *testing.T) {
 	labels := tensors.FromFlatDataAndDimensions(labelData, batch, 1)
 	for _, rule := range feedback.RuleNames() {
 		t.Run(rule, func(t *testing.T) {
-			if (rule == "ia" || rule == "aa") && xla.TestBackendIsXLA() {
-				// To keep make test's XLA pass within its time: ia's and aa's fits run on pure Go, and their
-				// primitives' gradients are checked on XLA (feedback's TestPrimitiveRulesGradient).
-				t.Skip(rule + "'s fit runs on pure Go; its gradients are checked on XLA in feedback")
-			}
 			start := time.Now()
 			ctx := context.New()
 			ctx.SetParam(feedback.ParamRule, rule)
 			ctx.SetParam(ParamResNetWidth, 8)
 			ctx.SetParam(initializers.ParamInitialSeed, int64(5))
-			fn, err := New("resnet20", classes)
+			fn, err := New(model, classes)
 			require.NoError(t, err)
 			const momentum, decay = 0.9, 5e-4
 			lr := 0.05
@@ -307,7 +310,8 @@ func TestRulesFitSmallResNet(t *testing.T) {
 			var mirror *context.Exec
 			if rule == "wm" {
 				mirror = context.MustNewExec(backend, ctx, func(ctx *context.Context, g *Graph) *Node {
-					require.Equal(t, 19+1, feedback.MirrorStep(ctx, g)) // 19 convs and the classifier.
+					convs := map[string]int{"resnet20": 19, "resnet8": 7}[model]
+					require.Equal(t, convs+1, feedback.MirrorStep(ctx, g)) // the convolutions and the classifier
 					return Const(g, int32(0))
 				})
 			}
@@ -326,7 +330,7 @@ func TestRulesFitSmallResNet(t *testing.T) {
 					mirror.MustExec()
 				}
 			}
-			t.Logf("%s: loss %.3f → %.3f in %d steps (%s)", rule, first, last, steps, time.Since(start).Round(time.Millisecond))
+			t.Logf("%s %s: loss %.3f → %.3f in %d steps (%s)", model, rule, first, last, steps, time.Since(start).Round(time.Millisecond))
 			require.Less(t, last, first/2)
 		})
 	}
@@ -548,6 +552,7 @@ func TestLayerScopesMatchVariables(t *testing.T) {
 		{"mlp", []int{1, 28, 28, 1}, map[string]any{ParamMLPHidden: "32,16,8"}},
 		{"mlp", []int{1, 28, 28, 1}, map[string]any{ParamMLPHidden: ""}},
 		{"cnn", []int{1, 28, 28, 1}, nil},
+		{"resnet8", []int{1, 32, 32, 3}, nil},
 		{"resnet20", []int{1, 32, 32, 3}, nil},
 		{"resnet32", []int{1, 32, 32, 3}, nil},
 		{"resnet56", []int{1, 32, 32, 3}, nil},

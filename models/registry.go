@@ -54,6 +54,8 @@ var registry = map[string]entry{
 		newMLP, mlpScopes},
 	"cnn": {"LeNet-style CNN: conv5x5(6)-pool-conv5x5(16)-pool-fc120-fc84, ReLU, for 28x28x1 or 32x32x3 images",
 		newCNN, cnnScopes},
+	"resnet8": {"CIFAR ResNet-8 (He et al. 2016 family, for quick checks): 3 stages of 1 basic block, widths w/2w/4w, option-A shortcuts",
+		func(c int) Fn { return newCIFARResNet(1, c) }, cifarResNetScopes(1)},
 	"resnet20": {"CIFAR ResNet-20 (He et al. 2016): 3 stages of 3 basic blocks, widths w/2w/4w, option-A shortcuts",
 		func(c int) Fn { return newCIFARResNet(3, c) }, cifarResNetScopes(3)},
 	"resnet32": {"CIFAR ResNet-32 (He et al. 2016): 3 stages of 5 basic blocks, widths w/2w/4w, option-A shortcuts",
@@ -73,7 +75,7 @@ var registry = map[string]entry{
 
 // order is the order [Names] lists the models in: the small networks, then the CIFAR ResNets and the ImageNet
 // ResNets, each family from the shallowest to the deepest. TestRegistry holds it to the registry.
-var order = []string{"mlp", "cnn", "resnet20", "resnet32", "resnet56", "resnet18", "resnet34", "resnet50"}
+var order = []string{"mlp", "cnn", "resnet8", "resnet20", "resnet32", "resnet56", "resnet18", "resnet34", "resnet50"}
 
 // Names lists the registered models: the small networks, then the CIFAR and the ImageNet ResNets, each family
 // from the shallowest to the deepest.

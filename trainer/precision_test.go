@@ -13,7 +13,7 @@ import (
 )
 
 // TestMixedPrecisionTraining: a short MNIST run (and, on XLA with the CIFAR-10 JPEG copy present, a short CIFAR-10
-// ResNet-20 run under KP) in bfloat16 reaches the float32 run's test accuracy within the noise of its test set,
+// ResNet-8 run under KP) in bfloat16 reaches the float32 run's test accuracy within the noise of its test set,
 // for BP and both rules whose B learns (KP in training, WM in mirror steps: BP and KP on pure Go, WM and the
 // CIFAR-10 KP run on XLA), and its checkpoint keeps every variable in float32.
 func TestMixedPrecisionTraining(t *testing.T) {
@@ -37,9 +37,9 @@ func TestMixedPrecisionTraining(t *testing.T) {
 	if xla.TestBackendIsXLA() {
 		if _, err := input.DefaultCIFAR10JPEGArchive(); err == nil {
 			runs = append(runs, run{
-				name: "cifar10-resnet20",
+				name: "cifar10-resnet8",
 				configure: func(c *Config) {
-					c.Model, c.Dataset, c.Augment = "resnet20", "cifar10-jpeg", false
+					c.Model, c.Dataset, c.Augment = "resnet8", "cifar10-jpeg", false
 					c.TrainLimit, c.TestLimit, c.Steps, c.BatchSize, c.EvalEvery = 1280, 1000, 40, 64, 40
 					c.LearningRate, c.Momentum, c.Schedule = 0.1, 0.9, "cosine"
 					c.Params["resnet_width"] = 8

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nowt-ml/nowt/feedback"
+	"github.com/nowt-ml/nowt/models"
 	"github.com/nowt-ml/nowt/trainer"
 	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
@@ -206,7 +207,10 @@ func TestHelpAndListings(t *testing.T) {
 	}
 	code, stdout, _ = nowt(t, "models")
 	require.Equal(t, 0, code)
-	require.Equal(t, 8, strings.Count(stdout, "\n"))
+	require.Equal(t, len(models.Names()), strings.Count(stdout, "\n"), "nowt models: a line per model")
+	for _, name := range models.Names() {
+		require.Contains(t, stdout, name+" ")
+	}
 	code, stdout, _ = nowt(t, "models", "-v")
 	require.Equal(t, 0, code)
 	for _, s := range []string{"mlp layers (under /model):\n  fc0 out\n", "stage3/block2/conv2 stage3/block2/bn2 fc\n",
