@@ -268,7 +268,7 @@ func TestRulesFitSmallResNet(t *testing.T) {
 		model = "resnet8"
 	}
 	rng := rand.New(rand.NewSource(4))
-	const batch, classes, maxSteps = 32, 10, 80
+	const batch, classes, maxSteps = 32, 10, 60
 	x := randomF32(rng, batch, 8, 8, 3)
 	labelData := make([]int32, batch)
 	for i := range labelData {

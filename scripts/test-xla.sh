@@ -9,8 +9,8 @@
 #   models     every test but TestConvImplementationsAgree/resnet20 (XLA compiles the patches form slowly: ~2.5 min
 #              for one ResNet-20 graph; its resnet8 case, ResNet-20's layers with one block a stage, and ResNet-18,
 #              which adds the stem, max-pool and strided 1×1 shortcuts, run on XLA, and ResNet-20's agreement is
-#              held on pure Go) and TestPairedInitialisation's
-#              CNN and ResNet-20 cases (the MLP case checks XLA's random generator; the rest is backend-free);
+#              held on pure Go) and TestPairedInitialisation's CNN and ResNet-20 cases (the MLP case checks
+#              XLA's random generator; the rest is backend-free);
 #              every rule's fit of a small ResNet runs on a ResNet-8 (ResNet-20's layers, one block a stage),
 #              which XLA compiles in under half ResNet-20's time (each rule's fit there is mostly compilation)
 #   trainer    every test, data parallelism on 2 and 4 XLA host devices (XLA's SPMD partitioner, an MLP and a
