@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -101,6 +102,16 @@ func gradientGroups() []gradientGroup {
 	return groups
 }
 
+// execOnceN is context.MustExecOnceN after the variables fn creates have their initial values from the host
+// (xla.InitializeOnHostFor), as the trainer gives them: on XLA no initialisation graph is compiled (its random
+// draws were a large part of these tests' compilation), and every engine starts from the same values. fn is
+// built twice (on the host, then on backend), so ctx, and any context fn captures, must be unchecked.
+func execOnceN[F context.ExecGraphFn](t testing.TB, backend backends.Backend, ctx *context.Context, fn F, args ...any) []*tensors.Tensor {
+	t.Helper()
+	require.NoError(t, xla.InitializeOnHostFor(ctx, fn, args...))
+	return context.MustExecOnceN(backend, ctx, fn, args...)
+}
+
 // TestLayerGradients checks, for every registered rule, layer configuration and convolution implementation
 // (patches × matmul, and the backend's native convolution that XLA backends run), that the forward pass is the
 // plain convolution, the signal sent down is the transposed convolution of δ (or, for rules that project the
@@ -146,14 +157,14 @@ func TestLayerGradients(t *testing.T) {
 				inputs[i] = tensors.FromFlatDataAndDimensions(xs[i], xDims...)
 			}
 			outErr := testutil.RandomSlice(rand.New(rand.NewSource(int64(100+gi))), group.n*testClasses)
-			ctx := context.New()
+			ctx := context.New().Checked(false)
 			ctx.SetParam(ParamRule, ruleName)
 			ctx.SetParam(ParamOutputDim, testClasses)
 			ctx.SetParam(ParamConvImpl, group.convImpl)
 			require.NoError(t, ctx.SetRNGStateFromSeed(int64(gi)))
 			layerCtx := func(ci int) *context.Context { return ctx.In(layerCases[ci].name) }
 			const perCase = 5 // y, ∂L/∂x, ∂L/∂W, W, the kernel the signal went through
-			outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, xNodes []*Node) []*Node {
+			outs := execOnceN(t, backend, ctx, func(ctx *context.Context, xNodes []*Node) []*Node {
 				g := xNodes[0].Graph()
 				ys := make([]*Node, len(group.cases))
 				loss := Scalar(g, dtypes.Float64, 0)

@@ -37,11 +37,11 @@ func TestAlignmentGraph(t *testing.T) {
 				rule, err := RuleByName(ruleName)
 				require.NoError(t, err)
 				fromOutput := rule.Feedback().Source == FromOutputError
-				ctx := context.New()
+				ctx := context.New().Checked(false)
 				ctx.SetParam(ParamRule, ruleName)
 				ctx.SetParam(ParamOutputDim, testClasses)
 				layerCtx := ctx.In("layer")
-				outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, xNode *Node) []*Node {
+				outs := execOnceN(t, backend, ctx, func(ctx *context.Context, xNode *Node) []*Node {
 					g := xNode.Graph()
 					y := lc.build(layerCtx, xNode)
 					eNode := ConstTensor(g, tensors.FromFlatDataAndDimensions(outErr, lc.n, testClasses))
@@ -172,10 +172,10 @@ func TestAlignmentUndefined(t *testing.T) {
 						}
 					}
 				}
-				ctx := context.New()
+				ctx := context.New().Checked(false)
 				ctx.SetParam(ParamRule, ruleName)
 				require.NoError(t, ctx.SetRNGStateFromSeed(4))
-				outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, x *Node) []*Node {
+				outs := execOnceN(t, backend, ctx, func(ctx *context.Context, x *Node) []*Node {
 					g := x.Graph()
 					first := NewDense(ctx.In("first"), x, hidden)
 					if tc.zeroW {

@@ -37,6 +37,22 @@ func randomF32(rng *rand.Rand, dims ...int) *tensors.Tensor {
 	return tensors.FromFlatDataAndDimensions(s, dims...)
 }
 
+// initializeOnHost gives ctx's variables for the model fn (on images of shape in, classes classes, in training,
+// its rule's backward included) their initial values on the host, as the trainer does (xla.InitializeOnHost):
+// on XLA the test then compiles no initialisation graph, whose random draws cost a few seconds of compilation
+// a ResNet, and starts from the network it starts from on pure Go. Variables that exist keep their values.
+func initializeOnHost(t testing.TB, ctx *context.Context, fn Fn, in shapes.Shape, classes int) {
+	t.Helper()
+	require.NoError(t, xla.InitializeOnHost(ctx.Checked(false), func(ctx *context.Context, g *Graph) {
+		ctx.SetTraining(g, true)
+		labels := Parameter(g, "labels", shapes.Make(dtypes.Int32, in.Dim(0), 1))
+		logits := fn(ctx, Parameter(g, "images", in))
+		loss := losses.SparseCategoricalCrossEntropyLogits([]*Node{labels}, []*Node{ConvertDType(logits, dtypes.Float32)})
+		feedback.Gradients(ctx, loss)
+		feedback.ReleaseGraph(ctx, g)
+	}))
+}
+
 // buildOnly builds (without executing) the model on a parameter of the given shape and returns the logits'
 // shape; the variables are created in ctx.
 func buildOnly(t testing.TB, backend backends.Backend, ctx *context.Context, name string, classes int, inShape shapes.Shape) shapes.Shape {
@@ -181,6 +197,7 @@ func TestOutputShapes(t *testing.T) {
 			}
 			fn, _ := New(tc.name, 7)
 			x := randomF32(rng, tc.in...)
+			initializeOnHost(t, ctx, fn, x.Shape(), 7)
 			for _, training := range []bool{true, false} {
 				out := context.MustExecOnce(backend, ctx.Reuse(), func(ctx *context.Context, x *Node) *Node {
 					ctx.SetTraining(x.Graph(), training)
@@ -203,12 +220,13 @@ func TestBackpropFiniteDifferences(t *testing.T) {
 	rng := rand.New(rand.NewSource(3))
 	x := tensors.FromFlatDataAndDimensions(testutil.RandomSlice(rng, 2*8*8*3), 2, 8, 8, 3)
 	r := tensors.FromFlatDataAndDimensions(testutil.RandomSlice(rng, 2*5), 2, 5)
-	ctx := context.New()
+	ctx := context.New().Checked(false)
 	ctx.SetParam(feedback.ParamRule, "bp")
 	ctx.SetParam(ParamResNetWidth, 4)
 	ctx.SetParam(initializers.ParamInitialSeed, int64(3))
 	fn, err := New("resnet20", 5)
 	require.NoError(t, err)
+	initializeOnHost(t, ctx, fn, x.Shape(), 5)
 	model := func(ctx *context.Context, x, r *Node) *Node {
 		ctx.SetTraining(x.Graph(), true)
 		return ReduceAllSum(Mul(fn(ctx, x), r))
@@ -278,12 +296,13 @@ func TestRulesFitSmallResNet(t *testing.T) {
 	for _, rule := range feedback.RuleNames() {
 		t.Run(rule, func(t *testing.T) {
 			start := time.Now()
-			ctx := context.New()
+			ctx := context.New().Checked(false)
 			ctx.SetParam(feedback.ParamRule, rule)
 			ctx.SetParam(ParamResNetWidth, 8)
 			ctx.SetParam(initializers.ParamInitialSeed, int64(5))
 			fn, err := New(model, classes)
 			require.NoError(t, err)
+			initializeOnHost(t, ctx, fn, x.Shape(), classes)
 			const momentum, decay = 0.9, 5e-4
 			lr := 0.05
 			if rule == "dfa" {
@@ -348,7 +367,8 @@ func TestZeroInitResidual(t *testing.T) {
 			ctx.SetParam(ParamZeroInitResidual, true)
 			ctx.SetParam(ParamResNetWidth, 4)
 			buildOnly(t, backend, ctx, tc.name, 3, shapes.Make(dtypes.Float32, 1, 32, 32, 3))
-			require.NoError(t, ctx.InitializeVariables(backend, nil))
+			// The initial values are backend-free (zeros and ones): made on the host, as the trainer makes them.
+			require.NoError(t, xla.InitializeOnHost(ctx, func(*context.Context, *Graph) {}))
 			zeroed := 0
 			for v := range ctx.IterVariables() {
 				if v.Name() != layers.BNScaleName {
@@ -393,13 +413,14 @@ func TestConvImplementationsAgree(t *testing.T) {
 		for _, rule := range tc.rules {
 			t.Run(tc.model+"/"+rule, func(t *testing.T) {
 				run := func(convImpl string) (names []string, values [][]float64) {
-					ctx := context.New()
+					ctx := context.New().Checked(false)
 					ctx.SetParam(feedback.ParamRule, rule)
 					ctx.SetParam(feedback.ParamConvImpl, convImpl)
 					ctx.SetParam(ParamResNetWidth, 4)
 					ctx.SetParam(initializers.ParamInitialSeed, int64(7))
 					fn, err := New(tc.model, 5)
 					require.NoError(t, err)
+					initializeOnHost(t, ctx, fn, x.Shape(), 5)
 					outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, x, r *Node) []*Node {
 						ctx.SetTraining(x.Graph(), true)
 						loss := ReduceAllSum(Mul(fn(ctx, x), r))
@@ -619,6 +640,7 @@ func TestMixedPrecisionModels(t *testing.T) {
 			ctx := context.New().Checked(false)
 			ctx.SetParam(ParamResNetWidth, 4)
 			ctx.SetParam(feedback.ParamRule, "kp")
+			initializeOnHost(t, ctx, fn, x.Shape(), 7)
 			logits := map[dtypes.DType][]float32{}
 			for _, dtype := range []dtypes.DType{dtypes.Float32, dtypes.BFloat16, dtypes.Float16} {
 				if !backend.Capabilities().DTypes[dtype] {

@@ -22,7 +22,8 @@
 #              its gradient against finite differences, the shortcut subsampling
 #   xla        TestDotWithFreshOperands: products by freshly allocated weights (the plugin's XNNPACK kernels
 #              reused stale packed weights; nowt switches them off); TestClientErrorSaysThePluginLoads: a backend
-#              error names the loaded plugin's PJRT C API version
+#              error names the loaded plugin's PJRT C API version; TestInitializeOnHost: values drawn on the host
+#              run on XLA (trainer's TestOneSeedOneNetworkOnEveryEngine: a run starts from pure Go's network)
 #   cmd/nowt   the end-to-end train + exact resume of every rule, the compare run, bench on 2 host devices, devices
 #              listing and errors
 set -euo pipefail
@@ -44,5 +45,5 @@ export NOWT_TEST_BACKEND=xla:cpu GOMLX_BACKEND=
 # One go test for the four packages, so that two of them always run side by side (go test's -p is the core
 # count), instead of models waiting for the slower of feedback and trainer.
 $GO test -count=1 -timeout 20m ./feedback ./trainer ./models ./layers -skip 'TestConvImplementationsAgree/resnet20'
-$GO test -count=1 -timeout 5m ./xla -run 'TestDotWithFreshOperands|TestClientErrorSaysThePluginLoads'
+$GO test -count=1 -timeout 5m ./xla -run 'TestDotWithFreshOperands|TestClientErrorSaysThePluginLoads|TestInitializeOnHost'
 $GO test -count=1 -timeout 20m ./cmd/nowt -run 'TestTrainResumeEveryRule|TestResumeExtends|TestCompareTiny|TestBenchTable|TestHelpAndListings|TestCommandErrors'

@@ -42,6 +42,15 @@
 // profiler (`go test -cpuprofile`) abort every XLA run within a second (docs/upstream.md). Profiles of an XLA run
 // show Go's threads only.
 //
+// # Initial values: drawn on the host
+//
+// InitializeOnHost (and InitializeOnHostFor, for a context.Exec function) gives a context's variables their
+// initial values with the pure-Go backend, in host memory, before any engine runs a graph on them; nowt's trainer
+// does so for every run. A seed then names the same initial network on pure Go, XLA on CPU, CUDA and TPU (GoMLX's
+// default, initialising on the engine that first runs a graph, draws from that engine's generator: Go's PCG on
+// pure Go, XLA's own elsewhere), and XLA compiles no initialisation graph, whose random draws made it a large
+// share of the compilation of small runs and tests.
+//
 // # Running on NVIDIA GPUs
 //
 // `nowt setup -plugin cuda` (or `-plugin auto` on a machine with an NVIDIA GPU) installs the CUDA plugin with the NVIDIA libraries it needs into
