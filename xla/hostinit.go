@@ -20,9 +20,10 @@ import (
 //   - The same random state gives the same initial values on every engine. The pure-Go backend draws from Go's
 //     PCG generator and XLA from its own, so without this a seed would name one network on pure Go and another
 //     on XLA (CPU, CUDA or TPU alike).
-//   - XLA does not compile the initialisation graph: its random draws (two per weight matrix, for W and B) made
-//     it one of the costlier programs of a run to compile (about 2.6 s of a CIFAR ResNet-20 run on XLA's CPU
-//     plugin, as long as its training step).
+//   - XLA does not compile the initialisation graph. Its random draws (two per weight matrix, for W and B) made
+//     it one of the costlier programs of a small run to compile: on XLA's CPU plugin, 92 s of the 397 s that
+//     nowt's trainer and models tests spent compiling (more than their 54 training steps' 60 s), and half of
+//     the time of a 10–50-step ResNet-8 fit (5.5 s against 2.5 s without it).
 //
 // The graphs that then run on ctx meet variables that already exist: build them on ctx.Checked(false) or
 // ctx.Reuse(), as GoMLX asks of any graph that is not the first to create a variable. Variables that already
@@ -34,9 +35,9 @@ func InitializeOnHost(ctx *context.Context, build func(ctx *context.Context, g *
 }
 
 // InitializeOnHostFor is InitializeOnHost for the variables that fn creates: fn is any function
-// context.NewExec takes (func(ctx *context.Context, x, y *graph.Node) *graph.Node, and the like), built (never
-// compiled or run) on parameters of args' shapes; args are what the caller will execute fn with (tensors or Go
-// values), and are neither read nor moved.
+// context.NewExec takes (func(ctx *context.Context, x, y *graph.Node) *graph.Node, and the like), built on
+// parameters of args' shapes and prepared by the pure-Go backend (whose compilation is only bookkeeping), never
+// run; args are what the caller will execute fn with (tensors or Go values), and are neither read nor moved.
 func InitializeOnHostFor(ctx *context.Context, fn any, args ...any) error {
 	return initializeOnHost(ctx, func(backend backends.Backend) error {
 		shapesOnly := make([]any, len(args))
