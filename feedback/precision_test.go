@@ -157,10 +157,10 @@ func TestMixedPrecisionAlignment(t *testing.T) {
 	x := tensors.FromFlatDataAndDimensions(toF32(testutil.RandomSlice(rng, n*in)), n, in)
 	r := tensors.FromFlatDataAndDimensions(toF32(testutil.RandomSlice(rng, n*out)), n, out)
 	angles := func(rule string, dtype dtypes.DType) (weight, delta float64) {
-		ctx := context.New()
+		ctx := context.New().Checked(false)
 		ctx.SetParam(ParamRule, rule)
 		require.NoError(t, ctx.SetRNGStateFromSeed(3))
-		outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, xNode, rNode *Node) []*Node {
+		outs := execOnceN(t, backend, ctx, func(ctx *context.Context, xNode, rNode *Node) []*Node {
 			y := NewDense(ctx.In("layer"), ConvertDType(xNode, dtype), out).Done()
 			loss := ReduceAllSum(Mul(ConvertDType(y, dtypes.Float32), rNode))
 			_, _ = Gradients(ctx, loss)
