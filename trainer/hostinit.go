@@ -23,13 +23,9 @@ import (
 //
 // Its errors name cfg's model and rule: a model that does not fit the data fails here, before anything compiles.
 func initializeOnHost(cfg Config, ctx *context.Context, modelFn models.Fn, loss func(labels, predictions []*Node) *Node,
-	imageShape, labelShape shapes.Shape) error {
-	dtype, err := cfg.computeDType()
-	if err != nil {
-		return err
-	}
+	dtype dtypes.DType, imageShape, labelShape shapes.Shape) error {
 	master := layers.MasterDType(dtype)
-	err = xla.InitializeOnHost(ctx, func(ctx *context.Context, g *Graph) {
+	err := xla.InitializeOnHost(ctx, func(ctx *context.Context, g *Graph) {
 		ctx.SetTraining(g, true)
 		images := Parameter(g, "images", shapes.Make(master, imageShape.Dimensions...))
 		labels := Parameter(g, "labels", labelShape)

@@ -236,7 +236,7 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 	r.alignBatch = []*tensors.Tensor{images[0], labels[0]}
 
 	// The network's initial values are drawn on the host, on every engine: one seed, one initial network.
-	if err := initializeOnHost(cfg, ctx, modelFn, loss, images[0].Shape(), labels[0].Shape()); err != nil {
+	if err := initializeOnHost(cfg, ctx, modelFn, loss, dtype, images[0].Shape(), labels[0].Shape()); err != nil {
 		return nil, err
 	}
 	r.alignExec, err = context.NewExec(r.backend, ctx, func(ctx *context.Context, images, labels *Node) []*Node {

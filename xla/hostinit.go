@@ -1,8 +1,6 @@
 package xla
 
 import (
-	"fmt"
-
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -96,7 +94,7 @@ func buildOnly(ctx *context.Context, backend backends.Backend, build func(ctx *c
 			if e, isErr := r.(error); isErr {
 				err = errors.WithMessage(e, "initialising variables on the host: building the graph")
 			} else {
-				err = errors.Errorf("initialising variables on the host: building the graph: %s", fmt.Sprint(r))
+				err = errors.Errorf("initialising variables on the host: building the graph: %v", r)
 			}
 		}
 	}()

@@ -86,15 +86,12 @@ func TestInitializeOnHost(t *testing.T) {
 
 	// The same through an Exec's function and the arguments it will run with: the same values, and the argument
 	// stays usable on the other backend.
-	forCtx, _ := hostInitContext(t)
+	forCtx, forBuild := hostInitContext(t)
 	forCtx = forCtx.Checked(false) // fn creates its variables again when it is executed
 	x := tensors.FromValue([][]float32{{1, 2, 3, 4}})
 	fn := func(ctx *context.Context, x *graph.Node) *graph.Node {
-		w := ctx.In("layer").WithInitializer(initializers.RandomNormalFn(ctx.In("layer"), 1)).
-			VariableWithShape("w", shapes.Make(dtypes.Float32, 4, 3)).ValueGraph(x.Graph())
-		ctx.In("layer").WithInitializer(initializers.RandomUniformFn(ctx.In("layer"), -1, 1)).
-			VariableWithShape("b", shapes.Make(dtypes.Float32, 3)).ValueGraph(x.Graph())
-		return graph.ReduceAllSum(graph.Dot(x, w))
+		forBuild(ctx, x.Graph())
+		return graph.ReduceAllSum(graph.Dot(x, ctx.In("layer").GetVariable("w").ValueGraph(x.Graph())))
 	}
 	require.NoError(t, InitializeOnHostFor(forCtx, fn, x))
 	assert.Equal(t, got, values(t, forCtx))
