@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -127,6 +128,9 @@ type Config struct {
 	Params map[string]any `json:"params,omitempty"`
 	// Settings is a GoMLX "-set" string ("name=value;name2=value2") applied last.
 	Settings string `json:"settings,omitempty"`
+
+	// alignSize, when > 0, is the run's alignment batch (see alignBatch), set where -eval-batch is overridden.
+	alignSize int
 }
 
 // DefaultConfig returns the defaults of `nowt train`: an MLP on MNIST under KP for 3 epochs.
@@ -160,6 +164,15 @@ func invalid(flag, format string, args ...any) error {
 func checkNotAFile(dir, whose string) error {
 	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
 		return invalid("-out", "-out %s is a file, not a folder: give %s folder (it is made if missing)", dir, whose)
+	}
+	for parent := filepath.Dir(dir); parent != filepath.Dir(parent); parent = filepath.Dir(parent) {
+		if st, err := os.Stat(parent); err == nil {
+			if !st.IsDir() {
+				return invalid("-out", "-out %s is inside %s, which is a file, not a folder: give %s folder elsewhere",
+					dir, parent, whose)
+			}
+			break // the nearest existing folder: the rest can be made
+		}
 	}
 	if target, ok := linkToNothing(dir); ok {
 		return invalid("-out", "-out %s is a link to %s, which does not exist: make that folder, or remove the link "+
@@ -287,6 +300,29 @@ var DTypes = []string{"float32", "bfloat16", "float16"}
 
 // evalBatch is the evaluation batch size: EvalBatchSize, or BatchSize where it is 0.
 func (c Config) evalBatch() int { return positiveOr(c.EvalBatchSize, c.BatchSize) }
+
+// alignBatch is how many of the test set's first examples the alignment metrics are measured on: the run's
+// evaluation batch as the run started. A resume or `nowt eval` with another -eval-batch changes how the test set
+// is evaluated (its memory), not the examples the angles are measured on, so a run's angle series stays one
+// series; a resume's Changes keep the batch it started with ("resumed at step n: -eval-batch 500 → 1000").
+func (c Config) alignBatch() int {
+	if c.alignSize > 0 {
+		return c.alignSize
+	}
+	for _, change := range c.Changes {
+		_, diffs, _ := strings.Cut(change, ": ")
+		for _, diff := range strings.Split(diffs, ", ") {
+			if rest, ok := strings.CutPrefix(diff, settingName("eval_batch_size")+" "); ok {
+				old, _, _ := strings.Cut(rest, " ")
+				if n, err := strconv.Atoi(old); err == nil && n > 0 {
+					return n
+				}
+				return c.BatchSize // unset or 0: -batch
+			}
+		}
+	}
+	return c.evalBatch()
+}
 
 // computeDType is the dtype of the forward and backward passes (Config.DType).
 func (c *Config) computeDType() (dtypes.DType, error) {

@@ -1,6 +1,8 @@
 package trainer
 
 import (
+	gocontext "context"
+	"errors"
 	"fmt"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -16,10 +18,17 @@ import (
 // shorter than size (the last one of a test set that is not a multiple of the evaluation batch, or one that lost
 // unreadable images) is padded with zero images of label 0. Every batch carries a mask as its second label, bool
 // [size], true for the real examples; the evaluation's loss and metrics ([maskedMean]) count only those.
+//
+// A stop context cut short, the evaluation ends at the next batch with [errEvaluationInterrupted].
 type paddedBatches struct {
 	inner train.Dataset
 	size  int
+	stop  gocontext.Context // nil: never stopped
 }
+
+// errEvaluationInterrupted ends an evaluation whose stop context was cancelled (Ctrl-C, SIGTERM): a test set's
+// evaluation can take minutes, longer than anyone waits for a checkpoint.
+var errEvaluationInterrupted = errors.New("evaluation interrupted")
 
 // Name implements train.Dataset.
 func (p *paddedBatches) Name() string { return p.inner.Name() }
@@ -38,6 +47,9 @@ func (p *paddedBatches) IsOwnershipTransferred() bool {
 
 // Yield implements train.Dataset: spec paddedSpec{}, inputs {images [size, …]}, labels {labels int32 [size, 1], mask bool [size]}.
 func (p *paddedBatches) Yield() (spec any, inputs, labels []*tensors.Tensor, err error) {
+	if p.stop != nil && p.stop.Err() != nil {
+		return nil, nil, nil, errEvaluationInterrupted
+	}
 	_, inputs, labels, err = p.inner.Yield()
 	if err != nil {
 		return spec, inputs, labels, err

@@ -1,11 +1,15 @@
 package trainer
 
 import (
+	"bytes"
 	gocontext "context"
+	"fmt"
 	"io"
+	"path/filepath"
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
 )
 
@@ -108,5 +112,116 @@ func TestEvaluationIndependentOfEvalBatch(t *testing.T) {
 			require.InDelta(t, res.TestTop1, whole.TestTop1, 1e-6, "the training run's last evaluation (eval batch 32)")
 			require.InDelta(t, res.TestLoss, whole.TestLoss, 1e-5*whole.TestLoss, "the training run's last evaluation")
 		})
+	}
+}
+
+// TestAlignmentIndependentOfEvalBatch: the angles are measured on the run's own examples (the first -eval-batch
+// test images as the run started, 32 here), whatever -eval-batch a later `nowt eval` or resume asks for. Measured
+// on the first batch at the new size, as they were, FA's delta and gradient angles moved (62.10° → 62.71° and
+// 71.39° → 75.12° in one MNIST run's eval at -eval-batch 100000).
+func TestAlignmentIndependentOfEvalBatch(t *testing.T) {
+	if xla.TestBackendIsXLA() {
+		t.Skip("the run's bookkeeping, the same on every backend: the pure-Go pass runs it")
+	}
+	c := tinyConfig(t, "fa")
+	c.TestLimit, c.EvalBatchSize, c.Steps, c.CheckpointEvery = 100, 32, 4, 4
+	res, err := Train(gocontext.Background(), c, nil, false)
+	require.NoError(t, err)
+	require.NotEmpty(t, res.Layers)
+	sameAngles := func(t *testing.T, want, got []LayerAlignment, what string) {
+		t.Helper()
+		require.Len(t, got, len(want), what)
+		for i, w := range want {
+			require.NotNil(t, w.DeltaAngle, "%s: %s's delta angle", what, w.Layer)
+			require.Equal(t, 32, w.DeltaExamples+w.DeltaUndefined, "%s: %s's alignment batch", what, w.Layer)
+			require.Equal(t, w.DeltaExamples, got[i].DeltaExamples, "%s: %s", what, w.Layer)
+			require.InDelta(t, *w.DeltaAngle, *got[i].DeltaAngle, 1e-4, "%s: %s's delta angle", what, w.Layer)
+			if w.GradientAngle != nil {
+				require.InDelta(t, *w.GradientAngle, *got[i].GradientAngle, 1e-4, "%s: %s's gradient angle", what, w.Layer)
+			}
+		}
+	}
+	for _, batch := range []int{7, 100} {
+		got, err := EvaluateWith(c.OutDir, EvalOptions{EvalBatch: batch}, nil)
+		require.NoError(t, err, "eval batch %d", batch)
+		sameAngles(t, res.Layers, got.Layers, fmt.Sprintf("nowt eval -eval-batch %d", batch))
+	}
+
+	// Resumed with another -eval-batch, then again with a third: the angles stay on the first 32 images.
+	for i, batch := range []int{100, 7} {
+		c.EvalBatchSize, c.Steps = batch, 8+4*i
+		resumed, err := Train(gocontext.Background(), c, nil, true)
+		require.NoError(t, err, "resume at -eval-batch %d", batch)
+		for _, l := range resumed.Layers {
+			require.Equal(t, 32, l.DeltaExamples+l.DeltaUndefined, "resumed at -eval-batch %d: %s's alignment batch", batch, l.Layer)
+		}
+	}
+	stored, err := ReadConfig(c.OutDir)
+	require.NoError(t, err)
+	require.Len(t, stored.Changes, 2)
+	require.Equal(t, 32, stored.alignBatch(), "from the changes %q", stored.Changes)
+}
+
+// TestAlignBatchFromChanges: a run's alignment batch is its evaluation batch as it started, read back from the
+// first resume that changed -eval-batch (unset there: -batch).
+func TestAlignBatchFromChanges(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want int
+	}{
+		{"never changed", Config{BatchSize: 64, EvalBatchSize: 500}, 500},
+		{"unset: -batch", Config{BatchSize: 64}, 64},
+		{"changed once", Config{BatchSize: 64, EvalBatchSize: 1000,
+			Changes: []string{"resumed at step 300: -lr 0.1 → 0.05, -eval-batch 500 → 1000"}}, 500},
+		{"changed twice", Config{BatchSize: 64, EvalBatchSize: 8, Changes: []string{
+			"resumed at step 10: -steps 20 → 40", "resumed at step 20: -eval-batch (unset) → 1000",
+			"resumed at step 40: -eval-batch 1000 → 8"}}, 64},
+		{"set by an override", Config{BatchSize: 64, EvalBatchSize: 8, alignSize: 256}, 256},
+	} {
+		t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, tc.cfg.alignBatch()) })
+	}
+}
+
+// TestInterruptCutsEvaluationShort: Ctrl-C during a test-set evaluation ends it at the next batch instead of
+// after the whole test set (a run interrupted in the middle of an ImageNet evaluation waited minutes): the step
+// is recorded without test metrics, its checkpoint is written, and a resume trains on from it with every later
+// evaluation whole. Before the stop check, the interrupted step's record had its test metrics.
+func TestInterruptCutsEvaluationShort(t *testing.T) {
+	if xla.TestBackendIsXLA() {
+		t.Skip("the run's bookkeeping, the same on every backend: the pure-Go pass runs it")
+	}
+	c := tinyConfig(t, "fa")
+	c.TestLimit, c.EvalBatchSize, c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 64, 8, 4, 1, 1, 4
+	var notices bytes.Buffer
+	c.Notices = &notices
+	ctx, cancel := gocontext.WithCancel(gocontext.Background())
+	defer cancel()
+	out := &cancelOnRecord{cancel: cancel} // cancelled once step 0's record is out: step 1's evaluation sees it
+	_, err := Train(ctx, c, out, false)
+	var interrupted *InterruptedError
+	require.ErrorAs(t, err, &interrupted, out.String())
+	require.Equal(t, 1, interrupted.Step)
+	saved, err := filepath.Glob(interrupted.Checkpoint + "*")
+	require.NoError(t, err)
+	require.NotEmpty(t, saved, "step 1's checkpoint %s", interrupted.Checkpoint)
+	require.Contains(t, notices.String(), "Evaluation of step 1 cut short")
+	records, err := ReadRecords(filepath.Join(c.OutDir, "metrics.jsonl"))
+	require.NoError(t, err)
+	require.Len(t, records, 2)
+	require.NotNil(t, records[0].TestTop1, "step 0 was evaluated whole")
+	require.Equal(t, 1, records[1].Step)
+	require.Nil(t, records[1].TestTop1, "step 1's evaluation was cut short")
+	require.NotEmpty(t, records[1].Layers, "step 1's alignment is measured")
+
+	c.Notices = nil
+	res, err := Train(gocontext.Background(), c, nil, true)
+	require.NoError(t, err)
+	require.Equal(t, c.Steps, res.Steps)
+	records, err = ReadRecords(filepath.Join(c.OutDir, "metrics.jsonl"))
+	require.NoError(t, err)
+	require.Len(t, records, 5)
+	for _, rec := range records[2:] {
+		require.NotNil(t, rec.TestTop1, "step %d after the resume", rec.Step)
 	}
 }

@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	gocontext "context"
 	"errors"
 	"fmt"
 	"io"
@@ -89,9 +90,10 @@ func scalar(t *tensors.Tensor) float64 {
 	panic(fmt.Sprintf("unexpected metric %s", t.Shape()))
 }
 
-// evaluate runs the test set: top-1, top-5 and mean loss (without regularisation), read by metric name.
-func (r *run) evaluate() (top1, top5, loss float64, err error) {
-	outs, err := r.trainer.Eval(&paddedBatches{inner: r.testDS, size: r.evalBatch})
+// evaluate runs the test set: top-1, top-5 and mean loss (without regularisation), read by metric name. Once stop
+// (nil: never) is cancelled, it ends at the next batch with an error that is [errEvaluationInterrupted].
+func (r *run) evaluate(stop gocontext.Context) (top1, top5, loss float64, err error) {
+	outs, err := r.trainer.Eval(&paddedBatches{inner: r.testDS, size: r.evalBatch, stop: stop})
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("evaluating: %w", err)
 	}
@@ -183,6 +185,7 @@ func evaluateRun(dir string, opts EvalOptions, out io.Writer) (*Result, error) {
 		cfg.DataPath = opts.DataPath
 	}
 	if opts.EvalBatch > 0 {
+		cfg.alignSize = cfg.alignBatch() // the angles stay measured on the run's own examples
 		cfg.EvalBatchSize = opts.EvalBatch
 	}
 	switch {
@@ -215,7 +218,7 @@ func evaluateRun(dir string, opts EvalOptions, out io.Writer) (*Result, error) {
 	if result.Layers, err = r.align(); err != nil {
 		return nil, err
 	}
-	if result.TestTop1, result.TestTop5, result.TestLoss, err = r.evaluate(); err != nil {
+	if result.TestTop1, result.TestTop5, result.TestLoss, err = r.evaluate(nil); err != nil {
 		return nil, err
 	}
 	result.BestTestTop1 = result.TestTop1

@@ -228,15 +228,14 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 	}
 
 	// A fixed batch of test images for the alignment metrics.
-	_, images, labels, err := r.testDS.Yield()
+	images, labels, err := r.alignmentExamples(cfg, testSplit)
 	if err != nil {
-		return nil, fmt.Errorf("reading the test set: %w", err)
+		return nil, err
 	}
-	r.testDS.Reset()
-	r.alignBatch = []*tensors.Tensor{images[0], labels[0]}
+	r.alignBatch = []*tensors.Tensor{images, labels}
 
 	// The network's initial values are drawn on the host, on every engine: one seed, one initial network.
-	if err := initializeOnHost(cfg, ctx, modelFn, loss, dtype, images[0].Shape(), labels[0].Shape()); err != nil {
+	if err := initializeOnHost(cfg, ctx, modelFn, loss, dtype, images.Shape(), labels.Shape()); err != nil {
 		return nil, err
 	}
 	r.alignExec, err = context.NewExec(r.backend, ctx, func(ctx *context.Context, images, labels *Node) []*Node {
@@ -317,6 +316,32 @@ func backendDevices(cfg Config) int {
 		return 1
 	}
 	return cfg.Devices
+}
+
+// alignmentExamples reads the fixed batch the alignment metrics are measured on: the test set's first
+// cfg.alignBatch() examples (all of a smaller test set). Where that is the evaluation batch it is the test set's
+// first batch; otherwise (an evaluation batch changed by a resume or `nowt eval`) the same examples are read
+// again in a batch of their own, so that the angles do not depend on -eval-batch.
+func (r *run) alignmentExamples(cfg Config, split string) (images, labels *tensors.Tensor, err error) {
+	ds, size := r.testDS, min(cfg.alignBatch(), r.testDS.NumExamples())
+	if size != r.evalBatch {
+		ds, err = input.Open(cfg.Dataset, cfg.DataPath, split, input.Options{
+			BatchSize: size, Seed: cfg.Seed, Normalize: true, Workers: cfg.Workers, Limit: cfg.TestLimit,
+			ImageSize: cfg.ImageSize, SkipCorrupt: !cfg.Strict, // the test set's own reader warns of skipped images
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("opening the test set for the alignment metrics: %w", err)
+		}
+		defer ds.Close()
+	}
+	_, in, out, err := ds.Yield()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the test set: %w", err)
+	}
+	if ds == r.testDS {
+		r.testDS.Reset()
+	}
+	return in[0], out[0], nil
 }
 
 // close releases what setup made: the datasets' workers and the backend (an XLA backend's PJRT client, with its

@@ -112,6 +112,7 @@ func trainRun(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (
 		if cfg, changes, err = resumeConfig(stored, cfg); err != nil {
 			return nil, err
 		}
+		cfg.alignSize = stored.alignBatch() // a new -eval-batch does not move the angles' examples
 	} else if len(existing) > 0 {
 		return nil, invalid("-out", "-out %s already holds a run (%d checkpoints): continue it with -resume, or choose another -out",
 			cfg.OutDir, len(existing))
@@ -278,7 +279,10 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 		// The starting point: test metrics and alignment before the first step (after the mirror warm-up).
 		rec := Record{Step: 0, LearningRate: r.schedule.At(0), Layers: initial, Classes: r.classes,
 			ChanceTop1: MajorityTop1(testCounts), TestExamples: r.testDS.NumExamples()}
-		t1, t5, tl, err := r.evaluate()
+		t1, t5, tl, err := r.evaluate(goCtx)
+		if errors.Is(err, errEvaluationInterrupted) {
+			return nil, &InterruptedError{}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -366,11 +370,20 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			trainedSteps++
 		}
 		testTop1, testTop5, testLoss = nil, nil, nil
-		if step%evalEvery == 0 || last {
-			t1, t5, tl, err := r.evaluate()
-			if err != nil {
+		evaluated := step%evalEvery == 0 || last
+		var t1, t5, tl float64
+		if evaluated {
+			var err error
+			t1, t5, tl, err = r.evaluate(goCtx)
+			if errors.Is(err, errEvaluationInterrupted) {
+				// Stopping: the step's record goes without test metrics, its checkpoint is written below.
+				fmt.Fprintf(r.notices, "Evaluation of step %d cut short by the interruption: its record has no test metrics.\n", step)
+				evaluated = false
+			} else if err != nil {
 				return err
 			}
+		}
+		if evaluated {
 			if !isFinite(tl) {
 				// The weights after this step overflowed: the checkpoints from before it are good.
 				return r.divergedAt(&NaNError{Step: step, Loss: tl, OnTest: true}, checkpointDir, step)
@@ -466,7 +479,10 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			return result, fmt.Errorf("training: %w", err)
 		}
 	} else {
-		t1, t5, tl, err := r.evaluate()
+		t1, t5, tl, err := r.evaluate(goCtx)
+		if errors.Is(err, errEvaluationInterrupted) {
+			return nil, &InterruptedError{} // nothing trained: the same command evaluates again
+		}
 		if err != nil {
 			return nil, err
 		}
