@@ -62,7 +62,8 @@ func (b *Conv2DBuilder) Done() *Node {
 	}
 	geom := newConvGeometry(x.Shape(), b.kernelH, b.kernelW, b.stride, b.same)
 	if geom.outH < 1 || geom.outW < 1 {
-		panic(fmt.Sprintf("feedback.Conv2D(%s): input %s is smaller than the %dx%d kernel", b.ctx.Scope(), x.Shape(), b.kernelH, b.kernelW))
+		panic(&layers.InputTooSmallError{Layer: fmt.Sprintf("feedback.Conv2D(%s)", b.ctx.Scope()), Input: x.Shape(),
+			Kind: "kernel", Height: b.kernelH, Width: b.kernelW})
 	}
 	kernelShape := shapes.Make(x.DType(), b.kernelH, b.kernelW, geom.inC, b.outChannels)
 	rule, lg := newLayerWeights(b.ctx, KindConv, kernelShape, b.init, x.Graph())

@@ -38,7 +38,7 @@ func MaxPool2D(ctx *context.Context, x *Node, window, stride, padding int) *Node
 		padding, padding, padding, padding)
 	c := x.Shape().Dim(3)
 	if geom.OutH < 1 || geom.OutW < 1 {
-		panic(fmt.Sprintf("layers.MaxPool2D: input %s is smaller than the %dx%d window", x.Shape(), window, window))
+		panic(&InputTooSmallError{Layer: "layers.MaxPool2D", Input: x.Shape(), Kind: "window", Height: window, Width: window})
 	}
 	// Windows [n·outH·outW, k·k, C]; padded taps read an extra row filled with the dtype's lowest finite value.
 	fill := Scalar(x.Graph(), x.DType(), lowestFinite(x.DType()))

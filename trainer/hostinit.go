@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -21,7 +22,8 @@ import (
 // dtype: the layers keep their variables in it whatever they compute in. Variables loaded from a checkpoint keep
 // their values; the optimizer's and the metrics' (all zeros) are made as their graphs are, by the run's engine.
 //
-// Its errors name cfg's model and rule: a model that does not fit the data fails here, before anything compiles.
+// Its errors name cfg's model and rule: a model that does not fit the data fails here, before anything compiles,
+// and one whose values would not fit in the host's memory before they are allocated (a *ConfigError).
 func initializeOnHost(cfg Config, ctx *context.Context, modelFn models.Fn, loss func(labels, predictions []*Node) *Node,
 	dtype dtypes.DType, imageShape, labelShape shapes.Shape) error {
 	master := layers.MasterDType(dtype)
@@ -33,6 +35,20 @@ func initializeOnHost(cfg Config, ctx *context.Context, modelFn models.Fn, loss 
 		feedback.Gradients(ctx, loss([]*Node{labels}, []*Node{logits}))
 		feedback.ReleaseGraph(ctx, g)
 	})
+	var tooLarge *xla.HostMemoryError
+	if errors.As(err, &tooLarge) {
+		return invalid("-model", "%s under rule %s: %v (-hidden for the MLP, -width for the CIFAR ResNets, or the "+
+			"model's -set parameters; nowt models -v lists them)", cfg.Model, cfg.Rule, tooLarge)
+	}
+	var tooSmall *layers.InputTooSmallError
+	if errors.As(err, &tooSmall) {
+		sizeFlag, how := "-image-size", "-image-size"
+		if cfg.Dataset == "synthetic" {
+			sizeFlag, how = "-data", "size= in -data"
+		}
+		return invalid(sizeFlag, "%s under rule %s: %v: its %dx%d images are too small for it; give larger ones (%s)",
+			cfg.Model, cfg.Rule, tooSmall, imageShape.Dim(1), imageShape.Dim(2), how)
+	}
 	if err != nil {
 		return fmt.Errorf("setting up %s under rule %s: %w", cfg.Model, cfg.Rule, err)
 	}

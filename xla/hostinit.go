@@ -27,7 +27,8 @@ import (
 // ctx.Reuse(), as GoMLX asks of any graph that is not the first to create a variable. Variables that already
 // have a value (loaded from a checkpoint, set by the caller) keep it; ctx's random state
 // (context.RNGStateVariableName) advances as the draws consume it, as it would on any engine. A panic while
-// building (GoMLX's way of reporting a bad graph) is returned as an error.
+// building (GoMLX's way of reporting a bad graph) is returned as an error, and so, before anything is allocated,
+// is a network whose values would not fit in the host's available memory (a [*HostMemoryError]).
 func InitializeOnHost(ctx *context.Context, build func(ctx *context.Context, g *graph.Graph)) error {
 	return initializeOnHost(ctx, func(backend backends.Backend) error { return buildOnly(ctx, backend, build) })
 }
@@ -66,6 +67,9 @@ func initializeOnHost(ctx *context.Context, build func(backend backends.Backend)
 	defer backend.Finalize()
 	if err := build(backend); err != nil {
 		return err
+	}
+	if err := checkHostMemory(ctx); err != nil {
+		return errors.WithMessage(err, "initialising variables on the host")
 	}
 	if err := ctx.InitializeVariables(backend, nil); err != nil {
 		return errors.WithMessage(err, "initialising variables on the host")
