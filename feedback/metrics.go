@@ -159,14 +159,23 @@ func angleDegrees(a, b *Node, batchAxes ...int) (angles, defined *Node) {
 			reduceAxes = append(reduceAxes, axis)
 		}
 	}
-	normA := Sqrt(ReduceAndKeep(Square(a), ReduceSum, reduceAxes...))
-	normB := Sqrt(ReduceAndKeep(Square(b), ReduceSum, reduceAxes...))
-	defined = LogicalAnd(GreaterThan(ReduceSum(normA, reduceAxes...), Scalar(a.Graph(), normA.DType(), minNorm)),
-		GreaterThan(ReduceSum(normB, reduceAxes...), Scalar(a.Graph(), normB.DType(), minNorm)))
+	// Each vector is first divided by its largest |element|, so that its squares cannot overflow: a W on its way
+	// to diverging (elements past 1.8e19 in float32) still has a direction. One that holds an Inf or a NaN has
+	// none: its scaled squares sum to NaN, and the angle is undefined.
+	unitVector := func(v *Node) (unit, defined *Node) {
+		scale := ReduceAndKeep(Abs(v), ReduceMax, reduceAxes...)
+		scaled := Div(v, MaxScalar(scale, minNorm))
+		scaledNorm := Sqrt(ReduceAndKeep(Square(scaled), ReduceSum, reduceAxes...))
+		norm := ReduceSum(Mul(scaledNorm, MaxScalar(scale, minNorm)), reduceAxes...)
+		defined = LogicalAnd(GreaterThan(norm, Scalar(v.Graph(), v.DType(), minNorm)),
+			IsFinite(ReduceSum(scaledNorm, reduceAxes...)))
+		return Div(scaled, MaxScalar(scaledNorm, minNorm)), defined
+	}
 	// Unit vectors; 1 − |cos| is computed from ‖â ∓ b̂‖²/2, which keeps small angles exact in float32 (through
 	// the cosine itself, float32 rounding near 1 would read as ~0.02°).
-	unitA := Div(a, MaxScalar(normA, minNorm))
-	unitB := Div(b, MaxScalar(normB, minNorm))
+	unitA, definedA := unitVector(a)
+	unitB, definedB := unitVector(b)
+	defined = LogicalAnd(definedA, definedB)
 	cos := ClipScalar(ReduceSum(Mul(unitA, unitB), reduceAxes...), -1, 1)
 	oneMinusCos := MulScalar(ReduceSum(Square(Sub(unitA, unitB)), reduceAxes...), 0.5)
 	onePlusCos := MulScalar(ReduceSum(Square(Add(unitA, unitB)), reduceAxes...), 0.5)

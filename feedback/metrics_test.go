@@ -124,6 +124,13 @@ func TestAngleDegrees(t *testing.T) {
 		{[]float64{0, 0}, []float64{0, 0}, math.NaN()},
 		{[]float64{0, 0}, []float64{1, 2}, math.NaN()},
 		{[]float64{1, 2}, []float64{0, 0}, math.NaN()},
+		// Nor is the angle with a vector that overflowed or holds a NaN (a diverged W): it read 0° (W with an Inf).
+		{[]float64{math.Inf(1), 1}, []float64{1, 1}, math.NaN()},
+		{[]float64{1, 1}, []float64{math.Inf(-1), math.Inf(1)}, math.NaN()},
+		{[]float64{math.NaN(), 1}, []float64{1, 1}, math.NaN()},
+		// A vector whose squares overflow has a direction all the same (a run's W on its way to diverging).
+		{[]float64{1e200, 1e200}, []float64{1, 1}, 0},
+		{[]float64{1e200, 0}, []float64{1, 1}, 45},
 	} {
 		got := context.MustExecOnce(backend, nil, func(ctx *context.Context, a, b *Node) *Node {
 			return AngleDegrees(a, b)

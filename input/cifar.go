@@ -97,8 +97,8 @@ func openCIFAR(f cifarFormat, path, split string) (*source, error) {
 		return nil, err
 	}
 	if path == "" {
-		return nil, fmt.Errorf("%s needs -data: the %s folder of the binary version (or the folder holding it), "+
-			"extracted from https://www.cs.toronto.edu/~kriz/%s-binary.tar.gz; cifar10-jpeg needs no -data", f.name, f.folder, strings.ReplaceAll(f.name, "cifar", "cifar-"))
+		return nil, &SettingError{Setting: "-data", Err: fmt.Errorf("%s needs -data: the %s folder of the binary version (or the folder holding it), "+
+			"extracted from https://www.cs.toronto.edu/~kriz/%s-binary.tar.gz; cifar10-jpeg needs no -data", f.name, f.folder, strings.ReplaceAll(f.name, "cifar", "cifar-"))}
 	}
 	if st, err := os.Stat(filepath.Join(path, f.folder)); err == nil && st.IsDir() {
 		path = filepath.Join(path, f.folder)

@@ -203,7 +203,7 @@ func openImageFolder(path, split string, opts Options) (*source, error) {
 		return nil, err
 	}
 	if path == "" {
-		return nil, errors.New("imagefolder needs -data: the folder holding train/<class>/ and val/ (the ILSVRC-2012 layout)")
+		return nil, &SettingError{Setting: "-data", Err: errors.New("imagefolder needs -data: the folder holding train/<class>/ and val/ (the ILSVRC-2012 layout)")}
 	}
 	size := opts.ImageSize
 	if size == 0 {

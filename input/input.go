@@ -190,12 +190,25 @@ func Open(name, path, split string, opts Options) (*Dataset, error) {
 	return newDataset(name+"/"+split, src, opts)
 }
 
-// checkSplit returns an error unless split is one of valid.
+// SettingError is an error in what a dataset was asked for rather than in its files: a split it does not have, or
+// no data folder where it needs one. Setting names the setting as nowt's flags do ("-split", "-data").
+type SettingError struct {
+	Setting string
+	Err     error
+}
+
+// Error implements error.
+func (e *SettingError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the error's cause.
+func (e *SettingError) Unwrap() error { return e.Err }
+
+// checkSplit returns a *SettingError unless split is one of valid.
 func checkSplit(split string, valid ...string) error {
 	for _, v := range valid {
 		if split == v {
 			return nil
 		}
 	}
-	return fmt.Errorf("unknown split %q, valid splits are: %s", split, strings.Join(valid, ", "))
+	return &SettingError{Setting: "-split", Err: fmt.Errorf("unknown split %q, valid splits are: %s", split, strings.Join(valid, ", "))}
 }

@@ -21,7 +21,7 @@ type SyntheticConfig struct {
 
 // ParseSyntheticConfig parses a spec such as "examples=1024,height=32,width=32,channels=3,classes=10"
 // (any subset, in any order; "size=S" sets both height and width); missing values take the defaults,
-// with imageSize (if > 0) as the default side.
+// with imageSize (if > 0) as the default side. A bad spec is a *SettingError (of -data).
 func ParseSyntheticConfig(spec string, imageSize int) (SyntheticConfig, error) {
 	cfg := SyntheticConfig{}
 	for _, kv := range strings.Split(spec, ",") {
@@ -32,7 +32,7 @@ func ParseSyntheticConfig(spec string, imageSize int) (SyntheticConfig, error) {
 		k, v, ok := strings.Cut(kv, "=")
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		if !ok || err != nil || n <= 0 {
-			return cfg, fmt.Errorf("synthetic spec %q: %q is not key=positive integer", spec, kv)
+			return cfg, &SettingError{Setting: "-data", Err: fmt.Errorf("synthetic spec %q: %q is not key=positive integer", spec, kv)}
 		}
 		switch strings.TrimSpace(k) {
 		case "examples":
@@ -48,7 +48,7 @@ func ParseSyntheticConfig(spec string, imageSize int) (SyntheticConfig, error) {
 		case "classes":
 			cfg.Classes = n
 		default:
-			return cfg, fmt.Errorf("synthetic spec %q: unknown key %q (valid: examples, height, width, size, channels, classes)", spec, k)
+			return cfg, &SettingError{Setting: "-data", Err: fmt.Errorf("synthetic spec %q: unknown key %q (valid: examples, height, width, size, channels, classes)", spec, k)}
 		}
 	}
 	if cfg.Examples == 0 {
@@ -68,6 +68,9 @@ func ParseSyntheticConfig(spec string, imageSize int) (SyntheticConfig, error) {
 	}
 	if cfg.Classes == 0 {
 		cfg.Classes = 10
+	}
+	if cfg.Classes < 2 {
+		return cfg, &SettingError{Setting: "-data", Err: fmt.Errorf("synthetic spec %q: classes=%d: a classifier needs at least 2 classes", spec, cfg.Classes)}
 	}
 	return cfg, nil
 }

@@ -53,13 +53,14 @@ func MajorityTop1(counts []int) float64 {
 // IsAtChance reports whether a test top-1 (a fraction) on a test set of testExamples images (0: unknown) is at
 // chance level (chance, see [MajorityTop1]): within 2 % of the way from chance to 1, or 3 times a guessing
 // network's spread on that many images ([chanceThresholds]). False where chance is unknown (≤ 0 or ≥ 1: a single
-// class) or top1 is NaN.
+// class) or top1 is NaN, and where the test set is too small to tell (3 sd reach 100 %: 3 images at chance
+// 33 %, where even a perfect top-1 would read as chance).
 func IsAtChance(top1, chance float64, testExamples int) bool {
 	if !(chance > 0 && chance < 1) || math.IsNaN(top1) {
 		return false
 	}
 	atChance, _ := chanceThresholds(chance, testExamples)
-	return top1 <= atChance
+	return top1 <= atChance && atChance < 1
 }
 
 // hasLearned reports whether a test top-1 is clearly above chance level: at least 10 % of the way from chance

@@ -49,6 +49,9 @@ func TestIsAtChance(t *testing.T) {
 		{0.10, 0, 0, false}, // chance unknown
 		{0.10, 1, 0, false}, // a single class
 		{math.NaN(), 0.1, 0, false},
+		{1, 1.0 / 3, 3, false},       // 3 sd = 82 points on 3 images: too few to tell (nowt eval -test-limit 3 said so of 100 %)
+		{1.0 / 3, 1.0 / 3, 3, false}, // nor of chance itself
+		{0.2, 0.2, 100, true},        // 3 sd = 12 points on 100 images: told
 	} {
 		assert.Equal(t, tc.want, IsAtChance(tc.top1, tc.chance, tc.n), "top-1 %g, chance %g, %d examples", tc.top1,
 			tc.chance, tc.n)

@@ -22,7 +22,7 @@ func New(spec string, w io.Writer) (backends.Backend, error) {
 	return NewFor(spec, 1, w)
 }
 
-// AllDevices, as NewFor's devices, stands for every device the backend has (nowt's -devices -1).
+// AllDevices stands, as NewFor's devices, for every device the backend has (nowt's -devices -1).
 const AllDevices = -1
 
 // NewFor is New for a caller that will use devices devices of the backend (n ≥ 1, or AllDevices). XLA's CPU

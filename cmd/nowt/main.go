@@ -32,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nowt-ml/nowt/input"
 	"github.com/nowt-ml/nowt/trainer"
 	"github.com/nowt-ml/nowt/xla"
 )
@@ -85,6 +86,9 @@ func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(f
 
 // run dispatches to a command and returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 2 && args[0] == "help" && !strings.HasPrefix(args[1], "-") {
+		args = []string{args[1], "-h"} // nowt help train: train's flags
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
 		if len(args) == 0 {
@@ -130,10 +134,12 @@ func exitCode(err error) int {
 	var intErr *trainer.InterruptedError
 	var flagErr *flagError
 	var specErr *xla.InvalidSpecError
+	var dataErr *input.SettingError
 	switch {
 	case errors.As(err, &intErr):
 		return exitInterrupted
-	case errors.As(err, &usageErr), errors.As(err, &cfgErr), errors.As(err, &flagErr), errors.As(err, &specErr):
+	case errors.As(err, &usageErr), errors.As(err, &cfgErr), errors.As(err, &flagErr), errors.As(err, &specErr),
+		errors.As(err, &dataErr):
 		return exitUsage
 	}
 	return exitFailure

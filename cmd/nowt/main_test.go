@@ -191,6 +191,9 @@ func TestHelpAndListings(t *testing.T) {
 		code, _, stderr := nowt(t, c.name, "-h")
 		require.Equal(t, 0, code, c.name)
 		require.Contains(t, stderr, "Usage: nowt "+c.name, c.name)
+		code, _, helped := nowt(t, "help", c.name)
+		require.Equal(t, 0, code, "nowt help %s", c.name)
+		require.Equal(t, stderr, helped, "nowt help %s is nowt %s -h", c.name, c.name)
 	}
 	code, stdout, _ := nowt(t, "rules", "-v")
 	require.Equal(t, 0, code)
@@ -454,6 +457,16 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"bench", "-model", " , "}, "-model"},
 		{[]string{"check", "-dataset", "nope"}, "-dataset"},
 		{[]string{"check", "-limit", "-1"}, "-limit"},
+		{[]string{"check", "-split", "bogus"}, `unknown split "bogus", valid splits are: train, test`},
+		{[]string{"train", "-dataset", "imagefolder", "-steps", "1"}, "imagefolder needs -data"},
+		{[]string{"train", "-dataset", "synthetic", "-data", "examples=64,classes=1", "-steps", "1"}, "at least 2 classes"},
+		{[]string{"train", "-dataset", "synthetic", "-data", "examples=0", "-steps", "1"}, `"examples=0" is not key=positive integer`},
+		{[]string{"bench", "-dataset", "imagefolder", "-steps", "1"}, "imagefolder needs -data"},
+		{[]string{"train", "-hidden", "100000000", "-train-limit", "64", "-test-limit", "32", "-batch", "32", "-steps", "2"}, "-hidden"},
+		{[]string{"train", "-model", "resnet20", "-width", "200000", "-dataset", "synthetic", "-data",
+			"examples=32,size=8,channels=3,classes=4", "-batch", "8", "-steps", "1"}, "-width"},
+		{[]string{"train", "-model", "cnn", "-dataset", "synthetic", "-data", "examples=32,size=8,channels=3,classes=4",
+			"-batch", "8", "-steps", "1"}, "give larger ones (size= in -data)"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "run")
@@ -485,6 +498,12 @@ func TestOutIsAFile(t *testing.T) {
 		data, err := os.ReadFile(file)
 		require.NoError(t, err)
 		require.Equal(t, "mine", string(data))
+		// A folder inside the file, or further down.
+		for _, inside := range []string{filepath.Join(file, "run"), filepath.Join(file, "a", "b")} {
+			code, _, stderr := nowt(t, cmd, "-model", "mlp", "-hidden", "8", "-steps", "1", "-out", inside)
+			require.Equal(t, 2, code, stderr)
+			require.Contains(t, stderr, "is inside "+file+", which is a file, not a folder")
+		}
 	}
 	// A comparison into a folder that holds a run of nowt train is refused too.
 	run := filepath.Join(t.TempDir(), "run")

@@ -191,7 +191,7 @@ func TestVersionAndErrors(t *testing.T) {
 	require.Equal(t, stdout, stdout2)
 
 	code, _, stderr := nowt(t, "train", "-dataset", "cifar10", "-out", t.TempDir())
-	require.Equal(t, 1, code)
+	require.Equal(t, 2, code, "a missing -data is a setting error")
 	require.Contains(t, stderr, "cifar10 needs -data")
 	if _, err := os.Stat("/usr/share/datasets/fashion-mnist"); err != nil {
 		code, _, stderr = nowt(t, "train", "-dataset", "fashion-mnist", "-out", t.TempDir())
