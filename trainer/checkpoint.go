@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -101,15 +102,46 @@ func pruneCheckpoints(dir string, keep int) error {
 		return err
 	}
 	for len(bases) > keep {
-		// JSON first: the checkpoint stops being "complete" before its data goes.
-		for _, suffix := range []string{checkpoints.JsonNameSuffix, checkpoints.BinDataSuffix} {
-			if err := os.Remove(bases[0] + suffix); err != nil && !os.IsNotExist(err) {
-				return fmt.Errorf("removing old checkpoint: %w", err)
-			}
+		if err := removeCheckpoint(bases[0]); err != nil {
+			return err
 		}
 		bases = bases[1:]
 	}
 	return nil
+}
+
+// removeCheckpoint removes the checkpoint whose base path is base: JSON first, so that it stops being "complete"
+// before its data goes.
+func removeCheckpoint(base string) error {
+	for _, suffix := range []string{checkpoints.JsonNameSuffix, checkpoints.BinDataSuffix} {
+		if err := os.Remove(base + suffix); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("removing old checkpoint: %w", err)
+		}
+	}
+	return nil
+}
+
+// pruneOnResume removes all but the newest keep of dir's checkpoints up to loaded, the one a resumed run loaded,
+// and returns how many checkpoints dir then holds. A run resumed with a lower -keep (after its disk filled, say)
+// so frees the room before it writes its next checkpoint; pruning only after each write needed that room first.
+// Checkpoints newer than loaded (ones the loader could not read) are left: the next checkpoint of their step
+// replaces them.
+func pruneOnResume(dir, loaded string, keep int) (int, error) {
+	bases, err := listCheckpoints(dir)
+	if err != nil {
+		return 0, err
+	}
+	i := slices.Index(bases, checkpointBase(loaded))
+	if i < 0 || keep <= 0 {
+		return len(bases), nil
+	}
+	drop := max(0, i+1-keep)
+	for _, base := range bases[:drop] {
+		if err := removeCheckpoint(base); err != nil {
+			return 0, err
+		}
+	}
+	return len(bases) - drop, nil
 }
 
 // loadCheckpoint attaches dir's newest readable checkpoint to ctx (GoMLX loads variables as the graphs create

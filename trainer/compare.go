@@ -161,8 +161,13 @@ func Compare(goCtx gocontext.Context, base Config, rules []string, out io.Writer
 // compareOne trains, resumes or reuses one rule's run.
 func compareOne(goCtx gocontext.Context, cfg Config, out io.Writer) (*Result, string, error) {
 	if nanErr, ok := readDivergence(cfg.OutDir); ok && holdsRun(cfg) {
-		fmt.Fprintf(out, "The run in %s diverged in an earlier invocation and would again with the same settings; "+
-			"delete it to retrain, or continue it with nowt train -resume -out %s and a lower -lr or a -clip-norm.\n", cfg.OutDir, cfg.OutDir)
+		if kept, _ := listCheckpoints(filepath.Join(cfg.OutDir, checkpointDirName)); len(kept) > 0 {
+			fmt.Fprintf(out, "The run in %s diverged in an earlier invocation and would again with the same settings; "+
+				"delete it to retrain, or continue it with nowt train -resume -out %s and a lower -lr or a -clip-norm.\n", cfg.OutDir, cfg.OutDir)
+		} else {
+			fmt.Fprintf(out, "The run in %s diverged in an earlier invocation, before any checkpoint in range, and would "+
+				"again with the same settings; delete it and train it anew with a lower -lr or a -clip-norm.\n", cfg.OutDir)
+		}
 		return nil, StatusDiverged, nanErr
 	}
 	if collapseErr, ok := readCollapse(cfg.OutDir); ok && cfg.ChanceGuard > 0 && holdsRun(cfg) {

@@ -36,16 +36,22 @@ func checkpointBytes(ctx *context.Context, newest string, momentum bool) uint64 
 	return size
 }
 
-// spaceWarning returns a warning when free bytes cannot hold keep checkpoints of perCheckpoint bytes and one more
-// (a new checkpoint is written whole before the oldest is removed), or "" when they can or free is unknown (0).
-func spaceWarning(dir string, free, perCheckpoint uint64, keep int) string {
-	need := perCheckpoint * uint64(keep+1)
+// spaceWarning returns a warning when free bytes cannot hold what keep checkpoints of perCheckpoint bytes still
+// need beside the existing ones already in the folder (a resumed run's, which count against keep), and one more
+// (a new checkpoint is written whole before the oldest is removed); "" when they can or free is unknown (0).
+func spaceWarning(dir string, free, perCheckpoint uint64, keep, existing int) string {
+	more := keep + 1 - min(existing, keep)
+	need := perCheckpoint * uint64(more)
 	if free == 0 || free >= need {
 		return ""
 	}
-	return fmt.Sprintf("warning: %s has %s free, and this run's checkpoints take about %s each (%d kept, and one "+
-		"more while the next is written: %s): the disk may fill before the run ends; free space, lower -keep, or "+
-		"choose another -out", filepath.Clean(dir), byteSize(free), byteSize(perCheckpoint), keep, byteSize(need))
+	written := ""
+	if existing > 0 {
+		written = fmt.Sprintf(", %d already written", min(existing, keep))
+	}
+	return fmt.Sprintf("warning: %s has %s free, and this run's checkpoints take about %s each (%d kept%s, and one "+
+		"more while the next is written: %s more): the disk may fill before the run ends; free space, lower -keep, or "+
+		"choose another -out", filepath.Clean(dir), byteSize(free), byteSize(perCheckpoint), keep, written, byteSize(need))
 }
 
 // byteSize writes a size in bytes as "512 B", "1.3 MB", "2.4 GB" (decimal units).

@@ -16,18 +16,22 @@ func TestSpaceWarning(t *testing.T) {
 	for _, tc := range []struct {
 		name                string
 		free, perCheckpoint uint64
-		keep                int
+		keep, existing      int
 		want                string // "" for no warning
 	}{
-		{"room for keep + 1", 3_000_000, 1_000_000, 2, ""},
-		{"free space unknown", 0, 1_000_000, 2, ""},
-		{"room for keep only", 2_500_000, 1_000_000, 2, "warning: /runs/a has 2.5 MB free, and this run's checkpoints take " +
-			"about 1.0 MB each (2 kept, and one more while the next is written: 3.0 MB): the disk may fill before the " +
+		{"room for keep + 1", 3_000_000, 1_000_000, 2, 0, ""},
+		{"free space unknown", 0, 1_000_000, 2, 0, ""},
+		{"room for keep only", 2_500_000, 1_000_000, 2, 0, "warning: /runs/a has 2.5 MB free, and this run's checkpoints take " +
+			"about 1.0 MB each (2 kept, and one more while the next is written: 3.0 MB more): the disk may fill before the " +
 			"run ends; free space, lower -keep, or choose another -out"},
-		{"a ResNet-50 on a small disk", 700_000_000, 300_000_000, 3, "has 700.0 MB free, and this run's checkpoints take about 300.0 MB each (3 kept"},
+		{"a ResNet-50 on a small disk", 700_000_000, 300_000_000, 3, 0, "has 700.0 MB free, and this run's checkpoints take about 300.0 MB each (3 kept"},
+		// A resumed run's checkpoints already take their room: one more is needed beside them.
+		{"resumed, room for one more", 1_500_000, 1_000_000, 2, 2, ""},
+		{"resumed with one of two", 1_500_000, 1_000_000, 2, 1, "(2 kept, 1 already written, and one more while the next is written: 2.0 MB more)"},
+		{"resumed with more than kept", 500_000, 1_000_000, 1, 3, "(1 kept, 1 already written, and one more while the next is written: 1.0 MB more)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := spaceWarning("/runs/a/", tc.free, tc.perCheckpoint, tc.keep)
+			got := spaceWarning("/runs/a/", tc.free, tc.perCheckpoint, tc.keep, tc.existing)
 			if tc.want == "" {
 				require.Empty(t, got)
 			} else {

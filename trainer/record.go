@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"strings"
 )
 
 // Record is one line of metrics.jsonl, written at each logging step.
@@ -188,7 +189,13 @@ func truncateRecords(path string, maxStep int) error {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	case errors.As(err, &badLine):
-		// A torn last line (crash mid-write) is dropped with everything after it.
+		// A torn last line (a crash mid-write) is dropped. One with lines after it is damage no crash makes:
+		// rewriting the log would silently drop the records after it.
+		if after := linesAfter(path, badLine.line); after > 0 {
+			return fmt.Errorf("resuming: %v, and %d more lines follow it: a crash tears only the last line, so the "+
+				"log was damaged otherwise; repair or delete that line, then resume again (the log is left as it is)",
+				badLine, after)
+		}
 	default: // the log could not be read (permissions, I/O): never rewrite it from what was read
 		return fmt.Errorf("resuming: %w (the log is left as it is)", err)
 	}
@@ -204,6 +211,21 @@ func truncateRecords(path string, maxStep int) error {
 		kept = append(append(kept, line...), '\n')
 	}
 	return writeFileAtomic(path, kept)
+}
+
+// linesAfter counts the non-blank lines of path after line n (1-based); 0 where it cannot be read.
+func linesAfter(path string, n int) int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	count := 0
+	for i, line := range strings.Split(string(data), "\n") {
+		if i+1 > n && strings.TrimSpace(line) != "" {
+			count++
+		}
+	}
+	return count
 }
 
 // recordWriter appends records to metrics.jsonl, syncing each line.

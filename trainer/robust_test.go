@@ -504,7 +504,8 @@ func TestStartingLoss(t *testing.T) {
 }
 
 // TestTruncateRecordsKeepsUnreadableLog: a resume drops a torn last line of the metrics log, but a log it cannot
-// read is an error and stays as it is (it was rewritten from the records read so far: none).
+// read, or one damaged before its last line, is an error and stays as it is (it was rewritten from the records
+// read so far: none, or those before the damage).
 func TestTruncateRecordsKeepsUnreadableLog(t *testing.T) {
 	dir := t.TempDir()
 	torn := filepath.Join(dir, "torn.jsonl")
@@ -513,6 +514,18 @@ func TestTruncateRecordsKeepsUnreadableLog(t *testing.T) {
 	records, err := ReadRecords(torn)
 	require.NoError(t, err)
 	require.Len(t, records, 2)
+
+	// A line that does not decode with records after it is no crash's doing: rewriting the log would drop them.
+	damaged := filepath.Join(dir, "damaged.jsonl")
+	content := []byte(`{"step":1}` + "\n" + `{"st` + "\n" + `{"step":3}` + "\n" + `{"step":4}` + "\n")
+	require.NoError(t, os.WriteFile(damaged, content, 0o644))
+	err = truncateRecords(damaged, 5)
+	require.ErrorContains(t, err, "line 2")
+	require.ErrorContains(t, err, "2 more lines follow it")
+	require.ErrorContains(t, err, "the log is left as it is")
+	left, err := os.ReadFile(damaged)
+	require.NoError(t, err)
+	require.Equal(t, content, left)
 
 	unreadable := filepath.Join(dir, "metrics.jsonl")
 	require.NoError(t, os.Mkdir(unreadable, 0o755)) // reading it fails, as an I/O error would

@@ -99,6 +99,28 @@ func startingLoss(records []Record) float64 {
 	return math.NaN()
 }
 
+// divergenceCount rebuilds the divergence guard's state for a resumed run out of its records up to the step it
+// resumes from: how many records in a row, up to the last, had a loss over [DivergenceFactor] times start (the
+// run's first loss where start is NaN, as the guard takes it), and the step of the last record whose loss was in
+// range (0 where there is none). A resumed run then stops, and keeps its checkpoints, where the same run never
+// stopped would have.
+func divergenceCount(earlier []Record, start float64) (grown, lastFine int) {
+	for _, rec := range earlier {
+		if rec.Step == 0 {
+			continue
+		}
+		if math.IsNaN(start) {
+			start = rec.Loss
+		}
+		if start > 0 && rec.Loss > DivergenceFactor*start {
+			grown++
+		} else {
+			grown, lastFine = 0, rec.Step
+		}
+	}
+	return grown, lastFine
+}
+
 // divergedFileName marks a run folder whose last training stopped on a non-finite or diverging loss: it holds
 // the [NaNError], so that nowt compare reports the run as diverged instead of training it again (the same
 // settings diverge the same way). Resuming the run removes it.

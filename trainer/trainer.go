@@ -170,8 +170,14 @@ func trainRun(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (
 		}
 	}
 	defer func() { _ = addWallTime(cfg.OutDir, time.Since(start)) }()
+	keep, onDisk := positiveOr(cfg.KeepCheckpoints, 2), 0
+	if resume && r.checkpoint != "" {
+		if onDisk, err = pruneOnResume(checkpointDir, r.checkpoint, keep); err != nil {
+			return nil, err
+		}
+	}
 	if warning := spaceWarning(cfg.OutDir, freeBytes(cfg.OutDir), checkpointBytes(r.ctx, r.checkpoint, cfg.Momentum > 0),
-		positiveOr(cfg.KeepCheckpoints, 2)); warning != "" {
+		keep, onDisk); warning != "" {
 		fmt.Fprintln(notices, warning)
 	}
 	if r.dp != nil {
@@ -337,8 +343,17 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 	var trainedSteps int
 	var lastLoss, accSum float64
 	var accCount, grown int
-	var norms normStats      // the gradient norms since the last record
-	lastFineLog := startStep // the last logged step whose loss the guard found in range (the checkpoint resumed from)
+	var norms normStats               // the gradient norms since the last record
+	lastFineLog := 0                  // the last logged step whose loss the guard found in range (rebuilt on resume)
+	since := sinceRecordVariable(ctx) // what the steps since the last record counted, kept in checkpoints
+	if resumed {
+		kept, err := loadSinceRecord(since)
+		if err != nil {
+			return nil, err
+		}
+		accSum, accCount, norms = kept.accSum, kept.accCount, kept.norms
+		grown, lastFineLog = divergenceCount(earlier, startLoss)
+	}
 	var testTop1, testTop5, testLoss *float64
 	chance := newChanceWatch(cfg.Dataset, testCounts, cfg.ChanceGuard, earlier)
 	var collapse *CollapseError // set when -chance-guard stops the run
@@ -434,6 +449,9 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 		stop := goCtx.Err() != nil
 		// While the loss is far above its start, no checkpoint replaces the last good one (unless stopping).
 		if (step%checkpointEvery == 0 && grown == 0) || last || stop || collapse != nil {
+			if err := (sinceRecord{accSum: accSum, accCount: accCount, norms: norms}).store(since); err != nil {
+				return err
+			}
 			path, err := saveCheckpointFunc(ctx, checkpointDir, int64(step), keep)
 			if err != nil {
 				return &StorageError{What: fmt.Sprintf("the checkpoint of step %d into %s", step, checkpointDir), Err: err,
