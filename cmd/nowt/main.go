@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -137,7 +138,7 @@ func exitCode(err error) int {
 	var dataErr *input.SettingError
 	switch {
 	case errors.As(err, &intErr):
-		return exitInterrupted
+		return interruptedStatus()
 	case errors.As(err, &usageErr), errors.As(err, &cfgErr), errors.As(err, &flagErr), errors.As(err, &specErr),
 		errors.As(err, &dataErr):
 		return exitUsage
@@ -203,10 +204,23 @@ var exitNow = os.Exit
 // apart, while a person's second Ctrl-C comes a few hundred milliseconds after the first at the soonest.
 const signalEcho = 100 * time.Millisecond
 
+// interruptSignal is the signal that interrupted the running command (0: none yet).
+var interruptSignal atomic.Int32
+
+// interruptedStatus is the exit status of an interrupted command: 128 + the signal's number, the shell's
+// convention (130 for Ctrl-C's SIGINT, 143 for SIGTERM, what a batch scheduler sends), 130 when it is unknown.
+func interruptedStatus() int {
+	if s := interruptSignal.Load(); s > 0 {
+		return 128 + int(s)
+	}
+	return exitInterrupted
+}
+
 // interruptible returns a context cancelled by the first SIGINT/SIGTERM, so that training stops cleanly with a
 // checkpoint; it says so at once on stderr. A second signal (more than signalEcho after the first) ends the
 // process at once with status 130. Call stop when done.
 func interruptible(stderr io.Writer) (ctx context.Context, stop func()) {
+	interruptSignal.Store(0)
 	ctx, cancel := context.WithCancel(context.Background())
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
@@ -214,7 +228,10 @@ func interruptible(stderr io.Writer) (ctx context.Context, stop func()) {
 	go func() {
 		var first time.Time
 		select {
-		case <-signals:
+		case s := <-signals:
+			if number, ok := s.(syscall.Signal); ok {
+				interruptSignal.Store(int32(number))
+			}
 			first = time.Now()
 			fmt.Fprintln(stderr, "\nInterrupted: saving a checkpoint after the current step, then stopping (Ctrl-C again quits at once, without saving).")
 			cancel()
@@ -228,7 +245,7 @@ func interruptible(stderr io.Writer) (ctx context.Context, stop func()) {
 					continue // the first signal, delivered a second time
 				}
 				fmt.Fprintln(stderr, "\nInterrupted again: quitting without saving.")
-				exitNow(exitInterrupted)
+				exitNow(interruptedStatus())
 				return
 			case <-done:
 				return

@@ -102,6 +102,34 @@ func TestSecondInterrupt(t *testing.T) {
 	require.Contains(t, stderr.String(), "Interrupted again: quitting without saving")
 }
 
+// TestTerminatedExitStatus: a command stopped by SIGTERM (what a batch scheduler or docker stop sends) exits
+// with 143, 128 + its number, as one stopped by Ctrl-C's SIGINT exits with 130; a second SIGTERM quits with 143
+// too. It exited with 130 whatever the signal.
+func TestTerminatedExitStatus(t *testing.T) {
+	var exited []int
+	var mu sync.Mutex
+	exitNow = func(code int) { mu.Lock(); exited = append(exited, code); mu.Unlock() }
+	defer func() { exitNow = os.Exit }()
+	for _, tc := range []struct {
+		signal syscall.Signal
+		status int
+	}{{syscall.SIGTERM, 143}, {syscall.SIGINT, 130}} {
+		var stderr syncBuffer
+		ctx, stop := interruptible(&stderr)
+		require.NoError(t, syscall.Kill(os.Getpid(), tc.signal))
+		<-ctx.Done()
+		require.Equal(t, tc.status, exitCode(&trainer.InterruptedError{Step: 3, Checkpoint: "c"}), "%v", tc.signal)
+		time.Sleep(2 * signalEcho)
+		require.NoError(t, syscall.Kill(os.Getpid(), tc.signal))
+		require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(exited) == 1 }, 5*time.Second, time.Millisecond)
+		mu.Lock()
+		require.Equal(t, []int{tc.status}, exited, "the second %v", tc.signal)
+		exited = nil
+		mu.Unlock()
+		stop()
+	}
+}
+
 // TestOutputForLogs: with output that is not a terminal there is no progress bar: one plain line per metrics
 // record, test accuracy on the evaluation records, no loss at step 0, and notices on stderr only.
 func TestOutputForLogs(t *testing.T) {
