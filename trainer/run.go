@@ -240,7 +240,7 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 	}
 	r.alignExec, err = context.NewExec(r.backend, ctx, func(ctx *context.Context, images, labels *Node) []*Node {
 		g := images.Graph()
-		ctx.SetTraining(g, false)
+		ctx.SetTraining(g, false) // batch norm on its running statistics: the angles do not depend on the batch
 		taskLoss := func() *Node { return loss([]*Node{labels}, []*Node{model(ctx, images)}) }
 		vars, grads := feedback.Gradients(ctx, taskLoss())
 		var outs []*Node
