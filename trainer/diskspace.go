@@ -7,6 +7,7 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
+	"github.com/nowt-ml/nowt/internal/units"
 )
 
 // checkpointBytes estimates the size of one checkpoint of the run whose variables ctx holds: the newest
@@ -40,30 +41,16 @@ func checkpointBytes(ctx *context.Context, newest string, momentum bool) uint64 
 // need beside the existing ones already in the folder (a resumed run's, which count against keep), and one more
 // (a new checkpoint is written whole before the oldest is removed); "" when they can or free is unknown (0).
 func spaceWarning(dir string, free, perCheckpoint uint64, keep, existing int) string {
-	more := keep + 1 - min(existing, keep)
-	need := perCheckpoint * uint64(more)
+	kept := min(existing, keep) // a resumed run prunes to keep first
+	need := perCheckpoint * uint64(keep+1-kept)
 	if free == 0 || free >= need {
 		return ""
 	}
 	written := ""
-	if existing > 0 {
-		written = fmt.Sprintf(", %d already written", min(existing, keep))
+	if kept > 0 {
+		written = fmt.Sprintf(", %d already written", kept)
 	}
 	return fmt.Sprintf("warning: %s has %s free, and this run's checkpoints take about %s each (%d kept%s, and one "+
 		"more while the next is written: %s more): the disk may fill before the run ends; free space, lower -keep, or "+
-		"choose another -out", filepath.Clean(dir), byteSize(free), byteSize(perCheckpoint), keep, written, byteSize(need))
-}
-
-// byteSize writes a size in bytes as "512 B", "1.3 MB", "2.4 GB" (decimal units).
-func byteSize(b uint64) string {
-	units := []string{"B", "kB", "MB", "GB", "TB"}
-	v, i := float64(b), 0
-	for v >= 1000 && i < len(units)-1 {
-		v /= 1000
-		i++
-	}
-	if i == 0 {
-		return fmt.Sprintf("%d B", b)
-	}
-	return fmt.Sprintf("%.1f %s", v, units[i])
+		"choose another -out", filepath.Clean(dir), units.Bytes(free), units.Bytes(perCheckpoint), keep, written, units.Bytes(need))
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/nowt-ml/nowt/internal/units"
 )
 
 // HostMemoryError reports variables whose initial values do not fit in the host's memory: a network far larger
@@ -26,7 +27,7 @@ type HostMemoryError struct {
 func (e *HostMemoryError) Error() string {
 	return fmt.Sprintf("the network's %d variables need %s of memory for their initial values, more than the %s "+
 		"this machine has available (the largest, %s, %s): make the network smaller", e.Variables,
-		formatBytes(e.Need), formatBytes(e.Available), e.Largest, formatBytes(e.LargestBytes))
+		units.Bytes(e.Need), units.Bytes(e.Available), e.Largest, units.Bytes(e.LargestBytes))
 }
 
 // checkHostMemory returns a *HostMemoryError when the variables of ctx that have no value yet would not fit in
@@ -80,18 +81,4 @@ func parseMemAvailable(lines *bufio.Scanner) (bytes uint64, ok bool) {
 		return kb * 1024, err == nil
 	}
 	return 0, false
-}
-
-// formatBytes writes n bytes in TB, GB, MB or kB (powers of 1,000), three significant digits.
-func formatBytes(n uint64) string {
-	switch {
-	case n >= 1e12:
-		return fmt.Sprintf("%.3g TB", float64(n)/1e12)
-	case n >= 1e9:
-		return fmt.Sprintf("%.3g GB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.3g MB", float64(n)/1e6)
-	default:
-		return fmt.Sprintf("%.3g kB", float64(n)/1e3)
-	}
 }
