@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"strings"
 )
 
 // Record is one line of metrics.jsonl, written at each logging step.
@@ -157,7 +156,13 @@ func readJSONLines[T any](path string) ([]T, error) {
 		}
 		var v T
 		if err := json.Unmarshal(scanner.Bytes(), &v); err != nil {
-			return values, &badLineError{path: path, line: line, err: err}
+			bad := &badLineError{path: path, line: line, err: err}
+			for scanner.Scan() {
+				if len(bytes.TrimSpace(scanner.Bytes())) > 0 {
+					bad.linesAfter++
+				}
+			}
+			return values, bad
 		}
 		values = append(values, v)
 	}
@@ -167,11 +172,13 @@ func readJSONLines[T any](path string) ([]T, error) {
 	return values, nil
 }
 
-// badLineError is a line of a JSON Lines file that does not decode (a torn last line, after a crash mid-write).
+// badLineError is a line of a JSON Lines file that does not decode (a torn last line, after a crash mid-write),
+// and how many non-blank lines follow it (none after a crash).
 type badLineError struct {
-	path string
-	line int
-	err  error
+	path       string
+	line       int
+	err        error
+	linesAfter int
 }
 
 func (e *badLineError) Error() string {
@@ -191,10 +198,10 @@ func truncateRecords(path string, maxStep int) error {
 	case errors.As(err, &badLine):
 		// A torn last line (a crash mid-write) is dropped. One with lines after it is damage no crash makes:
 		// rewriting the log would silently drop the records after it.
-		if after := linesAfter(path, badLine.line); after > 0 {
+		if badLine.linesAfter > 0 {
 			return fmt.Errorf("resuming: %v, and %d more lines follow it: a crash tears only the last line, so the "+
 				"log was damaged otherwise; repair or delete that line, then resume again (the log is left as it is)",
-				badLine, after)
+				badLine, badLine.linesAfter)
 		}
 	default: // the log could not be read (permissions, I/O): never rewrite it from what was read
 		return fmt.Errorf("resuming: %w (the log is left as it is)", err)
@@ -211,21 +218,6 @@ func truncateRecords(path string, maxStep int) error {
 		kept = append(append(kept, line...), '\n')
 	}
 	return writeFileAtomic(path, kept)
-}
-
-// linesAfter counts the non-blank lines of path after line n (1-based); 0 where it cannot be read.
-func linesAfter(path string, n int) int {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	count := 0
-	for i, line := range strings.Split(string(data), "\n") {
-		if i+1 > n && strings.TrimSpace(line) != "" {
-			count++
-		}
-	}
-	return count
 }
 
 // recordWriter appends records to metrics.jsonl, syncing each line.
