@@ -309,19 +309,30 @@ func (c Config) alignBatch() int {
 	if c.alignSize > 0 {
 		return c.alignSize
 	}
+	if old, changed := c.valueBeforeResumes("eval_batch_size"); changed {
+		if n, err := strconv.Atoi(old); err == nil && n > 0 {
+			return n
+		}
+		return c.BatchSize // unset or 0: -batch
+	}
+	return c.evalBatch()
+}
+
+// valueBeforeResumes returns the value (as config.json writes it, "(unset)" where it was unset) that the setting
+// key had before the first resume recorded in c.Changes to change it, and whether any did. Each change reads
+// "resumed at step n: -flag old → new, -flag2 old → new" (see [Train]).
+func (c Config) valueBeforeResumes(key string) (old string, changed bool) {
+	prefix := settingName(key) + " "
 	for _, change := range c.Changes {
 		_, diffs, _ := strings.Cut(change, ": ")
 		for _, diff := range strings.Split(diffs, ", ") {
-			if rest, ok := strings.CutPrefix(diff, settingName("eval_batch_size")+" "); ok {
-				old, _, _ := strings.Cut(rest, " ")
-				if n, err := strconv.Atoi(old); err == nil && n > 0 {
-					return n
-				}
-				return c.BatchSize // unset or 0: -batch
+			if rest, ok := strings.CutPrefix(diff, prefix); ok {
+				old, _, _ = strings.Cut(rest, " → ")
+				return old, true
 			}
 		}
 	}
-	return c.evalBatch()
+	return "", false
 }
 
 // computeDType is the dtype of the forward and backward passes (Config.DType).
@@ -442,11 +453,8 @@ func (c Config) withStoredResumeChanges(stored Config) Config {
 		if k == "epochs" || k == "steps" || k == "chance_guard" {
 			continue
 		}
-		for _, change := range stored.Changes {
-			if strings.Contains(change, " "+settingName(k)+" ") || strings.Contains(change, ": "+settingName(k)+" ") {
-				keys = append(keys, k)
-				break
-			}
+		if _, changed := stored.valueBeforeResumes(k); changed {
+			keys = append(keys, k)
 		}
 	}
 	if len(keys) == 0 {
