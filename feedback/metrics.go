@@ -163,10 +163,10 @@ func angleDegrees(a, b *Node, batchAxes ...int) (angles, defined *Node) {
 	// to diverging (elements past 1.8e19 in float32) still has a direction. One that holds an Inf or a NaN has
 	// none: its scaled squares sum to NaN, and the angle is undefined.
 	unitVector := func(v *Node) (unit, defined *Node) {
-		scale := ReduceAndKeep(Abs(v), ReduceMax, reduceAxes...)
-		scaled := Div(v, MaxScalar(scale, minNorm))
+		scale := MaxScalar(ReduceAndKeep(Abs(v), ReduceMax, reduceAxes...), minNorm)
+		scaled := Div(v, scale)
 		scaledNorm := Sqrt(ReduceAndKeep(Square(scaled), ReduceSum, reduceAxes...))
-		norm := ReduceSum(Mul(scaledNorm, MaxScalar(scale, minNorm)), reduceAxes...)
+		norm := ReduceSum(Mul(scaledNorm, scale), reduceAxes...)
 		defined = LogicalAnd(GreaterThan(norm, Scalar(v.Graph(), v.DType(), minNorm)),
 			IsFinite(ReduceSum(scaledNorm, reduceAxes...)))
 		return Div(scaled, MaxScalar(scaledNorm, minNorm)), defined
