@@ -19,13 +19,16 @@ import (
 //   - class folders: <path>/<split>/<class>/*.{jpg,jpeg,png} (any case of the extension; the format is
 //     sniffed from the content). Classes are the folder names sorted by name (the ILSVRC-2012 train
 //     layout, where they are WordNet ids); labels are their indices. For a split other than "train",
-//     the class list of <path>/train is used when that folder exists, so that labels agree across splits.
+//     the class list of <path>/train is used when that folder exists, so that labels agree across splits
+//     (where <path>/train is flat, its classes are the indices 0 to the largest label of its labels.txt).
 //   - flat: <path>/<split>/*.{jpg,jpeg,png} with a label file, by default <path>/<split>/labels.txt
 //     (Options.LabelFile overrides it). Each non-empty line not starting with '#' is "filename label",
 //     where filename is relative to the split folder and label is a class name of <path>/train or an
 //     integer class index. (ILSVRC's own ground-truth file uses the ILSVRC2012_ID order of meta.mat, not
-//     the sorted folder order, so convert it to this format first.) When <path>/train does not exist,
-//     integer labels are required and the number of classes is the largest label + 1.
+//     the sorted folder order, so convert it to this format first.) When <path>/train has no class
+//     folders, integer labels are required and the number of classes is the largest label + 1: of
+//     <path>/train/labels.txt for every split, so that a split lacking the last classes still agrees
+//     with the training split (of the split's own labels where <path>/train does not exist).
 //
 // Images are decoded on the worker pool, batch by batch, and become 3-channel RGB of ImageSize×ImageSize.
 
@@ -103,9 +106,7 @@ func folderExamples(root, split, labelFile string) (paths []string, labels []int
 		return nil, nil, nil, err
 	}
 	if split != "train" {
-		if trainDirs, _, terr := listDir(filepath.Join(root, "train"), false); terr == nil && len(trainDirs) > 0 {
-			classes = trainDirs
-		}
+		classes = trainClasses(root)
 	}
 	if len(dirs) > 0 { // class folders
 		if classes == nil {
@@ -143,17 +144,48 @@ func folderExamples(root, split, labelFile string) (paths []string, labels []int
 	return readLabelFile(dir, labelFile, classes)
 }
 
-// readLabelFile reads a "filename label" file for a flat split folder.
-func readLabelFile(dir, labelFile string, classes []string) (paths []string, labels []int32, _ []string, err error) {
+// trainClasses returns the class list of <root>/train, which the other splits' labels follow so that they agree
+// with the training split's: its class folders or, for a flat training split, the class indices 0 to the largest
+// label of its labels.txt. It returns nil where <root>/train does not exist or cannot be read (opening the training
+// split reports that).
+func trainClasses(root string) []string {
+	dir := filepath.Join(root, "train")
+	dirs, images, err := listDir(dir, false)
+	switch {
+	case err != nil:
+		return nil
+	case len(dirs) > 0:
+		return dirs
+	case len(images) == 0:
+		return nil
+	}
+	labelFile := filepath.Join(dir, "labels.txt")
 	data, err := os.ReadFile(labelFile)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: flat image folder needs a label file: %w", dir, err)
+		return nil
 	}
+	entries, err := parseLabelFile(labelFile, data, nil)
+	if err != nil {
+		return nil
+	}
+	return indexClasses(entries)
+}
+
+// labelEntry is one line of a label file: the image file (relative to the split folder) and its label.
+type labelEntry struct {
+	line  int
+	file  string
+	label int32
+}
+
+// parseLabelFile parses the "filename label" lines of a flat split's label file, read from labelFile. A label is
+// a name of classes or an integer index (below len(classes) where classes is not nil).
+func parseLabelFile(labelFile string, data []byte, classes []string) ([]labelEntry, error) {
 	index := map[string]int32{}
 	for i, c := range classes {
 		index[c] = int32(i)
 	}
-	maxLabel := int32(-1)
+	var entries []labelEntry
 	for n, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -161,7 +193,7 @@ func readLabelFile(dir, labelFile string, classes []string) (paths []string, lab
 		}
 		fields := strings.Fields(line)
 		if len(fields) != 2 {
-			return nil, nil, nil, fmt.Errorf("%s:%d: want \"filename label\", got %q", labelFile, n+1, line)
+			return nil, fmt.Errorf("%s:%d: want \"filename label\", got %q", labelFile, n+1, line)
 		}
 		label, ok := index[fields[1]]
 		if !ok {
@@ -172,28 +204,53 @@ func readLabelFile(dir, labelFile string, classes []string) (paths []string, lab
 			}
 			switch {
 			case perr != nil:
-				return nil, nil, nil, fmt.Errorf("%s:%d: label %q is neither a class name nor an integer", labelFile, n+1, fields[1])
+				return nil, fmt.Errorf("%s:%d: label %q is neither a class name nor an integer", labelFile, n+1, fields[1])
 			case v < 0 || v >= limit:
-				return nil, nil, nil, fmt.Errorf("%s:%d: label %d out of range [0, %d)", labelFile, n+1, v, limit)
+				return nil, fmt.Errorf("%s:%d: label %d out of range [0, %d)", labelFile, n+1, v, limit)
 			}
 			label = int32(v)
 		}
-		p := filepath.Join(dir, filepath.FromSlash(fields[0]))
+		entries = append(entries, labelEntry{line: n + 1, file: fields[0], label: label})
+	}
+	if len(entries) == 0 {
+		return nil, fmt.Errorf("%s: label file lists no images", labelFile)
+	}
+	return entries, nil
+}
+
+// indexClasses names the classes of integer labels: "0" to the largest label.
+func indexClasses(entries []labelEntry) []string {
+	maxLabel := int32(-1)
+	for _, e := range entries {
+		maxLabel = max(maxLabel, e.label)
+	}
+	classes := make([]string, maxLabel+1)
+	for i := range classes {
+		classes[i] = strconv.Itoa(i)
+	}
+	return classes
+}
+
+// readLabelFile reads a "filename label" file for a flat split folder.
+func readLabelFile(dir, labelFile string, classes []string) (paths []string, labels []int32, _ []string, err error) {
+	data, err := os.ReadFile(labelFile)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: flat image folder needs a label file: %w", dir, err)
+	}
+	entries, err := parseLabelFile(labelFile, data, classes)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, filepath.FromSlash(e.file))
 		if _, err := os.Stat(p); err != nil {
-			return nil, nil, nil, fmt.Errorf("%s:%d: image file missing: %w", labelFile, n+1, err)
+			return nil, nil, nil, fmt.Errorf("%s:%d: image file missing: %w", labelFile, e.line, err)
 		}
 		paths = append(paths, p)
-		labels = append(labels, label)
-		maxLabel = max(maxLabel, label)
-	}
-	if len(paths) == 0 {
-		return nil, nil, nil, fmt.Errorf("%s: label file lists no images", labelFile)
+		labels = append(labels, e.label)
 	}
 	if classes == nil {
-		classes = make([]string, maxLabel+1)
-		for i := range classes {
-			classes[i] = strconv.Itoa(i)
-		}
+		classes = indexClasses(entries)
 	}
 	return paths, labels, classes, nil
 }

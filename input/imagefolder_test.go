@@ -275,3 +275,65 @@ func TestImageFolderLinkedClasses(t *testing.T) {
 	}
 	assert.Equal(t, []int32{0, 0, 0, 1, 1, 1, 2, 2, 2}, labels)
 }
+
+// TestImageFolderSplitsAgree checks that every split of an image folder has the classes of the training split,
+// also where the training split is flat (a labels.txt): a validation split lacking the last classes must not
+// give the model fewer outputs than the training labels need.
+func TestImageFolderSplitsAgree(t *testing.T) {
+	img := func(t *testing.T) []byte { return encodePNG(t, solidImage(4, 4, color.RGBA{1, 2, 3, 255})) }
+	flat := func(t *testing.T, dir string, labels ...string) {
+		var lines bytes.Buffer
+		for i, l := range labels {
+			name := "x" + string(rune('a'+i)) + ".png"
+			writeFile(t, filepath.Join(dir, name), img(t))
+			lines.WriteString(name + " " + l + "\n")
+		}
+		writeFile(t, filepath.Join(dir, "labels.txt"), lines.Bytes())
+	}
+	for _, tc := range []struct {
+		name    string
+		setup   func(root string, t *testing.T)
+		classes []string
+		labels  []int32
+		message string // the error, where one is wanted
+	}{
+		{"flat train and flat val lacking a class", func(root string, t *testing.T) {
+			flat(t, filepath.Join(root, "train"), "0", "1", "2")
+			flat(t, filepath.Join(root, "val"), "1", "0")
+		}, []string{"0", "1", "2"}, []int32{1, 0}, ""},
+		{"flat train and val class folders", func(root string, t *testing.T) {
+			flat(t, filepath.Join(root, "train"), "0", "1", "2")
+			writeFile(t, filepath.Join(root, "val", "1", "v.png"), img(t))
+		}, []string{"0", "1", "2"}, []int32{1}, ""},
+		{"val label beyond flat train's classes", func(root string, t *testing.T) {
+			flat(t, filepath.Join(root, "train"), "0", "1")
+			flat(t, filepath.Join(root, "val"), "2")
+		}, nil, nil, "label 2 out of range [0, 2)"},
+		{"class-folder train and flat val", func(root string, t *testing.T) {
+			writeFolderTree(t, root)
+			require.NoError(t, os.RemoveAll(filepath.Join(root, "val")))
+			flat(t, filepath.Join(root, "val"), "bee")
+		}, []string{"ant", "bee", "cat"}, []int32{1}, ""},
+		{"no train: flat val alone", func(root string, t *testing.T) {
+			flat(t, filepath.Join(root, "val"), "1", "0")
+		}, []string{"0", "1"}, []int32{1, 0}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			tc.setup(root, t)
+			ds, err := Open("imagefolder", root, "val", Options{BatchSize: 4, ImageSize: 4})
+			if tc.message != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.message)
+				return
+			}
+			require.NoError(t, err)
+			t.Cleanup(ds.Close)
+			assert.Equal(t, tc.classes, ds.ClassNames())
+			assert.Equal(t, len(tc.classes), ds.NumClasses())
+			bs := epoch(t, ds)
+			require.Len(t, bs, 1)
+			assert.Equal(t, tc.labels, bs[0].labels)
+		})
+	}
+}
