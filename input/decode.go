@@ -85,7 +85,8 @@ func describeContent(data []byte) string {
 }
 
 // toRGB converts any image to packed 8-bit RGB, with fast paths for the types the JPEG and PNG decoders
-// return most often. Alpha is ignored for RGBA/NRGBA (colours are taken as stored).
+// return most often. Alpha is ignored (colours are taken as stored): the same for an 8-bit RGBA PNG as for a
+// 16-bit one or a paletted one with transparent entries, whose colours are not premultiplied either.
 func toRGB(img image.Image) (pix []uint8, w, h int) {
 	b := img.Bounds()
 	w, h = b.Dx(), b.Dy()
@@ -121,13 +122,25 @@ func toRGB(img image.Image) (pix []uint8, w, h int) {
 	default:
 		for y := range h {
 			for x := range w {
-				r, g, bb, _ := img.At(x+b.Min.X, y+b.Min.Y).RGBA()
 				i := (y*w + x) * 3
-				pix[i], pix[i+1], pix[i+2] = uint8(r>>8), uint8(g>>8), uint8(bb>>8)
+				pix[i], pix[i+1], pix[i+2] = storedRGB(img.At(x+b.Min.X, y+b.Min.Y))
 			}
 		}
 	}
 	return pix, w, h
+}
+
+// storedRGB is the 8-bit colour of c as stored, without alpha: non-premultiplied colours (16-bit RGBA PNGs,
+// palette entries of PNGs with transparency) are not multiplied by their alpha as color.Color's RGBA does.
+func storedRGB(c color.Color) (r, g, b uint8) {
+	switch c := c.(type) {
+	case color.NRGBA:
+		return c.R, c.G, c.B
+	case color.NRGBA64:
+		return uint8(c.R >> 8), uint8(c.G >> 8), uint8(c.B >> 8)
+	}
+	r32, g32, b32, _ := c.RGBA()
+	return uint8(r32 >> 8), uint8(g32 >> 8), uint8(b32 >> 8)
 }
 
 func rgbaToRGB(src []uint8, stride, w, h int, pix []uint8) {

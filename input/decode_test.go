@@ -47,3 +47,36 @@ func TestDecodeFormatsIndependentOfRegistry(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeIgnoresAlpha: a semi-transparent pixel decodes to its stored colour whatever the PNG's pixel format,
+// as the 8-bit RGBA fast path does (not premultiplied by alpha for 16-bit or paletted PNGs).
+func TestDecodeIgnoresAlpha(t *testing.T) {
+	stored := color.NRGBA{200, 100, 50, 128}
+	nrgba := image.NewNRGBA(image.Rect(0, 0, 2, 1))
+	nrgba64 := image.NewNRGBA64(image.Rect(0, 0, 2, 1))
+	paletted := image.NewPaletted(image.Rect(0, 0, 2, 1), color.Palette{stored})
+	gray16 := image.NewGray16(image.Rect(0, 0, 2, 1))
+	for x := range 2 {
+		nrgba.SetNRGBA(x, 0, stored)
+		nrgba64.Set(x, 0, stored)
+		gray16.SetGray16(x, 0, color.Gray16{Y: 150 * 257})
+	}
+	for _, tc := range []struct {
+		name string
+		img  image.Image
+		want []uint8
+	}{
+		{"8-bit rgba", nrgba, []uint8{200, 100, 50}},
+		{"16-bit rgba", nrgba64, []uint8{200, 100, 50}},
+		{"paletted with transparency", paletted, []uint8{200, 100, 50}},
+		{"16-bit gray", gray16, []uint8{150, 150, 150}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pix, w, h, err := decodeRGBGo("a.png", encodePNG(t, tc.img))
+			require.NoError(t, err)
+			require.Equal(t, []int{2, 1}, []int{w, h})
+			assert.Equal(t, tc.want, pix[:3])
+			assert.Equal(t, tc.want, pix[3:])
+		})
+	}
+}
