@@ -98,6 +98,10 @@ func listDir(dir string, otherImages bool) (dirs, images []string, err error) {
 func folderExamples(root, split, labelFile string) (paths []string, labels []int32, classes []string, err error) {
 	dir := filepath.Join(root, split)
 	dirs, images, err := listDir(dir, false)
+	if st, serr := os.Stat(root); err != nil && serr == nil && !st.IsDir() {
+		return nil, nil, nil, fmt.Errorf("%s is a file, not a folder: the data folder (-data) must hold one sub-folder "+
+			"per split, here %s/, of class folders of images (or of images with a labels.txt)", root, split)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil, fmt.Errorf("%w: the data folder (-data) must hold one sub-folder per split, here %s/, "+
 			"of class folders of images (or of images with a labels.txt)", err, split)

@@ -87,6 +87,10 @@ func TestImageFolderErrors(t *testing.T) {
 		{"missing folder", func(string, *testing.T) {}, "train", "train", "image folder missing"},
 		{"missing folder says what -data holds", func(string, *testing.T) {}, "train", "train",
 			"the data folder (-data) must hold one sub-folder per split, here train/"},
+		{"data folder is a file", func(root string, t *testing.T) {
+			require.NoError(t, os.RemoveAll(root))
+			writeFile(t, root, []byte("not a folder"))
+		}, "train", "", "is a file, not a folder: the data folder (-data) must hold one sub-folder per split, here train/"},
 		{"empty class", func(root string, t *testing.T) {
 			writeFolderTree(t, root)
 			require.NoError(t, os.MkdirAll(filepath.Join(root, "train", "dog"), 0o755))
