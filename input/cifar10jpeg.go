@@ -106,7 +106,8 @@ func EnsureCIFAR10JPEG(archive string) (string, error) {
 // ExtractTarGz extracts the gzipped tar archive into the folder dest, atomically: it extracts into a
 // temporary folder beside dest and renames it to dest, so dest either does not exist or is complete.
 // If dest already exists (for example extracted concurrently by another process) it is left as is.
-// Only regular files and folders are extracted; entries with absolute paths or ".." are an error. dest also
+// Only regular files and folders are extracted; entries with absolute paths or ".." are an error, and so is an
+// archive cut short or damaged (its gzip checksum is checked, also where the tar end marker comes first). dest also
 // receives a record of the archive and of how many files each top-level folder got (.nowt-extracted.json), which
 // the cifar10-jpeg reader checks the copy against before each run.
 func ExtractTarGz(archive, dest string) error {
@@ -151,15 +152,21 @@ func extractInto(archive, dir string) (map[string]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a gzip archive: %w", archive, err)
 	}
-	tr := tar.NewReader(zr)
+	src := &readErrors{r: zr}
+	tr := tar.NewReader(src)
 	counts := map[string]int{}
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
+			// The tar end marker can come before the end of the gzip stream: read it to the end, which checks
+			// its checksum, so that a corrupt or truncated archive is not taken for a whole one.
+			if _, err := io.Copy(io.Discard, zr); err != nil {
+				return nil, corruptArchive(archive, "", err)
+			}
 			return counts, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: corrupt or truncated archive: %w", archive, err)
+			return nil, corruptArchive(archive, "", err)
 		}
 		name := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
 		if name == "." {
@@ -182,9 +189,13 @@ func extractInto(archive, dir string) (map[string]int, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", archive, err)
 			}
+			src.err = nil
 			_, err = io.Copy(out, tr)
 			if cerr := out.Close(); err == nil {
 				err = cerr
+			}
+			if src.err != nil { // reading the archive failed, not writing the file
+				return nil, corruptArchive(archive, hdr.Name, err)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("%s: extracting %s: %w", archive, hdr.Name, err)
@@ -193,6 +204,30 @@ func extractInto(archive, dir string) (map[string]int, error) {
 			counts[top]++
 		}
 	}
+}
+
+// readErrors is a reader that remembers its last error other than io.EOF, to tell a corrupt archive from a
+// failed write when a copy out of it fails.
+type readErrors struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErrors) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
+}
+
+// corruptArchive is the error of an archive whose content cannot be read (cut short by an interrupted download or
+// copy, or damaged), at the entry named (or "" between entries).
+func corruptArchive(archive, entry string, err error) error {
+	if entry != "" {
+		return fmt.Errorf("%s: corrupt or truncated archive (at %s): %w: download or copy it again", archive, entry, err)
+	}
+	return fmt.Errorf("%s: corrupt or truncated archive: %w: download or copy it again", archive, err)
 }
 
 // openCIFAR10JPEG opens the CIFAR-10 JPEG copy as an image folder with CIFAR transforms. path "" uses

@@ -341,3 +341,36 @@ func TestImageFolderSplitsAgree(t *testing.T) {
 		})
 	}
 }
+
+// TestExtractCorruptArchive: an archive cut short or damaged anywhere, also after the tar end marker (in the gzip
+// stream's padding or checksum), is refused with an error that names it and says to fetch it again, and leaves
+// no folder behind.
+func TestExtractCorruptArchive(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "whole.tar.gz")
+	writeTarGz(t, path, map[string][]byte{"train/cat/0000.jpg": encodeJPEG(t, patternImage(32, 32, 3))})
+	whole, err := os.ReadFile(path)
+	require.NoError(t, err)
+	n := len(whole)
+	badChecksum := bytes.Clone(whole)
+	badChecksum[n-8] ^= 0xff // the gzip trailer: CRC-32, then the size
+	for _, tc := range []struct {
+		name    string
+		data    []byte
+		message string
+	}{
+		{"cut in a file", whole[:n/2], "corrupt or truncated archive (at train/cat/0000.jpg): unexpected EOF: download or copy it again"},
+		{"cut in the gzip trailer", whole[:n-4], "corrupt or truncated archive: unexpected EOF: download or copy it again"},
+		{"bad gzip checksum", badChecksum, "corrupt or truncated archive: gzip: invalid checksum: download or copy it again"},
+		{"not gzip", []byte("hello\n"), "not a gzip archive"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			archive := filepath.Join(t.TempDir(), CIFAR10JPEGArchiveName)
+			writeFile(t, archive, tc.data)
+			dest := filepath.Join(t.TempDir(), "out")
+			err := ExtractTarGz(archive, dest)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), archive+": "+tc.message)
+			assert.NoDirExists(t, dest)
+		})
+	}
+}
