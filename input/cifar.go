@@ -103,8 +103,12 @@ func openCIFAR(f cifarFormat, path, split string) (*source, error) {
 	if st, err := os.Stat(filepath.Join(path, f.folder)); err == nil && st.IsDir() {
 		path = filepath.Join(path, f.folder)
 	}
-	if _, err := os.Stat(path); err != nil {
+	if st, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("%s folder missing: %w", f.name, err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("%s is a file, not a folder: -data must name the %s folder of the binary version (or the "+
+			"folder holding it), extracted from https://www.cs.toronto.edu/~kriz/%s-binary.tar.gz", path, f.folder,
+			strings.ReplaceAll(f.name, "cifar", "cifar-"))
 	}
 	files := f.train
 	if split == "test" {

@@ -77,6 +77,7 @@ func TestCIFARErrors(t *testing.T) {
 		{"fine label", "cifar100", "test.bin", cifarRecord([]byte{3, 100}, 0), "record 0: label byte 1 is 100, out of range [0, 100)"},
 		{"coarse label", "cifar100", "test.bin", cifarRecord([]byte{20, 1}, 0), "record 0: label byte 0 is 20, out of range [0, 20)"},
 		{"empty", "cifar10", "test_batch.bin", nil, "empty CIFAR file"},
+		{"data is a file", "cifar10", "cifar-10-binary.tar.gz", []byte("an archive"), "is a file, not a folder: -data must name the cifar-10-batches-bin folder of the binary version (or the folder holding it), extracted from https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"},
 		{"missing", "cifar10", "", nil, "no such file or directory: -data must name the cifar-10-batches-bin folder of the binary version (or the folder holding it), with data_batch_1.bin, data_batch_2.bin, data_batch_3.bin, data_batch_4.bin, data_batch_5.bin and test_batch.bin"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,7 +85,11 @@ func TestCIFARErrors(t *testing.T) {
 			if tc.file != "" {
 				writeFile(t, filepath.Join(dir, tc.file), tc.data)
 			}
-			_, err := Open(tc.dataset, dir, "test", Options{BatchSize: 1})
+			path := dir
+			if tc.name == "data is a file" {
+				path = filepath.Join(dir, tc.file)
+			}
+			_, err := Open(tc.dataset, path, "test", Options{BatchSize: 1})
 			require.Error(t, err)
 			if tc.file == "" {
 				tc.file = "test_batch.bin"

@@ -122,9 +122,12 @@ func findIDX(dir, prefix, kind, ext string) (string, error) {
 			tried = append(tried, base+suffix)
 		}
 	}
-	if _, err := os.Stat(dir); err != nil {
+	if st, err := os.Stat(dir); err != nil {
 		return "", fmt.Errorf("idx folder missing: %w: -data must name the folder holding %s-images-idx3-ubyte and "+
 			"%s-labels-idx1-ubyte (raw or .gz)", err, prefix, prefix)
+	} else if !st.IsDir() {
+		return "", fmt.Errorf("%s is a file, not a folder: -data must name the folder holding %s-images-idx3-ubyte and "+
+			"%s-labels-idx1-ubyte (raw or .gz)", dir, prefix, prefix)
 	}
 	return "", fmt.Errorf("%s: no %s %s file found (tried %s)", dir, prefix, kind, strings.Join(tried, ", "))
 }

@@ -65,6 +65,9 @@ func TestIDXErrors(t *testing.T) {
 		message string
 	}{
 		{"missing folder", func(string, *testing.T) {}, "nope", "idx folder missing: stat"},
+		{"data is a file", func(dir string, t *testing.T) {
+			writeMNIST(t, dir, "train", 4, 2, 2, true)
+		}, "train-images-idx3-ubyte.gz", "is a file, not a folder: -data must name the folder holding train-images-idx3-ubyte"},
 		{"missing labels", func(dir string, t *testing.T) {
 			good(dir, t)
 			require.NoError(t, os.Remove(filepath.Join(dir, "train-labels-idx1-ubyte")))
@@ -116,8 +119,11 @@ func TestIDXErrors(t *testing.T) {
 			dir := t.TempDir()
 			tc.setup(dir, t)
 			path := dir
-			if tc.name == "missing folder" {
+			switch tc.name {
+			case "missing folder":
 				path = filepath.Join(dir, "nope")
+			case "data is a file":
+				path = filepath.Join(dir, "train-images-idx3-ubyte.gz")
 			}
 			_, err := Open("mnist", path, "train", Options{BatchSize: 2})
 			require.Error(t, err)
