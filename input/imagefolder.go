@@ -123,14 +123,16 @@ func folderExamples(root, split, labelFile string) (paths []string, labels []int
 		for _, c := range dirs {
 			label, ok := index[c]
 			if !ok {
-				return nil, nil, nil, fmt.Errorf("%s: class folder %q is not a class of %s", dir, c, filepath.Join(root, "train"))
+				return nil, nil, nil, fmt.Errorf("%s: class folder %q is not a class of %s: labels follow the training split's "+
+					"classes, so add the class there or remove the folder", dir, c, filepath.Join(root, "train"))
 			}
 			_, files, err := listDir(filepath.Join(dir, c), true)
 			if err != nil {
 				return nil, nil, nil, err
 			}
 			if !slices.ContainsFunc(files, isImageFile) {
-				return nil, nil, nil, fmt.Errorf("%s: empty class folder: no .jpg, .jpeg or .png files", filepath.Join(dir, c))
+				return nil, nil, nil, fmt.Errorf("%s: empty class folder: no .jpg, .jpeg or .png files: add its images or "+
+					"remove the folder", filepath.Join(dir, c))
 			}
 			for _, f := range files {
 				paths = append(paths, filepath.Join(dir, c, f))

@@ -94,11 +94,15 @@ func TestImageFolderErrors(t *testing.T) {
 		{"empty class", func(root string, t *testing.T) {
 			writeFolderTree(t, root)
 			require.NoError(t, os.MkdirAll(filepath.Join(root, "train", "dog"), 0o755))
-		}, "train", "train/dog", "empty class folder"},
+		}, "train", "train/dog", "empty class folder: no .jpg, .jpeg or .png files: add its images or remove the folder"},
 		{"unknown val class", func(root string, t *testing.T) {
 			writeFolderTree(t, root)
 			writeFile(t, filepath.Join(root, "val", "emu", "e.png"), encodePNG(t, solidImage(4, 4, color.RGBA{})))
-		}, "val", "val", `class folder "emu" is not a class`},
+		}, "val", "val", `class folder "emu" is not a class of `},
+		{"unknown val class says what to do", func(root string, t *testing.T) {
+			writeFolderTree(t, root)
+			writeFile(t, filepath.Join(root, "val", "emu", "e.png"), encodePNG(t, solidImage(4, 4, color.RGBA{})))
+		}, "val", "train", `: labels follow the training split's classes, so add the class there or remove the folder`},
 		{"no label file", func(root string, t *testing.T) {
 			writeFile(t, filepath.Join(root, "val", "x.png"), encodePNG(t, solidImage(4, 4, color.RGBA{})))
 		}, "val", "val/labels.txt", "flat image folder needs a label file"},
