@@ -285,13 +285,45 @@ func newFolderSource(name, root, split, labelFile string, size int, style folder
 		n: len(paths), h: size, w: size, c: 3, numClasses: len(classes), classNames: classes, labels: labels,
 		mean: mean, std: std, limitShuffle: true,
 		load: func(i int, dst []float32, rng *rand.Rand) error {
-			data, err := os.ReadFile(paths[i])
+			data, err := readImageFile(paths[i])
 			if err != nil {
 				return fmt.Errorf("%s: %w: %v", paths[i], errCorrupt, err)
 			}
 			return decodeTransform(paths[i], data, size, style, dst, rng)
 		},
 	}, nil
+}
+
+// maxImageFileBytes bounds the size of an image file read whole (a JPEG or PNG of maxImagePixels is far smaller).
+const maxImageFileBytes = 1 << 30
+
+// readImageFile reads an image file whole. Anything but a regular file (a named pipe, a device, reached by name or
+// through a link), which reading could block on or never finish, and a file larger than maxImageFileBytes are
+// errors, saying what to do.
+func readImageFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if t := st.Mode().Type(); !t.IsRegular() {
+		kind := "a special file"
+		switch {
+		case t&fs.ModeDir != 0:
+			kind = "a folder"
+		case t&fs.ModeNamedPipe != 0:
+			kind = "a named pipe"
+		case t&fs.ModeDevice != 0, t&fs.ModeCharDevice != 0:
+			kind = "a device"
+		case t&fs.ModeSocket != 0:
+			kind = "a socket"
+		}
+		return nil, fmt.Errorf("%s, not a regular file: remove it from the image folder", kind)
+	}
+	if st.Size() > maxImageFileBytes {
+		return nil, fmt.Errorf("%d bytes is larger than any image nowt reads (%d bytes at most): remove it from the "+
+			"image folder", st.Size(), maxImageFileBytes)
+	}
+	return os.ReadFile(path)
 }
 
 // transformImage applies the training (rng != nil) or evaluation transform of the style to a decoded
