@@ -124,7 +124,8 @@ type Config struct {
 	Changes []string `json:"changes,omitempty"`
 
 	// Params are context hyperparameters: the rule's (feedback.Param*: wm_*, kp_decay, ss_scale, ...) and the
-	// model's (models.Param*), by name.
+	// model's (models.Param*), by name. [Config.Validate] refuses a name that no rule or model has and a value of
+	// another kind than the parameter's default (mlp_hidden is the string "256", not the number 256).
 	Params map[string]any `json:"params,omitempty"`
 	// Settings is a GoMLX "-set" string ("name=value;name2=value2") applied last.
 	Settings string `json:"settings,omitempty"`

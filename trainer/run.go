@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -385,6 +386,9 @@ func newContext(cfg Config) (*context.Context, error) {
 	for k, v := range models.DefaultParams() {
 		ctx.SetParam(k, v)
 	}
+	if err := checkParams(cfg.Params); err != nil {
+		return nil, err
+	}
 	for k, v := range cfg.Params {
 		ctx.SetParam(k, normalizeParam(v))
 	}
@@ -428,6 +432,53 @@ func parseSettings(ctx *context.Context, settings string) (err error) {
 		return invalid("-set", "-set %q: %v (see nowt rules -v for the names)", settings, err)
 	}
 	return nil
+}
+
+// checkParams refuses a Config.Params entry that no rule, model or layer reads (a mistyped name, which the context
+// would keep without a word, as -set refuses it) or whose value is not of its default's kind: GoMLX would read
+// the number 16 as the string "\x10" for mlp_hidden, and panic reading the string "32" as resnet_width.
+func checkParams(params map[string]any) error {
+	defaults := feedback.DefaultParams()
+	maps.Copy(defaults, models.DefaultParams())
+	for _, name := range slices.Sorted(maps.Keys(params)) {
+		v := params[name]
+		def, known := defaults[name]
+		if !known {
+			return invalid("-set", "Params[%q]: no rule, model or layer has a hyperparameter of that name (nowt rules -v "+
+				"and nowt models -v list them; feedback.DefaultParams and models.DefaultParams hold them)", name)
+		}
+		want, got := paramKind(def), paramKind(v)
+		if got != want {
+			return invalid("-set", "Params[%q] = %#v is %s: want %s, as its default %#v", name, v, got, want, def)
+		}
+		if f, ok := v.(float64); ok && isInt(def) && f != math.Trunc(f) {
+			return invalid("-set", "Params[%q] = %v: want a whole number, as its default %v", name, v, def)
+		}
+	}
+	return nil
+}
+
+// paramKind names the kind of a hyperparameter's value, as checkParams compares them: "a string", "a number",
+// "true or false", or its Go type.
+func paramKind(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case bool:
+		return "true or false"
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		return "a number"
+	}
+	return fmt.Sprintf("a %T", v)
+}
+
+// isInt reports whether v is an integer.
+func isInt(v any) bool {
+	switch v.(type) {
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		return true
+	}
+	return false
 }
 
 // normalizeParam turns JSON numbers that are whole into ints, so that config.json round-trips int params.
