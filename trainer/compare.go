@@ -397,15 +397,22 @@ func LoadComparison(dir string) (*Comparison, error) {
 		records, err := ReadRecords(filepath.Join(sub, metricsFileName))
 		var bad *badLineError
 		switch {
-		case errors.As(err, &bad):
-			// A line cut short by a crash, or damaged: report what came before it, and say so.
+		case errors.As(err, &bad) && bad.linesAfter == 0:
+			// A last line cut short by a crash: report what came before it, and say so.
 			c.LogProblems[rule] = fmt.Sprintf("%s/%s, line %d, does not decode (%v): reported from the %d records "+
 				"before it (nowt train -resume -out %s repairs the log and continues the run)", rule, metricsFileName,
 				bad.line, bad.err, len(records), sub)
+		case errors.As(err, &bad):
+			// A damaged line with records after it, which no crash makes (and which a resume refuses to rewrite).
+			c.LogProblems[rule] = fmt.Sprintf("%s/%s, line %d, does not decode (%v), and %d more lines follow it: "+
+				"damaged, not cut short by a crash; reported from the %d records before it (repair or delete that line, "+
+				"then report again)", rule, metricsFileName, bad.line, bad.err, bad.linesAfter, len(records))
 		case errors.Is(err, os.ErrNotExist):
 			c.LogProblems[rule] = fmt.Sprintf("%s/ has no %s: no record to report", rule, metricsFileName)
 		case err != nil:
 			return nil, err
+		case len(records) == 0:
+			c.LogProblems[rule] = fmt.Sprintf("%s/%s holds no records: nothing to report", rule, metricsFileName)
 		}
 		res := resultFromRecords(cfg, records, nil)
 		if wt, ok := readWallTime(sub); ok {

@@ -291,3 +291,47 @@ func TestSameRunKeepsResumeChanges(t *testing.T) {
 	other.Momentum = 0.5
 	require.ErrorContains(t, sameRun(stored, other), "momentum", "-lr's change does not excuse another setting")
 }
+
+// TestLoadComparisonLogProblems: a run whose metrics log holds nothing, is missing, or does not decode whole is
+// reported with a note that says so and what to do, never as a run of 0 steps without a word.
+func TestLoadComparisonLogProblems(t *testing.T) {
+	const good = `{"step":0,"epoch":0,"test_top1":0.1}` + "\n" + `{"step":5,"epoch":0.5,"test_top1":0.5}` + "\n"
+	for _, tc := range []struct {
+		name, log string // log "-": no metrics.jsonl
+		records   int
+		problem   string // "" for none
+	}{
+		{"whole", good, 2, ""},
+		{"empty", "", 0, "kp/metrics.jsonl holds no records: nothing to report"},
+		{"blank lines only", "\n\n", 0, "kp/metrics.jsonl holds no records: nothing to report"},
+		{"missing", "-", 0, "kp/ has no metrics.jsonl: no record to report"},
+		{"torn last line", good + `{"step":10,"ep`, 2,
+			"kp/metrics.jsonl, line 3, does not decode (unexpected end of JSON input): reported from the 2 records before it " +
+				"(nowt train -resume -out "},
+		{"damaged line with lines after it", `{"step":0,"epoch":0,"test_loss":NaN}` + "\n" + good, 0,
+			"kp/metrics.jsonl, line 1, does not decode (invalid character 'N' looking for beginning of value), and 2 more lines " +
+				"follow it: damaged, not cut short by a crash; reported from the 0 records before it (repair or delete that line"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			run := filepath.Join(dir, "kp")
+			c := DefaultConfig()
+			c.OutDir = run
+			require.NoError(t, os.MkdirAll(run, 0o755))
+			require.NoError(t, WriteConfig(c, run))
+			if tc.log != "-" {
+				require.NoError(t, os.WriteFile(filepath.Join(run, metricsFileName), []byte(tc.log), 0o644))
+			}
+			loaded, err := LoadComparison(dir)
+			require.NoError(t, err)
+			require.Len(t, loaded.Records["kp"], tc.records)
+			problem, ok := loaded.LogProblems["kp"]
+			if tc.problem == "" {
+				require.False(t, ok, "no problem with a whole log, got %q", problem)
+				return
+			}
+			require.True(t, ok, "the problem is noted")
+			require.Contains(t, problem, tc.problem)
+		})
+	}
+}
