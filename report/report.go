@@ -240,7 +240,7 @@ func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
 	}
 	for _, rule := range rules {
 		if n := summaries[rule].Evaluations; n > 0 && n < 10 {
-			fmt.Fprintf(&b, "- %s: only %d test evaluations (set -eval-every for a curve).\n", rule, n)
+			fmt.Fprintf(&b, "- %s: only %s (set -eval-every for a curve).\n", rule, plural(n, "test evaluation"))
 		}
 		switch c.Status[rule] {
 		case trainer.StatusReused:

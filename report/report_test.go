@@ -415,3 +415,49 @@ func TestGradientAnglesAllUndefined(t *testing.T) {
 		})
 	}
 }
+
+// TestRunWithoutRecords: a run whose log holds no records adds no claim about the other runs' logs (its empty
+// row is not "a log made before nowt measured" gradient angles), and a run with one test evaluation is counted
+// in the singular.
+func TestRunWithoutRecords(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		modify      func(c *trainer.Comparison)
+		has, hasNot []string
+	}{
+		{"all measured", func(c *trainer.Comparison) {}, nil, []string{`∠∇ "–": not measured`}},
+		{"a run without records", func(c *trainer.Comparison) {
+			c.Records["fa"] = nil
+			c.LogProblems = map[string]string{"fa": "fa/metrics.jsonl holds no records: nothing to report"}
+		}, []string{"- fa: its log could not be read whole: fa/metrics.jsonl holds no records"}, []string{`∠∇ "–": not measured`}},
+		{"a run from before gradient angles", func(c *trainer.Comparison) {
+			for i := range c.Records["fa"] {
+				for j := range c.Records["fa"][i].Layers {
+					c.Records["fa"][i].Layers[j].GradientAngle = nil
+				}
+			}
+		}, []string{`∠∇ "–": not measured`}, nil},
+		{"one test evaluation", func(c *trainer.Comparison) {
+			c.Records["kp"] = c.Records["kp"][:3] // steps 0, 10, 20: one evaluation
+		}, []string{"- kp: only 1 test evaluation (set -eval-every"}, []string{"1 test evaluations"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := syntheticComparison([]string{"/model/fc0", "/model/out"})
+			for _, records := range c.Records {
+				for i := range records {
+					for j := range records[i].Layers {
+						records[i].Layers[j].GradientAngle = ptr(float64(10 * j))
+					}
+				}
+			}
+			tc.modify(c)
+			text := Format(c, "", time.Now())
+			for _, s := range tc.has {
+				require.Contains(t, text, s)
+			}
+			for _, s := range tc.hasNot {
+				require.NotContains(t, text, s)
+			}
+		})
+	}
+}

@@ -231,9 +231,16 @@ func measuresGradients(s trainer.Summary) bool {
 	})
 }
 
-// allMeasureGradients reports whether every run's final record holds gradient angles.
+// allMeasureGradients reports whether every run with alignment records holds gradient angles in its final one (a
+// run without records, an empty log, says nothing of when its log was made).
 func allMeasureGradients(summaries map[string]trainer.Summary) bool {
-	return runsMeasuringGradients(summaries) == len(summaries)
+	withLayers := 0
+	for _, s := range summaries {
+		if len(s.Layers) > 0 {
+			withLayers++
+		}
+	}
+	return runsMeasuringGradients(summaries) == withLayers
 }
 
 // runsMeasuringGradients counts the runs whose final record holds gradient angles.
