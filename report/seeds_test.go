@@ -271,3 +271,34 @@ func TestSeedsWithRunAtChance(t *testing.T) {
 	require.Contains(t, table, "| kp | 91.00 | diverged | 93.00 |")
 	require.NotContains(t, table, "*at chance*")
 }
+
+// TestSeedsWithoutFinalTop1: a seed without a rule's final top-1 (no run, an empty log, no test evaluation) reads
+// "–", and a note under the table says so and that the rule's mean and sd are over fewer seeds.
+func TestSeedsWithoutFinalTop1(t *testing.T) {
+	full := []*trainer.Comparison{
+		seedComparison(1, map[string]float64{"bp": 0.90, "fa": 0.85}),
+		seedComparison(2, map[string]float64{"bp": 0.92, "fa": 0.86}),
+	}
+	for _, tc := range []struct {
+		name string
+		cs   []*trainer.Comparison
+		has  []string
+		not  []string
+	}{
+		{"every seed", full, nil, []string{"*–*"}},
+		{"wm missing in seed 3", threeSeeds(),
+			[]string{"| wm | 89.50 | 92.00 | – | 90.75 | 1.77 |",
+				"*–*: no final test top-1 in that seed (no run, or a log without a test evaluation: see the seed's " +
+					"results.md): wm seed 3; the rule's mean and sd are over the seeds that have one."}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			table := SeedsTable(tc.cs)
+			for _, s := range tc.has {
+				require.Contains(t, table, s)
+			}
+			for _, s := range tc.not {
+				require.NotContains(t, table, s)
+			}
+		})
+	}
+}

@@ -111,7 +111,7 @@ func angleRange(layers []trainer.LayerAlignment, angle func(trainer.LayerAlignme
 // column per comparison (headed by its seed), then the mean and the sample standard deviation. A run that diverged
 // reads "diverged" and is left out of the mean and sd, with a note under the table; a run that ended at chance
 // level is marked "(at chance)", counts in the mean and sd (it is what the rule did) and is described under the
-// table.
+// table; a seed without the rule's final top-1 (no run, no test evaluation) reads "–", also with a note.
 func SeedsTable(cs []*trainer.Comparison) string {
 	rules := seedsRules(cs)
 	header := []string{"rule"}
@@ -122,7 +122,7 @@ func SeedsTable(cs []*trainer.Comparison) string {
 	var b strings.Builder
 	writeHeader(&b, header)
 	anyDiverged := false
-	var chanceNotes []string
+	var chanceNotes, missing []string
 	for _, rule := range rules {
 		row := []string{rule}
 		var values []float64
@@ -134,6 +134,7 @@ func SeedsTable(cs []*trainer.Comparison) string {
 			}
 			v, ok := finalTop1(c, rule)
 			if !ok {
+				missing = append(missing, fmt.Sprintf("%s seed %s", rule, seedOf(c)))
 				row = append(row, "–")
 				continue
 			}
@@ -151,6 +152,10 @@ func SeedsTable(cs []*trainer.Comparison) string {
 	if anyDiverged {
 		b.WriteString("\n*diverged*: the run's loss diverged and the run stopped (its last evaluation came before the end); " +
 			"mean and sd are over the runs that did not.\n")
+	}
+	if len(missing) > 0 {
+		b.WriteString("\n*–*: no final test top-1 in that seed (no run, or a log without a test evaluation: see the seed's " +
+			"results.md): " + strings.Join(missing, ", ") + "; the rule's mean and sd are over the seeds that have one.\n")
 	}
 	if len(chanceNotes) > 0 {
 		b.WriteString("\n*at chance*: the run's last test evaluations were at chance level; it counts in the mean and sd " +
