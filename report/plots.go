@@ -366,7 +366,8 @@ func FinalAnglesPlot(rules []string, records map[string][]trainer.Record) *plot.
 }
 
 // decadeTicks labels an axis of log10 values with the powers of ten they stand for, with minor ticks at 2…9 × 10ᵏ
-// (2 and 5 × 10ᵏ labelled when the axis spans under two decades).
+// (2 and 5 × 10ᵏ labelled when the axis spans under two decades, every one under one decade, where a power of
+// ten, 2× or 5× may be one label or none).
 type decadeTicks struct{}
 
 // Ticks implements plot.Ticker.
@@ -379,7 +380,7 @@ func (decadeTicks) Ticks(lo, hi float64) []plot.Tick {
 		for m := 2.0; m < 10; m++ {
 			if v := k + math.Log10(m); v >= lo && v <= hi {
 				label := ""
-				if (m == 2 || m == 5) && hi-lo < 2 { // Few decades: label 2 and 5 × 10ᵏ too.
+				if (m == 2 || m == 5) && hi-lo < 2 || hi-lo < 1 { // Few decades: label 2 and 5 × 10ᵏ too, or all.
 					label = strconv.FormatFloat(m*math.Pow(10, k), 'g', -1, 64)
 				}
 				ticks = append(ticks, plot.Tick{Value: v, Label: label})

@@ -461,3 +461,28 @@ func TestRunWithoutRecords(t *testing.T) {
 		})
 	}
 }
+
+// TestDecadeTicks: a log axis is labelled enough to read its values: the powers of ten, 2 and 5 × 10ᵏ under two
+// decades, and every tick under one decade (a test error between 40 % and 90 % had only "50").
+func TestDecadeTicks(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		lo, hi float64 // in the axis' units, not logs
+		labels []string
+	}{
+		{"three decades", 0.5, 200, []string{"1", "10", "100"}},
+		{"under two decades", 3, 90, []string{"5", "10", "20", "50"}},
+		{"under one decade", 38, 92, []string{"40", "50", "60", "70", "80", "90"}},
+		{"a narrow range", 61, 79, []string{"70"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var labels []string
+			for _, tick := range (decadeTicks{}).Ticks(math.Log10(tc.lo), math.Log10(tc.hi)) {
+				if tick.Label != "" {
+					labels = append(labels, tick.Label)
+				}
+			}
+			require.Equal(t, tc.labels, labels)
+		})
+	}
+}
