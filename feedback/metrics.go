@@ -16,7 +16,9 @@ type Alignment struct {
 	// WeightAngle is the angle between vec(B) and vec(Wᵀ) (B in W's layout: between B and W); NaN if B or W is
 	// zero. It is nil where B does not have W's shape (dfa's hidden layers, whose B maps the classes).
 	WeightAngle *Node
-	// NormRatio is ‖B‖/‖W‖ (Frobenius norms).
+	// NormRatio is ‖B‖/‖W‖ (Frobenius norms). Like WeightAngle, it is nil where B does not have W's shape: dfa's
+	// hidden layers' B, [in, classes] against W's [in, out], takes the place of the weights of every layer above,
+	// not of W, and a ratio of norms of matrices of different sizes compares nothing.
 	NormRatio *Node
 	// WeightNorm is ‖W‖ (Frobenius norm, of the master copy under mixed precision): with NormRatio, how large
 	// W and B grow (a rule whose B follows W's size lets the error signal grow with W, as backprop's does).
@@ -59,13 +61,10 @@ func AlignmentGraph(ctx *context.Context, g *Graph) []Alignment {
 			b = StopGradient(layer.FeedbackGraph(ctx, g))
 		}
 		wNorm := L2Norm(w)
-		a := Alignment{
-			Scope:      layer.Scope,
-			NormRatio:  Div(L2Norm(b), MaxScalar(wNorm, 1e-30)),
-			WeightNorm: wNorm,
-		}
-		if b.Shape().Equal(w.Shape()) {
+		a := Alignment{Scope: layer.Scope, WeightNorm: wNorm}
+		if b.Shape().Equal(w.Shape()) { // B stands for Wᵀ: not dfa's hidden layers', which maps the classes
 			a.WeightAngle = AngleDegrees(b, wRef)
+			a.NormRatio = Div(L2Norm(b), MaxScalar(wNorm, 1e-30))
 		}
 		if c, found := deltas[layer.Scope]; found {
 			delta := ConvertDType(StopGradient(c.delta), w.DType())

@@ -53,9 +53,11 @@ func TestAlignmentGraph(t *testing.T) {
 					require.Equal(t, "/layer", al[0].Scope)
 					require.NotNil(t, al[0].DeltaAngle)
 					require.Equal(t, fromOutput && lc.out != testClasses, al[0].WeightAngle == nil, "weight angle defined where B has W's shape")
-					weightAngle := al[0].WeightAngle
+					require.Equal(t, al[0].WeightAngle == nil, al[0].NormRatio == nil,
+						"‖B‖/‖W‖ defined where B has W's shape: not between dfa's B towards the classes and W")
+					weightAngle, normRatio := al[0].WeightAngle, al[0].NormRatio
 					if weightAngle == nil {
-						weightAngle = Scalar(g, al[0].NormRatio.DType(), 0)
+						weightAngle, normRatio = Scalar(g, al[0].WeightNorm.DType(), 0), Scalar(g, al[0].WeightNorm.DType(), 0)
 					}
 					var used *Node
 					for _, c := range graphCaptures(ctx, g) {
@@ -64,7 +66,7 @@ func TestAlignmentGraph(t *testing.T) {
 						}
 					}
 					layer := Layers(ctx)[0]
-					return []*Node{weightAngle, al[0].NormRatio, al[0].DeltaAngle, layer.Weights.ValueGraph(g), used,
+					return []*Node{weightAngle, normRatio, al[0].DeltaAngle, layer.Weights.ValueGraph(g), used,
 						al[0].WeightNorm}
 				}, tensors.FromFlatDataAndDimensions(x, xDims...))
 				w, b := testutil.Flat64(t, outs[3]), testutil.Flat64(t, outs[4])
@@ -74,8 +76,8 @@ func TestAlignmentGraph(t *testing.T) {
 						wantAngle = 0
 					}
 					require.InDelta(t, wantAngle, testutil.Flat64(t, outs[0])[0], 1e-3, "weight angle")
+					require.InDelta(t, norm(b)/norm(w), testutil.Flat64(t, outs[1])[0], 1e-9, "norm ratio")
 				}
-				require.InDelta(t, norm(b)/norm(w), testutil.Flat64(t, outs[1])[0], 1e-9, "norm ratio")
 				require.InEpsilon(t, norm(w), testutil.Flat64(t, outs[5])[0], 1e-6, "weight norm")
 				// Delta angle: per example, between the transposed convs of δ (dfa: of e) with B and of δ with W.
 				bp := ref.inputGrad(delta, w)

@@ -70,10 +70,11 @@ type LayerAlignment struct {
 	// (averaged) and undefined (Bδ or Wᵀδ is zero: left out); both are 0 if the delta angle was not measured.
 	DeltaExamples  int `json:"delta_examples,omitempty"`
 	DeltaUndefined int `json:"delta_undefined,omitempty"`
-	// NormRatio is ‖B‖/‖W‖; nil where it is not a finite number (W or B overflowed).
+	// NormRatio is ‖B‖/‖W‖; nil where it is not a finite number (W or B overflowed), and where B does not have W's
+	// shape (dfa's hidden layers, whose B maps the classes: see feedback.Alignment).
 	NormRatio *float64 `json:"norm_ratio,omitempty"`
 	// WeightNorm is ‖W‖ (Frobenius); nil where it is not a finite number, and in logs from before nowt recorded
-	// it. ‖B‖ is NormRatio × WeightNorm.
+	// it. ‖B‖ is NormRatio × WeightNorm where NormRatio is set.
 	WeightNorm *float64 `json:"weight_norm,omitempty"`
 	// GradientAngle is the angle (degrees) between the weight gradient the rule gives the layer and the true
 	// one, backprop's, on the alignment batch: the direction of the layer's update, with the errors of the
@@ -86,7 +87,7 @@ type LayerAlignment struct {
 	GradientUndefined bool `json:"gradient_undefined,omitempty"`
 }
 
-// NormRatioValue returns NormRatio, or NaN where it was not a finite number.
+// NormRatioValue returns NormRatio, or NaN where it was not a finite number or not measured (B not in W's shape).
 func (l LayerAlignment) NormRatioValue() float64 { return valueOr(l.NormRatio, math.NaN()) }
 
 // WeightNormValue returns WeightNorm, or NaN where it was not a finite number or not recorded.
