@@ -691,3 +691,29 @@ func TestMixedPrecisionModels(t *testing.T) {
 		})
 	}
 }
+
+// TestLayerScopesDefaults: a nil context means the default hyperparameters (a program listing a model's scopes
+// before it has a context got a nil-pointer panic).
+func TestLayerScopesDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		first string
+		n     int
+	}{
+		{"mlp", "fc0", 2},
+		{"cnn", "", 0},
+		{"resnet20", "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			scopes, err := LayerScopes(tc.name, nil)
+			require.NoError(t, err)
+			want, err := LayerScopes(tc.name, context.New())
+			require.NoError(t, err)
+			require.Equal(t, want, scopes)
+			if tc.n > 0 {
+				require.Len(t, scopes, tc.n)
+				require.Equal(t, tc.first, scopes[0])
+			}
+		})
+	}
+}

@@ -110,11 +110,15 @@ func New(name string, classes int) (Fn, error) {
 // LayerScopes lists the scopes of model `name`'s layers (every feedback layer and batch norm), relative to the
 // model's own scope, as the model built with the hyperparameters in ctx creates them: "fc0", "out",
 // "stage1/block0/conv1", ... They are known without building a graph, so that a setting aimed at a layer
-// (-set "/model/<scope>/feedback_rule=wm") can be checked before any work starts.
+// (-set "/model/<scope>/feedback_rule=wm") can be checked before any work starts. A nil ctx means the default
+// hyperparameters.
 func LayerScopes(name string, ctx *context.Context) ([]string, error) {
 	e, found := registry[strings.ToLower(strings.TrimSpace(name))]
 	if !found {
 		return nil, fmt.Errorf("unknown model %q: valid models are %s", name, strings.Join(Names(), ", "))
+	}
+	if ctx == nil {
+		ctx = context.New()
 	}
 	return e.scopes(ctx)
 }
