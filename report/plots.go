@@ -289,7 +289,8 @@ func epochLinesPlot(title, ylabel string, rules []string, records map[string][]t
 var undefinedColor = color.RGBA{R: 190, G: 190, B: 190, A: 255}
 
 // FinalAnglesPlot draws, for every layer, the final weight angle ∠(B, Wᵀ) of each rule as a bar (bp, at 0° by
-// construction, is left out); an undefined angle is a grey cross at the foot of its slot, not a bar of 0°.
+// construction, is left out); an undefined angle is a cross in the rule's colour at the foot of its slot (a black
+// one in the legend), not a bar of 0°.
 // It returns nil if no rule but bp has alignment records.
 func FinalAnglesPlot(rules []string, records map[string][]trainer.Record) *plot.Plot {
 	var shown []int // indices into rules
