@@ -18,8 +18,9 @@ const (
 	// ParamRule names the learning rule (see [Rules]). Default: "bp".
 	ParamRule = "feedback_rule"
 
-	// ParamInitScale multiplies the initial feedback weights of rules that store B (fa, wm, kp, ...).
-	// B is drawn with the same scheme as W, independently. Default: 1.
+	// ParamInitScale multiplies the initial feedback weights of rules that store B (fa, wm, kp, ...): B is drawn
+	// with the same scheme as W, independently. It also scales brsf's magnitudes (W's signs times a fixed random
+	// magnitude), which are drawn from the initialiser's RMS. Default: 1.
 	ParamInitScale = "feedback_init_scale"
 
 	// ParamSSScale is sign symmetry's fixed scale. Default 0 means: the RMS of the layer's W at its first

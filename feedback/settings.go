@@ -144,7 +144,7 @@ func (s Setting) Validate(value any) error {
 var layerSettings = []Setting{
 	{Name: ParamRule, Flag: "-", Default: "bp", Doc: "the learning rule (see nowt rules)"},
 	{Name: ParamInitScale, Flag: "init-scale", Default: 1.0, HasRange: true, Min: 0, MinExclusive: true, Max: math.Inf(1),
-		Doc: "scale of a stored B's initialisation relative to W's (rules that store B)"},
+		Doc: "scale of a stored B's initialisation relative to W's (rules that store B; brsf's magnitudes too)"},
 	{Name: ParamConvImpl, Default: "auto", Choices: []string{"auto", "native", "patches"},
 		Doc: "how convolutions run: the backend's native convolution, patches×matmul, or auto (native on XLA)"},
 }
