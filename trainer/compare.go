@@ -55,7 +55,8 @@ const (
 )
 
 // wallTimeFileName holds, in a rule's sub-run folder, the accumulated wall time of the Train invocations that
-// produced it, so that a reused run still reports how long it took.
+// produced it (one killed outright counts up to its newest checkpoint: [wallClock]), so that a reused run still
+// reports how long it took.
 const wallTimeFileName = "wall_time.json"
 
 type wallTime struct {
@@ -249,6 +250,29 @@ func addWallTime(dir string, d time.Duration) error {
 		return err
 	}
 	return writeFileAtomic(filepath.Join(dir, wallTimeFileName), append(data, '\n'))
+}
+
+// wallClock adds an invocation's wall time to its run folder's wall_time.json as it goes: at each checkpoint
+// (bank) and when the invocation ends, each time the time since the previous addition, so that a process killed
+// outright (kill -9, a lost machine) still counts its time up to its newest checkpoint — the time that produced
+// what a resume continues from.
+type wallClock struct {
+	dir    string
+	start  time.Time
+	banked time.Duration // already added to wall_time.json
+}
+
+// bank adds the time since the previous bank (or since start) to dir's wall time.
+func (c *wallClock) bank() error {
+	if c == nil {
+		return nil
+	}
+	elapsed := time.Since(c.start)
+	if err := addWallTime(c.dir, elapsed-c.banked); err != nil {
+		return err
+	}
+	c.banked = elapsed
+	return nil
 }
 
 func readWallTime(dir string) (time.Duration, bool) {

@@ -48,7 +48,8 @@ type run struct {
 	alignOutputs  []string          // names of alignExec's outputs (alignOutputName)
 	numLayers     int
 	notices       io.Writer
-	checkpoint    string // the checkpoint loaded, if any
+	checkpoint    string     // the checkpoint loaded, if any
+	clock         *wallClock // nil: the invocation's time is not recorded (nowt eval)
 	// accuracyMetric and normMetric index the training step's metrics: the batch accuracy and the gradient
 	// norm.
 	accuracyMetric, normMetric int

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/nowt-ml/nowt/xla"
@@ -143,4 +144,34 @@ func TestPruneOnResume(t *testing.T) {
 	listed, err := listCheckpoints(filepath.Join(c.OutDir, checkpointDirName))
 	require.NoError(t, err)
 	require.Equal(t, []string{filepath.Join(c.OutDir, checkpointDirName, fmt.Sprintf(checkpointNameFormat, 6, 6))}, listed)
+}
+
+// TestWallTimeBankedAtCheckpoints: a run adds its wall time to wall_time.json at each checkpoint, not only when
+// it ends, so that a process killed outright still counts its time up to its newest checkpoint; the additions
+// never count a stretch twice.
+func TestWallTimeBankedAtCheckpoints(t *testing.T) {
+	if xla.TestBackendIsXLA() {
+		t.Skip("bookkeeping, the same on every engine: run by the pure-Go pass")
+	}
+	c := tinyConfig(t, "bp")
+	c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 6, 2, 6, 2
+	var seen []time.Duration // wall_time.json as each checkpoint is written (0: none yet)
+	saveCheckpointFunc = func(ctx *context.Context, dir string, step int64, keep int) (string, error) {
+		wt, _ := readWallTime(c.OutDir)
+		seen = append(seen, wt)
+		return saveCheckpoint(ctx, dir, step, keep)
+	}
+	defer func() { saveCheckpointFunc = saveCheckpoint }()
+	began := time.Now()
+	_, err := Train(gocontext.Background(), c, nil, false)
+	elapsed := time.Since(began)
+	require.NoError(t, err)
+	require.Len(t, seen, 3, "checkpoints at steps 2, 4 and 6")
+	require.Zero(t, seen[0], "a new run has no wall time before its first checkpoint")
+	require.Positive(t, seen[1], "the time up to step 2's checkpoint is on disk by step 4's")
+	require.Greater(t, seen[2], seen[1])
+	total, ok := readWallTime(c.OutDir)
+	require.True(t, ok)
+	require.GreaterOrEqual(t, total, seen[2])
+	require.LessOrEqual(t, total, elapsed, "each stretch counted once")
 }

@@ -169,7 +169,8 @@ func trainRun(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (
 			return nil, fmt.Errorf("clearing the wall time of the run the folder held: %w", err)
 		}
 	}
-	defer func() { _ = addWallTime(cfg.OutDir, time.Since(start)) }()
+	r.clock = &wallClock{dir: cfg.OutDir, start: start}
+	defer func() { _ = r.clock.bank() }()
 	keep, onDisk := positiveOr(cfg.KeepCheckpoints, 2), 0
 	if resume && r.checkpoint != "" {
 		if onDisk, err = pruneOnResume(checkpointDir, r.checkpoint, keep); err != nil {
@@ -458,6 +459,7 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 					Checkpoint: result.Checkpoint}
 			}
 			result.Checkpoint = path
+			_ = r.clock.bank() // best effort, as at the end: a wall time never stops a run
 		}
 		if collapse != nil && !last { // at the last step the run is done: nothing left to save
 			collapse.Checkpoint = result.Checkpoint
