@@ -17,7 +17,8 @@ import (
 // A split is the folder <path>/<split> ("train", "val" or "test"), in one of two layouts:
 //
 //   - class folders: <path>/<split>/<class>/*.{jpg,jpeg,png} (any case of the extension; the format is
-//     sniffed from the content). Classes are the folder names sorted by name (the ILSVRC-2012 train
+//     sniffed from the content; images in sub-folders of a class folder, at any depth, belong to the class,
+//     as in torchvision's ImageFolder). Classes are the folder names sorted by name (the ILSVRC-2012 train
 //     layout, where they are WordNet ids); labels are their indices. For a split other than "train",
 //     the class list of <path>/train is used when that folder exists, so that labels agree across splits
 //     (where <path>/train is flat, its classes are the indices 0 to the largest label of its labels.txt).
@@ -94,6 +95,44 @@ func listDir(dir string, otherImages bool) (dirs, images []string, err error) {
 	return dirs, images, nil
 }
 
+// classFiles lists the images of a class folder, relative to it: its own and those of its sub-folders at any
+// depth (as torchvision's ImageFolder reads them), in sorted order, a folder's images before its sub-folders'.
+// Hidden files and folders are left out, and a folder reached a second time (a symbolic link back up the tree)
+// is read once.
+func classFiles(dir string) ([]string, error) {
+	var files []string
+	seen := map[string]bool{}
+	var walk func(rel string) error
+	walk = func(rel string) error {
+		full := filepath.Join(dir, rel)
+		real, err := filepath.EvalSymlinks(full)
+		if err != nil {
+			return fmt.Errorf("%s: %w", full, err)
+		}
+		if seen[real] {
+			return nil
+		}
+		seen[real] = true
+		subdirs, images, err := listDir(full, true)
+		if err != nil {
+			return err
+		}
+		for _, f := range images {
+			files = append(files, filepath.Join(rel, f))
+		}
+		for _, d := range subdirs {
+			if err := walk(filepath.Join(rel, d)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(""); err != nil {
+		return nil, err
+	}
+	return files, nil
+}
+
 // folderExamples lists the examples of one split.
 func folderExamples(root, split, labelFile string) (paths []string, labels []int32, classes []string, err error) {
 	dir := filepath.Join(root, split)
@@ -126,7 +165,7 @@ func folderExamples(root, split, labelFile string) (paths []string, labels []int
 				return nil, nil, nil, fmt.Errorf("%s: class folder %q is not a class of %s: labels follow the training split's "+
 					"classes, so add the class there or remove the folder", dir, c, filepath.Join(root, "train"))
 			}
-			_, files, err := listDir(filepath.Join(dir, c), true)
+			files, err := classFiles(filepath.Join(dir, c))
 			if err != nil {
 				return nil, nil, nil, err
 			}

@@ -378,3 +378,34 @@ func TestExtractCorruptArchive(t *testing.T) {
 		})
 	}
 }
+
+// TestImageFolderNestedClassFolders: images in sub-folders of a class folder, at any depth, belong to the class
+// (as in torchvision's ImageFolder; they were silently left out), hidden folders are not read, a link back up
+// the tree does not read a folder twice, and a class folder whose only images sit in a sub-folder is not empty.
+func TestImageFolderNestedClassFolders(t *testing.T) {
+	root := t.TempDir()
+	writeFolderTree(t, root)
+	png := encodePNG(t, solidImage(8, 8, folderColors["ant"]))
+	writeFile(t, filepath.Join(root, "train", "ant", "day1", "d.png"), png)
+	writeFile(t, filepath.Join(root, "train", "ant", "day1", "deeper", "e.png"), png)
+	writeFile(t, filepath.Join(root, "train", "ant", ".thumbnails", "t.png"), png)
+	require.NoError(t, os.Symlink(filepath.Join(root, "train", "ant"), filepath.Join(root, "train", "ant", "day1", "loop")))
+	require.NoError(t, os.RemoveAll(filepath.Join(root, "train", "bee")))
+	writeFile(t, filepath.Join(root, "train", "bee", "only", "f.png"), png)
+
+	paths, labels, classes, err := folderExamples(root, "train", "")
+	require.NoError(t, err)
+	require.Equal(t, []string{"ant", "bee", "cat"}, classes)
+	var rel []string
+	for _, p := range paths {
+		r, err := filepath.Rel(filepath.Join(root, "train"), p)
+		require.NoError(t, err)
+		rel = append(rel, filepath.ToSlash(r))
+	}
+	require.Equal(t, []string{"ant/a.png", "ant/b.PNG", "ant/c.jpg", "ant/day1/d.png", "ant/day1/deeper/e.png",
+		"bee/only/f.png", "cat/a.png", "cat/b.PNG", "cat/c.jpg"}, rel)
+	require.Equal(t, []int32{0, 0, 0, 0, 0, 1, 2, 2, 2}, labels)
+
+	ds := openT(t, "imagefolder", root, "train", Options{BatchSize: 3, ImageSize: 8})
+	require.Equal(t, 9, ds.NumExamples())
+}
