@@ -27,9 +27,11 @@ import (
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/ui/notebooks"
 	"github.com/nowt-ml/nowt/feedback"
 	"github.com/nowt-ml/nowt/input"
 	"github.com/nowt-ml/nowt/models"
+	"golang.org/x/term"
 )
 
 // Config describes one training run. Its JSON form is the run's config.json.
@@ -103,8 +105,10 @@ type Config struct {
 	CheckpointEvery int `json:"checkpoint_every,omitempty"`
 	// KeepCheckpoints is how many checkpoints to keep (default 2).
 	KeepCheckpoints int `json:"keep_checkpoints,omitempty"`
-	// Progress shows GoMLX's progress bar (meant for a terminal); without it each metrics record is printed as
-	// one line.
+	// Progress shows GoMLX's progress bar on the standard output (meant for a terminal or a notebook); without it
+	// each metrics record is printed as one line. [DefaultConfig] sets it where the standard output is a terminal
+	// or the program runs in a notebook (GoNB), so that a program whose output goes to a file or a pipe logs plain
+	// lines, not the bar's escape sequences.
 	Progress bool `json:"-"`
 	// Notices receives notices and warnings (resuming, skipped images, data parallelism, the backend); nil
 	// sends them to the writer given to [Train] with the records.
@@ -134,15 +138,21 @@ type Config struct {
 	alignSize int
 }
 
-// DefaultConfig returns the defaults of `nowt train`: an MLP on MNIST under KP for 3 epochs.
+// DefaultConfig returns the defaults of `nowt train`: an MLP on MNIST under KP for 3 epochs, with the progress bar
+// where the standard output is a terminal or a notebook.
 func DefaultConfig() Config {
 	return Config{
 		Model: "mlp", Rule: "kp", Dataset: "mnist",
 		Epochs: 3, BatchSize: 128,
 		LearningRate: 0.05, Schedule: "cosine", Gamma: 0.1,
 		Momentum: 0.9, WeightDecay: 1e-4, Loss: "softmax",
-		Seed: 1, OutDir: "runs/demo", KeepCheckpoints: 2, Progress: true,
+		Seed: 1, OutDir: "runs/demo", KeepCheckpoints: 2, Progress: progressByDefault(),
 	}
+}
+
+// progressByDefault reports whether the standard output shows a progress bar: a terminal, or a notebook.
+func progressByDefault() bool {
+	return term.IsTerminal(int(os.Stdout.Fd())) || notebooks.IsNotebook()
 }
 
 // ConfigError reports an invalid setting. Flag names the command-line flag that sets it (e.g. "-lr").

@@ -15,9 +15,11 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
+	"github.com/gomlx/gomlx/ui/notebooks"
 	"github.com/nowt-ml/nowt/feedback"
 	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/term"
 )
 
 // tinyConfig is a few-second run: an MLP on 512 synthetic... examples of MNIST.
@@ -196,4 +198,13 @@ func dist32(a, b *tensors.Tensor) float64 {
 		s += d * d
 	}
 	return math.Sqrt(s)
+}
+
+// TestProgressByDefault: DefaultConfig shows the progress bar only where the standard output can show it (a
+// terminal or a notebook); a program whose output goes to a file or a pipe, as under go test, logs plain lines.
+func TestProgressByDefault(t *testing.T) {
+	if term.IsTerminal(int(os.Stdout.Fd())) || notebooks.IsNotebook() {
+		t.Skip("the standard output is a terminal or a notebook here")
+	}
+	require.False(t, DefaultConfig().Progress, "no progress bar into a pipe or a file")
 }
