@@ -14,7 +14,8 @@ type Alignment struct {
 	// Scope is the layer's context scope.
 	Scope string
 	// WeightAngle is the angle between vec(B) and vec(Wᵀ) (B in W's layout: between B and W); NaN if B or W is
-	// zero. It is nil where B does not have W's shape (dfa's hidden layers, whose B maps the classes).
+	// zero. It is nil where B does not stand for Wᵀ: dfa's hidden layers, whose B maps the classes (also a hidden
+	// layer with as many outputs as classes, whose B then has W's shape by chance).
 	WeightAngle *Node
 	// NormRatio is ‖B‖/‖W‖ (Frobenius norms). Like WeightAngle, it is nil where B does not have W's shape: dfa's
 	// hidden layers' B, [in, classes] against W's [in, out], takes the place of the weights of every layer above,
@@ -44,7 +45,7 @@ func AlignmentGraph(ctx *context.Context, g *Graph) []Alignment {
 	}
 	layers := Layers(ctx)
 	out := make([]Alignment, 0, len(layers))
-	for _, layer := range layers {
+	for i, layer := range layers {
 		// In the master copy's dtype (float32 under mixed precision): the kernel and the signals are converted.
 		w := StopGradient(layer.Weights.ValueGraph(g))
 		// Under mixed precision the rule is compared with backprop at the precision the layer computed in: W and
@@ -62,14 +63,15 @@ func AlignmentGraph(ctx *context.Context, g *Graph) []Alignment {
 		}
 		wNorm := L2Norm(w)
 		a := Alignment{Scope: layer.Scope, WeightNorm: wNorm}
-		if b.Shape().Equal(w.Shape()) { // B stands for Wᵀ: not dfa's hidden layers', which maps the classes
+		ownKernel := standsForW(layer, i == len(layers)-1, b, w)
+		if ownKernel {
 			a.WeightAngle = AngleDegrees(b, wRef)
 			a.NormRatio = Div(L2Norm(b), MaxScalar(wNorm, 1e-30))
 		}
 		if c, found := deltas[layer.Scope]; found {
 			delta := ConvertDType(StopGradient(c.delta), w.DType())
 			sent := ConvertDType(StopGradient(c.sent()), w.DType())
-			if mixed && b.Shape().Equal(w.Shape()) { // the signal again, in float32 from the same rounded kernel
+			if mixed && ownKernel { // the signal again, in float32 from the same rounded kernel (B δ: not dfa's B e)
 				sent = c.op.inputGrad(delta, b)
 			}
 			bp := c.op.inputGrad(delta, wRef)
@@ -196,4 +198,17 @@ func acos(x, oneMinusAbs *Node) *Node {
 	}
 	positive := Mul(Sqrt(oneMinusAbs), poly)
 	return Where(GreaterOrEqual(x, ZerosLike(x)), positive, AddScalar(Neg(positive), math.Pi))
+}
+
+// standsForW reports whether the kernel b of layer stands in for its Wᵀ, so that the angle between them and the
+// ratio of their norms measure something: B in W's layout for rules that compute the signal from the layer's own
+// δ; for rules that project the model's output error (dfa), only at the classifier, whose δ is that error — the
+// last layer created (in every nowt model the classifier is built last). A hidden layer's B towards the classes
+// stands for the weights of every layer above, not for W, also where the layer happens to have as many outputs
+// as there are classes and B has W's shape.
+func standsForW(layer Layer, last bool, b, w *Node) bool {
+	if !b.Shape().Equal(w.Shape()) {
+		return false
+	}
+	return layer.Rule == nil || layer.Rule.Feedback().Source != FromOutputError || last
 }

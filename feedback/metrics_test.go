@@ -319,3 +319,61 @@ func TestGradientAngles(t *testing.T) {
 		}
 	}
 }
+
+// TestWeightAngleOnlyWhereBStandsForW: under dfa the weight angle and ‖B‖/‖W‖ are measured at the classifier (the
+// last layer, whose δ is the output error), not at a hidden layer, also one with as many outputs as classes, whose
+// B towards the classes has W's shape by chance (they compared B with a W it does not stand for); rules that send
+// B δ measure both at every layer. In bfloat16 such a layer's delta angle stays the float32 one (it was recomputed
+// from B δ instead of dfa's B e).
+func TestWeightAngleOnlyWhereBStandsForW(t *testing.T) {
+	backend := testutil.Backend(t)
+	const n, in, classes = 16, 24, 10
+	rng := rand.New(rand.NewSource(5))
+	x := tensors.FromFlatDataAndDimensions(toF32(testutil.RandomSlice(rng, n*in)), n, in)
+	measure := func(rule string, dtype dtypes.DType) (defined []bool, deltaAngles []float64) {
+		ctx := context.New().Checked(false)
+		ctx.SetParam(ParamRule, rule)
+		ctx.SetParam(ParamOutputDim, classes)
+		require.NoError(t, ctx.SetRNGStateFromSeed(3))
+		outs := execOnceN(t, backend, ctx, func(ctx *context.Context, x *Node) []*Node {
+			defined = nil // the function may be built more than once
+			// As wide as the classes: the hidden layer's B towards the classes has W's shape.
+			h := Dense(ctx.In("hidden"), ConvertDType(x, dtype), classes, true)
+			logits := OutputError(ctx, Dense(ctx.In("out"), MaxScalar(h, 0), classes, true))
+			logits = ConvertDType(logits, dtypes.Float32)
+			_, _ = Gradients(ctx, ReduceAllSum(Mul(logits, logits)))
+			al := AlignmentGraph(ctx, x.Graph())
+			require.Len(t, al, 2)
+			var nodes []*Node
+			for _, a := range al {
+				require.Equal(t, a.WeightAngle == nil, a.NormRatio == nil, a.Scope)
+				defined = append(defined, a.WeightAngle != nil)
+				require.NotNil(t, a.DeltaAngle, a.Scope)
+				nodes = append(nodes, ConvertDType(a.DeltaAngle, dtypes.Float64))
+			}
+			return nodes
+		}, x)
+		for _, o := range outs {
+			deltaAngles = append(deltaAngles, testutil.Flat64(t, o)[0])
+		}
+		return defined, deltaAngles
+	}
+	for _, tc := range []struct {
+		rule    string
+		defined []bool // hidden, classifier
+	}{
+		{"dfa", []bool{false, true}},
+		{"fa", []bool{true, true}},
+		{"kp", []bool{true, true}},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			defined, d32 := measure(tc.rule, dtypes.Float32)
+			require.Equal(t, tc.defined, defined)
+			_, d16 := measure(tc.rule, dtypes.BFloat16)
+			t.Logf("%s delta angles: float32 %.2f°, bfloat16 %.2f°", tc.rule, d32, d16)
+			for i := range d32 {
+				require.InDelta(t, d32[i], d16[i], 1, "layer %d's delta angle in bfloat16", i)
+			}
+		})
+	}
+}

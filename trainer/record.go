@@ -87,7 +87,7 @@ type LayerAlignment struct {
 	GradientUndefined bool `json:"gradient_undefined,omitempty"`
 }
 
-// NormRatioValue returns NormRatio, or NaN where it was not a finite number or not measured (B not in W's shape).
+// NormRatioValue returns NormRatio, or NaN where it was not a finite number or not measured (B not standing for Wᵀ: dfa's hidden layers).
 func (l LayerAlignment) NormRatioValue() float64 { return valueOr(l.NormRatio, math.NaN()) }
 
 // WeightNormValue returns WeightNorm, or NaN where it was not a finite number or not recorded.
