@@ -218,7 +218,7 @@ func evaluateRun(dir string, opts EvalOptions, out io.Writer) (*Result, error) {
 	if result.Layers, err = r.align(); err != nil {
 		return nil, err
 	}
-	if result.TestTop1, result.TestTop5, result.TestLoss, err = r.evaluate(nil); err != nil {
+	if result.TestTop1, result.TestTop5, result.TestLoss, err = r.evaluate(gocontext.Background()); err != nil {
 		return nil, err
 	}
 	result.BestTestTop1 = result.TestTop1
