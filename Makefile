@@ -15,16 +15,19 @@ build:
 # What scripts/gpu-check.sh needs on a GPU machine that has no Go, in .gpu/ (ignored; carry it with the device
 # tool, 64 MiB at most): nowt and the feedback and models test binaries, stripped and gzipped, and a copy of the
 # CIFAR-10 JPEG archive for the CIFAR stage. cgo is forced on (the XLA backend needs it) and the binary is
-# checked to have it.
+# checked to have it. The archive comes from CIFAR10_JPEG (default: ../shared/data or shared/data); without one, a
+# copy an earlier gpu-build put in .gpu/ is kept (so that `make gpu-rehearsal`, which rebuilds .gpu/, keeps it).
 CIFAR10_JPEG ?= $(firstword $(wildcard ../shared/data/cifar10-jpeg.tar.gz shared/data/cifar10-jpeg.tar.gz))
 gpu-build:
-	rm -rf .gpu && mkdir -p .gpu
+	mkdir -p .gpu && find .gpu -mindepth 1 ! -name cifar10-jpeg.tar.gz -exec rm -rf {} +
 	CGO_ENABLED=1 $(GO) build -buildvcs=auto -ldflags "-s -w" -o .gpu/nowt ./cmd/nowt
 	./.gpu/nowt version | grep -q "xla backend: compiled in" || { echo "gpu-build: .gpu/nowt lacks the XLA backend"; exit 1; }
 	CGO_ENABLED=1 $(GO) test -c -ldflags "-s -w" -o .gpu/feedback.test ./feedback
 	CGO_ENABLED=1 $(GO) test -c -ldflags "-s -w" -o .gpu/models.test ./models
 	gzip -9 .gpu/nowt .gpu/feedback.test .gpu/models.test
-	@if [ -n "$(CIFAR10_JPEG)" ]; then cp "$(CIFAR10_JPEG)" .gpu/; else echo "gpu-build: no cifar10-jpeg.tar.gz found: the CIFAR stage will be skipped"; fi
+	@if [ -n "$(CIFAR10_JPEG)" ]; then cp -f "$(CIFAR10_JPEG)" .gpu/cifar10-jpeg.tar.gz; \
+	elif [ -f .gpu/cifar10-jpeg.tar.gz ]; then echo "gpu-build: keeping .gpu/cifar10-jpeg.tar.gz from an earlier gpu-build"; \
+	else echo "gpu-build: no cifar10-jpeg.tar.gz found (set CIFAR10_JPEG): the CIFAR stage will be skipped"; fi
 	@du -ch .gpu/* | tail -1
 
 # scripts/gpu-check.sh run here on the CPU plugin loaded as the CUDA one, every stage shrunk, its output checked
