@@ -89,9 +89,9 @@ func TestDivergenceCount(t *testing.T) {
 		{"no starting loss: the first record's", records(2.0, 30), math.NaN(), 1, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			grown, last := divergenceCount(tc.earlier, tc.start)
-			require.Equal(t, tc.grown, grown)
-			require.Equal(t, tc.lastOne, last)
+			g := guardFromRecords(tc.earlier, tc.start)
+			require.Equal(t, tc.grown, g.grown)
+			require.Equal(t, tc.lastOne, g.lastFine)
 		})
 	}
 }

@@ -99,26 +99,38 @@ func startingLoss(records []Record) float64 {
 	return math.NaN()
 }
 
-// divergenceCount rebuilds the divergence guard's state for a resumed run out of its records up to the step it
-// resumes from: how many records in a row, up to the last, had a loss over [DivergenceFactor] times start (the
-// run's first loss where start is NaN, as the guard takes it), and the step of the last record whose loss was in
-// range (0 where there is none). A resumed run then stops, and keeps its checkpoints, where the same run never
-// stopped would have.
-func divergenceCount(earlier []Record, start float64) (grown, lastFine int) {
+// divergenceGuard is the divergence guard's state: the loss it compares with (the test loss at step 0; where
+// there is none, the first logged training loss), how many records in a row had a loss over [DivergenceFactor]
+// times it, and the step of the last record whose loss was in range (0 where there is none).
+type divergenceGuard struct {
+	start    float64
+	grown    int
+	lastFine int
+}
+
+// observe counts the loss of the record at step.
+func (g *divergenceGuard) observe(step int, loss float64) {
+	if math.IsNaN(g.start) {
+		g.start = loss
+	}
+	if g.start > 0 && loss > DivergenceFactor*g.start {
+		g.grown++
+	} else {
+		g.grown, g.lastFine = 0, step
+	}
+}
+
+// guardFromRecords rebuilds the divergence guard of a resumed run out of its records up to the step it resumes
+// from, with start its starting loss ([startingLoss]; NaN where its log holds none). A resumed run then stops, and
+// keeps its checkpoints, where the same run never stopped would have.
+func guardFromRecords(earlier []Record, start float64) divergenceGuard {
+	g := divergenceGuard{start: start}
 	for _, rec := range earlier {
-		if rec.Step == 0 {
-			continue
-		}
-		if math.IsNaN(start) {
-			start = rec.Loss
-		}
-		if start > 0 && rec.Loss > DivergenceFactor*start {
-			grown++
-		} else {
-			grown, lastFine = 0, rec.Step
+		if rec.Step != 0 {
+			g.observe(rec.Step, rec.Loss)
 		}
 	}
-	return grown, lastFine
+	return g
 }
 
 // divergedFileName marks a run folder whose last training stopped on a non-finite or diverging loss: it holds

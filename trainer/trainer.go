@@ -343,17 +343,16 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 	var trainSeconds float64
 	var trainedSteps int
 	var lastLoss, accSum float64
-	var accCount, grown int
-	var norms normStats               // the gradient norms since the last record
-	lastFineLog := 0                  // the last logged step whose loss the guard found in range (rebuilt on resume)
-	since := sinceRecordVariable(ctx) // what the steps since the last record counted, kept in checkpoints
+	var accCount int
+	var norms normStats                           // the gradient norms since the last record
+	guard := guardFromRecords(earlier, startLoss) // rebuilt from the records on resume
+	since := sinceRecordVariable(ctx)             // what the steps since the last record counted, kept in checkpoints
 	if resumed {
 		kept, err := loadSinceRecord(since)
 		if err != nil {
 			return nil, err
 		}
 		accSum, accCount, norms = kept.accSum, kept.accCount, kept.norms
-		grown, lastFineLog = divergenceCount(earlier, startLoss)
 	}
 	var testTop1, testTop5, testLoss *float64
 	chance := newChanceWatch(cfg.Dataset, testCounts, cfg.ChanceGuard, earlier)
@@ -434,22 +433,15 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			if !cfg.Progress {
 				fmt.Fprintln(r.out, formatRecord(rec))
 			}
-			if math.IsNaN(startLoss) {
-				startLoss = lastLoss
-			}
-			if startLoss > 0 && lastLoss > DivergenceFactor*startLoss {
-				grown++
-			} else {
-				grown, lastFineLog = 0, step
-			}
-			if grown >= DivergenceLogs && !cfg.NoDivergenceGuard {
-				// The weights after step lastFineLog-1 gave a loss in range; later ones may have started to grow.
-				return r.divergedAt(&NaNError{Step: step, Loss: lastLoss, Start: startLoss}, checkpointDir, lastFineLog)
+			guard.observe(step, lastLoss)
+			if guard.grown >= DivergenceLogs && !cfg.NoDivergenceGuard {
+				// The weights after step guard.lastFine-1 gave a loss in range; later ones may have started to grow.
+				return r.divergedAt(&NaNError{Step: step, Loss: lastLoss, Start: guard.start}, checkpointDir, guard.lastFine)
 			}
 		}
 		stop := goCtx.Err() != nil
 		// While the loss is far above its start, no checkpoint replaces the last good one (unless stopping).
-		if (step%checkpointEvery == 0 && grown == 0) || last || stop || collapse != nil {
+		if (step%checkpointEvery == 0 && guard.grown == 0) || last || stop || collapse != nil {
 			if err := (sinceRecord{accSum: accSum, accCount: accCount, norms: norms}).store(since); err != nil {
 				return err
 			}
