@@ -96,9 +96,11 @@ func openCIFAR(f cifarFormat, path, split string) (*source, error) {
 	if err := checkSplit(split, "train", "test"); err != nil {
 		return nil, err
 	}
+	wanted := fmt.Sprintf("the %s folder of the binary version (or the folder holding it), extracted from "+
+		"https://www.cs.toronto.edu/~kriz/%s-binary.tar.gz", f.folder, strings.ReplaceAll(f.name, "cifar", "cifar-"))
 	if path == "" {
-		return nil, &SettingError{Setting: "-data", Err: fmt.Errorf("%s needs -data: the %s folder of the binary version (or the folder holding it), "+
-			"extracted from https://www.cs.toronto.edu/~kriz/%s-binary.tar.gz; cifar10-jpeg needs no -data", f.name, f.folder, strings.ReplaceAll(f.name, "cifar", "cifar-"))}
+		return nil, &SettingError{Setting: "-data", Err: fmt.Errorf("%s needs -data: %s; cifar10-jpeg needs no -data",
+			f.name, wanted)}
 	}
 	if st, err := os.Stat(filepath.Join(path, f.folder)); err == nil && st.IsDir() {
 		path = filepath.Join(path, f.folder)
@@ -106,9 +108,7 @@ func openCIFAR(f cifarFormat, path, split string) (*source, error) {
 	if st, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("%s folder missing: %w", f.name, err)
 	} else if !st.IsDir() {
-		return nil, fmt.Errorf("%s is a file, not a folder: -data must name the %s folder of the binary version (or the "+
-			"folder holding it), extracted from https://www.cs.toronto.edu/~kriz/%s-binary.tar.gz", path, f.folder,
-			strings.ReplaceAll(f.name, "cifar", "cifar-"))
+		return nil, fmt.Errorf("%s is a file, not a folder: -data must name %s", path, wanted)
 	}
 	files := f.train
 	if split == "test" {

@@ -122,12 +122,12 @@ func findIDX(dir, prefix, kind, ext string) (string, error) {
 			tried = append(tried, base+suffix)
 		}
 	}
+	wanted := fmt.Sprintf("-data must name the folder holding %s-images-idx3-ubyte and %s-labels-idx1-ubyte (raw or .gz)",
+		prefix, prefix)
 	if st, err := os.Stat(dir); err != nil {
-		return "", fmt.Errorf("idx folder missing: %w: -data must name the folder holding %s-images-idx3-ubyte and "+
-			"%s-labels-idx1-ubyte (raw or .gz)", err, prefix, prefix)
+		return "", fmt.Errorf("idx folder missing: %w: %s", err, wanted)
 	} else if !st.IsDir() {
-		return "", fmt.Errorf("%s is a file, not a folder: -data must name the folder holding %s-images-idx3-ubyte and "+
-			"%s-labels-idx1-ubyte (raw or .gz)", dir, prefix, prefix)
+		return "", fmt.Errorf("%s is a file, not a folder: %s", dir, wanted)
 	}
 	return "", fmt.Errorf("%s: no %s %s file found (tried %s)", dir, prefix, kind, strings.Join(tried, ", "))
 }

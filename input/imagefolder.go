@@ -137,15 +137,15 @@ func classFiles(dir string) ([]string, error) {
 func folderExamples(root, split, labelFile string) (paths []string, labels []int32, classes []string, err error) {
 	dir := filepath.Join(root, split)
 	dirs, images, err := listDir(dir, false)
-	if st, serr := os.Stat(root); err != nil && serr == nil && !st.IsDir() {
-		return nil, nil, nil, fmt.Errorf("%s is a file, not a folder: the data folder (-data) must hold one sub-folder "+
-			"per split, here %s/, of class folders of images (or of images with a labels.txt)", root, split)
-	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil, fmt.Errorf("%w: the data folder (-data) must hold one sub-folder per split, here %s/, "+
-			"of class folders of images (or of images with a labels.txt)", err, split)
-	}
 	if err != nil {
+		wanted := fmt.Sprintf("the data folder (-data) must hold one sub-folder per split, here %s/, of class folders "+
+			"of images (or of images with a labels.txt)", split)
+		if st, serr := os.Stat(root); serr == nil && !st.IsDir() {
+			return nil, nil, nil, fmt.Errorf("%s is a file, not a folder: %s", root, wanted)
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, nil, fmt.Errorf("%w: %s", err, wanted)
+		}
 		return nil, nil, nil, err
 	}
 	if split != "train" {
