@@ -15,6 +15,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
+	"github.com/nowt-ml/nowt/internal/param"
 	"github.com/nowt-ml/nowt/xla"
 )
 
@@ -70,7 +71,7 @@ func BatchNorm(ctx *context.Context, x *Node, zeroScale bool) *Node {
 	offset := ctx.WithInitializer(initializers.Zero).VariableWithShape(BNOffsetName, varShape).SetTrainable(true)
 	runMean := ctx.WithInitializer(initializers.Zero).VariableWithShape(BNMeanName, varShape).SetTrainable(false)
 	runVar := ctx.WithInitializer(initializers.One).VariableWithShape(BNVarianceName, varShape).SetTrainable(false)
-	eps := context.GetParamOr(ctx, ParamBNEpsilon, 1e-5)
+	eps := mustParam(bnEpsilon(ctx))
 	sums := channelSummer(ctx, g)
 
 	training := ctx.IsTraining(g)
@@ -80,7 +81,7 @@ func BatchNorm(ctx *context.Context, x *Node, zeroScale bool) *Node {
 	if training {
 		mean = DivScalar(sums(xs), float64(n))
 		variance = DivScalar(sums(Square(Sub(xs, ExpandLeftToRank(mean, x.Rank())))), float64(n))
-		m := context.GetParamOr(ctx, ParamBNMomentum, 0.9)
+		m := mustParam(bnMomentum(ctx))
 		unbiased := variance
 		if n > 1 {
 			unbiased = MulScalar(unbiased, float64(n)/float64(n-1))
@@ -126,15 +127,66 @@ func BatchNorm(ctx *context.Context, x *Node, zeroScale bool) *Node {
 	})
 }
 
-// CheckParams validates the layers' hyperparameters set in ctx (at its scope): pool_impl and bn_sums, so that a
-// caller can report a bad setting before building a graph.
+// CheckParams validates the layers' hyperparameters set in ctx, at its scope and at any scope below it (a setting
+// aimed at one layer): pool_impl, bn_sums, bn_momentum and bn_epsilon, so that a caller can report a bad setting
+// before building a graph (which panics with the same error).
 func CheckParams(ctx *context.Context) error {
+	for _, scoped := range param.Scopes(ctx, ParamPoolImpl, ParamBNSums, ParamBNMomentum, ParamBNEpsilon) {
+		if err := checkParamsAt(scoped); err != nil {
+			if scoped != ctx {
+				return fmt.Errorf("%w (at scope %s)", err, scoped.Scope())
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// checkParamsAt checks the layers' settings as a layer at ctx's scope reads them.
+func checkParamsAt(ctx *context.Context) error {
 	for _, name := range []string{ParamPoolImpl, ParamBNSums} {
 		if _, err := choice(ctx, name); err != nil {
 			return err
 		}
 	}
-	return nil
+	if _, err := bnMomentum(ctx); err != nil {
+		return err
+	}
+	_, err := bnEpsilon(ctx)
+	return err
+}
+
+// bnMomentum returns [ParamBNMomentum], a number in [0, 1].
+func bnMomentum(ctx *context.Context) (float64, error) {
+	m, err := param.Get(ctx, ParamBNMomentum, 0.9)
+	if err != nil {
+		return 0, fmt.Errorf("-set %w", err)
+	}
+	if !(m >= 0 && m <= 1) {
+		return 0, fmt.Errorf("-set %s=%v is not valid: want a number in [0, 1], the old running average's weight "+
+			"(PyTorch's momentum m is 1−m here)", ParamBNMomentum, m)
+	}
+	return m, nil
+}
+
+// bnEpsilon returns [ParamBNEpsilon], a finite number > 0.
+func bnEpsilon(ctx *context.Context) (float64, error) {
+	eps, err := param.Get(ctx, ParamBNEpsilon, 1e-5)
+	if err != nil {
+		return 0, fmt.Errorf("-set %w", err)
+	}
+	if !(eps > 0 && !math.IsInf(eps, 1)) {
+		return 0, fmt.Errorf("-set %s=%v is not valid: want a finite number > 0, added to the variance", ParamBNEpsilon, eps)
+	}
+	return eps, nil
+}
+
+// mustParam panics, as graph building does, with "layers: " and err if it is not nil, and returns v.
+func mustParam[T any](v T, err error) T {
+	if err != nil {
+		panic(fmt.Sprintf("layers: %v", err))
+	}
+	return v
 }
 
 // choices are the values each of the layers' implementation parameters takes, "auto" (its default) first.
@@ -146,7 +198,10 @@ var choices = map[string][]string{
 // choice returns the value of the implementation parameter name in ctx ("auto" if unset or empty), or an error
 // naming it and its valid values.
 func choice(ctx *context.Context, name string) (string, error) {
-	v := context.GetParamOr(ctx, name, "auto")
+	v, err := param.Get(ctx, name, "auto")
+	if err != nil {
+		return "", fmt.Errorf("-set %w (use %s)", err, strings.Join(choices[name], ", "))
+	}
 	if v == "" {
 		v = "auto"
 	}

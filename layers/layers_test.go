@@ -231,25 +231,74 @@ func TestWindowIndexTable(t *testing.T) {
 	require.Same(t, WindowIndexTable(g), WindowIndexTable(g))
 }
 
-// TestCheckParams: the layers' implementation choices are checked by name before any graph is built.
+// TestCheckParams: the layers' settings are checked by name and kind before any graph is built, at the scope
+// given and at every scope below it where one is set (a setting aimed at one layer); building a graph with a bad
+// one panics with the same error.
 func TestCheckParams(t *testing.T) {
 	for _, tc := range []struct {
-		name, value, err string
+		name  string
+		value any
+		scope string // "" for the root
+		err   string
 	}{
-		{ParamBNSums, "dot", ""}, {ParamBNSums, "reduce", ""}, {ParamBNSums, "auto", ""},
-		{ParamBNSums, "sum", `-set bn_sums="sum" is not valid: use auto, dot, reduce`},
-		{ParamPoolImpl, "gather", ""}, {ParamPoolImpl, "fast", `-set pool_impl="fast" is not valid: use auto, native, gather`},
+		{ParamBNSums, "dot", "", ""}, {ParamBNSums, "reduce", "", ""}, {ParamBNSums, "auto", "", ""},
+		{ParamBNSums, "sum", "", `-set bn_sums="sum" is not valid: use auto, dot, reduce`},
+		{ParamPoolImpl, "gather", "", ""}, {ParamPoolImpl, "fast", "", `-set pool_impl="fast" is not valid: use auto, native, gather`},
+		{ParamPoolImpl, 1, "", `-set pool_impl=1 is a number: want a string, as its default "auto" (use auto, native, gather)`},
+		{ParamBNMomentum, 0.99, "", ""}, {ParamBNMomentum, 0, "", ""}, {ParamBNMomentum, 1, "", ""},
+		{ParamBNMomentum, 1.5, "", "-set bn_momentum=1.5 is not valid: want a number in [0, 1]"},
+		{ParamBNMomentum, -0.1, "", "-set bn_momentum=-0.1 is not valid"},
+		{ParamBNMomentum, math.NaN(), "", "-set bn_momentum=NaN is not valid"},
+		{ParamBNMomentum, "0.9", "", `-set bn_momentum="0.9" is a string: want a number, as its default 0.9`},
+		{ParamBNEpsilon, 1e-3, "", ""}, {ParamBNEpsilon, float32(1e-5), "", ""},
+		{ParamBNEpsilon, 0.0, "", "-set bn_epsilon=0 is not valid: want a finite number > 0"},
+		{ParamBNEpsilon, math.Inf(1), "", "-set bn_epsilon=+Inf is not valid"},
+		{ParamBNEpsilon, "1e-5", "", `-set bn_epsilon="1e-5" is a string: want a number`},
+		{ParamBNMomentum, 0.5, "stage1/block0/bn1", ""},
+		{ParamBNMomentum, 7, "stage1/block0/bn1", "-set bn_momentum=7 is not valid: want a number in [0, 1], the old running " +
+			"average's weight (PyTorch's momentum m is 1−m here) (at scope /stage1/block0/bn1)"},
+		{ParamBNSums, "sum", "bn", `-set bn_sums="sum" is not valid: use auto, dot, reduce (at scope /bn)`},
 	} {
-		ctx := context.New()
-		ctx.SetParam(tc.name, tc.value)
-		err := CheckParams(ctx)
-		if tc.err == "" {
-			require.NoError(t, err, "%s=%s", tc.name, tc.value)
-		} else {
-			require.EqualError(t, err, tc.err)
-		}
+		t.Run(fmt.Sprintf("%s=%v@%s", tc.name, tc.value, tc.scope), func(t *testing.T) {
+			ctx := context.New()
+			scoped := ctx
+			if tc.scope != "" {
+				scoped = ctx.InAbsPath("/" + tc.scope)
+			}
+			scoped.SetParam(tc.name, tc.value)
+			err := CheckParams(ctx)
+			if tc.err == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.err)
+			if tc.name == ParamBNMomentum || tc.name == ParamBNEpsilon {
+				// The graph reads the setting where the layer lives, and panics with CheckParams' error.
+				backend := testutil.Backend(t)
+				bnCtx := ctx.InAbsPath("/" + tc.scope)
+				if tc.scope == "" {
+					bnCtx = ctx.In("bn")
+				}
+				var panicked any
+				func() {
+					defer func() { panicked = recover() }()
+					context.MustExecOnce(backend, bnCtx.Checked(false), func(ctx *context.Context, x *Node) *Node {
+						ctx.SetTraining(x.Graph(), true)
+						return BatchNorm(ctx, x, false)
+					}, tensors.FromValue([][]float32{{1, 2}, {3, 5}}))
+				}()
+				require.NotNil(t, panicked, "building batch norm with %s=%v", tc.name, tc.value)
+				require.Contains(t, fmt.Sprint(panicked), "layers: "+checkParamsAt(bnCtx).Error())
+			}
+		})
 	}
 	require.NoError(t, CheckParams(context.New()), "the defaults")
+	// Settings of other scopes than ctx's and those below it are not ctx's to check.
+	ctx := context.New()
+	ctx.InAbsPath("/other").SetParam(ParamBNMomentum, 7)
+	require.NoError(t, CheckParams(ctx.InAbsPath("/model")))
+	require.Error(t, CheckParams(ctx))
 }
 
 // TestGradientPath: GradientPath is a zero of x's dtype, also where Σx overflows x's dtype (float16: the sum is

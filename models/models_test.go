@@ -108,6 +108,14 @@ func TestInvalidParams(t *testing.T) {
 		{"mlp", ParamMLPHidden, "-3", `mlp_hidden="-3" is not valid`},
 		{"mlp", ParamMLPActivation, "tanh", `mlp_activation="tanh" is not valid: use sigmoid or relu`},
 		{"resnet20", ParamResNetWidth, 0, `resnet_width=0 is not valid`},
+		// Values of another kind, as a notebook's ctx.SetParam may set them: GoMLX's context would read 16 as
+		// the string "\x10" and panic inside GoMLX on "32" and "yes".
+		{"mlp", ParamMLPHidden, 16, `models: mlp_hidden=16 is a number: want a string, as its default "500"`},
+		{"mlp", ParamMLPActivation, true, `mlp_activation=true is true or false: want a string`},
+		{"resnet20", ParamResNetWidth, "32", `models: resnet_width="32" is a string: want a whole number, as its default 16`},
+		{"resnet20", ParamResNetWidth, 8.5, `resnet_width=8.5 is a number: want a whole number`},
+		{"resnet20", ParamZeroInitResidual, "yes", `zero_init_residual="yes" is a string: want true or false, as its default false`},
+		{"resnet18", ParamZeroInitResidual, 1, `zero_init_residual=1 is a number: want true or false`},
 	} {
 		t.Run(tc.param+"="+fmt.Sprint(tc.value), func(t *testing.T) {
 			ctx := context.New()
@@ -125,6 +133,11 @@ func TestInvalidParams(t *testing.T) {
 	require.NoError(t, CheckParams(ctx))
 	ctx.SetParam(ParamMLPHidden, "")
 	require.NoError(t, CheckParams(ctx))
+	ctx.SetParam(ParamResNetWidth, 8.0) // as JSON decodes a whole number
+	ctx.SetParam(ParamZeroInitResidual, true)
+	require.NoError(t, CheckParams(ctx))
+	ctx.SetParam(layers.ParamBNMomentum, 2) // a layer's setting, checked with the models'
+	require.ErrorContains(t, CheckParams(ctx), "bn_momentum=2 is not valid")
 }
 
 // TestParameterCounts: trainable parameters (conv/dense weights and biases, BN scale and offset) per model.

@@ -20,6 +20,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/nowt-ml/nowt/feedback"
+	"github.com/nowt-ml/nowt/internal/param"
 	"github.com/nowt-ml/nowt/layers"
 )
 
@@ -123,8 +124,10 @@ func LayerScopes(name string, ctx *context.Context) ([]string, error) {
 	return e.scopes(ctx)
 }
 
-// CheckParams validates the model hyperparameters set in ctx (at its scope), so that a caller can report a bad
-// setting before building a graph.
+// CheckParams validates the model hyperparameters set in ctx (at its scope; the layers' also below it, see
+// layers.CheckParams), so that a caller can report a bad setting before building a graph, which panics with the
+// same error. A value of another kind than the setting's default is an error (GoMLX's context would read the
+// number 16 as the mlp_hidden "\x10", and panic on the resnet_width "32").
 func CheckParams(ctx *context.Context) error {
 	if _, err := mlpHidden(ctx); err != nil {
 		return err
@@ -133,6 +136,9 @@ func CheckParams(ctx *context.Context) error {
 		return err
 	}
 	if _, err := resnetWidth(ctx); err != nil {
+		return err
+	}
+	if _, err := zeroInitResidual(ctx); err != nil {
 		return err
 	}
 	return layers.CheckParams(ctx)
@@ -147,7 +153,10 @@ func mustParam[T any](v T, err error) T {
 }
 
 func mlpHidden(ctx *context.Context) ([]int, error) {
-	spec := context.GetParamOr(ctx, ParamMLPHidden, "500")
+	spec, err := param.Get(ctx, ParamMLPHidden, "500")
+	if err != nil {
+		return nil, fmt.Errorf("models: %w (comma-separated positive widths, e.g. \"1000,1000\")", err)
+	}
 	var widths []int
 	for _, part := range strings.Split(spec, ",") {
 		part = strings.TrimSpace(part)
@@ -167,7 +176,11 @@ func mlpHidden(ctx *context.Context) ([]int, error) {
 }
 
 func mlpActivation(ctx *context.Context) (func(*Node) *Node, error) {
-	switch act := context.GetParamOr(ctx, ParamMLPActivation, "sigmoid"); strings.ToLower(strings.TrimSpace(act)) {
+	act, err := param.Get(ctx, ParamMLPActivation, "sigmoid")
+	if err != nil {
+		return nil, fmt.Errorf("models: %w (sigmoid or relu)", err)
+	}
+	switch strings.ToLower(strings.TrimSpace(act)) {
 	case "sigmoid":
 		return Sigmoid, nil
 	case "relu":
@@ -178,11 +191,22 @@ func mlpActivation(ctx *context.Context) (func(*Node) *Node, error) {
 }
 
 func resnetWidth(ctx *context.Context) (int, error) {
-	w := context.GetParamOr(ctx, ParamResNetWidth, 16)
+	w, err := param.Get(ctx, ParamResNetWidth, 16)
+	if err != nil {
+		return 0, fmt.Errorf("models: %w", err)
+	}
 	if w < 1 {
 		return 0, fmt.Errorf("models: %s=%d is not valid: want a positive width", ParamResNetWidth, w)
 	}
 	return w, nil
+}
+
+func zeroInitResidual(ctx *context.Context) (bool, error) {
+	zero, err := param.Get(ctx, ParamZeroInitResidual, false)
+	if err != nil {
+		return false, fmt.Errorf("models: %w", err)
+	}
+	return zero, nil
 }
 
 // relu is max(x, 0).

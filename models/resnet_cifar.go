@@ -19,7 +19,7 @@ import (
 func newCIFARResNet(n, classes int) Fn {
 	return func(ctx *context.Context, images *Node) *Node {
 		width := mustParam(resnetWidth(ctx))
-		zeroInit := context.GetParamOr(ctx, ParamZeroInitResidual, false)
+		zeroInit := mustParam(zeroInitResidual(ctx))
 		stem := ctx.In("stem")
 		x := relu(layers.BatchNorm(stem.In("bn"), conv(stem.In("conv"), images, width, 3, 1), false))
 		for stage := 0; stage < 3; stage++ {

@@ -18,7 +18,7 @@ import (
 // "stage{s}/block0/downsample/{conv,bn}", "fc".
 func newImageNetResNet(blocks []int, bottleneck bool, classes int) Fn {
 	return func(ctx *context.Context, images *Node) *Node {
-		zeroInit := context.GetParamOr(ctx, ParamZeroInitResidual, false)
+		zeroInit := mustParam(zeroInitResidual(ctx))
 		stem := ctx.In("stem")
 		x := relu(layers.BatchNorm(stem.In("bn"), conv(stem.In("conv"), images, 64, 7, 2), false))
 		x = layers.MaxPool2D(ctx, x, 3, 2, 1)

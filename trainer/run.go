@@ -22,6 +22,7 @@ import (
 	"github.com/gomlx/gomlx/ui/commandline"
 	"github.com/nowt-ml/nowt/feedback"
 	"github.com/nowt-ml/nowt/input"
+	"github.com/nowt-ml/nowt/internal/param"
 	"github.com/nowt-ml/nowt/models"
 	"github.com/nowt-ml/nowt/xla"
 )
@@ -448,7 +449,7 @@ func checkParams(params map[string]any) error {
 			return invalid("-set", "Params[%q]: no rule, model or layer has a hyperparameter of that name (nowt rules -v "+
 				"and nowt models -v list them; feedback.DefaultParams and models.DefaultParams hold them)", name)
 		}
-		want, got := paramKind(def), paramKind(v)
+		want, got := param.Kind(def), param.Kind(v)
 		if got != want {
 			return invalid("-set", "Params[%q] = %#v is %s: want %s, as its default %#v", name, v, got, want, def)
 		}
@@ -457,20 +458,6 @@ func checkParams(params map[string]any) error {
 		}
 	}
 	return nil
-}
-
-// paramKind names the kind of a hyperparameter's value, as checkParams compares them: "a string", "a number",
-// "true or false", or its Go type.
-func paramKind(v any) string {
-	switch v.(type) {
-	case string:
-		return "a string"
-	case bool:
-		return "true or false"
-	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
-		return "a number"
-	}
-	return fmt.Sprintf("a %T", v)
 }
 
 // isInt reports whether v is an integer.
