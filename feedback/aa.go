@@ -76,11 +76,11 @@ func (ActivationAlignment) Settings() []Setting {
 // Learning implements Rule.
 func (ActivationAlignment) Learning(ctx *context.Context) *Learning {
 	return &Learning{
-		Amp:    context.GetParamOr(ctx, ParamAAAmp, 1.0),
-		Sparse: context.GetParamOr(ctx, ParamAASparse, 0.5),
-		Decay:  context.GetParamOr(ctx, ParamAADecay, -1.0),
+		Amp:    settingValue[float64](ctx, ParamAAAmp),
+		Sparse: settingValue[float64](ctx, ParamAASparse),
+		Decay:  settingValue[float64](ctx, ParamAADecay),
 
-		NormalizeInput: context.GetParamOr(ctx, ParamAANormalizeInput, true),
+		NormalizeInput: settingValue[bool](ctx, ParamAANormalizeInput),
 	}
 }
 

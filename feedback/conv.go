@@ -85,7 +85,7 @@ func (b *Conv2DBuilder) Done() *Node {
 // which on the pure-Go backend is 7–10× faster than its native convolution (BenchmarkLayer, conv3x3 vs
 // conv3x3-native). Both are exact; ParamConvImpl overrides the choice.
 func useNativeConv(ctx *context.Context, g *Graph) bool {
-	switch impl := context.GetParamOr(ctx, ParamConvImpl, "auto"); impl {
+	switch impl := settingValue[string](ctx, ParamConvImpl); impl {
 	case "native":
 		return true
 	case "patches":

@@ -19,7 +19,7 @@
 //   - ia: information alignment, B learns a local loss on the layer's input (Kunin et al. 2020).
 //   - aa: activation alignment, B learns to give W's output on the layer's input (Kunin et al. 2020).
 //
-// A rule is one [Rule]: its settings ([Setting]: the defaults, flags, `nowt rules -v` and [CheckSettings]
+// A rule is one [Rule]: its settings ([Setting]: the defaults, flags, `nowt rules -v` and [ValidateParams]
 // come from them), its feedback ([FeedbackSpec]: stored or not, computed from δ or from the output error), the
 // kernel it sends through, and how B learns ([Learning]: KP, WM, IA and AA are compositions of Kunin et al.'s
 // primitives decay, self, amp, null and sparse).

@@ -70,11 +70,11 @@ func (InformationAlignment) Settings() []Setting {
 // Learning implements Rule.
 func (InformationAlignment) Learning(ctx *context.Context) *Learning {
 	return &Learning{
-		Amp:   context.GetParamOr(ctx, ParamIAAmp, 1.0),
-		Null:  context.GetParamOr(ctx, ParamIANull, 0.5),
-		Decay: context.GetParamOr(ctx, ParamIADecay, -1.0),
+		Amp:   settingValue[float64](ctx, ParamIAAmp),
+		Null:  settingValue[float64](ctx, ParamIANull),
+		Decay: settingValue[float64](ctx, ParamIADecay),
 
-		NormalizeInput: context.GetParamOr(ctx, ParamIANormalizeInput, true),
+		NormalizeInput: settingValue[bool](ctx, ParamIANormalizeInput),
 	}
 }
 

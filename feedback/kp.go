@@ -45,7 +45,7 @@ func (KolenPollack) Settings() []Setting {
 // Learning implements Rule: tied to W's gradient, with decay on both.
 func (KolenPollack) Learning(ctx *context.Context) *Learning {
 	return &Learning{Tied: true, Decay: KPDecay(ctx, -1), DecayWeights: true,
-		DecoupledDecay: context.GetParamOr(ctx, ParamKPDecoupled, false)}
+		DecoupledDecay: settingValue[bool](ctx, ParamKPDecoupled)}
 }
 
 func init() { Register(KolenPollack{}) }
@@ -53,7 +53,7 @@ func init() { Register(KolenPollack{}) }
 // KPDecay returns the weight decay for the W and B of a KP layer in ctx's scope: [ParamKPDecay] if set
 // (≥ 0), else weightDecay.
 func KPDecay(ctx *context.Context, weightDecay float64) float64 {
-	if d := context.GetParamOr(ctx, ParamKPDecay, -1.0); d >= 0 {
+	if d := settingValue[float64](ctx, ParamKPDecay); d >= 0 {
 		return d
 	}
 	return weightDecay

@@ -131,7 +131,7 @@ const feedbackStreamKey = 0x6e6f77742d422121 // "nowt-B!!"
 // from a random stream of its own ([ownStream]), so that under one seed every rule starts from the same network,
 // whether or not it stores B. B itself depends only on the seed and the layer.
 func feedbackInitializer(ctx *context.Context, init context.VariableInitializer) context.VariableInitializer {
-	scale := context.GetParamOr(ctx, ParamInitScale, 1.0)
+	scale := settingValue[float64](ctx, ParamInitScale)
 	draw := ownStream(ctx, init)
 	return func(g *Graph, s shapes.Shape) *Node {
 		values := draw(g, s)

@@ -194,7 +194,7 @@ func RuleByName(name string) (Rule, error) {
 // RuleFromContext returns the rule configured by [ParamRule] at the context's scope (or above it).
 // It panics (GoMLX's graph-building convention) if the name is unknown.
 func RuleFromContext(ctx *context.Context) Rule {
-	name := context.GetParamOr(ctx, ParamRule, "bp")
+	name := settingValue[string](ctx, ParamRule)
 	r, err := RuleByName(name)
 	if err != nil {
 		panic(err)

@@ -7,12 +7,12 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/nowt-ml/nowt/internal/param"
 )
 
 // Setting is one hyperparameter read from the context by a rule or by the feedback layers. Each rule declares
 // its own ([Rule.Settings]); the defaults ([DefaultParams]), the command line's flags, `nowt rules -v` and
-// validation ([CheckSettings]) are all generated from these declarations.
+// validation ([ValidateParams]) are all generated from these declarations.
 type Setting struct {
 	// Name is the context parameter, e.g. "wm_decay"; it can be set at any scope (a layer's scope overrides the
 	// root's).
@@ -81,53 +81,27 @@ func (s Setting) Range() string {
 func (s Setting) Validate(value any) error {
 	var number float64
 	isNumber := false
-	switch s.Default.(type) {
+	switch def := s.Default.(type) {
 	case float64:
-		switch v := value.(type) {
-		case float64:
-			number, isNumber = v, true
-		case float32:
-			number, isNumber = float64(v), true
-		case int:
-			number, isNumber = float64(v), true
-		case int64:
-			number, isNumber = float64(v), true
-		case int32:
-			number, isNumber = float64(v), true
-		default:
-			return fmt.Errorf("feedback: %s=%v (%T) is not valid: want a number", s.Name, value, value)
+		if number, isNumber = param.Convert(value, def); !isNumber {
+			return fmt.Errorf("feedback: %s=%#v is %s: want a number", s.Name, value, param.Kind(value))
 		}
 	case int:
-		v, ok := value.(int)
+		n, ok := param.Convert(value, def)
 		if !ok {
-			switch x := value.(type) {
-			case float64:
-				v, ok = int(x), x == math.Trunc(x)
-			case int64:
-				v, ok = int(x), true
-			case int32:
-				v, ok = int(x), true
-			}
+			return fmt.Errorf("feedback: %s=%#v is %s: want a whole number", s.Name, value, param.Kind(value))
 		}
-		if !ok {
-			return fmt.Errorf("feedback: %s=%v (%T) is not valid: want an integer", s.Name, value, value)
-		}
-		number, isNumber = float64(v), true
+		number, isNumber = float64(n), true
 	case bool:
-		if _, ok := value.(bool); !ok {
-			return fmt.Errorf("feedback: %s=%v (%T) is not valid: want true or false", s.Name, value, value)
+		if _, ok := param.Convert(value, def); !ok {
+			return fmt.Errorf("feedback: %s=%#v is %s: want true or false", s.Name, value, param.Kind(value))
 		}
 	case string:
-		v, ok := value.(string)
+		v, ok := param.Convert(value, def)
 		if !ok {
-			return fmt.Errorf("feedback: %s=%v (%T) is not valid: want a string", s.Name, value, value)
+			return fmt.Errorf("feedback: %s=%#v is %s: want a string", s.Name, value, param.Kind(value))
 		}
-		if len(s.Choices) > 0 {
-			for _, c := range s.Choices {
-				if v == c { // exactly: the layers and rules compare the value as it is
-					return nil
-				}
-			}
+		if len(s.Choices) > 0 && !slices.Contains(s.Choices, v) { // exactly: the layers and rules compare the value as it is
 			return fmt.Errorf("feedback: %s=%q is not valid: use one of %s", s.Name, v, strings.Join(s.Choices, ", "))
 		}
 	}
@@ -179,34 +153,4 @@ func DefaultParams() map[string]any {
 		params[s.Name] = s.Default
 	}
 	return params
-}
-
-// CheckSettings validates every known setting set in ctx, at any scope, and that every scoped rule name is
-// registered. The error names the parameter, its scope and what would be valid.
-func CheckSettings(ctx *context.Context) error {
-	known := map[string]Setting{}
-	for _, s := range AllSettings() {
-		known[s.Name] = s
-	}
-	var errs []string
-	ctx.EnumerateParams(func(scope, key string, value any) {
-		s, found := known[key]
-		if !found {
-			return
-		}
-		err := s.Validate(value)
-		if err == nil && key == ParamRule {
-			if name, ok := value.(string); ok {
-				_, err = RuleByName(name)
-			}
-		}
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("%v (at scope %q)", err, scope))
-		}
-	})
-	if len(errs) > 0 {
-		sort.Strings(errs)
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
-	}
-	return nil
 }

@@ -56,7 +56,7 @@ func (UniformSignFeedback) Prepare(l *LayerGraph) { usfScale(l) }
 // usfScale is the layer's uSF scale, a scalar node.
 func usfScale(l *LayerGraph) *Node {
 	g := l.W.Graph()
-	if s := context.GetParamOr(l.Ctx, ParamUSFScale, 0.0); s > 0 {
+	if s := settingValue[float64](l.Ctx, ParamUSFScale); s > 0 {
 		return Scalar(g, l.W.DType(), s)
 	}
 	return initStd(l, usfScaleName)
@@ -104,7 +104,7 @@ func (BatchRandomSignFeedback) Prepare(l *LayerGraph) { initStd(l, brsfScaleName
 
 // Kernel implements Rule.
 func (BatchRandomSignFeedback) Kernel(l *LayerGraph) *Node {
-	scale := MulScalar(initStd(l, brsfScaleName), math.Sqrt(3)*context.GetParamOr(l.Ctx, ParamInitScale, 1.0))
+	scale := MulScalar(initStd(l, brsfScaleName), math.Sqrt(3)*settingValue[float64](l.Ctx, ParamInitScale))
 	// R is drawn in the master dtype (float32 under mixed precision; fastUniform's arithmetic needs its
 	// precision) and rounded once to the compute dtype.
 	master := shapes.Make(layers.MasterDType(l.W.DType()), l.W.Shape().Dimensions...)

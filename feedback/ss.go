@@ -46,7 +46,7 @@ func (SignSymmetry) Prepare(l *LayerGraph) {
 // sample() at the layer's first step, kept in the non-trainable variable name (0 until fixed).
 func fixedScale(ctx *context.Context, name, param string, w *Node, sample func() *Node) *Node {
 	g := w.Graph()
-	if s := context.GetParamOr(ctx, param, 0.0); s > 0 {
+	if s := settingValue[float64](ctx, param); s > 0 {
 		return Scalar(g, w.DType(), s)
 	}
 	master := layers.MasterDType(w.DType())

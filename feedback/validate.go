@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/nowt-ml/nowt/internal/param"
 )
 
 // validDescription says, for error messages, which values of a setting are valid: "true or false", "one of a,
@@ -58,7 +60,11 @@ func (e *ParamError) Error() string {
 	if e.Scope != context.RootScope && e.Scope != "" {
 		where = " (scope " + e.Scope + ")"
 	}
-	return fmt.Sprintf("%s=%v%s is not valid: must be %s", e.Param, e.Value, where, e.Valid)
+	value := fmt.Sprint(e.Value)
+	if str, isString := e.Value.(string); isString {
+		value = strconv.Quote(str) // wm_batch="64", not wm_batch=64, when a number is wanted
+	}
+	return fmt.Sprintf("%s=%s%s is not valid: must be %s", e.Param, value, where, e.Valid)
 }
 
 // ValidateParams checks every value, at every scope of ctx, of the hyperparameters read by the rules and layers
@@ -113,21 +119,52 @@ func validateParam(key string, value any) *ParamError {
 		return nil
 	}
 	valid := validDescription(setting)
-	if _, isNumeric := setting.Default.(float64); isNumeric && !isNumber(value) {
-		valid = "a number " + valid
-	} else if _, isInt := setting.Default.(int); isInt && !isNumber(value) {
-		valid = "a number " + valid
+	if _, isFloat := setting.Default.(float64); isFloat && param.Kind(value) != param.Kind(setting.Default) {
+		valid = "a number " + valid // "a number > 0"; an int setting's description starts "a whole number"
 	}
 	return fail(valid)
 }
 
-// isNumber reports whether value has one of the numeric types settings accept.
-func isNumber(value any) bool {
-	switch value.(type) {
-	case float64, float32, int, int64, int32:
-		return true
+// settingValue returns the declared setting name ([AllSettings]) as a layer or rule at ctx's scope reads it: its
+// value there or above, its declared default when unset. A value of another kind than the default's or outside
+// the valid ones panics (GoMLX's graph-building convention) with the [*ParamError] [ValidateParams] returns for
+// it, so that a program that built a graph without calling ValidateParams first learns which setting is wrong
+// and what is valid, where GoMLX's context would read the number 64 set for a string as "@", or panic with a
+// conversion error.
+func settingValue[T param.Value](ctx *context.Context, name string) T {
+	setting, known := settingByName(name)
+	if !known {
+		panic(fmt.Sprintf("feedback: %q is not a declared setting (see AllSettings)", name))
 	}
-	return false
+	def, ok := setting.Default.(T)
+	if !ok {
+		panic(fmt.Sprintf("feedback: setting %q is read as a %T, but its default is %#v", name, def, setting.Default))
+	}
+	if v, found := ctx.GetParam(name); found && v != nil {
+		if err := validateParam(name, v); err != nil {
+			err.Scope = scopeOfSetting(ctx, name)
+			panic(err)
+		}
+	}
+	v, err := param.Get(ctx, name, def)
+	if err != nil { // validateParam accepts only what param.Get converts: not reached
+		panic(fmt.Sprintf("feedback: %v", err))
+	}
+	return v
+}
+
+// scopeOfSetting returns the scope, ctx's or one above it, whose value of name ctx reads.
+func scopeOfSetting(ctx *context.Context, name string) string {
+	found := ""
+	ctx.EnumerateParams(func(scope, key string, _ any) {
+		if key != name || len(scope) <= len(found) {
+			return
+		}
+		if scope == ctx.Scope() || scope == context.RootScope || strings.HasPrefix(ctx.Scope(), scope+context.ScopeSeparator) {
+			found = scope
+		}
+	})
+	return found
 }
 
 // settingByName finds a declared setting ([AllSettings]) by its parameter name.

@@ -89,11 +89,11 @@ func (WeightMirror) Settings() []Setting {
 
 // Learning implements Rule: amp on noise plus decay, in mirror steps.
 func (WeightMirror) Learning(ctx *context.Context) *Learning {
-	eta := context.GetParamOr(ctx, ParamWMLearningRate, 0.01)
+	eta := settingValue[float64](ctx, ParamWMLearningRate)
 	l := &Learning{Amp: 1 / mirrorNoiseVariance(ctx), Mirror: &MirrorMode{LearningRate: eta,
-		Rescale: context.GetParamOr(ctx, ParamWMRescale, false)}}
+		Rescale: settingValue[bool](ctx, ParamWMRescale)}}
 	if !l.Mirror.Rescale && eta > 0 {
-		l.Decay = context.GetParamOr(ctx, ParamWMDecay, 0.01) / eta
+		l.Decay = settingValue[float64](ctx, ParamWMDecay) / eta
 	}
 	return l
 }
@@ -141,13 +141,13 @@ func MirrorNoiseFloor(ctx *context.Context, layer Layer) (degrees float64, ok bo
 		return 0, false
 	}
 	dims := layer.Weights.Shape().Dimensions
-	inputs, samples := dims[0], max(1, context.GetParamOr(layerCtx, ParamWMBatch, 128))
+	inputs, samples := dims[0], max(1, settingValue[int](layerCtx, ParamWMBatch))
 	if layer.Kind == KindConv {
 		inputs = dims[0] * dims[1] * dims[2]
 		samples = convMirrorImages(samples) * convMirrorPositions
 	}
 	kurtosis := 3.0
-	if context.GetParamOr(layerCtx, ParamWMNoise, "uniform") == "uniform" {
+	if settingValue[string](layerCtx, ParamWMNoise) == "uniform" {
 		kurtosis = 1.8
 	}
 	ratio := lambda / (2 - lambda) * (float64(inputs) + kurtosis - 2) / float64(samples)
@@ -156,8 +156,8 @@ func MirrorNoiseFloor(ctx *context.Context, layer Layer) (degrees float64, ok bo
 
 // mirrorNoiseVariance is the variance of the noise mirrorNoise draws.
 func mirrorNoiseVariance(ctx *context.Context) float64 {
-	scale := context.GetParamOr(ctx, ParamWMNoiseScale, 0.05)
-	if context.GetParamOr(ctx, ParamWMNoise, "uniform") == "uniform" {
+	scale := settingValue[float64](ctx, ParamWMNoiseScale)
+	if settingValue[string](ctx, ParamWMNoise) == "uniform" {
 		return scale * scale / 3
 	}
 	return scale * scale
@@ -165,8 +165,8 @@ func mirrorNoiseVariance(ctx *context.Context) float64 {
 
 // mirrorNoise draws noise of the given shape (variance mirrorNoiseVariance).
 func mirrorNoise(ctx *context.Context, g *Graph, shape shapes.Shape) *Node {
-	scale := context.GetParamOr(ctx, ParamWMNoiseScale, 0.05)
-	switch dist := context.GetParamOr(ctx, ParamWMNoise, "uniform"); dist {
+	scale := settingValue[float64](ctx, ParamWMNoiseScale)
+	switch dist := settingValue[string](ctx, ParamWMNoise); dist {
 	case "uniform":
 		return MulScalar(AddScalar(uniform01(ctx, g, shape), -0.5), 2*scale)
 	case "gaussian", "normal":
@@ -205,7 +205,7 @@ func MirrorStep(ctx *context.Context, g *Graph) int {
 		}
 		w := StopGradient(layer.Weights.ValueGraph(g))
 		b := layer.Feedback.ValueGraph(g)
-		batch := max(1, context.GetParamOr(layerCtx, ParamWMBatch, 128))
+		batch := max(1, settingValue[int](layerCtx, ParamWMBatch))
 		var newB *Node
 		switch layer.Kind {
 		case KindDense:

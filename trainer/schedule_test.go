@@ -66,7 +66,7 @@ func TestConfigValidate(t *testing.T) {
 			"-image-size 64: dataset mnist has images of one fixed size; -image-size applies to cifar10-jpeg, imagefolder and synthetic"},
 		{"image size too large", func(c *Config) { c.Dataset, c.ImageSize = "imagefolder", 5000 }, "-image-size 5000: must be at most 4096"},
 		{"image size of an image folder", func(c *Config) { c.Dataset, c.ImageSize = "imagefolder", 224 }, ""},
-		{"rule param", func(c *Config) { c.Params = map[string]any{"wm_noise": "pink"} }, "wm_noise=pink is not valid: must be one of uniform, gaussian"},
+		{"rule param", func(c *Config) { c.Params = map[string]any{"wm_noise": "pink"} }, `wm_noise="pink" is not valid: must be one of uniform, gaussian`},
 		{"param unknown", func(c *Config) { c.Params = map[string]any{"kp_decy": 0.1} },
 			`Params["kp_decy"]: no rule, model or layer has a hyperparameter of that name`},
 		{"param int for a string", func(c *Config) { c.Params = map[string]any{"mlp_hidden": 16} },
