@@ -158,7 +158,7 @@ func checkParamsAt(ctx *context.Context) error {
 
 // bnMomentum returns [ParamBNMomentum], a number in [0, 1].
 func bnMomentum(ctx *context.Context) (float64, error) {
-	m, err := param.Get(ctx, ParamBNMomentum, 0.9)
+	m, err := param.Get(ctx, ParamBNMomentum, defaultBNMomentum)
 	if err != nil {
 		return 0, fmt.Errorf("-set %w", err)
 	}
@@ -171,7 +171,7 @@ func bnMomentum(ctx *context.Context) (float64, error) {
 
 // bnEpsilon returns [ParamBNEpsilon], a finite number > 0.
 func bnEpsilon(ctx *context.Context) (float64, error) {
-	eps, err := param.Get(ctx, ParamBNEpsilon, 1e-5)
+	eps, err := param.Get(ctx, ParamBNEpsilon, defaultBNEpsilon)
 	if err != nil {
 		return 0, fmt.Errorf("-set %w", err)
 	}
@@ -252,15 +252,4 @@ func channelSummer(ctx *context.Context, g *Graph) func(x *Node) *Node {
 func GradientPath(x *Node) *Node {
 	sum := ReduceAllSum(ConvertDType(x, MasterDType(x.DType())))
 	return ConvertDType(MulScalar(sum, 0), x.DType())
-}
-
-// DefaultParams returns every hyperparameter of the package's layers with its default, so a program can pre-set
-// them in a context (GoMLX's -set flag only accepts known parameters) and list them.
-func DefaultParams() map[string]any {
-	return map[string]any{
-		ParamBNMomentum: 0.9,
-		ParamBNEpsilon:  1e-5,
-		ParamPoolImpl:   "auto",
-		ParamBNSums:     "auto",
-	}
 }

@@ -730,3 +730,31 @@ func TestLayerScopesDefaults(t *testing.T) {
 		})
 	}
 }
+
+// TestSettings: every model and layer hyperparameter is declared once, by name, with the default the models read
+// when the context does not set it; DefaultParams is made of them, and each default passes CheckParams.
+func TestSettings(t *testing.T) {
+	settings := Settings()
+	var names []string
+	for _, s := range settings {
+		names = append(names, s.Name)
+		require.NotEmpty(t, s.Doc, s.Name)
+	}
+	require.True(t, slices.IsSorted(names), "by name: %v", names)
+	require.Equal(t, []string{layers.ParamBNEpsilon, layers.ParamBNMomentum, layers.ParamBNSums, ParamMLPActivation,
+		ParamMLPHidden, layers.ParamPoolImpl, ParamResNetWidth, ParamZeroInitResidual}, names)
+	defaults := DefaultParams()
+	require.Len(t, defaults, len(settings))
+	ctx := context.New()
+	for _, s := range settings {
+		require.Equal(t, s.Default, defaults[s.Name], s.Name)
+		ctx.SetParam(s.Name, s.Default)
+	}
+	require.NoError(t, CheckParams(ctx))
+	// What the models read when nothing is set.
+	empty := context.New()
+	hidden := mustParam(mlpHidden(empty))
+	require.Equal(t, defaults[ParamMLPHidden], strings.Trim(strings.Join(strings.Fields(fmt.Sprint(hidden)), ","), "[]"))
+	require.Equal(t, defaults[ParamResNetWidth], mustParam(resnetWidth(empty)))
+	require.Equal(t, defaults[ParamZeroInitResidual], mustParam(zeroInitResidual(empty)))
+}

@@ -153,7 +153,7 @@ func mustParam[T any](v T, err error) T {
 }
 
 func mlpHidden(ctx *context.Context) ([]int, error) {
-	spec, err := param.Get(ctx, ParamMLPHidden, "500")
+	spec, err := param.Get(ctx, ParamMLPHidden, defaultMLPHidden)
 	if err != nil {
 		return nil, fmt.Errorf("models: %w (comma-separated positive widths, e.g. \"1000,1000\")", err)
 	}
@@ -176,7 +176,7 @@ func mlpHidden(ctx *context.Context) ([]int, error) {
 }
 
 func mlpActivation(ctx *context.Context) (func(*Node) *Node, error) {
-	act, err := param.Get(ctx, ParamMLPActivation, "sigmoid")
+	act, err := param.Get(ctx, ParamMLPActivation, defaultMLPActivation)
 	if err != nil {
 		return nil, fmt.Errorf("models: %w (sigmoid or relu)", err)
 	}
@@ -191,7 +191,7 @@ func mlpActivation(ctx *context.Context) (func(*Node) *Node, error) {
 }
 
 func resnetWidth(ctx *context.Context) (int, error) {
-	w, err := param.Get(ctx, ParamResNetWidth, 16)
+	w, err := param.Get(ctx, ParamResNetWidth, defaultResNetWidth)
 	if err != nil {
 		return 0, fmt.Errorf("models: %w", err)
 	}
@@ -242,14 +242,34 @@ func classifier(ctx *context.Context, x *Node, classes int) *Node {
 // DefaultParams returns every model hyperparameter (and the layers package's) with its default, so a program can pre-set them in a
 // context (GoMLX's -set flag only accepts known parameters) and list them.
 func DefaultParams() map[string]any {
-	params := map[string]any{
-		ParamMLPHidden:        "500",
-		ParamMLPActivation:    "sigmoid",
-		ParamResNetWidth:      16,
-		ParamZeroInitResidual: false,
-	}
-	for k, v := range layers.DefaultParams() {
-		params[k] = v
+	params := map[string]any{}
+	for _, s := range Settings() {
+		params[s.Name] = s.Default
 	}
 	return params
+}
+
+// The models' defaults: the authors' MNIST network 784-500-10 (sigmoid units), He et al.'s CIFAR ResNet widths.
+const (
+	defaultMLPHidden     = "500"
+	defaultMLPActivation = "sigmoid"
+	defaultResNetWidth   = 16
+)
+
+// Setting describes one model or layer hyperparameter: its name, flag, default, valid values and doc.
+type Setting = layers.Setting
+
+// Settings lists the models' hyperparameters and their layers' (package layers), by name.
+func Settings() []Setting {
+	settings := append(layers.Settings(),
+		Setting{Name: ParamMLPHidden, Flag: "hidden", Default: defaultMLPHidden, Valid: "widths, e.g. 1000,1000", ModelWide: true,
+			Doc: "MLP: hidden widths, comma-separated (\"\": no hidden layer)"},
+		Setting{Name: ParamMLPActivation, Flag: "activation", Default: defaultMLPActivation, Valid: "sigmoid|relu", ModelWide: true,
+			Doc: "MLP: hidden activation"},
+		Setting{Name: ParamResNetWidth, Flag: "width", Default: defaultResNetWidth, Valid: "[1, ∞)", ModelWide: true,
+			Doc: "CIFAR ResNets: first-stage width (stages of w, 2w, 4w channels)"},
+		Setting{Name: ParamZeroInitResidual, Flag: "zero-init-residual", Default: false, ModelWide: true,
+			Doc: "ResNets: zero-initialise the scale of each residual block's last batch norm (blocks start as the identity)"})
+	slices.SortFunc(settings, func(a, b Setting) int { return strings.Compare(a.Name, b.Name) })
+	return settings
 }

@@ -23,7 +23,6 @@ import (
 	"github.com/nowt-ml/nowt/feedback"
 	"github.com/nowt-ml/nowt/input"
 	"github.com/nowt-ml/nowt/internal/param"
-	"github.com/nowt-ml/nowt/layers"
 	"github.com/nowt-ml/nowt/models"
 	"github.com/nowt-ml/nowt/xla"
 )
@@ -489,17 +488,6 @@ var logGradientNorms = true
 // batchAccuracyMetricName names the training step's batch-accuracy metric.
 const batchAccuracyMetricName = "Batch Accuracy"
 
-// modelWideFlags are the model settings read once, at the model's top scope (the max-pool's implementation
-// included: the CNN's and the ImageNet ResNets' max-pools read it there), with the flag that sets each ("" for
-// none but -set).
-var modelWideFlags = map[string]string{
-	models.ParamMLPHidden:        "-hidden",
-	models.ParamMLPActivation:    "-activation",
-	models.ParamResNetWidth:      "-width",
-	models.ParamZeroInitResidual: "-zero-init-residual",
-	layers.ParamPoolImpl:         "",
-}
-
 // checkSettingScopes fails if a hyperparameter is set at a scope where no layer of the model lives (a mistyped
 // scope in -set, which GoMLX would otherwise ignore). A setting reaches the layers at and below its scope, so a
 // valid scope is "/model" or an ancestor of (or equal to) one of the model's layer scopes, which the model
@@ -511,14 +499,16 @@ func checkSettingScopes(ctx *context.Context, model string) error {
 		return invalid("-set", "%v", err)
 	}
 	root := modelCtx.Scope()
+	settings := models.Settings()
 	var bad error
 	ctx.EnumerateParams(func(scope, key string, _ any) {
 		if bad != nil || scope == context.RootScope || scope == root {
 			return
 		}
-		if flag, modelWide := modelWideFlags[key]; modelWide {
-			if flag != "" {
-				flag = ", or with its flag " + flag
+		if i := slices.IndexFunc(settings, func(s models.Setting) bool { return s.Name == key && s.ModelWide }); i >= 0 {
+			flag := ""
+			if f := settings[i].Flag; f != "" {
+				flag = ", or with its flag -" + f
 			}
 			bad = invalid("-set", "-set: %s is a setting of the whole model, read at its top: at scope %s it would be "+
 				"ignored (give it without a scope%s)", key, scope, flag)

@@ -46,8 +46,9 @@ func runRules(args []string, stdout, stderr io.Writer) error {
 
 func runModels(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("models", "[-v]", "Lists the models; -v also lists each one's layer scopes (at the default hyperparameters),\n"+
-		"the scopes a per-layer setting names: -set \"/model/<scope>/feedback_rule=wm\".", stderr)
-	verbose := fs.Bool("v", false, "also list each model's layer scopes")
+		"the scopes a per-layer setting names: -set \"/model/<scope>/feedback_rule=wm\", and the models' and layers'\n"+
+		"hyperparameters.", stderr)
+	verbose := fs.Bool("v", false, "also list each model's layer scopes and the hyperparameters")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -69,7 +70,19 @@ func runModels(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "\n%s layers (under /model):\n  %s\n", name, strings.Join(scopes, " "))
 	}
-	return nil
+	fmt.Fprintln(stdout, "\nHyperparameters (-set name=value, or the flag; * read once for the whole model, not per layer scope):")
+	tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	for _, st := range models.Settings() {
+		flagName, wide := "", ""
+		if st.Flag != "" {
+			flagName = "-" + st.Flag
+		}
+		if st.ModelWide {
+			wide = "*"
+		}
+		fmt.Fprintf(tw, "  %s%s\t%s\t%v\t%s\t%s\n", st.Name, wide, flagName, st.Default, st.Valid, st.Doc)
+	}
+	return tw.Flush()
 }
 
 func runDevices(args []string, stdout, stderr io.Writer) error {

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/csv"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -218,6 +220,14 @@ func TestHelpAndListings(t *testing.T) {
 	require.Equal(t, 0, code)
 	for _, s := range []string{"mlp layers (under /model):\n  fc0 out\n", "stage3/block2/conv2 stage3/block2/bn2 fc\n",
 		"stage4/block0/downsample/conv"} {
+		require.Contains(t, stdout, s)
+	}
+	// Every model and layer hyperparameter, with its flag where it has one and its default (each a -set name).
+	for _, st := range models.Settings() {
+		require.Regexp(t, `\n  `+regexp.QuoteMeta(st.Name)+`\*?\s+`+regexp.QuoteMeta(flagOf(st.Flag))+`\s*`+
+			regexp.QuoteMeta(fmt.Sprint(st.Default)), stdout)
+	}
+	for _, s := range []string{"bn_momentum ", "mlp_hidden*  ", "-zero-init-residual", "auto|native|gather"} {
 		require.Contains(t, stdout, s)
 	}
 	code, stdout, _ = nowt(t, "devices", "-backend", "go")
@@ -548,4 +558,12 @@ func TestStoredConfigIsTheDefault(t *testing.T) {
 	got, err := rf.config(fs)
 	require.NoError(t, err)
 	require.Equal(t, stored, got)
+}
+
+// flagOf writes a flag's name as listings show it: "-name", or "" for none.
+func flagOf(name string) string {
+	if name == "" {
+		return ""
+	}
+	return "-" + name
 }

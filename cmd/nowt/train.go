@@ -86,11 +86,26 @@ func addRunFlags(fs *flag.FlagSet, defaults trainer.Config) *runFlags {
 			f.setting(fs, name, st)
 		}
 	}
-	mp := models.DefaultParams()
-	f.str(fs, "hidden", models.ParamMLPHidden, mp, "MLP hidden widths, comma-separated")
-	f.str(fs, "activation", models.ParamMLPActivation, mp, "MLP activation: sigmoid or relu")
-	f.integer(fs, "width", models.ParamResNetWidth, mp, "CIFAR ResNets' first-stage width")
-	f.boolean(fs, "zero-init-residual", models.ParamZeroInitResidual, mp, "zero-init the last batch-norm scale of each residual block")
+	for _, st := range models.Settings() { // The models' declared settings that have a flag.
+		if st.Flag == "" {
+			continue
+		}
+		usage := st.Doc
+		if st.Valid != "" {
+			usage += " (" + st.Valid + ")"
+		}
+		defaults := map[string]any{st.Name: st.Default}
+		switch st.Default.(type) {
+		case string:
+			f.str(fs, st.Flag, st.Name, defaults, usage)
+		case int:
+			f.integer(fs, st.Flag, st.Name, defaults, usage)
+		case bool:
+			f.boolean(fs, st.Flag, st.Name, defaults, usage)
+		case float64:
+			f.float(fs, st.Flag, st.Name, defaults, usage)
+		}
+	}
 	return f
 }
 
