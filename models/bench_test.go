@@ -131,15 +131,16 @@ func BenchmarkResNet20Step(b *testing.B) {
 //
 //	NOWT_TEST_BACKEND=xla:cpu go test ./models -run '^$' -bench BatchNormSums -benchtime 20x
 func BenchmarkBatchNormSums(b *testing.B) {
-	execs := map[string]*context.Exec{}
+	execs, batches := map[string]*context.Exec{}, map[string][2]*tensors.Tensor{}
 	for _, sums := range []string{"dot", "reduce"} {
 		execs[sums] = resnet20StepExecWith(b, "bp", map[string]any{ParamResNetWidth: 16, layers.ParamBNSums: sums})
+		x, labels := resNetBatch() // Per exec: the pure-Go test backend is a new instance per call.
+		batches[sums] = [2]*tensors.Tensor{x, labels}
 	}
-	x, labels := resNetBatch()
 	times := map[string][]time.Duration{}
 	timed := func(sums string) {
 		start := time.Now()
-		execs[sums].MustExec(x, labels)
+		execs[sums].MustExec(batches[sums][0], batches[sums][1])
 		times[sums] = append(times[sums], time.Since(start))
 	}
 	for range 2 { // compile and warm up
