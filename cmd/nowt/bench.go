@@ -33,13 +33,16 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Dataset == "synthetic" && cfg.DataPath == "" {
+	// (A -batch below 1 is left to the configuration's check, which names -batch.)
+	if cfg.Dataset == "synthetic" && cfg.DataPath == "" && cfg.BatchSize > 0 {
 		size := cfg.ImageSize
 		if size == 0 {
 			size = 224
 		}
 		cfg.DataPath = fmt.Sprintf("examples=%d,size=%d,channels=3,classes=1000", 2*cfg.BatchSize, size)
-		cfg.TestLimit = cfg.BatchSize
+		if cfg.TestLimit == 0 { // a -test-limit given stays
+			cfg.TestLimit = cfg.BatchSize
+		}
 	}
 	if *warmup < 0 {
 		return usagef("-warmup-steps %d: must be ≥ 0", *warmup)

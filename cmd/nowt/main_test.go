@@ -455,6 +455,7 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"bench", "-rounds", "0"}, "-rounds 0"},
 		{[]string{"bench", "-rule", "fa,kp", "-control"}, "give bp among -rule"},
 		{[]string{"bench", "-batch", "0"}, "-batch"},
+		{[]string{"bench", "-batch", "-5"}, "-batch -5"},
 		{[]string{"train", "-rule", "fa", "-set", "feedback_rule=kp"}, "-rule"},
 		{[]string{"compare", "-rules", "bp,fa,bp"}, "-rules"},
 		{append([]string{"train", "-backend", "bogus"}, tiny...), "-backend"},
