@@ -33,17 +33,6 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// (A -batch below 1 is left to the configuration's check, which names -batch.)
-	if cfg.Dataset == "synthetic" && cfg.DataPath == "" && cfg.BatchSize > 0 {
-		size := cfg.ImageSize
-		if size == 0 {
-			size = 224
-		}
-		cfg.DataPath = fmt.Sprintf("examples=%d,size=%d,channels=3,classes=1000", 2*cfg.BatchSize, size)
-		if cfg.TestLimit == 0 { // a -test-limit given stays
-			cfg.TestLimit = cfg.BatchSize
-		}
-	}
 	if *warmup < 0 {
 		return usagef("-warmup-steps %d: must be ≥ 0", *warmup)
 	}
@@ -52,6 +41,13 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.Steps < 1 {
 		return usagef("-steps %d: bench times that many steps (a round) after -warmup-steps; must be ≥ 1", cfg.Steps)
+	}
+	// (A -batch below 1 is left to the configuration's check, which names -batch.)
+	if cfg.Dataset == "synthetic" && cfg.DataPath == "" && cfg.BatchSize > 0 {
+		cfg.DataPath = benchSyntheticData(cfg.BatchSize, cfg.ImageSize, *warmup, cfg.Steps, *rounds)
+		if cfg.TestLimit == 0 { // a -test-limit given stays
+			cfg.TestLimit = cfg.BatchSize
+		}
 	}
 	for _, list := range []struct{ flag, value string }{{"-model", cfg.Model}, {"-rule", cfg.Rule}} {
 		names := splitList(list.value)
@@ -127,6 +123,19 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// benchSyntheticData is bench's synthetic data set where -data gives none: ImageNet-like images (side size, 224
+// when 0; 1000 classes) and one epoch that holds every batch a configuration trains (the warm-up, at least one
+// step, and every round's), so that no timed step starts an epoch. The input pipeline prepares batches ahead within
+// an epoch only: a step that starts one waits for its whole batch to be made, which with the two-batch epoch bench
+// used to default to was every other timed step.
+func benchSyntheticData(batch, size, warmup, steps, rounds int) string {
+	if size == 0 {
+		size = 224
+	}
+	batches := max(2, max(1, warmup)+rounds*steps)
+	return fmt.Sprintf("examples=%d,size=%d,channels=3,classes=1000", batches*batch, size)
 }
 
 // controlRule labels the row of -control: bp timed a second time, after the listed rules.

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nowt-ml/nowt/feedback"
+	"github.com/nowt-ml/nowt/input"
 	"github.com/nowt-ml/nowt/models"
 	"github.com/nowt-ml/nowt/trainer"
 	"github.com/nowt-ml/nowt/xla"
@@ -567,4 +568,26 @@ func flagOf(name string) string {
 		return ""
 	}
 	return "-" + name
+}
+
+// TestBenchSyntheticData: bench's default synthetic data holds, in one epoch, every batch a configuration trains
+// (at least one warm-up step, then every round's steps): the input pipeline prepares batches ahead only within an
+// epoch, so that a timed step that started one would wait for its whole batch (with the two-batch epoch bench had,
+// every other timed step did).
+func TestBenchSyntheticData(t *testing.T) {
+	for _, tc := range []struct{ batch, size, warmup, steps, rounds int }{
+		{128, 0, 3, 20, 1}, {8, 16, 0, 1, 1}, {32, 0, 0, 5, 4}, {64, 32, 2, 12, 4}, {1, 0, 10, 1, 1},
+	} {
+		spec := benchSyntheticData(tc.batch, tc.size, tc.warmup, tc.steps, tc.rounds)
+		got, err := input.ParseSyntheticConfig(spec, 0)
+		require.NoError(t, err, spec)
+		trained := max(1, tc.warmup) + tc.rounds*tc.steps
+		require.GreaterOrEqual(t, got.Examples/tc.batch, trained, "%+v: %s", tc, spec)
+		require.GreaterOrEqual(t, got.Examples, 2*tc.batch, spec)
+		wantSize := tc.size
+		if wantSize == 0 {
+			wantSize = 224
+		}
+		require.Equal(t, []int{wantSize, wantSize, 3, 1000}, []int{got.Height, got.Width, got.Channels, got.Classes}, spec)
+	}
 }
