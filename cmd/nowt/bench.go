@@ -129,14 +129,18 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 // when 0; 1000 classes) and one epoch that holds every batch a configuration trains (the warm-up, at least one
 // step, and every round's), so that no timed step starts an epoch. The input pipeline prepares batches ahead within
 // an epoch only: a step that starts one waits for its whole batch to be made, which with the two-batch epoch bench
-// used to default to was every other timed step.
+// used to default to was every other timed step. The epoch stops at benchMaxExamples (the data set draws every
+// example's label when opened): past that, one step in that many examples starts an epoch.
 func benchSyntheticData(batch, size, warmup, steps, rounds int) string {
 	if size == 0 {
 		size = 224
 	}
-	batches := max(2, max(1, warmup)+rounds*steps)
+	batches := max(2, min(max(1, warmup)+rounds*steps, benchMaxExamples/batch))
 	return fmt.Sprintf("examples=%d,size=%d,channels=3,classes=1000", batches*batch, size)
 }
+
+// benchMaxExamples bounds the epoch of bench's default synthetic data (see benchSyntheticData).
+const benchMaxExamples = 1 << 20
 
 // controlRule labels the row of -control: bp timed a second time, after the listed rules.
 const controlRule = "bp-again"

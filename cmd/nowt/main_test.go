@@ -577,12 +577,17 @@ func flagOf(name string) string {
 func TestBenchSyntheticData(t *testing.T) {
 	for _, tc := range []struct{ batch, size, warmup, steps, rounds int }{
 		{128, 0, 3, 20, 1}, {8, 16, 0, 1, 1}, {32, 0, 0, 5, 4}, {64, 32, 2, 12, 4}, {1, 0, 10, 1, 1},
+		{256, 0, 3, 100000, 4}, {1 << 20, 8, 0, 3, 1},
 	} {
 		spec := benchSyntheticData(tc.batch, tc.size, tc.warmup, tc.steps, tc.rounds)
 		got, err := input.ParseSyntheticConfig(spec, 0)
 		require.NoError(t, err, spec)
 		trained := max(1, tc.warmup) + tc.rounds*tc.steps
-		require.GreaterOrEqual(t, got.Examples/tc.batch, trained, "%+v: %s", tc, spec)
+		if trained*tc.batch <= benchMaxExamples {
+			require.GreaterOrEqual(t, got.Examples/tc.batch, trained, "%+v: %s", tc, spec)
+		} else { // a long run: an epoch of benchMaxExamples (or two batches)
+			require.Equal(t, max(2, benchMaxExamples/tc.batch), got.Examples/tc.batch, "%+v: %s", tc, spec)
+		}
 		require.GreaterOrEqual(t, got.Examples, 2*tc.batch, spec)
 		wantSize := tc.size
 		if wantSize == 0 {
