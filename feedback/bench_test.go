@@ -113,7 +113,9 @@ func runLayerBench(b *testing.B, layer benchLayer, rule string, backward bool, f
 	b.ReportMetric(flopsPerStep*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
-// BenchmarkLayer: forward ("fwd") and forward+backward ("fwdbwd", 3× the forward's flops) per rule.
+// BenchmarkLayer: forward ("fwd") and forward+backward ("fwdbwd") per rule. The GFLOP/s of fwdbwd counts 3× the
+// forward's flops for every rule — backprop's work, a nominal count that ranks the rules as their ns/op does: dfa,
+// whose backward product is by a [in, classes] B, does fewer, and its GFLOP/s reads high.
 func BenchmarkLayer(b *testing.B) {
 	for _, layer := range benchLayers {
 		b.Run(fmt.Sprintf("%s/fwd", layer.name), func(b *testing.B) { runLayerBench(b, layer, "bp", false, layer.flops) })
