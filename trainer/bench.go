@@ -72,7 +72,8 @@ func Benchmark(cfg Config, warmup, steps int, out io.Writer) (*Throughput, error
 // sets each up and trains it for warmup untimed steps (compilation included), then runs rounds rounds in which each
 // configuration trains steps timed steps in turn, in the order given and reversed every other round, so that a
 // drift of the machine's speed reaches every configuration alike and [Throughput.RatioTo] can compare them round
-// by round. Every configuration stays set up until the end, all on one backend (that of cfgs[0].Backend, which
+// by round; a turn that follows another configuration's starts with one untimed step, so that every timed turn
+// starts with its own configuration in the caches. Every configuration stays set up until the end, all on one backend (that of cfgs[0].Backend, which
 // all must name). It writes no files.
 func BenchmarkRounds(cfgs []Config, warmup, steps, rounds int, out io.Writer) (tps []*Throughput, err error) {
 	defer func() {
@@ -94,7 +95,7 @@ func BenchmarkRounds(cfgs []Config, warmup, steps, rounds int, out io.Writer) (t
 	for i := range cfgs {
 		cfgs[i].OutDir = "unused"
 		if cfgs[i].Epochs <= 0 && cfgs[i].Steps <= 0 {
-			cfgs[i].Steps = warmup + rounds*steps
+			cfgs[i].Steps = warmup + rounds*(steps+1) // at most one untimed step a turn (benchTurns)
 		}
 		if err := cfgs[i].Validate(); err != nil {
 			return nil, err
@@ -139,21 +140,52 @@ func BenchmarkRounds(cfgs []Config, warmup, steps, rounds int, out io.Writer) (t
 			return nil, err
 		}
 	}
-	order := slices.Clone(sessions)
-	for round := range rounds {
-		if round > 0 {
-			slices.Reverse(order)
-		}
-		for _, s := range order {
-			if err := s.trainSteps(steps, true); err != nil {
+	for _, turn := range benchTurns(len(sessions), rounds) {
+		s := sessions[turn.session]
+		if turn.switched {
+			if err := s.trainSteps(1, false); err != nil {
 				return nil, err
 			}
+		}
+		if err := s.trainSteps(steps, true); err != nil {
+			return nil, err
 		}
 	}
 	for _, s := range sessions {
 		tps = append(tps, s.throughput())
 	}
 	return tps, nil
+}
+
+// benchTurn is one turn of [BenchmarkRounds]: a session's timed steps, after one untimed step when the turn before
+// was another session's.
+type benchTurn struct {
+	session  int
+	switched bool
+}
+
+// benchTurns orders the turns of n sessions over rounds rounds: every session once a round, in the order given and
+// reversed every other round (so that a linear drift of the machine's speed reaches every session alike). A turn
+// that follows another session's starts with one untimed step, so that no timed step pays for the switch (the
+// other session's weights and programs in the caches): at a round's boundary a session runs two turns in a row,
+// and without it the second would start warm where every other turn starts cold.
+func benchTurns(n, rounds int) []benchTurn {
+	var turns []benchTurn
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	previous := n - 1 // the last session set up (and warmed up) before the first round
+	for round := range rounds {
+		if round > 0 {
+			slices.Reverse(order)
+		}
+		for _, session := range order {
+			turns = append(turns, benchTurn{session: session, switched: session != previous})
+			previous = session
+		}
+	}
+	return turns
 }
 
 // benchSession is one configuration of a benchmark, set up and kept ready to train more steps.

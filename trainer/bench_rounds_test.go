@@ -47,6 +47,24 @@ func TestBenchmarkRounds(t *testing.T) {
 	require.ErrorContains(t, err, "no configuration")
 }
 
+// TestBenchTurns: every session has one turn a round, in the order given and reversed every other round, and a turn
+// starts with an untimed step exactly when the turn before it (or, for the first, the last warm-up) was another
+// session's — so the session at a round's boundary, which runs twice in a row, does not get it twice.
+func TestBenchTurns(t *testing.T) {
+	type turn = benchTurn
+	for _, tc := range []struct {
+		n, rounds int
+		want      []turn
+	}{
+		{1, 3, []turn{{0, false}, {0, false}, {0, false}}},
+		{2, 1, []turn{{0, true}, {1, true}}},
+		{2, 3, []turn{{0, true}, {1, true}, {1, false}, {0, true}, {0, false}, {1, true}}},
+		{3, 2, []turn{{0, true}, {1, true}, {2, true}, {2, false}, {1, true}, {0, true}}},
+	} {
+		require.Equal(t, tc.want, benchTurns(tc.n, tc.rounds), "%d sessions, %d rounds", tc.n, tc.rounds)
+	}
+}
+
 // TestRatioTo: the median (of an odd and an even count) and range of the round-by-round ratios, over the rounds
 // both measured, skipping rounds without a time.
 func TestRatioTo(t *testing.T) {

@@ -21,7 +21,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	warmup := fs.Int("warmup-steps", 3, "untimed steps first (the first one, compilation included, is reported)")
 	csv := fs.Bool("csv", false, "print comma-separated rows (with a header) instead of the table")
 	rounds := fs.Int("rounds", 1, "with more than 1: set every rule of a model up at once and time -steps steps of each in turn, "+
-		"the order reversed every other round; the ratio to bp is then the median of the rounds' ratios (range in the last column), "+
+		"the order reversed every other round, a turn that follows another rule's starting with one untimed step; the ratio to bp is then the median of the rounds' ratios (range in the last column), "+
 		"steady against the machine's drift. Every rule's session stays in memory (one backend); an even count gives every rule "+
 		"the same mean place in the order")
 	control := fs.Bool("control", false, "also time bp a second time, after the listed rules (row bp-again): its ratio to bp is the "+
@@ -135,7 +135,8 @@ func benchSyntheticData(batch, size, warmup, steps, rounds int) string {
 	if size == 0 {
 		size = 224
 	}
-	batches := max(2, min(max(1, warmup)+rounds*steps, benchMaxExamples/batch))
+	// Each round's turn may start with one untimed step (trainer.BenchmarkRounds).
+	batches := max(2, min(max(1, warmup)+rounds*(steps+1), benchMaxExamples/batch))
 	return fmt.Sprintf("examples=%d,size=%d,channels=3,classes=1000", batches*batch, size)
 }
 
