@@ -83,81 +83,46 @@ func addRunFlags(fs *flag.FlagSet, defaults trainer.Config) *runFlags {
 	// Rule and model hyperparameters, set in the context only when given.
 	for _, st := range feedback.AllSettings() { // Generated from the rules' declared settings.
 		if name := st.FlagName(); name != "-" {
-			f.setting(fs, name, st)
+			usage := st.Doc
+			if r := st.Range(); r != "" {
+				usage += " " + r
+			}
+			f.setting(fs, name, st.Name, st.Default, usage)
 		}
 	}
 	for _, st := range models.Settings() { // The models' declared settings that have a flag.
-		if st.Flag == "" {
-			continue
-		}
-		usage := st.Doc
-		if st.Valid != "" {
-			usage += " (" + st.Valid + ")"
-		}
-		defaults := map[string]any{st.Name: st.Default}
-		switch st.Default.(type) {
-		case string:
-			f.str(fs, st.Flag, st.Name, defaults, usage)
-		case int:
-			f.integer(fs, st.Flag, st.Name, defaults, usage)
-		case bool:
-			f.boolean(fs, st.Flag, st.Name, defaults, usage)
-		case float64:
-			f.float(fs, st.Flag, st.Name, defaults, usage)
+		if st.Flag != "" {
+			usage := st.Doc
+			if st.Valid != "" {
+				usage += " (" + st.Valid + ")"
+			}
+			f.setting(fs, st.Flag, st.Name, st.Default, usage)
 		}
 	}
 	return f
 }
 
-// setting adds the flag of a feedback setting, typed by its default, with its doc and valid range as usage.
-func (f *runFlags) setting(fs *flag.FlagSet, name string, st feedback.Setting) {
-	usage := st.Doc
-	if r := st.Range(); r != "" {
-		usage += " " + r
-	}
-	defaults := map[string]any{st.Name: st.Default}
-	switch st.Default.(type) {
+// setting adds the flag name for the context parameter param, typed by its default def (a float64, int, bool or
+// string: no flag for another type); the parameter is set only when the flag is given.
+func (f *runFlags) setting(fs *flag.FlagSet, name, param string, def any, usage string) {
+	var value func() any
+	switch d := def.(type) {
 	case float64:
-		f.float(fs, name, st.Name, defaults, usage)
+		v := fs.Float64(name, d, usage)
+		value = func() any { return *v }
 	case int:
-		f.integer(fs, name, st.Name, defaults, usage)
+		v := fs.Int(name, d, usage)
+		value = func() any { return *v }
 	case bool:
-		f.boolean(fs, name, st.Name, defaults, usage)
+		v := fs.Bool(name, d, usage)
+		value = func() any { return *v }
 	case string:
-		f.str(fs, name, st.Name, defaults, usage)
+		v := fs.String(name, d, usage)
+		value = func() any { return *v }
+	default: // settings declare one of the four (feedback's and models' tests hold them to it)
+		return
 	}
-}
-
-func (f *runFlags) float(fs *flag.FlagSet, name, param string, defaults map[string]any, usage string) {
-	v := fs.Float64(name, toFloat(defaults[param]), usage)
-	f.params[name] = paramFlag{param, func() any { return *v }}
-}
-
-func (f *runFlags) integer(fs *flag.FlagSet, name, param string, defaults map[string]any, usage string) {
-	v := fs.Int(name, int(toFloat(defaults[param])), usage)
-	f.params[name] = paramFlag{param, func() any { return *v }}
-}
-
-func (f *runFlags) str(fs *flag.FlagSet, name, param string, defaults map[string]any, usage string) {
-	def, _ := defaults[param].(string)
-	v := fs.String(name, def, usage)
-	f.params[name] = paramFlag{param, func() any { return *v }}
-}
-
-func (f *runFlags) boolean(fs *flag.FlagSet, name, param string, defaults map[string]any, usage string) {
-	def, _ := defaults[param].(bool)
-	v := fs.Bool(name, def, usage)
-	f.params[name] = paramFlag{param, func() any { return *v }}
-}
-
-func toFloat(v any) float64 {
-	switch x := v.(type) {
-	case float64:
-		return x
-	case int:
-		return float64(x)
-	}
-	return 0
+	f.params[name] = paramFlag{param, value}
 }
 
 // config returns the configuration, with the hyperparameter flags that were given.
