@@ -142,7 +142,7 @@ func settingValue[T param.Value](ctx *context.Context, name string) T {
 	}
 	if v, found := ctx.GetParam(name); found && v != nil {
 		if err := validateParam(name, v); err != nil {
-			err.Scope = scopeOfSetting(ctx, name)
+			err.Scope = param.ScopeOf(ctx, name)
 			panic(err)
 		}
 	}
@@ -151,20 +151,6 @@ func settingValue[T param.Value](ctx *context.Context, name string) T {
 		panic(fmt.Sprintf("feedback: %v", err))
 	}
 	return v
-}
-
-// scopeOfSetting returns the scope, ctx's or one above it, whose value of name ctx reads.
-func scopeOfSetting(ctx *context.Context, name string) string {
-	found := ""
-	ctx.EnumerateParams(func(scope, key string, _ any) {
-		if key != name || len(scope) <= len(found) {
-			return
-		}
-		if scope == ctx.Scope() || scope == context.RootScope || strings.HasPrefix(ctx.Scope(), scope+context.ScopeSeparator) {
-			found = scope
-		}
-	})
-	return found
 }
 
 // settingByName finds a declared setting ([AllSettings]) by its parameter name.

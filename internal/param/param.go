@@ -52,6 +52,18 @@ func Scopes(ctx *context.Context, names ...string) []*context.Context {
 	return scoped
 }
 
+// ScopeOf returns the scope whose value of name ctx reads: ctx's own scope or the nearest one above it where name
+// is set ("" if none is).
+func ScopeOf(ctx *context.Context, name string) string {
+	found := ""
+	ctx.EnumerateParams(func(scope, key string, _ any) {
+		if key == name && len(scope) > len(found) && (scope == ctx.Scope() || isBelow(ctx.Scope(), scope)) {
+			found = scope
+		}
+	})
+	return found
+}
+
 // isBelow reports whether scope lies below the scope top.
 func isBelow(scope, top string) bool {
 	if top == context.RootScope {

@@ -103,3 +103,18 @@ func TestScopes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 0.1, m)
 }
+
+// TestScopeOf: the scope whose value a context reads is its own or the nearest above it where the name is set,
+// never one beside or below it.
+func TestScopeOf(t *testing.T) {
+	ctx := context.New()
+	require.Equal(t, "", ScopeOf(ctx, "m"), "unset")
+	ctx.SetParam("m", 0.5)
+	ctx.InAbsPath("/model").SetParam("m", 0.1)
+	ctx.InAbsPath("/model/fc/bn").SetParam("m", 0.2)
+	ctx.InAbsPath("/modelx").SetParam("m", 0.3)
+	for scope, want := range map[string]string{"/": "/", "/model": "/model", "/model/fc": "/model", "/model/fc/bn": "/model/fc/bn",
+		"/modelx/a": "/modelx", "/mode": "/", "/other": "/"} {
+		require.Equal(t, want, ScopeOf(ctx.InAbsPath(scope), "m"), scope)
+	}
+}
