@@ -232,31 +232,49 @@ func BenchmarkMNIST(b *testing.B) {
 // BenchmarkYieldWhenReady times Yield alone when the next batch is already decoded, as in a training loop whose
 // step takes longer than the workers need for a batch: what Yield then costs is on the loop's critical path, time
 // in which the accelerator waits between two steps. ImageNet-sized batches (synthetic, 224×224×3); each
-// iteration first sleeps, as a training step would, for the workers to finish.
+// iteration first sleeps, as a training step would, for the workers to finish. With epoch=2 every other Yield
+// starts an epoch (at io.EOF the loop calls Reset and Yields again, both timed): its ratio to epoch=all, one epoch
+// that holds every batch, is what an epoch's start costs the loop (about 1 when the next epoch's first batch is
+// made ahead too; a whole batch's decoding, shared by the workers, when it is not).
 //
 //	go test ./input -run '^$' -bench YieldWhenReady -benchtime 10x
 func BenchmarkYieldWhenReady(b *testing.B) {
 	for _, batch := range []int{32, 128} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			ds, err := Open("synthetic", fmt.Sprintf("examples=%d,size=224,channels=3,classes=1000", (b.N+1)*batch), "train",
-				Options{BatchSize: batch, Seed: 1, Shuffle: true, DropRemainder: true})
-			if err != nil {
-				b.Fatal(err)
+		for _, perEpoch := range []int{0, 2} {
+			name := fmt.Sprintf("batch=%d/epoch=%d", batch, perEpoch)
+			if perEpoch == 0 {
+				name = fmt.Sprintf("batch=%d/epoch=all", batch)
 			}
-			defer ds.Close()
-			// Open is not timed (the loop's first StopTimer would have counted it).
-			b.ResetTimer()
-			step := time.Duration(batch) * 8 * time.Millisecond / time.Duration(runtime.NumCPU()) // ≥ the workers' time
-			for i := range b.N + 1 {
-				b.StopTimer()
-				time.Sleep(step)
-				if i > 0 {
-					b.StartTimer()
+			b.Run(name, func(b *testing.B) {
+				batches := perEpoch
+				if batches == 0 {
+					batches = b.N + 1
 				}
-				if _, _, _, err := ds.Yield(); err != nil { // one epoch holds every batch: no EOF
+				ds, err := Open("synthetic", fmt.Sprintf("examples=%d,size=224,channels=3,classes=1000", batches*batch),
+					"train", Options{BatchSize: batch, Seed: 1, Shuffle: true, DropRemainder: true})
+				if err != nil {
 					b.Fatal(err)
 				}
-			}
-		})
+				defer ds.Close()
+				// Open is not timed (the loop's first StopTimer would have counted it).
+				b.ResetTimer()
+				step := time.Duration(batch) * 8 * time.Millisecond / time.Duration(runtime.NumCPU()) // ≥ the workers' time
+				for i := range b.N + 1 {
+					b.StopTimer()
+					time.Sleep(step)
+					if i > 0 {
+						b.StartTimer()
+					}
+					_, _, _, err := ds.Yield()
+					if errors.Is(err, io.EOF) {
+						ds.Reset()
+						_, _, _, err = ds.Yield()
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }

@@ -57,7 +57,9 @@ type Options struct {
 	// (idx files, CIFAR binaries) without augmentation use no pool: one goroutine converts each next batch
 	// through lookup tables while the current step runs, and Workers and Prefetch do not apply.
 	Workers int
-	// Prefetch is the number of batches the worker pool prepares ahead while the current step runs; 0 = 2.
+	// Prefetch is the number of batches the worker pool prepares ahead while the current step runs; 0 = 2. It
+	// prepares them across an epoch's end too, so a dataset read in passes (an evaluation set) holds that many
+	// batches of its next pass between two passes, until Close.
 	Prefetch int
 	// Limit uses only the first Limit examples of a fixed, seed-independent order; 0 = all.
 	// The fixed order is the file order for idx and CIFAR files (whose classes are already mixed) and,

@@ -56,6 +56,11 @@ type source struct {
 // GoMLX's train.Dataset: Yield returns inputs = {images float32 [B,H,W,C]} and labels = {int32 [B,1]},
 // and io.EOF at the end of an epoch; Reset starts the next epoch.
 //
+// Batches are prepared ahead across an epoch's end: while the last batches of epoch e are trained on, the first
+// ones of epoch e+1 are being made, so that the step after Reset does not wait for its batch (a dataset of a few
+// batches an epoch, or an evaluation pass, would otherwise wait at every epoch's start). A batch's content
+// depends only on (Seed, epoch, batch), never on when it was made.
+//
 // A Dataset is not meant to be used from several goroutines at once (calls are serialised by a mutex).
 type Dataset struct {
 	name       string
@@ -108,9 +113,10 @@ type aheadBatch struct {
 	tensors      batchTensors
 }
 
-// run is one stretch of batches being prepared in the background, from one (epoch, batch) position.
+// run is one stretch of batches being prepared in the background, from one (epoch, batch) position on, through
+// the end of that epoch and into the following ones until it is stopped.
 type run struct {
-	epoch, next int
+	epoch, next int // the position of the next batch that out delivers (read and advanced by Yield alone)
 	out         chan *batchJob
 	stop        chan struct{}
 	done        chan struct{}
@@ -307,7 +313,9 @@ func (d *Dataset) Yield() (spec any, inputs, labels []*tensors.Tensor, err error
 			return nil, nil, nil, fmt.Errorf("input: %s: internal error: pipeline stopped early", d.name)
 		}
 		job.wg.Wait()
-		d.run.next++
+		if d.run.next++; d.run.next == d.numBatches { // the run goes on into the next epoch
+			d.run.epoch, d.run.next = d.run.epoch+1, 0
+		}
 		images, labs, err := d.assemble(job)
 		if err != nil {
 			d.stopRun()
@@ -340,9 +348,10 @@ func (d *Dataset) inline() bool {
 }
 
 // yieldInline returns the current batch of the inline path (see inline), made ahead by the previous call where it
-// could be, and starts making the next one of the epoch in the background: the step that trains on this batch
-// runs meanwhile, so that converting the pixels (a few tenths of a millisecond for an MNIST batch of 128) does not
-// sit between two steps. The batches are the same, bit for bit, as when each is made on the spot.
+// could be, and starts making the next one (after an epoch's last batch, the next epoch's first) in the
+// background: the step that trains on this batch runs meanwhile, so that converting the pixels (a few tenths of a
+// millisecond for an MNIST batch of 128) does not sit between two steps. The batches are the same, bit for bit, as
+// when each is made on the spot.
 //
 // Under ReuseBatches a batch is written into the tensors of one returned before (see reusable).
 func (d *Dataset) yieldInline() (spec any, inputs, labels []*tensors.Tensor, err error) {
@@ -356,20 +365,21 @@ func (d *Dataset) yieldInline() (spec any, inputs, labels []*tensors.Tensor, err
 		}
 	}
 	if b.inputs == nil {
-		ids := d.inlineIDs(d.batch)
+		ids := d.inlineIDs(d.epoch, d.batch)
 		b = d.inlineBatch(ids, d.reusable(number, len(ids)))
 	}
 	d.batch++
-	if d.batch < d.numBatches {
-		a := &aheadBatch{epoch: d.epoch, batch: d.batch, done: make(chan struct{})}
-		ids := d.inlineIDs(d.batch)
-		into := d.reusable(number, len(ids))
-		go func() {
-			defer close(a.done)
-			a.tensors = d.inlineBatch(ids, into)
-		}()
-		d.ahead = a
+	a := &aheadBatch{epoch: d.epoch, batch: d.batch, done: make(chan struct{})}
+	if a.batch == d.numBatches { // after an epoch's last batch, the next epoch's first
+		a.epoch, a.batch = d.epoch+1, 0
 	}
+	ids := d.inlineIDs(a.epoch, a.batch)
+	into := d.reusable(number, len(ids))
+	go func() {
+		defer close(a.done)
+		a.tensors = d.inlineBatch(ids, into)
+	}()
+	d.ahead = a
 	d.returned = number
 	if d.opts.ReuseBatches {
 		d.recycled = append(d.recycled, returnedBatch{tensors: b, number: number})
@@ -410,9 +420,9 @@ func (d *Dataset) IsOwnershipTransferred() bool {
 	return !(d.opts.ReuseBatches && d.inline())
 }
 
-// inlineIDs returns the source examples of batch b of the current epoch.
-func (d *Dataset) inlineIDs(b int) []int {
-	perm, bs := d.permutation(d.epoch), d.opts.BatchSize
+// inlineIDs returns the source examples of batch b of epoch e.
+func (d *Dataset) inlineIDs(e, b int) []int {
+	perm, bs := d.permutation(e), d.opts.BatchSize
 	return perm[b*bs : min((b+1)*bs, len(perm))]
 }
 
@@ -500,11 +510,18 @@ func (d *Dataset) assemble(job *batchJob) (*tensors.Tensor, []int32, error) {
 	return images, labs, nil
 }
 
-// permutation returns the order of the dataset examples in epoch e.
+// permutation returns the order of the dataset examples in epoch e, kept for the next call (under d.mu).
 func (d *Dataset) permutation(epoch int) []int {
 	if d.permEpoch == epoch && d.perm != nil {
 		return d.perm
 	}
+	d.perm, d.permEpoch = d.newPermutation(epoch), epoch
+	return d.perm
+}
+
+// newPermutation computes the order of the dataset examples in epoch e. It reads only what newDataset set, so a
+// run's producer calls it without d.mu.
+func (d *Dataset) newPermutation(epoch int) []int {
 	var perm []int
 	if d.opts.Shuffle {
 		perm = rand.New(rand.NewPCG(mix(uint64(d.opts.Seed), 0x7065726d), uint64(epoch))).Perm(d.n)
@@ -519,7 +536,6 @@ func (d *Dataset) permutation(epoch int) []int {
 			perm[i] = d.ids[p]
 		}
 	}
-	d.perm, d.permEpoch = perm, epoch
 	return perm
 }
 
@@ -589,7 +605,8 @@ func (d *Dataset) loadOne(epoch, id int, dst []float32) (err error) {
 	return nil
 }
 
-// startRun starts preparing batches from the current position in the background.
+// startRun starts preparing batches from the current position in the background: the rest of the epoch, then
+// the next epochs' batches, prefetch() ahead of Yield, until stopRun.
 func (d *Dataset) startRun() {
 	d.startPool()
 	r := &run{
@@ -604,12 +621,17 @@ func (d *Dataset) startRun() {
 	bs, workers := d.opts.BatchSize, d.opts.workers()
 	chunk := max(1, (bs+workers-1)/workers)
 	numBatches, tasks := d.numBatches, d.tasks
+	epoch, batch := r.epoch, r.next
 	go func() {
 		defer close(r.done)
 		defer close(r.out)
-		for b := r.next; b < numBatches; b++ {
+		for e, b := epoch, batch; ; b++ {
+			if b == numBatches {
+				e, b = e+1, 0
+				perm = d.newPermutation(e)
+			}
 			lo, hi := b*bs, min((b+1)*bs, len(perm))
-			job := &batchJob{epoch: r.epoch, ids: perm[lo:hi], images: d.newImages(hi - lo), errs: make([]error, hi-lo)}
+			job := &batchJob{epoch: e, ids: perm[lo:hi], images: d.newImages(hi - lo), errs: make([]error, hi-lo)}
 			for c := 0; c < hi-lo; c += chunk {
 				job.wg.Add(1)
 				select {

@@ -8,7 +8,9 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/stretchr/testify/require"
@@ -294,4 +296,47 @@ func TestReuseBatchesKeepsTheLastTwo(t *testing.T) {
 	require.NoError(t, err)
 	defer pool.Close()
 	require.True(t, pool.IsOwnershipTransferred())
+}
+
+// TestNextEpochMadeAhead checks that both paths start making the next epoch's first batch while the caller still
+// trains on the last one of an epoch, before Reset (counted by the examples the source was asked for), and that
+// the batch they make ahead is, bit for bit, the one made on the spot after a Seek.
+func TestNextEpochMadeAhead(t *testing.T) {
+	const n, h, w, c, batch = 12, 3, 4, 3, 4 // 3 batches an epoch
+	for _, inMemory := range []bool{false, true} {
+		t.Run(map[bool]string{false: "workers", true: "inline"}[inMemory], func(t *testing.T) {
+			src := randomPixelSource(n, h, w, c, inMemory)
+			var asked atomic.Int64
+			load, pixels := src.load, src.pixels
+			src.load = func(i int, dst []float32, rng *rand.Rand) error { asked.Add(1); return load(i, dst, rng) }
+			if inMemory {
+				src.pixels = func(i int) []uint8 { asked.Add(1); return pixels(i) }
+			}
+			opts := Options{BatchSize: batch, Shuffle: true, Seed: 3, Normalize: true, Workers: 2}
+			ds, err := newDataset("test", src, opts)
+			require.NoError(t, err)
+			defer ds.Close()
+			require.Equal(t, n/batch, ds.NumBatches())
+			for range n / batch {
+				_, _, _, err := ds.Yield()
+				require.NoError(t, err)
+			}
+			require.Eventually(t, func() bool { return asked.Load() >= n+batch }, 10*time.Second, time.Millisecond,
+				"after epoch 0's last batch, the examples of epoch 1's first are asked for before Reset")
+			_, _, _, err = ds.Yield()
+			require.ErrorIs(t, err, io.EOF, "the epoch still ends where it did")
+			ds.Reset()
+			_, ahead, aheadLabels, err := ds.Yield()
+			require.NoError(t, err)
+
+			fresh, err := newDataset("test", randomPixelSource(n, h, w, c, inMemory), opts)
+			require.NoError(t, err)
+			defer fresh.Close()
+			require.NoError(t, fresh.Seek(1, 0))
+			_, onTheSpot, labels, err := fresh.Yield()
+			require.NoError(t, err)
+			require.Equal(t, tensors.MustCopyFlatData[int32](labels[0]), tensors.MustCopyFlatData[int32](aheadLabels[0]))
+			require.Equal(t, tensors.MustCopyFlatData[float32](onTheSpot[0]), tensors.MustCopyFlatData[float32](ahead[0]))
+		})
+	}
 }
