@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"slices"
 
 	"github.com/nowt-ml/nowt/trainer"
+	"github.com/nowt-ml/nowt/xla"
 )
 
 func runBench(args []string, stdout, stderr io.Writer) error {
@@ -18,7 +20,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	defaults.Dataset, defaults.Model, defaults.Rule, defaults.Steps = "synthetic", "resnet18", "bp,kp", 20
 	defaults.Progress = false
 	rf := addRunFlags(fs, defaults)
-	warmup := fs.Int("warmup-steps", 3, "untimed steps first (the first one, compilation included, is reported)")
+	warmup := fs.Int("warmup-steps", 3, "untimed steps first; the first compiles the graph and is reported as \"first step\", "+
+		"so at least one runs even with 0")
 	csv := fs.Bool("csv", false, "print comma-separated rows (with a header) instead of the table")
 	rounds := fs.Int("rounds", 1, "with more than 1: set every rule of a model up at once and time -steps steps of each in turn, "+
 		"the order reversed every other round, a turn that follows another rule's starting with one untimed step; the ratio to bp is then the median of the rounds' ratios (range in the last column), "+
@@ -71,6 +74,13 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	if *control && !slices.Contains(splitList(cfg.Rule), "bp") {
 		return usagef("-control times bp a second time: give bp among -rule (now %q)", cfg.Rule)
+	}
+	// A backend that cannot be had (an unknown spec, a plugin not installed) fails before the table's header.
+	if _, _, err := xla.Select(cfg.Backend); err != nil {
+		if specErr := (*xla.InvalidSpecError)(nil); errors.As(err, &specErr) {
+			return usagef("-backend: %v", specErr)
+		}
+		return fmt.Errorf("selecting the backend: %w", err)
 	}
 	table := benchTable{out: stdout, csv: *csv, rounds: *rounds}
 	table.header()
@@ -127,10 +137,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 
 // benchSyntheticData is bench's synthetic data set where -data gives none: ImageNet-like images (side size, 224
 // when 0; 1000 classes) and one epoch that holds every batch a configuration trains (the warm-up, at least one
-// step, and every round's), so that no timed step starts an epoch. The input pipeline prepares batches ahead within
-// an epoch only: a step that starts one waits for its whole batch to be made, which with the two-batch epoch bench
-// used to default to was every other timed step. The epoch stops at benchMaxExamples (the data set draws every
-// example's label when opened): past that, one step in that many examples starts an epoch.
+// step, and every round's), so that no trained batch repeats another. (Until the input pipeline prepared batches
+// ahead across an epoch's end, the two-batch epoch bench used to default to also made every other timed step wait
+// for its whole batch.) The epoch stops at benchMaxExamples (the data set draws every example's label when opened).
 func benchSyntheticData(batch, size, warmup, steps, rounds int) string {
 	if size == 0 {
 		size = 224

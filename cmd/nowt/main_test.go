@@ -570,10 +570,27 @@ func flagOf(name string) string {
 	return "-" + name
 }
 
+// TestBenchBackendRefusedBeforeTable: a backend bench cannot have fails before the table's header is printed,
+// with the exit status of its kind: an unknown spec is a usage error (2), a plugin not installed the environment's
+// (1).
+func TestBenchBackendRefusedBeforeTable(t *testing.T) {
+	for _, tc := range []struct {
+		backend, want string
+		code          int
+	}{
+		{"bogus", `-backend: unknown backend spec "bogus"`, 2},
+		{"go:bogus", "-backend", 2},
+		{"xla:nosuch", `PJRT plugin "nosuch"`, 1},
+	} {
+		code, stdout, stderr := nowt(t, "bench", "-backend", tc.backend, "-model", "mlp", "-rule", "bp", "-steps", "1")
+		require.Equal(t, tc.code, code, "%s: stderr %s", tc.backend, stderr)
+		require.Contains(t, stderr, tc.want)
+		require.Empty(t, stdout, "%s: no table header before the error", tc.backend)
+	}
+}
+
 // TestBenchSyntheticData: bench's default synthetic data holds, in one epoch, every batch a configuration trains
-// (at least one warm-up step, then every round's steps): the input pipeline prepares batches ahead only within an
-// epoch, so that a timed step that started one would wait for its whole batch (with the two-batch epoch bench had,
-// every other timed step did).
+// (at least one warm-up step, then every round's steps), so that no trained batch repeats another.
 func TestBenchSyntheticData(t *testing.T) {
 	for _, tc := range []struct{ batch, size, warmup, steps, rounds int }{
 		{128, 0, 3, 20, 1}, {8, 16, 0, 1, 1}, {32, 0, 0, 5, 4}, {64, 32, 2, 12, 4}, {1, 0, 10, 1, 1},
