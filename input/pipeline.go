@@ -18,17 +18,19 @@ import (
 // batch.
 var ErrTooFewExamples = errors.New("fewer examples than one batch")
 
-// tooFewError is ErrTooFewExamples with the numbers.
-type tooFewError struct {
-	name     string
-	n, batch int
+// TooFewError is ErrTooFewExamples with the numbers.
+type TooFewError struct {
+	Name            string
+	Examples, Batch int
+	// Limited says that Options.Limit left out some of the split's examples (a higher limit would give more).
+	Limited bool
 }
 
-func (e *tooFewError) Error() string {
-	return fmt.Sprintf("input: dataset %s: %d examples are fewer than one batch of %d", e.name, e.n, e.batch)
+func (e *TooFewError) Error() string {
+	return fmt.Sprintf("input: dataset %s: %d examples are fewer than one batch of %d", e.Name, e.Examples, e.Batch)
 }
 
-func (e *tooFewError) Is(target error) bool { return target == ErrTooFewExamples }
+func (e *TooFewError) Is(target error) bool { return target == ErrTooFewExamples }
 
 // errCorrupt marks an example whose file is corrupt or truncated: with Options.SkipCorrupt it is skipped
 // and counted, otherwise Yield fails with it.
@@ -162,7 +164,7 @@ func newDataset(name string, src *source, opts Options) (*Dataset, error) {
 	if opts.DropRemainder {
 		d.numBatches = d.n / opts.BatchSize
 		if d.numBatches == 0 {
-			return nil, &tooFewError{name, d.n, opts.BatchSize}
+			return nil, &TooFewError{Name: name, Examples: d.n, Batch: opts.BatchSize, Limited: d.n < src.n}
 		}
 	} else {
 		d.numBatches = (d.n + opts.BatchSize - 1) / opts.BatchSize

@@ -133,9 +133,12 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 			ReuseBatches: r.dp == nil,
 		})
 		if err != nil {
-			if errors.Is(err, input.ErrTooFewExamples) {
-				return nil, invalid("-batch", "%v (-batch %d, -train-limit %d): lower -batch or raise -train-limit",
-					err, cfg.BatchSize, cfg.TrainLimit)
+			if tooFew := (*input.TooFewError)(nil); errors.As(err, &tooFew) {
+				advice := "lower -batch" // -train-limit 0 (all) or above the split's size: no limit to raise
+				if tooFew.Limited {
+					advice += " or raise -train-limit"
+				}
+				return nil, invalid("-batch", "%v (-batch %d, -train-limit %d): %s", err, cfg.BatchSize, cfg.TrainLimit, advice)
 			}
 			return nil, fmt.Errorf("opening the training set: %w", err)
 		}

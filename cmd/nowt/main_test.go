@@ -613,3 +613,35 @@ func TestBenchSyntheticData(t *testing.T) {
 		require.Equal(t, []int{wantSize, wantSize, 3, 1000}, []int{got.Height, got.Width, got.Channels, got.Classes}, spec)
 	}
 }
+
+// TestTooFewExamplesAdvice: a training set smaller than one batch is refused naming -batch, and the message
+// tells to raise -train-limit only where that limit cut the set (not for -train-limit 0, which is all of it, nor
+// for a limit above the set's size).
+func TestTooFewExamplesAdvice(t *testing.T) {
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		raiseLimit bool // the message advises raising -train-limit
+	}{
+		{"no limit", []string{"-data", "examples=16,size=8,channels=1,classes=2"}, false},
+		{"limit above the set", []string{"-data", "examples=16,size=8,channels=1,classes=2", "-train-limit", "64"}, false},
+		{"limit cuts the set", []string{"-data", "examples=64,size=8,channels=1,classes=2", "-train-limit", "16"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "run")
+			args := append([]string{"train", "-dataset", "synthetic", "-model", "mlp", "-hidden", "8", "-batch", "32",
+				"-steps", "1", "-out", out}, tc.args...)
+			code, stdout, stderr := nowt(t, args...)
+			require.Equal(t, 2, code, "stdout: %s\nstderr: %s", stdout, stderr)
+			require.Contains(t, stderr, "fewer than one batch of 32")
+			require.Contains(t, stderr, "lower -batch")
+			if tc.raiseLimit {
+				require.Contains(t, stderr, "raise -train-limit")
+			} else {
+				require.NotContains(t, stderr, "raise -train-limit")
+			}
+			require.NoDirExists(t, out)
+		})
+	}
+}
