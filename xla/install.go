@@ -77,12 +77,18 @@ func Install(ctx context.Context, plugin string, opts InstallOptions, w io.Write
 		source = SourceAuto
 	case SourceAuto, SourceGitHub, SourcePyPI:
 	default:
-		return errors.Errorf("installing PJRT plugin %q: unknown source %q, valid ones are %q, %q and %q",
-			plugin, opts.Source, SourceAuto, SourceGitHub, SourcePyPI)
+		return &InstallArgError{"-source", errors.Errorf("installing PJRT plugin %q: unknown source %q, valid ones are %q, %q and %q",
+			plugin, opts.Source, SourceAuto, SourceGitHub, SourcePyPI)}
+	}
+	switch plugin {
+	case "", "auto", "cpu", "cuda", "cuda13", "cuda12", "tpu":
+	default:
+		return &InstallArgError{"-plugin", errors.Errorf("installing PJRT plugin %q: unknown plugin, valid ones are \"cpu\", \"cuda\", "+
+			"\"tpu\" and \"auto\"", plugin)}
 	}
 	if source == SourcePyPI && plugin != "cpu" {
-		return errors.Errorf("installing PJRT plugin %q: source %q only carries the \"cpu\" plugin (cuda and tpu "+
-			"come from PyPI through go-xla's installer: use -source %s)", plugin, SourcePyPI, SourceGitHub)
+		return &InstallArgError{"-source", errors.Errorf("installing PJRT plugin %q: source %q only carries the \"cpu\" plugin (cuda and tpu "+
+			"come from PyPI through go-xla's installer: use -source %s)", plugin, SourcePyPI, SourceGitHub)}
 	}
 	defer warnIfNotSearched(dir, w)
 	const useCache = true
@@ -121,9 +127,8 @@ func Install(ctx context.Context, plugin string, opts InstallOptions, w io.Write
 		}
 		_, _ = fmt.Fprintf(w, "nowt: installing PJRT plugin %q into %s\n", plugin, dir)
 		err = installer.TPUInstall("tpu", "latest", dir, useCache, verbosity)
-	default:
-		return errors.Errorf("installing PJRT plugin %q: unknown plugin, valid ones are \"cpu\", \"cuda\", "+
-			"\"tpu\" and \"auto\"", plugin)
+	default: // refused above
+		return &InstallArgError{"-plugin", errors.Errorf("installing PJRT plugin %q: unknown plugin", plugin)}
 	}
 	if err != nil {
 		return errors.WithMessagef(err, "installing PJRT plugin %q into %s", plugin, dir)

@@ -258,6 +258,20 @@ func (e *InvalidSpecError) Error() string { return e.Err.Error() }
 // Unwrap returns the underlying error.
 func (e *InvalidSpecError) Unwrap() error { return e.Err }
 
+// InstallArgError is Install's error for a plugin or source it does not know, or a source that does not carry the
+// plugin: the caller's setting is wrong, and nothing was downloaded. Flag names the setting as nowt setup's flag
+// ("-plugin" or "-source").
+type InstallArgError struct {
+	Flag string
+	Err  error
+}
+
+// Error implements error.
+func (e *InstallArgError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *InstallArgError) Unwrap() error { return e.Err }
+
 // parseDeviceCount parses the n of "devices=<n>".
 func parseDeviceCount(value string) (int, error) {
 	n, err := strconv.Atoi(strings.TrimSpace(value))

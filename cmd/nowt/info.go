@@ -2,6 +2,7 @@ package main
 
 import (
 	gocontext "context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -111,5 +112,9 @@ func runSetup(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	return xla.Install(gocontext.Background(), *plugin, xla.InstallOptions{Source: *source, Force: *force}, stdout)
+	err := xla.Install(gocontext.Background(), *plugin, xla.InstallOptions{Source: *source, Force: *force}, stdout)
+	if argErr := (*xla.InstallArgError)(nil); errors.As(err, &argErr) {
+		return usagef("%s: %v", argErr.Flag, argErr.Err)
+	}
+	return err
 }

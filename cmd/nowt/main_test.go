@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -642,6 +643,32 @@ func TestTooFewExamplesAdvice(t *testing.T) {
 				require.NotContains(t, stderr, "raise -train-limit")
 			}
 			require.NoDirExists(t, out)
+		})
+	}
+}
+
+// TestSetupInvalidArguments: an unknown -plugin or -source (or a source that does not carry the plugin) is a
+// command-line error, status 2, naming the flag; nothing is downloaded.
+func TestSetupInvalidArguments(t *testing.T) {
+	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		t.Skip("nowt setup installs plugins only on linux/amd64")
+	}
+	t.Setenv("HOME", t.TempDir())
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-plugin", "gpu"}, []string{"-plugin", `"gpu"`, "unknown plugin", `"cuda"`}},
+		{[]string{"-source", "ftp"}, []string{"-source", `unknown source "ftp"`}},
+		{[]string{"-plugin", "cuda", "-source", "pypi"}, []string{"-source", `only carries the "cpu" plugin`}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, stdout, stderr := nowt(t, append([]string{"setup"}, tc.args...)...)
+			require.Equal(t, 2, code, "stdout: %s\nstderr: %s", stdout, stderr)
+			for _, s := range tc.want {
+				require.Contains(t, stderr, s)
+			}
+			require.NotContains(t, stdout, "installing PJRT plugin", "nothing may be downloaded")
 		})
 	}
 }
