@@ -192,14 +192,22 @@ func notFoundError(name string, searched []string) error {
 	if name != "" {
 		what = fmt.Sprintf("PJRT plugin %q (file %s) not found", name, PluginFileName(name))
 	}
-	how := "run `" + InstallCommand + "` to install the CPU plugin"
+	var how string
 	switch name {
+	case "": // no plugin at all: the CPU plugin is the one that works everywhere
+		how = "run `" + InstallCommand + "` to install the CPU plugin"
+	case "cpu":
+		how = "run `" + InstallCommand + "` to install it"
 	case "cuda":
 		how = "run `" + InstallCommand + " -plugin cuda` on a machine with an NVIDIA GPU to install it (into ~/.local/lib/go-xla/nvidia)"
 	case "tpu":
 		how = "run `" + InstallCommand + " -plugin tpu` on a Cloud TPU VM to install it"
-	case "cpu":
-		how = "run `" + InstallCommand + "` to install it"
+	case "gpu", "nvidia":
+		how = "for an NVIDIA GPU the plugin is \"cuda\": use -backend xla:cuda (installed by `" + InstallCommand +
+			" -plugin cuda` on a machine with an NVIDIA GPU)"
+	default: // a plugin nowt cannot install
+		how = "`" + InstallCommand + "` installs only the cpu, cuda and tpu plugins (-backend xla:cpu, xla:cuda or " +
+			"xla:tpu); for another, put its file in one of those folders"
 	}
 	searchedText := "(none)"
 	if len(searched) > 0 {

@@ -73,6 +73,7 @@ func TestSelectWithoutPlugins(t *testing.T) {
 		want       string
 		wantNotice bool
 		errHas     []string
+		errNot     []string
 	}{
 		{spec: "", want: "go", wantNotice: true},
 		{spec: "auto", want: "go", wantNotice: true},
@@ -90,6 +91,10 @@ func TestSelectWithoutPlugins(t *testing.T) {
 		{spec: "xla:cpu", errHas: []string{`"cpu"`, "pjrt_c_api_cpu_plugin.so", "`nowt setup`"}},
 		{spec: "xla:tpu", errHas: []string{`"tpu"`, "Cloud TPU VM", "`nowt setup -plugin tpu`"}},
 		{spec: "xla", errHas: []string{"no PJRT plugin found", "`nowt setup`"}},
+		{spec: "xla:gpu", errHas: []string{`PJRT plugin "gpu" (file pjrt_c_api_gpu_plugin.so) not found`, "NVIDIA GPU",
+			`"cuda"`, "-backend xla:cuda", "PJRT_PLUGIN_LIBRARY_PATH"}, errNot: []string{"install the CPU plugin"}},
+		{spec: "xla:rocm", errHas: []string{`PJRT plugin "rocm"`, "installs only the cpu, cuda and tpu plugins",
+			"PJRT_PLUGIN_LIBRARY_PATH"}, errNot: []string{"install the CPU plugin"}},
 		{spec: "xla:/no/such/pjrt_c_api_cpu_plugin.so", errHas: []string{"/no/such/pjrt_c_api_cpu_plugin.so", "not found"}},
 		{spec: "cuda", errHas: []string{`unknown backend spec "cuda"`, `"auto", "go", "xla:cpu", "xla:cuda", "xla:tpu"`}},
 		{spec: "tpu", errHas: []string{`unknown backend spec "tpu"`}},
@@ -112,6 +117,9 @@ func TestSelectWithoutPlugins(t *testing.T) {
 				require.Error(t, err)
 				for _, s := range tc.errHas {
 					assert.Contains(t, err.Error(), s)
+				}
+				for _, s := range tc.errNot {
+					assert.NotContains(t, err.Error(), s)
 				}
 				if strings.HasPrefix(strings.TrimSpace(tc.spec), "xla:") && !strings.Contains(tc.spec, "/") &&
 					!strings.Contains(tc.spec, DevicesOption+"=") {
