@@ -171,8 +171,13 @@ func loadCheckpoint(ctx *context.Context, dir string, notices io.Writer) (string
 			fmt.Fprintf(notices, "warning: %v; falling back to the previous checkpoint, %s\n", err, filepath.Base(bases[i-1]))
 		}
 	}
+	// Without checkpoints, nowt train starts an unfinished run anew in its folder but refuses a finished one's.
+	anew := "delete its checkpoints/ and train without -resume"
+	if _, _, finished := finishedLog(filepath.Dir(dir)); finished {
+		anew = fmt.Sprintf("delete the run's folder, %s, and train there anew", filepath.Dir(dir))
+	}
 	return "", fmt.Errorf("no readable checkpoint in %s: %s; the run cannot continue from this folder: train it "+
-		"again into a new -out (or delete its checkpoints/ and train without -resume)", dir, strings.Join(failures, "; "))
+		"again into a new -out (or %s)", dir, strings.Join(failures, "; "), anew)
 }
 
 // checkpointBase returns a checkpoint's base path (its files' path without .json or .bin) from the path of either

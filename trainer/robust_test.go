@@ -220,6 +220,52 @@ func TestCorruptCheckpointFallback(t *testing.T) {
 	require.NotContains(t, err.Error(), "runtime error")
 }
 
+// TestUnreadableCheckpointsAdvice: where no checkpoint of a run can be read, the error's advice is one that nowt
+// train then accepts: deleting checkpoints/ for a run that had not finished (it trains anew into the folder), the
+// whole folder for a finished one (whose log, with its checkpoints gone, train refuses to overwrite).
+func TestUnreadableCheckpointsAdvice(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		finished bool
+		advice   string // what the error says to delete
+	}{
+		{"unfinished", false, "delete its checkpoints/"},
+		{"finished", true, "delete the run's folder"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tinyConfig(t, "bp")
+			c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 4, 2, 2, 2
+			_, err := Train(gocontext.Background(), c, nil, false)
+			require.NoError(t, err)
+			if !tc.finished { // as if stopped at step 4 of 8
+				stored, err := ReadConfig(c.OutDir)
+				require.NoError(t, err)
+				stored.Steps = 8
+				require.NoError(t, WriteConfig(stored, c.OutDir))
+				c.Steps = 8
+			}
+			dir := filepath.Join(c.OutDir, checkpointDirName)
+			bases, err := listCheckpoints(dir)
+			require.NoError(t, err)
+			for _, base := range bases {
+				require.NoError(t, os.WriteFile(base+".bin", nil, 0o644))
+			}
+			c.Notices = io.Discard
+			_, err = Train(gocontext.Background(), c, nil, true)
+			require.ErrorContains(t, err, "no readable checkpoint")
+			require.ErrorContains(t, err, tc.advice)
+			if tc.finished {
+				require.NotContains(t, err.Error(), "delete its checkpoints/")
+				require.NoError(t, os.RemoveAll(c.OutDir))
+			} else {
+				require.NoError(t, os.RemoveAll(dir))
+			}
+			_, err = Train(gocontext.Background(), c, nil, false)
+			require.NoError(t, err, "the advice given must be one that train accepts")
+		})
+	}
+}
+
 // TestDivergenceGuard: a loss that grows far past its start for several records stops the run, naming the
 // step; the checkpoints written after the last loss in range are set aside, so that -resume continues from the last
 // good one, with a lower learning rate as the message says; with the guard off the run goes on until the loss is
