@@ -390,10 +390,24 @@ var flagNames = map[string]string{
 	"no_divergence_guard": "-divergence-guard", "chance_guard": "-chance-guard",
 }
 
-// settingName names a config.json key (or params.<name>) as the user sets it.
+// settingName names a config.json key (or params.<name>) as the user sets it: its flag, or "-set <name>" for a
+// hyperparameter without one.
 func settingName(key string) string {
 	if f, ok := flagNames[key]; ok {
 		return f
+	}
+	if name, ok := strings.CutPrefix(key, "params."); ok {
+		for _, s := range feedback.AllSettings() {
+			if s.Name == name && s.Flag != "-" {
+				return "-" + s.FlagName()
+			}
+		}
+		for _, s := range models.Settings() {
+			if s.Name == name && s.Flag != "" {
+				return "-" + s.Flag
+			}
+		}
+		return "-set " + name
 	}
 	return key
 }

@@ -91,14 +91,16 @@ func TestResumeSettings(t *testing.T) {
 
 	changed := c
 	changed.WeightDecay, changed.Momentum = 0.5, 0.5
-	changed.Params = map[string]any{"mlp_hidden": "64", "mlp_activation": "relu", "feedback_init_scale": 2.0}
+	changed.Params = map[string]any{"mlp_hidden": "32", "mlp_activation": "relu", "feedback_init_scale": 2.0, "bn_momentum": 0.5}
 	_, err = Train(gocontext.Background(), changed, nil, true)
 	var cfgErr *ConfigError
 	require.ErrorAs(t, err, &cfgErr)
-	for _, s := range []string{"-wd 0.0001 → 0.5", "-momentum 0.9 → 0.5", "params.feedback_init_scale (unset) → 2",
-		"Only these may change", "-epochs", "-lr"} {
+	// Hyperparameters are named as they are set: by their flag, or -set where they have none.
+	for _, s := range []string{"-wd 0.0001 → 0.5", "-momentum 0.9 → 0.5", "-init-scale (unset) → 2", `-hidden "64" → "32"`,
+		"-set bn_momentum (unset) → 0.5", "Only these may change", "-epochs", "-lr"} {
 		require.ErrorContains(t, err, s)
 	}
+	require.NotContains(t, err.Error(), "params.", "config.json's keys are no names the user gave")
 	require.NotContains(t, err.Error(), "wm_warmup_steps", "WM's warm-up (dropped from Params) does not concern a kp run")
 	fewer := c
 	fewer.Steps = 2
