@@ -29,7 +29,13 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		"the same mean place in the order")
 	control := fs.Bool("control", false, "also time bp a second time, after the listed rules (row bp-again): its ratio to bp is the "+
 		"machine's noise, which a rule's ratio to bp has to exceed to mean anything (needs bp among -rule)")
+	hideFlags(fs, "out", "keep", "checkpoint-every", "log-every", "eval-every", "chance-guard", "divergence-guard",
+		"progress", "epochs")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := refuseHidden(fs, "bench", "it times -steps steps after -warmup-steps, with no evaluation, "+
+		"record, checkpoint or file written"); err != nil {
 		return err
 	}
 	cfg, err := rf.config(fs)

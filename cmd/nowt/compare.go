@@ -45,6 +45,7 @@ func runCompare(args []string, stdout, stderr io.Writer) error {
 		"comma-separated learning rules to compare (see nowt rules)")
 	seedsFlag := fs.String("seeds", "", "comma-separated seeds: one comparison per seed in -out/seed-<n>/, and a "+
 		"report over them in -out (instead of -seed)")
+	hideFlags(fs, "rule")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

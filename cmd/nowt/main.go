@@ -162,9 +162,42 @@ func newFlagSet(name, usageLine, description string, stderr io.Writer) *flag.Fla
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: nowt %s %s\n\n%s\n\nFlags:\n", name, usageLine, description)
-		fs.PrintDefaults()
+		shown := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+		shown.SetOutput(fs.Output())
+		fs.VisitAll(func(f *flag.Flag) {
+			if f.Usage != hiddenUsage {
+				shown.Var(f.Value, f.Name, f.Usage)
+				shown.Lookup(f.Name).DefValue = f.DefValue
+			}
+		})
+		shown.PrintDefaults()
 	}
 	return fs
+}
+
+// hiddenUsage marks a flag that -h leaves out (see hideFlags).
+const hiddenUsage = "\x00hidden"
+
+// hideFlags leaves the named flags, defined by flags a command shares with others (addRunFlags), out of its -h:
+// the command does not use them, and refuseHidden turns one given into a usage error.
+func hideFlags(fs *flag.FlagSet, names ...string) {
+	for _, name := range names {
+		if f := fs.Lookup(name); f != nil {
+			f.Usage = hiddenUsage
+		}
+	}
+}
+
+// refuseHidden is the usage error for the first flag hidden by hideFlags that the command line gives (nil if
+// none): it does not apply to the command, for the reason why.
+func refuseHidden(fs *flag.FlagSet, command, why string) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if err == nil && f.Usage == hiddenUsage {
+			err = usagef("-%s does not apply to %s: %s", f.Name, command, why)
+		}
+	})
+	return err
 }
 
 // flagError is a command line the flag package rejected (it has printed the message and the usage).

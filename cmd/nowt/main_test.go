@@ -672,3 +672,38 @@ func TestSetupInvalidArguments(t *testing.T) {
 		})
 	}
 }
+
+// TestHelpListsOnlyFlagsThatApply: a flag a command shares with train but does not use (bench writes no files and
+// does not evaluate; compare takes -rules) is left out of its -h, and given, refused naming it, status 2.
+func TestHelpListsOnlyFlagsThatApply(t *testing.T) {
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
+	for _, tc := range []struct {
+		command string
+		absent  []string // flags left out of -h and refused
+		present []string // flags still listed
+	}{
+		{"bench", []string{"out", "keep", "checkpoint-every", "log-every", "eval-every", "chance-guard", "divergence-guard",
+			"progress", "epochs"}, []string{"steps", "batch", "rule", "model", "backend", "set"}},
+		{"compare", []string{"rule"}, []string{"rules", "out", "keep", "epochs", "progress"}},
+		{"train", nil, []string{"rule", "out", "keep", "epochs", "progress", "checkpoint-every"}},
+	} {
+		t.Run(tc.command, func(t *testing.T) {
+			code, _, help := nowt(t, tc.command, "-h")
+			require.Equal(t, 0, code)
+			for _, f := range tc.absent {
+				require.NotRegexp(t, `\n  -`+regexp.QuoteMeta(f)+`\b`, help, "%s -h lists -%s", tc.command, f)
+				value := "1"
+				if f == "out" {
+					value = filepath.Join(t.TempDir(), "run")
+				}
+				code, stdout, stderr := nowt(t, tc.command, "-"+f+"="+value, "-model", "mlp", "-steps", "1")
+				require.Equal(t, 2, code, "-%s: stdout %s\nstderr %s", f, stdout, stderr)
+				require.Contains(t, stderr, "-"+f+" does not apply to "+tc.command)
+				require.Empty(t, stdout)
+			}
+			for _, f := range tc.present {
+				require.Regexp(t, `\n  -`+regexp.QuoteMeta(f)+`\b`, help, "%s -h leaves out -%s", tc.command, f)
+			}
+		})
+	}
+}
