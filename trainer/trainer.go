@@ -119,6 +119,11 @@ func trainRun(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (
 	} else if last, planned, ok := finishedLog(cfg.OutDir); ok {
 		return nil, invalid("-out", "-out %s already holds a finished run (its metrics log reaches step %d of %d; it keeps "+
 			"no checkpoint): choose another -out, or delete %s to train there anew", cfg.OutDir, last, planned, cfg.OutDir)
+	} else if runs := runsBelow(cfg.OutDir); len(runs) > 0 {
+		// A comparison's folder (nowt compare's -out): a run beside its rules' folders would make nowt compare
+		// refuse it from then on.
+		return nil, invalid("-out", "-out %s holds a comparison, not a run (it holds %d: %s): a run trains into a "+
+			"folder of its own; choose another -out (or -resume one of its runs)", cfg.OutDir, len(runs), shortList(runs, 4))
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -541,6 +541,33 @@ func TestOutIsAFile(t *testing.T) {
 	}
 }
 
+// TestTrainOutHoldsComparison: nowt train into a comparison's folder (a run per rule in sub-folders, or per seed)
+// is refused, naming a run inside it: its config.json and log beside the rules' folders would make nowt compare
+// refuse that comparison from then on. (train's default -out, runs/demo, is make demo's comparison.)
+func TestTrainOutHoldsComparison(t *testing.T) {
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
+	for _, tc := range []struct {
+		name string
+		run  string // a run's folder below -out
+	}{
+		{"one seed", "bp"},
+		{"over seeds", filepath.Join("seed-1", "kp")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			require.NoError(t, os.MkdirAll(filepath.Join(out, tc.run), 0o755))
+			require.NoError(t, os.WriteFile(filepath.Join(out, tc.run, "config.json"), []byte("{}"), 0o644))
+			code, stdout, stderr := nowt(t, tinyTrain("fa", out)...)
+			require.Equal(t, 2, code, "stdout: %s\nstderr: %s", stdout, stderr)
+			require.Contains(t, stderr, "-out "+out+" holds a comparison")
+			require.Contains(t, stderr, filepath.Join(out, tc.run))
+			require.NoFileExists(t, filepath.Join(out, "config.json"))
+			require.NoFileExists(t, filepath.Join(out, "metrics.jsonl"))
+			require.NoDirExists(t, filepath.Join(out, "checkpoints"))
+		})
+	}
+}
+
 // TestStoredConfigIsTheDefault: -resume parses the flags again with the run's stored config as their defaults, so
 // that only the flags given are changes; every setting of the stored config must come back unchanged when none
 // is given (a flag with a fixed default, as -dtype had, made a bfloat16 run impossible to resume without it).
