@@ -18,7 +18,8 @@ import (
 // batch.
 var ErrTooFewExamples = errors.New("fewer examples than one batch")
 
-// TooFewError is ErrTooFewExamples with the numbers.
+// TooFewError is the error [Open] returns (errors.Is ErrTooFewExamples) for a split with DropRemainder that has
+// fewer examples than one batch, with the numbers.
 type TooFewError struct {
 	Name            string
 	Examples, Batch int
@@ -26,10 +27,12 @@ type TooFewError struct {
 	Limited bool
 }
 
+// Error implements error.
 func (e *TooFewError) Error() string {
 	return fmt.Sprintf("input: dataset %s: %d examples are fewer than one batch of %d", e.Name, e.Examples, e.Batch)
 }
 
+// Is reports whether target is ErrTooFewExamples.
 func (e *TooFewError) Is(target error) bool { return target == ErrTooFewExamples }
 
 // errCorrupt marks an example whose file is corrupt or truncated: with Options.SkipCorrupt it is skipped

@@ -29,6 +29,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		"the same mean place in the order")
 	control := fs.Bool("control", false, "also time bp a second time, after the listed rules (row bp-again): its ratio to bp is the "+
 		"machine's noise, which a rule's ratio to bp has to exceed to mean anything (needs bp among -rule)")
+	fs.Lookup("steps").Usage = "timed steps of each rule (a round's, with -rounds)"
 	hideFlags(fs, "out", "keep", "checkpoint-every", "log-every", "eval-every", "chance-guard", "divergence-guard",
 		"progress", "epochs")
 	if err := parseFlags(fs, args); err != nil {

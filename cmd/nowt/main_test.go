@@ -719,6 +719,7 @@ func TestHelpListsOnlyFlagsThatApply(t *testing.T) {
 			require.Equal(t, 0, code)
 			for _, f := range tc.absent {
 				require.NotRegexp(t, `\n  -`+regexp.QuoteMeta(f)+`\b`, help, "%s -h lists -%s", tc.command, f)
+				require.NotRegexp(t, `(^|[^\w-])-`+regexp.QuoteMeta(f)+`\b`, help, "%s -h mentions -%s", tc.command, f)
 				value := "1"
 				if f == "out" {
 					value = filepath.Join(t.TempDir(), "run")
