@@ -236,6 +236,28 @@ func finishedLog(dir string) (last, planned int, ok bool) {
 	return last, planned, planned > 0 && last >= planned
 }
 
+// replacedRunNotice is what training anew into cfg.OutDir replaces, where the folder holds a run that stopped before
+// its first checkpoint (nothing to continue from, so nowt train and nowt compare start it again there): its
+// records and, when cfg is not that run, its settings, named. "" where the folder holds no such run.
+func replacedRunNotice(cfg Config) string {
+	stored, err := ReadConfig(cfg.OutDir)
+	if err != nil {
+		return ""
+	}
+	records, _ := ReadRecords(filepath.Join(cfg.OutDir, metricsFileName))
+	what := "no record"
+	if n := len(records); n > 0 {
+		what = fmt.Sprintf("%d records up to step %d", n, records[n-1].Step)
+	}
+	same := "the same run, trained again from step 0"
+	if err := sameRun(stored, cfg); err != nil {
+		same = fmt.Sprintf("a different run: %v", err)
+	}
+	return fmt.Sprintf("notice: %s holds a run (%s, rule %s; %s) that stopped before its first checkpoint: it cannot be "+
+		"continued, and this run replaces its config.json and metrics.jsonl (%s)", cfg.OutDir, stored.Model, stored.Rule,
+		what, same)
+}
+
 // holdsRun reports whether cfg.OutDir holds a run of cfg's settings ([sameRun]), with a readable config.json.
 func holdsRun(cfg Config) bool {
 	stored, err := ReadConfig(cfg.OutDir)
@@ -294,27 +316,16 @@ func sameRun(stored, want Config) error {
 	if w.Epochs > s.Epochs && w.Steps == 0 && s.Steps == 0 {
 		s.Epochs = w.Epochs
 	}
-	sj, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	wj, err := json.Marshal(w)
-	if err != nil {
-		return err
-	}
-	if bytes.Equal(sj, wj) {
-		return nil
-	}
-	var sm, wm map[string]any
-	_ = json.Unmarshal(sj, &sm)
-	_ = json.Unmarshal(wj, &wm)
+	// Each difference is named as the user sets it (-hidden, -set bn_momentum), not by config.json's key.
+	sm, wm := configMap(s), configMap(w)
 	var diffs []string
 	for _, k := range sortedMapKeys(sm, wm) {
-		a, _ := json.Marshal(sm[k])
-		b, _ := json.Marshal(wm[k])
-		if !bytes.Equal(a, b) {
-			diffs = append(diffs, fmt.Sprintf("%s: stored %s, now %s", k, a, b))
+		if a, b := sm[k], wm[k]; !bytes.Equal(a, b) {
+			diffs = append(diffs, fmt.Sprintf("%s %s → %s", settingName(k), orNone(a), orNone(b)))
 		}
+	}
+	if len(diffs) == 0 {
+		return nil
 	}
 	return fmt.Errorf("configuration differs: %s", strings.Join(diffs, "; "))
 }

@@ -92,7 +92,7 @@ func TestCompare(t *testing.T) {
 	changed := base
 	changed.LearningRate = 0.01
 	_, err = Compare(gocontext.Background(), changed, []string{"bp"}, &out)
-	require.ErrorContains(t, err, "learning_rate")
+	require.ErrorContains(t, err, "-lr 0.05 → 0.01")
 
 	// Another rule's hyperparameter does not concern a run: bp and kp are reused when only WM's noise samples
 	// change. The run's own hyperparameter does: kp's decay.
@@ -106,7 +106,7 @@ func TestCompare(t *testing.T) {
 	ownRule.Params = map[string]any{"mlp_hidden": "16", "mlp_activation": "relu", feedback.ParamKPDecay: 0.5}
 	c5, err := Compare(gocontext.Background(), ownRule, []string{"bp", "kp"}, &out)
 	require.ErrorContains(t, err, "rule kp:")
-	require.ErrorContains(t, err, "kp_decay")
+	require.ErrorContains(t, err, "-kp-decay (unset) → 0.5")
 	require.Equal(t, StatusReused, c5.Status["bp"])
 
 	_, err = Compare(gocontext.Background(), base, []string{"bp", "nope"}, &out)
@@ -285,11 +285,20 @@ func TestSameRunKeepsResumeChanges(t *testing.T) {
 
 	unrecorded := stored
 	unrecorded.Changes = nil
-	require.ErrorContains(t, sameRun(unrecorded, want), "learning_rate")
+	require.ErrorContains(t, sameRun(unrecorded, want), "-lr 0.01 → 5")
 
 	other := want
 	other.Momentum = 0.5
-	require.ErrorContains(t, sameRun(stored, other), "momentum", "-lr's change does not excuse another setting")
+	require.ErrorContains(t, sameRun(stored, other), "-momentum 0.9 → 0.5", "-lr's change does not excuse another setting")
+
+	// Differences are named as the user sets them: a flag, or -set for a hyperparameter without one.
+	params := want
+	params.Params = map[string]any{"mlp_hidden": "16", "bn_momentum": 0.5}
+	err := sameRun(want, params)
+	for _, s := range []string{`-hidden (unset) → "16"`, "-set bn_momentum (unset) → 0.5"} {
+		require.ErrorContains(t, err, s)
+	}
+	require.NotContains(t, err.Error(), "params", "config.json's keys are no names the user gave")
 }
 
 // TestLoadComparisonLogProblems: a run whose metrics log holds nothing, is missing, or does not decode whole is

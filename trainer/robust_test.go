@@ -854,3 +854,52 @@ func TestFailedStepKeepsItsError(t *testing.T) {
 		require.False(t, r.finishResultAfterFailure(result, filepath.Join(t.TempDir(), metricsFileName), time.Now()))
 	})
 }
+
+// TestRestartWithoutCheckpointSaysWhatItReplaces: training anew into a folder whose run stopped before its first
+// checkpoint (which nowt train and nowt compare do, there being nothing to continue from) says what it replaces: the
+// old run's records and, for a different run, the settings that differ, named as the user sets them. A fresh
+// folder gets no such notice.
+func TestRestartWithoutCheckpointSaysWhatItReplaces(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rule string
+		want []string
+	}{
+		{"same run", "bp", []string{"(mlp, rule bp; 3 records up to step 4)", "the same run, trained again from step 0"}},
+		{"another rule", "fa", []string{"(mlp, rule bp; 3 records up to step 4)", "a different run", `-rule "bp" → "fa"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tinyConfig(t, "bp")
+			c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 4, 2, 4, 4
+			var notices bytes.Buffer
+			c.Notices = &notices
+			_, err := Train(gocontext.Background(), c, nil, false)
+			require.NoError(t, err)
+			require.NotContains(t, notices.String(), "stopped before its first checkpoint", "a fresh folder replaces nothing")
+			// As if the run, planned for 8 steps, had stopped at step 4 before any checkpoint.
+			stored, err := ReadConfig(c.OutDir)
+			require.NoError(t, err)
+			stored.Steps = 8
+			require.NoError(t, WriteConfig(stored, c.OutDir))
+			require.NoError(t, os.RemoveAll(filepath.Join(c.OutDir, checkpointDirName)))
+
+			again := c
+			again.Rule, again.Steps = tc.rule, 8
+			notices.Reset()
+			_, err = Train(gocontext.Background(), again, nil, false)
+			require.NoError(t, err)
+			require.Contains(t, notices.String(), c.OutDir+" holds a run")
+			require.Contains(t, notices.String(), "replaces its config.json and metrics.jsonl")
+			for _, s := range tc.want {
+				require.Contains(t, notices.String(), s)
+			}
+		})
+	}
+}
+
+// TestUnreadableImagesCount: the records and the summary count skipped images in words that agree with the number.
+func TestUnreadableImagesCount(t *testing.T) {
+	for n, want := range map[int]string{1: "1 unreadable image", 2: "2 unreadable images", 40: "40 unreadable images"} {
+		require.Equal(t, want, unreadableImages(n))
+	}
+}

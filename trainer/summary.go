@@ -26,7 +26,7 @@ func formatRecord(r Record) string {
 		s += fmt.Sprintf("  test top-1 %.4f top-5 %.4f", *r.TestTop1, *r.TestTop5)
 	}
 	if r.SkippedImages > 0 {
-		s += fmt.Sprintf("  skipped %d unreadable images", r.SkippedImages)
+		s += "  skipped " + unreadableImages(r.SkippedImages)
 	}
 	return s
 }
@@ -72,7 +72,7 @@ func WriteSummary(w io.Writer, res *Result) error {
 		fmt.Fprintln(w)
 	}
 	if res.SkippedImages > 0 {
-		fmt.Fprintf(w, "skipped %d unreadable images (named in the warnings; nowt check lists them)\n", res.SkippedImages)
+		fmt.Fprintf(w, "skipped %s (named in the warnings; nowt check lists them)\n", unreadableImages(res.SkippedImages))
 	}
 	if res.Checkpoint != "" {
 		fmt.Fprintf(w, "checkpoint: %s\n", res.Checkpoint)
@@ -132,4 +132,12 @@ func orDash(p *float64, format string) string {
 		return "-"
 	}
 	return fmt.Sprintf(format, *p)
+}
+
+// unreadableImages counts n unreadable images in words: "1 unreadable image", "3 unreadable images".
+func unreadableImages(n int) string {
+	if n == 1 {
+		return "1 unreadable image"
+	}
+	return fmt.Sprintf("%d unreadable images", n)
 }

@@ -124,6 +124,8 @@ func trainRun(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (
 		// refuse it from then on.
 		return nil, invalid("-out", "-out %s holds a comparison, not a run (it holds %d: %s): a run trains into a "+
 			"folder of its own; choose another -out (or -resume one of its runs)", cfg.OutDir, len(runs), shortList(runs, 4))
+	} else if note := replacedRunNotice(cfg); note != "" {
+		fmt.Fprintln(notices, note)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
