@@ -433,6 +433,9 @@ func parseSettings(ctx *context.Context, settings string) (err error) {
 			err = invalid("-set", "-set %q: %v", settings, r)
 		}
 	}()
+	if err := checkSetNames(ctx, settings); err != nil {
+		return err
+	}
 	if _, err := commandline.ParseContextSettings(ctx, settings); err != nil {
 		return invalid("-set", "-set %q: %v (see nowt rules -v for the names)", settings, err)
 	}
