@@ -4,6 +4,7 @@ import (
 	gocontext "context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
@@ -52,6 +53,9 @@ func (p *paddedBatches) Yield() (spec any, inputs, labels []*tensors.Tensor, err
 	}
 	_, inputs, labels, err = p.inner.Yield()
 	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			err = &readError{err}
+		}
 		return spec, inputs, labels, err
 	}
 	if len(inputs) != 1 || len(labels) != 1 {

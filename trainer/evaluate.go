@@ -94,6 +94,9 @@ func scalar(t *tensors.Tensor) float64 {
 // (nil: never) is cancelled, it ends at the next batch with an error that is [errEvaluationInterrupted].
 func (r *run) evaluate(stop gocontext.Context) (top1, top5, loss float64, err error) {
 	outs, err := r.trainer.Eval(&paddedBatches{inner: r.testDS, size: r.evalBatch, stop: stop})
+	if readErr := (*readError)(nil); errors.As(err, &readErr) {
+		return 0, 0, 0, fmt.Errorf("evaluating: reading the test set: %w", readErr.err)
+	}
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("evaluating: %w", err)
 	}

@@ -442,6 +442,17 @@ func TestSkipUnreadableImages(t *testing.T) {
 	_, err = Train(gocontext.Background(), strict, nil, false)
 	require.Error(t, err)
 	require.ErrorContains(t, err, "corrupt image")
+	require.ErrorContains(t, err, "evaluating: reading the test set: ")
+	require.NotContains(t, err.Error(), "during Eval", "GoMLX's evaluation wrapping is no news to the user")
+
+	// A corrupt training image alone: the error names the step whose batch held it, without the loop's wrapping.
+	trainOnly := writeImages(t, 16)
+	require.NoError(t, os.WriteFile(filepath.Join(trainOnly, "train", "b", "empty.jpg"), nil, 0o644))
+	strict.OutDir, strict.DataPath = t.TempDir(), trainOnly
+	_, err = Train(gocontext.Background(), strict, nil, false)
+	require.ErrorContains(t, err, "corrupt image")
+	require.Regexp(t, `^reading the training batch of step \d+: `, err.Error())
+	require.NotContains(t, err.Error(), "Loop.RunSteps", "the training loop's wrapping is no news to the user")
 }
 
 // TestManyRunsBoundedHeap trains 24 tiny runs in one process, as compare or a notebook does, and bounds the

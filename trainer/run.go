@@ -554,8 +554,18 @@ func (l epochLooper) Yield() (any, []*tensors.Tensor, []*tensors.Tensor, error) 
 		l.Dataset.Reset()
 		spec, inputs, labels, err = l.Dataset.Yield()
 	}
+	if err != nil {
+		err = &readError{err}
+	}
 	return spec, inputs, labels, err
 }
+
+// readError is a training batch that could not be read (a corrupt image under -strict, a file gone): Train reports
+// it as the input's error, without the training loop's wrapping.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
 
 // devices is the number of devices a training batch is split over.
 func (r *run) devices() int {

@@ -495,6 +495,10 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 			if errors.As(err, &storageErr) {
 				return result, storageErr
 			}
+			var readErr *readError
+			if errors.As(err, &readErr) {
+				return result, fmt.Errorf("reading the training batch of step %d: %w", loop.LoopStep+1, readErr.err)
+			}
 			return result, fmt.Errorf("training: %w", err)
 		}
 	} else {
