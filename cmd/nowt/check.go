@@ -96,7 +96,7 @@ func versionString() string {
 	if version == "" {
 		version = "(devel)"
 	}
-	commit := "commit unknown (built without VCS information)"
+	commit := "commit unknown (built without VCS information: `make build` records it, as does go build -buildvcs=true in a git checkout)"
 	if b.Commit != "" {
 		commit = "commit " + b.Commit
 		if b.CommitTime != "" {

@@ -28,6 +28,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -90,7 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 2 && args[0] == "help" && !strings.HasPrefix(args[1], "-") {
 		args = []string{args[1], "-h"} // nowt help train: train's flags
 	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
 		if len(args) == 0 {
 			return exitUsage
@@ -104,6 +105,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if c.name == args[0] {
 			return runCommand(c, args[1:], stdout, stderr)
 		}
+	}
+	if strings.HasPrefix(args[0], "-") { // flags before the command: nowt -rule bp train
+		hint := "nowt <command> [flags]"
+		for _, a := range args[1:] {
+			if slices.ContainsFunc(commands(), func(c command) bool { return c.name == a }) {
+				hint = "nowt " + a + " " + args[0] + " ..."
+				break
+			}
+		}
+		fmt.Fprintf(stderr, "nowt: %q is a flag, and flags come after the command: %s\n\n", args[0], hint)
+		usage(stderr)
+		return exitUsage
 	}
 	fmt.Fprintf(stderr, "nowt: unknown command %q\n\n", args[0])
 	usage(stderr)

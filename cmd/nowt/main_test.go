@@ -157,6 +157,8 @@ func TestCommandErrors(t *testing.T) {
 	cases := []commandErrorCase{
 		{"no command", nil, 2, []string{"Usage: nowt <command>"}},
 		{"unknown command", []string{"fly"}, 2, []string{`unknown command "fly"`}},
+		{"flags before the command", []string{"-rule", "bp", "train"}, 2, []string{`"-rule" is a flag, and flags come after the command: nowt train -rule ...`}},
+		{"a flag without a command", []string{"-v"}, 2, []string{`"-v" is a flag`, "nowt <command> [flags]"}},
 		{"unknown flag", []string{"train", "-epoch", "3"}, 2, []string{"flag provided but not defined: -epoch"}},
 		{"bad value", []string{"train", "-batch", "many"}, 2, []string{`invalid value "many" for flag -batch`}},
 		{"unknown rule", []string{"train", "-rule", "dfa2", "-out", t.TempDir()}, 2, []string{`unknown feedback rule "dfa2"`, "bp, fa, ss, wm, kp, usf, frsf, brsf, dfa, ia, aa"}},
