@@ -12,6 +12,7 @@ import (
 
 	"github.com/nowt-ml/nowt/feedback"
 	"github.com/nowt-ml/nowt/models"
+	"github.com/nowt-ml/nowt/trainer"
 	"github.com/nowt-ml/nowt/xla"
 )
 
@@ -36,7 +37,11 @@ func runRules(args []string, stdout, stderr io.Writer) error {
 			if name := st.FlagName(); name != "-" {
 				flagName = "-" + name
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%v\t%s\t%s\n", st.Name, flagName, st.Default, st.Range(), st.Doc)
+			def := fmt.Sprint(st.Default)
+			if st.Name == feedback.ParamRule { // the library's default; nowt train's -rule has its own
+				def += fmt.Sprintf(" (nowt train: -rule %s)", trainer.DefaultConfig().Rule)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", st.Name, flagName, def, st.Range(), st.Doc)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

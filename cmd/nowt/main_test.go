@@ -211,7 +211,8 @@ func TestHelpAndListings(t *testing.T) {
 	}
 	require.Equal(t, feedback.Order, listed, "nowt rules lists the rules in the order of a comparison")
 	for _, s := range []string{"bp ", "fa ", "ss ", "wm ", "kp ", "usf ", "frsf ", "brsf ", "dfa ", "ia ", "aa ",
-		"wm_learning_rate", "-wm-lr", "kp_decay", "usf_scale", "ia_null", "[0, 1]", "uniform|gaussian"} {
+		"wm_learning_rate", "-wm-lr", "kp_decay", "usf_scale", "ia_null", "[0, 1]", "uniform|gaussian",
+		"bp (nowt train: -rule kp)"} {
 		require.Contains(t, stdout, s)
 	}
 	code, stdout, _ = nowt(t, "models")
