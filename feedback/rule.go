@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -127,11 +128,21 @@ var (
 	registry   = map[string]Rule{}
 )
 
-// Register adds a rule to the registry. It panics if a rule of the same name exists.
+// Register adds a rule to the registry, under its name in lower case. It panics if r is nil, if its name is not
+// made of letters, digits, '-' and '_' only (the name selects the rule in -rule, -rules lists, -set strings and
+// comparisons' folder names), or if a rule of the same name exists.
 func Register(r Rule) {
+	if r == nil {
+		panic("feedback.Register: nil rule")
+	}
+	name := strings.ToLower(r.Name())
+	if name == "" || strings.ContainsFunc(name, func(c rune) bool {
+		return !unicode.IsLetter(c) && !unicode.IsDigit(c) && c != '-' && c != '_'
+	}) {
+		panic(fmt.Sprintf("feedback.Register: rule name %q is not valid: use letters, digits, '-' and '_' only", r.Name()))
+	}
 	registryMu.Lock()
 	defer registryMu.Unlock()
-	name := strings.ToLower(r.Name())
 	if _, found := registry[name]; found {
 		panic(fmt.Sprintf("feedback: rule %q registered twice", name))
 	}

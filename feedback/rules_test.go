@@ -32,6 +32,43 @@ func TestRuleByName(t *testing.T) {
 	require.Equal(t, []string{"bp", "fa", "ss", "wm", "kp", "usf", "frsf", "brsf", "dfa", "ia", "aa"}, RuleNames())
 }
 
+// namedRule is a rule of any name, for TestRegisterRefuses.
+type namedRule struct {
+	RuleBase
+	name string
+}
+
+func (r namedRule) Name() string             { return r.name }
+func (namedRule) Description() string        { return "a test rule" }
+func (namedRule) Kernel(l *LayerGraph) *Node { return l.W }
+
+// TestRegisterRefuses: Register panics, naming the problem, for a nil rule and for a name that RuleByName could
+// not find again or that lists and -set strings could not carry (it used to register " sa", after which Rules,
+// AllSettings, DefaultParams and ValidateParams dereferenced a nil rule), and registers nothing then.
+func TestRegisterRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		what string
+		rule Rule
+		want string
+	}{
+		{"nil", nil, "feedback.Register: nil rule"},
+		{"empty name", namedRule{name: ""}, `feedback.Register: rule name "" is not valid: use letters, digits, '-' and '_' only`},
+		{"leading space", namedRule{name: " sa"}, `feedback.Register: rule name " sa" is not valid: use letters, digits, '-' and '_' only`},
+		{"inner space", namedRule{name: "s a"}, `feedback.Register: rule name "s a" is not valid: use letters, digits, '-' and '_' only`},
+		{"comma", namedRule{name: "sa,sb"}, `feedback.Register: rule name "sa,sb" is not valid: use letters, digits, '-' and '_' only`},
+		{"slash", namedRule{name: "../sa"}, `feedback.Register: rule name "../sa" is not valid: use letters, digits, '-' and '_' only`},
+		{"semicolon", namedRule{name: "sa;x=1"}, `feedback.Register: rule name "sa;x=1" is not valid: use letters, digits, '-' and '_' only`},
+		{"twice", Backprop{}, `feedback: rule "bp" registered twice`},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			before := RuleNames()
+			require.PanicsWithValue(t, tc.want, func() { Register(tc.rule) })
+			require.Equal(t, before, RuleNames(), "nothing registered")
+			require.NotPanics(t, func() { _ = AllSettings() })
+		})
+	}
+}
+
 // TestSortNames: listings, tables and plots put the paper's five in their conventional order, then the rules
 // beyond them in theirs, then any other rule by name; every rule nowt registers has its place in Order.
 func TestSortNames(t *testing.T) {
