@@ -54,10 +54,19 @@ func (b *Conv2DBuilder) Initializer(init context.VariableInitializer) *Conv2DBui
 // Done builds the layer and returns its output [batch, outH, outW, outChannels].
 func (b *Conv2DBuilder) Done() *Node {
 	x := b.x
-	if x.Rank() != 4 {
-		panic(fmt.Sprintf("feedback.Conv2D(%s): input must be [batch, height, width, channels], got shape %s", b.ctx.Scope(), x.Shape()))
+	if b.ctx == nil {
+		panic("feedback.Conv2D: nil context")
 	}
-	if b.stride < 1 {
+	switch {
+	case x == nil:
+		panic(fmt.Sprintf("feedback.Conv2D(%s): nil input", b.ctx.Scope()))
+	case x.Rank() != 4:
+		panic(fmt.Sprintf("feedback.Conv2D(%s): input must be [batch, height, width, channels], got shape %s", b.ctx.Scope(), x.Shape()))
+	case b.outChannels < 1:
+		panic(fmt.Sprintf("feedback.Conv2D(%s): output channels must be ≥ 1, got %d", b.ctx.Scope(), b.outChannels))
+	case b.kernelH < 1 || b.kernelW < 1:
+		panic(fmt.Sprintf("feedback.Conv2D(%s): kernel size must be ≥ 1, got %dx%d", b.ctx.Scope(), b.kernelH, b.kernelW))
+	case b.stride < 1:
 		panic(fmt.Sprintf("feedback.Conv2D(%s): stride must be ≥ 1, got %d", b.ctx.Scope(), b.stride))
 	}
 	geom := newConvGeometry(x.Shape(), b.kernelH, b.kernelW, b.stride, b.same)

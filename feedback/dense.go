@@ -35,8 +35,16 @@ func (b *DenseBuilder) Initializer(init context.VariableInitializer) *DenseBuild
 // Done builds the layer and returns its output, of shape x.shape[:-1] + [outputDim].
 func (b *DenseBuilder) Done() *Node {
 	x := b.x
-	if x.Rank() < 1 {
-		panic("feedback.Dense: input must have rank ≥ 1, got a scalar")
+	if b.ctx == nil {
+		panic("feedback.Dense: nil context")
+	}
+	switch {
+	case x == nil:
+		panic(fmt.Sprintf("feedback.Dense(%s): nil input", b.ctx.Scope()))
+	case x.Rank() < 1:
+		panic(fmt.Sprintf("feedback.Dense(%s): input must have rank ≥ 1, got a scalar", b.ctx.Scope()))
+	case b.outputDim < 1:
+		panic(fmt.Sprintf("feedback.Dense(%s): output dimension must be ≥ 1, got %d", b.ctx.Scope(), b.outputDim))
 	}
 	inDim := x.Shape().Dim(-1)
 	rule, lg := newLayerWeights(b.ctx, KindDense, shapes.Make(x.DType(), inDim, b.outputDim), b.init, x.Graph())

@@ -69,6 +69,51 @@ func TestRegisterRefuses(t *testing.T) {
 	}
 }
 
+// TestLayerArgumentsRefused: Dense and Conv2D refuse what they cannot build with a panic naming the layer's scope
+// and the argument (GoMLX's graph-building convention); a size ≤ 0 used to fail deep in GoMLX ("index out of
+// range [0] with length 0" for a kernel of size 0), and a nil input was reported as a scalar.
+func TestLayerArgumentsRefused(t *testing.T) {
+	backend := testutil.Backend(t)
+	f32 := func(dims ...int) shapes.Shape { return shapes.Make(dtypes.Float32, dims...) }
+	for _, tc := range []struct {
+		what  string
+		input shapes.Shape
+		build func(ctx *context.Context, x *Node)
+		want  string
+	}{
+		{"dense nil context", f32(2, 3), func(_ *context.Context, x *Node) { Dense(nil, x, 4, true) },
+			"feedback.Dense: nil context"},
+		{"dense nil input", f32(2, 3), func(ctx *context.Context, _ *Node) { Dense(ctx.In("d"), nil, 4, true) },
+			"feedback.Dense(/d): nil input"},
+		{"dense scalar", f32(), func(ctx *context.Context, x *Node) { Dense(ctx.In("d"), x, 4, true) },
+			"feedback.Dense(/d): input must have rank ≥ 1, got a scalar"},
+		{"dense output 0", f32(2, 3), func(ctx *context.Context, x *Node) { Dense(ctx.In("d"), x, 0, true) },
+			"feedback.Dense(/d): output dimension must be ≥ 1, got 0"},
+		{"dense output -1", f32(2, 3), func(ctx *context.Context, x *Node) { Dense(ctx.In("d"), x, -1, true) },
+			"feedback.Dense(/d): output dimension must be ≥ 1, got -1"},
+		{"conv nil context", f32(1, 4, 4, 2), func(_ *context.Context, x *Node) { NewConv2D(nil, x, 3, 3).Done() },
+			"feedback.Conv2D: nil context"},
+		{"conv nil input", f32(1, 4, 4, 2), func(ctx *context.Context, _ *Node) { NewConv2D(ctx.In("c"), nil, 3, 3).Done() },
+			"feedback.Conv2D(/c): nil input"},
+		{"conv rank 3", f32(4, 4, 2), func(ctx *context.Context, x *Node) { NewConv2D(ctx.In("c"), x, 3, 3).Done() },
+			"feedback.Conv2D(/c): input must be [batch, height, width, channels], got shape (Float32)[4 4 2]"},
+		{"conv channels 0", f32(1, 4, 4, 2), func(ctx *context.Context, x *Node) { NewConv2D(ctx.In("c"), x, 0, 3).Done() },
+			"feedback.Conv2D(/c): output channels must be ≥ 1, got 0"},
+		{"conv kernel 0", f32(1, 4, 4, 2), func(ctx *context.Context, x *Node) { NewConv2D(ctx.In("c"), x, 3, 0).Done() },
+			"feedback.Conv2D(/c): kernel size must be ≥ 1, got 0x0"},
+		{"conv kernel -1", f32(1, 4, 4, 2), func(ctx *context.Context, x *Node) { NewConv2D(ctx.In("c"), x, 3, -1).Done() },
+			"feedback.Conv2D(/c): kernel size must be ≥ 1, got -1x-1"},
+		{"conv stride 0", f32(1, 4, 4, 2), func(ctx *context.Context, x *Node) { NewConv2D(ctx.In("c"), x, 3, 3).Stride(0).Done() },
+			"feedback.Conv2D(/c): stride must be ≥ 1, got 0"},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			g := NewGraph(backend, tc.what)
+			x := Parameter(g, "x", tc.input)
+			require.PanicsWithValue(t, tc.want, func() { tc.build(context.New(), x) })
+		})
+	}
+}
+
 // TestSortNames: listings, tables and plots put the paper's five in their conventional order, then the rules
 // beyond them in theirs, then any other rule by name; every rule nowt registers has its place in Order.
 func TestSortNames(t *testing.T) {
