@@ -22,8 +22,10 @@ import (
 // update, momentum and decay: B's update is W's; IA's B likewise takes its local loss's gradient. Under
 // momentum KP's B has no velocity array of its own: its velocity differs from W's by a scalar multiple of
 // B − W, and B is updated from W's step and that scalar ([SGD.pairedNext]; the same update, exact in
-// arithmetic). The learning rate η is the variable optimizers.LearningRateVar, which the trainer sets before
-// each step from its Schedule.
+// arithmetic). The learning rate η is the variable optimizers.LearningRateVar, which nowt's trainer sets before
+// each step from its Schedule. Where the variable does not exist when the first step is built (SGD as the
+// optimizer of a program's own train.Trainer, which deletes it), it starts, as with GoMLX's SGD, at the context's
+// optimizers.ParamLearningRate, by default optimizers.SGDDefaultLearningRate.
 //
 // Decay applies to tensors of rank ≥ 2 (dense weights, conv kernels and KP's B), not to biases nor batch-norm
 // parameters; layers whose B learns use feedback.Decays (KP: kp_decay if set, for both W and B), and
@@ -116,7 +118,10 @@ func (o *SGD) UpdateGraph(ctx *context.Context, g *Graph, loss *Node) {
 	}
 	dtype := loss.DType()
 	_ = optimizers.IncrementGlobalStepGraph(ctx, g, dtype)
-	lr := optimizers.LearningRateVar(ctx, dtype, 0).ValueGraph(g)
+	// nowt's trainer creates and sets the variable before it builds a step; a program's own train.Trainer deletes
+	// it when made, and it then starts, as with GoMLX's SGD, at the context's learning_rate.
+	initialLR := context.GetParamOr(ctx, optimizers.ParamLearningRate, optimizers.SGDDefaultLearningRate)
+	lr := optimizers.LearningRateVar(ctx, dtype, initialLR).ValueGraph(g)
 
 	decay := feedback.Decays(ctx, o.WeightDecay)
 	decoupled := feedback.DecoupledDecays(ctx, o.WeightDecay)

@@ -12,6 +12,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
+	"github.com/gomlx/gomlx/pkg/ml/train"
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 	"github.com/nowt-ml/nowt/feedback"
 	"github.com/stretchr/testify/require"
@@ -254,5 +255,48 @@ func TestKolenPollackDecoupledDecay(t *testing.T) {
 					"lr %g layer %s [%d]", lr, l.Scope, j)
 			}
 		}
+	}
+}
+
+// TestSGDLearningRateInGoMLXTrainer: SGD used as the optimizer of a program's own train.Trainer (which deletes the
+// learning-rate variable when it is made) steps at the context's optimizers.ParamLearningRate, or at GoMLX's SGD
+// default where it is not set, as GoMLX's own SGD does: it used to create the variable at 0, and trained nothing.
+func TestSGDLearningRateInGoMLXTrainer(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		params map[string]any
+		want   float64
+	}{
+		{"context's learning_rate", map[string]any{optimizers.ParamLearningRate: 0.5}, 0.5},
+		{"GoMLX's default", nil, optimizers.SGDDefaultLearningRate},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			backend, err := backends.NewWithConfig("go:ops_sequential")
+			require.NoError(t, err)
+			t.Cleanup(backend.Finalize)
+			ctx := context.New()
+			ctx.SetParam(feedback.ParamRule, "bp")
+			for k, v := range tc.params {
+				ctx.SetParam(k, v)
+			}
+			require.NoError(t, ctx.SetRNGStateFromSeed(1))
+			model := func(ctx *context.Context, _ any, inputs []*Node) []*Node {
+				return []*Node{feedback.Dense(ctx.In("d"), inputs[0], 2, false)}
+			}
+			loss := func(_, predictions []*Node) *Node { return ReduceAllSum(predictions[0]) }
+			trainer := train.NewTrainer(backend, ctx, model, loss, &SGD{}, nil, nil)
+			x := tensors.FromFlatDataAndDimensions([]float32{1, 2, 3}, 1, 3)
+			labels := tensors.FromFlatDataAndDimensions([]int32{0}, 1, 1)
+			// ∂L/∂W = xᵀ·1 for L = Σ x·W: one step moves W[i, j] by −η·x[i].
+			_, err = trainer.TrainStep(nil, []*tensors.Tensor{x}, []*tensors.Tensor{labels})
+			require.NoError(t, err)
+			w0 := tensors.MustCopyFlatData[float32](ctx.GetVariableByScopeAndName("/d", feedback.WeightsName).MustValue())
+			_, err = trainer.TrainStep(nil, []*tensors.Tensor{x}, []*tensors.Tensor{labels})
+			require.NoError(t, err)
+			w1 := tensors.MustCopyFlatData[float32](ctx.GetVariableByScopeAndName("/d", feedback.WeightsName).MustValue())
+			for i := range w1 {
+				require.InDelta(t, -tc.want*float64(1+i/2), float64(w1[i]-w0[i]), 1e-5, "W[%d]", i)
+			}
+		})
 	}
 }
