@@ -202,6 +202,35 @@ func TestSubsample(t *testing.T) {
 	}
 }
 
+// TestPoolArgumentsRefused: GlobalAvgPool and Subsample refuse an input that is not [batch, height, width,
+// channels] and a stride < 1 with a panic naming the function and the argument. GlobalAvgPool used to reduce a
+// [2, 8] input to a scalar without a word, and Subsample failed with a division by zero or an index out of range.
+func TestPoolArgumentsRefused(t *testing.T) {
+	backend := testutil.Backend(t)
+	for _, tc := range []struct {
+		what  string
+		input shapes.Shape
+		build func(x *Node)
+		want  string
+	}{
+		{"average rank 2", shapes.Make(dtypes.Float32, 2, 8), func(x *Node) { GlobalAvgPool(x) },
+			"layers.GlobalAvgPool: input must be [batch, height, width, channels], got (Float32)[2 8]"},
+		{"average nil", shapes.Make(dtypes.Float32, 2, 8), func(*Node) { GlobalAvgPool(nil) },
+			"layers.GlobalAvgPool: input must be [batch, height, width, channels], got nil"},
+		{"subsample rank 2", shapes.Make(dtypes.Float32, 2, 8), func(x *Node) { Subsample(x, 2) },
+			"layers.Subsample: input must be [batch, height, width, channels], got (Float32)[2 8]"},
+		{"subsample stride 0", shapes.Make(dtypes.Float32, 1, 4, 4, 2), func(x *Node) { Subsample(x, 0) },
+			"layers.Subsample: stride must be ≥ 1, got 0"},
+		{"subsample stride -2", shapes.Make(dtypes.Float32, 1, 4, 4, 2), func(x *Node) { Subsample(x, -2) },
+			"layers.Subsample: stride must be ≥ 1, got -2"},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			x := Parameter(NewGraph(backend, tc.what), "x", tc.input)
+			require.PanicsWithValue(t, tc.want, func() { tc.build(x) })
+		})
+	}
+}
+
 // TestWindowIndexTable: every tap of every output position reads the input pixel at (o·s + k − pad), or the fill
 // row where that falls outside the image, and tables are shared per geometry.
 func TestWindowIndexTable(t *testing.T) {

@@ -77,6 +77,9 @@ func useNativeMaxPool(ctx *context.Context, g *Graph) bool {
 //
 // Under mixed precision (bfloat16, float16) the mean is taken in float32 and converted back.
 func GlobalAvgPool(x *Node) *Node {
+	if x == nil || x.Rank() != 4 {
+		panic(fmt.Sprintf("layers.GlobalAvgPool: input must be [batch, height, width, channels], got %s", shapeOf(x)))
+	}
 	if master := MasterDType(x.DType()); master != x.DType() {
 		return ConvertDType(ReduceMean(ConvertDType(x, master), 1, 2), x.DType())
 	}
@@ -86,11 +89,25 @@ func GlobalAvgPool(x *Node) *Node {
 // Subsample takes every stride-th pixel of x [N, H, W, C] on both spatial axes, starting at 0 (x[:, ::s, ::s, :]),
 // with a Gather so that its gradient (a scatter-add) runs on every backend (a strided Slice's gradient needs Pad).
 func Subsample(x *Node, stride int) *Node {
+	if x == nil || x.Rank() != 4 {
+		panic(fmt.Sprintf("layers.Subsample: input must be [batch, height, width, channels], got %s", shapeOf(x)))
+	}
+	if stride < 1 {
+		panic(fmt.Sprintf("layers.Subsample: stride must be ≥ 1, got %d", stride))
+	}
 	if stride == 1 {
 		return x
 	}
 	geom := NewWindow(x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2), 1, 1, stride, 0, 0, 0, 0)
 	return Reshape(gatherWindows(x, geom, nil), geom.N, geom.OutH, geom.OutW, x.Shape().Dim(3))
+}
+
+// shapeOf describes x's shape for a message, "nil" for a nil node.
+func shapeOf(x *Node) string {
+	if x == nil {
+		return "nil"
+	}
+	return x.Shape().String()
 }
 
 // gatherWindows gathers the window taps of x as rows [n·outH·outW·k·k, C]. fillRow [1, C] is appended to the
