@@ -178,8 +178,13 @@ func Open(name, path, split string, opts Options) (*Dataset, error) {
 	if opts.BatchSize <= 0 {
 		return nil, fmt.Errorf("input: dataset %q: BatchSize must be > 0, got %d", name, opts.BatchSize)
 	}
-	if opts.Limit < 0 || opts.Workers < 0 || opts.Prefetch < 0 || opts.ImageSize < 0 {
-		return nil, fmt.Errorf("input: dataset %q: Limit, Workers, Prefetch and ImageSize must be >= 0", name)
+	for _, o := range []struct {
+		field string
+		value int
+	}{{"Limit", opts.Limit}, {"Workers", opts.Workers}, {"Prefetch", opts.Prefetch}, {"ImageSize", opts.ImageSize}} {
+		if o.value < 0 {
+			return nil, fmt.Errorf("input: dataset %q: %s must be >= 0, got %d", name, o.field, o.value)
+		}
 	}
 	if opts.ImageSize > 0 && !TakesImageSize(name) {
 		return nil, fmt.Errorf("input: dataset %q has images of one fixed size: ImageSize (%d) applies only to %s; leave it 0",

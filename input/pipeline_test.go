@@ -18,6 +18,19 @@ func TestOpenErrors(t *testing.T) {
 
 	_, err = Open("synthetic", "", "train", Options{})
 	assert.ErrorContains(t, err, "BatchSize must be > 0")
+	// A negative option is named, with its value.
+	for _, tc := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{BatchSize: 1, Limit: -1}, `input: dataset "synthetic": Limit must be >= 0, got -1`},
+		{Options{BatchSize: 1, Workers: -2}, `input: dataset "synthetic": Workers must be >= 0, got -2`},
+		{Options{BatchSize: 1, Prefetch: -3}, `input: dataset "synthetic": Prefetch must be >= 0, got -3`},
+		{Options{BatchSize: 1, ImageSize: -4}, `input: dataset "synthetic": ImageSize must be >= 0, got -4`},
+	} {
+		_, err = Open("synthetic", "", "train", tc.opts)
+		assert.EqualError(t, err, tc.want)
+	}
 	_, err = Open("synthetic", "", "dev", Options{BatchSize: 1})
 	assert.ErrorContains(t, err, `unknown split "dev"`)
 	_, err = Open("synthetic", "colour=3", "train", Options{BatchSize: 1})
