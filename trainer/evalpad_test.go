@@ -41,6 +41,25 @@ func (b *batchesOf) Yield() (spec any, inputs, labels []*tensors.Tensor, err err
 		[]*tensors.Tensor{tensors.FromFlatDataAndDimensions(labs, n, 1)}, nil
 }
 
+// TestEvalOptionsRefused: EvaluateWith refuses a negative EvalBatch and a TestLimit below -1, as nowt eval's flags
+// do, with a *ConfigError naming the flag, before it reads anything: it used to evaluate with the run's own
+// settings (EvalBatch -3) or the whole test set (TestLimit -5) without a word.
+func TestEvalOptionsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		opts       EvalOptions
+		flag, want string
+	}{
+		{EvalOptions{EvalBatch: -3}, "-eval-batch", "-eval-batch -3: must be ≥ 0 (0: the run's)"},
+		{EvalOptions{TestLimit: -5}, "-test-limit", "-test-limit -5: must be ≥ -1 (0: the run's limit, -1: all)"},
+	} {
+		_, err := EvaluateWith(filepath.Join(t.TempDir(), "no-run"), tc.opts, nil)
+		var cfgErr *ConfigError
+		require.ErrorAs(t, err, &cfgErr)
+		require.Equal(t, tc.flag, cfgErr.Flag)
+		require.EqualError(t, err, tc.want)
+	}
+}
+
 // TestPaddedBatches: every batch comes at the full size with its mask; a shorter one keeps its examples, in
 // order, and is padded with zero images of label 0, masked out; the end of the data and Reset pass through; a
 // batch over the size is an error that names the dataset.

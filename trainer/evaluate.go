@@ -140,11 +140,11 @@ type EvalOptions struct {
 	// in the run's checkpoints folder ("" = the newest readable one).
 	Checkpoint string
 	// DataPath and TestLimit override the run's dataset location and test limit ("" and 0 = the run's); -1
-	// TestLimit uses the whole test set.
+	// TestLimit uses the whole test set (below -1 is an error).
 	DataPath  string
 	TestLimit int
-	// EvalBatch overrides the run's evaluation batch size (0 = the run's): it changes the memory an evaluation
-	// takes, not its result (a shorter last batch is padded and masked).
+	// EvalBatch overrides the run's evaluation batch size (0 = the run's; negative is an error): it changes the
+	// memory an evaluation takes, not its result (a shorter last batch is padded and masked).
 	EvalBatch int
 	// Backend spec ("" = $GOMLX_BACKEND, then auto).
 	Backend string
@@ -178,6 +178,12 @@ func evaluateRun(dir string, opts EvalOptions, out io.Writer) (*Result, error) {
 	start := time.Now()
 	if out == nil {
 		out = io.Discard
+	}
+	if opts.TestLimit < -1 {
+		return nil, invalid("-test-limit", "-test-limit %d: must be ≥ -1 (0: the run's limit, -1: all)", opts.TestLimit)
+	}
+	if opts.EvalBatch < 0 {
+		return nil, invalid("-eval-batch", "-eval-batch %d: must be ≥ 0 (0: the run's)", opts.EvalBatch)
 	}
 	cfg, err := ReadConfig(dir)
 	if err != nil {
