@@ -1,5 +1,5 @@
 // Package models defines the networks nowt trains, chosen by name ([New], [Names]). Every weight layer is a
-// feedback layer (feedback.Dense or feedback.Conv2D), so the learning rule set in the context
+// feedback layer (feedback.Dense or feedback.NewConv2D), so the learning rule set in the context
 // (feedback.ParamRule) governs the whole network: every convolution, every projection shortcut and the final
 // classifier. Batch norm, ReLU, pooling and residual additions (package layers) backpropagate as usual.
 //
