@@ -62,6 +62,9 @@ func (b *Conv2DBuilder) Done() *Node {
 		panic(fmt.Sprintf("feedback.Conv2D(%s): nil input", b.ctx.Scope()))
 	case x.Rank() != 4:
 		panic(fmt.Sprintf("feedback.Conv2D(%s): input must be [batch, height, width, channels], got shape %s", b.ctx.Scope(), x.Shape()))
+	case !x.DType().IsFloat(): // an integer kernel would be initialised to zeros
+		panic(fmt.Sprintf("feedback.Conv2D(%s): input must be of a float type, got %s: convert it first (ConvertDType)",
+			b.ctx.Scope(), x.DType()))
 	case b.outChannels < 1:
 		panic(fmt.Sprintf("feedback.Conv2D(%s): output channels must be ≥ 1, got %d", b.ctx.Scope(), b.outChannels))
 	case b.kernelH < 1 || b.kernelW < 1:

@@ -43,6 +43,9 @@ func (b *DenseBuilder) Done() *Node {
 		panic(fmt.Sprintf("feedback.Dense(%s): nil input", b.ctx.Scope()))
 	case x.Rank() < 1:
 		panic(fmt.Sprintf("feedback.Dense(%s): input must have rank ≥ 1, got a scalar", b.ctx.Scope()))
+	case !x.DType().IsFloat(): // an integer W would be initialised to zeros
+		panic(fmt.Sprintf("feedback.Dense(%s): input must be of a float type, got %s: convert it first (ConvertDType)",
+			b.ctx.Scope(), x.DType()))
 	case b.outputDim < 1:
 		panic(fmt.Sprintf("feedback.Dense(%s): output dimension must be ≥ 1, got %d", b.ctx.Scope(), b.outputDim))
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -140,6 +141,22 @@ func Register(r Rule) {
 		return !unicode.IsLetter(c) && !unicode.IsDigit(c) && c != '-' && c != '_'
 	}) {
 		panic(fmt.Sprintf("feedback.Register: rule name %q is not valid: use letters, digits, '-' and '_' only", r.Name()))
+	}
+	if name != r.Name() { // RuleByName and the lists use the lower-case name, Rule.Name() the rule's own
+		panic(fmt.Sprintf("feedback.Register: rule name %q is not valid: rule names are lower case (%q)", r.Name(), name))
+	}
+	// One name, one setting: a rule may read a setting that another rule or the layers declare (AllSettings keeps the
+	// first declaration), but not with another default, which would then be ignored.
+	declared := map[string]Setting{}
+	for _, s := range AllSettings() {
+		declared[s.Name] = s
+	}
+	for _, s := range r.Settings() {
+		if d, found := declared[s.Name]; found && !reflect.DeepEqual(d.Default, s.Default) {
+			panic(fmt.Sprintf("feedback.Register: rule %q declares setting %q with default %#v, but it is already declared "+
+				"with default %#v: give the rule's setting a name of its own (e.g. %s_%s)", name, s.Name, s.Default,
+				d.Default, name, s.Name))
+		}
 	}
 	registryMu.Lock()
 	defer registryMu.Unlock()

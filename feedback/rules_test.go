@@ -42,6 +42,14 @@ func (r namedRule) Name() string             { return r.name }
 func (namedRule) Description() string        { return "a test rule" }
 func (namedRule) Kernel(l *LayerGraph) *Node { return l.W }
 
+// settingRule is a namedRule that declares settings.
+type settingRule struct {
+	namedRule
+	settings []Setting
+}
+
+func (r settingRule) Settings() []Setting { return r.settings }
+
 // TestRegisterRefuses: Register panics, naming the problem, for a nil rule and for a name that RuleByName could
 // not find again or that lists and -set strings could not carry (it used to register " sa", after which Rules,
 // AllSettings, DefaultParams and ValidateParams dereferenced a nil rule), and registers nothing then.
@@ -59,6 +67,10 @@ func TestRegisterRefuses(t *testing.T) {
 		{"slash", namedRule{name: "../sa"}, `feedback.Register: rule name "../sa" is not valid: use letters, digits, '-' and '_' only`},
 		{"semicolon", namedRule{name: "sa;x=1"}, `feedback.Register: rule name "sa;x=1" is not valid: use letters, digits, '-' and '_' only`},
 		{"twice", Backprop{}, `feedback: rule "bp" registered twice`},
+		{"upper case", namedRule{name: "UP"}, `feedback.Register: rule name "UP" is not valid: rule names are lower case ("up")`},
+		{"a setting's other default", settingRule{namedRule{name: "kd"}, []Setting{{Name: ParamKPDecay, Default: 0.5}}},
+			`feedback.Register: rule "kd" declares setting "kp_decay" with default 0.5, but it is already declared with ` +
+				`default -1: give the rule's setting a name of its own (e.g. kd_kp_decay)`},
 	} {
 		t.Run(tc.what, func(t *testing.T) {
 			before := RuleNames()
@@ -91,6 +103,10 @@ func TestLayerArgumentsRefused(t *testing.T) {
 			"feedback.Dense(/d): output dimension must be ≥ 1, got 0"},
 		{"dense output -1", f32(2, 3), func(ctx *context.Context, x *Node) { Dense(ctx.In("d"), x, -1, true) },
 			"feedback.Dense(/d): output dimension must be ≥ 1, got -1"},
+		{"dense int32", shapes.Make(dtypes.Int32, 2, 3), func(ctx *context.Context, x *Node) { Dense(ctx.In("d"), x, 4, true) },
+			"feedback.Dense(/d): input must be of a float type, got Int32: convert it first (ConvertDType)"},
+		{"conv uint8", shapes.Make(dtypes.Uint8, 1, 4, 4, 2), func(ctx *context.Context, x *Node) { NewConv2D(ctx.In("c"), x, 3, 3).Done() },
+			"feedback.Conv2D(/c): input must be of a float type, got Uint8: convert it first (ConvertDType)"},
 		{"conv nil context", f32(1, 4, 4, 2), func(_ *context.Context, x *Node) { NewConv2D(nil, x, 3, 3).Done() },
 			"feedback.Conv2D: nil context"},
 		{"conv nil input", f32(1, 4, 4, 2), func(ctx *context.Context, _ *Node) { NewConv2D(ctx.In("c"), nil, 3, 3).Done() },

@@ -72,6 +72,9 @@ func (e *ParamError) Error() string {
 // the first invalid one (in name order), so that a program can reject it before building any graph, where the
 // rules would panic or silently train badly.
 func ValidateParams(ctx *context.Context) error {
+	if ctx == nil {
+		return fmt.Errorf("feedback.ValidateParams: nil context")
+	}
 	type setting struct {
 		scope, key string
 		value      any

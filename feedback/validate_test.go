@@ -15,6 +15,7 @@ import (
 // TestValidateParams: the defaults are valid; each out-of-range value, at the root or at a layer's scope, is a
 // *ParamError naming the parameter, the scope and the valid range.
 func TestValidateParams(t *testing.T) {
+	require.ErrorContains(t, ValidateParams(nil), "feedback.ValidateParams: nil context")
 	withDefaults := func() *context.Context {
 		ctx := context.New()
 		for k, v := range DefaultParams() {

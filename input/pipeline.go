@@ -271,8 +271,12 @@ func (d *Dataset) Skipped() int {
 	return len(d.corrupt)
 }
 
-// Close stops the background workers. The Dataset cannot be used afterwards. It is safe to call twice.
+// Close stops the background workers. The Dataset cannot be used afterwards. It is safe to call twice, and on a
+// nil *Dataset (what a failed Open returns).
 func (d *Dataset) Close() {
+	if d == nil {
+		return
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {

@@ -167,6 +167,7 @@ func TestCloseAndResetMidEpoch(t *testing.T) {
 	assert.Len(t, epoch(t, ds), 25)
 	ds.Close()
 	ds.Close()
+	require.NotPanics(t, func() { (*Dataset)(nil).Close() }, "what a failed Open returns can be closed")
 	_, _, _, err = ds.Yield()
 	assert.True(t, err != nil && !errors.Is(err, io.EOF))
 }

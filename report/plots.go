@@ -79,6 +79,9 @@ func WritePlots(dir string, c *trainer.Comparison) error {
 // SavePNG renders p as a PlotWidth×PlotHeight PNG at PlotDPI into path, with p's legend (if any) in a column to
 // the right of the axes, where it hides no line.
 func SavePNG(p *plot.Plot, path string) error {
+	if p == nil {
+		return fmt.Errorf("report.SavePNG %s: nil plot", path)
+	}
 	canvas := vgimg.NewWith(vgimg.UseWH(PlotWidth, PlotHeight), vgimg.UseDPI(PlotDPI))
 	dc := draw.New(canvas)
 	legend := p.Legend

@@ -120,8 +120,11 @@ func gradientAngle(l trainer.LayerAlignment) string {
 	return Angle(l.GradientAngle, status)
 }
 
-// Format returns the markdown of results.md for c, dated now.
+// Format returns the markdown of results.md for c, dated now ("" for a nil c).
 func Format(c *trainer.Comparison, commandLine string, now time.Time) string {
+	if c == nil {
+		return ""
+	}
 	rules := rulesOf(c)
 	summaries := map[string]trainer.Summary{}
 	endings := map[string]trainer.ChanceEnding{} // the runs that ended at chance: marked in the table, noted below

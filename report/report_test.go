@@ -486,3 +486,12 @@ func TestDecadeTicks(t *testing.T) {
 		})
 	}
 }
+
+// TestNilComparison: the report's functions take a nil comparison or plot without a nil-pointer panic.
+func TestNilComparison(t *testing.T) {
+	require.Empty(t, Format(nil, "", time.Now()))
+	require.Empty(t, RulesTable(nil))
+	path := filepath.Join(t.TempDir(), "p.png")
+	require.ErrorContains(t, SavePNG(nil, path), "nil plot")
+	require.NoFileExists(t, path)
+}

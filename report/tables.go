@@ -12,8 +12,11 @@ import (
 // RulesTable is the compact table of a comparison that docs/results.md shows: per rule, the engine it ran on,
 // its length, final and best test top-1, final test loss, each layer's final ∠W / ∠δ (with more than 4 layers,
 // their mean and range over the layers instead), and wall time; a final top-1 at chance level is marked "(at
-// chance)" ([trainer.EndedAtChance]). Everything comes from the runs' logs.
+// chance)" ([trainer.EndedAtChance]). Everything comes from the runs' logs. It is "" for a nil c.
 func RulesTable(c *trainer.Comparison) string {
+	if c == nil {
+		return ""
+	}
 	rules := rulesOf(c)
 	summaries := map[string]trainer.Summary{}
 	for _, rule := range rules {

@@ -914,3 +914,11 @@ func TestUnreadableImagesCount(t *testing.T) {
 		require.Equal(t, want, unreadableImages(n))
 	}
 }
+
+// TestNilArguments: a nil context or result is an error naming the function, not a nil-pointer panic.
+func TestNilArguments(t *testing.T) {
+	//lint:ignore SA1012 a nil context is the misuse under test
+	_, err := Train(nil, tinyConfig(t, "bp"), nil, false)
+	require.ErrorContains(t, err, "trainer.Train: nil context.Context")
+	require.ErrorContains(t, WriteSummary(io.Discard, nil), "trainer.WriteSummary: nil result")
+}

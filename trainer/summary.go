@@ -33,6 +33,9 @@ func formatRecord(r Record) string {
 
 // WriteSummary prints the run's final accuracy and per-layer alignment as a table.
 func WriteSummary(w io.Writer, res *Result) error {
+	if res == nil {
+		return fmt.Errorf("trainer.WriteSummary: nil result (Train returns one with a nil error, and with some errors)")
+	}
 	c := res.Config
 	fmt.Fprintf(w, "\n%s on %s under rule %s: %d steps (%.2f epochs) in %s\n", c.Model, c.Dataset, c.Rule,
 		res.Steps, res.Epochs, res.Duration.Round(1e8))

@@ -69,6 +69,9 @@ func recoverAsError(what string, err *error) {
 //
 // A panic from graph building or execution (a model that does not fit its input, say) is returned as an error.
 func Train(goCtx gocontext.Context, cfg Config, out io.Writer, resume bool) (res *Result, err error) {
+	if goCtx == nil {
+		return nil, errors.New("trainer.Train: nil context.Context (pass context.Background() where nothing cancels the run)")
+	}
 	defer func() { err = withMemoryAdvice(err, cfg) }()
 	defer recoverAsError(fmt.Sprintf("training %s under rule %s", cfg.Model, cfg.Rule), &err)
 	return trainRun(goCtx, cfg, out, resume)
