@@ -59,7 +59,8 @@ func convMirrorImages(batch int) int {
 // so that E[ΔB] = η_B Wᵀ − λ_B B and B converges to (η_B/λ_B) Wᵀ. The update is divided by σ² (the released
 // code did not), so η_B is the rate at which B moves and the noise amplitude only sets the operating point;
 // with the released defaults (σ² = 0.05²/3) an undivided η_B = 0.01 would need about 10⁵ steps to align.
-// The trainer interleaves [MirrorStep] with training steps (ParamWMSteps) and runs a warm-up before.
+// nowt's trainer interleaves [MirrorStep] with training steps (ParamWMSteps) and runs a warm-up before; a program
+// with its own training loop runs MirrorStep itself (see the example of MirrorStep): no training step moves B.
 //
 // As a composition of Kunin et al.'s primitives it is amp on noise plus decay: one plain gradient step of
 // rate η_B on (1/σ²)·amp + (λ_B/η_B)·decay, i.e. Learning{Amp: 1/σ², Decay: λ_B/η_B, Mirror: {η_B}}.
