@@ -15,9 +15,9 @@
 #              which XLA compiles in under half ResNet-20's time (each rule's fit there is mostly compilation)
 #   trainer    every test, data parallelism on 2 and 4 XLA host devices (XLA's SPMD partitioner, an MLP and a
 #              ResNet-8 with batch norm) and a bfloat16 CIFAR-10 ResNet-8 run against float32 among them, but
-#              the eight whose subject is the same on every backend and skip themselves on XLA (a comparison's and
-#              the overflow guard's bookkeeping, storage errors, a damaged config.json, checkpoint sizes, the result
-#              after a failed step)
+#              the fourteen whose subject is the same on every backend and skip themselves on XLA (a comparison's,
+#              the run folder's and the overflow guard's bookkeeping, storage errors, unreadable checkpoints, a
+#              damaged config.json, checkpoint sizes, the result after a failed step)
 #   layers     every test: batch norm's running statistics, the gather max-pool against XLA's own MaxPool and
 #              its gradient against finite differences, the shortcut subsampling
 #   xla        TestDotWithFreshOperands: products by freshly allocated weights (the plugin's XNNPACK kernels
