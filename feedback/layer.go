@@ -45,8 +45,11 @@ type Layer struct {
 }
 
 // Layers lists the feedback layers built so far in ctx (in any scope), in the order of their weights'
-// creation.
+// creation; none for a nil ctx.
 func Layers(ctx *context.Context) []Layer {
+	if ctx == nil {
+		return nil
+	}
 	kinds := map[string]string{}
 	ctx.EnumerateParams(func(scope, key string, value any) {
 		if key == paramLayerKind {

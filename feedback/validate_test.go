@@ -16,6 +16,7 @@ import (
 // *ParamError naming the parameter, the scope and the valid range.
 func TestValidateParams(t *testing.T) {
 	require.ErrorContains(t, ValidateParams(nil), "feedback.ValidateParams: nil context")
+	require.Empty(t, Layers(nil), "a nil context holds no layer")
 	withDefaults := func() *context.Context {
 		ctx := context.New()
 		for k, v := range DefaultParams() {

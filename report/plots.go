@@ -43,6 +43,9 @@ const heatMapLayers = 8
 //
 // A plot with nothing to show is not written.
 func WritePlots(dir string, c *trainer.Comparison) error {
+	if c == nil {
+		return fmt.Errorf("report.WritePlots %s: nothing to plot (nil comparison)", dir)
+	}
 	rules := rulesOf(c)
 	save := func(p *plot.Plot, name string) error {
 		if p == nil {

@@ -493,5 +493,6 @@ func TestNilComparison(t *testing.T) {
 	require.Empty(t, RulesTable(nil))
 	path := filepath.Join(t.TempDir(), "p.png")
 	require.ErrorContains(t, SavePNG(nil, path), "nil plot")
+	require.ErrorContains(t, WritePlots(t.TempDir(), nil), "nil comparison")
 	require.NoFileExists(t, path)
 }

@@ -177,7 +177,7 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 		} else if err := loadCheckpointFile(ctx, checkpointDir); err != nil { // one checkpoint's file
 			return nil, err
 		} else {
-			r.checkpoint = checkpointDir
+			r.checkpoint = checkpointBase(checkpointDir) // as the newest is named: without .json or .bin
 		}
 	}
 	modelFn, err := models.New(cfg.Model, r.classes)

@@ -185,6 +185,11 @@ func TestEvalOptions(t *testing.T) {
 	require.Contains(t, stdout, "20 steps (1.25 epochs)")
 	require.Contains(t, stdout, fmt.Sprintf("(best top-1 %.2f%%)", 100*best))
 	require.Contains(t, stdout, "checkpoint-n000000020-step-000000020")
+	// Named by one of its files, it is printed by its base name, as the newest is.
+	code, stdout, stderr = nowt(t, "eval", "-out", out, "-checkpoint", "checkpoint-n000000020-step-000000020.json",
+		"-test-limit", "128")
+	require.Equal(t, 0, code, "stderr: %s", stderr)
+	require.Regexp(t, `checkpoint: \S*checkpoint-n000000020-step-000000020\n`, stdout)
 
 	code, stdout, stderr = nowt(t, "eval", "-out", out)
 	require.Equal(t, 0, code, "stderr: %s", stderr)
