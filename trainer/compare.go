@@ -1,7 +1,6 @@
 package trainer
 
 import (
-	"bytes"
 	gocontext "context"
 	"encoding/json"
 	"errors"
@@ -317,12 +316,9 @@ func sameRun(stored, want Config) error {
 		s.Epochs = w.Epochs
 	}
 	// Each difference is named as the user sets it (-hidden, -set bn_momentum), not by config.json's key.
-	sm, wm := configMap(s), configMap(w)
 	var diffs []string
-	for _, k := range sortedMapKeys(sm, wm) {
-		if a, b := sm[k], wm[k]; !bytes.Equal(a, b) {
-			diffs = append(diffs, fmt.Sprintf("%s %s → %s", settingName(k), orNone(a), orNone(b)))
-		}
+	for _, c := range configChanges(s, w) {
+		diffs = append(diffs, c.String())
 	}
 	if len(diffs) == 0 {
 		return nil

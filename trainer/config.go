@@ -397,19 +397,56 @@ func settingName(key string) string {
 		return f
 	}
 	if name, ok := strings.CutPrefix(key, "params."); ok {
-		for _, s := range feedback.AllSettings() {
-			if s.Name == name && s.Flag != "-" {
-				return "-" + s.FlagName()
-			}
-		}
-		for _, s := range models.Settings() {
-			if s.Name == name && s.Flag != "" {
-				return "-" + s.Flag
+		for _, s := range settingFlags() {
+			if s.name == name && s.flag != "" {
+				return "-" + s.flag
 			}
 		}
 		return "-set " + name
 	}
 	return key
+}
+
+// settingFlag is a declared rule, model or layer setting and its flag, without "-" ("" for none).
+type settingFlag struct{ name, flag string }
+
+// settingFlags lists every declared setting (feedback.AllSettings, then models.Settings) with its flag.
+func settingFlags() []settingFlag {
+	var all []settingFlag
+	for _, s := range feedback.AllSettings() {
+		flag := ""
+		if s.Flag != "-" {
+			flag = s.FlagName()
+		}
+		all = append(all, settingFlag{s.Name, flag})
+	}
+	for _, s := range models.Settings() {
+		all = append(all, settingFlag{s.Name, s.Flag})
+	}
+	return all
+}
+
+// configChange is one setting in which two configurations differ: its config.json key and its two values.
+type configChange struct {
+	key      string
+	old, now json.RawMessage // nil where unset
+}
+
+// String names the change as the user sets it: "-lr 0.05 → 0.01", "-set bn_momentum (unset) → 0.5".
+func (c configChange) String() string {
+	return fmt.Sprintf("%s %s → %s", settingName(c.key), orNone(c.old), orNone(c.now))
+}
+
+// configChanges lists the settings (config.json's keys, params flattened) in which now differs from old, by key.
+func configChanges(old, now Config) []configChange {
+	om, nm := configMap(old), configMap(now)
+	var changes []configChange
+	for _, k := range sortedMapKeys(om, nm) {
+		if !bytes.Equal(om[k], nm[k]) {
+			changes = append(changes, configChange{k, om[k], nm[k]})
+		}
+	}
+	return changes
 }
 
 // resumeConfig returns the configuration of a resumed run: the stored one with the changes asked for in given,
@@ -421,25 +458,19 @@ func resumeConfig(stored, given Config) (Config, []string, error) {
 	stored.Progress, stored.Notices, stored.OutDir = given.Progress, given.Notices, given.OutDir
 	given = given.withStoredOtherRulesParams(stored)
 	given.Changes = stored.Changes
-	sm, gm := configMap(stored), configMap(given)
 	var changes, refused []string
-	for _, k := range sortedMapKeys(sm, gm) {
-		a, b := sm[k], gm[k]
-		if bytes.Equal(a, b) {
-			continue
-		}
-		diff := fmt.Sprintf("%s %s → %s", settingName(k), orNone(a), orNone(b))
-		allowed := contains(ResumableSettings, k)
-		if k == "epochs" || k == "steps" {
+	for _, c := range configChanges(stored, given) {
+		allowed := contains(ResumableSettings, c.key)
+		if c.key == "epochs" || c.key == "steps" {
 			var old, now int
-			_ = json.Unmarshal(a, &old)
-			_ = json.Unmarshal(b, &now)
-			allowed = now > old && (k == "steps" || (stored.Steps == 0 && given.Steps == 0))
+			_ = json.Unmarshal(c.old, &old)
+			_ = json.Unmarshal(c.now, &now)
+			allowed = now > old && (c.key == "steps" || (stored.Steps == 0 && given.Steps == 0))
 		}
 		if allowed {
-			changes = append(changes, diff)
+			changes = append(changes, c.String())
 		} else {
-			refused = append(refused, diff)
+			refused = append(refused, c.String())
 		}
 	}
 	if len(refused) > 0 {

@@ -4,8 +4,6 @@ import (
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/nowt-ml/nowt/feedback"
-	"github.com/nowt-ml/nowt/models"
 )
 
 // checkSetNames refuses, before GoMLX's parser sees them, the entries of a -set string ("name=value;/scope/name=value")
@@ -48,25 +46,14 @@ func checkSetNames(ctx *context.Context, settings string) error {
 // probably meant, and its flag ("" for none): the one whose flag the name spells (wm_lr or wm-lr for -wm-lr's
 // wm_learning_rate), else the nearest name within two edits (a typo); "" when none is that close.
 func suggestSetting(name string) (setting, flag string) {
-	type named struct{ name, flag string }
-	var all []named
-	for _, s := range feedback.AllSettings() {
-		f := s.FlagName()
-		if s.Flag == "-" {
-			f = ""
-		}
-		all = append(all, named{s.Name, f})
-	}
-	for _, s := range models.Settings() {
-		all = append(all, named{s.Name, s.Flag})
-	}
+	all := settingFlags()
 	dashed := strings.ReplaceAll(strings.TrimLeft(name, "-"), "_", "-")
 	for _, s := range all {
 		if s.flag != "" && s.flag == dashed {
 			return s.name, s.flag
 		}
 	}
-	best, bestDistance := named{}, 3
+	best, bestDistance := settingFlag{}, 3
 	for _, s := range all {
 		if d := editDistance(name, s.name); d < bestDistance {
 			best, bestDistance = s, d
