@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
 // benchPipeline opens a split of a dataset with opts and times its batches (see benchYield).
@@ -23,6 +25,20 @@ func benchPipeline(b *testing.B, name, path, split string, opts Options) {
 	benchYield(b, ds)
 }
 
+// yieldOrReset returns ds's next batch's inputs, starting the next epoch (Reset) at the end of one, as a training
+// loop does.
+func yieldOrReset(b *testing.B, ds *Dataset) []*tensors.Tensor {
+	_, inputs, _, err := ds.Yield()
+	if errors.Is(err, io.EOF) {
+		ds.Reset()
+		_, inputs, _, err = ds.Yield()
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	return inputs
+}
+
 // benchYield yields b.N batches of ds (resetting at each epoch end) and reports images/s and images per
 // CPU-second.
 func benchYield(b *testing.B, ds *Dataset) {
@@ -30,15 +46,7 @@ func benchYield(b *testing.B, ds *Dataset) {
 	b.ResetTimer()
 	cpu0 := processCPUTime()
 	for range b.N {
-		_, inputs, _, err := ds.Yield()
-		if errors.Is(err, io.EOF) {
-			ds.Reset()
-			_, inputs, _, err = ds.Yield()
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		images += inputs[0].Shape().Dimensions[0]
+		images += yieldOrReset(b, ds)[0].Shape().Dimensions[0]
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(images)/b.Elapsed().Seconds(), "images/s")
@@ -265,14 +273,7 @@ func BenchmarkYieldWhenReady(b *testing.B) {
 					if i > 0 {
 						b.StartTimer()
 					}
-					_, _, _, err := ds.Yield()
-					if errors.Is(err, io.EOF) {
-						ds.Reset()
-						_, _, _, err = ds.Yield()
-					}
-					if err != nil {
-						b.Fatal(err)
-					}
+					yieldOrReset(b, ds)
 				}
 			})
 		}
