@@ -218,10 +218,9 @@ func newBenchSession(backend backends.Backend, cfg Config, out io.Writer) (s *be
 	if r, err = setupOn(backend, cfg, out, "", true); err != nil {
 		return nil, err
 	}
+	// The model's variables were made on the host by setupOn: nothing else is compiled before the first step (the
+	// alignment metrics, which the bench does not report, would cost a compilation as long as the step's).
 	s = &benchSession{r: r, wmSteps: context.GetParamOr(r.ctx, feedback.ParamWMSteps, 1)}
-	if _, err := r.align(); err != nil { // builds the variables
-		return nil, err
-	}
 	if feedback.HasMirrorLayers(r.ctx) {
 		if r.mirrorExec, err = newMirrorExec(r); err != nil {
 			return nil, err
