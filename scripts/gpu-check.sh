@@ -4,12 +4,14 @@
 # nowt and test binaries, the CIFAR-10 JPEG archive; ~40 MB), carry .gpu, run this script there, give the
 # machine back. Every stage has its own time limit and the whole script stops itself before BUDGET seconds
 # (default 540, inside a 600 s device call):
+#   0. the binaries unpacked; libjpeg-turbo, where gpu-build carried it in .gpu/lib, put on LD_LIBRARY_PATH
 #   1. nvidia-smi; the plugin found and exposed (cuda-env.sh: missing libraries listed with ldd, the CUDA data
 #      folder that holds nvvm/libdevice, go-xla's CUDA-folder check silenced)
 #   2. nowt devices -backend xla:cuda, retried with the plugin's absolute path if the linked name fails; without a
 #      plugin that loads, the rest is skipped
 #   3. nowt bench: synthetic ImageNet batches, ResNet-18 and ResNet-50, rules bp and kp, float32 and bfloat16,
 #      BENCH_ROUNDS alternated rounds: images/s, KP/BP ratio (median of the rounds, and their range)
+#   3b. PyTorch (the machine's python3) on the same models, batch and precisions: step time and images/s
 #   4. the CIFAR-10 comparison (ResNet-20, rules in the order bp, kp, wm, ss, fa, CIFAR_EPOCHS epochs each, seed
 #      CIFAR_SEED), runs written locally; its table, plots and each rule's config.json, metrics.jsonl,
 #      wall_time.json and provenance.jsonl packed into one file, $OUT/cifar-gpu.tar.gz, whatever finished before
@@ -19,7 +21,8 @@
 # Sizes (defaults are the GPU run's; scripts/rehearse-gpu-check.sh shrinks them to rehearse the script on a CPU):
 # BENCH_MODELS ("resnet18 resnet50"), BENCH_IMAGE_SIZE (224), BENCH_BATCH (128), BENCH_STEPS (20 a round),
 # BENCH_ROUNDS (3), BENCH_LIMIT (75 s a benchmark stage; ResNet-50's BENCH_LIMIT_RESNET50, 120 s), CIFAR_EPOCHS
-# (10), CIFAR_STEPS (0: epochs), CIFAR_SEED (1), CIFAR_LOG_EVERY (49).
+# (10), CIFAR_STEPS (0: epochs), CIFAR_SEED (1), CIFAR_LOG_EVERY (49); PEERS_MODELS (BENCH_MODELS; empty: none),
+# PEERS_PYTHON (python3), PEERS_DEVICE (cuda), PEERS_LIMIT (40 s a stage).
 # On the first GPU run (2026-12-04, one H200, commit 5a9dd2a) every stage ran in 432 s; ResNet-50's bfloat16 stage
 # stopped at the 75 s it then had, after BP's row (docs/perf-gpu.md).
 #
@@ -41,6 +44,10 @@ BENCH_STEPS=${BENCH_STEPS:-20}
 BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_LIMIT=${BENCH_LIMIT:-75}
 BENCH_LIMIT_RESNET50=${BENCH_LIMIT_RESNET50:-120}
+PEERS_MODELS=${PEERS_MODELS-$BENCH_MODELS}
+PEERS_PYTHON=${PEERS_PYTHON:-python3}
+PEERS_DEVICE=${PEERS_DEVICE:-cuda}
+PEERS_LIMIT=${PEERS_LIMIT:-40}
 
 log=/dev/null
 if [[ -n "${OUT:-}" ]]; then
@@ -63,6 +70,11 @@ for f in nowt feedback.test models.test; do
 	fi
 done
 [[ -x "$bin/nowt" ]] || fail "$GPU_DIR/nowt.gz missing: run \`make gpu-build\`"
+# libjpeg-turbo carried by gpu-build (the GPU image has none): nowt loads it by name at run time.
+if [[ -f "$GPU_DIR/lib/libturbojpeg.so.0" ]]; then
+	export LD_LIBRARY_PATH="$(cd "$GPU_DIR/lib" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+	say "libjpeg-turbo carried: $GPU_DIR/lib/libturbojpeg.so.0 on LD_LIBRARY_PATH"
+fi
 "$bin/nowt" version | tee -a "$log"
 "$bin/nowt" version | grep -q "xla backend: compiled in" || fail "this nowt binary has no XLA backend (build with CGO_ENABLED=1: make gpu-build)"
 
@@ -124,6 +136,16 @@ for model in $BENCH_MODELS; do
 	for dtype in float32 bfloat16; do
 		stage "bench-$model-$dtype" "$limit" "$bin/nowt" bench -backend "$SPEC" -model "$model" -rule bp,kp -dataset synthetic \
 			-image-size "$BENCH_IMAGE_SIZE" -batch "$BENCH_BATCH" -steps "$BENCH_STEPS" -rounds "$BENCH_ROUNDS" -dtype "$dtype" -csv
+	done
+done
+
+# 3b. PyTorch on the same GPU, the same models, batch and precisions (scripts/peers/bench_torch.py: eager mode,
+# channels-last, cuDNN autotuning, the batch copied from the host and the step synchronised, as nowt's), each a
+# CSV row for docs/perf-gpu.md. Python's own failure (no torch, no CUDA device) fails only its stage.
+for model in $PEERS_MODELS; do
+	for dtype in float32 bfloat16; do
+		stage "peer-torch-$model-$dtype" "$PEERS_LIMIT" "$PEERS_PYTHON" scripts/peers/bench_torch.py --device "$PEERS_DEVICE" \
+			--model "$model" --image-size "$BENCH_IMAGE_SIZE" --batch "$BENCH_BATCH" --steps "$BENCH_STEPS" --dtype "$dtype"
 	done
 done
 

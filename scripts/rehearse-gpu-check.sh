@@ -84,9 +84,14 @@ check "no plugin: the error names the pip package" grep -q "pip install jax-cuda
 check "no plugin: the summary is printed" grep -q "gpu-check: summary" <<<"$no_plugin"
 check "no plugin: no temporary folder left" test -z "$(ls -A "$work/tmp2")"
 
-# 3. The whole script.
+# 3. The whole script. The PyTorch peer runs on the CPU, with a python that has torch (Debian's python3-torch for
+# /usr/bin/python3, or PEERS_PYTHON), else its stage's failure is the one expected.
+peers_python=${PEERS_PYTHON:-/usr/bin/python3}
+peers_have_torch=0
+"$peers_python" -c 'import torch' >/dev/null 2>&1 && peers_have_torch=1
 mkdir -p "$work/tmp3"
 out="$work/out3"
+PEERS_PYTHON="$peers_python" PEERS_DEVICE=cpu PEERS_MODELS=resnet18 \
 PYTHONPATH="$site" TMPDIR="$work/tmp3" OUT="$out" BUDGET="${BUDGET:-300}" BENCH_MODELS=resnet18 BENCH_IMAGE_SIZE=64 \
 	BENCH_BATCH=4 BENCH_STEPS=3 BENCH_LIMIT="${BENCH_LIMIT:-90}" CIFAR_STEPS="${CIFAR_STEPS:-8}" CIFAR_LOG_EVERY=4 \
 	timeout $((${BUDGET:-300} + 60)) scripts/gpu-check.sh
@@ -98,12 +103,23 @@ check "whole script: the plugin loads as xla:cuda" grep -q "\[devices\] exit sta
 check "whole script: the ResNet-18 float32 benchmark ran" grep -q "\[bench-resnet18-float32\] exit status 0" "$log"
 check "whole script: the ResNet-18 bfloat16 benchmark ran" grep -q "\[bench-resnet18-bfloat16\] exit status 0" "$log"
 check "whole script: benchmark CSV rows for bp and kp" bash -c "grep -q '^resnet18,bp,' '$log' && grep -q '^resnet18,kp,' '$log'"
+if ((peers_have_torch)); then
+	check "whole script: the PyTorch peer ran in both precisions" bash -c "grep -q '\[peer-torch-resnet18-float32\] exit status 0' '$log' && grep -q '\[peer-torch-resnet18-bfloat16\] exit status 0' '$log'"
+	check "whole script: PyTorch's CSV rows" bash -c "grep -q '^torch-.*threads,resnet18,bp,4,' '$log' && grep -q '^torch-.*-bfloat16,resnet18,bp,4,' '$log'"
+else
+	echo "rehearse: skipped the PyTorch peer's checks: $peers_python has no torch (apt-get install python3-torch, or set PEERS_PYTHON)"
+	check "whole script: the PyTorch peer's failure fails only its stage" grep -q "\[peer-torch-resnet18-float32\] exit status 1" "$log"
+fi
 check "whole script: the CIFAR-10 stage ran" grep -q "\[cifar10\] exit status" "$log"
 check "whole script: \$OUT/cifar-gpu.tar.gz written" test -s "$out/cifar-gpu.tar.gz"
 check "whole script: the pack holds the table" bash -c "tar tzf '$out/cifar-gpu.tar.gz' | grep -q 'cifar10-resnet20-gpu/results.md'"
 check "whole script: the pack holds bp's log and config" bash -c "tar tzf '$out/cifar-gpu.tar.gz' | grep -q 'bp/metrics.jsonl' && tar tzf '$out/cifar-gpu.tar.gz' | grep -q 'bp/config.json'"
 check "whole script: the pack holds bp's wall time and provenance" bash -c "tar tzf '$out/cifar-gpu.tar.gz' | grep -q 'bp/wall_time.json' && tar tzf '$out/cifar-gpu.tar.gz' | grep -q 'bp/provenance.jsonl'"
 check "whole script: the benchmarks ran in alternated rounds" grep -q -- "-rounds 3" "$log"
+if [[ -f .gpu/lib/libturbojpeg.so.0 ]]; then
+	check "whole script: the carried libjpeg-turbo on LD_LIBRARY_PATH" grep -q "libjpeg-turbo carried:" "$log"
+	check "whole script: JPEGs decoded by libjpeg-turbo" grep -q "JPEG decoder: libjpeg-turbo" "$log"
+fi
 check "whole script: the pack holds no checkpoint" bash -c "! tar tzf '$out/cifar-gpu.tar.gz' | grep -q checkpoint"
 check "whole script: the summary is printed" grep -q "gpu-check: summary" "$log"
 check "whole script: stopped within its budget" bash -c "s=\$(grep -o 'summary ([0-9]* s)' '$log' | grep -o '[0-9]*'); ((s <= ${BUDGET:-300}))"
