@@ -5,7 +5,7 @@
 # machine back. Every stage has its own time limit and the whole script stops itself before BUDGET seconds
 # (default 540, inside a 600 s device call):
 #   0. the binaries unpacked; libjpeg-turbo, where gpu-build carried it in .gpu/lib, put on LD_LIBRARY_PATH
-#   1. nvidia-smi; the plugin found and exposed (cuda-env.sh: missing libraries listed with ldd, the CUDA data
+#   1. nvidia-smi (and its utilisation samples, every second, into $OUT/gpu-util.csv); the plugin found and exposed (cuda-env.sh: missing libraries listed with ldd, the CUDA data
 #      folder that holds nvvm/libdevice, go-xla's CUDA-folder check silenced)
 #   2. nowt devices -backend xla:cuda, retried with the plugin's absolute path if the linked name fails; without a
 #      plugin that loads, the rest is skipped
@@ -92,7 +92,7 @@ stage() {
 		summary+=("$name: skipped (budget)")
 		return 1
 	fi
-	say "[$name] running (limit ${limit}s): $*"
+	say "[$name] running (limit ${limit}s, from $(date -u +%H:%M:%S) UTC): $*"
 	local t0=$SECONDS
 	timeout --kill-after=5 "$limit" "$@" 2>&1 | tee -a "$log"
 	local rc=${PIPESTATUS[0]}
@@ -102,6 +102,7 @@ stage() {
 	return "$rc"
 }
 finish() {
+	[[ -n "${monitor_pid:-}" ]] && kill "$monitor_pid" 2>/dev/null
 	say "summary ($((SECONDS - start_time)) s):"
 	for s in "${summary[@]}"; do say "  $s"; done
 	rm -rf "$bin" "${pjrt_dir:-}"
@@ -111,6 +112,14 @@ trap finish EXIT
 # 1. The GPU, the plugin, its libraries and XLA flags.
 if command -v nvidia-smi >/dev/null 2>&1; then
 	nvidia-smi 2>&1 | tee -a "$log" || say "nvidia-smi failed"
+	# The GPU's utilisation and memory once a second through every stage, to tell a step waiting on the host
+	# from one the GPU is busy with: $OUT/gpu-util.csv, its time stamps to be matched with the stages' in the log.
+	if [[ -n "${OUT:-}" ]]; then
+		nvidia-smi --query-gpu=timestamp,utilization.gpu,utilization.memory,memory.used,power.draw \
+			--format=csv,nounits -l 1 >"$OUT/gpu-util.csv" 2>/dev/null &
+		monitor_pid=$!
+		say "GPU utilisation sampled every second into \$OUT/gpu-util.csv"
+	fi
 else
 	say "nvidia-smi not found"
 fi

@@ -89,9 +89,21 @@ check "no plugin: no temporary folder left" test -z "$(ls -A "$work/tmp2")"
 peers_python=${PEERS_PYTHON:-/usr/bin/python3}
 peers_have_torch=0
 "$peers_python" -c 'import torch' >/dev/null 2>&1 && peers_have_torch=1
+# A stand-in nvidia-smi (the machine has none): a banner, and with -l a CSV line a second until killed.
+mkdir -p "$work/fakebin"
+cat >"$work/fakebin/nvidia-smi" <<'EOF'
+#!/usr/bin/env bash
+# rehearsal stand-in for nvidia-smi
+if [[ " $* " == *" -l "* ]]; then
+	echo "timestamp, utilization.gpu [%], utilization.memory [%], memory.used [MiB], power.draw [W]"
+	while :; do echo "$(date '+%Y/%m/%d %H:%M:%S.000'), 0, 0, 0, 0.0"; sleep 1; done
+fi
+echo "NVIDIA-SMI rehearsal stand-in"
+EOF
+chmod +x "$work/fakebin/nvidia-smi"
 mkdir -p "$work/tmp3"
 out="$work/out3"
-PEERS_PYTHON="$peers_python" PEERS_DEVICE=cpu PEERS_MODELS=resnet18 \
+PATH="$work/fakebin:$PATH" PEERS_PYTHON="$peers_python" PEERS_DEVICE=cpu PEERS_MODELS=resnet18 \
 PYTHONPATH="$site" TMPDIR="$work/tmp3" OUT="$out" BUDGET="${BUDGET:-300}" BENCH_MODELS=resnet18 BENCH_IMAGE_SIZE=64 \
 	BENCH_BATCH=4 BENCH_STEPS=3 BENCH_LIMIT="${BENCH_LIMIT:-90}" CIFAR_STEPS="${CIFAR_STEPS:-8}" CIFAR_LOG_EVERY=4 \
 	timeout $((${BUDGET:-300} + 60)) scripts/gpu-check.sh
@@ -124,6 +136,8 @@ check "whole script: the pack holds no checkpoint" bash -c "! tar tzf '$out/cifa
 check "whole script: the summary is printed" grep -q "gpu-check: summary" "$log"
 check "whole script: stopped within its budget" bash -c "s=\$(grep -o 'summary ([0-9]* s)' '$log' | grep -o '[0-9]*'); ((s <= ${BUDGET:-300}))"
 check "whole script: no temporary folder left" test -z "$(ls -A "$work/tmp3")"
+check "whole script: GPU utilisation sampled into \$OUT/gpu-util.csv" bash -c "(($(wc -l <"$out/gpu-util.csv" 2>/dev/null || echo 0) > 10))"
+check "whole script: the sampler stopped with the script" bash -c "! pgrep -f '$work/fakebin/nvidia-smi' >/dev/null"
 
 # 4. The numerical tests' stage alone: .gpu's binaries without the CIFAR archive, no benchmark models.
 mkdir -p "$work/tmp4" "$work/gpu4"
