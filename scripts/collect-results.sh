@@ -11,7 +11,7 @@
 # plots; a seed-<n> that is a link to a comparison made apart is not copied: the report's link to it is pointed
 # at that comparison's own folder beside it.
 # Then `go test ./report -run TestResultsPage -update` refreshes the tables of docs/results.md from those logs.
-# NAMES limits it to some comparisons (default: all).
+# NAMES limits it to some comparisons (default: all); DOCS_RESULTS writes elsewhere than docs/results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=${OUT:-runs/results}
@@ -51,7 +51,7 @@ for dir in "$src"/*/; do
 	name=$(basename "$dir")
 	[[ -f "$dir/results.md" ]] || continue
 	if [[ -n "${NAMES:-}" && " $NAMES " != *" $name "* ]]; then continue; fi
-	dst="docs/results/$name"
+	dst="${DOCS_RESULTS:-docs/results}/$name"
 	seeds=("$dir"/seed-*/)
 	if [[ -d "${seeds[0]}" ]]; then
 		# A comparison over seeds (nowt compare -seeds): the report over the seeds, then each seed's comparison.
@@ -72,4 +72,4 @@ for dir in "$src"/*/; do
 	fi
 	collect_comparison "$dir" "$dst"
 done
-ls docs/results
+ls "${DOCS_RESULTS:-docs/results}"

@@ -27,7 +27,10 @@
 # stopped at the 75 s it then had, after BP's row (docs/perf-gpu.md).
 #
 # Device tool: make gpu-build here, then run(command="OUT=$OUT scripts/gpu-check.sh", carry=[".gpu"],
-# timeout_s=590) and give_back.
+# timeout_s=590) and give_back; then scripts/collect-gpu.sh FILES_AT [NAME] files what came back into docs/.
+# The working tree travels too (64 MiB with .gpu's ~41 MB): docs/results is larger than what is left, so keep it
+# out of the index for the call (git rm -r -q --cached docs/results and /docs/results/ in .git/info/exclude) and
+# restore it after (git reset -q docs/results).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 start_time=$SECONDS

@@ -13,6 +13,7 @@
 #   2. no plugin in Python: gpu-check.sh stops at once with an error naming the pip package, and says its summary.
 #   3. the whole script (plugin check, benchmarks, CIFAR-10 comparison, packing, numerical tests as the budget
 #      allows), then its log, $OUT/cifar-gpu.tar.gz, and that no temporary folder is left behind.
+#   3b. scripts/collect-gpu.sh on what scenario 3 left in $OUT: the comparison, logs and table filed.
 #   4. the numerical tests' stage, which scenario 3's budget does not reach: no benchmarks, no CIFAR archive,
 #      so that the script goes from the plugin check to the tests (about 100 s): they pass, TF32 switched off.
 # Needs the CPU plugin (`nowt setup`) and .gpu/ (`make gpu-build`, run first unless REUSE_GPU_BUILD=1). Takes
@@ -137,7 +138,17 @@ check "whole script: the summary is printed" grep -q "gpu-check: summary" "$log"
 check "whole script: stopped within its budget" bash -c "s=\$(grep -o 'summary ([0-9]* s)' '$log' | grep -o '[0-9]*'); ((s <= ${BUDGET:-300}))"
 check "whole script: no temporary folder left" test -z "$(ls -A "$work/tmp3")"
 check "whole script: GPU utilisation sampled into \$OUT/gpu-util.csv" bash -c "(($(wc -l <"$out/gpu-util.csv" 2>/dev/null || echo 0) > 10))"
-check "whole script: the sampler stopped with the script" bash -c "! pgrep -f '$work/fakebin/nvidia-smi' >/dev/null"
+check "whole script: the sampler stopped with the script" bash -c "! pgrep -f '$work/fakebin/[n]vidia-smi' >/dev/null"
+
+# 3b. What came back, filed by collect-gpu.sh into a docs folder of the rehearsal's own.
+collected="$(DOCS="$work/docs" scripts/collect-gpu.sh "$out" 2>&1)"
+check "collect-gpu: the comparison filed with its logs and provenance" bash -c "test -s '$work/docs/results/cifar10-resnet20-gpu/bp/metrics.jsonl' && grep -q '\"commit\": \"[0-9a-f]\{40\}\"' '$work/docs/results/cifar10-resnet20-gpu/provenance.json'"
+check "collect-gpu: the log and utilisation samples filed" bash -c "ls '$work/docs/perf/gpu/'*.log '$work/docs/perf/gpu/'*.csv"
+check "collect-gpu: nowt's benchmark rows as a table" grep -q "^| nowt | resnet18 | 4 | bfloat16 | kp |" <<<"$collected"
+if ((peers_have_torch)); then
+	check "collect-gpu: PyTorch's rows in the table" grep -q "^| PyTorch torch-.* | resnet18 | 4 | bfloat16 | bp |" <<<"$collected"
+fi
+check "collect-gpu: refuses to replace a filed comparison" bash -c "DOCS='$work/docs' scripts/collect-gpu.sh '$out' 2>&1 | grep -q 'exists: give another NAME'"
 
 # 4. The numerical tests' stage alone: .gpu's binaries without the CIFAR archive, no benchmark models.
 mkdir -p "$work/tmp4" "$work/gpu4"
