@@ -3,7 +3,7 @@
 # files_at folder: gpu-check.log, cifar-gpu.tar.gz, gpu-util.csv) into the docs, the way the first GPU run was:
 #   - the CIFAR-10 comparison into docs/results/NAME/ (default cifar10-resnet20-gpu; give another for another
 #     seed or schedule, e.g. cifar10-resnet20-gpu-seed2), through scripts/collect-results.sh, with provenance.json
-#     naming the commit of the nowt binary that ran (the log's first line); a rule whose wall_time.json the pack
+#     naming the commit of the nowt binary that ran (its version line in the log); a rule whose wall_time.json the pack
 #     lacks (packs before commit 567f3e3) gets one rebuilt from the log's "N steps (E epochs) in Ts" line
 #   - the log and the utilisation samples into docs/perf/gpu/NAME-COMMIT.log and .csv
 #   - on standard output, the benchmark rows (nowt's and PyTorch's) as a Markdown table for docs/perf-gpu.md,
@@ -19,8 +19,8 @@ docs=${DOCS:-docs}
 log="$src/gpu-check.log"
 [[ -f "$log" ]] || die "$log not found: DIR must hold gpu-check.sh's files (gpu-check.log, cifar-gpu.tar.gz)"
 [[ "$name" =~ ^[A-Za-z0-9._-]+$ ]] || die "NAME $name: letters, digits, '.', '_' and '-' only"
-commit=$(head -n 1 "$log" | grep -o 'commit [0-9a-f]\{40\}' | cut -d' ' -f2 || true)
-[[ -n "$commit" ]] || die "$log: its first line names no commit (a nowt binary built without VCS information: make gpu-build records it)"
+commit=$(grep -m 1 '^nowt ' "$log" | grep -o 'commit [0-9a-f]\{40\}' | cut -d' ' -f2 || true)
+[[ -n "$commit" ]] || die "$log: its nowt version line names no commit (a nowt binary built without VCS information: make gpu-build records it)"
 short=${commit:0:7}
 
 if [[ -f "$src/cifar-gpu.tar.gz" ]]; then
