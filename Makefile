@@ -14,9 +14,9 @@ build:
 
 # What scripts/gpu-check.sh needs on a GPU machine that has no Go, in .gpu/ (ignored; carry it with the device
 # tool, 64 MiB at most): nowt and the feedback and models test binaries, stripped and gzipped, and a copy of the
-# CIFAR-10 JPEG archive for the CIFAR stage, and this machine's libjpeg-turbo (lib/libturbojpeg.so.0, 0.4 MB; the GPU
-# image has none, and without it nowt decodes JPEGs in pure Go, 2.4x slower a core). cgo is forced on (the XLA backend needs it) and the binary is
-# checked to have it. The archive comes from CIFAR10_JPEG (default: ../shared/data or shared/data); without one, a
+# CIFAR-10 JPEG archive for the CIFAR stage, and this machine's libjpeg-turbo (lib/libturbojpeg.so.0, 0.7 MB; the
+# GPU image has none, and without it nowt decodes JPEGs in pure Go, 2.4x slower a core). cgo is forced on (the XLA
+# backend needs it) and the binary is checked to have it. The archive comes from CIFAR10_JPEG (default: ../shared/data or shared/data); without one, a
 # copy an earlier gpu-build put in .gpu/ is kept (so that `make gpu-rehearsal`, which rebuilds .gpu/, keeps it).
 CIFAR10_JPEG ?= $(firstword $(wildcard ../shared/data/cifar10-jpeg.tar.gz shared/data/cifar10-jpeg.tar.gz))
 gpu-build:
