@@ -5,8 +5,9 @@
 # machine back. Every stage has its own time limit and the whole script stops itself before BUDGET seconds
 # (default 540, inside a 600 s device call):
 #   0. the binaries unpacked; libjpeg-turbo, where gpu-build carried it in .gpu/lib, put on LD_LIBRARY_PATH
-#   1. nvidia-smi (and its utilisation samples, every second, into $OUT/gpu-util.csv); the plugin found and exposed (cuda-env.sh: missing libraries listed with ldd, the CUDA data
-#      folder that holds nvvm/libdevice, go-xla's CUDA-folder check silenced)
+#   1. nvidia-smi (and its utilisation samples, every second, into $OUT/gpu-util.csv); the plugin found and
+#      exposed (cuda-env.sh: missing libraries listed with ldd, the CUDA data folder that holds nvvm/libdevice,
+#      go-xla's CUDA-folder check silenced)
 #   2. nowt devices -backend xla:cuda, retried with the plugin's absolute path if the linked name fails; without a
 #      plugin that loads, the rest is skipped
 #   3. nowt bench: synthetic ImageNet batches, ResNet-18 and ResNet-50, rules bp and kp, float32 and bfloat16,
@@ -177,7 +178,8 @@ if [[ -f "$cifar_archive" ]]; then
 	fi
 	if [[ -n "${OUT:-}" ]]; then
 		(cd "$runs" && find . \( -name checkpoints -prune \) -o -type f \( -name '*.md' -o -name '*.png' \
-			-o -name config.json -o -name metrics.jsonl -o -name wall_time.json -o -name provenance.jsonl \) -print | tar czf "$OUT/cifar-gpu.tar.gz" -T -) &&
+			-o -name config.json -o -name metrics.jsonl -o -name wall_time.json -o -name provenance.jsonl \) -print |
+			tar czf "$OUT/cifar-gpu.tar.gz" -T -) &&
 			say "packed $(tar tzf "$OUT/cifar-gpu.tar.gz" | wc -l) files into \$OUT/cifar-gpu.tar.gz"
 	fi
 	rm -rf "$runs"
