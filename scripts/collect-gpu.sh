@@ -51,13 +51,14 @@ cp "$log" "$docs/perf/gpu/$name-$short.log"
 echo "collect-gpu: $docs/perf/gpu/$name-$short.log$([[ -f "$src/gpu-util.csv" ]] && echo " and .csv")"
 
 # The benchmark rows: each stage's header names the model and precision ([bench-resnet50-bfloat16],
-# [peer-torch-resnet50-bfloat16]); nowt's CSV rows follow its header line, PyTorch's start with torch-.
+# [peer-torch-resnet50-bfloat16]; [bench-resnet20], the CIFAR stage's bare step, is float32); nowt's CSV rows follow its header line, PyTorch's start with torch-.
 echo
 echo "| system | model | batch | precision | rule | first step | step | images/s | ÷ BP's step (range over rounds) |"
 echo "| :--- | :--- | ---: | :--- | :--- | ---: | ---: | ---: | ---: |"
 awk -F, '
-	/^gpu-check: \[(bench|peer-torch)-[a-z0-9]+-[a-z0-9]+\] running/ {
-		match($0, /\[[a-z0-9-]+\]/); n = split(substr($0, RSTART + 1, RLENGTH - 2), p, "-"); precision = p[n]
+	/^gpu-check: \[(bench|peer-torch)-[a-z0-9-]+\] running/ {
+		match($0, /\[[a-z0-9-]+\]/); n = split(substr($0, RSTART + 1, RLENGTH - 2), p, "-")
+		precision = (p[n] ~ /^(float32|bfloat16|float16)$/) ? p[n] : "float32"
 	}
 	/^[a-z0-9]+,[a-z0-9-]+,[0-9]+,[0-9]+,[0-9.]+,[0-9.]+,[0-9.]+,/ && $1 != "model" {
 		range = ($10 > 1) ? sprintf(" (%s–%s)", $11, $12) : ""

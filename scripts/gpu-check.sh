@@ -12,6 +12,8 @@
 #      plugin that loads, the rest is skipped
 #   3. nowt bench: synthetic ImageNet batches, ResNet-18 and ResNet-50, rules bp and kp, float32 and bfloat16,
 #      BENCH_ROUNDS alternated rounds: images/s, KP/BP ratio (median of the rounds, and their range)
+#   3a. nowt bench of ResNet-20 at the CIFAR stage's batch (CIFAR_BENCH_BATCH, 256; 0: skipped), the bare step
+#      to set against the CIFAR training loop's rate
 #   3b. PyTorch (the machine's python3) on the same models, batch and precisions: step time and images/s
 #   4. the CIFAR-10 comparison (ResNet-20, rules in the order bp, kp, wm, ss, fa, CIFAR_EPOCHS epochs each, seed
 #      CIFAR_SEED), runs written locally; its table, plots and each rule's config.json, metrics.jsonl,
@@ -48,6 +50,7 @@ BENCH_STEPS=${BENCH_STEPS:-20}
 BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_LIMIT=${BENCH_LIMIT:-75}
 BENCH_LIMIT_RESNET50=${BENCH_LIMIT_RESNET50:-120}
+CIFAR_BENCH_BATCH=${CIFAR_BENCH_BATCH:-256}
 PEERS_MODELS=${PEERS_MODELS-$BENCH_MODELS}
 PEERS_PYTHON=${PEERS_PYTHON:-python3}
 PEERS_DEVICE=${PEERS_DEVICE:-cuda}
@@ -151,6 +154,14 @@ for model in $BENCH_MODELS; do
 			-image-size "$BENCH_IMAGE_SIZE" -batch "$BENCH_BATCH" -steps "$BENCH_STEPS" -rounds "$BENCH_ROUNDS" -dtype "$dtype" -csv
 	done
 done
+
+# 3a. The CIFAR stage's own step, alone: ResNet-20 at its batch on synthetic 32x32 images, so that the training
+# loop's rate in stage 4 (its log's img/s) can be set against the bare step's: the difference is the loop's.
+if [[ -n "$CIFAR_BENCH_BATCH" && "$CIFAR_BENCH_BATCH" != 0 ]]; then
+	stage bench-resnet20 45 "$bin/nowt" bench -backend "$SPEC" -model resnet20 -rule bp,kp -dataset synthetic \
+		-data "examples=$((CIFAR_BENCH_BATCH * (2 + BENCH_ROUNDS * (BENCH_STEPS + 1)))),size=32,channels=3,classes=10" \
+		-batch "$CIFAR_BENCH_BATCH" -steps "$BENCH_STEPS" -rounds "$BENCH_ROUNDS" -csv
+fi
 
 # 3b. PyTorch on the same GPU, the same models, batch and precisions (scripts/peers/bench_torch.py: eager mode,
 # channels-last, cuDNN autotuning, the batch copied from the host and the step synchronised, as nowt's), each a

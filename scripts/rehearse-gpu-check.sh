@@ -104,7 +104,7 @@ EOF
 chmod +x "$work/fakebin/nvidia-smi"
 mkdir -p "$work/tmp3"
 out="$work/out3"
-PATH="$work/fakebin:$PATH" PEERS_PYTHON="$peers_python" PEERS_DEVICE=cpu PEERS_MODELS=resnet18 \
+PATH="$work/fakebin:$PATH" PEERS_PYTHON="$peers_python" PEERS_DEVICE=cpu PEERS_MODELS=resnet18 CIFAR_BENCH_BATCH=8 \
 PYTHONPATH="$site" TMPDIR="$work/tmp3" OUT="$out" BUDGET="${BUDGET:-300}" BENCH_MODELS=resnet18 BENCH_IMAGE_SIZE=64 \
 	BENCH_BATCH=4 BENCH_STEPS=3 BENCH_LIMIT="${BENCH_LIMIT:-90}" CIFAR_STEPS="${CIFAR_STEPS:-8}" CIFAR_LOG_EVERY=4 \
 	timeout $((${BUDGET:-300} + 60)) scripts/gpu-check.sh
@@ -115,6 +115,7 @@ check "whole script: exit status 0 (was $rc)" test "$rc" = 0
 check "whole script: the plugin loads as xla:cuda" grep -q "\[devices\] exit status 0" "$log"
 check "whole script: the ResNet-18 float32 benchmark ran" grep -q "\[bench-resnet18-float32\] exit status 0" "$log"
 check "whole script: the ResNet-18 bfloat16 benchmark ran" grep -q "\[bench-resnet18-bfloat16\] exit status 0" "$log"
+check "whole script: the bare ResNet-20 step timed for bp and kp" bash -c "grep -q '^resnet20,bp,8,' '$log' && grep -q '^resnet20,kp,8,' '$log'"
 check "whole script: benchmark CSV rows for bp and kp" bash -c "grep -q '^resnet18,bp,' '$log' && grep -q '^resnet18,kp,' '$log'"
 if ((peers_have_torch)); then
 	check "whole script: the PyTorch peer ran in both precisions" bash -c "grep -q '\[peer-torch-resnet18-float32\] exit status 0' '$log' && grep -q '\[peer-torch-resnet18-bfloat16\] exit status 0' '$log'"
