@@ -32,10 +32,14 @@ func ShortLayerName(scope string) string {
 // Write writes dir/results.md (a markdown table of each rule's final and best test top-1, final top-5 and test
 // loss, final weight and delta angles per layer and wall time, with commandLine and the date) and the plots of
 // [WritePlots]. It needs only c.Records (e.g. read back with [trainer.ReadRecords]); c.Results adds wall times
-// and configurations, c.Status the notes on reused, resumed and diverged runs.
+// and configurations, c.Status the notes on reused, resumed and diverged runs. A comparison with no rule to show
+// (no Rules, Records or Results) is an error, and nothing is written.
 func Write(dir string, c *trainer.Comparison, commandLine string) error {
 	if c == nil {
 		return fmt.Errorf("writing the comparison: nothing to write (nil comparison)")
+	}
+	if len(rulesOf(c)) == 0 {
+		return fmt.Errorf("writing the comparison: nothing to write (no rule has records or results: train the rules first, or load a comparison with trainer.LoadComparison)")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("writing the comparison: %w", err)

@@ -495,4 +495,7 @@ func TestNilComparison(t *testing.T) {
 	require.ErrorContains(t, SavePNG(nil, path), "nil plot")
 	require.ErrorContains(t, WritePlots(t.TempDir(), nil), "nil comparison")
 	require.NoFileExists(t, path)
+	dir := filepath.Join(t.TempDir(), "empty")
+	require.ErrorContains(t, Write(dir, &trainer.Comparison{}, ""), "no rule has records or results")
+	require.NoDirExists(t, dir, "an empty comparison writes no results.md")
 }
