@@ -43,6 +43,11 @@ type Options struct {
 	// DropRemainder drops the last, partial batch of an epoch (true for training, so every batch has
 	// the same shape).
 	DropRemainder bool
+	// BatchMultiple, where > 1, ends each epoch after the largest multiple of BatchMultiple batches, dropping the
+	// batches after it (with DropRemainder only). Data parallelism over n devices sets n, so that n consecutive
+	// batches always form one global batch of one epoch; the worker pool prepares the next epoch's batches ahead
+	// across that end as across any other. The batches kept are those of the same dataset without it.
+	BatchMultiple int
 	// Augment applies the training augmentation of the format: CIFAR (cifar10, cifar100, cifar10-jpeg)
 	// pads 4 pixels with zeros, takes a random 32x32 crop and flips horizontally with probability 1/2;
 	// ImageNet-style image folders take a random-resized crop (area scale 0.08–1, aspect ratio 3/4–4/3)
@@ -181,10 +186,15 @@ func Open(name, path, split string, opts Options) (*Dataset, error) {
 	for _, o := range []struct {
 		field string
 		value int
-	}{{"Limit", opts.Limit}, {"Workers", opts.Workers}, {"Prefetch", opts.Prefetch}, {"ImageSize", opts.ImageSize}} {
+	}{{"Limit", opts.Limit}, {"Workers", opts.Workers}, {"Prefetch", opts.Prefetch}, {"ImageSize", opts.ImageSize},
+		{"BatchMultiple", opts.BatchMultiple}} {
 		if o.value < 0 {
 			return nil, fmt.Errorf("input: dataset %q: %s must be >= 0, got %d", name, o.field, o.value)
 		}
+	}
+	if opts.BatchMultiple > 1 && !opts.DropRemainder {
+		return nil, fmt.Errorf("input: dataset %q: BatchMultiple (%d) needs DropRemainder: an epoch of whole multiples has no partial batch",
+			name, opts.BatchMultiple)
 	}
 	if opts.ImageSize > 0 && !TakesImageSize(name) {
 		return nil, fmt.Errorf("input: dataset %q has images of one fixed size: ImageSize (%d) applies only to %s; leave it 0",

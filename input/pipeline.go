@@ -165,9 +165,11 @@ func newDataset(name string, src *source, opts Options) (*Dataset, error) {
 		return nil, fmt.Errorf("input: dataset %s has no examples", name)
 	}
 	if opts.DropRemainder {
-		d.numBatches = d.n / opts.BatchSize
+		// Whole multiples of BatchMultiple batches (data parallelism: one global batch is that many batches).
+		multiple := max(1, opts.BatchMultiple)
+		d.numBatches = d.n / opts.BatchSize / multiple * multiple
 		if d.numBatches == 0 {
-			return nil, &TooFewError{Name: name, Examples: d.n, Batch: opts.BatchSize, Limited: d.n < src.n}
+			return nil, &TooFewError{Name: name, Examples: d.n, Batch: opts.BatchSize * multiple, Limited: d.n < src.n}
 		}
 	} else {
 		d.numBatches = (d.n + opts.BatchSize - 1) / opts.BatchSize

@@ -27,6 +27,8 @@ func TestOpenErrors(t *testing.T) {
 		{Options{BatchSize: 1, Workers: -2}, `input: dataset "synthetic": Workers must be >= 0, got -2`},
 		{Options{BatchSize: 1, Prefetch: -3}, `input: dataset "synthetic": Prefetch must be >= 0, got -3`},
 		{Options{BatchSize: 1, ImageSize: -4}, `input: dataset "synthetic": ImageSize must be >= 0, got -4`},
+		{Options{BatchSize: 1, BatchMultiple: -5}, `input: dataset "synthetic": BatchMultiple must be >= 0, got -5`},
+		{Options{BatchSize: 1, BatchMultiple: 2}, `input: dataset "synthetic": BatchMultiple (2) needs DropRemainder: an epoch of whole multiples has no partial batch`},
 	} {
 		_, err = Open("synthetic", "", "train", tc.opts)
 		assert.EqualError(t, err, tc.want)

@@ -340,3 +340,51 @@ func TestNextEpochMadeAhead(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchMultiple: an epoch of whole multiples of BatchMultiple batches (data parallelism) holds the batches
+// of the same dataset without it, ends after the last multiple, and starts the next epoch where a fresh dataset
+// sought to it does; too few examples for one multiple is a TooFewError naming the whole multiple's size.
+func TestBatchMultiple(t *testing.T) {
+	const n, h, w, c, batch = 22, 3, 4, 3, 4 // 5 batches an epoch; 4 in multiples of 2, 3 in multiples of 3
+	flat := func(ds *Dataset) ([]float32, []int32) {
+		_, in, labels, err := ds.Yield()
+		require.NoError(t, err)
+		return tensors.MustCopyFlatData[float32](in[0]), tensors.MustCopyFlatData[int32](labels[0])
+	}
+	for _, inMemory := range []bool{false, true} {
+		for _, multiple := range []int{2, 3} {
+			t.Run(fmt.Sprintf("%s/multiple=%d", map[bool]string{false: "workers", true: "inline"}[inMemory], multiple), func(t *testing.T) {
+				opts := Options{BatchSize: batch, DropRemainder: true, Shuffle: true, Seed: 3, Normalize: true, Workers: 2}
+				plain, err := newDataset("test", randomPixelSource(n, h, w, c, inMemory), opts)
+				require.NoError(t, err)
+				defer plain.Close()
+				opts.BatchMultiple = multiple
+				ds, err := newDataset("test", randomPixelSource(n, h, w, c, inMemory), opts)
+				require.NoError(t, err)
+				defer ds.Close()
+				require.Equal(t, 5, plain.NumBatches())
+				kept := 5 / multiple * multiple
+				require.Equal(t, kept, ds.NumBatches())
+				for b := range kept {
+					wantIn, wantLabels := flat(plain)
+					gotIn, gotLabels := flat(ds)
+					require.Equal(t, wantLabels, gotLabels, "batch %d", b)
+					require.Equal(t, wantIn, gotIn, "batch %d", b)
+				}
+				_, _, _, err = ds.Yield()
+				require.ErrorIs(t, err, io.EOF, "the epoch ends after %d batches", kept)
+				ds.Reset()
+				gotIn, gotLabels := flat(ds)
+				require.NoError(t, plain.Seek(1, 0))
+				wantIn, wantLabels := flat(plain)
+				require.Equal(t, wantLabels, gotLabels, "epoch 1's first batch")
+				require.Equal(t, wantIn, gotIn, "epoch 1's first batch")
+			})
+		}
+	}
+	_, err := newDataset("test", randomPixelSource(6, h, w, c, false), Options{BatchSize: 4, BatchMultiple: 2, DropRemainder: true})
+	var tooFew *TooFewError
+	require.ErrorAs(t, err, &tooFew)
+	require.Equal(t, 8, tooFew.Batch, "one multiple of two batches of 4")
+	require.ErrorContains(t, err, "6 examples are fewer than one batch of 8")
+}

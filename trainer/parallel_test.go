@@ -22,9 +22,9 @@ import (
 // needs several devices (XLA), so this checks what it is fed, on the pure-Go backend's host tensors.
 func TestDataParallelFeedsGlobalBatches(t *testing.T) {
 	const examples, global = 100, 12
-	open := func(batch int) *input.Dataset {
+	open := func(batch, devices int) *input.Dataset {
 		ds, err := input.Open("synthetic", "examples=100,size=4,channels=3,classes=5", "train", input.Options{
-			BatchSize: batch, Seed: 7, Shuffle: true, DropRemainder: true, Augment: true, Workers: 2})
+			BatchSize: batch, BatchMultiple: devices, Seed: 7, Shuffle: true, DropRemainder: true, Augment: true, Workers: 2})
 		require.NoError(t, err)
 		t.Cleanup(ds.Close)
 		return ds
@@ -32,7 +32,7 @@ func TestDataParallelFeedsGlobalBatches(t *testing.T) {
 	flat := func(ts []*tensors.Tensor) ([]float32, []int32) {
 		return tensors.MustCopyFlatData[float32](ts[0]), tensors.MustCopyFlatData[int32](ts[1])
 	}
-	single := open(global)
+	single := open(global, 1)
 	stepsPerEpoch := single.NumBatches()
 	require.Equal(t, examples/global, stepsPerEpoch)
 	oneDevice := epochLooper{Dataset: single}
@@ -45,10 +45,10 @@ func TestDataParallelFeedsGlobalBatches(t *testing.T) {
 
 	for _, devices := range []int{2, 3, 4} {
 		for _, start := range []int{0, stepsPerEpoch + 3} {
-			perDevice := open(global / devices)
-			require.Equal(t, stepsPerEpoch, perDevice.NumBatches()/devices, "devices %d", devices)
+			perDevice := open(global/devices, devices)
+			require.Equal(t, stepsPerEpoch*devices, perDevice.NumBatches(), "devices %d", devices)
 			require.NoError(t, perDevice.Seek(start/stepsPerEpoch, (start%stepsPerEpoch)*devices))
-			looper := epochLooper{Dataset: perDevice, batchesPerEpoch: stepsPerEpoch * devices}
+			looper := epochLooper{Dataset: perDevice}
 			for step := start; step < len(want); step++ {
 				var images []float32
 				var labels []int32

@@ -125,7 +125,8 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 	evalBatch := cfg.evalBatch()
 	if needTrain {
 		r.trainDS, err = input.Open(cfg.Dataset, cfg.DataPath, trainSplit, input.Options{
-			BatchSize: cfg.BatchSize / r.devices(), Seed: cfg.Seed, Shuffle: true, DropRemainder: true, Augment: cfg.Augment,
+			BatchSize: cfg.BatchSize / r.devices(), BatchMultiple: r.devices(), // no global batch spans two epochs
+			Seed: cfg.Seed, Shuffle: true, DropRemainder: true, Augment: cfg.Augment,
 			Normalize: true, Workers: cfg.Workers, Limit: cfg.TrainLimit, ImageSize: cfg.ImageSize,
 			SkipCorrupt: !cfg.Strict, OnSkip: r.warnSkipped,
 			// train.Loop and bench's steps are done with a batch before they ask for the next; GoMLX's distributed
@@ -536,19 +537,15 @@ func checkSettingScopes(ctx *context.Context, model string) error {
 	return bad
 }
 
-// epochLooper turns the end of an epoch into the start of the next, for train.Loop.RunSteps. An epoch ends
-// at the dataset's end, or after batchesPerEpoch batches when that is > 0 (data parallelism uses a multiple of
-// the number of devices, so that no global batch mixes two epochs).
+// epochLooper turns the end of an epoch into the start of the next, for train.Loop.RunSteps. (With data
+// parallelism the training set's epoch is a whole multiple of the devices' count of batches,
+// input.Options.BatchMultiple, so that no global batch mixes two epochs.)
 type epochLooper struct {
 	*input.Dataset
-	batchesPerEpoch int
 }
 
 // Yield implements train.Dataset.
 func (l epochLooper) Yield() (any, []*tensors.Tensor, []*tensors.Tensor, error) {
-	if _, batch := l.Dataset.Position(); l.batchesPerEpoch > 0 && batch >= l.batchesPerEpoch {
-		l.Dataset.Reset()
-	}
 	spec, inputs, labels, err := l.Dataset.Yield()
 	if errors.Is(err, io.EOF) {
 		l.Dataset.Reset()
@@ -580,7 +577,7 @@ func (r *run) devices() int {
 // as there are devices into one global batch sharded along its batch axis (the same examples, in the same
 // order, as the global batch of a one-device run) and prefetches it onto the devices.
 func (r *run) trainingBatches() (train.Dataset, error) {
-	looper := epochLooper{Dataset: r.trainDS, batchesPerEpoch: r.stepsPerEpoch * r.devices()}
+	looper := epochLooper{Dataset: r.trainDS}
 	if r.dp == nil {
 		return looper, nil
 	}
