@@ -143,11 +143,8 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 			}
 			return nil, fmt.Errorf("opening the training set: %w", err)
 		}
+		// At least one: Open refuses a split with fewer batches than BatchMultiple (a *input.TooFewError, above).
 		r.stepsPerEpoch = r.trainDS.NumBatches() / r.devices()
-		if r.stepsPerEpoch == 0 {
-			return nil, invalid("-batch", "the training set has %d examples, fewer than one batch of %d: lower -batch",
-				r.trainDS.NumExamples(), cfg.BatchSize)
-		}
 		r.totalSteps = cfg.Steps
 		if r.totalSteps <= 0 {
 			r.totalSteps = cfg.Epochs * r.stepsPerEpoch
