@@ -59,6 +59,8 @@ class ResNet20(nn.Module):
 
 
 class BasicBlock(nn.Module):
+    expansion = 1  # output channels ÷ c
+
     def __init__(self, cin, c, stride):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, c, 3, stride, 1, bias=False)
@@ -75,25 +77,9 @@ class BasicBlock(nn.Module):
         return F.relu(h + (x if self.proj is None else self.proj(x)))
 
 
-class ResNet18(nn.Module):
-    def __init__(self, classes=1000):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn = nn.BatchNorm2d(64)
-        blocks, cin = [], 64
-        for stage, c in enumerate([64, 128, 256, 512]):
-            for blk in range(2):
-                blocks.append(BasicBlock(cin, c, 2 if stage > 0 and blk == 0 else 1))
-                cin = c
-        self.blocks = nn.Sequential(*blocks)
-        self.fc = nn.Linear(cin, classes)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.bn(self.conv(x))), 3, 2, 1)
-        return self.fc(self.blocks(x).mean(dim=(2, 3)))
-
-
 class Bottleneck(nn.Module):
+    expansion = 4
+
     def __init__(self, cin, c, stride):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, c, 1, bias=False)
@@ -113,16 +99,19 @@ class Bottleneck(nn.Module):
         return F.relu(h + (x if self.proj is None else self.proj(x)))
 
 
-class ResNet50(nn.Module):
-    def __init__(self, classes=1000):
+class ImageNetResNet(nn.Module):
+    """The ImageNet ResNets: 7x7/2 stem, 3x3/2 max-pool, four stages of blocks (64-128-256-512 base channels,
+    stride 2 at the first block of stages 2-4), global average pool, dense to the classes."""
+
+    def __init__(self, block, counts, classes=1000):
         super().__init__()
         self.conv = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn = nn.BatchNorm2d(64)
         blocks, cin = [], 64
-        for stage, (c, n) in enumerate(zip([64, 128, 256, 512], [3, 4, 6, 3])):
+        for stage, (c, n) in enumerate(zip([64, 128, 256, 512], counts)):
             for blk in range(n):
-                blocks.append(Bottleneck(cin, c, 2 if stage > 0 and blk == 0 else 1))
-                cin = 4 * c
+                blocks.append(block(cin, c, 2 if stage > 0 and blk == 0 else 1))
+                cin = block.expansion * c
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(cin, classes)
 
@@ -144,8 +133,8 @@ MODELS = {
     "mlp500": (lambda: mlp([784, 500, 10]), (784,), 10),
     "mlp1000": (lambda: mlp([784, 1000, 1000, 10]), (784,), 10),
     "resnet20": (ResNet20, (3, 32, 32), 10),
-    "resnet18": (ResNet18, (3, 224, 224), 1000),
-    "resnet50": (ResNet50, (3, 224, 224), 1000),
+    "resnet18": (lambda: ImageNetResNet(BasicBlock, [2, 2, 2, 2]), (3, 224, 224), 1000),
+    "resnet50": (lambda: ImageNetResNet(Bottleneck, [3, 4, 6, 3]), (3, 224, 224), 1000),
 }
 
 
