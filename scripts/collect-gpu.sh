@@ -6,7 +6,7 @@
 #     naming the commit of the nowt binary that ran (its version line in the log); a rule whose wall_time.json the pack
 #     lacks (packs before commit 567f3e3) gets one rebuilt from the log's "N steps (E epochs) in Ts" line
 #   - the log and the utilisation samples into docs/perf/gpu/NAME-COMMIT.log and .csv
-#   - on standard output, the benchmark rows (nowt's and PyTorch's) as a Markdown table for docs/perf-gpu.md,
+#   - on standard output, the benchmark rows (nowt's, PyTorch's and JAX's) as a Markdown table for docs/perf-gpu.md,
 #     and what to add to docs/results.md
 # An existing docs/results/NAME is refused unless FORCE=1. DOCS (default docs) is where it writes.
 set -euo pipefail
@@ -51,12 +51,12 @@ cp "$log" "$docs/perf/gpu/$name-$short.log"
 echo "collect-gpu: $docs/perf/gpu/$name-$short.log$([[ -f "$src/gpu-util.csv" ]] && echo " and .csv")"
 
 # The benchmark rows: each stage's header names the model and precision ([bench-resnet50-bfloat16],
-# [peer-torch-resnet50-bfloat16]; [bench-resnet20], the CIFAR stage's bare step, is float32); nowt's CSV rows follow its header line, PyTorch's start with torch-.
+# [peer-torch-resnet50-bfloat16]; [bench-resnet20], the CIFAR stage's bare step, is float32); nowt's CSV rows follow its header line, PyTorch's start with torch-, JAX's with jax-.
 echo
 echo "| system | model | batch | precision | rule | first step | step | images/s | ÷ BP's step (range over rounds) |"
 echo "| :--- | :--- | ---: | :--- | :--- | ---: | ---: | ---: | ---: |"
 awk -F, '
-	/^gpu-check: \[(bench|peer-torch)-[a-z0-9-]+\] running/ {
+	/^gpu-check: \[(bench|peer-torch|peer-jax)-[a-z0-9-]+\] running/ {
 		match($0, /\[[a-z0-9-]+\]/); n = split(substr($0, RSTART + 1, RLENGTH - 2), p, "-")
 		precision = (p[n] ~ /^(float32|bfloat16|float16)$/) ? p[n] : "float32"
 	}
@@ -66,6 +66,9 @@ awk -F, '
 	}
 	/^torch-/ {
 		printf "| PyTorch %s | %s | %s | %s | %s | %.1f s | %.1f ms | %s | |\n", $1, $2, $4, precision, $3, $5, $6 * 1000, $7
+	}
+	/^jax-/ {
+		printf "| JAX %s | %s | %s | %s | %s | %.1f s | %.1f ms | %s | |\n", $1, $2, $4, precision, $3, $5, $6 * 1000, $7
 	}' "$log"
 echo
 if [[ -d "$docs/results/$name" ]]; then

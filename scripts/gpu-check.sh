@@ -15,17 +15,20 @@
 #   3a. nowt bench of ResNet-20 at the CIFAR stage's batch (CIFAR_BENCH_BATCH, 256; 0: skipped), the bare step
 #      to set against the CIFAR training loop's rate
 #   3b. PyTorch (the machine's python3) on the same models, batch and precisions: step time and images/s
-#   4. the CIFAR-10 comparison (ResNet-20, rules in the order bp, kp, wm, ss, fa, CIFAR_EPOCHS epochs each, seed
-#      CIFAR_SEED), runs written locally; its table, plots and each rule's config.json, metrics.jsonl,
+#   3c. JAX (the same python3, its CUDA plugin: nowt's compiler) on ResNet-20 and ResNet-18 in float32
+#   4. the CIFAR-10 comparison (ResNet-20, CIFAR_RULES in order, default bp, kp, wm, ss, fa, CIFAR_EPOCHS epochs
+#      each, seed CIFAR_SEED, CIFAR_SET's -set settings), runs written locally; its table, plots and each rule's config.json, metrics.jsonl,
 #      wall_time.json and provenance.jsonl packed into one file, $OUT/cifar-gpu.tar.gz, whatever finished before
 #      the budget ran out
-#   5. if time is left: the numerical tests on the GPU (TF32 off)
+#   5. if time is left and RUN_TESTS is not 0: the numerical tests on the GPU (TF32 off)
 # Output: stdout and $OUT/gpu-check.log (when $OUT is set).
 # Sizes (defaults are the GPU run's; scripts/rehearse-gpu-check.sh shrinks them to rehearse the script on a CPU):
 # BENCH_MODELS ("resnet18 resnet50"), BENCH_IMAGE_SIZE (224), BENCH_BATCH (128), BENCH_STEPS (20 a round),
 # BENCH_ROUNDS (3), BENCH_LIMIT (75 s a benchmark stage; ResNet-50's BENCH_LIMIT_RESNET50, 120 s), CIFAR_EPOCHS
-# (10), CIFAR_STEPS (0: epochs), CIFAR_SEED (1), CIFAR_LOG_EVERY (49); PEERS_MODELS (BENCH_MODELS; empty: none),
-# PEERS_PYTHON (python3), PEERS_DEVICE (cuda), PEERS_LIMIT (40 s a stage).
+# (10), CIFAR_STEPS (0: epochs), CIFAR_SEED (1), CIFAR_RULES (bp,kp,wm,ss,fa), CIFAR_SET (none; e.g.
+# wm_batch=1024), CIFAR_LOG_EVERY (49), RUN_TESTS (1); PEERS_MODELS (BENCH_MODELS; empty: none),
+# PEERS_PYTHON (python3), PEERS_DEVICE (cuda), PEERS_LIMIT (40 s a stage); JAX_MODELS ("resnet20 resnet18"; empty:
+# none), JAX_PYTHON (PEERS_PYTHON), PEERS_LIMIT_JAX (60 s a stage).
 # On the first GPU run (2026-12-04, one H200, commit 5a9dd2a) every stage ran in 432 s; ResNet-50's bfloat16 stage
 # stopped at the 75 s it then had, after BP's row (docs/perf-gpu.md).
 #
@@ -43,6 +46,9 @@ CIFAR_EPOCHS=${CIFAR_EPOCHS:-10}
 CIFAR_STEPS=${CIFAR_STEPS:-0}
 CIFAR_LOG_EVERY=${CIFAR_LOG_EVERY:-49}
 CIFAR_SEED=${CIFAR_SEED:-1}
+CIFAR_RULES=${CIFAR_RULES:-bp,kp,wm,ss,fa}
+CIFAR_SET=${CIFAR_SET:-}
+RUN_TESTS=${RUN_TESTS:-1}
 BENCH_MODELS=${BENCH_MODELS:-resnet18 resnet50}
 BENCH_IMAGE_SIZE=${BENCH_IMAGE_SIZE:-224}
 BENCH_BATCH=${BENCH_BATCH:-128}
@@ -55,6 +61,9 @@ PEERS_MODELS=${PEERS_MODELS-$BENCH_MODELS}
 PEERS_PYTHON=${PEERS_PYTHON:-python3}
 PEERS_DEVICE=${PEERS_DEVICE:-cuda}
 PEERS_LIMIT=${PEERS_LIMIT:-40}
+JAX_MODELS=${JAX_MODELS-resnet20 resnet18}
+PEERS_LIMIT_JAX=${PEERS_LIMIT_JAX:-60}
+JAX_PYTHON=${JAX_PYTHON:-$PEERS_PYTHON}
 
 log=/dev/null
 if [[ -n "${OUT:-}" ]]; then
@@ -173,6 +182,21 @@ for model in $PEERS_MODELS; do
 	done
 done
 
+# 3c. JAX on the same GPU, through the same XLA as nowt's rows (JAX's CUDA plugin): the step of ResNet-20 at the
+# CIFAR stage's batch and of ResNet-18 at the benchmark's, float32, the batch transferred from the host every step
+# (scripts/peers/bench_jax.py --feed host), each a CSV row for docs/perf-gpu.md. nowt's step ÷ JAX's on one compiler
+# is docs/perf.md's first goal (1.2x), measured here on the GPU. JAX_PLATFORMS keeps JAX on PEERS_DEVICE: a JAX that
+# cannot reach the GPU fails its stage instead of timing the CPU.
+for model in $JAX_MODELS; do
+	batch=$BENCH_BATCH size=$BENCH_IMAGE_SIZE
+	if [[ $model == resnet20 ]]; then
+		[[ -n "$CIFAR_BENCH_BATCH" && "$CIFAR_BENCH_BATCH" != 0 ]] || continue
+		batch=$CIFAR_BENCH_BATCH size=32
+	fi
+	stage "peer-jax-$model" "$PEERS_LIMIT_JAX" env JAX_PLATFORMS="$PEERS_DEVICE" "$JAX_PYTHON" scripts/peers/bench_jax.py \
+		--model "$model" --image-size "$size" --batch "$batch" --steps "$BENCH_STEPS" --feed host
+done
+
 # 4. The CIFAR-10 comparison, written locally and packed into one file.
 cifar_archive="$GPU_DIR/cifar10-jpeg.tar.gz"
 if [[ -f "$cifar_archive" ]]; then
@@ -182,7 +206,7 @@ if [[ -f "$cifar_archive" ]]; then
 		-dataset cifar10-jpeg -augment -batch 256 -eval-batch 1000 -lr 0.2 -momentum 0.9 -nesterov \
 		-schedule cosine -warmup 1 -wd 5e-4 -kp-decay 5e-3 -epochs "$CIFAR_EPOCHS" -steps "$CIFAR_STEPS" \
 		-log-every "$CIFAR_LOG_EVERY" \
-		-rules bp,kp,wm,ss,fa -out "$runs/cifar10-resnet20-gpu"
+		${CIFAR_SET:+-set "$CIFAR_SET"} -rules "$CIFAR_RULES" -out "$runs/cifar10-resnet20-gpu"
 	# A stage stopped at its limit stops compare before it writes the table and plots: write them from the logs.
 	if [[ ! -f "$runs/cifar10-resnet20-gpu/results.md" ]]; then
 		timeout 30 "$bin/nowt" report -out "$runs/cifar10-resnet20-gpu" >>"$log" 2>&1 || say "nowt report failed"
@@ -203,7 +227,7 @@ fi
 # TF32 off: NVIDIA_TF32_OVERRIDE=0 turns it off in cuBLAS and cuDNN, but not in the matrix products XLA emits
 # through Triton (a float32 dot at default precision may run there in TF32 on Hopper), so those are switched off
 # too and every product goes to cuBLAS.
-if [[ -x "$bin/feedback.test" ]] && (($(left) > 60)); then
+if [[ -x "$bin/feedback.test" && "$RUN_TESTS" != 0 ]] && (($(left) > 60)); then
 	export NOWT_TEST_BACKEND="$SPEC" NVIDIA_TF32_OVERRIDE=0
 	export XLA_FLAGS="${XLA_FLAGS:+$XLA_FLAGS }--xla_gpu_enable_triton_gemm=false"
 	say "numerical tests: NVIDIA_TF32_OVERRIDE=$NVIDIA_TF32_OVERRIDE XLA_FLAGS=$XLA_FLAGS"

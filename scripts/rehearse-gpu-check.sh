@@ -11,7 +11,7 @@
 #   1. cuda-env.sh alone on a full pip layout (nvidia libraries and the CUDA toolkit's nvvm/libdevice): the
 #      variables it exports; and on one without pip's toolkit, with a system one holding the nvcc on PATH.
 #   2. no plugin in Python: gpu-check.sh stops at once with an error naming the pip package, and says its summary.
-#   3. the whole script (plugin check, benchmarks, CIFAR-10 comparison, packing, numerical tests as the budget
+#   3. the whole script (plugin check, benchmarks, PyTorch and JAX peers on the CPU, CIFAR-10 comparison, packing, numerical tests as the budget
 #      allows), then its log, $OUT/cifar-gpu.tar.gz, and that no temporary folder is left behind.
 #   3b. scripts/collect-gpu.sh on what scenario 3 left in $OUT: the comparison, logs and table filed.
 #   4. the numerical tests' stage, which scenario 3's budget does not reach: no benchmarks, no CIFAR archive,
@@ -90,6 +90,10 @@ check "no plugin: no temporary folder left" test -z "$(ls -A "$work/tmp2")"
 peers_python=${PEERS_PYTHON:-/usr/bin/python3}
 peers_have_torch=0
 "$peers_python" -c 'import torch' >/dev/null 2>&1 && peers_have_torch=1
+# The JAX peer likewise, with a python that has jax (JAX_PYTHON; default: .peers-venv's, which bench-peers.sh makes).
+jax_python=${JAX_PYTHON:-$PWD/.peers-venv/bin/python}
+peers_have_jax=0
+"$jax_python" -c 'import jax' >/dev/null 2>&1 && peers_have_jax=1
 # A stand-in nvidia-smi (the machine has none): a banner, and with -l a CSV line a second until killed.
 mkdir -p "$work/fakebin"
 cat >"$work/fakebin/nvidia-smi" <<'EOF'
@@ -104,8 +108,8 @@ EOF
 chmod +x "$work/fakebin/nvidia-smi"
 mkdir -p "$work/tmp3"
 out="$work/out3"
-PATH="$work/fakebin:$PATH" PEERS_PYTHON="$peers_python" PEERS_DEVICE=cpu PEERS_MODELS=resnet18 CIFAR_BENCH_BATCH=8 \
-PYTHONPATH="$site" TMPDIR="$work/tmp3" OUT="$out" BUDGET="${BUDGET:-300}" BENCH_MODELS=resnet18 BENCH_IMAGE_SIZE=64 \
+PATH="$work/fakebin:$PATH" PEERS_PYTHON="$peers_python" JAX_PYTHON="$jax_python" PEERS_DEVICE=cpu PEERS_MODELS=resnet18 CIFAR_BENCH_BATCH=8 \
+CIFAR_SET="wm_batch=64" PYTHONPATH="$site" TMPDIR="$work/tmp3" OUT="$out" BUDGET="${BUDGET:-300}" BENCH_MODELS=resnet18 BENCH_IMAGE_SIZE=64 \
 	BENCH_BATCH=4 BENCH_STEPS=3 BENCH_LIMIT="${BENCH_LIMIT:-90}" CIFAR_STEPS="${CIFAR_STEPS:-8}" CIFAR_LOG_EVERY=4 \
 	timeout $((${BUDGET:-300} + 60)) scripts/gpu-check.sh
 rc=$?
@@ -124,6 +128,13 @@ else
 	echo "rehearse: skipped the PyTorch peer's checks: $peers_python has no torch (apt-get install python3-torch, or set PEERS_PYTHON)"
 	check "whole script: the PyTorch peer's failure fails only its stage" grep -q "\[peer-torch-resnet18-float32\] exit status 1" "$log"
 fi
+if ((peers_have_jax)); then
+	check "whole script: the JAX peer ran on ResNet-20 and ResNet-18" bash -c "grep -q '\[peer-jax-resnet20\] exit status 0' '$log' && grep -q '\[peer-jax-resnet18\] exit status 0' '$log'"
+	check "whole script: JAX's CSV rows, the batch from the host" bash -c "grep -q '^jax-[0-9.]*/host-batch,resnet20,bp,8,' '$log' && grep -q '^jax-[0-9.]*/host-batch,resnet18,bp,4,' '$log'"
+else
+	echo "rehearse: skipped the JAX peer's checks: $jax_python has no jax (bench-peers.sh installs it into .peers-venv, or set JAX_PYTHON)"
+	check "whole script: the JAX peer's failure fails only its stage" grep -q "\[peer-jax-resnet20\] exit status" "$log"
+fi
 check "whole script: the CIFAR-10 stage ran" grep -q "\[cifar10\] exit status" "$log"
 check "whole script: \$OUT/cifar-gpu.tar.gz written" test -s "$out/cifar-gpu.tar.gz"
 check "whole script: the pack holds the table" bash -c "tar tzf '$out/cifar-gpu.tar.gz' | grep -q 'cifar10-resnet20-gpu/results.md'"
@@ -134,6 +145,7 @@ if [[ -f .gpu/lib/libturbojpeg.so.0 ]]; then
 	check "whole script: the carried libjpeg-turbo on LD_LIBRARY_PATH" grep -q "libjpeg-turbo carried:" "$log"
 	check "whole script: JPEGs decoded by libjpeg-turbo" grep -q "JPEG decoder: libjpeg-turbo" "$log"
 fi
+check "whole script: CIFAR_SET reached the comparison's runs" bash -c "tar xzOf '$out/cifar-gpu.tar.gz' ./cifar10-resnet20-gpu/bp/config.json | grep -q '\"settings\": \"wm_batch=64\"'"
 check "whole script: the pack holds no checkpoint" bash -c "! tar tzf '$out/cifar-gpu.tar.gz' | grep -q checkpoint"
 check "whole script: the summary is printed" grep -q "gpu-check: summary" "$log"
 check "whole script: stopped within its budget" bash -c "s=\$(grep -o 'summary ([0-9]* s)' '$log' | grep -o '[0-9]*'); ((s <= ${BUDGET:-300}))"
@@ -148,6 +160,9 @@ check "collect-gpu: the log and utilisation samples filed" bash -c "ls '$work/do
 check "collect-gpu: nowt's benchmark rows as a table" grep -q "^| nowt | resnet18 | 4 | bfloat16 | kp |" <<<"$collected"
 if ((peers_have_torch)); then
 	check "collect-gpu: PyTorch's rows in the table" grep -q "^| PyTorch torch-.* | resnet18 | 4 | bfloat16 | bp |" <<<"$collected"
+fi
+if ((peers_have_jax)); then
+	check "collect-gpu: JAX's rows in the table" grep -q "^| JAX jax-.* | resnet18 | 4 | float32 | bp |" <<<"$collected"
 fi
 check "collect-gpu: refuses to replace a filed comparison" bash -c "DOCS='$work/docs' scripts/collect-gpu.sh '$out' 2>&1 | grep -q 'exists: give another NAME'"
 

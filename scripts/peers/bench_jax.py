@@ -1,4 +1,5 @@
-"""Training-step speed of nowt's benchmark models in plain JAX (CPU), for scripts/bench-peers.sh.
+"""Training-step speed of nowt's benchmark models in plain JAX, for scripts/bench-peers.sh (CPU) and
+scripts/gpu-check.sh (JAX's default backend there: the GPU, named in the system column as jax-VERSION@gpu).
 
 Prints CSV rows: system,model,rule,batch,first_step_s,step_s,images_per_s (rule is always bp: JAX's autodiff).
 The models follow scripts/peers/models_spec.md. One jitted step = forward, backward and the SGD update (momentum
@@ -167,8 +168,12 @@ MODELS = {
 }
 
 
-def bench(model, batch, steps, feed="device"):
+def bench(model, batch, steps, feed="device", image_size=0):
     init, apply, in_shape, classes = MODELS[model]
+    if image_size:  # the ResNets end in global average pooling: any image size fits
+        if len(in_shape) != 3:
+            raise SystemExit(f"--image-size applies to the ResNets, not {model}")
+        in_shape = (image_size, image_size, in_shape[2])
     b = Builder(jax.random.PRNGKey(0))
     init(b)
     params, state = b.params, b.state
@@ -218,14 +223,18 @@ def main():
     ap.add_argument("--feed", choices=("device", "host"), default="device",
                     help="device: one batch already on the device, every step; host: a NumPy batch every step "
                     "(transferred by each call, as a training loop does; the system is named .../host-batch)")
+    ap.add_argument("--image-size", type=int, default=0,
+                    help="the ResNets' input height and width (default: the model's, 32 or 224)")
     a = ap.parse_args()
     system = f"jax-{jax.__version__}"
     if a.plugin:
         use_plugin(a.plugin)
         system += "@nowt-plugin"
+    elif jax.default_backend() != "cpu":
+        system += f"@{jax.default_backend()}"
     if a.feed == "host":
         system += "/host-batch"
-    first, med = bench(a.model, a.batch, a.steps, a.feed)
+    first, med = bench(a.model, a.batch, a.steps, a.feed, a.image_size)
     print(f"{system},{a.model},bp,{a.batch},{first:.4f},{med:.5f},{a.batch / med:.1f}", flush=True)
 
 
