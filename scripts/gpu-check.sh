@@ -15,7 +15,11 @@
 #   3a. nowt bench of ResNet-20 at the CIFAR stage's batch (CIFAR_BENCH_BATCH, 256; 0: skipped), the bare step
 #      to set against the CIFAR training loop's rate
 #   3b. PyTorch (the machine's python3) on the same models, batch and precisions: step time and images/s
-#   3c. JAX (the same python3, its CUDA plugin: nowt's compiler) on ResNet-20 and ResNet-18 in float32
+#   3a'. nowt bench -feed host and -feed device (FEED_MODELS, "resnet20 resnet18"; BP, float32): the step without
+#      the input pipeline, and without the transfer
+#   3c. JAX (the same python3, its CUDA plugin: nowt's compiler) on ResNet-20 and ResNet-18 in float32, the batch
+#      from the host and kept on the device
+#   3d. XLA's optimised programs of nowt's and JAX's ResNet-20 step (HLO_DUMP, 1), into $OUT/hlo-gpu.tar.gz
 #   4. the CIFAR-10 comparison (ResNet-20, CIFAR_RULES in order, default bp, kp, wm, ss, fa, CIFAR_EPOCHS epochs
 #      each, seed CIFAR_SEED, CIFAR_SET's -set settings), runs written locally; its table, plots and each rule's config.json, metrics.jsonl,
 #      wall_time.json and provenance.jsonl packed into one file, $OUT/cifar-gpu.tar.gz, whatever finished before
@@ -34,6 +38,10 @@
 #
 # Device tool: make gpu-build here, then run(command="OUT=$OUT scripts/gpu-check.sh", carry=[".gpu"],
 # timeout_s=590) and give_back; then scripts/collect-gpu.sh FILES_AT [NAME] files what came back into docs/.
+# Every stage no longer fits one call (the second run, 2026-12-04, cut the CIFAR stage in its last rule): two
+# calls of one lease do, the machine warm between them: first OUT=$OUT/bench CIFAR_RULES= RUN_TESTS=0
+# scripts/gpu-check.sh (stages 1-3d), then OUT=$OUT/cifar BENCH_MODELS= PEERS_MODELS= JAX_MODELS=
+# FEED_MODELS= CIFAR_BENCH_BATCH=0 scripts/gpu-check.sh (the CIFAR comparison and the tests).
 # The working tree travels too (64 MiB with .gpu's ~41 MB): docs/results is larger than what is left, so keep it
 # out of the index for the call (git rm -r -q --cached docs/results and /docs/results/ in .git/info/exclude) and
 # restore it after (git reset -q docs/results).
@@ -46,10 +54,10 @@ CIFAR_EPOCHS=${CIFAR_EPOCHS:-10}
 CIFAR_STEPS=${CIFAR_STEPS:-0}
 CIFAR_LOG_EVERY=${CIFAR_LOG_EVERY:-49}
 CIFAR_SEED=${CIFAR_SEED:-1}
-CIFAR_RULES=${CIFAR_RULES:-bp,kp,wm,ss,fa}
+CIFAR_RULES=${CIFAR_RULES-bp,kp,wm,ss,fa}
 CIFAR_SET=${CIFAR_SET:-}
 RUN_TESTS=${RUN_TESTS:-1}
-BENCH_MODELS=${BENCH_MODELS:-resnet18 resnet50}
+BENCH_MODELS=${BENCH_MODELS-resnet18 resnet50}
 BENCH_IMAGE_SIZE=${BENCH_IMAGE_SIZE:-224}
 BENCH_BATCH=${BENCH_BATCH:-128}
 BENCH_STEPS=${BENCH_STEPS:-20}
@@ -57,6 +65,8 @@ BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_LIMIT=${BENCH_LIMIT:-75}
 BENCH_LIMIT_RESNET50=${BENCH_LIMIT_RESNET50:-120}
 CIFAR_BENCH_BATCH=${CIFAR_BENCH_BATCH:-256}
+FEED_MODELS=${FEED_MODELS-resnet20 resnet18}
+HLO_DUMP=${HLO_DUMP:-1}
 PEERS_MODELS=${PEERS_MODELS-$BENCH_MODELS}
 PEERS_PYTHON=${PEERS_PYTHON:-python3}
 PEERS_DEVICE=${PEERS_DEVICE:-cuda}
@@ -172,6 +182,22 @@ if [[ -n "$CIFAR_BENCH_BATCH" && "$CIFAR_BENCH_BATCH" != 0 ]]; then
 		-batch "$CIFAR_BENCH_BATCH" -steps "$BENCH_STEPS" -rounds "$BENCH_ROUNDS" -csv
 fi
 
+# 3a'. The step taken apart (nowt bench -feed): BP's step on one batch transferred from the host every step (host:
+# what JAX's and PyTorch's rows do) and on one batch kept on the device (device: the step alone), for ResNet-20 at
+# the CIFAR stage's batch and ResNet-18 at the benchmark's, float32. Against the pipeline's rows above: what the
+# input pipeline costs the step, what the transfer costs, and what is left for the step itself.
+for model in $FEED_MODELS; do
+	batch=$BENCH_BATCH data=(-image-size "$BENCH_IMAGE_SIZE")
+	if [[ $model == resnet20 ]]; then
+		[[ -n "$CIFAR_BENCH_BATCH" && "$CIFAR_BENCH_BATCH" != 0 ]] || continue
+		batch=$CIFAR_BENCH_BATCH data=(-data "examples=$((CIFAR_BENCH_BATCH * 4)),size=32,channels=3,classes=10")
+	fi
+	for feed in host device; do
+		stage "bench-$model-feed-$feed" 45 "$bin/nowt" bench -backend "$SPEC" -model "$model" -rule bp -dataset synthetic \
+			"${data[@]}" -batch "$batch" -steps "$BENCH_STEPS" -feed "$feed" -csv
+	done
+done
+
 # 3b. PyTorch on the same GPU, the same models, batch and precisions (scripts/peers/bench_torch.py: eager mode,
 # channels-last, cuDNN autotuning, the batch copied from the host and the step synchronised, as nowt's), each a
 # CSV row for docs/perf-gpu.md. Python's own failure (no torch, no CUDA device) fails only its stage.
@@ -193,13 +219,36 @@ for model in $JAX_MODELS; do
 		[[ -n "$CIFAR_BENCH_BATCH" && "$CIFAR_BENCH_BATCH" != 0 ]] || continue
 		batch=$CIFAR_BENCH_BATCH size=32
 	fi
-	stage "peer-jax-$model" "$PEERS_LIMIT_JAX" env JAX_PLATFORMS="$PEERS_DEVICE" "$JAX_PYTHON" scripts/peers/bench_jax.py \
-		--model "$model" --image-size "$size" --batch "$batch" --steps "$BENCH_STEPS" --feed host
+	for feed in host device; do
+		stage "peer-jax-$model-$feed" "$PEERS_LIMIT_JAX" env JAX_PLATFORMS="$PEERS_DEVICE" "$JAX_PYTHON" scripts/peers/bench_jax.py \
+			--model "$model" --image-size "$size" --batch "$batch" --steps "$BENCH_STEPS" --feed "$feed"
+	done
 done
+
+# 3d. XLA's optimised program of the same step, nowt's and JAX's (ResNet-20 at the CIFAR stage's batch, BP), so that
+# the two can be compared kernel by kernel here: each *after_optimizations.txt of the step's module, packed into
+# $OUT/hlo-gpu.tar.gz (nowt/ and jax/).
+if [[ "$HLO_DUMP" != 0 && -n "$CIFAR_BENCH_BATCH" && "$CIFAR_BENCH_BATCH" != 0 ]]; then
+	hlo="$(mktemp -d "${TMPDIR:-/tmp}/nowt-hlo.XXXXXX")"
+	stage hlo-nowt 60 env XLA_FLAGS="${XLA_FLAGS:+$XLA_FLAGS }--xla_dump_to=$hlo/nowt --xla_dump_hlo_as_text --xla_dump_hlo_module_re=Trainer" \
+		"$bin/nowt" bench -backend "$SPEC" -model resnet20 -rule bp -dataset synthetic \
+		-data "examples=$((CIFAR_BENCH_BATCH * 4)),size=32,channels=3,classes=10" -batch "$CIFAR_BENCH_BATCH" -steps 1 -warmup-steps 1 -csv
+	if [[ " $JAX_MODELS " == *" resnet20 "* ]]; then
+		stage hlo-jax 60 env JAX_PLATFORMS="$PEERS_DEVICE" XLA_FLAGS="${XLA_FLAGS:+$XLA_FLAGS }--xla_dump_to=$hlo/jax --xla_dump_hlo_as_text --xla_dump_hlo_module_re=jit_step" \
+			"$JAX_PYTHON" scripts/peers/bench_jax.py --model resnet20 --image-size 32 --batch "$CIFAR_BENCH_BATCH" --steps 1
+	fi
+	if [[ -n "${OUT:-}" ]]; then
+		(cd "$hlo" && find . -type f -name '*after_optimizations.txt' -print | tar czf "$OUT/hlo-gpu.tar.gz" -T -) &&
+			say "packed $(tar tzf "$OUT/hlo-gpu.tar.gz" | wc -l) optimised programs into \$OUT/hlo-gpu.tar.gz"
+	fi
+	rm -rf "$hlo"
+fi
 
 # 4. The CIFAR-10 comparison, written locally and packed into one file.
 cifar_archive="$GPU_DIR/cifar10-jpeg.tar.gz"
-if [[ -f "$cifar_archive" ]]; then
+if [[ -z "$CIFAR_RULES" ]]; then
+	summary+=("cifar10: skipped (CIFAR_RULES empty)")
+elif [[ -f "$cifar_archive" ]]; then
 	runs="$(mktemp -d "${TMPDIR:-/tmp}/nowt-cifar.XXXXXX")"
 	export NOWT_CIFAR10_JPEG="$(cd "$(dirname "$cifar_archive")" && pwd)/$(basename "$cifar_archive")"
 	stage cifar10 $(($(left) - 60)) "$bin/nowt" compare -backend "$SPEC" -progress=false -seed "$CIFAR_SEED" -model resnet20 \

@@ -119,6 +119,8 @@ check "whole script: exit status 0 (was $rc)" test "$rc" = 0
 check "whole script: the plugin loads as xla:cuda" grep -q "\[devices\] exit status 0" "$log"
 check "whole script: the ResNet-18 float32 benchmark ran" grep -q "\[bench-resnet18-float32\] exit status 0" "$log"
 check "whole script: the ResNet-18 bfloat16 benchmark ran" grep -q "\[bench-resnet18-bfloat16\] exit status 0" "$log"
+check "whole script: the step taken apart, batches from the host and on the device" bash -c "for s in resnet20-feed-host resnet20-feed-device resnet18-feed-host resnet18-feed-device; do grep -q \"\\[bench-\$s\\] exit status 0\" '$log' || exit 1; done"
+check "whole script: nowt's optimised step packed into \$OUT/hlo-gpu.tar.gz" bash -c "tar tzf '$out/hlo-gpu.tar.gz' | grep -q '^./nowt/.*Trainer.*after_optimizations.txt'"
 check "whole script: the bare ResNet-20 step timed for bp and kp" bash -c "grep -q '^resnet20,bp,8,' '$log' && grep -q '^resnet20,kp,8,' '$log'"
 check "whole script: benchmark CSV rows for bp and kp" bash -c "grep -q '^resnet18,bp,' '$log' && grep -q '^resnet18,kp,' '$log'"
 if ((peers_have_torch)); then
@@ -129,11 +131,12 @@ else
 	check "whole script: the PyTorch peer's failure fails only its stage" grep -q "\[peer-torch-resnet18-float32\] exit status 1" "$log"
 fi
 if ((peers_have_jax)); then
-	check "whole script: the JAX peer ran on ResNet-20 and ResNet-18" bash -c "grep -q '\[peer-jax-resnet20\] exit status 0' '$log' && grep -q '\[peer-jax-resnet18\] exit status 0' '$log'"
-	check "whole script: JAX's CSV rows, the batch from the host" bash -c "grep -q '^jax-[0-9.]*/host-batch,resnet20,bp,8,' '$log' && grep -q '^jax-[0-9.]*/host-batch,resnet18,bp,4,' '$log'"
+	check "whole script: the JAX peer ran on ResNet-20 and ResNet-18, both feeds" bash -c "for s in resnet20-host resnet20-device resnet18-host resnet18-device; do grep -q \"\\[peer-jax-\$s\\] exit status 0\" '$log' || exit 1; done"
+	check "whole script: JAX's CSV rows, the batch from the host and on the device" bash -c "grep -q '^jax-[0-9.]*/host-batch,resnet20,bp,8,' '$log' && grep -q '^jax-[0-9.]*/host-batch,resnet18,bp,4,' '$log' && grep -q '^jax-[0-9.]*,resnet20,bp,8,' '$log'"
+	check "whole script: JAX's optimised step packed beside nowt's" bash -c "tar tzf '$out/hlo-gpu.tar.gz' | grep -q '^./jax/.*jit_step.*after_optimizations.txt'"
 else
 	echo "rehearse: skipped the JAX peer's checks: $jax_python has no jax (bench-peers.sh installs it into .peers-venv, or set JAX_PYTHON)"
-	check "whole script: the JAX peer's failure fails only its stage" grep -q "\[peer-jax-resnet20\] exit status" "$log"
+	check "whole script: the JAX peer's failure fails only its stage" grep -q "\[peer-jax-resnet20-host\] exit status" "$log"
 fi
 check "whole script: the CIFAR-10 stage ran" grep -q "\[cifar10\] exit status" "$log"
 check "whole script: \$OUT/cifar-gpu.tar.gz written" test -s "$out/cifar-gpu.tar.gz"
@@ -170,8 +173,8 @@ check "collect-gpu: refuses to replace a filed comparison" bash -c "DOCS='$work/
 mkdir -p "$work/tmp4" "$work/gpu4"
 cp .gpu/nowt.gz .gpu/feedback.test.gz .gpu/models.test.gz "$work/gpu4/"
 out4="$work/out4"
-PYTHONPATH="$site" TMPDIR="$work/tmp4" GPU_DIR="$work/gpu4" OUT="$out4" BUDGET=250 BENCH_MODELS=" " \
-	timeout 320 scripts/gpu-check.sh >/dev/null 2>&1
+PYTHONPATH="$site" TMPDIR="$work/tmp4" GPU_DIR="$work/gpu4" OUT="$out4" BUDGET=250 BENCH_MODELS= PEERS_MODELS= \
+	JAX_MODELS= FEED_MODELS= CIFAR_BENCH_BATCH=0 CIFAR_RULES= timeout 320 scripts/gpu-check.sh >/dev/null 2>&1
 rc=$?
 log4="$out4/gpu-check.log"
 check "tests stage: exit status 0 (was $rc)" test "$rc" = 0
@@ -179,6 +182,7 @@ check "tests stage: TF32 off in cuBLAS/cuDNN and XLA's Triton products" \
 	grep -q "NVIDIA_TF32_OVERRIDE=0 XLA_FLAGS=.*--xla_gpu_enable_triton_gemm=false" "$log4"
 check "tests stage: the feedback tests pass" grep -q "\[feedback-tests\] exit status 0" "$log4"
 check "tests stage: the models tests pass" grep -q "\[models-tests\] exit status 0" "$log4"
+check "tests stage: only the tests ran (the second call's settings)" bash -c "! grep -q '\[\(bench\|peer\|hlo\)' '$log4' && grep -q 'cifar10: skipped (CIFAR_RULES empty)' '$log4'"
 check "tests stage: no temporary folder left" test -z "$(ls -A "$work/tmp4")"
 echo
 if ((failures > 0)); then

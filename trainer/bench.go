@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gomlx/gomlx/backends"
@@ -18,10 +19,29 @@ import (
 	"github.com/pkg/errors"
 )
 
+// Feed is where a benchmark's training steps take their batches ([Config.Feed]): the three take a step apart into
+// the input pipeline, the batch's transfer to the device and the step itself.
+type Feed string
+
+const (
+	// FeedPipeline takes the input pipeline's next batch each step, as training does (the default).
+	FeedPipeline Feed = "pipeline"
+	// FeedHost takes one batch from the pipeline and transfers it from host memory again each step, as JAX's
+	// and PyTorch's benchmark rows do (scripts/peers): the pipeline's cost is left out, the transfer's kept.
+	FeedHost Feed = "host"
+	// FeedDevice takes one batch from the pipeline, transfers it once and keeps it on the device: the step
+	// alone, as JAX's rows with --feed device.
+	FeedDevice Feed = "device"
+)
+
+// Feeds lists the valid [Feed] values.
+var Feeds = []Feed{FeedPipeline, FeedHost, FeedDevice}
+
 // Throughput is the measured training speed of one configuration.
 type Throughput struct {
 	Model, Rule     string
 	Batch           int
+	Feed            Feed          // where each step's batch came from
 	Devices         int           // the batch is split over this many devices
 	Steps           int           // timed steps, over all rounds
 	FirstStep       time.Duration // the first step, compilation included
@@ -99,6 +119,12 @@ func BenchmarkRounds(cfgs []Config, warmup, steps, rounds int, out io.Writer) (t
 		}
 		if err := cfgs[i].Validate(); err != nil {
 			return nil, err
+		}
+		if cfgs[i].Feed == "" {
+			cfgs[i].Feed = FeedPipeline
+		}
+		if !slices.Contains(Feeds, cfgs[i].Feed) {
+			return nil, invalid("-feed", "-feed %q: want one of %s (where each timed step takes its batch)", cfgs[i].Feed, feedNames())
 		}
 		if cfgs[i].Backend != cfgs[0].Backend {
 			return nil, fmt.Errorf("benchmark: %s/%s on backend %q and %s/%s on %q: configurations timed against each other share one backend",
@@ -188,10 +214,20 @@ func benchTurns(n, rounds int) []benchTurn {
 	return turns
 }
 
+// feedNames lists [Feeds] for messages.
+func feedNames() string {
+	names := make([]string, len(Feeds))
+	for i, f := range Feeds {
+		names[i] = string(f)
+	}
+	return strings.Join(names, ", ")
+}
+
 // benchSession is one configuration of a benchmark, set up and kept ready to train more steps.
 type benchSession struct {
 	r       *run
 	ds      train.Dataset
+	batch   *heldBatch // the one batch of FeedHost and FeedDevice, taken at the first step
 	wmSteps int
 	steps   int // steps trained so far, warm-up included
 
@@ -242,7 +278,7 @@ func (s *benchSession) trainSteps(n int, timed bool) (err error) {
 	var round []time.Duration
 	for range n {
 		started := time.Now()
-		if err := trainStep(s.r.trainer, s.ds); err != nil {
+		if err := s.trainStep(); err != nil {
 			return fmt.Errorf("%s: training step %d: %w", what, s.steps, err)
 		}
 		mirrorStarted := time.Now()
@@ -270,6 +306,53 @@ func (s *benchSession) trainSteps(n int, timed bool) (err error) {
 	return nil
 }
 
+// heldBatch is a batch kept for every step of a session.
+type heldBatch struct {
+	spec           any
+	inputs, labels []*tensors.Tensor
+}
+
+// trainStep runs one training step on the batch the session's feed gives and waits for it to finish.
+func (s *benchSession) trainStep() error {
+	if s.r.cfg.Feed == FeedPipeline {
+		return trainStep(s.r.trainer, s.ds)
+	}
+	b, err := s.heldBatch()
+	if err != nil {
+		return err
+	}
+	return trainStepOn(s.r.trainer, b.spec, b.inputs, b.labels)
+}
+
+// heldBatch returns the batch of FeedHost and FeedDevice, taken from the pipeline at the first call: for
+// FeedHost in host memory only (a buffer shared with a CPU backend becomes a host copy), so that the step
+// transfers it again; for FeedDevice as the last step left it, on the device.
+func (s *benchSession) heldBatch() (*heldBatch, error) {
+	if s.batch == nil {
+		if _, ok := s.ds.(train.DistributedDataset); ok {
+			return nil, fmt.Errorf("-feed %s: times one device's step; with %d devices use -feed %s", s.r.cfg.Feed, s.r.devices(), FeedPipeline)
+		}
+		spec, inputs, labels, err := s.ds.Yield()
+		if err != nil {
+			return nil, err
+		}
+		s.batch = &heldBatch{spec: spec, inputs: inputs, labels: labels}
+	}
+	if s.r.cfg.Feed == FeedHost {
+		for _, t := range s.batch.tensors() {
+			if err := t.ToLocal(); err != nil {
+				return nil, errors.Wrap(err, "moving the benchmark's batch back to host memory")
+			}
+		}
+	}
+	return s.batch, nil
+}
+
+// tensors lists the batch's inputs and labels.
+func (b *heldBatch) tensors() []*tensors.Tensor {
+	return append(slices.Clone(b.inputs), b.labels...)
+}
+
 // benchmarkWhat names cfg in a benchmark's errors.
 func benchmarkWhat(cfg Config) string {
 	return fmt.Sprintf("benchmarking %s under rule %s", cfg.Model, cfg.Rule)
@@ -278,7 +361,7 @@ func benchmarkWhat(cfg Config) string {
 // throughput reports what the session measured.
 func (s *benchSession) throughput() *Throughput {
 	cfg, step := s.r.cfg, stats.Median(s.stepTimes)
-	tp := &Throughput{Model: cfg.Model, Rule: cfg.Rule, Batch: cfg.BatchSize, Devices: s.r.devices(),
+	tp := &Throughput{Model: cfg.Model, Rule: cfg.Rule, Batch: cfg.BatchSize, Feed: cfg.Feed, Devices: s.r.devices(),
 		Steps: len(s.stepTimes), FirstStep: s.first, StepTime: step, MirrorTime: stats.Median(s.mirrorTimes),
 		RoundStepTimes: s.roundMedians}
 	if step > 0 {

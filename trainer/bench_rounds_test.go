@@ -1,9 +1,12 @@
 package trainer
 
 import (
+	"io"
 	"testing"
 	"time"
 
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/train"
 	"github.com/stretchr/testify/require"
 )
 
@@ -91,4 +94,63 @@ func TestRatioTo(t *testing.T) {
 			require.InDeltaSlice(t, tc.want[:], []float64{median, lowest, highest}, 1e-12)
 		})
 	}
+}
+
+// countingDataset counts the batches a benchmark session takes from its pipeline.
+type countingDataset struct {
+	train.Dataset
+	yields int
+}
+
+func (d *countingDataset) Yield() (spec any, inputs, labels []*tensors.Tensor, err error) {
+	d.yields++
+	return d.Dataset.Yield()
+}
+
+// TestBenchmarkFeeds: -feed pipeline takes a new batch from the input pipeline every step, host and device take
+// one and keep it; host drops the batch's device copy before every step (the step transfers it again), device
+// keeps it there; the throughput names its feed; an unknown feed is refused, naming -feed.
+func TestBenchmarkFeeds(t *testing.T) {
+	for _, feed := range Feeds {
+		t.Run(string(feed), func(t *testing.T) {
+			cfg := tinyConfig(t, "kp")
+			cfg.Feed = feed
+			backend, err := newRunBackend(cfg.Backend, 1, io.Discard)
+			require.NoError(t, err)
+			defer backend.Finalize()
+			s, err := newBenchSession(backend, cfg, io.Discard)
+			require.NoError(t, err)
+			defer s.r.close()
+			counted := &countingDataset{Dataset: s.ds}
+			s.ds = counted
+			require.NoError(t, s.trainSteps(2, false))
+			for step := range 3 {
+				if feed != FeedPipeline {
+					b, err := s.heldBatch()
+					require.NoError(t, err)
+					for _, held := range b.tensors() {
+						require.Equal(t, feed == FeedDevice, held.IsOnDevice(0),
+							"step %d: a device feed's batch stays on the device, a host feed's is back in host memory", step)
+						require.True(t, held.IsLocal() || feed == FeedDevice, "step %d: a host feed's batch has its host copy", step)
+					}
+				}
+				require.NoError(t, s.trainSteps(1, true))
+			}
+			want := map[Feed]int{FeedPipeline: 5, FeedHost: 1, FeedDevice: 1}[feed]
+			require.Equal(t, want, counted.yields, "batches taken from the pipeline in 5 steps")
+			require.Equal(t, feed == FeedPipeline, s.batch == nil)
+			tp := s.throughput()
+			require.Equal(t, feed, tp.Feed)
+			require.Equal(t, 3, tp.Steps)
+			require.Positive(t, tp.StepTime)
+		})
+	}
+	cfg := tinyConfig(t, "bp")
+	cfg.Feed = "disk"
+	_, err := BenchmarkRounds([]Config{cfg}, 1, 1, 1, nil)
+	require.ErrorContains(t, err, `-feed "disk"`)
+	cfg.Feed = ""
+	tps, err := BenchmarkRounds([]Config{cfg}, 1, 1, 1, nil)
+	require.NoError(t, err)
+	require.Equal(t, FeedPipeline, tps[0].Feed, "no feed given: the pipeline")
 }

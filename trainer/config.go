@@ -113,6 +113,9 @@ type Config struct {
 	// Notices receives notices and warnings (resuming, skipped images, data parallelism, the backend); nil
 	// sends them to the writer given to [Train] with the records.
 	Notices io.Writer `json:"-"`
+	// Feed is where [Benchmark] and [BenchmarkRounds] take each timed step's batch ("" is [FeedPipeline]);
+	// training always takes the input pipeline's next batch.
+	Feed Feed `json:"-"`
 
 	// Strict stops at the first unreadable image (corrupt, empty or of an unsupported format) instead of
 	// skipping it with a warning.

@@ -29,6 +29,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		"the same mean place in the order")
 	control := fs.Bool("control", false, "also time bp a second time, after the listed rules (row bp-again): its ratio to bp is the "+
 		"machine's noise, which a rule's ratio to bp has to exceed to mean anything (needs bp among -rule)")
+	feed := fs.String("feed", string(trainer.FeedPipeline), "where each step takes its batch: pipeline (the input pipeline's next, "+
+		"as training does), host (one batch, transferred from host memory every step, as the JAX and PyTorch rows of "+
+		"scripts/peers) or device (one batch kept on the device: the step alone); one device only for host and device")
 	fs.Lookup("steps").Usage = "timed steps of each rule (a round's, with -rounds)"
 	hideFlags(fs, "out", "keep", "checkpoint-every", "log-every", "eval-every", "chance-guard", "divergence-guard",
 		"progress", "epochs")
@@ -48,6 +51,10 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	if *rounds < 1 {
 		return usagef("-rounds %d: must be ≥ 1", *rounds)
+	}
+	cfg.Feed = trainer.Feed(*feed)
+	if !slices.Contains(trainer.Feeds, cfg.Feed) {
+		return usagef("-feed %q: want pipeline, host or device", *feed)
 	}
 	if cfg.Steps < 1 {
 		return usagef("-steps %d: bench times that many steps (a round) after -warmup-steps; must be ≥ 1", cfg.Steps)
@@ -90,6 +97,12 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("selecting the backend: %w", err)
 	}
 	table := benchTable{out: stdout, csv: *csv, rounds: *rounds}
+	if !*csv && cfg.Feed != trainer.FeedPipeline {
+		fmt.Fprintf(stdout, "each step's batch: %s\n", map[trainer.Feed]string{
+			trainer.FeedHost:   "one batch, transferred from host memory every step (-feed host)",
+			trainer.FeedDevice: "one batch, kept on the device (-feed device)",
+		}[cfg.Feed])
+	}
 	table.header()
 	for _, model := range splitList(cfg.Model) {
 		var cfgs []trainer.Config

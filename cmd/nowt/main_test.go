@@ -458,6 +458,7 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"bench", "-warmup-steps", "-1"}, "-warmup-steps"},
 		{[]string{"bench", "-steps", "0"}, "-steps 0"},
 		{[]string{"bench", "-rounds", "0"}, "-rounds 0"},
+		{[]string{"bench", "-feed", "disk"}, `-feed "disk": want pipeline, host or device`},
 		{[]string{"bench", "-rule", "fa,kp", "-control"}, "give bp among -rule"},
 		{[]string{"bench", "-batch", "0"}, "-batch"},
 		{[]string{"bench", "-batch", "-5"}, "-batch -5"},
@@ -740,4 +741,24 @@ func TestHelpListsOnlyFlagsThatApply(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBenchFeed: -feed device times the step on one batch kept on the device, and the table says so above its
+// header; the CSV keeps its columns.
+func TestBenchFeed(t *testing.T) {
+	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
+	args := []string{"bench", "-model", "mlp", "-hidden", "16", "-rule", "bp", "-dataset", "mnist",
+		"-train-limit", "64", "-test-limit", "16", "-batch", "8", "-steps", "2", "-warmup-steps", "1", "-feed", "device"}
+	code, stdout, stderr := nowt(t, args...)
+	require.Equal(t, 0, code, "stderr: %s", stderr)
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	require.Len(t, lines, 3, stdout)
+	require.Equal(t, "each step's batch: one batch, kept on the device (-feed device)", lines[0])
+	require.Contains(t, lines[1], "step time")
+	code, stdout, stderr = nowt(t, append(args, "-csv")...)
+	require.Equal(t, 0, code, "stderr: %s", stderr)
+	rows, err := csv.NewReader(strings.NewReader(stdout)).ReadAll()
+	require.NoError(t, err, stdout)
+	require.Len(t, rows, 2, stdout)
+	require.Len(t, rows[1], 12, "the CSV's columns are those of -feed pipeline")
 }
