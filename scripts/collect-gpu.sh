@@ -51,7 +51,8 @@ cp "$log" "$docs/perf/gpu/$name-$short.log"
 echo "collect-gpu: $docs/perf/gpu/$name-$short.log$([[ -f "$src/gpu-util.csv" ]] && echo " and .csv")"
 
 # The benchmark rows: each stage's header names the model and precision ([bench-resnet50-bfloat16],
-# [peer-torch-resnet50-bfloat16]; [bench-resnet20], the CIFAR stage's bare step, is float32); nowt's CSV rows follow its header line, PyTorch's start with torch-, JAX's with jax-.
+# [peer-torch-resnet50-bfloat16]; [bench-resnet20], the CIFAR stage's bare step, is float32; [bench-resnet20-feed-host]
+# names its feed); nowt's CSV rows follow its header line, PyTorch's start with torch-, JAX's with jax-.
 echo
 echo "| system | model | batch | precision | rule | first step | step | images/s | ÷ BP's step (range over rounds) |"
 echo "| :--- | :--- | ---: | :--- | :--- | ---: | ---: | ---: | ---: |"
@@ -59,10 +60,11 @@ awk -F, '
 	/^gpu-check: \[(bench|peer-torch|peer-jax)-[a-z0-9-]+\] running/ {
 		match($0, /\[[a-z0-9-]+\]/); n = split(substr($0, RSTART + 1, RLENGTH - 2), p, "-")
 		precision = (p[n] ~ /^(float32|bfloat16|float16)$/) ? p[n] : "float32"
+		feed = (n >= 3 && p[n - 1] == "feed") ? " (-feed " p[n] ")" : ""
 	}
 	/^[a-z0-9]+,[a-z0-9-]+,[0-9]+,[0-9]+,[0-9.]+,[0-9.]+,[0-9.]+,/ && $1 != "model" {
 		range = ($10 > 1) ? sprintf(" (%s–%s)", $11, $12) : ""
-		printf "| nowt | %s | %s | %s | %s | %.1f s | %.1f ms | %s | %s%s |\n", $1, $3, precision, $2, $5, $6 * 1000, $7, $8, range
+		printf "| nowt | %s | %s | %s | %s%s | %.1f s | %.1f ms | %s | %s%s |\n", $1, $3, precision, $2, feed, $5, $6 * 1000, $7, $8, range
 	}
 	/^torch-/ {
 		printf "| PyTorch %s | %s | %s | %s | %s | %.1f s | %.1f ms | %s | |\n", $1, $2, $4, precision, $3, $5, $6 * 1000, $7

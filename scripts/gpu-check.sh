@@ -34,7 +34,8 @@
 # PEERS_PYTHON (python3), PEERS_DEVICE (cuda), PEERS_LIMIT (40 s a stage); JAX_MODELS ("resnet20 resnet18"; empty:
 # none), JAX_PYTHON (PEERS_PYTHON), PEERS_LIMIT_JAX (60 s a stage).
 # On the first GPU run (2026-12-04, one H200, commit 5a9dd2a) every stage ran in 432 s; ResNet-50's bfloat16 stage
-# stopped at the 75 s it then had, after BP's row (docs/perf-gpu.md).
+# stopped at the 75 s it then had, after BP's row (docs/perf-gpu.md). On the second (commit 10fe84f, with PyTorch
+# and JAX) the stages before the CIFAR one took 280 s and cut it in its last rule: hence the two calls below.
 #
 # Device tool: make gpu-build here, then run(command="OUT=$OUT scripts/gpu-check.sh", carry=[".gpu"],
 # timeout_s=590) and give_back; then scripts/collect-gpu.sh FILES_AT [NAME] files what came back into docs/.

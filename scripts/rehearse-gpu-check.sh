@@ -161,6 +161,7 @@ collected="$(DOCS="$work/docs" scripts/collect-gpu.sh "$out" 2>&1)"
 check "collect-gpu: the comparison filed with its logs and provenance" bash -c "test -s '$work/docs/results/cifar10-resnet20-gpu/bp/metrics.jsonl' && grep -q '\"commit\": \"[0-9a-f]\{40\}\"' '$work/docs/results/cifar10-resnet20-gpu/provenance.json'"
 check "collect-gpu: the log and utilisation samples filed" bash -c "ls '$work/docs/perf/gpu/'*.log '$work/docs/perf/gpu/'*.csv"
 check "collect-gpu: nowt's benchmark rows as a table" grep -q "^| nowt | resnet18 | 4 | bfloat16 | kp |" <<<"$collected"
+check "collect-gpu: the feed stages' rows name their feed" grep -q "^| nowt | resnet20 | 8 | float32 | bp (-feed device) |" <<<"$collected"
 if ((peers_have_torch)); then
 	check "collect-gpu: PyTorch's rows in the table" grep -q "^| PyTorch torch-.* | resnet18 | 4 | bfloat16 | bp |" <<<"$collected"
 fi
