@@ -35,6 +35,7 @@ type run struct {
 	sharedBackend bool // backend belongs to the caller of setupOn: close leaves it
 	ctx           *context.Context
 	trainDS       *input.Dataset
+	prefetch      *devicePrefetch // the training batches moved to the device ahead, when trainingBatches made it
 	testDS        *input.Dataset
 	evalBatch     int // the size to which evaluation pads a shorter batch (paddedBatches): the test set's batch size
 	classes       int
@@ -352,6 +353,10 @@ func (r *run) alignmentExamples(cfg Config, split string) (images, labels *tenso
 // threads and device memory: a process that trains several runs, like nowt compare, would otherwise keep every
 // one of them).
 func (r *run) close() {
+	if r.prefetch != nil {
+		r.prefetch.stop() // before the source closes: no batch is then being taken from it
+		r.prefetch = nil
+	}
 	if r.trainDS != nil {
 		r.trainDS.Close()
 	}
@@ -569,14 +574,22 @@ func (r *run) devices() int {
 	return r.dp.NumDevices()
 }
 
-// trainingBatches is the endless stream of training batches for train.Loop: the dataset itself on one device;
-// with data parallelism, GoMLX's distributed accumulator, which gathers as many consecutive per-device batches
+// trainingBatches is the endless stream of training batches for train.Loop: on one device the dataset itself,
+// moved to the device a batch ahead on XLA (devicePrefetch: the transfer runs while the step before runs; r.close
+// stops it); with data parallelism, GoMLX's distributed accumulator, which gathers as many consecutive per-device batches
 // as there are devices into one global batch sharded along its batch axis (the same examples, in the same
 // order, as the global batch of a one-device run) and prefetches it onto the devices.
 func (r *run) trainingBatches() (train.Dataset, error) {
 	looper := epochLooper{Dataset: r.trainDS}
 	if r.dp == nil {
-		return looper, nil
+		if r.backend.Name() != "xla" {
+			return looper, nil // the pure-Go backend's "device" is host memory: nothing to transfer ahead
+		}
+		if r.prefetch != nil {
+			r.prefetch.stop()
+		}
+		r.prefetch = newDevicePrefetch(r.backend, looper)
+		return r.prefetch, nil
 	}
 	specs := []*distributed.ShardingSpec{r.dp.BatchSharding}
 	ds, err := datasets.NewDistributedAccumulator(r.backend, looper, r.dp.Strategy, specs, specs, r.dp.DeviceAssignment)
