@@ -317,17 +317,17 @@ func (s *benchSession) trainStep() error {
 	if s.r.cfg.Feed == FeedPipeline {
 		return trainStep(s.r.trainer, s.ds)
 	}
-	b, err := s.heldBatch()
+	b, err := s.keptBatch()
 	if err != nil {
 		return err
 	}
 	return trainStepOn(s.r.trainer, b.spec, b.inputs, b.labels)
 }
 
-// heldBatch returns the batch of FeedHost and FeedDevice, taken from the pipeline at the first call: for
+// keptBatch returns the batch of FeedHost and FeedDevice, taken from the pipeline at the first call: for
 // FeedHost in host memory only (a buffer shared with a CPU backend becomes a host copy), so that the step
 // transfers it again; for FeedDevice as the last step left it, on the device.
-func (s *benchSession) heldBatch() (*heldBatch, error) {
+func (s *benchSession) keptBatch() (*heldBatch, error) {
 	if s.batch == nil {
 		if _, ok := s.ds.(train.DistributedDataset); ok {
 			return nil, fmt.Errorf("-feed %s: times one device's step; with %d devices use -feed %s", s.r.cfg.Feed, s.r.devices(), FeedPipeline)

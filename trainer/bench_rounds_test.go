@@ -126,7 +126,7 @@ func TestBenchmarkFeeds(t *testing.T) {
 			require.NoError(t, s.trainSteps(2, false))
 			for step := range 3 {
 				if feed != FeedPipeline {
-					b, err := s.heldBatch()
+					b, err := s.keptBatch()
 					require.NoError(t, err)
 					for _, held := range b.tensors() {
 						require.Equal(t, feed == FeedDevice, held.IsOnDevice(0),
