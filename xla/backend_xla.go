@@ -45,6 +45,9 @@ func newXLA(config string, devices int) (backends.Backend, error) {
 	if err := prepareToLoad(path); err != nil {
 		return nil, errors.WithMessagef(err, "creating backend %q", config)
 	}
+	if isCPUPlugin(path) {
+		_ = keepHostHeap() // a speed setting: where glibc refuses it, runs train as before
+	}
 	// GoMLX enables shared host/device buffers only for a plugin named "cpu"; keep that when loading by path.
 	if isCPUPlugin(path) && !hasOption(optList, "shared_buffers") && !hasOption(optList, "noshared_buffers") {
 		optList = append(optList, "shared_buffers")
