@@ -227,7 +227,7 @@ func feedNames() string {
 type benchSession struct {
 	r       *run
 	ds      train.Dataset
-	batch   *heldBatch // the one batch of FeedHost and FeedDevice, taken at the first step
+	batch   *yielded // the one batch of FeedHost and FeedDevice, taken at the first step
 	wmSteps int
 	steps   int // steps trained so far, warm-up included
 
@@ -306,12 +306,6 @@ func (s *benchSession) trainSteps(n int, timed bool) (err error) {
 	return nil
 }
 
-// heldBatch is a batch kept for every step of a session.
-type heldBatch struct {
-	spec           any
-	inputs, labels []*tensors.Tensor
-}
-
 // trainStep runs one training step on the batch the session's feed gives and waits for it to finish.
 func (s *benchSession) trainStep() error {
 	if s.r.cfg.Feed == FeedPipeline {
@@ -327,7 +321,7 @@ func (s *benchSession) trainStep() error {
 // keptBatch returns the batch of FeedHost and FeedDevice, taken from the pipeline at the first call: for
 // FeedHost in host memory only (a buffer shared with a CPU backend becomes a host copy), so that the step
 // transfers it again; for FeedDevice as the last step left it, on the device.
-func (s *benchSession) keptBatch() (*heldBatch, error) {
+func (s *benchSession) keptBatch() (*yielded, error) {
 	if s.batch == nil {
 		if _, ok := s.ds.(train.DistributedDataset); ok {
 			return nil, fmt.Errorf("-feed %s: times one device's step; with %d devices use -feed %s", s.r.cfg.Feed, s.r.devices(), FeedPipeline)
@@ -336,7 +330,7 @@ func (s *benchSession) keptBatch() (*heldBatch, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.batch = &heldBatch{spec: spec, inputs: inputs, labels: labels}
+		s.batch = &yielded{spec: spec, inputs: inputs, labels: labels}
 	}
 	if s.r.cfg.Feed == FeedHost {
 		for _, t := range s.batch.tensors() {
@@ -346,11 +340,6 @@ func (s *benchSession) keptBatch() (*heldBatch, error) {
 		}
 	}
 	return s.batch, nil
-}
-
-// tensors lists the batch's inputs and labels.
-func (b *heldBatch) tensors() []*tensors.Tensor {
-	return append(slices.Clone(b.inputs), b.labels...)
 }
 
 // benchmarkWhat names cfg in a benchmark's errors.

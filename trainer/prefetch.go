@@ -1,6 +1,8 @@
 package trainer
 
 import (
+	"slices"
+
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/train"
@@ -15,7 +17,11 @@ import (
 // the moment it is made, before a resumed run has sought its data, and cannot be stopped: a run's last batch would
 // stay in flight, and its reader inside the source, when the run closes the source.)
 //
-// Not safe for concurrent use: the training loop calls Yield, the run calls stop when it is done.
+// The source must hand its batches over (train.DatasetCustomOwnership's IsOwnershipTransferred, the default): the
+// source's Yield runs while the step uses the batch before, and a source that writes its batches again
+// (input.Options.ReuseBatches) reads its earlier batches' tensors in Yield — among them the one the step is
+// transferring (a data race, found by go test -race). Not safe for concurrent use: the training loop calls Yield,
+// the run calls stop when it is done.
 type devicePrefetch struct {
 	source  train.Dataset
 	backend backends.Backend
@@ -25,17 +31,24 @@ type devicePrefetch struct {
 	stopped  bool
 }
 
-// prefetchedBatch is one Yield of the source, its tensors on the device.
-type prefetchedBatch struct {
+// yielded is what one Yield of a train.Dataset returned, but its error.
+type yielded struct {
 	spec           any
 	inputs, labels []*tensors.Tensor
-	err            error
 }
 
-var (
-	_ train.Dataset                = (*devicePrefetch)(nil)
-	_ train.DatasetCustomOwnership = (*devicePrefetch)(nil)
-)
+// tensors lists the batch's inputs and labels.
+func (b *yielded) tensors() []*tensors.Tensor {
+	return append(slices.Clone(b.inputs), b.labels...)
+}
+
+// prefetchedBatch is one Yield of the source, its tensors on the device.
+type prefetchedBatch struct {
+	yielded
+	err error
+}
+
+var _ train.Dataset = (*devicePrefetch)(nil)
 
 // newDevicePrefetch wraps source; nothing is read until the first Yield.
 func newDevicePrefetch(backend backends.Backend, source train.Dataset) *devicePrefetch {
@@ -68,7 +81,7 @@ func (p *devicePrefetch) fetch() {
 		var b prefetchedBatch
 		b.spec, b.inputs, b.labels, b.err = p.source.Yield()
 		if b.err == nil {
-			for _, t := range append(append([]*tensors.Tensor{}, b.inputs...), b.labels...) {
+			for _, t := range b.tensors() {
 				if err := t.MaterializeOnDevice(p.backend, false, 0); err != nil {
 					b.err = errors.WithMessage(err, "transferring a training batch to the device")
 					break
@@ -79,26 +92,14 @@ func (p *devicePrefetch) fetch() {
 	}()
 }
 
-// IsOwnershipTransferred implements train.DatasetCustomOwnership as the source does: a source that writes its
-// batches again (input.Options.ReuseBatches) must not have them freed by the training loop, nor by drain.
-func (p *devicePrefetch) IsOwnershipTransferred() bool {
-	if co, ok := p.source.(train.DatasetCustomOwnership); ok {
-		return co.IsOwnershipTransferred()
-	}
-	return true
-}
-
-// drain waits for the batch in flight, if any, and frees it where the source gave its ownership away.
+// drain waits for the batch in flight, if any, and frees it (the source handed it over).
 func (p *devicePrefetch) drain() {
 	if !p.inFlight {
 		return
 	}
 	b := <-p.next
 	p.inFlight = false
-	if !p.IsOwnershipTransferred() {
-		return
-	}
-	for _, t := range append(append([]*tensors.Tensor{}, b.inputs...), b.labels...) {
+	for _, t := range b.tensors() {
 		if t != nil {
 			_ = t.FinalizeAll() // a batch no step will use: its device and host memory go now
 		}

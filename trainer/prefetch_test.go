@@ -18,7 +18,6 @@ type countingSource struct {
 	n, yielded, resets int
 	err                error
 	inYield            atomic.Bool
-	owned              bool
 	last               *tensors.Tensor // the input of the last batch yielded
 }
 
@@ -34,7 +33,6 @@ func (s *countingSource) Yield() (any, []*tensors.Tensor, []*tensors.Tensor, err
 	s.last = tensors.FromValue([]float32{float32(s.yielded)})
 	return nil, []*tensors.Tensor{s.last}, []*tensors.Tensor{tensors.FromValue([]int32{1})}, nil
 }
-func (s *countingSource) IsOwnershipTransferred() bool { return !s.owned }
 
 func prefetchBackend(t *testing.T) backends.Backend {
 	t.Setenv("GOMLX_BACKEND", xla.TestBackendSpec())
@@ -46,8 +44,7 @@ func prefetchBackend(t *testing.T) backends.Backend {
 
 // TestDevicePrefetch: batches come in the source's order, on the device, one taken ahead; the source's error comes
 // in its turn and nothing is read after it; Reset drops the batch in flight and resets the source; stop leaves no
-// Yield running in the source (the run closes it next), frees the batch in flight where the source gave its
-// ownership away, and refuses a later Yield.
+// Yield running in the source (the run closes it next), frees the batch in flight, and refuses a later Yield.
 func TestDevicePrefetch(t *testing.T) {
 	backend := prefetchBackend(t)
 	bad := errors.New("a corrupt image")
@@ -76,20 +73,42 @@ func TestDevicePrefetch(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []float32{1}, tensors.MustCopyFlatData[float32](inputs[0]), "the dropped batch is not handed over")
 
-	// stop: the batch in flight (2) is waited for and, owned by the consumer, freed.
+	// stop: the batch in flight (2) is waited for and freed.
 	p.stop()
 	require.False(t, src.inYield.Load(), "no Yield running in the source after stop")
-	require.False(t, src.last.Ok(), "the batch in flight, the consumer's, is freed")
+	require.False(t, src.last.Ok(), "the batch in flight is freed")
 	_, _, _, err = p.Yield()
 	require.ErrorContains(t, err, "after the run stopped")
+}
 
-	// A source that keeps its batches' ownership (input.Options.ReuseBatches) has the batch in flight left alone.
-	kept := &countingSource{n: 5, owned: true}
-	q := newDevicePrefetch(backend, kept)
-	require.False(t, q.IsOwnershipTransferred())
-	_, _, _, err = q.Yield()
-	require.NoError(t, err)
-	q.stop()
-	require.Equal(t, 2, kept.yielded)
-	require.True(t, kept.last.Ok(), "the batch in flight, the source's, is left alone")
+// TestTrainingBatchesPrefetch: on XLA a training set that hands its batches over (the worker pool: synthetic
+// images) reaches the step through devicePrefetch; one that writes its batches again (MNIST's in-memory pixels,
+// ReuseBatches) does not, since the prefetch would call its Yield during a step; the pure-Go backend has nothing to
+// transfer. The run stops the prefetch when it closes.
+func TestTrainingBatchesPrefetch(t *testing.T) {
+	for _, tc := range []struct {
+		dataset, data string
+		wantPrefetch  bool
+	}{
+		{"synthetic", "examples=64,size=8,channels=3,classes=4", xla.TestBackendIsXLA()},
+		{"mnist", "", false},
+	} {
+		t.Run(tc.dataset, func(t *testing.T) {
+			cfg := tinyConfig(t, "bp")
+			cfg.Dataset, cfg.DataPath, cfg.TestLimit = tc.dataset, tc.data, 32
+			r, err := setup(cfg, io.Discard, "", true)
+			require.NoError(t, err)
+			ds, err := r.trainingBatches()
+			require.NoError(t, err)
+			p, isPrefetch := ds.(*devicePrefetch)
+			require.Equal(t, tc.wantPrefetch, isPrefetch, "%T", ds)
+			_, _, _, err = ds.Yield()
+			require.NoError(t, err)
+			r.close()
+			if isPrefetch {
+				require.True(t, p.stopped, "the run stopped its prefetch")
+				require.False(t, p.inFlight, "no batch left in flight")
+			}
+		})
+	}
 }

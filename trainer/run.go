@@ -575,15 +575,18 @@ func (r *run) devices() int {
 }
 
 // trainingBatches is the endless stream of training batches for train.Loop: on one device the dataset itself,
-// moved to the device a batch ahead on XLA (devicePrefetch: the transfer runs while the step before runs; r.close
-// stops it); with data parallelism, GoMLX's distributed accumulator, which gathers as many consecutive per-device batches
+// moved to the device a batch ahead on XLA where the dataset hands its batches over (devicePrefetch: the transfer
+// runs while the step before runs; r.close stops it); with data parallelism, GoMLX's distributed accumulator, which gathers as many consecutive per-device batches
 // as there are devices into one global batch sharded along its batch axis (the same examples, in the same
 // order, as the global batch of a one-device run) and prefetches it onto the devices.
 func (r *run) trainingBatches() (train.Dataset, error) {
 	looper := epochLooper{Dataset: r.trainDS}
 	if r.dp == nil {
-		if r.backend.Name() != "xla" {
-			return looper, nil // the pure-Go backend's "device" is host memory: nothing to transfer ahead
+		// The pure-Go backend's "device" is host memory: nothing to transfer ahead. A training set that writes its
+		// batches again (ReuseBatches: in-memory pixels on one device) makes each batch ahead itself and, on XLA's
+		// CPU plugin, straight into memory the device shares; the prefetch must not call its Yield during a step.
+		if r.backend.Name() != "xla" || !r.trainDS.IsOwnershipTransferred() {
+			return looper, nil
 		}
 		if r.prefetch != nil {
 			r.prefetch.stop()
