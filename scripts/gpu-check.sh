@@ -177,7 +177,12 @@ done
 
 # 3a. The CIFAR stage's own step, alone: ResNet-20 at its batch on synthetic 32x32 images, so that the training
 # loop's rate in stage 4 (its log's img/s) can be set against the bare step's: the difference is the loop's.
-if [[ -n "$CIFAR_BENCH_BATCH" && "$CIFAR_BENCH_BATCH" != 0 ]]; then
+# (cifar_bench: whether the ResNet-20 stages at CIFAR_BENCH_BATCH run, here and in 3a', 3c and 3d; cifar_data: the
+# synthetic images of those that time few steps.)
+cifar_bench=0
+[[ -n "$CIFAR_BENCH_BATCH" && "$CIFAR_BENCH_BATCH" != 0 ]] && cifar_bench=1
+cifar_data="examples=$((CIFAR_BENCH_BATCH * 4)),size=32,channels=3,classes=10"
+if ((cifar_bench)); then
 	stage bench-resnet20 45 "$bin/nowt" bench -backend "$SPEC" -model resnet20 -rule bp,kp -dataset synthetic \
 		-data "examples=$((CIFAR_BENCH_BATCH * (2 + BENCH_ROUNDS * (BENCH_STEPS + 1)))),size=32,channels=3,classes=10" \
 		-batch "$CIFAR_BENCH_BATCH" -steps "$BENCH_STEPS" -rounds "$BENCH_ROUNDS" -csv
@@ -190,8 +195,8 @@ fi
 for model in $FEED_MODELS; do
 	batch=$BENCH_BATCH data=(-image-size "$BENCH_IMAGE_SIZE")
 	if [[ $model == resnet20 ]]; then
-		[[ -n "$CIFAR_BENCH_BATCH" && "$CIFAR_BENCH_BATCH" != 0 ]] || continue
-		batch=$CIFAR_BENCH_BATCH data=(-data "examples=$((CIFAR_BENCH_BATCH * 4)),size=32,channels=3,classes=10")
+		((cifar_bench)) || continue
+		batch=$CIFAR_BENCH_BATCH data=(-data "$cifar_data")
 	fi
 	for feed in host device; do
 		stage "bench-$model-feed-$feed" 45 "$bin/nowt" bench -backend "$SPEC" -model "$model" -rule bp -dataset synthetic \
@@ -211,13 +216,14 @@ done
 
 # 3c. JAX on the same GPU, through the same XLA as nowt's rows (JAX's CUDA plugin): the step of ResNet-20 at the
 # CIFAR stage's batch and of ResNet-18 at the benchmark's, float32, the batch transferred from the host every step
-# (scripts/peers/bench_jax.py --feed host), each a CSV row for docs/perf-gpu.md. nowt's step ÷ JAX's on one compiler
+# and kept on the device (scripts/peers/bench_jax.py --feed host, --feed device: as nowt's 3a' stages), each a CSV
+# row for docs/perf-gpu.md. nowt's step ÷ JAX's on one compiler
 # is docs/perf.md's first goal (1.2x), measured here on the GPU. JAX_PLATFORMS keeps JAX on PEERS_DEVICE: a JAX that
 # cannot reach the GPU fails its stage instead of timing the CPU.
 for model in $JAX_MODELS; do
 	batch=$BENCH_BATCH size=$BENCH_IMAGE_SIZE
 	if [[ $model == resnet20 ]]; then
-		[[ -n "$CIFAR_BENCH_BATCH" && "$CIFAR_BENCH_BATCH" != 0 ]] || continue
+		((cifar_bench)) || continue
 		batch=$CIFAR_BENCH_BATCH size=32
 	fi
 	for feed in host device; do
@@ -229,11 +235,11 @@ done
 # 3d. XLA's optimised program of the same step, nowt's and JAX's (ResNet-20 at the CIFAR stage's batch, BP), so that
 # the two can be compared kernel by kernel here: each *after_optimizations.txt of the step's module, packed into
 # $OUT/hlo-gpu.tar.gz (nowt/ and jax/).
-if [[ "$HLO_DUMP" != 0 && -n "$CIFAR_BENCH_BATCH" && "$CIFAR_BENCH_BATCH" != 0 ]]; then
+if [[ "$HLO_DUMP" != 0 ]] && ((cifar_bench)); then
 	hlo="$(mktemp -d "${TMPDIR:-/tmp}/nowt-hlo.XXXXXX")"
 	stage hlo-nowt 60 env XLA_FLAGS="${XLA_FLAGS:+$XLA_FLAGS }--xla_dump_to=$hlo/nowt --xla_dump_hlo_as_text --xla_dump_hlo_module_re=Trainer" \
 		"$bin/nowt" bench -backend "$SPEC" -model resnet20 -rule bp -dataset synthetic \
-		-data "examples=$((CIFAR_BENCH_BATCH * 4)),size=32,channels=3,classes=10" -batch "$CIFAR_BENCH_BATCH" -steps 1 -warmup-steps 1 -csv
+		-data "$cifar_data" -batch "$CIFAR_BENCH_BATCH" -steps 1 -warmup-steps 1 -csv
 	if [[ " $JAX_MODELS " == *" resnet20 "* ]]; then
 		stage hlo-jax 60 env JAX_PLATFORMS="$PEERS_DEVICE" XLA_FLAGS="${XLA_FLAGS:+$XLA_FLAGS }--xla_dump_to=$hlo/jax --xla_dump_hlo_as_text --xla_dump_hlo_module_re=jit_step" \
 			"$JAX_PYTHON" scripts/peers/bench_jax.py --model resnet20 --image-size 32 --batch "$CIFAR_BENCH_BATCH" --steps 1
