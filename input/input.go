@@ -90,6 +90,16 @@ type Options struct {
 	// (XLA on CPU), the next batches are written straight into that memory, with no copy to the device. Not for a
 	// consumer that keeps batches (GoMLX's distributed accumulator gathers several). The pool path ignores it.
 	ReuseBatches bool
+	// Indexed makes Yield hand over the split's images once and each batch as indices into them, for a consumer
+	// that gathers a batch where the images are (BatchImages) — on an accelerator, or the XLA CPU plugin's memory —
+	// so that no batch is converted or transferred on the host during training: inputs = {images float32
+	// [N,H,W,C], the same tensor at every call, valid until Close; indices int32 [B,1]}, labels = {int32 [B,1]}.
+	// The batches' values and order are those without it, bit for bit. The images (N×H×W×C×4 bytes: 188 MB for
+	// MNIST's training split) are converted at the first Yield. The indices and labels follow ReuseBatches's
+	// contract (valid until Yield is asked for the second batch after them), and train.Loop is told not to free
+	// any of them. Only the in-memory path without augmentation, up to MaxIndexedBytes, is indexed
+	// (Dataset.Indexed); otherwise the option changes nothing.
+	Indexed bool
 }
 
 func (o Options) workers() int {

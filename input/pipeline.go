@@ -96,6 +96,10 @@ type Dataset struct {
 	// first, whose tensors its next batches are written into (see reusable).
 	returned int
 	recycled []returnedBatch
+	// images are an indexed Dataset's examples (Options.Indexed), made at its first Yield; rowOf maps a source
+	// example to its row where Options.Limit kept some (nil: the identity).
+	images *tensors.Tensor
+	rowOf  []int32
 }
 
 // returnedBatch is a batch the inline path returned under ReuseBatches: its tensors, and its number among the
@@ -293,11 +297,16 @@ func (d *Dataset) Close() {
 	if d.poolStarted {
 		close(d.tasks)
 	}
+	if d.images != nil { // an indexed Dataset's images, on the device that used them
+		_ = d.images.FinalizeAll()
+		d.images = nil
+	}
 }
 
 // Yield implements train.Dataset. It returns inputs = {images float32 [B,H,W,C]} with values in [0,1]
-// (before normalisation) and labels = {int32 [B,1]}; spec is nil. At the end of an epoch it returns
-// io.EOF (again on every call, until Reset or Seek).
+// (before normalisation) and labels = {int32 [B,1]}; spec is nil. An indexed Dataset (Options.Indexed) returns
+// inputs = {images [N,H,W,C], indices int32 [B,1]} instead (BatchImages gathers the batch). At the end of an epoch
+// it returns io.EOF (again on every call, until Reset or Seek).
 func (d *Dataset) Yield() (spec any, inputs, labels []*tensors.Tensor, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -311,6 +320,9 @@ func (d *Dataset) Yield() (spec any, inputs, labels []*tensors.Tensor, err error
 					"the warnings above name them): check the data with nowt check", d.name, len(d.corrupt))
 			}
 			return nil, nil, nil, io.EOF
+		}
+		if d.Indexed() {
+			return d.yieldIndexed()
 		}
 		if d.inline() {
 			return d.yieldInline()
@@ -426,9 +438,10 @@ func (d *Dataset) reusable(number, n int) *batchTensors {
 const maxRecycled = 4
 
 // IsOwnershipTransferred implements GoMLX's train.DatasetCustomOwnership: false under ReuseBatches on the inline
-// path, whose batches' tensors the Dataset writes again (a training loop must not free them), true otherwise.
+// path and for an indexed Dataset, whose batches' tensors the Dataset writes again or hands over at every call (a
+// training loop must not free them), true otherwise.
 func (d *Dataset) IsOwnershipTransferred() bool {
-	return !(d.opts.ReuseBatches && d.inline())
+	return !(d.opts.ReuseBatches && d.inline()) && !d.Indexed()
 }
 
 // inlineIDs returns the source examples of batch b of epoch e.

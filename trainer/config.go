@@ -116,6 +116,9 @@ type Config struct {
 	// Feed is where [Benchmark] and [BenchmarkRounds] take each timed step's batch ("" is [FeedPipeline]);
 	// training always takes the input pipeline's next batch.
 	Feed Feed `json:"-"`
+	// hostBatches keeps the training set's batches made on the host where they would be indexed (indexedTraining):
+	// for the tests that compare the two.
+	hostBatches bool
 
 	// Strict stops at the first unreadable image (corrupt, empty or of an unsupported format) instead of
 	// skipping it with a warning.

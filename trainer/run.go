@@ -133,6 +133,7 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 			// train.Loop and bench's steps are done with a batch before they ask for the next; GoMLX's distributed
 			// accumulator keeps several.
 			ReuseBatches: r.dp == nil,
+			Indexed:      indexedTraining(cfg, r.backend, r.dp),
 		})
 		if err != nil {
 			if tooFew := (*input.TooFewError)(nil); errors.As(err, &tooFew) {
@@ -197,7 +198,7 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 		return ConvertDType(modelFn(ctx.In(modelScope), ConvertDType(images, dtype)), dtypes.Float32)
 	}
 	trainModel := func(ctx *context.Context, _ any, inputs []*Node) []*Node {
-		logits := model(ctx, inputs[0])
+		logits := model(ctx, input.BatchImages(inputs))
 		if g := logits.Graph(); !ctx.IsTraining(g) {
 			feedback.ReleaseGraph(ctx, g) // An evaluation graph builds no gradient (a training one: SGD releases it).
 		}
@@ -600,6 +601,15 @@ func (r *run) trainingBatches() (train.Dataset, error) {
 		return nil, fmt.Errorf("splitting training batches over %d devices: %w", r.devices(), err)
 	}
 	return ds, nil
+}
+
+// indexedTraining reports whether the training set is read as indexed batches (input.Options.Indexed): its images
+// on the device once and each step's batch gathered there, so that no batch is made or transferred on the host
+// during a step. On one XLA device, for training and nowt bench's pipeline feed (its host and device feeds keep one
+// batch of images); not on the pure-Go backend, whose device is the host (a batch costs it nothing next to its
+// step), nor with data parallelism, whose accumulator splits every input along its batch axis.
+func indexedTraining(cfg Config, b backends.Backend, dp *xla.DataParallel) bool {
+	return !cfg.hostBatches && dp == nil && b.Name() == "xla" && (cfg.Feed == "" || cfg.Feed == FeedPipeline)
 }
 
 // dataParallel returns the data-parallel set-up that cfg.Devices asks for on backend b, or nil for one device.
