@@ -1,10 +1,14 @@
 package feedback
 
 import (
+	"cmp"
+	"fmt"
 	"math"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
 	"github.com/nowt-ml/nowt/layers"
@@ -84,6 +88,62 @@ func scaleFixed(v *context.Variable) bool {
 		}
 	})
 	return err == nil && fixed
+}
+
+// FixScales fixes, on the host, every sign-symmetry scale of ctx still waiting for its layer's first step (rule
+// ss without [ParamSSScale]: the variable "ss_scale" created and 0): the RMS of the layer's W as it is now, in
+// float64, stored in the scale's dtype. A trainer calls it once W holds its starting values (initialised, or
+// loaded from a checkpoint: a scale a checkpoint fixed is kept), so that no step's graph computes W's RMS only to
+// discard it after the first (a reduction over every weight at every step: XLA's CPU backend reduces one element
+// at a time). Without it the first graph run fixes the scale, as before. It returns the number of scales fixed.
+func FixScales(ctx *context.Context) (int, error) {
+	fixed := 0
+	for v := range ctx.IterVariables() {
+		if v.Name() != ssScaleName || !v.HasValue() || scaleFixed(v) {
+			continue
+		}
+		w := ctx.InspectVariable(v.Scope(), WeightsName)
+		if w == nil || !w.HasValue() {
+			return fixed, fmt.Errorf("feedback: fixing the sign-symmetry scale of layer %q: its weights %q have no value "+
+				"yet: initialise the model's variables first", v.Scope(), WeightsName)
+		}
+		wt, err := w.Value()
+		if err != nil {
+			return fixed, fmt.Errorf("feedback: fixing the sign-symmetry scale of layer %q: reading its weights: %w", v.Scope(), err)
+		}
+		var sum float64
+		var dtypeErr error
+		err = wt.ConstFlatData(func(flat any) {
+			switch values := flat.(type) {
+			case []float32:
+				for _, x := range values {
+					sum += float64(x) * float64(x)
+				}
+			case []float64:
+				for _, x := range values {
+					sum += x * x
+				}
+			default:
+				dtypeErr = fmt.Errorf("weights of dtype %s, not float32 or float64", wt.DType())
+			}
+		})
+		if err = cmp.Or(err, dtypeErr); err != nil {
+			return fixed, fmt.Errorf("feedback: fixing the sign-symmetry scale of layer %q: %w", v.Scope(), err)
+		}
+		rms := math.Sqrt(sum / float64(wt.Shape().Size()))
+		var value *tensors.Tensor
+		switch v.Shape().DType {
+		case dtypes.Float64:
+			value = tensors.FromScalar(rms)
+		default:
+			value = tensors.FromScalar(float32(rms))
+		}
+		if err := v.SetValue(value); err != nil {
+			return fixed, fmt.Errorf("feedback: fixing the sign-symmetry scale of layer %q: %w", v.Scope(), err)
+		}
+		fixed++
+	}
+	return fixed, nil
 }
 
 func init() { Register(SignSymmetry{}) }

@@ -22,6 +22,8 @@ import (
 // dtype: the layers keep their variables in it whatever they compute in. Variables loaded from a checkpoint keep
 // their values; the optimizer's and the metrics' (all zeros) are made as their graphs are, by the run's engine.
 //
+// Then it fixes sign symmetry's scales (feedback.FixScales) from W's starting values.
+//
 // Its errors name cfg's model and rule: a model that does not fit the data fails here, before anything compiles,
 // and one whose values would not fit in the host's memory before they are allocated (a *ConfigError).
 func initializeOnHost(cfg Config, ctx *context.Context, modelFn models.Fn, loss func(labels, predictions []*Node) *Node,
@@ -50,6 +52,12 @@ func initializeOnHost(cfg Config, ctx *context.Context, modelFn models.Fn, loss 
 			cfg.Model, cfg.Rule, tooSmall, imageShape.Dim(1), imageShape.Dim(2), how)
 	}
 	if err != nil {
+		return fmt.Errorf("setting up %s under rule %s: %w", cfg.Model, cfg.Rule, err)
+	}
+	// Sign symmetry's scales, the RMS of each W at its first step, fixed from W's starting values here rather than
+	// in a graph that would compute the RMS at every step (a step's graph built before the first alignment
+	// measurement fixed them: nowt bench's, or a run that measures no alignment).
+	if _, err := feedback.FixScales(ctx); err != nil {
 		return fmt.Errorf("setting up %s under rule %s: %w", cfg.Model, cfg.Rule, err)
 	}
 	return nil
