@@ -58,8 +58,9 @@ type source struct {
 }
 
 // Dataset is a batched, shuffled, augmented and prefetched view of one split of a dataset. It implements
-// GoMLX's train.Dataset: Yield returns inputs = {images float32 [B,H,W,C]} and labels = {int32 [B,1]},
-// and io.EOF at the end of an epoch; Reset starts the next epoch.
+// GoMLX's train.Dataset: Yield returns inputs = {images float32 [B,H,W,C]} (indexed: the split's images and the
+// batch's indices into them, see Options.Indexed) and labels = {int32 [B,1]}, and io.EOF at the end of an epoch;
+// Reset starts the next epoch.
 //
 // Batches are prepared ahead across an epoch's end: while the last batches of epoch e are trained on, the first
 // ones of epoch e+1 are being made, so that the step after Reset does not wait for its batch (a dataset of a few
