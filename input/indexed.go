@@ -2,6 +2,7 @@ package input
 
 import (
 	"fmt"
+	"runtime/debug"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	"github.com/gomlx/gomlx/pkg/core/graph"
@@ -27,10 +28,20 @@ func (d *Dataset) indexedBytes() int64 {
 
 // yieldIndexed returns the current batch of an indexed Dataset: {images [N,H,W,C], indices [B,1]} and {labels
 // [B,1]}. The images are converted at the first call; the indices and labels are written into the tensors of the
-// batch returned two batches before (see reusable), so that a step's inputs cost a few hundred bytes.
+// batch returned two batches before (see reusable), so that a step's inputs cost a few hundred bytes. Once a step
+// has moved the images to its device, their host copy is freed.
 func (d *Dataset) yieldIndexed() (spec any, inputs, labels []*tensors.Tensor, err error) {
 	if d.images == nil {
 		d.images = d.allImages()
+	} else if !d.imagesMoved && d.images.IsOnAnyDevice() {
+		// A step has taken the images to its device (and finished with them: the caller asks for the next batch).
+		// Their host copy is not needed again (where the device shares the host's memory, GoMLX has already
+		// dropped it), and the Go heap it took is given back at once: left to the collector it would be kept, and
+		// let garbage grow to twice its size before the next collection (MNIST: 188 MB for the images, up to 350 MB
+		// more in the process).
+		d.imagesMoved = true
+		d.images.FinalizeLocal()
+		debug.FreeOSMemory()
 	}
 	number := d.returned + 1
 	ids := d.inlineIDs(d.epoch, d.batch)

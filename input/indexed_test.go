@@ -123,8 +123,8 @@ func TestIndexedOnlyInMemory(t *testing.T) {
 	}
 }
 
-// TestBatchImages: in a graph, an indexed batch's images are gathered as the host reads them; a plain batch's are
-// its first input.
+// TestBatchImages: in a graph, an indexed batch's images are gathered as the host reads them, and once a step has
+// taken them to the device the next Yield keeps no host copy; a plain batch's images are its first input.
 func TestBatchImages(t *testing.T) {
 	backend, err := backends.NewWithConfig("go")
 	require.NoError(t, err)
@@ -140,6 +140,15 @@ func TestBatchImages(t *testing.T) {
 	}, inputs[0], inputs[1])
 	require.Equal(t, []int{6, 3, 2, 3}, gathered.Shape().Dimensions)
 	require.Equal(t, gatherOnHost(inputs[0], inputs[1]), tensors.MustCopyFlatData[float32](gathered))
+	// The step took the images to the device: the next Yield frees their host copy; they read the same.
+	before := tensors.MustCopyFlatData[float32](inputs[0])
+	require.True(t, inputs[0].IsOnAnyDevice())
+	_, next, _, err := ds.Yield()
+	require.NoError(t, err)
+	require.Same(t, inputs[0], next[0])
+	require.True(t, ds.imagesMoved)
+	require.False(t, inputs[0].HasLocal(), "no host copy beside the device's (shared or not)")
+	require.Equal(t, before, tensors.MustCopyFlatData[float32](next[0]))
 	same := graph.MustExecOnce(backend, func(images *graph.Node) *graph.Node {
 		return BatchImages([]*graph.Node{images})
 	}, gathered)

@@ -95,7 +95,8 @@ type Options struct {
 	// so that no batch is converted or transferred on the host during training: inputs = {images float32
 	// [N,H,W,C], the same tensor at every call, valid until Close; indices int32 [B,1]}, labels = {int32 [B,1]}.
 	// The batches' values and order are those without it, bit for bit. The images (N×H×W×C×4 bytes: 188 MB for
-	// MNIST's training split) are converted at the first Yield. The indices and labels follow ReuseBatches's
+	// MNIST's training split) are converted at the first Yield, and their host copy freed at a later one once a
+	// step has moved them to its device. The indices and labels follow ReuseBatches's
 	// contract (valid until Yield is asked for the second batch after them), and train.Loop is told not to free
 	// any of them. Only the in-memory path without augmentation, up to MaxIndexedBytes, is indexed
 	// (Dataset.Indexed); otherwise the option changes nothing.

@@ -99,8 +99,9 @@ type Dataset struct {
 	recycled []returnedBatch
 	// images are an indexed Dataset's examples (Options.Indexed), made at its first Yield; rowOf maps a source
 	// example to its row where Options.Limit kept some (nil: the identity).
-	images *tensors.Tensor
-	rowOf  []int32
+	images      *tensors.Tensor
+	rowOf       []int32
+	imagesMoved bool // a step has taken the images to a device: their host copy was freed
 }
 
 // returnedBatch is a batch the inline path returned under ReuseBatches: its tensors, and its number among the
