@@ -19,9 +19,11 @@ import (
 //   - device: the same batch every step, already on the device: the compiled graph and GoMLX's per-call work
 //     (what JAX's and PyTorch's rows in docs/perf.md measure, which reuse one batch);
 //   - host: a new host tensor every step (the same values), so the step also transfers its input;
-//   - pipeline: the next batch of the input pipeline every step, as nowt trains (and `nowt bench` measures).
+//   - pipeline: the next batch of the input pipeline every step, made on the host;
+//   - indexed: the next batch as nowt trains on one XLA device (and `nowt bench` measures): MNIST's images on the
+//     device, each step's batch gathered there by its indices (input.Options.Indexed; on pure Go, as pipeline).
 //
-// The differences between the three are the input transfer and the input pipeline's share of the step.
+// The differences between them are the input transfer and the input pipeline's share of the step.
 //
 //	NOWT_TEST_BACKEND=xla:cpu go test ./trainer -run '^$' -bench StepParts -benchtime 300x
 func BenchmarkStepParts(b *testing.B) {
@@ -33,12 +35,22 @@ func BenchmarkStepParts(b *testing.B) {
 	if err := cfg.Validate(); err != nil {
 		b.Fatal(err)
 	}
+	indexedCfg := cfg
+	cfg.hostBatches = true // device, host and pipeline: batches of images
 	r, err := setup(cfg, io.Discard, "", true)
 	if err != nil {
 		b.Skipf("MNIST or the backend not available: %v", err)
 	}
-	defer r.trainDS.Close()
-	defer r.testDS.Close()
+	defer r.close()
+	ri, err := setup(indexedCfg, io.Discard, "", true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ri.close()
+	indexedDS, spec, inputs, labels := firstBatch(b, ri)
+	if err := trainStepOn(ri.trainer, spec, inputs, labels); err != nil { // compile
+		b.Fatal(err)
+	}
 	ds, spec, inputs, labels := firstBatch(b, r)
 	step := func(inputs, labels []*tensors.Tensor) {
 		if err := trainStepOn(r.trainer, spec, inputs, labels); err != nil {
@@ -59,6 +71,11 @@ func BenchmarkStepParts(b *testing.B) {
 		}},
 		{"pipeline", func() {
 			if err := trainStep(r.trainer, ds); err != nil {
+				b.Fatal(err)
+			}
+		}},
+		{"indexed", func() {
+			if err := trainStep(ri.trainer, indexedDS); err != nil {
 				b.Fatal(err)
 			}
 		}},
