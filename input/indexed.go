@@ -71,11 +71,7 @@ func (b batchTensors) fillIndices(d *Dataset, ids []int) error {
 	if err != nil {
 		return err
 	}
-	return tensors.MutableFlatData(b.labels[0], func(flat []int32) {
-		for k, id := range ids {
-			flat[k] = d.src.labels[id]
-		}
-	})
+	return b.fillLabels(d, ids)
 }
 
 // row returns the row of source example id in the indexed images: id itself, or its place among the examples

@@ -480,6 +480,11 @@ func (b batchTensors) fill(d *Dataset, ids []int) error {
 	if err != nil {
 		return err
 	}
+	return b.fillLabels(d, ids)
+}
+
+// fillLabels writes the labels of the examples ids into b.labels[0], in place. It fails on a finalized tensor.
+func (b batchTensors) fillLabels(d *Dataset, ids []int) error {
 	return tensors.MutableFlatData(b.labels[0], func(flat []int32) {
 		for k, id := range ids {
 			flat[k] = d.src.labels[id]
