@@ -107,30 +107,10 @@ func FixScales(ctx *context.Context) (int, error) {
 			return fixed, fmt.Errorf("feedback: fixing the sign-symmetry scale of layer %q: its weights %q have no value "+
 				"yet: initialise the model's variables first", v.Scope(), WeightsName)
 		}
-		wt, err := w.Value()
+		rms, err := rootMeanSquare(w)
 		if err != nil {
-			return fixed, fmt.Errorf("feedback: fixing the sign-symmetry scale of layer %q: reading its weights: %w", v.Scope(), err)
-		}
-		var sum float64
-		var dtypeErr error
-		err = wt.ConstFlatData(func(flat any) {
-			switch values := flat.(type) {
-			case []float32:
-				for _, x := range values {
-					sum += float64(x) * float64(x)
-				}
-			case []float64:
-				for _, x := range values {
-					sum += x * x
-				}
-			default:
-				dtypeErr = fmt.Errorf("weights of dtype %s, not float32 or float64", wt.DType())
-			}
-		})
-		if err = cmp.Or(err, dtypeErr); err != nil {
 			return fixed, fmt.Errorf("feedback: fixing the sign-symmetry scale of layer %q: %w", v.Scope(), err)
 		}
-		rms := math.Sqrt(sum / float64(wt.Shape().Size()))
 		var value *tensors.Tensor
 		switch v.Shape().DType {
 		case dtypes.Float64:
@@ -144,6 +124,34 @@ func FixScales(ctx *context.Context) (int, error) {
 		fixed++
 	}
 	return fixed, nil
+}
+
+// rootMeanSquare returns the RMS of a float32 or float64 variable's value, summed in float64.
+func rootMeanSquare(v *context.Variable) (float64, error) {
+	t, err := v.Value()
+	if err != nil {
+		return 0, fmt.Errorf("reading %q: %w", v.Name(), err)
+	}
+	var sum float64
+	var dtypeErr error
+	err = t.ConstFlatData(func(flat any) {
+		switch values := flat.(type) {
+		case []float32:
+			for _, x := range values {
+				sum += float64(x) * float64(x)
+			}
+		case []float64:
+			for _, x := range values {
+				sum += x * x
+			}
+		default:
+			dtypeErr = fmt.Errorf("%q of dtype %s, not float32 or float64", v.Name(), t.DType())
+		}
+	})
+	if err = cmp.Or(err, dtypeErr); err != nil {
+		return 0, err
+	}
+	return math.Sqrt(sum / float64(t.Shape().Size())), nil
 }
 
 func init() { Register(SignSymmetry{}) }
