@@ -207,6 +207,8 @@ type capture struct {
 	delta *Node        // set when the gradient is built
 	// output marks the model's output error hook ([OutputError]); delta is then e = ∂L/∂logits.
 	output bool
+	// kernelBuilt is set once fb has built the layer's kernel in the graph ([UnreadFeedback]).
+	kernelBuilt bool
 }
 
 // capturesKey is the graph parameter (see context.Context.SetGraphParam) under which the captures of a graph's
@@ -238,6 +240,30 @@ func graphCaptures(ctx *context.Context, g *Graph) []*capture {
 	list, _ := ctx.InAbsPath(context.RootScope).GetGraphParam(g, capturesKey)
 	captures, _ := list.([]*capture)
 	return captures
+}
+
+// UnreadFeedback returns the stored B of every feedback layer built in g whose kernel g has not read: a layer
+// reads its B only where it sends its signal down (the forward pass computes with W), so in a training step a
+// layer that sends nothing — the first layer, whose input is the data — leaves its B unread, and only the
+// alignment metrics and checkpoints read it. An optimizer may then defer B's update (nowt's trainer does for
+// Kolen-Pollack). Call it once g's gradient is built and before [ReleaseGraph]; a later reader of the kernel
+// in g (the alignment metrics) makes the answer stale.
+func UnreadFeedback(ctx *context.Context, g *Graph) map[*context.Variable]bool {
+	built, read := map[string]bool{}, map[string]bool{}
+	for _, c := range graphCaptures(ctx, g) {
+		if !c.output {
+			built[c.scope] = true
+			// A layer applied twice in g (a model called twice) reads B if either application does.
+			read[c.scope] = read[c.scope] || c.kernelBuilt
+		}
+	}
+	feedback := map[*context.Variable]bool{}
+	for _, layer := range Layers(ctx) {
+		if layer.Feedback != nil && built[layer.Scope] && !read[layer.Scope] {
+			feedback[layer.Feedback] = true
+		}
+	}
+	return feedback
 }
 
 // OutputError marks logits as the model's output, whose error e = ∂L/∂logits rules that project the output
@@ -272,6 +298,7 @@ func withFeedback(rule Rule, lg *LayerGraph, x *Node, op linearOp) *Node {
 	var fb, sent *Node
 	c.fb = func() *Node {
 		if fb == nil {
+			c.kernelBuilt = true
 			fb = StopGradient(rule.Kernel(lg))
 		}
 		return fb

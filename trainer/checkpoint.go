@@ -32,7 +32,8 @@ func saveCheckpoint(ctx *context.Context, dir string, step int64, keep int) (str
 		return "", fmt.Errorf("creating a staging folder for the checkpoint: %w", err)
 	}
 	defer func() { _ = os.RemoveAll(staging) }()
-	handler, err := checkpoints.Build(ctx).Dir(staging).Keep(-1).Done()
+	// The deferred KP B were brought up to date before (run.settleFeedback); their deferral's state stays out.
+	handler, err := checkpoints.Build(ctx).Dir(staging).Keep(-1).ExcludeVars(deferralState(ctx)...).Done()
 	if err != nil {
 		return "", fmt.Errorf("preparing the checkpoint: %w", err)
 	}

@@ -119,6 +119,9 @@ type Config struct {
 	// hostBatches keeps the training set's batches made on the host where they would be indexed (indexedTraining):
 	// for the tests that compare the two.
 	hostBatches bool
+	// noDeferredFeedback updates every KP B at every step, the first layer's included (deferred.go): for the
+	// tests that compare the two.
+	noDeferredFeedback bool
 
 	// Strict stops at the first unreadable image (corrupt, empty or of an unsupported format) instead of
 	// skipping it with a warning.

@@ -35,6 +35,9 @@ func alignOutputName(scope, metric string) string { return scope + "#" + metric 
 // align runs the alignment graph on the fixed batch and reads its outputs by name. An angle that is NaN (a
 // zero vector on one side) is undefined and stays nil in the record.
 func (r *run) align() ([]LayerAlignment, error) {
+	if err := r.settleFeedback(); err != nil {
+		return nil, err
+	}
 	outs, err := r.alignExec.Exec(r.alignBatch[0], r.alignBatch[1])
 	if err != nil {
 		return nil, fmt.Errorf("computing alignment: %w", err)

@@ -11,13 +11,18 @@ import (
 	"github.com/nowt-ml/nowt/feedback"
 )
 
-// newMirrorExec compiles the weight-mirror step of every WM layer. With data parallelism it runs on every
-// device, replicated (each device draws the same noise from the replicated RNG state and makes the same update
-// of its copy of B), so that W and B stay on the devices: run on device 0 alone, it would gather every variable
-// it reads from the devices and scatter B back at every training step.
+// newMirrorExec compiles the weight-mirror step of every WM layer ([newReplicatedExec]).
 func newMirrorExec(r *run) (*context.Exec, error) {
+	return newReplicatedExec(r, func(ctx *context.Context, g *Graph) { feedback.MirrorStep(ctx, g) })
+}
+
+// newReplicatedExec compiles a graph of build that updates variables and returns nothing. With data parallelism
+// it runs on every device, replicated (each device makes the same update of its copy; the mirror's noise comes
+// from the replicated RNG state), so that the variables stay on the devices: run on device 0 alone, it would
+// gather every variable it reads from the devices and scatter its updates back. Run it with [run.execReplicated].
+func newReplicatedExec(r *run, build func(ctx *context.Context, g *Graph)) (*context.Exec, error) {
 	exec, err := context.NewExec(r.backend, r.ctx, func(ctx *context.Context, g *Graph) *Node {
-		feedback.MirrorStep(ctx, g)
+		build(ctx, g)
 		return Scalar(g, dtypes.Float32, 0)
 	})
 	if err != nil || r.dp == nil {
@@ -28,16 +33,43 @@ func newMirrorExec(r *run) (*context.Exec, error) {
 		WithDeviceAssignment(r.dp.DeviceAssignment), nil
 }
 
+// execReplicated runs an exec of [newReplicatedExec].
+func (r *run) execReplicated(exec *context.Exec) error {
+	var err error
+	if r.dp != nil {
+		_, err = exec.DistributedExec()
+	} else {
+		_, err = exec.Exec()
+	}
+	return err
+}
+
+// settleFeedback brings the KP B whose updates the steps deferred up to date (settleDeferredGraph), where a
+// step ran since it last did: before anything reads them.
+func (r *run) settleFeedback() error {
+	if !r.feedbackStale {
+		return nil
+	}
+	if r.settleExec == nil {
+		if len(deferralState(r.ctx)) == 0 {
+			return nil // nothing deferred: the step graph deferred no B (its state is made as it is built)
+		}
+		var err error
+		if r.settleExec, err = newReplicatedExec(r, func(ctx *context.Context, g *Graph) { settleDeferredGraph(ctx, g) }); err != nil {
+			return fmt.Errorf("bringing the deferred feedback weights up to date: %w", err)
+		}
+	}
+	if err := r.execReplicated(r.settleExec); err != nil {
+		return fmt.Errorf("bringing the deferred feedback weights up to date: %w", err)
+	}
+	r.feedbackStale = false
+	return nil
+}
+
 // mirror runs n weight-mirror steps.
 func (r *run) mirror(n int) error {
 	for range n {
-		var err error
-		if r.dp != nil {
-			_, err = r.mirrorExec.DistributedExec()
-		} else {
-			_, err = r.mirrorExec.Exec()
-		}
-		if err != nil {
+		if err := r.execReplicated(r.mirrorExec); err != nil {
 			return fmt.Errorf("weight-mirror step: %w", err)
 		}
 	}

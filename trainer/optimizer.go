@@ -21,11 +21,13 @@ import (
 // It takes its gradients from feedback.Gradients, so KP's B receives W's gradient and goes through the same
 // update, momentum and decay: B's update is W's; IA's B likewise takes its local loss's gradient. Under
 // momentum KP's B has no velocity array of its own: its velocity differs from W's by a scalar multiple of
-// B − W, and B is updated from W's step and that scalar ([SGD.pairedNext]; the same update, exact in
+// B − W, and B is updated from W's step and that scalar ([SGD.pairedDecay]; the same update, exact in
 // arithmetic). The learning rate η is the variable optimizers.LearningRateVar, which nowt's trainer sets before
 // each step from its Schedule. Where the variable does not exist when the first step is built (SGD as the
 // optimizer of a program's own train.Trainer, which deletes it), it starts, as with GoMLX's SGD, at the context's
-// optimizers.ParamLearningRate, by default optimizers.SGDDefaultLearningRate.
+// optimizers.ParamLearningRate, by default optimizers.SGDDefaultLearningRate. In nowt's trainer a KP B that no
+// step reads (the first layer's) is not written at every step: its update waits until something reads B
+// (deferred.go).
 //
 // Decay applies to tensors of rank ≥ 2 (dense weights, conv kernels and KP's B), not to biases nor batch-norm
 // parameters; layers whose B learns use feedback.Decays (KP: kp_decay if set, for both W and B), and
@@ -47,6 +49,11 @@ type SGD struct {
 	// norms hands each training graph's gradient norm to its metric ([SGD.GradientNormMetric]); nil until
 	// the metric is asked for.
 	norms *graphNodes
+
+	// deferUnread defers the update of a paired KP B that the step does not read ([deferUpdate]); whoever sets
+	// it brings B up to date before reading it ([settleDeferredGraph]) and keeps the deferral's state out of
+	// checkpoints ([deferralState]). nowt's trainer does; SGD in a program's own train.Trainer does not defer.
+	deferUnread bool
 }
 
 // graphNodes holds one node per graph, from the graph's builder to a later reader of the same graph.
@@ -126,6 +133,10 @@ func (o *SGD) UpdateGraph(ctx *context.Context, g *Graph, loss *Node) {
 	decay := feedback.Decays(ctx, o.WeightDecay)
 	decoupled := feedback.DecoupledDecays(ctx, o.WeightDecay)
 	tied := feedback.TiedFeedback(ctx)
+	var unread map[*context.Variable]bool
+	if o.deferUnread {
+		unread = feedback.UnreadFeedback(ctx, g)
+	}
 	steps := make(map[*context.Variable]sgdStep, len(vars))
 	for i, v := range vars { // W before its B: Gradients lists the feedback variables last.
 		value := v.ValueGraph(g)
@@ -136,7 +147,16 @@ func (o *SGD) UpdateGraph(ctx *context.Context, g *Graph, loss *Node) {
 		step := sgdStep{value: value, lambda: lambda, decoupled: decoupled[v]}
 		if w, isTied := tied[v]; isTied {
 			if ws, found := steps[w]; found && o.canPair(ctx, v, ws, step) {
-				v.SetValueGraph(o.pairedNext(ctx, g, v, lr, ws, step))
+				f := o.pairedDecay(ctx, g, v, lr, step)
+				if unread[v] && deferUpdate(ctx, g, v, w, f) {
+					continue
+				}
+				if from, _ := deferralOf(ctx, v); from != nil {
+					panic(fmt.Sprintf("SGD: the update of feedback weights %s/%s is deferred (an earlier step read "+
+						"them nowhere), but this step reads them: they are not up to date (internal error)", v.Scope(), v.Name()))
+				}
+				// B ← W_next + f·(B − W)
+				v.SetValueGraph(Add(ws.next, Mul(f, Sub(step.value, ws.value))))
 				continue
 			}
 		}
@@ -235,7 +255,7 @@ func optimizerState(ctx *context.Context, v *context.Variable, name string, shap
 		VariableWithShape(name, shape).SetTrainable(false)
 }
 
-// pairedRatioSuffix names the scalar r of a KP B updated from its W's state (see [SGD.pairedNext]).
+// pairedRatioSuffix names the scalar r of a KP B updated from its W's state (see [SGD.pairedDecay]).
 const pairedRatioSuffix = "_paired_velocity_ratio"
 
 // canPair reports whether KP's B (step b) can be updated from its W's step w: with momentum (without it B's
@@ -249,10 +269,11 @@ func (o *SGD) canPair(ctx *context.Context, b *context.Variable, w, bStep sgdSte
 	return ctx.InAbsPath(velocityScope+b.Scope()).GetVariable(b.Name()) == nil
 }
 
-// pairedNext returns B's next value for a B that receives its W's gradient (Kolen-Pollack), computed from W's
-// step instead of through a velocity of B's own. It is the same update, exact in arithmetic: W and B get the
-// same gradient g, so with L2 decay λ, momentum μ and decoupled decay λd the offset D = B − W and the
-// velocities' difference u = v_B − v_W follow, element by element,
+// pairedDecay returns the factor f by which a step shrinks D = B − W for a B that receives its W's gradient
+// (Kolen-Pollack): B's next value is W_next + f·(B − W), computed from W's step instead of through a velocity of
+// B's own. It is the same update, exact in arithmetic: W and B get the same gradient g, so with L2 decay λ,
+// momentum μ and decoupled decay λd the offset D = B − W and the velocities' difference u = v_B − v_W follow,
+// element by element,
 //
 //	u ← μ·u + λ·D;   D ← D − η·u − λd·D        (Nesterov: D ← D − η·(λ·D + μ·u) − λd·D)
 //
@@ -261,13 +282,14 @@ func (o *SGD) canPair(ctx *context.Context, b *context.Variable, w, bStep sgdSte
 // 1 − η·(λ + μ·s) − λd), B ← W_next + f·D and r ← s/f. Instead of B's velocity (an array the size of W) and
 // its two passes of updates, one elementwise pass reads W, W_next and B: on the MLPs, where these passes are a
 // good part of the step, KP's step fell from about 1.14× and 1.21× BP's to 1.08× and 1.10× (docs/perf-analysis.md §9).
+// Where the step reads B nowhere (the first layer's), even that pass waits ([deferUpdate]).
 //
 // In floating point the velocity's difference is read back as r·(B − W), so B's rounding is scaled by r. Where
 // D decays without overshooting zero (η·λ < (1 − √μ)², as in nowt's defaults and the demo's 0.002 < 0.0026), f
 // stays near 1 and r near its fixed point; where it overshoots, a step with f near zero makes r large and the
 // next step's velocity carries B's rounding times 1/|f| (f is a multiple of 2⁻²⁴ in float32, so bounded): a
 // perturbation of B that the decay then removes like any other part of D.
-func (o *SGD) pairedNext(ctx *context.Context, g *Graph, b *context.Variable, lr *Node, w, bStep sgdStep) *Node {
+func (o *SGD) pairedDecay(ctx *context.Context, g *Graph, b *context.Variable, lr *Node, bStep sgdStep) *Node {
 	dtype := bStep.value.DType()
 	ratioVar := optimizerState(ctx, b, b.Name()+pairedRatioSuffix, shapes.Make(dtype))
 	eta := ConvertDType(lr, dtype)
@@ -282,7 +304,7 @@ func (o *SGD) pairedNext(ctx *context.Context, g *Graph, b *context.Variable, lr
 	// f = 0 leaves D = 0, and u = s·D = 0 with it: any r will do.
 	fIsZero := Equal(f, zero)
 	ratioVar.SetValueGraph(Where(fIsZero, zero, Div(s, Where(fIsZero, OnesLike(f), f))))
-	return Add(w.next, Mul(f, Sub(bStep.value, w.value)))
+	return f
 }
 
 // Clear implements optimizers.Interface: it deletes the velocity variables.

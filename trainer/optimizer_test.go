@@ -20,10 +20,11 @@ import (
 
 // kpNet is a two-layer tanh network under KP, trained by an SGD step on a fixed batch, for checking how W − B evolves.
 type kpNet struct {
-	ctx    *context.Context
-	step   func()                           // one training step
-	layers []feedback.Layer                 // its two dense layers
-	diff   func(l feedback.Layer) []float64 // W − B of a layer, flattened
+	ctx     *context.Context
+	backend backends.Backend
+	step    func()                           // one training step
+	layers  []feedback.Layer                 // its two dense layers
+	diff    func(l feedback.Layer) []float64 // W − B of a layer, flattened
 }
 
 // newKPNet builds kpNet on the pure-Go backend (float64) with ctx's extra params, optimizer opt and rate lr.
@@ -79,9 +80,10 @@ func newKPNetWith(t *testing.T, params map[string]any, opt *SGD, lr float64, own
 		}
 	}
 	return kpNet{
-		ctx:    ctx,
-		step:   func() { exec.MustExec(x, target) },
-		layers: layers,
+		ctx:     ctx,
+		backend: backend,
+		step:    func() { exec.MustExec(x, target) },
+		layers:  layers,
 		diff: func(l feedback.Layer) []float64 {
 			w := tensors.MustCopyFlatData[float64](l.Weights.MustValue())
 			b := tensors.MustCopyFlatData[float64](l.Feedback.MustValue())
@@ -149,7 +151,7 @@ func TestKolenPollackMomentumRecursion(t *testing.T) {
 }
 
 // TestKolenPollackPairedUpdate: the optimizer updates KP's B from its W's step and one scalar per layer
-// (SGD.pairedNext), without a velocity of B's own, and B is the same as when it goes through a velocity of its
+// (SGD.pairedDecay), without a velocity of B's own, and B is the same as when it goes through a velocity of its
 // own, step after step, under momentum and Nesterov's momentum, L2 and decoupled decay and a changing rate. A
 // B that has its own velocity (a checkpoint from before) keeps it, so that such a run resumes exactly.
 func TestKolenPollackPairedUpdate(t *testing.T) {

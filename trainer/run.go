@@ -46,6 +46,8 @@ type run struct {
 	dp            *xla.DataParallel // nil: one device
 	alignExec     *context.Exec
 	mirrorExec    *context.Exec
+	settleExec    *context.Exec     // brings the KP B whose updates the steps defer up to date (deferred.go)
+	feedbackStale bool              // a step ran since settleExec last did
 	alignBatch    []*tensors.Tensor // images, labels
 	alignOutputs  []string          // names of alignExec's outputs (alignOutputName)
 	numLayers     int
@@ -204,7 +206,8 @@ func setupOn(backend backends.Backend, cfg Config, out io.Writer, checkpointDir 
 		}
 		return []*Node{logits}
 	}
-	sgd := &SGD{Momentum: cfg.Momentum, Nesterov: cfg.Nesterov, WeightDecay: cfg.WeightDecay, ClipNorm: cfg.ClipNorm}
+	sgd := &SGD{Momentum: cfg.Momentum, Nesterov: cfg.Nesterov, WeightDecay: cfg.WeightDecay, ClipNorm: cfg.ClipNorm,
+		deferUnread: !cfg.noDeferredFeedback}
 	normMetric := sgd.GradientNormMetric()
 	if !logGradientNorms {
 		sgd.norms = nil // The optimizer hands the metric no norm: it reports NaN.
@@ -370,7 +373,7 @@ func (r *run) close() {
 	if r.trainer != nil {
 		r.trainer.ResetComputationGraphs()
 	}
-	for _, e := range []*context.Exec{r.alignExec, r.mirrorExec} {
+	for _, e := range []*context.Exec{r.alignExec, r.mirrorExec, r.settleExec} {
 		if e != nil {
 			e.Finalize()
 		}

@@ -369,6 +369,7 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 	var collapse *CollapseError // set when -chance-guard stops the run
 	loop.OnStep("nowt", 100, func(loop *train.Loop, stepMetrics []*tensors.Tensor) error {
 		step := loop.LoopStep + 1 // steps done
+		r.feedbackStale = true
 		defer func() { segmentStart = time.Now() }()
 		lastLoss = scalar(stepMetrics[0])
 		if !isFinite(lastLoss) {
@@ -453,6 +454,9 @@ func (r *run) train(goCtx gocontext.Context, start time.Time, checkpointDir stri
 		// While the loss is far above its start, no checkpoint replaces the last good one (unless stopping).
 		if (step%checkpointEvery == 0 && guard.grown == 0) || last || stop || collapse != nil {
 			if err := (sinceRecord{accSum: accSum, accCount: accCount, norms: norms}).store(since); err != nil {
+				return err
+			}
+			if err := r.settleFeedback(); err != nil {
 				return err
 			}
 			path, err := saveCheckpointFunc(ctx, checkpointDir, int64(step), keep)

@@ -112,6 +112,8 @@ func TestKPWithMomentum(t *testing.T) {
 		require.NoError(t, err)
 		_, err = r.trainer.TrainStep(spec, in, lab)
 		require.NoError(t, err)
+		r.feedbackStale = true // the first layer's B, deferred, brought up to date as the trainer does before reading it
+		require.NoError(t, r.settleFeedback())
 		v = c.Momentum*v + c.WeightDecay*d
 		d -= c.LearningRate * v
 		for i, l := range layers {
