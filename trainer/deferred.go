@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"fmt"
 	"strings"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
@@ -87,6 +88,28 @@ func settleDeferredGraph(ctx *context.Context, g *Graph) int {
 		settled++
 	}
 	return settled
+}
+
+// settleFeedback brings the KP B whose updates the steps deferred up to date (settleDeferredGraph), where a
+// step ran since it last did: before anything reads them.
+func (r *run) settleFeedback() error {
+	if !r.feedbackStale {
+		return nil
+	}
+	if r.settleExec == nil {
+		if len(deferralState(r.ctx)) == 0 {
+			return nil // nothing deferred: the step graph deferred no B (its state is made as it is built)
+		}
+		var err error
+		if r.settleExec, err = newReplicatedExec(r, func(ctx *context.Context, g *Graph) { settleDeferredGraph(ctx, g) }); err != nil {
+			return fmt.Errorf("bringing the deferred feedback weights up to date: %w", err)
+		}
+	}
+	if err := r.execReplicated(r.settleExec); err != nil {
+		return fmt.Errorf("bringing the deferred feedback weights up to date: %w", err)
+	}
+	r.feedbackStale = false
+	return nil
 }
 
 // deferralState returns the variables of ctx that hold deferral state, which checkpoints leave out.

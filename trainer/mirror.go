@@ -44,28 +44,6 @@ func (r *run) execReplicated(exec *context.Exec) error {
 	return err
 }
 
-// settleFeedback brings the KP B whose updates the steps deferred up to date (settleDeferredGraph), where a
-// step ran since it last did: before anything reads them.
-func (r *run) settleFeedback() error {
-	if !r.feedbackStale {
-		return nil
-	}
-	if r.settleExec == nil {
-		if len(deferralState(r.ctx)) == 0 {
-			return nil // nothing deferred: the step graph deferred no B (its state is made as it is built)
-		}
-		var err error
-		if r.settleExec, err = newReplicatedExec(r, func(ctx *context.Context, g *Graph) { settleDeferredGraph(ctx, g) }); err != nil {
-			return fmt.Errorf("bringing the deferred feedback weights up to date: %w", err)
-		}
-	}
-	if err := r.execReplicated(r.settleExec); err != nil {
-		return fmt.Errorf("bringing the deferred feedback weights up to date: %w", err)
-	}
-	r.feedbackStale = false
-	return nil
-}
-
 // mirror runs n weight-mirror steps.
 func (r *run) mirror(n int) error {
 	for range n {
