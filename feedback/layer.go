@@ -244,10 +244,11 @@ func graphCaptures(ctx *context.Context, g *Graph) []*capture {
 
 // UnreadFeedback returns the stored B of every feedback layer built in g whose kernel g has not read: a layer
 // reads its B only where it sends its signal down (the forward pass computes with W), so in a training step a
-// layer that sends nothing — the first layer, whose input is the data — leaves its B unread, and only the
-// alignment metrics and checkpoints read it. An optimizer may then defer B's update (nowt's trainer does for
-// Kolen-Pollack). Call it once g's gradient is built and before [ReleaseGraph]; a later reader of the kernel
-// in g (the alignment metrics) makes the answer stale.
+// layer that sends nothing — the first layer, whose input is the data — leaves its B unread: nothing in the step
+// needs it. An optimizer may then defer B's update (nowt's trainer does for Kolen-Pollack, whose B learns by W's
+// gradient alone; a rule whose own B gradient reads B, [Learning]'s primitives, reads it in [Gradients]). Call
+// it once g's gradient is built and before [ReleaseGraph]; a later reader of the kernel in g (the alignment
+// metrics) makes the answer stale.
 func UnreadFeedback(ctx *context.Context, g *Graph) map[*context.Variable]bool {
 	built, read := map[string]bool{}, map[string]bool{}
 	for _, c := range graphCaptures(ctx, g) {
