@@ -64,9 +64,11 @@ fi
 [ -n "$PYTORCH" ] || say "PyTorch not available: its rows will say so"
 
 # name | nowt flags | peer model | batch | timed steps (per round for nowt's xla:cpu rules) | pure-Go rules and steps
+# [| timed steps of each system in a paired round, if not the same: the MLPs' 1.5 s, against the machine's slow
+# phases of a second or more (perf-analysis.md §16: 200 steps of 1 ms read 1.0-1.3 ms in one)]
 CONFIGS=(
-	"mlp500|-model mlp -hidden 500 -activation relu -dataset mnist|mlp500|128|200|bp,fa,ss,wm,kp:10"
-	"mlp1000|-model mlp -hidden 1000,1000 -activation relu -dataset mnist|mlp1000|128|100|bp,fa,ss,wm,kp:5"
+	"mlp500|-model mlp -hidden 500 -activation relu -dataset mnist|mlp500|128|200|bp,fa,ss,wm,kp:10|1500"
+	"mlp1000|-model mlp -hidden 1000,1000 -activation relu -dataset mnist|mlp1000|128|100|bp,fa,ss,wm,kp:5|300"
 	"resnet20|-model resnet20 -dataset synthetic -data examples=256,size=32,channels=3,classes=10|resnet20|64|12|bp:2"
 	"resnet20|-model resnet20 -dataset synthetic -data examples=256,size=32,channels=3,classes=10|resnet20|128|8|bp:2"
 	"resnet18|-model resnet18 -dataset synthetic -data examples=16,size=224,channels=3,classes=1000 -image-size 224|resnet18|8|6|bp:2"
@@ -127,7 +129,7 @@ dirty=""
 say "run: commit $(git rev-parse --short HEAD 2>/dev/null)$dirty, started $(date -u '+%Y-%m-%d %H:%M UTC')"
 say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 for c in "${CONFIGS[@]}"; do
-	IFS='|' read -r name flags peer batch steps gospec <<<"$c"
+	IFS='|' read -r name flags peer batch steps gospec pairsteps <<<"$c"
 	say "$name batch $batch"
 	control=()
 	[[ ",$XLA_RULES," == *,bp,* ]] && control=(-control)
@@ -139,7 +141,7 @@ for c in "${CONFIGS[@]}"; do
 	[ "$(nproc)" -gt 1 ] && peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps" --threads "$(nproc)"
 	if [ -n "$PYJAX" ] && [ -x "$PYJAX" ] && [ "$PAIR_ROUNDS" -gt 0 ]; then
 		say "$name batch $batch: $PAIR_ROUNDS paired rounds of nowt's BP and JAX"
-		for round in $(seq 1 "$PAIR_ROUNDS"); do paired_round "$name" "$flags" "$peer" "$batch" "$steps" "$round"; done
+		for round in $(seq 1 "$PAIR_ROUNDS"); do paired_round "$name" "$flags" "$peer" "$batch" "${pairsteps:-$steps}" "$round"; done
 	fi
 done
 say "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
