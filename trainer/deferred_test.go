@@ -13,7 +13,6 @@ import (
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 	"github.com/nowt-ml/nowt/feedback"
 	"github.com/stretchr/testify/require"
 )
@@ -21,20 +20,10 @@ import (
 // TestDeferredFeedbackMatchesEveryStep: with its update deferred, the first layer's KP B (which no step reads)
 // stays as it was while the steps run — W and the second layer's B go exactly as when every B is updated at
 // every step — and, once brought up to date, equals the B updated at every step to rounding, through a change of
-// rate and a second deferral after the first settlement, under momentum and Nesterov's, L2 and decoupled decay
-// and clipping. Only the first layer's B is deferred.
+// rate and a second deferral after the first settlement, under every setting of kpOptimizerCases. Only the first
+// layer's B is deferred.
 func TestDeferredFeedbackMatchesEveryStep(t *testing.T) {
-	cases := []struct {
-		name   string
-		opt    SGD
-		params map[string]any
-	}{
-		{"momentum, optimizer's decay", SGD{Momentum: 0.9, WeightDecay: 0.3}, nil},
-		{"nesterov, kp_decay", SGD{Momentum: 0.8, Nesterov: true, WeightDecay: 0.01}, map[string]any{feedback.ParamKPDecay: 0.2}},
-		{"momentum, decoupled", SGD{Momentum: 0.9, WeightDecay: 0.3}, map[string]any{feedback.ParamKPDecay: 0.05, feedback.ParamKPDecoupled: true}},
-		{"momentum, clipped", SGD{Momentum: 0.9, WeightDecay: 0.3, ClipNorm: 1e-3}, nil},
-	}
-	for _, c := range cases {
+	for _, c := range kpOptimizerCases {
 		t.Run(c.name, func(t *testing.T) {
 			everyStep := newKPNet(t, c.params, &c.opt, 0.05)
 			deferring := c.opt
@@ -49,9 +38,7 @@ func TestDeferredFeedbackMatchesEveryStep(t *testing.T) {
 			settledB := value(first.Feedback)
 			for step := 1; step <= 30; step++ {
 				if step == 15 { // a schedule's change of rate
-					for _, net := range []kpNet{everyStep, deferred} {
-						require.NoError(t, optimizers.LearningRateVar(net.ctx, dtypes.Float64, 0).SetValue(tensors.FromScalar(0.2)))
-					}
+					setRate(t, 0.2, everyStep, deferred)
 				}
 				everyStep.step()
 				deferred.step()

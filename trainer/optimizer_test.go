@@ -150,23 +150,34 @@ func TestKolenPollackMomentumRecursion(t *testing.T) {
 	}
 }
 
+// kpOptimizerCases are the optimizer settings under which KP's B is updated from its W's step (SGD.pairedDecay):
+// momentum and Nesterov's, L2 and decoupled decay, no decay, clipping.
+var kpOptimizerCases = []struct {
+	name   string
+	opt    SGD
+	params map[string]any
+}{
+	{"momentum, optimizer's decay", SGD{Momentum: 0.9, WeightDecay: 0.3}, nil},
+	{"nesterov, kp_decay", SGD{Momentum: 0.8, Nesterov: true, WeightDecay: 0.01}, map[string]any{feedback.ParamKPDecay: 0.2}},
+	{"momentum, decoupled", SGD{Momentum: 0.9, WeightDecay: 0.3}, map[string]any{feedback.ParamKPDecay: 0.05, feedback.ParamKPDecoupled: true}},
+	{"nesterov, decoupled, no decay", SGD{Momentum: 0.5, Nesterov: true}, map[string]any{feedback.ParamKPDecoupled: true}},
+	{"momentum, clipped", SGD{Momentum: 0.9, WeightDecay: 0.3, ClipNorm: 1e-3}, nil},
+}
+
+// setRate sets the learning rate of every net to rate, as a schedule's change of rate does.
+func setRate(t *testing.T, rate float64, nets ...kpNet) {
+	t.Helper()
+	for _, net := range nets {
+		require.NoError(t, optimizers.LearningRateVar(net.ctx, dtypes.Float64, 0).SetValue(tensors.FromScalar(rate)))
+	}
+}
+
 // TestKolenPollackPairedUpdate: the optimizer updates KP's B from its W's step and one scalar per layer
 // (SGD.pairedDecay), without a velocity of B's own, and B is the same as when it goes through a velocity of its
 // own, step after step, under momentum and Nesterov's momentum, L2 and decoupled decay and a changing rate. A
 // B that has its own velocity (a checkpoint from before) keeps it, so that such a run resumes exactly.
 func TestKolenPollackPairedUpdate(t *testing.T) {
-	cases := []struct {
-		name   string
-		opt    SGD
-		params map[string]any
-	}{
-		{"momentum, optimizer's decay", SGD{Momentum: 0.9, WeightDecay: 0.3}, nil},
-		{"nesterov, kp_decay", SGD{Momentum: 0.8, Nesterov: true, WeightDecay: 0.01}, map[string]any{feedback.ParamKPDecay: 0.2}},
-		{"momentum, decoupled", SGD{Momentum: 0.9, WeightDecay: 0.3}, map[string]any{feedback.ParamKPDecay: 0.05, feedback.ParamKPDecoupled: true}},
-		{"nesterov, decoupled, no decay", SGD{Momentum: 0.5, Nesterov: true}, map[string]any{feedback.ParamKPDecoupled: true}},
-		{"momentum, clipped", SGD{Momentum: 0.9, WeightDecay: 0.3, ClipNorm: 1e-3}, nil},
-	}
-	for _, c := range cases {
+	for _, c := range kpOptimizerCases {
 		t.Run(c.name, func(t *testing.T) {
 			paired := newKPNetWith(t, c.params, &c.opt, 0.05, false, "")
 			own := newKPNetWith(t, c.params, &c.opt, 0.05, true, "")
@@ -180,9 +191,7 @@ func TestKolenPollackPairedUpdate(t *testing.T) {
 			}
 			for step := 1; step <= 30; step++ {
 				if step == 15 { // a schedule's change of rate
-					for _, net := range []kpNet{paired, own} {
-						require.NoError(t, optimizers.LearningRateVar(net.ctx, dtypes.Float64, 0).SetValue(tensors.FromScalar(0.2)))
-					}
+					setRate(t, 0.2, paired, own)
 				}
 				paired.step()
 				own.step()
