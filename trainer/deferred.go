@@ -51,8 +51,7 @@ func deferUpdate(ctx *context.Context, g *Graph, b, w *context.Variable, f *Node
 		}
 		state := ctx.InAbsPath(velocityScope + b.Scope()).Checked(false)
 		from = state.VariableWithValue(b.Name()+deferredWeightsSuffix, start).SetTrainable(false)
-		factor = state.WithInitializer(initializers.One).
-			VariableWithShape(b.Name()+deferredFactorSuffix, shapes.Make(f.DType())).SetTrainable(false)
+		factor = optimizerStateFrom(ctx, b, b.Name()+deferredFactorSuffix, shapes.Make(f.DType()), initializers.One)
 	}
 	factor.SetValueGraph(Mul(factor.ValueGraph(g), f))
 	return true

@@ -250,8 +250,14 @@ type sgdStep struct {
 // optimizerState returns the optimizer's state variable called name for variable v, created at zero, in the
 // velocities' scope that mirrors v's: v's velocity is called v.Name(), KP's ratio r v.Name()+pairedRatioSuffix.
 func optimizerState(ctx *context.Context, v *context.Variable, name string, shape shapes.Shape) *context.Variable {
+	return optimizerStateFrom(ctx, v, name, shape, initializers.Zero)
+}
+
+// optimizerStateFrom is optimizerState, created by init instead of at zero (a deferred B's factor F starts at one).
+func optimizerStateFrom(ctx *context.Context, v *context.Variable, name string, shape shapes.Shape,
+	init context.VariableInitializer) *context.Variable {
 	return ctx.InAbsPath(velocityScope+v.Scope()).Checked(false).
-		WithInitializer(initializers.Zero).
+		WithInitializer(init).
 		VariableWithShape(name, shape).SetTrainable(false)
 }
 
