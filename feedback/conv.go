@@ -4,11 +4,13 @@ import (
 	"fmt"
 
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/nowt-ml/nowt/layers"
+	"github.com/nowt-ml/nowt/xla"
 )
 
 // Conv2DBuilder configures a feedback-aware 2D convolution, channels-last ([batch, height, width, channels]),
@@ -81,7 +83,7 @@ func (b *Conv2DBuilder) Done() *Node {
 	rule, lg := newLayerWeights(b.ctx, KindConv, kernelShape, b.init, x.Graph())
 	var op linearOp
 	if useNativeConv(b.ctx, x.Graph()) {
-		op = nativeConvOp{geom}
+		op = nativeConvOp{geom: geom, inputByProducts: weightGradInputByProducts(b.ctx, x.Graph())}
 	} else {
 		op = newPatchConvOp(geom, b.outChannels)
 	}
@@ -106,6 +108,22 @@ func useNativeConv(ctx *context.Context, g *Graph) bool {
 		return g.Backend().Capabilities().Operations[backends.OpTypeReverse]
 	default:
 		panic(fmt.Sprintf("feedback: %s=%q is not valid: use auto, native or patches", ParamConvImpl, impl))
+	}
+}
+
+// weightGradInputByProducts decides, per ParamConvWeightGradInput, whether the native weight gradient lays its
+// input out with identity products (channelsFirstByProducts): "auto" does on XLA's CPU plugin, whose transposes
+// are the slow part of that gradient (perf-analysis §17); other engines lay out tensors their own way.
+func weightGradInputByProducts(ctx *context.Context, g *Graph) bool {
+	switch v := settingValue[string](ctx, ParamConvWeightGradInput); v {
+	case "products":
+		return true
+	case "transpose":
+		return false
+	case "auto":
+		return xla.IsCPU(g.Backend())
+	default: // settingValue has checked the value against the setting's choices
+		panic(fmt.Sprintf("feedback: %s=%q is not handled", ParamConvWeightGradInput, v))
 	}
 }
 
@@ -144,7 +162,12 @@ var channelsLastAxes = backends.ConvolveAxesConfig{
 // gradient is the transposed convolution with the feedback kernel in place of W, the weight gradient the
 // correlation of x with δ. GoMLX's own convolution VJP is never built (its input half needs the Reverse op,
 // which the pure-Go backend lacks), so the same graph runs, and is tested, on every backend.
-type nativeConvOp struct{ geom convGeometry }
+type nativeConvOp struct {
+	geom convGeometry
+	// inputByProducts makes the weight gradient hand its convolution x already laid out as [cin, h, w, n], by
+	// channelsFirstByProducts, instead of leaving that transpose to the compiler (ParamConvWeightGradInput).
+	inputByProducts bool
+}
 
 // inputRows builds x's patch matrix (only learning rules that evaluate primitives on the layer's input use it).
 func (op nativeConvOp) inputRows(x *Node) *Node {
@@ -184,7 +207,43 @@ func (op nativeConvOp) weightGrad(x, delta *Node) *Node {
 		KernelInputChannels: 0, KernelOutputChannels: 3, KernelSpatial: []int{1, 2},
 		OutputBatch: 2, OutputChannels: 3, OutputSpatial: []int{0, 1},
 	}
+	if op.inputByProducts {
+		x = channelsFirstByProducts(x)
+		axes.InputBatch, axes.InputChannels = 0, 3
+	}
 	return ConvGeneral(x, delta, axes, []int{1, 1}, [][2]int{padH, padW}, nil, []int{g.stride, g.stride}, 1, 1)
+}
+
+// maxProductBlock is the most channels channelsFirstByProducts turns with one identity: 16 float32 values are one
+// 64-byte cache line, so its regrouping moves x in whole lines, and the products cost 2·16 flops a value.
+const maxProductBlock = 16
+
+// channelsFirstByProducts returns x [n, h, w, c] laid out as [c, h, w, n], the layout XLA's CPU backend gives
+// the weight gradient's convolution (its batch is c, its features the examples), built from products with an
+// identity rather than one transpose. That transpose moves the innermost axis outermost, and XLA's CPU backend
+// emits it as a loop that reads x one value per cache line (recomputing batch norm and ReLU inside it where x
+// is their output): 2–6 ms for a [64, 32, 32, 16] activation, a third of a ResNet-20 step (perf-analysis §17).
+// Here the channels go in blocks of b (the largest divisor of c up to maxProductBlock): x is regrouped as
+// [c/b, h·w·n, b], a transpose that keeps b values together, and each block is turned by a b×b identity
+// product, which the backend runs as a matrix product reading the regrouped x as it lies: [c/b, b, h·w·n] =
+// [c, h, w, n]. (Kept as separate axes, h, w and n would be free axes of the product, which XLA's CPU backend
+// first copies into [c/b, b, h·w·n]: the slow transpose again.) The values are x's exactly (1·xᵢ + Σ 0·xⱼ =
+// xᵢ) where x is finite; a non-finite value spreads to its block (0·Inf is NaN), whose weight gradient it would
+// have made non-finite anyway.
+func channelsFirstByProducts(x *Node) *Node {
+	n, h, w, c := x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2), x.Shape().Dim(3)
+	b := min(c, maxProductBlock)
+	for c%b != 0 {
+		b--
+	}
+	blocks := c / b
+	g := x.Graph()
+	square := shapes.Make(dtypes.Int32, b, b)
+	identity := ConvertDType(Equal(Iota(g, square, 0), Iota(g, square, 1)), x.DType())
+	regrouped := TransposeAllDims(Reshape(x, n, h, w, blocks, b), 3, 1, 2, 0, 4) // [blocks, h, w, n, b]
+	regrouped = Reshape(regrouped, blocks, h*w*n, b)
+	turned := DotGeneral(BroadcastPrefix(identity, blocks), []int{2}, []int{0}, regrouped, []int{2}, []int{0})
+	return Reshape(turned, c, h, w, n) // [blocks, b, h·w·n] → [c, h, w, n]
 }
 
 // transposedAxes reads an HWIO kernel with its channel axes swapped: the transposed convolution maps cout

@@ -13,7 +13,8 @@ import (
 
 // BenchmarkConvParts times the three convolutions of one feedback convolution layer apart — the forward pass
 // (fwd), the input gradient through the kernel (dx) and the weight gradient (dw) — in both implementations
-// (native: the backend's ConvGeneral; patches: patch matrix × matmul), on the 3×3 geometries of a CIFAR
+// (native: the backend's ConvGeneral; patches: patch matrix × matmul; for the weight gradient also
+// native-products, its input laid out by identity products, ParamConvWeightGradInput), on the 3×3 geometries of a CIFAR
 // ResNet-20 at batch 64 (its three stages, and the strided convolution that opens stage 2). GFLOP/s counts
 // the forward's multiply-adds ×2 for each part, so the parts of one geometry compare directly:
 //
@@ -27,6 +28,7 @@ func BenchmarkConvParts(b *testing.B) {
 		xShape := shapes.Make(dtypes.Float32, batch, c.size, c.size, c.in)
 		geom := newConvGeometry(xShape, 3, 3, c.stride, true)
 		native := nativeConvOp{geom: geom}
+		nativeByProducts := nativeConvOp{geom: geom, inputByProducts: true}
 		patches := func(x *Node) *patchConvOp {
 			op := newPatchConvOp(geom, c.out)
 			op.forwardPatches = op.patches(x)
@@ -41,6 +43,7 @@ func BenchmarkConvParts(b *testing.B) {
 			{"dx/native", func(_, w, delta *Node) *Node { return native.inputGrad(delta, w) }},
 			{"dx/patches", func(_, w, delta *Node) *Node { return newPatchConvOp(geom, c.out).inputGrad(delta, w) }},
 			{"dw/native", func(x, _, delta *Node) *Node { return native.weightGrad(x, delta) }},
+			{"dw/native-products", func(x, _, delta *Node) *Node { return nativeByProducts.weightGrad(x, delta) }},
 			{"dw/patches", func(x, _, delta *Node) *Node { return patches(x).weightGrad(x, delta) }},
 		}
 		inputs := []*tensors.Tensor{

@@ -34,6 +34,13 @@ const (
 	// backend and compute the same values. Default: "auto".
 	ParamConvImpl = "feedback_conv_impl"
 
+	// ParamConvWeightGradInput selects how the native convolution's weight gradient lays the layer's input out
+	// for its convolution ([channels, height, width, batch]): "transpose" (left to the compiler), "products"
+	// (blocks of 16 channels turned by identity products, which XLA's CPU backend runs several times faster
+	// than its transpose) or "auto" (products on XLA's CPU plugin, transpose elsewhere). The gradient is the
+	// same either way. Default: "auto".
+	ParamConvWeightGradInput = "feedback_conv_wgrad_input"
+
 	// ParamOutputDim is the number of the model's outputs (classes), the width of the output error that DFA
 	// projects. models.New sets it; it is not a user setting.
 	ParamOutputDim = "feedback_output_dim"

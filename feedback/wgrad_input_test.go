@@ -1,0 +1,122 @@
+package feedback
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/nowt-ml/nowt/internal/testutil"
+	"github.com/nowt-ml/nowt/xla"
+	"github.com/stretchr/testify/require"
+)
+
+// TestWeightGradInputByProducts checks the native weight gradient with its input laid out by identity products
+// (channelsFirstByProducts) against the same gradient laid out by the compiler's transpose — equal to the bit,
+// the products being exact — and both against the plain-Go reference, for channel counts that make one block
+// (3, 16), several of 16 (32, 48), smaller blocks (24: two of 12; 40: four of 10) and blocks of one channel
+// (17), at strides 1 and 2 with same and valid padding, in float32 and float64.
+func TestWeightGradInputByProducts(t *testing.T) {
+	backend := testutil.Backend(t)
+	type geometry struct {
+		n, h, c, co, kernel, stride int
+		same                        bool
+	}
+	cases := []geometry{
+		{2, 5, 3, 4, 3, 1, true},
+		{2, 6, 16, 5, 3, 2, true},
+		{1, 5, 17, 3, 3, 1, false},
+		{2, 4, 24, 4, 3, 1, true},
+		{1, 7, 32, 3, 3, 2, false},
+		{2, 3, 40, 2, 1, 1, true},
+		{1, 4, 48, 3, 2, 1, true},
+	}
+	for _, dtype := range []dtypes.DType{dtypes.Float32, dtypes.Float64} {
+		// One graph per dtype, every case side by side (a case's cost on XLA is its compilation).
+		var xs, deltas []*tensors.Tensor
+		var refs [][]float64
+		var args []any
+		for i, tc := range cases {
+			rng := rand.New(rand.NewSource(int64(i + 1)))
+			ref := newRefConv(tc.n, tc.h, tc.h, tc.c, tc.kernel, tc.kernel, tc.co, tc.stride, tc.same)
+			x := testutil.RandomSlice(rng, tc.n*tc.h*tc.h*tc.c)
+			delta := testutil.RandomSlice(rng, tc.n*ref.outH*ref.outW*tc.co)
+			refs = append(refs, ref.weightGrad(x, delta))
+			xs = append(xs, tensorOf(dtype, x, tc.n, tc.h, tc.h, tc.c))
+			deltas = append(deltas, tensorOf(dtype, delta, tc.n, ref.outH, ref.outW, tc.co))
+			args = append(args, xs[i], deltas[i])
+		}
+		outs := MustExecOnceN(backend, func(inputs []*Node) []*Node {
+			var results []*Node
+			for i, tc := range cases {
+				x, delta := inputs[2*i], inputs[2*i+1]
+				geom := newConvGeometry(x.Shape(), tc.kernel, tc.kernel, tc.stride, tc.same)
+				results = append(results,
+					nativeConvOp{geom: geom}.weightGrad(x, delta),
+					nativeConvOp{geom: geom, inputByProducts: true}.weightGrad(x, delta))
+			}
+			return results
+		}, args...)
+		for i, tc := range cases {
+			t.Run(fmt.Sprintf("%s/c%d-co%d-k%d-s%d-same=%v", dtype, tc.c, tc.co, tc.kernel, tc.stride, tc.same), func(t *testing.T) {
+				byTranspose, byProducts := flatFloat64(outs[2*i]), flatFloat64(outs[2*i+1])
+				require.Equal(t, []int{tc.kernel, tc.kernel, tc.c, tc.co}, outs[2*i+1].Shape().Dimensions)
+				require.Equal(t, byTranspose, byProducts, "the weight gradient laid out by products differs from the transposed one")
+				tolerance := 1e-12
+				if dtype == dtypes.Float32 {
+					tolerance = 1e-4
+				}
+				for j, want := range refs[i] {
+					require.InDelta(t, want, byProducts[j], tolerance*(1+math.Abs(want)), "element %d against the plain-Go reference", j)
+				}
+			})
+		}
+	}
+}
+
+// TestWeightGradInputChoice: "auto" lays the weight gradient's input out by products on XLA's CPU plugin only,
+// "transpose" and "products" say which, and any other value panics with an error naming the setting and its
+// choices.
+func TestWeightGradInputChoice(t *testing.T) {
+	backend := testutil.Backend(t)
+	for _, tc := range []struct {
+		value string
+		want  bool
+	}{
+		{"auto", xla.IsCPU(backend)},
+		{"transpose", false},
+		{"products", true},
+	} {
+		ctx := context.New()
+		ctx.SetParam(ParamConvWeightGradInput, tc.value)
+		g := NewGraph(backend, "choice")
+		require.Equal(t, tc.want, weightGradInputByProducts(ctx, g), "%s=%q", ParamConvWeightGradInput, tc.value)
+		g.Finalize()
+	}
+	ctx := context.New()
+	ctx.SetParam(ParamConvWeightGradInput, "Products")
+	g := NewGraph(backend, "choice")
+	defer g.Finalize()
+	require.PanicsWithError(t, `feedback_conv_wgrad_input="Products" is not valid: must be one of auto, transpose, products`,
+		func() { weightGradInputByProducts(ctx, g) })
+}
+
+// tensorOf is values as a tensor of dtype (float32 or float64) and the given dimensions.
+func tensorOf(dtype dtypes.DType, values []float64, dims ...int) *tensors.Tensor {
+	if dtype == dtypes.Float64 {
+		return tensors.FromFlatDataAndDimensions(values, dims...)
+	}
+	return tensors.FromFlatDataAndDimensions(toF32(values), dims...)
+}
+
+// flatFloat64 is a float32 or float64 tensor's values as float64.
+func flatFloat64(t *tensors.Tensor) []float64 {
+	if t.DType() == dtypes.Float64 {
+		return tensors.MustCopyFlatData[float64](t)
+	}
+	return toF64(t)
+}
