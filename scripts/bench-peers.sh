@@ -11,10 +11,10 @@
 # copied beside the page (docs/perf/rows.csv, log.txt) and the page is written from them.
 #
 # The goal "nowt's BP within 1.2x of JAX's step" compares two steps of a few milliseconds that drift by a third
-# between minutes on a shared machine, so each model also gets PAIR_ROUNDS (default 3) paired rounds: nowt's BP and
-# JAX's step (on nowt's plugin, fed a device batch and a host batch, and on jaxlib's XLA) one right after the other,
-# the order reversed every other round (pairs.csv: model,batch,round,system,step_s). The page reads the goal from
-# the ratios within each round. nowt's rules are compared with its BP the same way, inside one process: `nowt bench
+# between minutes on a shared machine, so each model also gets PAIR_ROUNDS (default 3) paired rounds: nowt's BP,
+# JAX's step (on nowt's plugin, fed a device batch and a host batch, and on jaxlib's XLA) and PyTorch's (at its
+# faster thread count in the table's rows) one right after the other, the order reversed every other round
+# (pairs.csv: model,batch,round,system,step_s). The page reads the goals from the ratios within each round. nowt's rules are compared with its BP the same way, inside one process: `nowt bench
 # -rounds XLA_ROUNDS` (default 4: an even count gives every rule the same mean place in the order) keeps every rule
 # set up and times each in turn, round after round, and gives each rule's ratio to BP as the median of the rounds'
 # ratios, with their range (rows.csv: ratio_to_bp, ratio_min, ratio_max, rounds). With `-control` BP is timed a
@@ -101,11 +101,16 @@ plugin_peer_row() { # name batch steps [extra arguments]
 	(export XLA_FLAGS="${XLA_FLAGS:---xla_cpu_use_xnnpack=false}"
 		peer_row "$PYJAX" scripts/peers/bench_jax.py "$@" --plugin "$PLUGIN")
 }
-paired_round() { # name flags peer batch steps round: nowt's BP and JAX's steps, one after the other
-	local name=$1 flags=$2 peer=$3 batch=$4 steps=$5 round=$6 systems=(nowt jax-plugin jax-plugin-host jax) sys row
+# torch_threads peer batch: PyTorch's faster thread count for the model, from the table's rows (1 if none ran).
+torch_threads() {
+	awk -F, -v m="$1" -v b="$2" '$1 ~ /^torch-/ && $2 == m && $4 == b && (best == "" || $6 < best) {
+		best = $6; n = $1; sub(/threads$/, "", n); sub(/.*-/, "", n) } END { print (n == "" ? 1 : n) }' "$ROWS"
+}
+paired_round() { # name flags peer batch steps round: nowt's BP, JAX's and PyTorch's steps, one after the other
+	local name=$1 flags=$2 peer=$3 batch=$4 steps=$5 round=$6 systems=(nowt jax-plugin jax-plugin-host jax torch) sys row
 	local one
 	one=$(mktemp)
-	((round % 2 == 0)) && systems=(jax jax-plugin-host jax-plugin nowt)
+	((round % 2 == 0)) && systems=(torch jax jax-plugin-host jax-plugin nowt)
 	for sys in "${systems[@]}"; do
 		: >"$one" # the same functions as the table's rows, writing the one row into $one instead
 		case $sys in
@@ -113,6 +118,8 @@ paired_round() { # name flags peer batch steps round: nowt's BP and JAX's steps,
 		jax) ROWS=$one peer_row "$PYJAX" scripts/peers/bench_jax.py "$peer" "$batch" "$steps" ;;
 		jax-plugin) ROWS=$one plugin_peer_row "$peer" "$batch" "$steps" --feed device ;;
 		jax-plugin-host) ROWS=$one plugin_peer_row "$peer" "$batch" "$steps" --feed host ;;
+		torch) [ -n "$PYTORCH" ] && ROWS=$one peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps" \
+			--threads "$(torch_threads "$peer" "$batch")" ;;
 		esac
 		row=$(tail -1 "$one")
 		if [ -n "$row" ]; then # system,model,rule,batch,first_step_s,step_s,...
@@ -140,7 +147,7 @@ for c in "${CONFIGS[@]}"; do
 	peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps" --threads 1
 	[ "$(nproc)" -gt 1 ] && peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps" --threads "$(nproc)"
 	if [ -n "$PYJAX" ] && [ -x "$PYJAX" ] && [ "$PAIR_ROUNDS" -gt 0 ]; then
-		say "$name batch $batch: $PAIR_ROUNDS paired rounds of nowt's BP and JAX"
+		say "$name batch $batch: $PAIR_ROUNDS paired rounds of nowt's BP, JAX and PyTorch"
 		for round in $(seq 1 "$PAIR_ROUNDS"); do paired_round "$name" "$flags" "$peer" "$batch" "${pairsteps:-$steps}" "$round"; done
 	fi
 done
