@@ -65,10 +65,12 @@ fi
 
 # name | nowt flags | peer model | batch | timed steps (per round for nowt's xla:cpu rules) | pure-Go rules and steps
 # [| timed steps of each system in a paired round, if not the same: the MLPs' 1.5 s, against the machine's slow
-# phases of a second or more (perf-analysis.md §16: 200 steps of 1 ms read 1.0-1.3 ms in one)]
+# phases of a second or more (perf-analysis.md §16: 200 steps of 1 ms read 1.0-1.3 ms in one)]. The MLPs' rules
+# are timed over about 1 s a round too (at 200 and 100 steps, the run at 7bd420d read BP against itself at 0.59-1.09
+# on the small MLP, and every rule's range as wide; perf-analysis.md §17).
 CONFIGS=(
-	"mlp500|-model mlp -hidden 500 -activation relu -dataset mnist|mlp500|128|200|bp,fa,ss,wm,kp:10|1500"
-	"mlp1000|-model mlp -hidden 1000,1000 -activation relu -dataset mnist|mlp1000|128|100|bp,fa,ss,wm,kp:5|300"
+	"mlp500|-model mlp -hidden 500 -activation relu -dataset mnist|mlp500|128|1000|bp,fa,ss,wm,kp:10|1500"
+	"mlp1000|-model mlp -hidden 1000,1000 -activation relu -dataset mnist|mlp1000|128|250|bp,fa,ss,wm,kp:5|300"
 	"resnet20|-model resnet20 -dataset synthetic -data examples=256,size=32,channels=3,classes=10|resnet20|64|12|bp:2"
 	"resnet20|-model resnet20 -dataset synthetic -data examples=256,size=32,channels=3,classes=10|resnet20|128|8|bp:2"
 	"resnet18|-model resnet18 -dataset synthetic -data examples=16,size=224,channels=3,classes=1000 -image-size 224|resnet18|8|6|bp:2"

@@ -11,12 +11,10 @@ import (
 	"strings"
 
 	"github.com/gomlx/gomlx/backends"
-	"github.com/gomlx/gomlx/pkg/core/distributed"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
-	"github.com/gomlx/gomlx/pkg/ml/datasets"
 	"github.com/gomlx/gomlx/pkg/ml/train"
 	"github.com/gomlx/gomlx/pkg/ml/train/metrics"
 	"github.com/gomlx/gomlx/ui/commandline"
@@ -35,7 +33,8 @@ type run struct {
 	sharedBackend bool // backend belongs to the caller of setupOn: close leaves it
 	ctx           *context.Context
 	trainDS       *input.Dataset
-	prefetch      *devicePrefetch // the training batches moved to the device ahead, when trainingBatches made it
+	prefetch      *devicePrefetch     // the training batches moved to the device ahead, when trainingBatches made it
+	distributed   *distributedBatches // the global batches of data parallelism, when trainingBatches made them
 	testDS        *input.Dataset
 	evalBatch     int // the size to which evaluation pads a shorter batch (paddedBatches): the test set's batch size
 	classes       int
@@ -361,6 +360,10 @@ func (r *run) close() {
 		r.prefetch.stop() // before the source closes: no batch is then being taken from it
 		r.prefetch = nil
 	}
+	if r.distributed != nil {
+		r.distributed.stop() // likewise, and no shard is then being moved onto a device the backend frees below
+		r.distributed = nil
+	}
 	if r.trainDS != nil {
 		r.trainDS.Close()
 	}
@@ -582,7 +585,8 @@ func (r *run) devices() int {
 // moved to the device a batch ahead on XLA where the dataset hands its batches over (devicePrefetch: the transfer
 // runs while the step before runs; r.close stops it); with data parallelism, GoMLX's distributed accumulator, which gathers as many consecutive per-device batches
 // as there are devices into one global batch sharded along its batch axis (the same examples, in the same
-// order, as the global batch of a one-device run) and prefetches it onto the devices.
+// order, as the global batch of a one-device run) and prefetches it onto the devices (distributedBatches; r.close
+// stops it too).
 func (r *run) trainingBatches() (train.Dataset, error) {
 	looper := epochLooper{Dataset: r.trainDS}
 	if r.dp == nil {
@@ -598,11 +602,14 @@ func (r *run) trainingBatches() (train.Dataset, error) {
 		r.prefetch = newDevicePrefetch(r.backend, looper)
 		return r.prefetch, nil
 	}
-	specs := []*distributed.ShardingSpec{r.dp.BatchSharding}
-	ds, err := datasets.NewDistributedAccumulator(r.backend, looper, r.dp.Strategy, specs, specs, r.dp.DeviceAssignment)
+	if r.distributed != nil {
+		r.distributed.stop()
+	}
+	ds, err := newDistributedBatches(r.backend, looper, r.dp)
 	if err != nil {
 		return nil, fmt.Errorf("splitting training batches over %d devices: %w", r.devices(), err)
 	}
+	r.distributed = ds
 	return ds, nil
 }
 
