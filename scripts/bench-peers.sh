@@ -14,12 +14,13 @@
 # between minutes on a shared machine, so each model also gets PAIR_ROUNDS (default 3) paired rounds: nowt's BP,
 # JAX's step (on nowt's plugin, fed a device batch and a host batch, and on jaxlib's XLA) and PyTorch's (at its
 # faster thread count in the table's rows) one right after the other, the order reversed every other round
-# (pairs.csv: model,batch,round,system,step_s). The page reads the goals from the ratios within each round. nowt's rules are compared with its BP the same way, inside one process: `nowt bench
-# -rounds XLA_ROUNDS` (default 4: an even count gives every rule the same mean place in the order) keeps every rule
-# set up and times each in turn, round after round, and gives each rule's ratio to BP as the median of the rounds'
-# ratios, with their range (rows.csv: ratio_to_bp, ratio_min, ratio_max, rounds). With `-control` BP is timed a
-# second time in the same rounds (row bp-again): its ratio to BP is the machine's noise, what a rule's ratio has to
-# exceed before it says anything.
+# (pairs.csv: model,batch,round,system,step_s). The page reads the goals from the ratios within each round.
+# nowt's rules are compared with its BP the same way, inside one process: `nowt bench -rounds XLA_ROUNDS`
+# (default 4: an even count gives every rule the same mean place in the order) keeps every rule set up and times
+# each in turn, round after round, and gives each rule's ratio to BP as the median of the rounds' ratios, with
+# their range (rows.csv: ratio_to_bp, ratio_min, ratio_max, rounds). With `-control` BP is timed a second time in
+# the same rounds (row bp-again): its ratio to BP is the machine's noise, what a rule's ratio has to exceed before
+# it says anything.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -66,8 +67,8 @@ fi
 # name | nowt flags | peer model | batch | timed steps (per round for nowt's xla:cpu rules) | pure-Go rules and steps
 # [| timed steps of each system in a paired round, if not the same: the MLPs' 1.5 s, against the machine's slow
 # phases of a second or more (perf-analysis.md §16: 200 steps of 1 ms read 1.0-1.3 ms in one)]. The MLPs' rules
-# are timed over about 1 s a round too (at 200 and 100 steps, the run at 7bd420d read BP against itself at 0.59-1.09
-# on the small MLP, and every rule's range as wide; perf-analysis.md §17).
+# are timed over about 1 s a round too (BP against itself on the small MLP read 0.59-1.09 at 200 steps in the run
+# at 7bd420d, 0.84-1.02 at these counts at 594cab9; perf-analysis.md §17).
 CONFIGS=(
 	"mlp500|-model mlp -hidden 500 -activation relu -dataset mnist|mlp500|128|1000|bp,fa,ss,wm,kp:10|1500"
 	"mlp1000|-model mlp -hidden 1000,1000 -activation relu -dataset mnist|mlp1000|128|250|bp,fa,ss,wm,kp:5|300"

@@ -210,8 +210,8 @@ def main():
           "fa, ss, kp, usf, frsf, brsf ≤ 1.1× bp; dfa ≤ 1.2× bp; wm ≤ 1.1× bp on ResNets; where nowt-xla's BP "
           "has two rows measured one after the other (runs before `nowt bench -rounds`), its step is their mean; "
           "where paired rounds ran, nowt's ratios to JAX and PyTorch are theirs, and a rule's ratio to bp with a "
-          "range is the median of its rounds: steps measured a minute apart drift by more than the goal's margin; bp-again ÷ bp "
-          "is BP timed twice in those rounds, the noise of that run) |")
+          "range is the median of its rounds: steps measured a minute apart drift by more than the goal's margin; "
+          "bp-again ÷ bp is BP timed twice in those rounds, the noise of that run) |")
         w("|---|---:|---|")
         out.extend(summary)
     w("")
