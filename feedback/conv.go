@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/gomlx/gomlx/backends"
-	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -237,9 +236,7 @@ func channelsFirstByProducts(x *Node) *Node {
 		b--
 	}
 	blocks := c / b
-	g := x.Graph()
-	square := shapes.Make(dtypes.Int32, b, b)
-	identity := ConvertDType(Equal(Iota(g, square, 0), Iota(g, square, 1)), x.DType())
+	identity := ConvertDType(Diagonal(x.Graph(), b), x.DType())
 	regrouped := TransposeAllDims(Reshape(x, n, h, w, blocks, b), 3, 1, 2, 0, 4) // [blocks, h, w, n, b]
 	regrouped = Reshape(regrouped, blocks, h*w*n, b)
 	turned := DotGeneral(BroadcastPrefix(identity, blocks), []int{2}, []int{0}, regrouped, []int{2}, []int{0})

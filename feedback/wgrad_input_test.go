@@ -36,8 +36,8 @@ func TestWeightGradInputByProducts(t *testing.T) {
 		{1, 4, 48, 3, 2, 1, true},
 	}
 	for _, dtype := range []dtypes.DType{dtypes.Float32, dtypes.Float64} {
-		// One graph per dtype, every case side by side (a case's cost on XLA is its compilation).
-		var xs, deltas []*tensors.Tensor
+		// One graph per dtype, every case side by side (a case's cost on XLA is its compilation); the inputs are
+		// float64 and converted in the graph, the gradients converted back.
 		var refs [][]float64
 		var args []any
 		for i, tc := range cases {
@@ -46,24 +46,23 @@ func TestWeightGradInputByProducts(t *testing.T) {
 			x := testutil.RandomSlice(rng, tc.n*tc.h*tc.h*tc.c)
 			delta := testutil.RandomSlice(rng, tc.n*ref.outH*ref.outW*tc.co)
 			refs = append(refs, ref.weightGrad(x, delta))
-			xs = append(xs, tensorOf(dtype, x, tc.n, tc.h, tc.h, tc.c))
-			deltas = append(deltas, tensorOf(dtype, delta, tc.n, ref.outH, ref.outW, tc.co))
-			args = append(args, xs[i], deltas[i])
+			args = append(args, tensors.FromFlatDataAndDimensions(x, tc.n, tc.h, tc.h, tc.c),
+				tensors.FromFlatDataAndDimensions(delta, tc.n, ref.outH, ref.outW, tc.co))
 		}
 		outs := MustExecOnceN(backend, func(inputs []*Node) []*Node {
 			var results []*Node
 			for i, tc := range cases {
-				x, delta := inputs[2*i], inputs[2*i+1]
+				x, delta := ConvertDType(inputs[2*i], dtype), ConvertDType(inputs[2*i+1], dtype)
 				geom := newConvGeometry(x.Shape(), tc.kernel, tc.kernel, tc.stride, tc.same)
 				results = append(results,
-					nativeConvOp{geom: geom}.weightGrad(x, delta),
-					nativeConvOp{geom: geom, inputByProducts: true}.weightGrad(x, delta))
+					ConvertDType(nativeConvOp{geom: geom}.weightGrad(x, delta), dtypes.Float64),
+					ConvertDType(nativeConvOp{geom: geom, inputByProducts: true}.weightGrad(x, delta), dtypes.Float64))
 			}
 			return results
 		}, args...)
 		for i, tc := range cases {
 			t.Run(fmt.Sprintf("%s/c%d-co%d-k%d-s%d-same=%v", dtype, tc.c, tc.co, tc.kernel, tc.stride, tc.same), func(t *testing.T) {
-				byTranspose, byProducts := flatFloat64(outs[2*i]), flatFloat64(outs[2*i+1])
+				byTranspose, byProducts := testutil.Flat64(t, outs[2*i]), testutil.Flat64(t, outs[2*i+1])
 				require.Equal(t, []int{tc.kernel, tc.kernel, tc.c, tc.co}, outs[2*i+1].Shape().Dimensions)
 				require.Equal(t, byTranspose, byProducts, "the weight gradient laid out by products differs from the transposed one")
 				tolerance := 1e-12
@@ -103,20 +102,4 @@ func TestWeightGradInputChoice(t *testing.T) {
 	defer g.Finalize()
 	require.PanicsWithError(t, `feedback_conv_wgrad_input="Products" is not valid: must be one of auto, transpose, products`,
 		func() { weightGradInputByProducts(ctx, g) })
-}
-
-// tensorOf is values as a tensor of dtype (float32 or float64) and the given dimensions.
-func tensorOf(dtype dtypes.DType, values []float64, dims ...int) *tensors.Tensor {
-	if dtype == dtypes.Float64 {
-		return tensors.FromFlatDataAndDimensions(values, dims...)
-	}
-	return tensors.FromFlatDataAndDimensions(toF32(values), dims...)
-}
-
-// flatFloat64 is a float32 or float64 tensor's values as float64.
-func flatFloat64(t *tensors.Tensor) []float64 {
-	if t.DType() == dtypes.Float64 {
-		return tensors.MustCopyFlatData[float64](t)
-	}
-	return toF64(t)
 }
