@@ -191,7 +191,7 @@ func mustParam[T any](v T, err error) T {
 
 // choices are the values each of the layers' implementation parameters takes, "auto" (its default) first.
 var choices = map[string][]string{
-	ParamPoolImpl: {"auto", "native", "gather"},
+	ParamPoolImpl: {"auto", "native", "gather", "taps"},
 	ParamBNSums:   {"auto", "dot", "reduce"},
 }
 

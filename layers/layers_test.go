@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"testing"
 
+	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
@@ -116,51 +117,107 @@ func toF64(s []float32) []float64 {
 	return out
 }
 
-// TestMaxPool2D: the gather max-pool (the pure-Go backend's) equals the backend's MaxPool in the forward pass
-// and its gradient matches central finite differences.
+// TestMaxPool2D: every max-pool implementation the backend runs (gather everywhere; native and taps where the
+// backend has their operations) gives the same output and routes the gradient to the same element of each
+// window, the first maximum, also where a window's values tie (half of x is zeros, as after a ReLU); the gather
+// form's gradient matches central finite differences.
 func TestMaxPool2D(t *testing.T) {
 	backend := testutil.Backend(t)
+	ops := backend.Capabilities().Operations
+	impls := []string{"gather"}
+	if ops[backends.OpTypeSelectAndScatterMax] {
+		impls = append(impls, "native")
+	}
+	if ops[backends.OpTypePad] {
+		impls = append(impls, "taps")
+	}
 	rng := rand.New(rand.NewSource(2))
-	for _, tc := range []struct{ h, w, k, s, p int }{{7, 6, 3, 2, 1}, {8, 8, 3, 2, 1}, {6, 6, 2, 2, 0}} {
-		t.Run(fmt.Sprint(tc), func(t *testing.T) {
-			dims := []int{2, tc.h, tc.w, 3}
-			x := tensors.FromFlatDataAndDimensions(testutil.RandomSlice(rng, 2*tc.h*tc.w*3), dims...)
-			pool := func(impl string) *tensors.Tensor {
-				ctx := context.New()
-				ctx.SetParam(ParamPoolImpl, impl)
-				return context.MustExecOnce(backend, ctx, func(ctx *context.Context, x *Node) *Node {
-					return MaxPool2D(ctx, x, tc.k, tc.s, tc.p)
-				}, x)
-			}
-			gathered, native := pool("gather"), pool("native")
-			require.Equal(t, native.Shape(), gathered.Shape())
-			require.Equal(t, testutil.Flat64(t, native), testutil.Flat64(t, gathered))
-
-			// Gradient along a random direction u of x, for loss = Σ r·pool(x).
-			ctx := context.New()
-			ctx.SetParam(ParamPoolImpl, "gather")
-			r := tensors.FromFlatDataAndDimensions(testutil.RandomSlice(rng, gathered.Shape().Size()), gathered.Shape().Dimensions...)
-			loss := func(ctx *context.Context, x, r *Node) *Node {
-				return ReduceAllSum(Mul(MaxPool2D(ctx, x, tc.k, tc.s, tc.p), r))
-			}
-			grad := context.MustExecOnce(backend, ctx, func(ctx *context.Context, x, r *Node) *Node {
-				return Gradient(loss(ctx, x, r), x)[0]
-			}, x, r)
-			u := testutil.RandomSlice(rng, x.Shape().Size())
-			var analytic float64
-			for i, g := range testutil.Flat64(t, grad) {
-				analytic += g * u[i]
-			}
-			at := func(eps float64) float64 {
-				xv := testutil.Flat64(t, x)
-				for i := range xv {
-					xv[i] += eps * u[i]
+	for _, tc := range []struct{ h, w, k, s, p int }{
+		{7, 6, 3, 2, 1}, {8, 8, 3, 2, 1}, {6, 6, 2, 2, 0}, {5, 6, 3, 1, 1}, {7, 8, 2, 3, 0}, {9, 9, 3, 3, 1},
+	} {
+		for _, ties := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/ties=%v", tc, ties), func(t *testing.T) {
+				dims := []int{2, tc.h, tc.w, 3}
+				values := testutil.RandomSlice(rng, 2*tc.h*tc.w*3)
+				if ties {
+					for i := range values {
+						values[i] = max(values[i], 0)
+					}
 				}
-				return testutil.Flat64(t, context.MustExecOnce(backend, ctx, loss, tensors.FromFlatDataAndDimensions(xv, dims...), r))[0]
-			}
-			const eps = 1e-6
-			require.InDelta(t, (at(eps)-at(-eps))/(2*eps), analytic, 1e-6)
-		})
+				x := tensors.FromFlatDataAndDimensions(values, dims...)
+				oh, ow := (tc.h+2*tc.p-tc.k)/tc.s+1, (tc.w+2*tc.p-tc.k)/tc.s+1
+				r := tensors.FromFlatDataAndDimensions(testutil.RandomSlice(rng, 2*oh*ow*3), 2, oh, ow, 3)
+				loss := func(ctx *context.Context, x, r *Node) *Node {
+					return ReduceAllSum(Mul(MaxPool2D(ctx, x, tc.k, tc.s, tc.p), r))
+				}
+				run := func(impl string) (pooled, grad []float64) {
+					ctx := context.New()
+					ctx.SetParam(ParamPoolImpl, impl)
+					outs := context.MustExecOnceN(backend, ctx, func(ctx *context.Context, x, r *Node) []*Node {
+						pooled := MaxPool2D(ctx, x, tc.k, tc.s, tc.p)
+						outs := []*Node{pooled}
+						if impl != "native" || ops[backends.OpTypeSelectAndScatterMax] {
+							outs = append(outs, Gradient(ReduceAllSum(Mul(pooled, r)), x)[0])
+						}
+						return outs
+					}, x, r)
+					require.Equal(t, []int{2, oh, ow, 3}, outs[0].Shape().Dimensions, impl)
+					return testutil.Flat64(t, outs[0]), testutil.Flat64(t, outs[1])
+				}
+				wantPooled, wantGrad := run("gather")
+				for _, impl := range impls[1:] {
+					pooled, grad := run(impl)
+					require.Equal(t, wantPooled, pooled, "%s against gather: output", impl)
+					// The same elements receive the same δs; a position in two windows may sum them in another order.
+					require.InDeltaSlice(t, wantGrad, grad, 1e-12, "%s against gather: gradient", impl)
+				}
+
+				// Gradient along a random direction u of x, for loss = Σ r·pool(x).
+				if ties {
+					return // a tie is where the loss has no derivative
+				}
+				ctx := context.New()
+				ctx.SetParam(ParamPoolImpl, "gather")
+				u := testutil.RandomSlice(rng, x.Shape().Size())
+				var analytic float64
+				for i, g := range wantGrad {
+					analytic += g * u[i]
+				}
+				at := func(eps float64) float64 {
+					xv := testutil.Flat64(t, x)
+					for i := range xv {
+						xv[i] += eps * u[i]
+					}
+					return testutil.Flat64(t, context.MustExecOnce(backend, ctx, loss, tensors.FromFlatDataAndDimensions(xv, dims...), r))[0]
+				}
+				const eps = 1e-6
+				require.InDelta(t, (at(eps)-at(-eps))/(2*eps), analytic, 1e-6)
+			})
+		}
+	}
+}
+
+// TestMaxPoolImplChoice: auto picks taps on XLA's CPU plugin, native where the backend differentiates MaxPool,
+// else gather; a choice the backend cannot run names the setting.
+func TestMaxPoolImplChoice(t *testing.T) {
+	backend := testutil.Backend(t)
+	g := NewGraph(backend, "choice")
+	ops := backend.Capabilities().Operations
+	want := "gather"
+	switch {
+	case xla.IsCPU(backend):
+		want = "taps"
+	case ops[backends.OpTypeSelectAndScatterMax]:
+		want = "native"
+	}
+	ctx := context.New()
+	require.Equal(t, want, maxPoolImpl(ctx, g))
+	ctx.SetParam(ParamPoolImpl, "gather")
+	require.Equal(t, "gather", maxPoolImpl(ctx, g))
+	if !ops[backends.OpTypePad] {
+		ctx.SetParam(ParamPoolImpl, "taps")
+		require.PanicsWithValue(t, "layers: -set pool_impl=taps needs operations the "+backend.Name()+
+			" backend lacks: use auto or gather", func() { maxPoolImpl(ctx, g) })
 	}
 }
 
@@ -272,8 +329,8 @@ func TestCheckParams(t *testing.T) {
 	}{
 		{ParamBNSums, "dot", "", ""}, {ParamBNSums, "reduce", "", ""}, {ParamBNSums, "auto", "", ""},
 		{ParamBNSums, "sum", "", `-set bn_sums="sum" is not valid: use auto, dot, reduce`},
-		{ParamPoolImpl, "gather", "", ""}, {ParamPoolImpl, "fast", "", `-set pool_impl="fast" is not valid: use auto, native, gather`},
-		{ParamPoolImpl, 1, "", `-set pool_impl=1 is a number: want a string, as its default "auto" (use auto, native, gather)`},
+		{ParamPoolImpl, "gather", "", ""}, {ParamPoolImpl, "fast", "", `-set pool_impl="fast" is not valid: use auto, native, gather, taps`},
+		{ParamPoolImpl, 1, "", `-set pool_impl=1 is a number: want a string, as its default "auto" (use auto, native, gather, taps)`},
 		{ParamBNMomentum, 0.99, "", ""}, {ParamBNMomentum, 0, "", ""}, {ParamBNMomentum, 1, "", ""},
 		{ParamBNMomentum, 1.5, "", "-set bn_momentum=1.5 is not valid: want a number in [0, 1]"},
 		{ParamBNMomentum, -0.1, "", "-set bn_momentum=-0.1 is not valid"},

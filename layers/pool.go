@@ -8,16 +8,19 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/nowt-ml/nowt/xla"
 )
 
 // MaxPool2D max-pools channels-last images x [N, H, W, C] over window×window windows with the given stride and
 // symmetric zero-based padding `padding` on each side (PyTorch's MaxPool2d(window, stride, padding): padded
 // positions never win). The output is [N, (H+2p−window)/stride+1, (W+2p−window)/stride+1, C].
 //
-// The implementation is chosen in one place, [useNativeMaxPool]: the backend's MaxPool where the backend can
-// differentiate it (it needs the SelectAndScatterMax op, which the pure-Go backend lacks), else a gather of the
-// windows over a constant index table followed by a selection of each window's first maximum; both are exact
-// and route the gradient to one element per window. [ParamPoolImpl] overrides the choice.
+// The implementation is chosen in one place, [maxPoolImpl]: on XLA's CPU plugin the window's taps as strided
+// slices with the backward written as selects and shifted sums (maxPoolTaps: the plugin's own MaxPool gradient is
+// 6× slower); elsewhere the backend's MaxPool where the backend can differentiate it (it needs the
+// SelectAndScatterMax op, which the pure-Go backend lacks), else a gather of the windows over a constant index
+// table followed by a selection of each window's first maximum. All three are exact and route the gradient to
+// one element per window, the first maximum. [ParamPoolImpl] overrides the choice.
 func MaxPool2D(ctx *context.Context, x *Node, window, stride, padding int) *Node {
 	if x.Rank() != 4 {
 		panic(fmt.Sprintf("layers.MaxPool2D: input must be [batch, height, width, channels], got %s", x.Shape()))
@@ -30,7 +33,8 @@ func MaxPool2D(ctx *context.Context, x *Node, window, stride, padding int) *Node
 		// the bfloat16 −∞ that GoMLX's native max-pool starts its reduction from.
 		return ConvertDType(MaxPool2D(ctx, ConvertDType(x, master), window, stride, padding), x.DType())
 	}
-	if useNativeMaxPool(ctx, x.Graph()) {
+	impl := maxPoolImpl(ctx, x.Graph())
+	if impl == "native" {
 		return MaxPool(x).Window(window).Strides(stride).
 			PaddingPerDim([][2]int{{padding, padding}, {padding, padding}}).Done()
 	}
@@ -39,6 +43,9 @@ func MaxPool2D(ctx *context.Context, x *Node, window, stride, padding int) *Node
 	c := x.Shape().Dim(3)
 	if geom.OutH < 1 || geom.OutW < 1 {
 		panic(&InputTooSmallError{Layer: "layers.MaxPool2D", Input: x.Shape(), Kind: "window", Height: window, Width: window})
+	}
+	if impl == "taps" {
+		return maxPoolTaps(x, geom)
 	}
 	// Windows [n·outH·outW, k·k, C]; padded taps read an extra row filled with the dtype's lowest finite value.
 	fill := Scalar(x.Graph(), x.DType(), lowestFinite(x.DType()))
@@ -52,25 +59,31 @@ func MaxPool2D(ctx *context.Context, x *Node, window, stride, padding int) *Node
 	return Reshape(pooled, geom.N, geom.OutH, geom.OutW, c)
 }
 
-// ParamPoolImpl selects how [MaxPool2D] runs: "auto" (the backend's MaxPool where it can be differentiated,
-// else gather), "native" or "gather". Default: "auto".
+// ParamPoolImpl selects how [MaxPool2D] runs: "auto" (taps on XLA's CPU plugin, else the backend's MaxPool
+// where it can be differentiated, else gather), "native", "gather" or "taps". Default: "auto".
 const ParamPoolImpl = "pool_impl"
 
-// useNativeMaxPool decides, in one place, whether max-pooling uses the backend's MaxPool.
-func useNativeMaxPool(ctx *context.Context, g *Graph) bool {
+// maxPoolImpl decides, in one place, how max-pooling runs: "native", "gather" or "taps". A choice the backend
+// cannot run panics with the setting to change.
+func maxPoolImpl(ctx *context.Context, g *Graph) string {
 	impl, err := choice(ctx, ParamPoolImpl)
 	if err != nil {
 		panic(fmt.Sprintf("layers: %v", err))
 	}
-	switch impl {
-	case "native":
-		return true
-	case "gather":
-		return false
-	default: // auto
-		ops := g.Backend().Capabilities().Operations
-		return ops[backends.OpTypeSelectAndScatterMax] && ops[backends.OpTypeReduceWindow]
+	ops := g.Backend().Capabilities().Operations
+	native := ops[backends.OpTypeSelectAndScatterMax] && ops[backends.OpTypeReduceWindow]
+	switch {
+	case impl == "auto" && xla.IsCPU(g.Backend()):
+		return "taps"
+	case impl == "auto" && native:
+		return "native"
+	case impl == "auto":
+		return "gather"
+	case impl == "native" && !native, impl == "taps" && !ops[backends.OpTypePad]:
+		panic(fmt.Sprintf("layers: -set %s=%s needs operations the %s backend lacks: use auto or gather",
+			ParamPoolImpl, impl, g.Backend().Name()))
 	}
+	return impl
 }
 
 // GlobalAvgPool averages x [N, H, W, C] over its spatial axes, giving [N, C].

@@ -36,8 +36,8 @@ func Settings() []Setting {
 		{Name: ParamBNEpsilon, Default: defaultBNEpsilon, Valid: "(0, ∞)", Doc: "batch norm: added to the variance"},
 		{Name: ParamBNSums, Default: "auto", Valid: "auto|dot|reduce",
 			Doc: "batch norm: per-channel sums as products with ones or as reductions (auto: products on XLA's CPU backend for large channels)"},
-		{Name: ParamPoolImpl, Default: "auto", Valid: "auto|native|gather", ModelWide: true,
-			Doc: "max-pooling: the backend's MaxPool, or a gather over a constant index table (auto: native where it can be differentiated)"},
+		{Name: ParamPoolImpl, Default: "auto", Valid: "auto|native|gather|taps", ModelWide: true,
+			Doc: "max-pooling: the backend's MaxPool, a gather over a constant index table, or the window's taps as strided slices (auto: taps on XLA's CPU plugin, else native where it can be differentiated)"},
 	}
 	slices.SortFunc(settings, func(a, b Setting) int { return strings.Compare(a.Name, b.Name) })
 	return settings
