@@ -82,7 +82,7 @@ func (b *Conv2DBuilder) Done() *Node {
 	rule, lg := newLayerWeights(b.ctx, KindConv, kernelShape, b.init, x.Graph())
 	var op linearOp
 	if useNativeConv(b.ctx, x.Graph()) {
-		op = nativeConvOp{geom: geom, inputByProducts: weightGradInputByProducts(b.ctx, x.Graph())}
+		op = nativeConvOp{geom: geom, inputByProducts: weightGradInputByProducts(b.ctx, x.Graph(), geom.inC)}
 	} else {
 		op = newPatchConvOp(geom, b.outChannels)
 	}
@@ -111,16 +111,19 @@ func useNativeConv(ctx *context.Context, g *Graph) bool {
 }
 
 // weightGradInputByProducts decides, per ParamConvWeightGradInput, whether the native weight gradient lays its
-// input out with identity products (channelsFirstByProducts): "auto" does on XLA's CPU plugin, whose transposes
-// are the slow part of that gradient (perf-analysis §17); other engines lay out tensors their own way.
-func weightGradInputByProducts(ctx *context.Context, g *Graph) bool {
+// input of inC channels out with identity products (channelsFirstByProducts): "auto" does on XLA's CPU plugin,
+// whose transposes are the slow part of that gradient (perf-analysis §17), where the channels come in blocks of
+// at least minProductBlock; other engines lay out tensors their own way. (An image's 3 channels make products
+// of 3×3 blocks, which the plugin runs slower than the transpose: ResNet-18's stem weight gradient 22 against
+// 13 ms.)
+func weightGradInputByProducts(ctx *context.Context, g *Graph, inC int) bool {
 	switch v := settingValue[string](ctx, ParamConvWeightGradInput); v {
 	case "products":
 		return true
 	case "transpose":
 		return false
 	case "auto":
-		return xla.IsCPU(g.Backend())
+		return xla.IsCPU(g.Backend()) && productBlock(inC) >= minProductBlock
 	default: // settingValue has checked the value against the setting's choices
 		panic(fmt.Sprintf("feedback: %s=%q is not handled", ParamConvWeightGradInput, v))
 	}
@@ -215,7 +218,21 @@ func (op nativeConvOp) weightGrad(x, delta *Node) *Node {
 
 // maxProductBlock is the most channels channelsFirstByProducts turns with one identity: 16 float32 values are one
 // 64-byte cache line, so its regrouping moves x in whole lines, and the products cost 2·16 flops a value.
-const maxProductBlock = 16
+// minProductBlock is the least for which "auto" chooses it.
+const (
+	maxProductBlock = 16
+	minProductBlock = 8
+)
+
+// productBlock is the channels channelsFirstByProducts turns with one identity: the largest divisor of c up to
+// maxProductBlock.
+func productBlock(c int) int {
+	b := min(c, maxProductBlock)
+	for c%b != 0 {
+		b--
+	}
+	return b
+}
 
 // channelsFirstByProducts returns x [n, h, w, c] laid out as [c, h, w, n], the layout XLA's CPU backend gives
 // the weight gradient's convolution (its batch is c, its features the examples), built from products with an
@@ -231,10 +248,7 @@ const maxProductBlock = 16
 // have made non-finite anyway.
 func channelsFirstByProducts(x *Node) *Node {
 	n, h, w, c := x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2), x.Shape().Dim(3)
-	b := min(c, maxProductBlock)
-	for c%b != 0 {
-		b--
-	}
+	b := productBlock(c)
 	blocks := c / b
 	identity := ConvertDType(Diagonal(x.Graph(), b), x.DType())
 	regrouped := TransposeAllDims(Reshape(x, n, h, w, blocks, b), 3, 1, 2, 0, 4) // [blocks, h, w, n, b]

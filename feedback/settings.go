@@ -122,7 +122,7 @@ var layerSettings = []Setting{
 	{Name: ParamConvImpl, Default: "auto", Choices: []string{"auto", "native", "patches"},
 		Doc: "how convolutions run: the backend's native convolution, patches×matmul, or auto (native on XLA)"},
 	{Name: ParamConvWeightGradInput, Default: "auto", Choices: []string{"auto", "transpose", "products"},
-		Doc: "native convolutions: how the weight gradient lays out the layer's input, by the compiler's transpose or by identity products (auto: products on XLA's CPU plugin, where they are faster)"},
+		Doc: "native convolutions: how the weight gradient lays out the layer's input, by the compiler's transpose or by identity products (auto: products on XLA's CPU plugin, where they are faster, for channels in blocks of 8 or more)"},
 }
 
 // AllSettings lists every setting: the layers' and every registered rule's, once each (rules may share one),

@@ -78,22 +78,29 @@ func TestWeightGradInputByProducts(t *testing.T) {
 }
 
 // TestWeightGradInputChoice: "auto" lays the weight gradient's input out by products on XLA's CPU plugin only,
-// "transpose" and "products" say which, and any other value panics with an error naming the setting and its
-// choices.
+// and only where its channels come in blocks of 8 or more (not an image's 3, nor a prime 17), "transpose" and
+// "products" say which, and any other value panics with an error naming the setting and its choices.
 func TestWeightGradInputChoice(t *testing.T) {
 	backend := testutil.Backend(t)
 	for _, tc := range []struct {
-		value string
-		want  bool
+		value    string
+		channels int
+		want     bool
 	}{
-		{"auto", xla.IsCPU(backend)},
-		{"transpose", false},
-		{"products", true},
+		{"auto", 16, xla.IsCPU(backend)},
+		{"auto", 64, xla.IsCPU(backend)},
+		{"auto", 24, xla.IsCPU(backend)},
+		{"auto", 3, false},
+		{"auto", 17, false},
+		{"transpose", 16, false},
+		{"products", 16, true},
+		{"products", 3, true},
 	} {
 		ctx := context.New()
 		ctx.SetParam(ParamConvWeightGradInput, tc.value)
 		g := NewGraph(backend, "choice")
-		require.Equal(t, tc.want, weightGradInputByProducts(ctx, g), "%s=%q", ParamConvWeightGradInput, tc.value)
+		require.Equal(t, tc.want, weightGradInputByProducts(ctx, g, tc.channels), "%s=%q, %d channels",
+			ParamConvWeightGradInput, tc.value, tc.channels)
 		g.Finalize()
 	}
 	ctx := context.New()
@@ -101,5 +108,5 @@ func TestWeightGradInputChoice(t *testing.T) {
 	g := NewGraph(backend, "choice")
 	defer g.Finalize()
 	require.PanicsWithError(t, `feedback_conv_wgrad_input="Products" is not valid: must be one of auto, transpose, products`,
-		func() { weightGradInputByProducts(ctx, g) })
+		func() { weightGradInputByProducts(ctx, g, 16) })
 }
