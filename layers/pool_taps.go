@@ -10,11 +10,11 @@ import (
 // lowest finite value: the forward is their maximum, and the backward routes each window's δ to its first
 // maximum (in row-major tap order, as XLA's select-and-scatter does), written as k² selects and s² shifted
 // sums — only loops XLA fuses. On XLA's CPU plugin the backend's MaxPool gradient (select-and-scatter) took
-// 65–75 ms for a ResNet-18 max-pool at batch 8 (8×112×112×64), this 11 ms (layers' BenchmarkMaxPool2D).
+// 65–75 ms for a ResNet-18 max-pool at batch 8 (8×112×112×64), this 11–15 ms (BenchmarkMaxPool2D).
 //
 // The backward reads which tap won from a tensor the forward writes ("winner", the tap's number as a value of
 // x's dtype, k² where no tap equals the maximum, as with a NaN). Left to itself, XLA's CPU compiler fuses the
-// comparisons that make it into every one of the backward's k² terms and recomputes them per element (23–27 ms
+// comparisons that make it into every one of the backward's k² terms and recomputes them per element (23–31 ms
 // in all), so winner is passed through an identity product (keptApart), which the compiler does not fuse.
 func maxPoolTaps(x *Node, geom Window) *Node {
 	g, dtype := x.Graph(), x.DType()
