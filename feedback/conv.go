@@ -81,7 +81,7 @@ func (b *Conv2DBuilder) Done() *Node {
 	kernelShape := shapes.Make(x.DType(), b.kernelH, b.kernelW, geom.inC, b.outChannels)
 	rule, lg := newLayerWeights(b.ctx, KindConv, kernelShape, b.init, x.Graph())
 	var op linearOp
-	if useNativeConv(b.ctx, x.Graph()) {
+	if useNativeConv(b.ctx, x.Graph(), geom) {
 		op = nativeConvOp{geom: geom, inputByProducts: weightGradInputByProducts(b.ctx, x.Graph(), geom.inC)}
 	} else {
 		op = newPatchConvOp(geom, b.outChannels)
@@ -93,21 +93,36 @@ func (b *Conv2DBuilder) Done() *Node {
 	return y
 }
 
-// useNativeConv decides, in one place, how convolutions run: the backend's native convolution on backends
-// with XLA's full op set (told by the Reverse op, which the pure-Go backend lacks), else patches × matmul,
-// which on the pure-Go backend is 7–10× faster than its native convolution (BenchmarkLayer, conv3x3 vs
-// conv3x3-native). Both are exact; ParamConvImpl overrides the choice.
-func useNativeConv(ctx *context.Context, g *Graph) bool {
+// useNativeConv decides, in one place, how a convolution of geometry geom runs: the backend's native
+// convolution on backends with XLA's full op set (told by the Reverse op, which the pure-Go backend lacks), else
+// patches × matmul, which on the pure-Go backend is 7–10× faster than its native convolution (BenchmarkLayer,
+// conv3x3 vs conv3x3-native). On XLA's CPU plugin a layer whose input or output is at most tinySide pixels on a
+// side takes patches too: the plugin runs a convolution that reads a 2×2 image at a few GFLOP/s (ResNet-18's
+// last stage on 64×64 images: 512 channels at 2×2, 46 ms a convolution against 1 as patches; the step 309 ms
+// against 74 at 72×72; BenchmarkConvParts' tiny geometries). Both are exact; ParamConvImpl overrides the choice.
+func useNativeConv(ctx *context.Context, g *Graph, geom convGeometry) bool {
 	switch impl := settingValue[string](ctx, ParamConvImpl); impl {
 	case "native":
 		return true
 	case "patches":
 		return false
 	case "auto", "":
-		return g.Backend().Capabilities().Operations[backends.OpTypeReverse]
+		if !g.Backend().Capabilities().Operations[backends.OpTypeReverse] {
+			return false
+		}
+		return !(xla.IsCPU(g.Backend()) && geom.tiny())
 	default:
 		panic(fmt.Sprintf("feedback: %s=%q is not valid: use auto, native or patches", ParamConvImpl, impl))
 	}
+}
+
+// tinySide is the largest image side, input's or output's, at which "auto" lowers a convolution on XLA's CPU
+// plugin to patches × matmul (useNativeConv).
+const tinySide = 2
+
+// tiny tells whether the convolution reads or writes an image at most tinySide pixels on a side.
+func (g convGeometry) tiny() bool {
+	return min(g.h, g.w, g.outH, g.outW) <= tinySide
 }
 
 // weightGradInputByProducts decides, per ParamConvWeightGradInput, whether the native weight gradient lays its

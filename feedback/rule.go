@@ -30,7 +30,8 @@ const (
 	ParamSSScale = "ss_scale"
 
 	// ParamConvImpl selects how Conv2D runs: "auto" (the backend's native convolution on XLA backends,
-	// patches×matmul on the pure-Go backend, where it is faster), "native" or "patches". Both run on every
+	// patches×matmul on the pure-Go backend, where it is faster, and on XLA's CPU plugin for a layer whose input
+	// or output image is 2×2 pixels or fewer), "native" or "patches". Both run on every
 	// backend and compute the same values. Default: "auto".
 	ParamConvImpl = "feedback_conv_impl"
 

@@ -120,7 +120,7 @@ var layerSettings = []Setting{
 	{Name: ParamInitScale, Flag: "init-scale", Default: 1.0, HasRange: true, Min: 0, MinExclusive: true, Max: math.Inf(1),
 		Doc: "scale of a stored B's initialisation relative to W's (rules that store B; brsf's magnitudes too)"},
 	{Name: ParamConvImpl, Default: "auto", Choices: []string{"auto", "native", "patches"},
-		Doc: "how convolutions run: the backend's native convolution, patches×matmul, or auto (native on XLA)"},
+		Doc: "how convolutions run: the backend's native convolution, patches×matmul, or auto (native on XLA, but patches on XLA's CPU plugin for images of 2×2 pixels or fewer)"},
 	{Name: ParamConvWeightGradInput, Default: "auto", Choices: []string{"auto", "transpose", "products"},
 		Doc: "native convolutions: how the weight gradient lays out the layer's input, by the compiler's transpose or by identity products (auto: products on XLA's CPU plugin, where they are faster, for channels in blocks of 8 or more)"},
 }
