@@ -63,8 +63,10 @@ func MaxPool2D(ctx *context.Context, x *Node, window, stride, padding int) *Node
 // where it can be differentiated, else gather), "native", "gather" or "taps". Default: "auto".
 const ParamPoolImpl = "pool_impl"
 
-// maxPoolImpl decides, in one place, how max-pooling runs: "native", "gather" or "taps". A choice the backend
-// cannot run panics with the setting to change.
+// maxPoolImpl decides, in one place, how max-pooling runs: "native", "gather" or "taps". Where the backend cannot
+// differentiate the native MaxPool (the pure-Go backend has no select-and-scatter), "native" runs as "gather",
+// which computes the same values: every run's variables are initialised on a pure-Go graph of its training step
+// (xla.InitializeOnHost), so a setting aimed at XLA is also built there.
 func maxPoolImpl(ctx *context.Context, g *Graph) string {
 	impl, err := choice(ctx, ParamPoolImpl)
 	if err != nil {
@@ -73,17 +75,17 @@ func maxPoolImpl(ctx *context.Context, g *Graph) string {
 	ops := g.Backend().Capabilities().Operations
 	native := ops[backends.OpTypeSelectAndScatterMax] && ops[backends.OpTypeReduceWindow]
 	switch {
-	case impl == "auto" && xla.IsCPU(g.Backend()):
-		return "taps"
-	case impl == "auto" && native:
-		return "native"
-	case impl == "auto":
+	case impl == "native" && !native:
 		return "gather"
-	case impl == "native" && !native, impl == "taps" && !ops[backends.OpTypePad]:
-		panic(fmt.Sprintf("layers: -set %s=%s needs operations the %s backend lacks: use auto or gather",
-			ParamPoolImpl, impl, g.Backend().Name()))
+	case impl != "auto":
+		return impl
+	case xla.IsCPU(g.Backend()):
+		return "taps"
+	case native:
+		return "native"
+	default:
+		return "gather"
 	}
-	return impl
 }
 
 // GlobalAvgPool averages x [N, H, W, C] over its spatial axes, giving [N, C].

@@ -1,6 +1,8 @@
 package layers
 
 import (
+	"slices"
+
 	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
@@ -22,8 +24,9 @@ func maxPoolTaps(x *Node, geom Window) *Node {
 	k, s := geom.KH, geom.Stride
 	xs := StopGradient(x) // the backward is written out below
 	lowest := Scalar(g, dtype, lowestFinite(dtype))
-	padded := Pad(xs, lowest, backends.PadAxis{}, backends.PadAxis{Start: geom.PadTop, End: geom.PadBottom},
-		backends.PadAxis{Start: geom.PadLeft, End: geom.PadRight}, backends.PadAxis{})
+	// StopGradient again on what autodiff would otherwise walk to reach xs: it marks the taps and their maximum
+	// as needing no gradient, so that no Slice gradient (a Pad, which the pure-Go backend lacks) is built.
+	padded := StopGradient(padAxis(padAxis(xs, lowest, 1, geom.PadTop, geom.PadBottom), lowest, 2, geom.PadLeft, geom.PadRight))
 	tap := func(node *Node, ty, tx int) *Node { // [N, OutH, OutW, C]: the tap (ty, tx) of every window
 		return Slice(node, AxisRange(), AxisRange(ty, ty+(geom.OutH-1)*s+1).Stride(s),
 			AxisRange(tx, tx+(geom.OutW-1)*s+1).Stride(s), AxisRange())
@@ -36,6 +39,7 @@ func maxPoolTaps(x *Node, geom Window) *Node {
 	for _, t := range taps[1:] {
 		y = Max(y, t)
 	}
+	y = StopGradient(y)
 	winner := Scalar(g, dtype, k*k)
 	for t := k*k - 1; t >= 0; t-- {
 		winner = Where(Equal(taps[t], y), Scalar(g, dtype, t), winner)
@@ -45,8 +49,13 @@ func maxPoolTaps(x *Node, geom Window) *Node {
 	var delta *Node
 	xh := IdentityWithCustomGradient(x, func(_, _ *Node) *Node { return routeToWinners(winner, delta, geom, c) })
 	// The path to x's custom gradient: 0 times one tap of x, elementwise with y (a reduction over x would read
-	// all of it once more).
-	y = Add(y, MulScalar(tap(xh, 0, 0), 0))
+	// all of it once more); where the backend has no Pad (the pure-Go one), for which autodiff would build the
+	// tap's own gradient before discarding it, the reduction.
+	if g.Backend().Capabilities().Operations[backends.OpTypePad] {
+		y = Add(y, MulScalar(tap(xh, 0, 0), 0))
+	} else {
+		y = Add(y, GradientPath(xh))
+	}
 	return IdentityWithCustomGradient(y, func(_, v *Node) *Node {
 		delta = v
 		return v
@@ -69,8 +78,7 @@ func routeToWinners(winner, delta *Node, geom Window, c int) *Node {
 		ty, tx := t/k, t%k
 		dy, dx := ty/s, tx/s
 		picked := Where(Equal(winner, Scalar(g, dtype, t)), delta, zeros)
-		picked = Pad(picked, zero, backends.PadAxis{}, backends.PadAxis{Start: dy, End: mh - dy - geom.OutH},
-			backends.PadAxis{Start: dx, End: mw - dx - geom.OutW}, backends.PadAxis{})
+		picked = padAxis(padAxis(picked, zero, 1, dy, mh-dy-geom.OutH), zero, 2, dx, mw-dx-geom.OutW)
 		if p := &phases[(ty%s)*s+tx%s]; *p == nil {
 			*p = picked
 		} else {
@@ -85,6 +93,28 @@ func routeToWinners(winner, delta *Node, geom Window, c int) *Node {
 	stacked := Reshape(Stack(phases, 0), s, s, geom.N, mh, mw, c)
 	grad := Reshape(TransposeAllDims(stacked, 2, 3, 0, 4, 1, 5), geom.N, mh*s, mw*s, c)
 	return Slice(grad, AxisRange(), AxisRange(geom.PadTop, geom.PadTop+geom.H), AxisRange(geom.PadLeft, geom.PadLeft+geom.W), AxisRange())
+}
+
+// padAxis adds before and after entries of value (a scalar) to x along axis, by concatenation: the pure-Go
+// backend has no Pad, and XLA fuses the concatenation as it would the pad.
+func padAxis(x, value *Node, axis, before, after int) *Node {
+	if before == 0 && after == 0 {
+		return x
+	}
+	parts := make([]*Node, 0, 3)
+	fill := func(n int) *Node {
+		dims := slices.Clone(x.Shape().Dimensions)
+		dims[axis] = n
+		return BroadcastToDims(value, dims...)
+	}
+	if before > 0 {
+		parts = append(parts, fill(before))
+	}
+	parts = append(parts, x)
+	if after > 0 {
+		parts = append(parts, fill(after))
+	}
+	return Concatenate(parts, axis)
 }
 
 // maxKeptApartBlock is the most channels keptApart multiplies by one identity (2·16 flops a value).

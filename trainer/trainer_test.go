@@ -17,6 +17,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 	"github.com/gomlx/gomlx/ui/notebooks"
 	"github.com/nowt-ml/nowt/feedback"
+	"github.com/nowt-ml/nowt/layers"
 	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/term"
@@ -209,4 +210,33 @@ func TestProgressByDefault(t *testing.T) {
 		t.Skip("the standard output is a terminal or a notebook here")
 	}
 	require.False(t, DefaultConfig().Progress, "no progress bar into a pipe or a file")
+}
+
+// TestEveryPoolImplementationTrains: the LeNet-style cnn trains under each max-pool implementation on the test
+// engine, with the same losses step by step. Every run's variables are initialised on a pure-Go graph of its
+// training step, which once refused `-set pool_impl=native` on XLA (no select-and-scatter in pure Go) and would
+// have refused taps (no Pad).
+func TestEveryPoolImplementationTrains(t *testing.T) {
+	var want []Record
+	for _, impl := range []string{"gather", "native", "taps"} {
+		t.Run(impl, func(t *testing.T) {
+			c := tinyConfig(t, "bp")
+			c.Model, c.Dataset, c.DataPath = "cnn", "synthetic", "examples=64,size=12,channels=1,classes=4"
+			c.TrainLimit, c.TestLimit = 0, 0
+			c.BatchSize, c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 16, 4, 1, 4, 4
+			c.Params = map[string]any{layers.ParamPoolImpl: impl}
+			_, err := Train(gocontext.Background(), c, nil, false)
+			require.NoError(t, err)
+			records, err := ReadRecords(filepath.Join(c.OutDir, metricsFileName))
+			require.NoError(t, err)
+			require.Len(t, records, 5)
+			if want == nil {
+				want = records
+				return
+			}
+			for i, r := range records[1:] {
+				require.InDelta(t, want[i+1].Loss, r.Loss, 1e-5, "step %d: %s against gather", r.Step, impl)
+			}
+		})
+	}
 }
