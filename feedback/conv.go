@@ -99,7 +99,7 @@ func (b *Conv2DBuilder) Done() *Node {
 // conv3x3 vs conv3x3-native). On XLA's CPU plugin a layer whose input or output is at most tinySide pixels on a
 // side takes patches too: the plugin runs a convolution that reads a 2×2 image at a few GFLOP/s (ResNet-18's
 // last stage on 64×64 images: 512 channels at 2×2, 46 ms a convolution against 1 as patches; the step 309 ms
-// against 74 at 72×72; BenchmarkConvParts' tiny geometries). Both are exact; ParamConvImpl overrides the choice.
+// against 74 at 72×72; BenchmarkConvParts' b8- geometries). Both are exact; ParamConvImpl overrides the choice.
 func useNativeConv(ctx *context.Context, g *Graph, geom convGeometry) bool {
 	switch impl := settingValue[string](ctx, ParamConvImpl); impl {
 	case "native":

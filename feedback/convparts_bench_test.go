@@ -15,16 +15,19 @@ import (
 // (fwd), the input gradient through the kernel (dx) and the weight gradient (dw) — in both implementations
 // (native: the backend's ConvGeneral; patches: patch matrix × matmul; for the weight gradient also
 // native-products, its input laid out by identity products, ParamConvWeightGradInput), on the 3×3 geometries of a CIFAR
-// ResNet-20 at batch 64 (its three stages, and the strided convolution that opens stage 2). GFLOP/s counts
+// ResNet-20 at batch 64 (its three stages, and the strided convolution that opens stage 2), and on ResNet-18's last
+// stage at batch 8 on 64×64 images (512 channels at 2×2, and the strided convolution from 4×4 that opens it),
+// where XLA's CPU plugin is slow and "auto" takes patches (useNativeConv). GFLOP/s counts
 // the forward's multiply-adds ×2 for each part, so the parts of one geometry compare directly:
 //
 //	NOWT_TEST_BACKEND=xla:cpu go test ./feedback -run '^$' -bench ConvParts -benchtime 20x
 func BenchmarkConvParts(b *testing.B) {
 	backend := testutil.Backend(b)
-	const batch = 64
-	for _, c := range []struct{ size, in, out, stride int }{
-		{32, 16, 16, 1}, {16, 32, 32, 1}, {8, 64, 64, 1}, {32, 16, 32, 2},
+	for _, c := range []struct{ batch, size, in, out, stride int }{
+		{64, 32, 16, 16, 1}, {64, 16, 32, 32, 1}, {64, 8, 64, 64, 1}, {64, 32, 16, 32, 2},
+		{8, 2, 512, 512, 1}, {8, 4, 256, 512, 2},
 	} {
+		batch := c.batch
 		xShape := shapes.Make(dtypes.Float32, batch, c.size, c.size, c.in)
 		geom := newConvGeometry(xShape, 3, 3, c.stride, true)
 		native := nativeConvOp{geom: geom}
@@ -53,7 +56,11 @@ func BenchmarkConvParts(b *testing.B) {
 		}
 		flops := 2 * float64(batch*geom.outH*geom.outW*9*c.in*c.out)
 		for _, part := range parts {
-			b.Run(fmt.Sprintf("%dx%dx%d-to-%d/s%d/%s", c.size, c.size, c.in, c.out, c.stride, part.name), func(b *testing.B) {
+			name := fmt.Sprintf("%dx%dx%d-to-%d/s%d/%s", c.size, c.size, c.in, c.out, c.stride, part.name)
+			if batch != 64 {
+				name = fmt.Sprintf("b%d-%s", batch, name)
+			}
+			b.Run(name, func(b *testing.B) {
 				exec := MustNewExec(backend, func(x, w, delta *Node) *Node { return ReduceAllSum(part.build(x, w, delta)) })
 				exec.MustExec(inputs[0], inputs[1], inputs[2]) // compile
 				b.ResetTimer()
