@@ -209,6 +209,9 @@ func (op nativeConvOp) forward(x, w *Node) *Node {
 // Rows that the forward's windows never reach (valid padding with a remainder) are cropped first.
 func (op nativeConvOp) weightGrad(x, delta *Node) *Node {
 	g := op.geom
+	if g.kh == 1 && g.kw == 1 && g.padTop+g.padBottom+g.padLeft+g.padRight == 0 {
+		return pointwiseWeightGrad(g, x, delta)
+	}
 	axisPadding := func(size, outSize, k, padBefore, padAfter int) (pad [2]int, keep int) {
 		extra := size + padBefore + padAfter - k - (outSize-1)*g.stride // unreached rows at the end
 		cut := min(extra, padAfter)
@@ -229,6 +232,21 @@ func (op nativeConvOp) weightGrad(x, delta *Node) *Node {
 		axes.InputBatch, axes.InputChannels = 0, 3
 	}
 	return ConvGeneral(x, delta, axes, []int{1, 1}, [][2]int{padH, padW}, nil, []int{g.stride, g.stride}, 1, 1)
+}
+
+// pointwiseWeightGrad is the weight gradient of a 1×1 convolution without padding, dW[0, 0, ci, co] =
+// Σ_{n,o} x[n, o·s, ci]·δ[n, o, co]: one matrix product of x (subsampled by the stride) with δ over the examples
+// and positions, where a convolution would have to lay x out as [cin, h, w, n] first. On XLA's CPU plugin, a
+// ResNet-50's 1×1 weight gradients at 56×56: 2.6 against 5.1 ms (256 → 64 channels), 2.6 against 7.3 ms (the
+// strided shortcut, 256 → 512), 1.8 against 3.2 ms (64 → 256), at batch 4; equal at 7×7.
+func pointwiseWeightGrad(g convGeometry, x, delta *Node) *Node {
+	if g.stride > 1 {
+		x = Slice(x, AxisRange(), AxisRange(0, (g.outH-1)*g.stride+1).Stride(g.stride),
+			AxisRange(0, (g.outW-1)*g.stride+1).Stride(g.stride), AxisRange())
+	}
+	rows, cout := g.n*g.outH*g.outW, delta.Shape().Dim(3)
+	gw := DotGeneral(Reshape(x, rows, g.inC), []int{0}, nil, Reshape(delta, rows, cout), []int{0}, nil) // [cin, cout]
+	return Reshape(gw, 1, 1, g.inC, cout)
 }
 
 // maxProductBlock is the most channels channelsFirstByProducts turns with one identity: 16 float32 values are one
