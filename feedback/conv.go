@@ -138,7 +138,7 @@ func weightGradInputByProducts(ctx *context.Context, g *Graph, inC int) bool {
 	case "transpose":
 		return false
 	case "auto":
-		return xla.IsCPU(g.Backend()) && productBlock(inC) >= minProductBlock
+		return xla.IsCPU(g.Backend()) && layers.IdentityBlock(inC) >= minProductBlock
 	default: // settingValue has checked the value against the setting's choices
 		panic(fmt.Sprintf("feedback: %s=%q is not handled", ParamConvWeightGradInput, v))
 	}
@@ -245,34 +245,20 @@ func pointwiseWeightGrad(g convGeometry, x, delta *Node) *Node {
 			AxisRange(0, (g.outW-1)*g.stride+1).Stride(g.stride), AxisRange())
 	}
 	rows, cout := g.n*g.outH*g.outW, delta.Shape().Dim(3)
-	gw := DotGeneral(Reshape(x, rows, g.inC), []int{0}, nil, Reshape(delta, rows, cout), []int{0}, nil) // [cin, cout]
+	gw := denseOp{}.weightGrad(Reshape(x, rows, g.inC), Reshape(delta, rows, cout)) // [cin, cout]
 	return Reshape(gw, 1, 1, g.inC, cout)
 }
 
-// maxProductBlock is the most channels channelsFirstByProducts turns with one identity: 16 float32 values are one
-// 64-byte cache line, so its regrouping moves x in whole lines, and the products cost 2·16 flops a value.
-// minProductBlock is the least for which "auto" chooses it.
-const (
-	maxProductBlock = 16
-	minProductBlock = 8
-)
-
-// productBlock is the channels channelsFirstByProducts turns with one identity: the largest divisor of c up to
-// maxProductBlock.
-func productBlock(c int) int {
-	b := min(c, maxProductBlock)
-	for c%b != 0 {
-		b--
-	}
-	return b
-}
+// minProductBlock is the least block of channels (layers.IdentityBlock) for which "auto" lays the weight
+// gradient's input out by products.
+const minProductBlock = 8
 
 // channelsFirstByProducts returns x [n, h, w, c] laid out as [c, h, w, n], the layout XLA's CPU backend gives
 // the weight gradient's convolution (its batch is c, its features the examples), built from products with an
 // identity rather than one transpose. That transpose moves the innermost axis outermost, which XLA's CPU backend
 // ran at 0.7–2 GB/s in a profile (fused with x's producers: batch norm and ReLU recomputed in the transposed
 // order): 2–6 ms for a [64, 32, 32, 16] activation, a third of a ResNet-20 step in all (perf-analysis §17).
-// Here the channels go in blocks of b (the largest divisor of c up to maxProductBlock): x is regrouped as
+// Here the channels go in blocks of b (layers.IdentityBlock: the largest divisor of c up to 16): x is regrouped as
 // [c/b, h·w·n, b], a transpose that keeps b values together, and each block is turned by a b×b identity
 // product, which the backend runs as a matrix product reading the regrouped x as it lies: [c/b, b, h·w·n] =
 // [c, h, w, n]. (Kept as separate axes, h, w and n would be free axes of the product, which XLA's CPU backend
@@ -281,7 +267,7 @@ func productBlock(c int) int {
 // have made non-finite anyway.
 func channelsFirstByProducts(x *Node) *Node {
 	n, h, w, c := x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2), x.Shape().Dim(3)
-	b := productBlock(c)
+	b := layers.IdentityBlock(c)
 	blocks := c / b
 	identity := ConvertDType(Diagonal(x.Graph(), b), x.DType())
 	regrouped := TransposeAllDims(Reshape(x, n, h, w, blocks, b), 3, 1, 2, 0, 4) // [blocks, h, w, n, b]
@@ -351,27 +337,6 @@ func patchIndexTable(geom convGeometry) *tensors.Tensor {
 	return layers.WindowIndexTable(geom.window())
 }
 
-// padWithZeros pads axis of x with before and after zeros (by concatenation: the pure-Go backend has no Pad).
-func padWithZeros(x *Node, axis, before, after int) *Node {
-	parts := make([]*Node, 0, 3)
-	zeros := func(size int) *Node {
-		dims := x.Shape().Clone().Dimensions
-		dims[axis] = size
-		return Zeros(x.Graph(), shapes.Make(x.DType(), dims...))
-	}
-	if before > 0 {
-		parts = append(parts, zeros(before))
-	}
-	parts = append(parts, x)
-	if after > 0 {
-		parts = append(parts, zeros(after))
-	}
-	if len(parts) == 1 {
-		return x
-	}
-	return Concatenate(parts, axis)
-}
-
 // patchMatrix builds the patch matrix [n·outH·outW, kh·kw·c] of x [n, h, w, c] for the given kernel size,
 // stride and paddings, columns ordered (ky, kx, c) like a reshaped HWIO kernel. It carries no gradient: the
 // gradient of a Slice needs the Pad op, which the pure-Go backend lacks, so the slices read a StopGradient of
@@ -380,7 +345,8 @@ func patchMatrix(x *Node, kh, kw, stride, padTop, padBottom, padLeft, padRight i
 	n, h, w, c := x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2), x.Shape().Dim(3)
 	outH := (h+padTop+padBottom-kh)/stride + 1
 	outW := (w+padLeft+padRight-kw)/stride + 1
-	padded := StopGradient(padWithZeros(padWithZeros(x, 1, padTop, padBottom), 2, padLeft, padRight))
+	zero := ScalarZero(x.Graph(), x.DType())
+	padded := StopGradient(layers.PadAlong(layers.PadAlong(x, zero, 1, padTop, padBottom), zero, 2, padLeft, padRight))
 	taps := make([]*Node, 0, kh*kw)
 	for ky := range kh {
 		for kx := range kw {

@@ -1,8 +1,6 @@
 package layers
 
 import (
-	"slices"
-
 	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
@@ -26,7 +24,7 @@ func maxPoolTaps(x *Node, geom Window) *Node {
 	lowest := Scalar(g, dtype, lowestFinite(dtype))
 	// StopGradient again on what autodiff would otherwise walk to reach xs: it marks the taps and their maximum
 	// as needing no gradient, so that no Slice gradient (a Pad, which the pure-Go backend lacks) is built.
-	padded := StopGradient(padAxis(padAxis(xs, lowest, 1, geom.PadTop, geom.PadBottom), lowest, 2, geom.PadLeft, geom.PadRight))
+	padded := StopGradient(PadAlong(PadAlong(xs, lowest, 1, geom.PadTop, geom.PadBottom), lowest, 2, geom.PadLeft, geom.PadRight))
 	tap := func(node *Node, ty, tx int) *Node { // [N, OutH, OutW, C]: the tap (ty, tx) of every window
 		return Slice(node, AxisRange(), AxisRange(ty, ty+(geom.OutH-1)*s+1).Stride(s),
 			AxisRange(tx, tx+(geom.OutW-1)*s+1).Stride(s), AxisRange())
@@ -78,7 +76,7 @@ func routeToWinners(winner, delta *Node, geom Window, c int) *Node {
 		ty, tx := t/k, t%k
 		dy, dx := ty/s, tx/s
 		picked := Where(Equal(winner, Scalar(g, dtype, t)), delta, zeros)
-		picked = padAxis(padAxis(picked, zero, 1, dy, mh-dy-geom.OutH), zero, 2, dx, mw-dx-geom.OutW)
+		picked = PadAlong(PadAlong(picked, zero, 1, dy, mh-dy-geom.OutH), zero, 2, dx, mw-dx-geom.OutW)
 		if p := &phases[(ty%s)*s+tx%s]; *p == nil {
 			*p = picked
 		} else {
@@ -93,43 +91,4 @@ func routeToWinners(winner, delta *Node, geom Window, c int) *Node {
 	stacked := Reshape(Stack(phases, 0), s, s, geom.N, mh, mw, c)
 	grad := Reshape(TransposeAllDims(stacked, 2, 3, 0, 4, 1, 5), geom.N, mh*s, mw*s, c)
 	return Slice(grad, AxisRange(), AxisRange(geom.PadTop, geom.PadTop+geom.H), AxisRange(geom.PadLeft, geom.PadLeft+geom.W), AxisRange())
-}
-
-// padAxis adds before and after entries of value (a scalar) to x along axis, by concatenation: the pure-Go
-// backend has no Pad, and XLA fuses the concatenation as it would the pad.
-func padAxis(x, value *Node, axis, before, after int) *Node {
-	if before == 0 && after == 0 {
-		return x
-	}
-	parts := make([]*Node, 0, 3)
-	fill := func(n int) *Node {
-		dims := slices.Clone(x.Shape().Dimensions)
-		dims[axis] = n
-		return BroadcastToDims(value, dims...)
-	}
-	if before > 0 {
-		parts = append(parts, fill(before))
-	}
-	parts = append(parts, x)
-	if after > 0 {
-		parts = append(parts, fill(after))
-	}
-	return Concatenate(parts, axis)
-}
-
-// maxKeptApartBlock is the most channels keptApart multiplies by one identity (2·16 flops a value).
-const maxKeptApartBlock = 16
-
-// keptApart returns x unchanged (1·xᵢ + Σ 0·xⱼ = xᵢ for finite x) as the product of its channel blocks with an
-// identity: XLA's CPU compiler fuses no matrix product into its consumers, so x is computed once, where it is
-// made, and read by them.
-func keptApart(x *Node) *Node {
-	c := x.Shape().Dim(-1)
-	b := min(c, maxKeptApartBlock)
-	for c%b != 0 {
-		b--
-	}
-	identity := ConvertDType(Diagonal(x.Graph(), b), x.DType())
-	rows := Reshape(x, x.Shape().Size()/b, b)
-	return Reshape(DotGeneral(rows, []int{1}, nil, identity, []int{0}, nil), x.Shape().Dimensions...)
 }
