@@ -47,6 +47,7 @@ func newXLA(config string, devices int) (backends.Backend, error) {
 	}
 	if isCPUPlugin(path) {
 		_ = keepHostHeap() // a speed setting: where glibc refuses it, runs train as before
+		keepLargeBlocks()
 	}
 	// GoMLX enables shared host/device buffers only for a plugin named "cpu"; keep that when loading by path.
 	if isCPUPlugin(path) && !hasOption(optList, "shared_buffers") && !hasOption(optList, "noshared_buffers") {

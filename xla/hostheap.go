@@ -48,7 +48,7 @@ var (
 // page faults a step in some processes and few in others: the 784-500-10 MLP's step at batch 128, its batch on
 // the device, took 0.73–1.10 ms from one process to the next, and 0.74–0.79 ms with the thresholds fixed (eight
 // alternations; page faults a step 130 → 0; docs/perf-analysis.md §14). NOWT_HOST_HEAP=default leaves glibc's
-// defaults. It does nothing without glibc.
+// defaults. It does nothing without glibc. Blocks of 32 MiB and more are keepLargeBlocks's (hostblocks.go).
 func keepHostHeap() error {
 	keepHostHeapOnce.Do(func() {
 		if os.Getenv("NOWT_HOST_HEAP") == "default" {
