@@ -20,7 +20,7 @@ extern void *__libc_memalign(size_t alignment, size_t size);
 
 // The large-block cache (see keepLargeBlocks). nowt_blocks_min is 0 while it is off; then every call below is
 // glibc's own. Blocks are glibc's chunks, so glibc's realloc, malloc_usable_size and free all accept them.
-#define NOWT_MAX_BLOCKS 64
+#define NOWT_MAX_BLOCKS 256
 static size_t nowt_blocks_min;
 static size_t nowt_blocks_cap;
 static size_t nowt_blocks_held;
@@ -187,27 +187,31 @@ import (
 	"unsafe"
 )
 
-// Large-block cache settings (see keepLargeBlocks): blocks from glibc's mmap threshold up are kept, at most
-// 1 GiB of them, at most 64 blocks.
+// Large-block cache settings (see keepLargeBlocks): blocks of 1 MiB and more are kept, at most 1 GiB of them, at
+// most largeBlockCount (the C side's NOWT_MAX_BLOCKS) blocks.
 const (
-	largeBlockMin = hostHeapMmapThreshold
-	largeBlockCap = 1 << 30
+	largeBlockMin   = 1 << 20
+	largeBlockCap   = 1 << 30
+	largeBlockCount = C.NOWT_MAX_BLOCKS
 )
 
 var keepLargeBlocksOnce sync.Once
 
-// keepLargeBlocks keeps the blocks of 32 MiB and more that the process frees, up to 1 GiB of them, and hands them
-// out again to the next request of that size, instead of glibc unmapping each when it is freed and mapping a new
-// one, page by page, when it is next asked for. The CPU plugin asks for such blocks at every execution: its buffer
-// for a step's intermediate values (104 MiB for CIFAR ResNet-20 at batch 64) and, for each convolution on a large
-// image, Eigen's packed image patches (36 MiB at that ResNet's first stage, 12 times a step). keepHostHeap keeps
-// blocks under 32 MiB in the heap; glibc accepts no larger mmap threshold. Mapped anew each time, they cost ResNet-20
-// 27,000 page faults a step (docs/perf-analysis.md §19).
+// keepLargeBlocks keeps the blocks of 1 MiB and more that the process frees, up to 1 GiB of them, and hands them
+// out again to the next request they fit (at most twice its size), instead of giving them back to glibc, which
+// returns their pages to the kernel, to be faulted in again, page by page, when next asked for. The CPU plugin asks
+// for such blocks at every execution: its buffer for a step's intermediate values (104 MiB for CIFAR ResNet-20 at
+// batch 64, 141 MiB for ResNet-18 at 224² and batch 8) and, for each convolution, Eigen's packed operands (36 MiB
+// for each of ResNet-20's 12 first-stage convolutions and input gradients, 1–58 MiB for ResNet-18's). glibc maps
+// each block over 32 MiB anew (keepHostHeap's mmap threshold is glibc's largest), and it unmaps a thread's heap
+// of smaller blocks once all of them are free. Without the cache ResNet-20 took 27,000 page faults a step and
+// ResNet-18 11,000 (docs/perf-analysis.md §19).
 //
 // nowt's binaries define malloc, free, posix_memalign, aligned_alloc and memalign (this file) as glibc's own
 // (__libc_malloc, __libc_free, __libc_memalign) until this is called; the plugin, loaded later, calls them. Every
 // block stays a glibc chunk, so the rest of glibc's allocator (realloc, calloc, malloc_usable_size) is unchanged.
-// NOWT_HOST_HEAP=default leaves the cache off. It does nothing without glibc.
+// NOWT_HOST_HEAP=default leaves the cache off; the build tag nohostblocks leaves these definitions out (for a
+// program that links an allocator of its own). It does nothing without glibc.
 func keepLargeBlocks() {
 	keepLargeBlocksOnce.Do(func() {
 		if os.Getenv("NOWT_HOST_HEAP") == "default" {
