@@ -27,12 +27,15 @@ static size_t nowt_blocks_held;
 static int nowt_blocks_count;
 static void *nowt_block_ptr[NOWT_MAX_BLOCKS];
 static size_t nowt_block_size[NOWT_MAX_BLOCKS];
-static unsigned long long nowt_blocks_hits, nowt_blocks_misses;
+static unsigned long long nowt_blocks_hits;
 static pthread_mutex_t nowt_blocks_mu = PTHREAD_MUTEX_INITIALIZER;
+
+// nowt_large_blocks_min is the smallest block the cache keeps; 0 while it is off.
+static inline size_t nowt_large_blocks_min(void) { return __atomic_load_n(&nowt_blocks_min, __ATOMIC_RELAXED); }
 
 // nowt_blocks_on reports whether a request of size bytes is the cache's.
 static inline int nowt_blocks_on(size_t size) {
-	size_t min = __atomic_load_n(&nowt_blocks_min, __ATOMIC_RELAXED);
+	size_t min = nowt_large_blocks_min();
 	return min != 0 && size >= min;
 }
 
@@ -58,8 +61,6 @@ static void *nowt_blocks_take(size_t size, size_t alignment) {
 		nowt_block_ptr[best] = nowt_block_ptr[nowt_blocks_count];
 		nowt_block_size[best] = nowt_block_size[nowt_blocks_count];
 		nowt_blocks_hits++;
-	} else {
-		nowt_blocks_misses++;
 	}
 	pthread_mutex_unlock(&nowt_blocks_mu);
 	return p;
@@ -91,13 +92,18 @@ void *malloc(size_t size) {
 }
 
 void free(void *p) {
-	if (p != NULL && __atomic_load_n(&nowt_blocks_min, __ATOMIC_RELAXED) != 0) {
+	if (p != NULL && nowt_large_blocks_min() != 0) {
 		size_t usable = malloc_usable_size(p);
 		if (nowt_blocks_on(usable) && nowt_blocks_keep(p, usable)) {
 			return;
 		}
 	}
 	__libc_free(p);
+}
+
+// nowt_power_of_two reports whether alignment is a power of two (C's rule for aligned_alloc and memalign).
+static inline int nowt_power_of_two(size_t alignment) {
+	return alignment != 0 && (alignment & (alignment - 1)) == 0;
 }
 
 // nowt_blocks_memalign is memalign through the cache; alignment is a power of two.
@@ -112,7 +118,7 @@ static void *nowt_blocks_memalign(size_t alignment, size_t size) {
 }
 
 int posix_memalign(void **out, size_t alignment, size_t size) {
-	if (alignment % sizeof(void *) != 0 || (alignment & (alignment - 1)) != 0 || alignment == 0) {
+	if (!nowt_power_of_two(alignment) || alignment % sizeof(void *) != 0) {
 		return EINVAL;
 	}
 	void *p = nowt_blocks_memalign(alignment, size);
@@ -124,7 +130,7 @@ int posix_memalign(void **out, size_t alignment, size_t size) {
 }
 
 void *aligned_alloc(size_t alignment, size_t size) {
-	if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+	if (!nowt_power_of_two(alignment)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -132,30 +138,24 @@ void *aligned_alloc(size_t alignment, size_t size) {
 }
 
 void *memalign(size_t alignment, size_t size) {
-	if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+	if (!nowt_power_of_two(alignment)) {
 		return __libc_memalign(alignment, size); // glibc rounds such an alignment up; keep its answer
 	}
 	return nowt_blocks_memalign(alignment, size);
 }
 
-// nowt_keep_large_blocks turns the cache on for blocks of at least min bytes, holding at most cap; 1 with glibc,
-// 0 without.
-static int nowt_keep_large_blocks(size_t min, size_t cap) {
+// nowt_keep_large_blocks turns the cache on for blocks of at least min bytes, holding at most cap.
+static void nowt_keep_large_blocks(size_t min, size_t cap) {
 	pthread_mutex_lock(&nowt_blocks_mu);
 	nowt_blocks_cap = cap;
 	pthread_mutex_unlock(&nowt_blocks_mu);
 	__atomic_store_n(&nowt_blocks_min, min, __ATOMIC_RELAXED);
-	return 1;
 }
 
-// nowt_large_blocks_min is the smallest block the cache keeps; 0 while it is off.
-static size_t nowt_large_blocks_min(void) { return __atomic_load_n(&nowt_blocks_min, __ATOMIC_RELAXED); }
-
-// nowt_large_blocks_stats reports the cache's hits, misses, blocks and bytes held.
-static void nowt_large_blocks_stats(unsigned long long *hits, unsigned long long *misses, int *count, size_t *held) {
+// nowt_large_blocks_stats reports the cache's hits, blocks and bytes held.
+static void nowt_large_blocks_stats(unsigned long long *hits, int *count, size_t *held) {
 	pthread_mutex_lock(&nowt_blocks_mu);
 	*hits = nowt_blocks_hits;
-	*misses = nowt_blocks_misses;
 	*count = nowt_blocks_count;
 	*held = nowt_blocks_held;
 	pthread_mutex_unlock(&nowt_blocks_mu);
@@ -170,10 +170,9 @@ static void nowt_touch(char *p, size_t n) {
 #else
 static void nowt_touch(char *p, size_t n) {}
 static size_t nowt_large_blocks_min(void) { return 0; }
-static int nowt_keep_large_blocks(size_t min, size_t cap) { return 0; }
-static void nowt_large_blocks_stats(unsigned long long *hits, unsigned long long *misses, int *count, size_t *held) {
+static void nowt_keep_large_blocks(size_t min, size_t cap) {}
+static void nowt_large_blocks_stats(unsigned long long *hits, int *count, size_t *held) {
 	*hits = 0;
-	*misses = 0;
 	*count = 0;
 	*held = 0;
 }
@@ -221,12 +220,12 @@ func keepLargeBlocks() {
 	})
 }
 
-// largeBlockStats is what the large-block cache has done: the requests it served from a kept block (hits) and
-// those it passed to glibc (misses), and the blocks and bytes it holds now.
+// largeBlockStats is what the large-block cache has done: the requests it served from a kept block (hits), and
+// the blocks and bytes it holds now.
 type largeBlockStats struct {
-	hits, misses uint64
-	blocks       int
-	held         uint64
+	hits   uint64
+	blocks int
+	held   uint64
 }
 
 // largeBlocksOn reports whether the large-block cache is on.
@@ -234,11 +233,11 @@ func largeBlocksOn() bool { return C.nowt_large_blocks_min() != 0 }
 
 // currentLargeBlockStats reads the cache's counters.
 func currentLargeBlockStats() largeBlockStats {
-	var hits, misses C.ulonglong
+	var hits C.ulonglong
 	var count C.int
 	var held C.size_t
-	C.nowt_large_blocks_stats(&hits, &misses, &count, &held)
-	return largeBlockStats{hits: uint64(hits), misses: uint64(misses), blocks: int(count), held: uint64(held)}
+	C.nowt_large_blocks_stats(&hits, &count, &held)
+	return largeBlockStats{hits: uint64(hits), blocks: int(count), held: uint64(held)}
 }
 
 // allocHostBlock allocates size bytes aligned to alignment (posix_memalign when alignment > 0, else malloc) and,

@@ -35,24 +35,22 @@ func TestKeepLargeBlocks(t *testing.T) {
 		alignment int
 	}{{"malloc", 0}, {"posix_memalign 64", 64}, {"posix_memalign 4096", 4096}} {
 		t.Run(c.name, func(t *testing.T) {
+			// allocateWrittenFreed allocates a block of size, writes each of its pages, checks its alignment and
+			// frees it; it returns the page faults the writes took.
+			allocateWrittenFreed := func(which string) int64 {
+				faults := minorFaults(t)
+				p := allocHostBlock(size, c.alignment, true)
+				require.NotNil(t, p)
+				faults = minorFaults(t) - faults
+				if c.alignment > 0 {
+					assert.Zero(t, uintptr(p)%uintptr(c.alignment), "alignment of the %s block", which)
+				}
+				freeHostBlock(p)
+				return faults
+			}
 			before := currentLargeBlockStats()
-			faults := minorFaults(t)
-			p := allocHostBlock(size, c.alignment, true)
-			require.NotNil(t, p)
-			firstFaults := minorFaults(t) - faults
-			if c.alignment > 0 {
-				assert.Zero(t, uintptr(p)%uintptr(c.alignment), "alignment")
-			}
-			freeHostBlock(p)
-
-			faults = minorFaults(t)
-			q := allocHostBlock(size, c.alignment, true)
-			require.NotNil(t, q)
-			againFaults := minorFaults(t) - faults
-			if c.alignment > 0 {
-				assert.Zero(t, uintptr(q)%uintptr(c.alignment), "alignment of the block handed out again")
-			}
-			freeHostBlock(q)
+			firstFaults := allocateWrittenFreed("first")
+			againFaults := allocateWrittenFreed("second")
 			after := currentLargeBlockStats()
 
 			assert.Less(t, againFaults, pages/10, "the block handed out again is mapped already (first time: %d faults)", firstFaults)

@@ -7,6 +7,7 @@ geometries of nowt's BenchmarkConvParts (CIFAR ResNet-20 at batch 64), to set be
 """
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -25,8 +26,7 @@ def timed(fn, runs):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    times.sort()
-    return times[len(times) // 2] * 1e3
+    return statistics.median(times) * 1e3
 
 
 def main():
