@@ -196,10 +196,17 @@ func (op nativeConvOp) conv(x, kernel *Node) *Node {
 	return ConvGeneral(x, kernel, channelsLastAxes, []int{op.geom.stride, op.geom.stride}, op.geom.paddings(), nil, nil, 1, 1)
 }
 
-// forward convolves StopGradient(x) with StopGradient(W), so autodiff never builds the convolution's stock
-// VJP, and adds 0·Σx + 0·ΣW ([layers.GradientPath]), two reductions that give autodiff its path to x's and W's custom gradients
-// (see withFeedback).
+// forward convolves x with W. Autodiff reaches x's and W's custom gradients (see withFeedback) through the
+// convolution itself where the backend has the Reverse op that its stock VJP needs: that VJP is built, its
+// value discarded by the custom gradients, and the compiler removes it, so the step does no more than the
+// convolution. Elsewhere (the pure-Go backend, with conv_impl=native) it convolves StopGradient(x) with
+// StopGradient(W) and adds 0·Σx + 0·ΣW ([layers.GradientPath]), two reductions that give autodiff the path.
+// On XLA's CPU plugin those reductions, one element at a time, and the extra pass over y that added their zero
+// were 6 % of a ResNet-20 step (docs/perf-analysis.md §20).
 func (op nativeConvOp) forward(x, w *Node) *Node {
+	if x.Graph().Backend().Capabilities().Operations[backends.OpTypeReverse] {
+		return op.conv(x, w)
+	}
 	y := op.conv(StopGradient(x), StopGradient(w))
 	return Add(y, Add(layers.GradientPath(x), layers.GradientPath(w)))
 }
