@@ -177,8 +177,8 @@ var channelsLastAxes = backends.ConvolveAxesConfig{
 
 // nativeConvOp runs the backend's convolution, and writes both gradients as convolutions too: the input
 // gradient is the transposed convolution with the feedback kernel in place of W, the weight gradient the
-// correlation of x with δ. GoMLX's own convolution VJP is never built (its input half needs the Reverse op,
-// which the pure-Go backend lacks), so the same graph runs, and is tested, on every backend.
+// correlation of x with δ. GoMLX's own convolution VJP is never executed: on backends with the Reverse op it is
+// built and discarded (see forward), and on the pure-Go backend, which lacks Reverse, it is not built at all.
 type nativeConvOp struct {
 	geom convGeometry
 	// inputByProducts makes the weight gradient hand its convolution x already laid out as [cin, h, w, n], by
@@ -202,7 +202,7 @@ func (op nativeConvOp) conv(x, kernel *Node) *Node {
 // convolution. Elsewhere (the pure-Go backend, with conv_impl=native) it convolves StopGradient(x) with
 // StopGradient(W) and adds 0·Σx + 0·ΣW ([layers.GradientPath]), two reductions that give autodiff the path.
 // On XLA's CPU plugin those reductions, one element at a time, and the extra pass over y that added their zero
-// were 6 % of a ResNet-20 step (docs/perf-analysis.md §20).
+// were 4–5 % of a ResNet-20 step (docs/perf-analysis.md §20).
 func (op nativeConvOp) forward(x, w *Node) *Node {
 	if x.Graph().Backend().Capabilities().Operations[backends.OpTypeReverse] {
 		return op.conv(x, w)
