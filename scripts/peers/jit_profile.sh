@@ -7,7 +7,7 @@
 # perf sees the code that XLA's CPU plugin compiles as anonymous memory ("[JIT]"), which is most of a step: it
 # cannot name it. gdb can: the plugin registers each compiled kernel with gdb's JIT interface. So this starts the
 # command, waits WARM seconds (default 8: compilation and the first steps), samples every thread with
-# `perf record` for SECS seconds (default 8), then attaches gdb to the still running process and asks it for the
+# `perf record` for SECS seconds (default 8; FREQ samples a second, default 1999), then attaches gdb to the still running process and asks it for the
 # symbol of every sampled JIT address. It prints the share of all samples per shared object and per kernel
 # (TOP lines, default 20), and leaves the process killed. Samples in JIT code that gdb cannot name are oneDNN's
 # (the plugin's matrix products; its kernels are generated without gdb's interface): "unnamed JIT".
