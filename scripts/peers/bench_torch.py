@@ -178,14 +178,19 @@ def bench(model_name, batch, steps, threads, device="cpu", dtype="float32", imag
     t0 = time.perf_counter()
     step()
     first = time.perf_counter() - t0
-    for _ in range(2):
-        step()
+    return first, median_seconds(step, steps, warmup=2)
+
+
+def median_seconds(fn, runs, warmup):
+    """Median seconds of fn over runs calls, after warmup untimed calls."""
+    for _ in range(warmup):
+        fn()
     times = []
-    for _ in range(steps):
+    for _ in range(runs):
         t0 = time.perf_counter()
-        step()
+        fn()
         times.append(time.perf_counter() - t0)
-    return first, statistics.median(times)
+    return statistics.median(times)
 
 
 def main():

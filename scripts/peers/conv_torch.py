@@ -7,26 +7,14 @@ geometries of nowt's BenchmarkConvParts (CIFAR ResNet-20 at batch 64), to set be
 """
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
+from bench_torch import median_seconds
+
 # batch, image side, input channels, output channels, stride: BenchmarkConvParts's ResNet-20 geometries.
 GEOMETRIES = [(64, 32, 16, 16, 1), (64, 16, 32, 32, 1), (64, 8, 64, 64, 1), (64, 32, 16, 32, 2)]
-
-
-def timed(fn, runs):
-    """Median milliseconds of fn over runs calls, after three warm-up calls."""
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
 
 
 def main():
@@ -55,7 +43,7 @@ def main():
         flops = 2 * batch * (size // stride) ** 2 * 9 * cin * cout
         name = f"{size}x{size}x{cin}-to-{cout}/s{stride}"
         for part, fn in parts.items():
-            ms = timed(fn, a.runs)
+            ms = median_seconds(fn, a.runs, warmup=3) * 1e3
             print(f"{name},{part},{ms:.2f},{flops / ms / 1e6:.0f}")
 
 
