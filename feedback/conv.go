@@ -107,13 +107,19 @@ func useNativeConv(ctx *context.Context, g *Graph, geom convGeometry) bool {
 	case "patches":
 		return false
 	case "auto", "":
-		if !g.Backend().Capabilities().Operations[backends.OpTypeReverse] {
+		if !hasReverse(g) {
 			return false
 		}
 		return !(xla.IsCPU(g.Backend()) && geom.tiny())
 	default:
 		panic(fmt.Sprintf("feedback: %s=%q is not valid: use auto, native or patches", ParamConvImpl, impl))
 	}
+}
+
+// hasReverse tells whether g's backend has the Reverse op: XLA's backends do, the pure-Go one does not. It
+// decides the native convolution's default, how its kernel is flipped, and how autodiff reaches its gradients.
+func hasReverse(g *Graph) bool {
+	return g.Backend().Capabilities().Operations[backends.OpTypeReverse]
 }
 
 // tinySide is the largest image side, input's or output's, at which "auto" lowers a convolution on XLA's CPU
@@ -204,7 +210,7 @@ func (op nativeConvOp) conv(x, kernel *Node) *Node {
 // On XLA's CPU plugin those reductions, one element at a time, and the extra pass over y that added their zero
 // were 4–5 % of a ResNet-20 step (docs/perf-analysis.md §20).
 func (op nativeConvOp) forward(x, w *Node) *Node {
-	if x.Graph().Backend().Capabilities().Operations[backends.OpTypeReverse] {
+	if hasReverse(x.Graph()) {
 		return op.conv(x, w)
 	}
 	y := op.conv(StopGradient(x), StopGradient(w))
@@ -423,7 +429,7 @@ func (op *patchConvOp) inputGrad(delta, kernel *Node) *Node {
 // as cuDNN's backward-data convolution), else with a Gather over its kh·kw taps (the pure-Go backend has no
 // Reverse; the kernel is small). Both are the same permutation.
 func flippedKernel(kernel *Node) *Node {
-	if kernel.Graph().Backend().Capabilities().Operations[backends.OpTypeReverse] {
+	if hasReverse(kernel.Graph()) {
 		return Reverse(kernel, 0, 1)
 	}
 	kh, kw, cin, cout := kernel.Shape().Dim(0), kernel.Shape().Dim(1), kernel.Shape().Dim(2), kernel.Shape().Dim(3)
