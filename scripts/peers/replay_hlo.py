@@ -47,6 +47,48 @@ def unwrap_hlo_proto(data):
             return data[i:i + n]
 
 
+def load_stablehlo(path):
+    """Reads a *.before_optimizations.hlo.pb file of XLA's dump and returns the module as StableHLO (MLIR) text."""
+    from jax._src.interpreters import mlir as jmlir
+    from jax._src.lib import xla_client
+    from jax._src.lib.mlir import ir
+
+    module = xla_client._xla.mlir.hlo_to_stablehlo(unwrap_hlo_proto(open(path, "rb").read()))
+    with jmlir.make_ir_context():
+        return str(ir.Module.parse(module))
+
+
+DTYPES = {"f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64, "si32": np.int32,
+          "si64": np.int64, "ui32": np.uint32, "i1": np.bool_}
+
+
+def compile_stablehlo(client, text, seed=0):
+    """Compiles StableHLO text for the client's first device and returns the executable and arguments for its main
+    function: random (floats, scale 0.01) and zeros (integers) of the parameters' shapes, on that device."""
+    from jax._src import compiler
+    from jax._src.interpreters import mlir as jmlir
+    from jax._src.lib.mlir import ir
+
+    rng = np.random.default_rng(seed)
+    with jmlir.make_ir_context():
+        parsed = ir.Module.parse(text)
+        main_fn = [op for op in parsed.body.operations if str(op.attributes["sym_name"]) == '"main"'][0]
+        args = []
+        for t in main_fn.type.inputs:
+            rt = ir.RankedTensorType(t)
+            dt = DTYPES.get(str(rt.element_type))
+            if dt is None:
+                sys.exit(f"replay_hlo: parameter type {rt.element_type} not handled")
+            shape = list(rt.shape)
+            if np.issubdtype(dt, np.floating):
+                args.append(np.asarray(rng.standard_normal(shape) * 0.01, dtype=dt))
+            else:
+                args.append(np.zeros(shape, dtype=dt))
+        options = compiler.get_compile_options(num_replicas=1, num_partitions=1)
+        executable = client.compile_and_load(parsed.operation.get_asm(binary=True), client.devices()[:1], options)
+    return executable, [jax.device_put(x, client.devices()[0]) for x in args]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hlo", required=True, help="a *.before_optimizations.hlo.pb file of XLA's dump")
@@ -61,40 +103,15 @@ def main():
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_xprof_traceme=true").strip()
     if a.plugin:
         use_plugin(a.plugin)
-    from jax._src import compiler
-    from jax._src.interpreters import mlir as jmlir
-    from jax._src.lib import xla_client
-    from jax._src.lib.mlir import ir
-
-    module = xla_client._xla.mlir.hlo_to_stablehlo(unwrap_hlo_proto(open(a.hlo, "rb").read()))
     client = jax.devices()[0].client
-    dtypes = {"f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64, "si32": np.int32,
-              "si64": np.int64, "ui32": np.uint32, "i1": np.bool_}
-    rng = np.random.default_rng(0)
-    with jmlir.make_ir_context():
-        parsed = ir.Module.parse(module)
-        main_fn = [op for op in parsed.body.operations if str(op.attributes["sym_name"]) == '"main"'][0]
-        args = []
-        for t in main_fn.type.inputs:
-            rt = ir.RankedTensorType(t)
-            dt = dtypes.get(str(rt.element_type))
-            if dt is None:
-                sys.exit(f"replay_hlo: parameter type {rt.element_type} not handled")
-            shape = list(rt.shape)
-            if np.issubdtype(dt, np.floating):
-                args.append(np.asarray(rng.standard_normal(shape) * 0.01, dtype=dt))
-            else:
-                args.append(np.zeros(shape, dtype=dt))
-        options = compiler.get_compile_options(num_replicas=1, num_partitions=1)
-        executable = client.compile_and_load(parsed.operation.get_asm(binary=True), client.devices()[:1], options)
-    on_device = [jax.device_put(x, client.devices()[0]) for x in args]
+    executable, args = compile_stablehlo(client, load_stablehlo(a.hlo))
     trace_dir = tempfile.mkdtemp(prefix="replay_hlo_trace_") if a.profile else None
     times = []
     for i in range(a.steps + 3):
         if i == 3 and trace_dir:
             jax.profiler.start_trace(trace_dir)
         start = time.perf_counter()
-        for out in executable.execute(on_device):
+        for out in executable.execute(args):
             out.block_until_ready()
         if i >= 3:
             times.append(time.perf_counter() - start)
