@@ -46,3 +46,7 @@ require (
 	google.golang.org/protobuf v1.36.10 // indirect
 	k8s.io/klog/v2 v2.130.1 // indirect
 )
+
+replace github.com/gomlx/gomlx => ./third_party/gomlx
+
+replace github.com/gomlx/go-xla => ./third_party/go-xla

@@ -149,7 +149,8 @@ func Describe(w io.Writer, b backends.Backend) error {
 }
 
 // Engine is a one-line description of the engine a run uses, e.g. "xla:cpu (PJRT plugin
-// /root/.local/lib/go-xla/pjrt_c_api_cpu_plugin.so v0.81, 4 devices)" or "go (pure Go, 1 device)".
+// /root/.local/lib/go-xla/pjrt_c_api_cpu_plugin.so v0.81, 4 devices, oneDNN convolutions)" or "go (pure Go, 1
+// device)".
 func Engine(b backends.Backend) string {
 	if b == nil || b.IsFinalized() {
 		return "(no backend)"
@@ -170,7 +171,11 @@ func Engine(b backends.Backend) string {
 				version = " " + f
 			}
 		}
-		return fmt.Sprintf("xla:%s (PJRT plugin %s%s, %s)", name, p, version, devices)
+		convolutions := ""
+		if OneDNNConvolutions(b) {
+			convolutions = ", oneDNN convolutions"
+		}
+		return fmt.Sprintf("xla:%s (PJRT plugin %s%s, %s%s)", name, p, version, devices, convolutions)
 	}
 	if b.Name() == "go" || strings.HasSuffix(b.Name(), "(go)") {
 		return fmt.Sprintf("go (pure Go, %s)", devices)

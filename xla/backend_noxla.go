@@ -21,3 +21,7 @@ func checkLoads(path string) (string, error) {
 	return "", errors.Errorf("cannot load %s: the XLA backend is not compiled into this binary "+
 		"(it needs cgo on linux/amd64)", path)
 }
+
+// OneDNNConvolutions reports whether b runs convolutions through the CPU plugin's oneDNN call: never without the
+// XLA backend.
+func OneDNNConvolutions(backends.Backend) bool { return false }

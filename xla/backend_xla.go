@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/gomlx/go-xla/pkg/pjrt"
@@ -60,10 +61,26 @@ func newXLA(config string, devices int) (backends.Backend, error) {
 	if clientOptions == nil && isCPUPlugin(path) && devices != AllDevices {
 		clientOptions = pjrt.NamedValuesMap{cpuDeviceCountOption: int64(devices)}
 	}
-	gomlxConfig := strings.Join(append([]string{path}, optList...), ",")
-	b, err := newXLAWithOptions(gomlxConfig, clientOptions)
+	optList, oneDNNAdded := withOneDNNConv(optList, isCPUPlugin(path))
+	b, err := newXLAWithOptions(strings.Join(append([]string{path}, optList...), ","), clientOptions)
 	if err != nil {
 		return nil, errors.WithMessagef(err, "creating backend %q from plugin %s%s", config, path, loadedButNoClient(err, path))
+	}
+	if hasOption(optList, OneDNNConvOption) {
+		if probeErr := oneDNNProbe(b); probeErr != nil {
+			b.Finalize()
+			if !oneDNNAdded {
+				return nil, errors.WithMessagef(probeErr, "creating backend %q: option %q: the plugin %s does not run "+
+					"oneDNN's convolution (drop the option)", config, OneDNNConvOption, path)
+			}
+			// The plugin lacks the call (a build without oneDNN): XLA's own convolutions, as without the option.
+			optList = slices.DeleteFunc(optList, func(o string) bool { return o == OneDNNConvOption })
+			if b, err = newXLAWithOptions(strings.Join(append([]string{path}, optList...), ","), clientOptions); err != nil {
+				return nil, errors.WithMessagef(err, "creating backend %q from plugin %s", config, path)
+			}
+		} else {
+			oneDNNBackends.Store(b, struct{}{})
+		}
 	}
 	pluginPaths.Store(b, path)
 	return b, nil

@@ -17,7 +17,10 @@
 // a plugin file by path, and PJRT options may follow a comma ("xla:cuda,tf32"). XLA on CPU exposes as many host
 // devices as the caller asks NewFor for (nowt's -devices: 1 unless a run splits its batches, the plugin's own 4
 // for -devices -1), or n with "xla:cpu,devices=<n>" (the plugin's cpu_device_count), to run or try the
-// data-parallel path on one machine; host devices a run does not use slow it down (NewFor). An empty spec means
+// data-parallel path on one machine; host devices a run does not use slow it down (NewFor). On the CPU plugin
+// convolutions with small windows run through the plugin's oneDNN convolution (OneDNNConvOption, with the GoMLX of
+// third_party/; Engine's line says "oneDNN convolutions"), once a probe shows the plugin runs it;
+// "xla:cpu,noonednn_conv" keeps XLA's own. An empty spec means
 // $GOMLX_BACKEND, then "auto". Select resolves a spec without loading anything; New creates the backend.
 // Asking for "xla:<plugin>" when the plugin is not found is an error naming the folders searched and
 // `nowt setup`.

@@ -1,0 +1,201 @@
+//go:build linux && amd64 && cgo && !noxla
+
+package xla
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/gomlx/backends"
+	xlabackend "github.com/gomlx/gomlx/backends/xla"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/pkg/errors"
+	"github.com/stretchr/testify/require"
+)
+
+// cpuPluginOrSkip skips a test where no XLA CPU plugin is installed.
+func cpuPluginOrSkip(t *testing.T) {
+	t.Helper()
+	if _, ok := findPlugin(Plugins(), "cpu"); !ok {
+		t.Skip("no XLA CPU plugin installed")
+	}
+}
+
+// TestWithOneDNNConv: the option is added for the CPU plugin only, not twice, and never against
+// "noonednn_conv", which is nowt's and is taken out of what GoMLX gets.
+func TestWithOneDNNConv(t *testing.T) {
+	require.True(t, gomlxHasOneDNNConv(), "nowt builds with the GoMLX of third_party/, which has the option")
+	for _, tc := range []struct {
+		opts      []string
+		cpu       bool
+		want      []string
+		wantAdded bool
+	}{
+		{nil, true, []string{OneDNNConvOption}, true},
+		{[]string{"shared_buffers"}, true, []string{"shared_buffers", OneDNNConvOption}, true},
+		{[]string{OneDNNConvOption}, true, []string{OneDNNConvOption}, false},
+		{[]string{NoOneDNNConvOption, "shared_buffers"}, true, []string{"shared_buffers"}, false},
+		{[]string{"tf32"}, false, []string{"tf32"}, false},
+		{[]string{NoOneDNNConvOption}, false, []string{}, false},
+	} {
+		got, added := withOneDNNConv(tc.opts, tc.cpu)
+		require.Equal(t, tc.want, got, "%v on a CPU plugin: %v", tc.opts, tc.cpu)
+		require.Equal(t, tc.wantAdded, added, "%v on a CPU plugin: %v", tc.opts, tc.cpu)
+	}
+}
+
+// TestOneDNNConvolutionsMatchXLA: every kind of convolution nowt's layers emit — forward (stride 1 and 2, the
+// 3-channel stem, 1×1 shortcuts, a dilated kernel), the input gradient's (kernel axes swapped), the weight
+// gradient's (δ as the kernel, a window the size of the image, left to XLA) and a strided layer's input gradient
+// (input dilation, left to XLA), in float32 and float64 — gives the same values on the CPU plugin with oneDNN's
+// convolutions as with XLA's own, and the backend says which it uses.
+func TestOneDNNConvolutionsMatchXLA(t *testing.T) {
+	cpuPluginOrSkip(t)
+	withOneDNN, err := New("xla:cpu", nil)
+	require.NoError(t, err)
+	defer withOneDNN.Finalize()
+	without, err := New("xla:cpu,"+NoOneDNNConvOption, nil)
+	require.NoError(t, err)
+	defer without.Finalize()
+	require.True(t, OneDNNConvolutions(withOneDNN))
+	require.False(t, OneDNNConvolutions(without))
+	require.True(t, strings.HasSuffix(Engine(withOneDNN), ", 1 device, oneDNN convolutions)"), Engine(withOneDNN))
+	require.True(t, strings.HasSuffix(Engine(without), ", 1 device)"), Engine(without))
+
+	nhwc := graph.ConvolveAxesConfig{InputBatch: 0, InputChannels: 3, InputSpatial: []int{1, 2},
+		KernelInputChannels: 2, KernelOutputChannels: 3, KernelSpatial: []int{0, 1},
+		OutputBatch: 0, OutputChannels: 3, OutputSpatial: []int{1, 2}}
+	inputGradient := nhwc
+	inputGradient.KernelInputChannels, inputGradient.KernelOutputChannels = 3, 2
+	weightGradient := graph.ConvolveAxesConfig{InputBatch: 0, InputChannels: 3, InputSpatial: []int{1, 2},
+		KernelInputChannels: 0, KernelOutputChannels: 3, KernelSpatial: []int{1, 2},
+		OutputBatch: 2, OutputChannels: 3, OutputSpatial: []int{0, 1}}
+	for _, tc := range []struct {
+		name              string
+		dtype             dtypes.DType
+		x, kernel         []int
+		axes              graph.ConvolveAxesConfig
+		stride, dilation  int
+		inputDilation     int
+		padLow, padHigh   int
+		wantOneDNN        bool
+		relativeTolerance float64
+	}{
+		{"forward 3x3", dtypes.Float32, []int{4, 8, 8, 16}, []int{3, 3, 16, 16}, nhwc, 1, 1, 1, 1, 1, true, 1e-5},
+		{"forward stride 2", dtypes.Float32, []int{4, 8, 8, 16}, []int{3, 3, 16, 32}, nhwc, 2, 1, 1, 1, 1, true, 1e-5},
+		{"stem 7x7 stride 2", dtypes.Float32, []int{2, 20, 20, 3}, []int{7, 7, 3, 8}, nhwc, 2, 1, 1, 3, 3, true, 1e-5},
+		{"shortcut 1x1 stride 2", dtypes.Float32, []int{4, 8, 8, 16}, []int{1, 1, 16, 32}, nhwc, 2, 1, 1, 0, 0, true, 1e-5},
+		{"dilated kernel", dtypes.Float32, []int{2, 9, 9, 4}, []int{3, 3, 4, 4}, nhwc, 1, 2, 1, 2, 2, true, 1e-5},
+		{"uneven padding", dtypes.Float32, []int{2, 7, 6, 4}, []int{3, 3, 4, 5}, nhwc, 2, 1, 1, 0, 1, true, 1e-5},
+		{"input gradient", dtypes.Float32, []int{4, 8, 8, 16}, []int{3, 3, 16, 16}, inputGradient, 1, 1, 1, 1, 1, true, 1e-5},
+		{"weight gradient (XLA's)", dtypes.Float32, []int{16, 8, 8, 4}, []int{4, 8, 8, 16}, weightGradient, 1, 1, 1, 1, 1, false, 1e-5},
+		{"strided input gradient (XLA's)", dtypes.Float32, []int{4, 4, 4, 32}, []int{3, 3, 16, 32}, inputGradient, 1, 1, 2, 1, 2, false, 1e-5},
+		{"float64 (XLA's)", dtypes.Float64, []int{2, 6, 6, 4}, []int{3, 3, 4, 4}, nhwc, 1, 1, 1, 1, 1, false, 1e-12},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(5, uint64(len(tc.name))))
+			random := func(dims []int) *tensors.Tensor {
+				t := tensors.FromShape(shapes.Make(tc.dtype, dims...))
+				t.MustMutableFlatData(func(flat any) {
+					switch f := flat.(type) {
+					case []float32:
+						for i := range f {
+							f[i] = float32(rng.NormFloat64())
+						}
+					case []float64:
+						for i := range f {
+							f[i] = rng.NormFloat64()
+						}
+					}
+				})
+				return t
+			}
+			x, kernel := random(tc.x), random(tc.kernel)
+			spatial := len(tc.axes.KernelSpatial)
+			paddings := make([][2]int, spatial)
+			strides, dilations, inputDilations := make([]int, spatial), make([]int, spatial), make([]int, spatial)
+			for i := range spatial {
+				paddings[i] = [2]int{tc.padLow, tc.padHigh}
+				strides[i], dilations[i], inputDilations[i] = tc.stride, tc.dilation, tc.inputDilation
+			}
+			var output shapes.Shape
+			run := func(b backends.Backend) []float64 {
+				exec, err := graph.NewExec(b, func(x, kernel *graph.Node) *graph.Node {
+					y := graph.ConvGeneral(x, kernel, tc.axes, strides, paddings, inputDilations, dilations, 1, 1)
+					output = y.Shape()
+					return y
+				})
+				require.NoError(t, err)
+				defer exec.Finalize()
+				xCopy, err := x.LocalClone()
+				require.NoError(t, err)
+				kernelCopy, err := kernel.LocalClone()
+				require.NoError(t, err)
+				outs, err := exec.Exec(xCopy, kernelCopy)
+				require.NoError(t, err)
+				var values []float64
+				outs[0].MustConstFlatData(func(flat any) {
+					switch f := flat.(type) {
+					case []float32:
+						for _, v := range f {
+							values = append(values, float64(v))
+						}
+					case []float64:
+						values = f
+					}
+				})
+				return values
+			}
+			got, want := run(withOneDNN), run(without)
+			require.Len(t, got, len(want))
+			require.Equal(t, tc.wantOneDNN, xlabackend.OneDNNConvolutionEligible(x.Shape(), kernel.Shape(), output,
+				tc.axes, paddings, inputDilations, 1, 1), "sent to oneDNN")
+			scale := 0.0
+			for _, v := range want {
+				scale = math.Max(scale, math.Abs(v))
+			}
+			for i := range want {
+				require.InDelta(t, want[i], got[i], tc.relativeTolerance*scale, "element %d", i)
+			}
+		})
+	}
+}
+
+// TestOneDNNProbeFailure: where the probe fails (a CPU plugin built without oneDNN's call, or reading its
+// configuration otherwise), a backend nowt chose oneDNN for falls back to XLA's convolutions, and one asked for
+// with the option explicitly is refused with an error naming the option.
+func TestOneDNNProbeFailure(t *testing.T) {
+	cpuPluginOrSkip(t)
+	saved := oneDNNProbe
+	defer func() { oneDNNProbe = saved }()
+	oneDNNProbe = func(backends.Backend) error { return errors.New("custom call target not found") }
+
+	b, err := New("xla:cpu", nil)
+	require.NoError(t, err)
+	defer b.Finalize()
+	require.False(t, OneDNNConvolutions(b))
+	require.NotContains(t, Engine(b), "oneDNN")
+
+	_, err = New("xla:cpu,"+OneDNNConvOption, nil)
+	require.ErrorContains(t, err, `option "onednn_conv": the plugin`)
+	require.ErrorContains(t, err, "custom call target not found")
+}
+
+// TestOneDNNProbeComputes: the probe itself passes on the installed CPU plugin, and its reference convolution
+// is the plain one (checked against a hand-computed element).
+func TestOneDNNProbeComputes(t *testing.T) {
+	cpuPluginOrSkip(t)
+	b, err := New("xla:cpu,"+NoOneDNNConvOption, nil)
+	require.NoError(t, err)
+	defer b.Finalize()
+	require.NoError(t, probeOneDNNConvolution(b), "the probe's reference disagrees with XLA's own convolution")
+
+	// x 1×2×2×1 = [1 2; 3 4], kernel 3×3×1×1 all ones, pad 1: every output is the sum of the image, 10.
+	out := convolveNHWC([]float32{1, 2, 3, 4}, 1, 2, 2, 1, []float32{1, 1, 1, 1, 1, 1, 1, 1, 1}, 3, 1, 1, 1, 1, 2, 2)
+	require.Equal(t, []float64{10, 10, 10, 10}, out)
+}
