@@ -61,7 +61,11 @@ func newXLA(config string, devices int) (backends.Backend, error) {
 	if clientOptions == nil && isCPUPlugin(path) && devices != AllDevices {
 		clientOptions = pjrt.NamedValuesMap{cpuDeviceCountOption: int64(devices)}
 	}
-	optList, oneDNNAdded := withOneDNNConv(optList, isCPUPlugin(path))
+	oneDevice := clientOptions != nil && clientOptions[cpuDeviceCountOption] == int64(1)
+	optList, oneDNNAdded, err := withOneDNNConv(optList, isCPUPlugin(path), oneDevice)
+	if err != nil {
+		return nil, errors.WithMessagef(err, "creating backend %q", config)
+	}
 	b, err := newXLAWithOptions(strings.Join(append([]string{path}, optList...), ","), clientOptions)
 	if err != nil {
 		return nil, errors.WithMessagef(err, "creating backend %q from plugin %s%s", config, path, loadedButNoClient(err, path))

@@ -46,15 +46,25 @@ func gomlxHasOneDNNConv() bool {
 	return ok
 }
 
-// withOneDNNConv returns the option list for a plugin: with OneDNNConvOption added for the CPU plugin unless the
-// list says otherwise, and NoOneDNNConvOption (nowt's, not GoMLX's) taken out. It also tells whether the option
-// was added by nowt (and may be dropped if the probe fails) rather than asked for.
-func withOneDNNConv(opts []string, cpuPlugin bool) (rest []string, added bool) {
+// withOneDNNConv returns the option list for a plugin: with OneDNNConvOption added for the CPU plugin with one
+// host device unless the list says otherwise, and NoOneDNNConvOption (nowt's, not GoMLX's) taken out. It also tells
+// whether the option was added by nowt (and may be dropped if the probe fails) rather than asked for. Only a
+// one-device client gets it unasked: XLA's partitioner cannot split a custom call over devices, so with several it
+// would gather each convolution's operands and run it whole on every device. Asking for the option from a GoMLX
+// without it is an error.
+func withOneDNNConv(opts []string, cpuPlugin, oneDevice bool) (rest []string, added bool, err error) {
 	rest = slices.DeleteFunc(slices.Clone(opts), func(o string) bool { return o == NoOneDNNConvOption })
-	if len(rest) != len(opts) || !cpuPlugin || !gomlxHasOneDNNConv() || hasOption(rest, OneDNNConvOption) {
-		return rest, false
+	if hasOption(rest, OneDNNConvOption) {
+		if !gomlxHasOneDNNConv() {
+			return nil, false, errors.Errorf("option %q needs the GoMLX of nowt's third_party/ (build nowt from its "+
+				"own module, or drop the option)", OneDNNConvOption)
+		}
+		return rest, false, nil
 	}
-	return append(rest, OneDNNConvOption), true
+	if len(rest) != len(opts) || !cpuPlugin || !oneDevice || !gomlxHasOneDNNConv() {
+		return rest, false, nil
+	}
+	return append(rest, OneDNNConvOption), true, nil
 }
 
 // probeOneDNNConvolution runs one small convolution of each kind oneDNN's call takes (stride 1 and 2, padded,

@@ -26,26 +26,29 @@ func cpuPluginOrSkip(t *testing.T) {
 	}
 }
 
-// TestWithOneDNNConv: the option is added for the CPU plugin only, not twice, and never against
-// "noonednn_conv", which is nowt's and is taken out of what GoMLX gets.
+// TestWithOneDNNConv: the option is added for the CPU plugin with one host device only, not twice, and never
+// against "noonednn_conv", which is nowt's and is taken out of what GoMLX gets; asked for, it stays.
 func TestWithOneDNNConv(t *testing.T) {
 	require.True(t, gomlxHasOneDNNConv(), "nowt builds with the GoMLX of third_party/, which has the option")
 	for _, tc := range []struct {
-		opts      []string
-		cpu       bool
-		want      []string
-		wantAdded bool
+		opts           []string
+		cpu, oneDevice bool
+		want           []string
+		wantAdded      bool
 	}{
-		{nil, true, []string{OneDNNConvOption}, true},
-		{[]string{"shared_buffers"}, true, []string{"shared_buffers", OneDNNConvOption}, true},
-		{[]string{OneDNNConvOption}, true, []string{OneDNNConvOption}, false},
-		{[]string{NoOneDNNConvOption, "shared_buffers"}, true, []string{"shared_buffers"}, false},
-		{[]string{"tf32"}, false, []string{"tf32"}, false},
-		{[]string{NoOneDNNConvOption}, false, []string{}, false},
+		{nil, true, true, []string{OneDNNConvOption}, true},
+		{[]string{"shared_buffers"}, true, true, []string{"shared_buffers", OneDNNConvOption}, true},
+		{nil, true, false, nil, false},
+		{[]string{OneDNNConvOption}, true, true, []string{OneDNNConvOption}, false},
+		{[]string{OneDNNConvOption}, true, false, []string{OneDNNConvOption}, false},
+		{[]string{NoOneDNNConvOption, "shared_buffers"}, true, true, []string{"shared_buffers"}, false},
+		{[]string{"tf32"}, false, true, []string{"tf32"}, false},
+		{[]string{NoOneDNNConvOption}, false, true, []string{}, false},
 	} {
-		got, added := withOneDNNConv(tc.opts, tc.cpu)
-		require.Equal(t, tc.want, got, "%v on a CPU plugin: %v", tc.opts, tc.cpu)
-		require.Equal(t, tc.wantAdded, added, "%v on a CPU plugin: %v", tc.opts, tc.cpu)
+		got, added, err := withOneDNNConv(tc.opts, tc.cpu, tc.oneDevice)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, got, "%v on a CPU plugin: %v, one device: %v", tc.opts, tc.cpu, tc.oneDevice)
+		require.Equal(t, tc.wantAdded, added, "%v on a CPU plugin: %v, one device: %v", tc.opts, tc.cpu, tc.oneDevice)
 	}
 }
 
@@ -66,6 +69,10 @@ func TestOneDNNConvolutionsMatchXLA(t *testing.T) {
 	require.False(t, OneDNNConvolutions(without))
 	require.True(t, strings.HasSuffix(Engine(withOneDNN), ", 1 device, oneDNN convolutions)"), Engine(withOneDNN))
 	require.True(t, strings.HasSuffix(Engine(without), ", 1 device)"), Engine(without))
+	twoDevices, err := New("xla:cpu,devices=2", nil)
+	require.NoError(t, err)
+	require.False(t, OneDNNConvolutions(twoDevices), "several host devices: XLA's partitioner cannot split the call")
+	twoDevices.Finalize()
 
 	nhwc := graph.ConvolveAxesConfig{InputBatch: 0, InputChannels: 3, InputSpatial: []int{1, 2},
 		KernelInputChannels: 2, KernelOutputChannels: 3, KernelSpatial: []int{0, 1},

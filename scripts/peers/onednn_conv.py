@@ -2,11 +2,11 @@
 
 The CPU plugin nowt uses (0.81) has oneDNN's convolution built in behind the custom call `__onednn$convolution`
 (XLA's OneDnnOpThunk), but its compiler never emits that call: `--xla_cpu_use_onednn` with
-`--xla_cpu_experimental_onednn_custom_call` rewrites nothing, so every convolution runs as Eigen's. nowt cannot
-emit the call either: go-xla v0.1.4's StableHLO builder has no custom_call and GoMLX's backend no op for it
-(docs/upstream.md). This script measures what emitting it would buy. It takes a training step that nowt compiled,
-as XLA dumped it, and replaces convolutions by the custom call, with the oneDNN configuration XLA's own rewriter
-would write (raw window values, as this plugin reads them):
+`--xla_cpu_experimental_onednn_custom_call` rewrites nothing, so every convolution runs as Eigen's. This script
+measured what emitting it would buy, before nowt did (since f5156f4, through the patched GoMLX in third_party/;
+dump the step with `-backend xla:cpu,noonednn_conv` to start from XLA's convolutions). It takes a training step
+that nowt compiled, as XLA dumped it, and replaces convolutions by the custom call, with the oneDNN configuration
+XLA's own rewriter would write (raw window values, as this plugin reads them):
 
   none  no convolution replaced (nowt's step as it runs today)
   fwd   every convolution without input dilation whose kernel operand is a kernel: the forward convolutions and the
@@ -18,8 +18,8 @@ It checks that each variant's outputs agree with `none`'s, then times the varian
 order reversed every other round) on the plugin. With --per-conv it also times each distinct convolution of the
 step alone, XLA's against oneDNN's.
 
-  XLA_FLAGS="--xla_dump_to=/tmp/dump --xla_dump_hlo_as_proto" bin/nowt bench -backend xla:cpu -model resnet20 \\
-      -batch 64 -dataset synthetic -image-size 32 -rule bp -steps 2
+  XLA_FLAGS="--xla_dump_to=/tmp/dump --xla_dump_hlo_as_proto" bin/nowt bench -backend xla:cpu,noonednn_conv \\
+      -model resnet20 -batch 64 -dataset synthetic -image-size 32 -rule bp -steps 2
   .peers-venv/bin/python scripts/peers/onednn_conv.py --plugin ~/.local/lib/go-xla/pjrt_c_api_cpu_plugin.so \\
       --hlo /tmp/dump/module_0001.Trainer_0.before_optimizations.hlo.pb --per-conv
 """
