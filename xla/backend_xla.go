@@ -66,7 +66,10 @@ func newXLA(config string, devices int) (backends.Backend, error) {
 	if err != nil {
 		return nil, errors.WithMessagef(err, "creating backend %q", config)
 	}
-	b, err := newXLAWithOptions(strings.Join(append([]string{path}, optList...), ","), clientOptions)
+	create := func(opts []string) (backends.Backend, error) {
+		return newXLAWithOptions(strings.Join(append([]string{path}, opts...), ","), clientOptions)
+	}
+	b, err := create(optList)
 	if err != nil {
 		return nil, errors.WithMessagef(err, "creating backend %q from plugin %s%s", config, path, loadedButNoClient(err, path))
 	}
@@ -78,8 +81,7 @@ func newXLA(config string, devices int) (backends.Backend, error) {
 					"oneDNN's convolution (drop the option)", config, OneDNNConvOption, path)
 			}
 			// The plugin lacks the call (a build without oneDNN): XLA's own convolutions, as without the option.
-			optList = slices.DeleteFunc(optList, func(o string) bool { return o == OneDNNConvOption })
-			if b, err = newXLAWithOptions(strings.Join(append([]string{path}, optList...), ","), clientOptions); err != nil {
+			if b, err = create(withoutOption(optList, OneDNNConvOption)); err != nil {
 				return nil, errors.WithMessagef(err, "creating backend %q from plugin %s", config, path)
 			}
 		} else {
@@ -161,6 +163,11 @@ func hasOption(opts []string, opt string) bool {
 		}
 	}
 	return false
+}
+
+// withoutOption returns opts less every entry hasOption would match to opt.
+func withoutOption(opts []string, opt string) []string {
+	return slices.DeleteFunc(slices.Clone(opts), func(o string) bool { return strings.TrimSpace(o) == opt })
 }
 
 // setCUDADataDir points XLA at the NVIDIA folder go-xla's installer puts beside the CUDA plugin

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"reflect"
-	"slices"
 	"sync"
 
 	"github.com/gomlx/gomlx/backends"
@@ -53,7 +52,7 @@ func gomlxHasOneDNNConv() bool {
 // would gather each convolution's operands and run it whole on every device. Asking for the option from a GoMLX
 // without it is an error.
 func withOneDNNConv(opts []string, cpuPlugin, oneDevice bool) (rest []string, added bool, err error) {
-	rest = slices.DeleteFunc(slices.Clone(opts), func(o string) bool { return o == NoOneDNNConvOption })
+	rest = withoutOption(opts, NoOneDNNConvOption)
 	if hasOption(rest, OneDNNConvOption) {
 		if !gomlxHasOneDNNConv() {
 			return nil, false, errors.Errorf("option %q needs the GoMLX of nowt's third_party/ (build nowt from its "+

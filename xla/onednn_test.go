@@ -18,14 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// cpuPluginOrSkip skips a test where no XLA CPU plugin is installed.
-func cpuPluginOrSkip(t *testing.T) {
-	t.Helper()
-	if _, ok := findPlugin(Plugins(), "cpu"); !ok {
-		t.Skip("no XLA CPU plugin installed")
-	}
-}
-
 // TestWithOneDNNConv: the option is added for the CPU plugin with one host device only, not twice, and never
 // against "noonednn_conv", which is nowt's and is taken out of what GoMLX gets; asked for, it stays.
 func TestWithOneDNNConv(t *testing.T) {

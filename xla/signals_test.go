@@ -38,9 +38,7 @@ func blockedSignals(t *testing.T, task string) uint64 {
 // aborted within a second ("corrupted size vs. prev_size while consolidating"), which fails this test by killing
 // the test binary.
 func TestPluginThreadsBlockAsyncSignals(t *testing.T) {
-	if _, ok := findPlugin(Plugins(), "cpu"); !ok {
-		t.Skip("no XLA CPU plugin installed")
-	}
+	cpuPluginOrSkip(t)
 	b, err := New("xla:cpu", nil)
 	require.NoError(t, err)
 	defer b.Finalize()

@@ -14,6 +14,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// cpuPluginOrSkip skips a test where no XLA CPU plugin is installed.
+func cpuPluginOrSkip(t *testing.T) {
+	t.Helper()
+	if _, ok := findPlugin(Plugins(), "cpu"); !ok {
+		t.Skip("no XLA CPU plugin installed")
+	}
+}
+
 // hermetic makes plugin discovery look only in a fresh empty folder, which it returns, with $GOMLX_BACKEND
 // empty and no hardware.
 func hermetic(t *testing.T) string {
@@ -435,9 +443,7 @@ func TestEngine(t *testing.T) {
 	if !xlaCompiledIn {
 		return
 	}
-	if _, ok := findPlugin(Plugins(), "cpu"); !ok {
-		t.Skip("no XLA CPU plugin installed")
-	}
+	cpuPluginOrSkip(t)
 	xb, err := New("xla:cpu,devices=2", nil)
 	require.NoError(t, err)
 	defer xb.Finalize()
@@ -462,9 +468,7 @@ func TestNewForHostDevices(t *testing.T) {
 	if !xlaCompiledIn {
 		return
 	}
-	if _, ok := findPlugin(Plugins(), "cpu"); !ok {
-		t.Skip("no XLA CPU plugin installed")
-	}
+	cpuPluginOrSkip(t)
 	numDevices := func(spec string, devices int) int {
 		b, err := NewFor(spec, devices, nil)
 		require.NoError(t, err, spec)
