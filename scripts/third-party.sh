@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds third_party/ from the released modules and nowt's patches (third_party/README.md): each module's
 # source as the Go module proxy serves it, less what nowt's build never reads (docs, examples, tests), with its
-# patch from third_party/patches applied.
+# patch from third_party/patches applied and gofmt run over it.
 #
 #   scripts/third-party.sh          rewrite third_party/<module> (after changing a patch, or to move to a new release)
 #   scripts/third-party.sh -check   rebuild into a temporary folder and fail if third_party/ differs from it
@@ -45,6 +45,7 @@ for m in "${modules[@]}"; do
   for d in "${drop[@]}"; do rm -rf "${dest:?}/$d"; done
   find "$dest" \( -name '*_test.go' -o -name testdata \) -prune -exec rm -rf {} +
   (cd "$dest" && patch -s -p1 <"$OLDPWD/third_party/patches/$patch")
+  gofmt -w "$dest" # a few released files predate this gofmt; the project's `gofmt -l .` covers the copies too
   if [ $check = 1 ]; then
     if ! diff -r -q "$dest" "third_party/$folder"; then
       echo "third-party.sh: third_party/$folder is not $path@$version with patches/$patch: run scripts/third-party.sh" >&2
