@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -82,7 +83,7 @@ func (b *Conv2DBuilder) Done() *Node {
 	rule, lg := newLayerWeights(b.ctx, KindConv, kernelShape, b.init, x.Graph())
 	var op linearOp
 	if useNativeConv(b.ctx, x.Graph(), geom) {
-		op = nativeConvOp{geom: geom, inputByProducts: weightGradInputByProducts(b.ctx, x.Graph(), geom.inC)}
+		op = nativeConvOp{geom: geom, wgradLayout: chooseWeightGradLayout(b.ctx, x.Graph(), x.DType(), geom.inC)}
 	} else {
 		op = newPatchConvOp(geom, b.outChannels)
 	}
@@ -131,20 +132,47 @@ func (g convGeometry) tiny() bool {
 	return min(g.h, g.w, g.outH, g.outW) <= tinySide
 }
 
-// weightGradInputByProducts decides, per ParamConvWeightGradInput, whether the native weight gradient lays its
-// input of inC channels out with identity products (channelsFirstByProducts): "auto" does on XLA's CPU plugin,
-// whose transposes are the slow part of that gradient (perf-analysis §17), where the channels come in blocks of
-// at least minProductBlock; other engines lay out tensors their own way. (An image's 3 channels make products
-// of 3×3 blocks, which the plugin runs slower than the transpose: ResNet-18's stem weight gradient 22 against
-// 13 ms.)
-func weightGradInputByProducts(ctx *context.Context, g *Graph, inC int) bool {
+// weightGradLayout is how the native convolution's weight gradient hands the layer's input x [n, h, w, cin] and
+// δ [n, oh, ow, cout] to its convolution (ParamConvWeightGradInput).
+type weightGradLayout int
+
+const (
+	// wgradTransposed: x with cin as the convolution's batch and the examples as its channels, δ as the kernel,
+	// both as they lie; the compiler lays them out for its convolution ([cin, h, w, n] on XLA's CPU plugin).
+	wgradTransposed weightGradLayout = iota
+	// wgradProducts: the same convolution, with x laid out as [cin, h, w, n] by identity products
+	// (channelsFirstByProducts).
+	wgradProducts
+	// wgradFolded: x's width and channels folded into one axis, which needs no transpose at all
+	// (foldedWeightGrad).
+	wgradFolded
+)
+
+// chooseWeightGradLayout decides, per ParamConvWeightGradInput, how the native weight gradient of a layer with
+// inC input channels of type dtype lays out its operands. "auto" folds where the backend runs float32
+// convolutions in oneDNN (xla.OneDNNConvolutions): oneDNN reads the folded operands as they lie, and the
+// gradient takes 0.6–0.8 of the products' time with none of their layout passes (perf-analysis §22). Elsewhere on
+// XLA's CPU plugin, whose transposes are the slow part of that gradient (§17), it uses products where the channels
+// come in blocks of at least minProductBlock (an image's 3 channels make products of 3×3 blocks, which the plugin
+// runs slower than the transpose: ResNet-18's stem weight gradient 22 against 13 ms); other engines lay out
+// tensors their own way.
+func chooseWeightGradLayout(ctx *context.Context, g *Graph, dtype dtypes.DType, inC int) weightGradLayout {
 	switch v := settingValue[string](ctx, ParamConvWeightGradInput); v {
+	case "folded":
+		return wgradFolded
 	case "products":
-		return true
+		return wgradProducts
 	case "transpose":
-		return false
+		return wgradTransposed
 	case "auto":
-		return xla.IsCPU(g.Backend()) && layers.IdentityBlock(inC) >= minProductBlock
+		switch {
+		case dtype == dtypes.Float32 && xla.OneDNNConvolutions(g.Backend()):
+			return wgradFolded
+		case xla.IsCPU(g.Backend()) && layers.IdentityBlock(inC) >= minProductBlock:
+			return wgradProducts
+		default:
+			return wgradTransposed
+		}
 	default: // settingValue has checked the value against the setting's choices
 		panic(fmt.Sprintf("feedback: %s=%q is not handled", ParamConvWeightGradInput, v))
 	}
@@ -187,9 +215,8 @@ var channelsLastAxes = backends.ConvolveAxesConfig{
 // built and discarded (see forward), and on the pure-Go backend, which lacks Reverse, it is not built at all.
 type nativeConvOp struct {
 	geom convGeometry
-	// inputByProducts makes the weight gradient hand its convolution x already laid out as [cin, h, w, n], by
-	// channelsFirstByProducts, instead of leaving that transpose to the compiler (ParamConvWeightGradInput).
-	inputByProducts bool
+	// wgradLayout is how the weight gradient lays out its convolution's operands (ParamConvWeightGradInput).
+	wgradLayout weightGradLayout
 }
 
 // inputRows builds x's patch matrix (only learning rules that evaluate primitives on the layer's input use it).
@@ -235,16 +262,45 @@ func (op nativeConvOp) weightGrad(x, delta *Node) *Node {
 	if keepH < g.h || keepW < g.w {
 		x = Slice(x, AxisRange(), AxisRange(0, keepH), AxisRange(0, keepW), AxisRange())
 	}
+	if op.wgradLayout == wgradFolded {
+		return foldedWeightGrad(g, x, delta, padH, padW)
+	}
 	axes := backends.ConvolveAxesConfig{
 		InputBatch: 3, InputChannels: 0, InputSpatial: []int{1, 2},
 		KernelInputChannels: 0, KernelOutputChannels: 3, KernelSpatial: []int{1, 2},
 		OutputBatch: 2, OutputChannels: 3, OutputSpatial: []int{0, 1},
 	}
-	if op.inputByProducts {
+	if op.wgradLayout == wgradProducts {
 		x = channelsFirstByProducts(x)
 		axes.InputBatch, axes.InputChannels = 0, 3
 	}
 	return ConvGeneral(x, delta, axes, []int{1, 1}, [][2]int{padH, padW}, nil, []int{g.stride, g.stride}, 1, 1)
+}
+
+// foldedWeightGrad is weightGrad's convolution with x's width and channels folded into one axis: x [n, h, w, c]
+// read as [1, n, h, w·c], whose folded position w·c + ci moves by c when w moves by one, so that
+//
+//	dW[th, tw, ci, co] = Σ_{n,oh,ow} x[n, oh·s+th, (ow·s+tw)·c + ci]·δ[n, oh, ow, co]
+//
+// is a convolution of that image (one batch item, the examples as its channels) with δ as the kernel, dilated by
+// s along h and by s·c along the folded axis, the width's padding times c: its output, kh × kw·c positions of
+// cout channels, is dW [kh, kw, c, cout] as it lies. x (cropped or not, see weightGrad) and δ are read in the
+// layouts the forward and input-gradient convolutions use, so no transpose of either is needed. XLA's CPU plugin
+// runs it in oneDNN (which reorders x, as its channels-first image, itself) at 0.6–0.8 of the time the channels-
+// as-batch convolution takes there, before its layout passes (perf-analysis §22). XLA's own convolution emitter
+// runs it slower than that one: chooseWeightGradLayout folds only where oneDNN runs the convolutions. padH and
+// padW are the crop's paddings, with which the windows end exactly at the image's (padded) edge.
+func foldedWeightGrad(g convGeometry, x, delta *Node, padH, padW [2]int) *Node {
+	n, h, w, c := x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2), x.Shape().Dim(3)
+	axes := backends.ConvolveAxesConfig{
+		InputBatch: 0, InputChannels: 1, InputSpatial: []int{2, 3},
+		KernelInputChannels: 0, KernelOutputChannels: 3, KernelSpatial: []int{1, 2},
+		OutputBatch: 2, OutputChannels: 3, OutputSpatial: []int{0, 1},
+	}
+	folded := Reshape(x, 1, n, h, w*c) // the unit batch axis first: XLA fuses this reshape into x's producer
+	paddings := [][2]int{padH, {padW[0] * c, padW[1] * c}}
+	gw := ConvGeneral(folded, delta, axes, []int{1, 1}, paddings, nil, []int{g.stride, g.stride * c}, 1, 1)
+	return Reshape(gw, g.kh, g.kw, c, delta.Shape().Dim(3)) // [kh, kw·c, 1, cout] → [kh, kw, c, cout]
 }
 
 // pointwiseWeightGrad is the weight gradient of a 1×1 convolution without padding, dW[0, 0, ci, co] =

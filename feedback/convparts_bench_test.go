@@ -31,7 +31,8 @@ func BenchmarkConvParts(b *testing.B) {
 		xShape := shapes.Make(dtypes.Float32, batch, c.size, c.size, c.in)
 		geom := newConvGeometry(xShape, 3, 3, c.stride, true)
 		native := nativeConvOp{geom: geom}
-		nativeByProducts := nativeConvOp{geom: geom, inputByProducts: true}
+		nativeByProducts := nativeConvOp{geom: geom, wgradLayout: wgradProducts}
+		nativeFolded := nativeConvOp{geom: geom, wgradLayout: wgradFolded}
 		patches := func(x *Node) *patchConvOp {
 			op := newPatchConvOp(geom, c.out)
 			op.forwardPatches = op.patches(x)
@@ -47,6 +48,7 @@ func BenchmarkConvParts(b *testing.B) {
 			{"dx/patches", func(_, w, delta *Node) *Node { return newPatchConvOp(geom, c.out).inputGrad(delta, w) }},
 			{"dw/native", func(x, _, delta *Node) *Node { return native.weightGrad(x, delta) }},
 			{"dw/native-products", func(x, _, delta *Node) *Node { return nativeByProducts.weightGrad(x, delta) }},
+			{"dw/native-folded", func(x, _, delta *Node) *Node { return nativeFolded.weightGrad(x, delta) }},
 			{"dw/patches", func(x, _, delta *Node) *Node { return patches(x).weightGrad(x, delta) }},
 		}
 		inputs := []*tensors.Tensor{

@@ -36,10 +36,12 @@ const (
 	ParamConvImpl = "feedback_conv_impl"
 
 	// ParamConvWeightGradInput selects how the native convolution's weight gradient lays the layer's input out
-	// for its convolution ([channels, height, width, batch]): "transpose" (left to the compiler), "products"
-	// (blocks of 16 channels turned by identity products, which XLA's CPU backend runs several times faster
-	// than its transpose) or "auto" (products on XLA's CPU plugin, transpose elsewhere). The gradient is the
-	// same either way. Default: "auto".
+	// for its convolution: as [channels, height, width, batch], by the compiler ("transpose") or by blocks of 16
+	// channels turned by identity products ("products", which XLA's CPU backend runs several times faster than
+	// its transpose), or as it lies with its width and channels folded into one axis ("folded", a convolution
+	// that oneDNN runs faster than either and that needs no transpose). "auto": folded where XLA's CPU plugin
+	// runs float32 convolutions in oneDNN, else products on XLA's CPU plugin, transpose elsewhere. The gradient
+	// is the same either way, up to the order of its sums. Default: "auto".
 	ParamConvWeightGradInput = "feedback_conv_wgrad_input"
 
 	// ParamOutputDim is the number of the model's outputs (classes), the width of the output error that DFA

@@ -17,9 +17,11 @@ import (
 
 // TestWeightGradInputByProducts checks the native weight gradient with its input laid out by identity products
 // (channelsFirstByProducts) against the same gradient laid out by the compiler's transpose — equal to the bit,
-// the products being exact — and both against the plain-Go reference, for channel counts that make one block
-// (3, 16), several of 16 (32, 48), smaller blocks (24: two of 12; 40: four of 10) and blocks of one channel
-// (17), at strides 1 and 2 with same and valid padding, in float32 and float64.
+// the products being exact — and both, and the folded layout's (foldedWeightGrad, whose sums go in another
+// order), against the plain-Go reference, for channel counts that make one block (3, 16), several of 16 (32,
+// 48), smaller blocks (24: two of 12; 40: four of 10) and blocks of one channel (17), at strides 1 and 2 with
+// same and valid padding (valid with rows the windows never reach, which the gradient crops), kernels 1, 2 and
+// 3, in float32 and float64. On XLA's CPU plugin the float32 folded gradients run in oneDNN.
 func TestWeightGradInputByProducts(t *testing.T) {
 	backend := testutil.Backend(t)
 	type geometry struct {
@@ -34,6 +36,7 @@ func TestWeightGradInputByProducts(t *testing.T) {
 		{1, 7, 32, 3, 3, 2, false},
 		{2, 3, 40, 2, 1, 1, true},
 		{1, 4, 48, 3, 2, 1, true},
+		{2, 8, 5, 3, 3, 2, false},
 	}
 	for _, dtype := range []dtypes.DType{dtypes.Float32, dtypes.Float64} {
 		// One graph per dtype, every case side by side (a case's cost on XLA is its compilation); the inputs are
@@ -54,16 +57,19 @@ func TestWeightGradInputByProducts(t *testing.T) {
 			for i, tc := range cases {
 				x, delta := ConvertDType(inputs[2*i], dtype), ConvertDType(inputs[2*i+1], dtype)
 				geom := newConvGeometry(x.Shape(), tc.kernel, tc.kernel, tc.stride, tc.same)
-				results = append(results,
-					ConvertDType(nativeConvOp{geom: geom}.weightGrad(x, delta), dtypes.Float64),
-					ConvertDType(nativeConvOp{geom: geom, inputByProducts: true}.weightGrad(x, delta), dtypes.Float64))
+				for _, layout := range []weightGradLayout{wgradTransposed, wgradProducts, wgradFolded} {
+					op := nativeConvOp{geom: geom, wgradLayout: layout}
+					results = append(results, ConvertDType(op.weightGrad(x, delta), dtypes.Float64))
+				}
 			}
 			return results
 		}, args...)
 		for i, tc := range cases {
 			t.Run(fmt.Sprintf("%s/c%d-co%d-k%d-s%d-same=%v", dtype, tc.c, tc.co, tc.kernel, tc.stride, tc.same), func(t *testing.T) {
-				byTranspose, byProducts := testutil.Flat64(t, outs[2*i]), testutil.Flat64(t, outs[2*i+1])
-				require.Equal(t, []int{tc.kernel, tc.kernel, tc.c, tc.co}, outs[2*i+1].Shape().Dimensions)
+				byTranspose, byProducts, folded := testutil.Flat64(t, outs[3*i]), testutil.Flat64(t, outs[3*i+1]), testutil.Flat64(t, outs[3*i+2])
+				for _, out := range outs[3*i : 3*i+3] {
+					require.Equal(t, []int{tc.kernel, tc.kernel, tc.c, tc.co}, out.Shape().Dimensions)
+				}
 				require.Equal(t, byTranspose, byProducts, "the weight gradient laid out by products differs from the transposed one")
 				tolerance := 1e-12
 				if dtype == dtypes.Float32 {
@@ -71,42 +77,61 @@ func TestWeightGradInputByProducts(t *testing.T) {
 				}
 				for j, want := range refs[i] {
 					require.InDelta(t, want, byProducts[j], tolerance*(1+math.Abs(want)), "element %d against the plain-Go reference", j)
+					require.InDelta(t, want, folded[j], tolerance*(1+math.Abs(want)), "folded: element %d against the plain-Go reference", j)
 				}
 			})
 		}
 	}
 }
 
-// TestWeightGradInputChoice: "auto" lays the weight gradient's input out by products on XLA's CPU plugin only,
-// and only where its channels come in blocks of 8 or more (not an image's 3, nor a prime 17), "transpose" and
-// "products" say which, and any other value panics with an error naming the setting and its choices.
+// TestWeightGradInputChoice: "auto" folds the weight gradient's operands where the backend runs float32
+// convolutions in oneDNN (float32 only), and otherwise lays its input out by products on XLA's CPU plugin only,
+// and only where its channels come in blocks of 8 or more (not an image's 3, nor a prime 17); "transpose",
+// "products" and "folded" say which, and any other value panics with an error naming the setting and its choices.
 func TestWeightGradInputChoice(t *testing.T) {
 	backend := testutil.Backend(t)
+	oneDNN := xla.OneDNNConvolutions(backend)
+	productsOnCPU := func(blocks bool) weightGradLayout {
+		if xla.IsCPU(backend) && blocks {
+			return wgradProducts
+		}
+		return wgradTransposed
+	}
+	autoFloat32 := func(blocks bool) weightGradLayout {
+		if oneDNN {
+			return wgradFolded
+		}
+		return productsOnCPU(blocks)
+	}
 	for _, tc := range []struct {
 		value    string
+		dtype    dtypes.DType
 		channels int
-		want     bool
+		want     weightGradLayout
 	}{
-		{"auto", 16, xla.IsCPU(backend)},
-		{"auto", 64, xla.IsCPU(backend)},
-		{"auto", 24, xla.IsCPU(backend)},
-		{"auto", 3, false},
-		{"auto", 17, false},
-		{"transpose", 16, false},
-		{"products", 16, true},
-		{"products", 3, true},
+		{"auto", dtypes.Float32, 16, autoFloat32(true)},
+		{"auto", dtypes.Float32, 64, autoFloat32(true)},
+		{"auto", dtypes.Float32, 24, autoFloat32(true)},
+		{"auto", dtypes.Float32, 3, autoFloat32(false)},
+		{"auto", dtypes.Float32, 17, autoFloat32(false)},
+		{"auto", dtypes.Float64, 16, productsOnCPU(true)},
+		{"auto", dtypes.Float64, 3, productsOnCPU(false)},
+		{"transpose", dtypes.Float32, 16, wgradTransposed},
+		{"products", dtypes.Float32, 16, wgradProducts},
+		{"products", dtypes.Float32, 3, wgradProducts},
+		{"folded", dtypes.Float64, 16, wgradFolded},
 	} {
 		ctx := context.New()
 		ctx.SetParam(ParamConvWeightGradInput, tc.value)
 		g := NewGraph(backend, "choice")
-		require.Equal(t, tc.want, weightGradInputByProducts(ctx, g, tc.channels), "%s=%q, %d channels",
-			ParamConvWeightGradInput, tc.value, tc.channels)
+		require.Equal(t, tc.want, chooseWeightGradLayout(ctx, g, tc.dtype, tc.channels), "%s=%q, %s, %d channels",
+			ParamConvWeightGradInput, tc.value, tc.dtype, tc.channels)
 		g.Finalize()
 	}
 	ctx := context.New()
 	ctx.SetParam(ParamConvWeightGradInput, "Products")
 	g := NewGraph(backend, "choice")
 	defer g.Finalize()
-	require.PanicsWithError(t, `feedback_conv_wgrad_input="Products" is not valid: must be one of auto, transpose, products`,
-		func() { weightGradInputByProducts(ctx, g, 16) })
+	require.PanicsWithError(t, `feedback_conv_wgrad_input="Products" is not valid: must be one of auto, transpose, products, folded`,
+		func() { chooseWeightGradLayout(ctx, g, dtypes.Float32, 16) })
 }

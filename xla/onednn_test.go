@@ -46,7 +46,8 @@ func TestWithOneDNNConv(t *testing.T) {
 
 // TestOneDNNConvolutionsMatchXLA: every kind of convolution nowt's layers emit — forward (stride 1 and 2, the
 // 3-channel stem, 1×1 shortcuts, a dilated kernel), the input gradient's (kernel axes swapped), the weight
-// gradient's (δ as the kernel, a window the size of the image, left to XLA) and a strided layer's input gradient
+// gradient's (δ as the kernel, a window the size of the image: with the input's channels as the batch, and with
+// its width and channels folded into one axis, feedback's layout for oneDNN) and a strided layer's input gradient
 // (input dilation, left to XLA), in float32 and float64 — gives the same values on the CPU plugin with oneDNN's
 // convolutions as with XLA's own, and the backend says which it uses.
 func TestOneDNNConvolutionsMatchXLA(t *testing.T) {
@@ -74,7 +75,10 @@ func TestOneDNNConvolutionsMatchXLA(t *testing.T) {
 	weightGradient := graph.ConvolveAxesConfig{InputBatch: 0, InputChannels: 3, InputSpatial: []int{1, 2},
 		KernelInputChannels: 0, KernelOutputChannels: 3, KernelSpatial: []int{1, 2},
 		OutputBatch: 2, OutputChannels: 3, OutputSpatial: []int{0, 1}}
-	for _, tc := range []struct {
+	foldedWeightGradient := graph.ConvolveAxesConfig{InputBatch: 0, InputChannels: 1, InputSpatial: []int{2, 3},
+		KernelInputChannels: 0, KernelOutputChannels: 3, KernelSpatial: []int{1, 2},
+		OutputBatch: 2, OutputChannels: 3, OutputSpatial: []int{0, 1}}
+	type oneDNNCase struct {
 		name              string
 		dtype             dtypes.DType
 		x, kernel         []int
@@ -84,18 +88,44 @@ func TestOneDNNConvolutionsMatchXLA(t *testing.T) {
 		padLow, padHigh   int
 		wantOneDNN        bool
 		relativeTolerance float64
-	}{
-		{"forward 3x3", dtypes.Float32, []int{4, 8, 8, 16}, []int{3, 3, 16, 16}, nhwc, 1, 1, 1, 1, 1, true, 1e-5},
-		{"forward stride 2", dtypes.Float32, []int{4, 8, 8, 16}, []int{3, 3, 16, 32}, nhwc, 2, 1, 1, 1, 1, true, 1e-5},
-		{"stem 7x7 stride 2", dtypes.Float32, []int{2, 20, 20, 3}, []int{7, 7, 3, 8}, nhwc, 2, 1, 1, 3, 3, true, 1e-5},
-		{"shortcut 1x1 stride 2", dtypes.Float32, []int{4, 8, 8, 16}, []int{1, 1, 16, 32}, nhwc, 2, 1, 1, 0, 0, true, 1e-5},
-		{"dilated kernel", dtypes.Float32, []int{2, 9, 9, 4}, []int{3, 3, 4, 4}, nhwc, 1, 2, 1, 2, 2, true, 1e-5},
-		{"uneven padding", dtypes.Float32, []int{2, 7, 6, 4}, []int{3, 3, 4, 5}, nhwc, 2, 1, 1, 0, 1, true, 1e-5},
-		{"input gradient", dtypes.Float32, []int{4, 8, 8, 16}, []int{3, 3, 16, 16}, inputGradient, 1, 1, 1, 1, 1, true, 1e-5},
-		{"weight gradient (XLA's)", dtypes.Float32, []int{16, 8, 8, 4}, []int{4, 8, 8, 16}, weightGradient, 1, 1, 1, 1, 1, false, 1e-5},
-		{"strided input gradient (XLA's)", dtypes.Float32, []int{4, 4, 4, 32}, []int{3, 3, 16, 32}, inputGradient, 1, 1, 2, 1, 2, false, 1e-5},
-		{"float64 (XLA's)", dtypes.Float64, []int{2, 6, 6, 4}, []int{3, 3, 4, 4}, nhwc, 1, 1, 1, 1, 1, false, 1e-12},
+		// spatialDilations and paddings are per spatial axis; the table above sets them from dilation and the pads.
+		spatialDilations []int
+		paddings         [][2]int
+	}
+	var cases []oneDNNCase
+	for _, tc := range []oneDNNCase{
+		{"forward 3x3", dtypes.Float32, []int{4, 8, 8, 16}, []int{3, 3, 16, 16}, nhwc, 1, 1, 1, 1, 1, true, 1e-5, nil, nil},
+		{"forward stride 2", dtypes.Float32, []int{4, 8, 8, 16}, []int{3, 3, 16, 32}, nhwc, 2, 1, 1, 1, 1, true, 1e-5, nil, nil},
+		{"stem 7x7 stride 2", dtypes.Float32, []int{2, 20, 20, 3}, []int{7, 7, 3, 8}, nhwc, 2, 1, 1, 3, 3, true, 1e-5, nil, nil},
+		{"shortcut 1x1 stride 2", dtypes.Float32, []int{4, 8, 8, 16}, []int{1, 1, 16, 32}, nhwc, 2, 1, 1, 0, 0, true, 1e-5, nil, nil},
+		{"dilated kernel", dtypes.Float32, []int{2, 9, 9, 4}, []int{3, 3, 4, 4}, nhwc, 1, 2, 1, 2, 2, true, 1e-5, nil, nil},
+		{"uneven padding", dtypes.Float32, []int{2, 7, 6, 4}, []int{3, 3, 4, 5}, nhwc, 2, 1, 1, 0, 1, true, 1e-5, nil, nil},
+		{"input gradient", dtypes.Float32, []int{4, 8, 8, 16}, []int{3, 3, 16, 16}, inputGradient, 1, 1, 1, 1, 1, true, 1e-5, nil, nil},
+		{"weight gradient, batch = channels", dtypes.Float32, []int{16, 8, 8, 4}, []int{4, 8, 8, 16}, weightGradient, 1, 1, 1, 1, 1, true, 1e-5, nil, nil},
+		{"strided input gradient (XLA's)", dtypes.Float32, []int{4, 4, 4, 32}, []int{3, 3, 16, 32}, inputGradient, 1, 1, 2, 1, 2, false, 1e-5, nil, nil},
+		{"float64 (XLA's)", dtypes.Float64, []int{2, 6, 6, 4}, []int{3, 3, 4, 4}, nhwc, 1, 1, 1, 1, 1, false, 1e-12, nil, nil},
 	} {
+		tc.spatialDilations = []int{tc.dilation, tc.dilation}
+		tc.paddings = [][2]int{{tc.padLow, tc.padHigh}, {tc.padLow, tc.padHigh}}
+		cases = append(cases, tc)
+	}
+	// The weight gradient with the input's width and channels folded into one axis (feedback's "folded" layout):
+	// x [1, n, h, w·c] with the examples as channels, δ [n, oh, ow, cout] as the kernel, dilated by the stride and
+	// by stride·c along the folded axis, whose padding is c times the width's; the output [kh, kw·c, 1, cout] is
+	// the kernel's gradient [kh, kw, c, cout]. At stride 1 and 2, as feedback's 3×3 "same" layers write it.
+	for _, f := range []struct {
+		name          string
+		n, h, c, cout int
+		stride        int
+		pad           [2]int
+	}{{"folded weight gradient", 4, 8, 4, 16, 1, [2]int{1, 1}}, {"folded weight gradient, stride 2", 4, 8, 3, 8, 2, [2]int{0, 1}}} {
+		outSide := (f.h+f.pad[0]+f.pad[1]-3)/f.stride + 1
+		cases = append(cases, oneDNNCase{name: f.name, dtype: dtypes.Float32, x: []int{1, f.n, f.h, f.h * f.c},
+			kernel: []int{f.n, outSide, outSide, f.cout}, axes: foldedWeightGradient, stride: 1, inputDilation: 1,
+			spatialDilations: []int{f.stride, f.stride * f.c},
+			paddings:         [][2]int{f.pad, {f.pad[0] * f.c, f.pad[1] * f.c}}, wantOneDNN: true, relativeTolerance: 1e-5})
+	}
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(5, uint64(len(tc.name))))
 			random := func(dims []int) *tensors.Tensor {
@@ -116,18 +146,14 @@ func TestOneDNNConvolutionsMatchXLA(t *testing.T) {
 			}
 			x, kernel := random(tc.x), random(tc.kernel)
 			spatial := len(tc.axes.KernelSpatial)
-			paddings := make([][2]int, spatial)
-			strides, dilations, inputDilations := make([]int, spatial), make([]int, spatial), make([]int, spatial)
+			paddings, dilations := tc.paddings, tc.spatialDilations
+			strides, inputDilations := make([]int, spatial), make([]int, spatial)
 			for i := range spatial {
-				paddings[i] = [2]int{tc.padLow, tc.padHigh}
-				strides[i], dilations[i], inputDilations[i] = tc.stride, tc.dilation, tc.inputDilation
+				strides[i], inputDilations[i] = tc.stride, tc.inputDilation
 			}
-			var output shapes.Shape
 			run := func(b backends.Backend) []float64 {
 				exec, err := graph.NewExec(b, func(x, kernel *graph.Node) *graph.Node {
-					y := graph.ConvGeneral(x, kernel, tc.axes, strides, paddings, inputDilations, dilations, 1, 1)
-					output = y.Shape()
-					return y
+					return graph.ConvGeneral(x, kernel, tc.axes, strides, paddings, inputDilations, dilations, 1, 1)
 				})
 				require.NoError(t, err)
 				defer exec.Finalize()
@@ -152,7 +178,7 @@ func TestOneDNNConvolutionsMatchXLA(t *testing.T) {
 			}
 			got, want := run(withOneDNN), run(without)
 			require.Len(t, got, len(want))
-			require.Equal(t, tc.wantOneDNN, xlabackend.OneDNNConvolutionEligible(x.Shape(), kernel.Shape(), output,
+			require.Equal(t, tc.wantOneDNN, xlabackend.OneDNNConvolutionEligible(x.Shape(), kernel.Shape(),
 				tc.axes, paddings, inputDilations, 1, 1), "sent to oneDNN")
 			scale := 0.0
 			for _, v := range want {

@@ -25,10 +25,12 @@ type ConvConfig struct {
 }
 
 // OneDNNConvolutionEligible reports whether ConvGeneral, with ConvConfig.UseOneDNN, sends a convolution of input
-// and kernel into output to oneDNN's forward primitive: float32, 2 spatial axes, no input dilation, no negative
-// padding, no grouping, and a window no larger than its output (oneDNN's direct convolution is for small windows;
-// a weight gradient written as a convolution, whose window is the image, is faster in XLA's).
-func OneDNNConvolutionEligible(input, kernel, output shapes.Shape, axes backends.ConvolveAxesConfig,
+// and kernel to oneDNN's forward primitive: float32, 2 spatial axes, no input dilation, no negative padding, no
+// grouping. The axes may be in any order: the call hands oneDNN each operand's strides, and oneDNN reorders what
+// its kernels do not read as it lies. (A weight gradient written as a convolution whose batch is the input's
+// channels and whose window is the image runs slower in oneDNN than in XLA's emitter; one whose input's width and
+// channels are folded into one axis, with the kernel dilated by the channel count, runs faster than either.)
+func OneDNNConvolutionEligible(input, kernel shapes.Shape, axes backends.ConvolveAxesConfig,
 	paddings [][2]int, inputDilations []int, channelGroupCount, batchGroupCount int) bool {
 	if input.DType != dtypes.Float32 || kernel.DType != dtypes.Float32 || len(axes.KernelSpatial) != 2 {
 		return false
@@ -41,11 +43,6 @@ func OneDNNConvolutionEligible(input, kernel, output shapes.Shape, axes backends
 	}
 	if slices.ContainsFunc(paddings, func(p [2]int) bool { return p[0] < 0 || p[1] < 0 }) {
 		return false
-	}
-	for i, axis := range axes.KernelSpatial {
-		if kernel.Dimensions[axis] > output.Dimensions[axes.OutputSpatial[i]] {
-			return false
-		}
 	}
 	return true
 }
@@ -125,7 +122,7 @@ func (b *Builder) oneDNNConvGeneral(input, kernel *Node, axes backends.ConvolveA
 	if err != nil {
 		return nil, err
 	}
-	if !OneDNNConvolutionEligible(input.shape, kernel.shape, outputShape, axes, paddings, inputDilations,
+	if !OneDNNConvolutionEligible(input.shape, kernel.shape, axes, paddings, inputDilations,
 		channelGroupCount, batchGroupCount) {
 		return nil, nil
 	}
