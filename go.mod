@@ -7,6 +7,9 @@ require (
 	github.com/gomlx/gomlx v0.26.0
 	github.com/pkg/errors v0.9.1
 	github.com/stretchr/testify v1.12.1
+	golang.org/x/sys v0.39.0
+	golang.org/x/term v0.38.0
+	gonum.org/v1/plot v0.15.2
 )
 
 require (
@@ -39,10 +42,7 @@ require (
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/exp v0.0.0-20250819193227-8b4c13bb791b // indirect
 	golang.org/x/image v0.26.0 // indirect
-	golang.org/x/sys v0.39.0 // indirect
-	golang.org/x/term v0.38.0 // indirect
 	golang.org/x/text v0.28.0 // indirect
-	gonum.org/v1/plot v0.15.2 // indirect
 	google.golang.org/protobuf v1.36.10 // indirect
 	k8s.io/klog/v2 v2.130.1 // indirect
 )

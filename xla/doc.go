@@ -17,9 +17,10 @@
 // a plugin file by path, and PJRT options may follow a comma ("xla:cuda,tf32"). XLA on CPU exposes as many host
 // devices as the caller asks NewFor for (nowt's -devices: 1 unless a run splits its batches, the plugin's own 4
 // for -devices -1), or n with "xla:cpu,devices=<n>" (the plugin's cpu_device_count), to run or try the
-// data-parallel path on one machine; host devices a run does not use slow it down (NewFor). On the CPU plugin
-// convolutions with small windows run through the plugin's oneDNN convolution (OneDNNConvOption, with the GoMLX of
-// third_party/; Engine's line says "oneDNN convolutions"), once a probe shows the plugin runs it;
+// data-parallel path on one machine; host devices a run does not use slow it down (NewFor). On the CPU plugin with
+// one device, float32 convolutions run through the plugin's oneDNN convolution (OneDNNConvOption, with the GoMLX of
+// third_party/; Engine's line says "oneDNN convolutions"; feedback's layers then fold their weight gradients for
+// it, OneDNNConvolutions), once a probe shows the plugin runs it;
 // "xla:cpu,noonednn_conv" keeps XLA's own. An empty spec means
 // $GOMLX_BACKEND, then "auto". Select resolves a spec without loading anything; New creates the backend.
 // Asking for "xla:<plugin>" when the plugin is not found is an error naming the folders searched and
@@ -37,7 +38,9 @@
 //
 // New runs the CPU plugin with its XNNPACK kernels off (--xla_cpu_use_xnnpack=false appended to $XLA_FLAGS,
 // unless $XLA_FLAGS already names that flag): with them on, a dot by a weight buffer allocated where a freed one
-// was can use the freed one's values, and GoMLX frees weight buffers every training step (docs/upstream.md).
+// was can use the freed one's values, and GoMLX frees weight buffers every training step (docs/upstream.md). On a
+// CPU with AVX-512 it also has the plugin compile for 512-bit vectors (--xla_cpu_prefer_vector_width=512, XLA's
+// default being 256, unless $XLA_FLAGS sets a width): the loops XLA writes itself run faster.
 //
 // New creates every PJRT client with the asynchronous signals (SIGINT, SIGTERM, SIGPROF, ...) blocked on the
 // creating thread, so that the plugin's thread pools inherit that mask and such signals reach only Go's threads:

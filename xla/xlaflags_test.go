@@ -32,6 +32,32 @@ func TestDisableXNNPACK(t *testing.T) {
 	assert.Empty(t, os.Getenv("XLA_FLAGS"), "only the CPU plugin")
 }
 
+// TestPreferWideVectors: on a CPU with AVX-512 the CPU plugin compiles for 512-bit vectors unless XLA_FLAGS sets a
+// width; without AVX-512, or for other plugins, XLA_FLAGS is left alone.
+func TestPreferWideVectors(t *testing.T) {
+	saved := hostHasAVX512
+	defer func() { hostHasAVX512 = saved }()
+	for _, tc := range []struct {
+		name, plugin, before, after string
+		avx512                      bool
+	}{
+		{"AVX-512", "/lib/pjrt_c_api_cpu_plugin.so", "", "--xla_cpu_prefer_vector_width=512", true},
+		{"after the user's other flags", "/lib/pjrt_c_api_cpu_plugin.so", "--xla_dump_to=/tmp/d",
+			"--xla_dump_to=/tmp/d --xla_cpu_prefer_vector_width=512", true},
+		{"the user's width stands", "/lib/pjrt_c_api_cpu_plugin.so", "--xla_cpu_prefer_vector_width=256",
+			"--xla_cpu_prefer_vector_width=256", true},
+		{"no AVX-512", "/lib/pjrt_c_api_cpu_plugin.so", "", "", false},
+		{"not the CPU plugin", "/lib/pjrt_c_api_cuda_plugin.so", "", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hostHasAVX512 = tc.avx512
+			t.Setenv("XLA_FLAGS", tc.before)
+			preferWideVectors(tc.plugin)
+			assert.Equal(t, tc.after, os.Getenv("XLA_FLAGS"))
+		})
+	}
+}
+
 // TestSetCUDADataDir: the CUDA folder go-xla's installer puts beside the CUDA plugin becomes XLA's
 // --xla_gpu_cuda_data_dir, unless XLA_FLAGS names one already or the folder is not there.
 func TestSetCUDADataDir(t *testing.T) {

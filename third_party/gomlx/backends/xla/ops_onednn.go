@@ -17,10 +17,10 @@ const OneDNNConvolutionTarget = "__onednn$convolution"
 
 // ConvConfig holds the backend's convolution options.
 type ConvConfig struct {
-	// UseOneDNN sends float32 convolutions that oneDNN's forward primitive can run, and for which it is faster
-	// (OneDNNConvolutionEligible), to the CPU plugin's oneDNN custom call instead of XLA's own convolution
-	// emitter. Set with the plugin option "onednn_conv" (e.g. "xla:cpu,onednn_conv"); it only works with a CPU
-	// plugin built with oneDNN, which registers the call's target (compilation fails otherwise).
+	// UseOneDNN sends float32 convolutions that oneDNN's forward primitive can run (OneDNNConvolutionEligible)
+	// to the CPU plugin's oneDNN custom call instead of XLA's own convolution emitter. Set with the plugin option
+	// "onednn_conv" (e.g. "xla:cpu,onednn_conv"); it only works with a CPU plugin built with oneDNN, which
+	// registers the call's target (compilation fails otherwise).
 	UseOneDNN bool
 }
 
