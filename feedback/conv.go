@@ -150,8 +150,8 @@ const (
 
 // chooseWeightGradLayout decides, per ParamConvWeightGradInput, how the native weight gradient of a layer with
 // inC input channels of type dtype lays out its operands. "auto" folds where the backend runs float32
-// convolutions in oneDNN (xla.OneDNNConvolutions): oneDNN reads the folded operands as they lie, and the
-// gradient takes 0.6–0.8 of the products' time with none of their layout passes (perf-analysis §22). Elsewhere on
+// convolutions in oneDNN (xla.OneDNNConvolutions): there it needs none of the products' layout passes and takes
+// 0.42–0.65 of their time per layer (BenchmarkConvParts' dw parts, perf-analysis §22). Elsewhere on
 // XLA's CPU plugin, whose transposes are the slow part of that gradient (§17), it uses products where the channels
 // come in blocks of at least minProductBlock (an image's 3 channels make products of 3×3 blocks, which the plugin
 // runs slower than the transpose: ResNet-18's stem weight gradient 22 against 13 ms); other engines lay out
@@ -297,7 +297,10 @@ func foldedWeightGrad(g convGeometry, x, delta *Node, padH, padW [2]int) *Node {
 		KernelInputChannels: 0, KernelOutputChannels: 3, KernelSpatial: []int{1, 2},
 		OutputBatch: 2, OutputChannels: 3, OutputSpatial: []int{0, 1},
 	}
-	folded := Reshape(x, 1, n, h, w*c) // the unit batch axis first: XLA fuses this reshape into x's producer
+	// XLA does not pass the call a view of x: it recomputes x's producer (batch norm and ReLU in the ResNets) into
+	// this shape, a loop it does not vectorise; with the unit batch axis first that took 8.8 % of ResNet-20's step,
+	// with it last 10.3 % (perf-analysis §22).
+	folded := Reshape(x, 1, n, h, w*c)
 	paddings := [][2]int{padH, {padW[0] * c, padW[1] * c}}
 	gw := ConvGeneral(folded, delta, axes, []int{1, 1}, paddings, nil, []int{g.stride, g.stride * c}, 1, 1)
 	return Reshape(gw, g.kh, g.kw, c, delta.Shape().Dim(3)) // [kh, kw·c, 1, cout] → [kh, kw, c, cout]
