@@ -117,14 +117,14 @@ func (b *Builder) oneDNNConvGeneral(input, kernel *Node, axes backends.ConvolveA
 			*values = ones
 		}
 	}
+	if !OneDNNConvolutionEligible(input.shape, kernel.shape, axes, paddings, inputDilations,
+		channelGroupCount, batchGroupCount) {
+		return nil, nil
+	}
 	outputShape, err := shapeinference.ConvGeneralOp(input.shape, kernel.shape, axes, strides, paddings,
 		inputDilations, kernelDilations, channelGroupCount, batchGroupCount)
 	if err != nil {
 		return nil, err
-	}
-	if !OneDNNConvolutionEligible(input.shape, kernel.shape, axes, paddings, inputDilations,
-		channelGroupCount, batchGroupCount) {
-		return nil, nil
 	}
 	config, err := oneDNNConvolutionConfig(kernel.shape.Dimensions, axes, strides, paddings, kernelDilations)
 	if err != nil {
