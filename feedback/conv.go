@@ -143,7 +143,8 @@ const (
 	// wgradProducts: the same convolution, with x laid out as [cin, h, w, n] by identity products
 	// (channelsFirstByProducts).
 	wgradProducts
-	// wgradFolded: x's width and channels folded into one axis, which needs no transpose at all
+	// wgradFolded: x as it lies, which needs no transpose at all: its channels a third spatial axis of a 3-D
+	// convolution (channelAxisWeightGrad), or below minChannelAxisChannels folded into the width's axis
 	// (foldedWeightGrad).
 	wgradFolded
 )
@@ -262,6 +263,9 @@ func (op nativeConvOp) weightGrad(x, delta *Node) *Node {
 	if keepH < g.h || keepW < g.w {
 		x = Slice(x, AxisRange(), AxisRange(0, keepH), AxisRange(0, keepW), AxisRange())
 	}
+	if op.wgradLayout == wgradFolded && g.inC >= minChannelAxisChannels {
+		return channelAxisWeightGrad(g, x, delta, padH, padW)
+	}
 	if op.wgradLayout == wgradFolded {
 		return foldedWeightGrad(g, x, delta, padH, padW)
 	}
@@ -299,11 +303,43 @@ func foldedWeightGrad(g convGeometry, x, delta *Node, padH, padW [2]int) *Node {
 	}
 	// XLA does not pass the call a view of x: it recomputes x's producer (batch norm and ReLU in the ResNets) into
 	// this shape, a loop it does not vectorise; with the unit batch axis first that took 8.8 % of ResNet-20's step,
-	// with it last 10.3 % (perf-analysis §22).
+	// with it last 10.3 % (perf-analysis §22). weightGrad folds this way below minChannelAxisChannels only.
 	folded := Reshape(x, 1, n, h, w*c)
 	paddings := [][2]int{padH, {padW[0] * c, padW[1] * c}}
 	gw := ConvGeneral(folded, delta, axes, []int{1, 1}, paddings, nil, []int{g.stride, g.stride * c}, 1, 1)
 	return Reshape(gw, g.kh, g.kw, c, delta.Shape().Dim(3)) // [kh, kw·c, 1, cout] → [kh, kw, c, cout]
+}
+
+// minChannelAxisChannels is the least input channel count for which the "folded" weight gradient is
+// channelAxisWeightGrad's 3-D convolution rather than foldedWeightGrad's 2-D one.
+const minChannelAxisChannels = 16
+
+// channelAxisWeightGrad is foldedWeightGrad's convolution with the channels as a third spatial axis instead of
+// folded into the width's: x [n, h, w, c] read as [1, n, h, w, c] (one batch item, the examples as its channels,
+// spatial axes h, w and c), δ [n, oh, ow, cout] as the kernel [n, oh, ow, 1, cout], dilated by the stride along h
+// and w and of size 1 along c, so that
+//
+//	dW[th, tw, ci, co] = Σ_{n,oh,ow} x[n, oh·s+th, ow·s+tw, ci]·δ[n, oh, ow, co]
+//
+// is its output [1, kh, kw, c, cout] as it lies. oneDNN is handed the same sums in the same order as the 2-D fold;
+// the difference is XLA's: it recomputes x's producer (batch norm and ReLU) into either shape rather than pass the
+// call a view of x, and the 2-D fold's loop, over w·c, reaches the per-channel vectors by dividing its index, which
+// LLVM does not vectorise; this loop keeps c innermost, as x's own. ResNet-20 at batch 64 (perf-analysis §23):
+// the recompute 11.0 → 1.2 % of the step, oneDNN's weight-gradient calls 0.90 → 1.00, 0.65 → 0.66, 0.53 → 0.57 ms
+// per stage (shorter output rows: c against kw·c), the step 0.95 of the 2-D fold's in alternated rounds. With few
+// channels the rows get too short: ResNet-18's stem (c = 3) takes 15.4 against 6.7 ms, hence
+// minChannelAxisChannels. padH and padW are the crop's paddings (weightGrad).
+func channelAxisWeightGrad(g convGeometry, x, delta *Node, padH, padW [2]int) *Node {
+	n, h, w, c := x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2), x.Shape().Dim(3)
+	outH, outW, cout := delta.Shape().Dim(1), delta.Shape().Dim(2), delta.Shape().Dim(3)
+	axes := backends.ConvolveAxesConfig{
+		InputBatch: 0, InputChannels: 1, InputSpatial: []int{2, 3, 4},
+		KernelInputChannels: 0, KernelOutputChannels: 4, KernelSpatial: []int{1, 2, 3},
+		OutputBatch: 0, OutputChannels: 4, OutputSpatial: []int{1, 2, 3},
+	}
+	gw := ConvGeneral(Reshape(x, 1, n, h, w, c), Reshape(delta, n, outH, outW, 1, cout), axes, []int{1, 1, 1},
+		[][2]int{padH, padW, {0, 0}}, nil, []int{g.stride, g.stride, 1}, 1, 1)
+	return Reshape(gw, g.kh, g.kw, c, cout) // [1, kh, kw, c, cout] → [kh, kw, c, cout]
 }
 
 // pointwiseWeightGrad is the weight gradient of a 1×1 convolution without padding, dW[0, 0, ci, co] =

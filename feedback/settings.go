@@ -122,7 +122,7 @@ var layerSettings = []Setting{
 	{Name: ParamConvImpl, Default: "auto", Choices: []string{"auto", "native", "patches"},
 		Doc: "how convolutions run: the backend's native convolution, patches×matmul, or auto (native on XLA, but patches on XLA's CPU plugin for images of 2×2 pixels or fewer)"},
 	{Name: ParamConvWeightGradInput, Default: "auto", Choices: []string{"auto", "transpose", "products", "folded"},
-		Doc: "native convolutions: how the weight gradient lays out the layer's input, by the compiler's transpose, by identity products, or folded (width and channels as one axis, no transpose; for oneDNN's convolutions) (auto: folded where oneDNN runs the convolutions, else products on XLA's CPU plugin for channels in blocks of 8 or more, else transpose)"},
+		Doc: "native convolutions: how the weight gradient lays out the layer's input, by the compiler's transpose, by identity products, or as it lies (folded: channels as a spatial axis, or folded with the width below 16 channels; no transpose; for oneDNN's convolutions) (auto: folded where oneDNN runs the convolutions, else products on XLA's CPU plugin for channels in blocks of 8 or more, else transpose)"},
 }
 
 // AllSettings lists every setting: the layers' and every registered rule's, once each (rules may share one),

@@ -46,10 +46,11 @@ func TestWithOneDNNConv(t *testing.T) {
 
 // TestOneDNNConvolutionsMatchXLA: every kind of convolution nowt's layers emit — forward (stride 1 and 2, the
 // 3-channel stem, 1×1 shortcuts, a dilated kernel), the input gradient's (kernel axes swapped), the weight
-// gradient's (δ as the kernel, a window the size of the image: with the input's channels as the batch, and with
-// its width and channels folded into one axis, feedback's layout for oneDNN) and a strided layer's input gradient
-// (input dilation, left to XLA), in float32 and float64 — gives the same values on the CPU plugin with oneDNN's
-// convolutions as with XLA's own, and the backend says which it uses.
+// gradient's (δ as the kernel, a window the size of the image: with the input's channels as the batch, with its
+// width and channels folded into one axis, and with its channels as a third spatial axis, feedback's layouts for
+// oneDNN), a plain 3-D convolution, and a strided layer's input gradient (input dilation) and a 1-D convolution
+// (both left to XLA), in float32 and float64 — gives the same values on the CPU plugin with oneDNN's convolutions
+// as with XLA's own, and the backend says which it uses.
 func TestOneDNNConvolutionsMatchXLA(t *testing.T) {
 	cpuPluginOrSkip(t)
 	withOneDNN, err := New("xla:cpu", nil)
@@ -124,6 +125,37 @@ func TestOneDNNConvolutionsMatchXLA(t *testing.T) {
 			kernel: []int{f.n, outSide, outSide, f.cout}, axes: foldedWeightGradient, stride: 1, inputDilation: 1,
 			spatialDilations: []int{f.stride, f.stride * f.c},
 			paddings:         [][2]int{f.pad, {f.pad[0] * f.c, f.pad[1] * f.c}}, wantOneDNN: true, relativeTolerance: 1e-5})
+	}
+	// 3-D convolutions: a plain one (channels last), and the weight gradient with the input's channels as a third
+	// spatial axis (feedback's "folded" layout from 16 channels): x [1, n, h, w, c] with the examples as channels,
+	// δ [n, oh, ow, 1, cout] as the kernel dilated by the stride along h and w; the output [1, kh, kw, c, cout] is
+	// the kernel's gradient.
+	ndhwc := graph.ConvolveAxesConfig{InputBatch: 0, InputChannels: 4, InputSpatial: []int{1, 2, 3},
+		KernelInputChannels: 3, KernelOutputChannels: 4, KernelSpatial: []int{0, 1, 2},
+		OutputBatch: 0, OutputChannels: 4, OutputSpatial: []int{1, 2, 3}}
+	cases = append(cases, oneDNNCase{name: "forward 3-D", dtype: dtypes.Float32, x: []int{2, 5, 6, 7, 4},
+		kernel: []int{3, 3, 3, 4, 8}, axes: ndhwc, stride: 1, inputDilation: 1, spatialDilations: []int{1, 1, 1},
+		paddings: [][2]int{{1, 1}, {0, 1}, {1, 0}}, wantOneDNN: true, relativeTolerance: 1e-5})
+	nwc := graph.ConvolveAxesConfig{InputBatch: 0, InputChannels: 2, InputSpatial: []int{1},
+		KernelInputChannels: 1, KernelOutputChannels: 2, KernelSpatial: []int{0},
+		OutputBatch: 0, OutputChannels: 2, OutputSpatial: []int{1}}
+	cases = append(cases, oneDNNCase{name: "1-D (XLA's)", dtype: dtypes.Float32, x: []int{2, 9, 4},
+		kernel: []int{3, 4, 4}, axes: nwc, stride: 1, inputDilation: 1, spatialDilations: []int{1},
+		paddings: [][2]int{{1, 1}}, wantOneDNN: false, relativeTolerance: 1e-5})
+	channelAxisWeightGradient := graph.ConvolveAxesConfig{InputBatch: 0, InputChannels: 1, InputSpatial: []int{2, 3, 4},
+		KernelInputChannels: 0, KernelOutputChannels: 4, KernelSpatial: []int{1, 2, 3},
+		OutputBatch: 0, OutputChannels: 4, OutputSpatial: []int{1, 2, 3}}
+	for _, f := range []struct {
+		name          string
+		n, h, c, cout int
+		stride        int
+		pad           [2]int
+	}{{"channel-axis weight gradient", 4, 8, 16, 8, 1, [2]int{1, 1}}, {"channel-axis weight gradient, stride 2", 4, 8, 16, 8, 2, [2]int{0, 1}}} {
+		outSide := (f.h+f.pad[0]+f.pad[1]-3)/f.stride + 1
+		cases = append(cases, oneDNNCase{name: f.name, dtype: dtypes.Float32, x: []int{1, f.n, f.h, f.h, f.c},
+			kernel: []int{f.n, outSide, outSide, 1, f.cout}, axes: channelAxisWeightGradient, stride: 1,
+			inputDilation: 1, spatialDilations: []int{f.stride, f.stride, 1}, paddings: [][2]int{f.pad, f.pad, {0, 0}},
+			wantOneDNN: true, relativeTolerance: 1e-5})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

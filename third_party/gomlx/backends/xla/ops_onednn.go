@@ -25,14 +25,18 @@ type ConvConfig struct {
 }
 
 // OneDNNConvolutionEligible reports whether ConvGeneral, with ConvConfig.UseOneDNN, sends a convolution of input
-// and kernel to oneDNN's forward primitive: float32, 2 spatial axes, no input dilation, no negative padding, no
-// grouping. The axes may be in any order: the call hands oneDNN each operand's strides, and oneDNN reorders what
+// and kernel to oneDNN's forward primitive: float32, 2 or 3 spatial axes, no input dilation, no negative padding,
+// no grouping. The axes may be in any order: the call hands oneDNN each operand's strides, and oneDNN reorders what
 // its kernels do not read as it lies. (A weight gradient written as a convolution whose batch is the input's
-// channels and whose window is the image runs slower in oneDNN than in XLA's emitter; one whose input's width and
-// channels are folded into one axis, with the kernel dilated by the channel count, runs faster than either.)
+// channels and whose window is the image runs slower in oneDNN than in XLA's emitter; one with the examples as the
+// channels of a one-item image whose channels are a third spatial axis, or are folded into the width's, runs
+// faster than either.)
 func OneDNNConvolutionEligible(input, kernel shapes.Shape, axes backends.ConvolveAxesConfig,
 	paddings [][2]int, inputDilations []int, channelGroupCount, batchGroupCount int) bool {
-	if input.DType != dtypes.Float32 || kernel.DType != dtypes.Float32 || len(axes.KernelSpatial) != 2 {
+	if spatial := len(axes.KernelSpatial); spatial != 2 && spatial != 3 {
+		return false
+	}
+	if input.DType != dtypes.Float32 || kernel.DType != dtypes.Float32 {
 		return false
 	}
 	if channelGroupCount != 1 || batchGroupCount != 1 {
