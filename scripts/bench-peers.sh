@@ -97,14 +97,19 @@ peer_row() { # python script name batch steps [extra arguments]
 		say "$script $name $batch failed (see $LOG)"
 }
 
-# JAX on the plugin nowt's xla:cpu rows use, with the XLA flags nowt gives it (xla/backend_xla.go): XNNPACK off (it
-# multiplies by stale weights, docs/upstream.md) and, on a CPU with AVX-512, 512-bit vectors. The same compiler
-# with the same options, so that a gap between the two is the graph's.
-PLUGIN_XLA_FLAGS="--xla_cpu_use_xnnpack=false"
-grep -qw avx512f /proc/cpuinfo 2>/dev/null && PLUGIN_XLA_FLAGS+=" --xla_cpu_prefer_vector_width=512"
+# JAX on the plugin nowt's xla:cpu rows use, with the XLA flags nowt runs it with, as `nowt devices` prints them:
+# $XLA_FLAGS and nowt's own (xla/backend_xla.go: XNNPACK off, it multiplies by stale weights, docs/upstream.md;
+# on a CPU with AVX-512, 512-bit vectors). The same compiler with the same options, so that a gap between the two
+# is the graph's.
+PLUGIN_XLA_FLAGS=
+if [ -n "$PLUGIN" ]; then
+	PLUGIN_XLA_FLAGS=$(bin/nowt devices -backend xla:cpu 2>>"$LOG" | sed -n 's/^xla flags: *//p')
+	[ "$PLUGIN_XLA_FLAGS" = "(none)" ] && PLUGIN_XLA_FLAGS=
+	say "XLA flags for nowt's plugin and JAX on it: ${PLUGIN_XLA_FLAGS:-(none)}"
+fi
 plugin_peer_row() { # name batch steps [extra arguments]
 	[ -n "$PLUGIN" ] || return 0
-	(export XLA_FLAGS="${XLA_FLAGS:-$PLUGIN_XLA_FLAGS}"
+	(export XLA_FLAGS="$PLUGIN_XLA_FLAGS"
 		peer_row "$PYJAX" scripts/peers/bench_jax.py "$@" --plugin "$PLUGIN")
 }
 # torch_threads peer batch: PyTorch's faster thread count for the model, from the table's rows (1 if none ran).

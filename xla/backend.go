@@ -3,6 +3,7 @@ package xla
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 
@@ -117,8 +118,12 @@ func PluginPath(b backends.Backend) string {
 	return ""
 }
 
+// xlaFlagsEnv is the environment variable XLA reads its flags from.
+const xlaFlagsEnv = "XLA_FLAGS"
+
 // Describe writes the backend's name, description, number of devices with each device's description, and,
-// for XLA, the PJRT plugin file.
+// for XLA, the PJRT plugin file and the XLA flags its compiler runs with ($XLA_FLAGS with the flags nowt adds
+// for the plugin: see prepareToLoad).
 func Describe(w io.Writer, b backends.Backend) error {
 	if b == nil {
 		return errors.New("describing backend: nil backend")
@@ -131,6 +136,11 @@ func Describe(w io.Writer, b backends.Backend) error {
 	fmt.Fprintf(&sb, "description: %s\n", b.Description())
 	if p := PluginPath(b); p != "" {
 		fmt.Fprintf(&sb, "plugin:      %s\n", p)
+		flags := strings.TrimSpace(os.Getenv(xlaFlagsEnv))
+		if flags == "" {
+			flags = "(none)"
+		}
+		fmt.Fprintf(&sb, "xla flags:   %s\n", flags)
 	}
 	n := b.NumDevices()
 	fmt.Fprintf(&sb, "devices:     %d\n", n)

@@ -226,9 +226,6 @@ func preferWideVectors(pluginPath string) {
 	appendXLAFlag(VectorWidthFlag, "512")
 }
 
-// xlaFlagsEnv is the environment variable XLA reads its flags from.
-const xlaFlagsEnv = "XLA_FLAGS"
-
 // xlaFlagGiven reports whether $XLA_FLAGS already names flag ("--name"), with any value.
 func xlaFlagGiven(flag string) bool {
 	return strings.Contains(os.Getenv(xlaFlagsEnv), strings.TrimPrefix(flag, "--"))

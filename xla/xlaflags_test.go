@@ -3,6 +3,7 @@
 package xla
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
@@ -138,4 +139,21 @@ func TestTPUPluginWithoutTPU(t *testing.T) {
 	t.Setenv("HOME", t.TempDir())
 	err := Install(context.Background(), "tpu", InstallOptions{}, io.Discard)
 	assert.ErrorContains(t, err, `installing PJRT plugin "tpu": no TPU device found`)
+}
+
+// TestDescribeXLAFlags: Describe (`nowt devices`) shows the XLA flags the CPU plugin's compiler runs with — the
+// user's $XLA_FLAGS, then the flags nowt adds — which scripts/bench-peers.sh hands to JAX on the same plugin.
+func TestDescribeXLAFlags(t *testing.T) {
+	cpuPluginOrSkip(t)
+	t.Setenv("XLA_FLAGS", "--xla_cpu_enable_fast_min_max=false")
+	b, err := New("xla:cpu", nil)
+	require.NoError(t, err)
+	defer b.Finalize()
+	var out bytes.Buffer
+	require.NoError(t, Describe(&out, b))
+	want := "xla flags:   --xla_cpu_enable_fast_min_max=false " + XNNPACKFlag + "=false"
+	if hostHasAVX512 {
+		want += " " + VectorWidthFlag + "=512"
+	}
+	assert.Contains(t, out.String(), "\n"+want+"\n")
 }
