@@ -321,12 +321,12 @@ const minChannelAxisChannels = 16
 //
 //	dW[th, tw, ci, co] = Σ_{n,oh,ow} x[n, oh·s+th, ow·s+tw, ci]·δ[n, oh, ow, co]
 //
-// is its output [1, kh, kw, c, cout] as it lies. oneDNN is handed the same sums in the same order as the 2-D fold;
+// is its output [1, kh, kw, c, cout] as it lies. oneDNN is handed the same sums as by the 2-D fold;
 // the difference is XLA's: it recomputes x's producer (batch norm and ReLU) into either shape rather than pass the
 // call a view of x, and the 2-D fold's loop, over w·c, reaches the per-channel vectors by dividing its index, which
 // LLVM does not vectorise; this loop keeps c innermost, as x's own. ResNet-20 at batch 64 (perf-analysis §23):
 // the recompute 11.0 → 1.2 % of the step, oneDNN's weight-gradient calls 0.90 → 1.00, 0.65 → 0.66, 0.53 → 0.57 ms
-// per stage (shorter output rows: c against kw·c), the step 0.95 of the 2-D fold's in alternated rounds. With few
+// per stage (shorter output rows: c against kw·c), the step 0.93–0.98 of the 2-D fold's in alternated rounds. With few
 // channels the rows get too short: ResNet-18's stem (c = 3) takes 15.4 against 6.7 ms, hence
 // minChannelAxisChannels. padH and padW are the crop's paddings (weightGrad).
 func channelAxisWeightGrad(g convGeometry, x, delta *Node, padH, padW [2]int) *Node {
