@@ -84,6 +84,18 @@ func hasDistributedExecution(b backends.Backend) bool {
 // pluginPaths remembers the plugin file of each XLA backend created by New, for Describe.
 var pluginPaths sync.Map // backends.Backend -> string
 
+// forgetFinalized drops the backends that have been finalized from registry (pluginPaths, oneDNNBackends): New
+// calls it before it adds one, so that a process that creates and finalizes backends over and over (the tests, a
+// notebook) keeps no more entries than it has live backends, plus those finalized since the last New.
+func forgetFinalized(registry *sync.Map) {
+	registry.Range(func(key, _ any) bool {
+		if b, ok := key.(backends.Backend); !ok || b.IsFinalized() {
+			registry.Delete(key)
+		}
+		return true
+	})
+}
+
 // NumDevices returns the number of devices of the backend (0 for a nil backend).
 // The pure-Go backend always has 1; XLA has one per addressable PJRT device (e.g. each GPU, each TPU core/chip).
 func NumDevices(b backends.Backend) int {
@@ -94,9 +106,9 @@ func NumDevices(b backends.Backend) int {
 }
 
 // PluginPath returns the PJRT plugin file an XLA backend was created from, or "" if b is not an XLA backend
-// (or its plugin path is unknown).
+// (or its plugin path is unknown, or b has been finalized).
 func PluginPath(b backends.Backend) string {
-	if b == nil {
+	if b == nil || b.IsFinalized() {
 		return ""
 	}
 	if p, ok := pluginPaths.Load(b); ok {

@@ -86,9 +86,11 @@ func newXLA(config string, devices int) (backends.Backend, error) {
 				return nil, errors.WithMessagef(err, "creating backend %q from plugin %s", config, path)
 			}
 		} else {
+			forgetFinalized(&oneDNNBackends)
 			oneDNNBackends.Store(b, struct{}{})
 		}
 	}
+	forgetFinalized(&pluginPaths)
 	pluginPaths.Store(b, path)
 	return b, nil
 }
