@@ -5,6 +5,8 @@
 #
 #   scripts/third-party.sh          rewrite third_party/<module> (after changing a patch, or to move to a new release)
 #   scripts/third-party.sh -check   rebuild into a temporary folder and fail if third_party/ differs from it
+#   scripts/third-party.sh -patches write each patch anew as the difference between the release (as copied, gofmt
+#                                   run) and third_party/<module> as it is (after editing the copy), then -check
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,15 +18,16 @@ modules=(
 # Left out of every copy: not part of any package nowt builds.
 drop=(docs examples docker .github .golangci.yml internal/tests internal/cmd)
 
-check=0
+check=0 patches=0
 case "${1:-}" in
   "") ;;
   -check) check=1 ;;
-  *) sed -n 2,8p "$0" >&2; exit 2 ;;
+  -patches) patches=1 ;;
+  *) sed -n 2,10p "$0" >&2; exit 2 ;;
 esac
 
 out=third_party
-if [ $check = 1 ]; then
+if [ $check = 1 ] || [ $patches = 1 ]; then
   out=$(mktemp -d)
   trap 'rm -rf "$out"' EXIT
 fi
@@ -44,8 +47,23 @@ for m in "${modules[@]}"; do
   chmod -R u+w "$dest"
   for d in "${drop[@]}"; do rm -rf "${dest:?}/$d"; done
   find "$dest" \( -name '*_test.go' -o -name testdata \) -prune -exec rm -rf {} +
-  (cd "$dest" && patch -s -p1 <"$OLDPWD/third_party/patches/$patch")
   gofmt -w "$dest" # a few released files predate this gofmt; the project's `gofmt -l .` covers the copies too
+  if [ $patches = 1 ]; then
+    # The patch, from the release as copied to the copy as edited: `diff -ruN a b` in a folder holding both, so
+    # that its paths read a/... and b/... as `patch -p1` expects, less the timestamps diff writes.
+    mkdir -p "$out/diff/$folder" && mv "$dest" "$out/diff/$folder/a" && cp -R "third_party/$folder" "$out/diff/$folder/b"
+    status_diff=0
+    (cd "$out/diff/$folder" && diff -ruN a b) >"$out/$patch" || status_diff=$?
+    if [ "$status_diff" != 1 ]; then
+      echo "third-party.sh: third_party/$folder does not differ from $path@$version, or diff failed: patches/$patch left as it is" >&2
+      exit 1
+    fi
+    sed -E 's/^(---|\+\+\+) ([^\t]*)\t.*$/\1 \2/' "$out/$patch" >"third_party/patches/$patch"
+    echo "third_party/patches/$patch: written from third_party/$folder"
+    continue
+  fi
+  (cd "$dest" && patch -s -p1 <"$OLDPWD/third_party/patches/$patch")
+  gofmt -w "$dest"
   if [ $check = 1 ]; then
     if ! diff -r -q "$dest" "third_party/$folder"; then
       echo "third-party.sh: third_party/$folder is not $path@$version with patches/$patch: run scripts/third-party.sh" >&2
@@ -55,4 +73,7 @@ for m in "${modules[@]}"; do
     echo "third_party/$folder: $path@$version with patches/$patch"
   fi
 done
+if [ $patches = 1 ]; then
+  "$0" -check # the patches just written rebuild third_party/ as it is
+fi
 exit $status
