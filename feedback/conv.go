@@ -263,10 +263,10 @@ func (op nativeConvOp) weightGrad(x, delta *Node) *Node {
 	if keepH < g.h || keepW < g.w {
 		x = Slice(x, AxisRange(), AxisRange(0, keepH), AxisRange(0, keepW), AxisRange())
 	}
-	if op.wgradLayout == wgradFolded && g.inC >= minChannelAxisChannels {
-		return channelAxisWeightGrad(g, x, delta, padH, padW)
-	}
 	if op.wgradLayout == wgradFolded {
+		if g.inC >= minChannelAxisChannels {
+			return channelAxisWeightGrad(g, x, delta, padH, padW)
+		}
 		return foldedWeightGrad(g, x, delta, padH, padW)
 	}
 	axes := backends.ConvolveAxesConfig{

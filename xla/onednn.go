@@ -16,10 +16,10 @@ import (
 )
 
 // OneDNNConvOption is the GoMLX XLA backend option (the patched GoMLX in third_party/, see its README) that sends
-// float32 2-D convolutions (without input dilation, negative padding or grouping) to the CPU plugin's oneDNN
-// convolution (the custom call "__onednn$convolution") instead of XLA's own. nowt adds it for the CPU plugin, checks with a probe that the plugin
-// runs the call, and drops it where the plugin does not (NewFor). NoOneDNNConvOption ("xla:cpu,noonednn_conv")
-// keeps XLA's own convolutions.
+// float32 2-D and 3-D convolutions (without input dilation, negative padding or grouping) to the CPU plugin's
+// oneDNN convolution (the custom call "__onednn$convolution") instead of XLA's own. nowt adds it for the CPU
+// plugin, checks with a probe that the plugin runs the call, and drops it where the plugin does not (NewFor).
+// NoOneDNNConvOption ("xla:cpu,noonednn_conv") keeps XLA's own convolutions.
 const (
 	OneDNNConvOption   = "onednn_conv"
 	NoOneDNNConvOption = "noonednn_conv"

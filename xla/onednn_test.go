@@ -110,26 +110,41 @@ func TestOneDNNConvolutionsMatchXLA(t *testing.T) {
 		tc.paddings = [][2]int{{tc.padLow, tc.padHigh}, {tc.padLow, tc.padHigh}}
 		cases = append(cases, tc)
 	}
-	// The weight gradient with the input's width and channels folded into one axis (feedback's "folded" layout):
-	// x [1, n, h, w·c] with the examples as channels, δ [n, oh, ow, cout] as the kernel, dilated by the stride and
-	// by stride·c along the folded axis, whose padding is c times the width's; the output [kh, kw·c, 1, cout] is
-	// the kernel's gradient [kh, kw, c, cout]. At stride 1 and 2, as feedback's 3×3 "same" layers write it.
+	// The weight gradient written as one convolution of x as it lies (feedback's "folded" layout), δ [n, oh, ow,
+	// cout] as the kernel, at stride 1 and 2 as feedback's 3×3 "same" layers write it:
+	//   - folded (below 16 channels): x [1, n, h, w·c] with the examples as channels, δ dilated by the stride and by
+	//     stride·c along the folded axis, whose padding is c times the width's; the output [kh, kw·c, 1, cout] is
+	//     the kernel's gradient [kh, kw, c, cout];
+	//   - channel axis (from 16): x [1, n, h, w, c], h, w and c its spatial axes, δ read as [n, oh, ow, 1, cout]
+	//     and dilated by the stride along h and w; the output [1, kh, kw, c, cout] is the kernel's gradient.
+	channelAxisWeightGradient := graph.ConvolveAxesConfig{InputBatch: 0, InputChannels: 1, InputSpatial: []int{2, 3, 4},
+		KernelInputChannels: 0, KernelOutputChannels: 4, KernelSpatial: []int{1, 2, 3},
+		OutputBatch: 0, OutputChannels: 4, OutputSpatial: []int{1, 2, 3}}
 	for _, f := range []struct {
 		name          string
 		n, h, c, cout int
 		stride        int
 		pad           [2]int
-	}{{"folded weight gradient", 4, 8, 4, 16, 1, [2]int{1, 1}}, {"folded weight gradient, stride 2", 4, 8, 3, 8, 2, [2]int{0, 1}}} {
+		channelAxis   bool
+	}{
+		{"folded weight gradient", 4, 8, 4, 16, 1, [2]int{1, 1}, false},
+		{"folded weight gradient, stride 2", 4, 8, 3, 8, 2, [2]int{0, 1}, false},
+		{"channel-axis weight gradient", 4, 8, 16, 8, 1, [2]int{1, 1}, true},
+		{"channel-axis weight gradient, stride 2", 4, 8, 16, 8, 2, [2]int{0, 1}, true},
+	} {
 		outSide := (f.h+f.pad[0]+f.pad[1]-3)/f.stride + 1
-		cases = append(cases, oneDNNCase{name: f.name, dtype: dtypes.Float32, x: []int{1, f.n, f.h, f.h * f.c},
-			kernel: []int{f.n, outSide, outSide, f.cout}, axes: foldedWeightGradient, stride: 1, inputDilation: 1,
-			spatialDilations: []int{f.stride, f.stride * f.c},
-			paddings:         [][2]int{f.pad, {f.pad[0] * f.c, f.pad[1] * f.c}}, wantOneDNN: true, relativeTolerance: 1e-5})
+		tc := oneDNNCase{name: f.name, dtype: dtypes.Float32, stride: 1, inputDilation: 1, wantOneDNN: true,
+			relativeTolerance: 1e-5}
+		if f.channelAxis {
+			tc.x, tc.kernel, tc.axes = []int{1, f.n, f.h, f.h, f.c}, []int{f.n, outSide, outSide, 1, f.cout}, channelAxisWeightGradient
+			tc.spatialDilations, tc.paddings = []int{f.stride, f.stride, 1}, [][2]int{f.pad, f.pad, {0, 0}}
+		} else {
+			tc.x, tc.kernel, tc.axes = []int{1, f.n, f.h, f.h * f.c}, []int{f.n, outSide, outSide, f.cout}, foldedWeightGradient
+			tc.spatialDilations, tc.paddings = []int{f.stride, f.stride * f.c}, [][2]int{f.pad, {f.pad[0] * f.c, f.pad[1] * f.c}}
+		}
+		cases = append(cases, tc)
 	}
-	// 3-D convolutions: a plain one (channels last), and the weight gradient with the input's channels as a third
-	// spatial axis (feedback's "folded" layout from 16 channels): x [1, n, h, w, c] with the examples as channels,
-	// δ [n, oh, ow, 1, cout] as the kernel dilated by the stride along h and w; the output [1, kh, kw, c, cout] is
-	// the kernel's gradient.
+	// A plain 3-D convolution (channels last), which oneDNN takes too, and a 1-D one, which stays XLA's.
 	ndhwc := graph.ConvolveAxesConfig{InputBatch: 0, InputChannels: 4, InputSpatial: []int{1, 2, 3},
 		KernelInputChannels: 3, KernelOutputChannels: 4, KernelSpatial: []int{0, 1, 2},
 		OutputBatch: 0, OutputChannels: 4, OutputSpatial: []int{1, 2, 3}}
@@ -142,21 +157,6 @@ func TestOneDNNConvolutionsMatchXLA(t *testing.T) {
 	cases = append(cases, oneDNNCase{name: "1-D (XLA's)", dtype: dtypes.Float32, x: []int{2, 9, 4},
 		kernel: []int{3, 4, 4}, axes: nwc, stride: 1, inputDilation: 1, spatialDilations: []int{1},
 		paddings: [][2]int{{1, 1}}, wantOneDNN: false, relativeTolerance: 1e-5})
-	channelAxisWeightGradient := graph.ConvolveAxesConfig{InputBatch: 0, InputChannels: 1, InputSpatial: []int{2, 3, 4},
-		KernelInputChannels: 0, KernelOutputChannels: 4, KernelSpatial: []int{1, 2, 3},
-		OutputBatch: 0, OutputChannels: 4, OutputSpatial: []int{1, 2, 3}}
-	for _, f := range []struct {
-		name          string
-		n, h, c, cout int
-		stride        int
-		pad           [2]int
-	}{{"channel-axis weight gradient", 4, 8, 16, 8, 1, [2]int{1, 1}}, {"channel-axis weight gradient, stride 2", 4, 8, 16, 8, 2, [2]int{0, 1}}} {
-		outSide := (f.h+f.pad[0]+f.pad[1]-3)/f.stride + 1
-		cases = append(cases, oneDNNCase{name: f.name, dtype: dtypes.Float32, x: []int{1, f.n, f.h, f.h, f.c},
-			kernel: []int{f.n, outSide, outSide, 1, f.cout}, axes: channelAxisWeightGradient, stride: 1,
-			inputDilation: 1, spatialDilations: []int{f.stride, f.stride, 1}, paddings: [][2]int{f.pad, f.pad, {0, 0}},
-			wantOneDNN: true, relativeTolerance: 1e-5})
-	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(5, uint64(len(tc.name))))
