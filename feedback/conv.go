@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/nowt-ml/nowt/layers"
 	"github.com/nowt-ml/nowt/xla"
+	"golang.org/x/sys/cpu"
 )
 
 // Conv2DBuilder configures a feedback-aware 2D convolution, channels-last ([batch, height, width, channels]),
@@ -143,14 +144,17 @@ const (
 	// wgradProducts: the same convolution, with x laid out as [cin, h, w, n] by identity products
 	// (channelsFirstByProducts).
 	wgradProducts
-	// wgradFolded: x as it lies, which needs no transpose at all: its channels a third spatial axis of a 3-D
-	// convolution (channelAxisWeightGrad), or below minChannelAxisChannels folded into the width's axis
-	// (foldedWeightGrad).
+	// wgradFolded: x as it lies, which needs no transpose at all, its width and channels folded into one axis of
+	// a 2-D convolution (foldedWeightGrad).
 	wgradFolded
+	// wgradChannelAxis: x as it lies, its channels a third spatial axis of a 3-D convolution
+	// (channelAxisWeightGrad).
+	wgradChannelAxis
 )
 
 // chooseWeightGradLayout decides, per ParamConvWeightGradInput, how the native weight gradient of a layer with
-// inC input channels of type dtype lays out its operands. "auto" folds where the backend runs float32
+// inC input channels of type dtype lays out its operands. "folded" takes foldedForm's form for inC. "auto" folds
+// where the backend runs float32
 // convolutions in oneDNN (xla.OneDNNConvolutions): there it needs none of the products' layout passes and takes
 // 0.42–0.65 of their time per layer (BenchmarkConvParts' dw parts, perf-analysis §22). Elsewhere on
 // XLA's CPU plugin, whose transposes are the slow part of that gradient (§17), it uses products where the channels
@@ -160,7 +164,7 @@ const (
 func chooseWeightGradLayout(ctx *context.Context, g *Graph, dtype dtypes.DType, inC int) weightGradLayout {
 	switch v := settingValue[string](ctx, ParamConvWeightGradInput); v {
 	case "folded":
-		return wgradFolded
+		return foldedForm(inC, cpu.X86.HasAMXTile)
 	case "products":
 		return wgradProducts
 	case "transpose":
@@ -168,7 +172,7 @@ func chooseWeightGradLayout(ctx *context.Context, g *Graph, dtype dtypes.DType, 
 	case "auto":
 		switch {
 		case dtype == dtypes.Float32 && xla.OneDNNConvolutions(g.Backend()):
-			return wgradFolded
+			return foldedForm(inC, cpu.X86.HasAMXTile)
 		case xla.IsCPU(g.Backend()) && layers.IdentityBlock(inC) >= minProductBlock:
 			return wgradProducts
 		default:
@@ -177,6 +181,21 @@ func chooseWeightGradLayout(ctx *context.Context, g *Graph, dtype dtypes.DType, 
 	default: // settingValue has checked the value against the setting's choices
 		panic(fmt.Sprintf("feedback: %s=%q is not handled", ParamConvWeightGradInput, v))
 	}
+}
+
+// foldedForm is the form the "folded" weight gradient of a layer with inC input channels takes: the 3-D
+// convolution (channelAxisWeightGrad) from minChannelAxisChannels channels, or from minChannelAxisChannelsAMX
+// on a CPU with AMX tiles (amx), and below that the 2-D fold (foldedWeightGrad). The two forms hand oneDNN the
+// same sums in different shapes, and which is faster depends on the CPU (perf-analysis §24).
+func foldedForm(inC int, amx bool) weightGradLayout {
+	least := minChannelAxisChannels
+	if amx {
+		least = minChannelAxisChannelsAMX
+	}
+	if inC >= least {
+		return wgradChannelAxis
+	}
+	return wgradFolded
 }
 
 // convGeometry holds the static shapes of one convolution.
@@ -253,21 +272,12 @@ func (op nativeConvOp) weightGrad(x, delta *Node) *Node {
 	if g.kh == 1 && g.kw == 1 && g.padTop+g.padBottom+g.padLeft+g.padRight == 0 {
 		return pointwiseWeightGrad(g, x, delta)
 	}
-	axisPadding := func(size, outSize, k, padBefore, padAfter int) (pad [2]int, keep int) {
-		extra := size + padBefore + padAfter - k - (outSize-1)*g.stride // unreached rows at the end
-		cut := min(extra, padAfter)
-		return [2]int{padBefore, padAfter - cut}, size - (extra - cut)
-	}
-	padH, keepH := axisPadding(g.h, g.outH, g.kh, g.padTop, g.padBottom)
-	padW, keepW := axisPadding(g.w, g.outW, g.kw, g.padLeft, g.padRight)
-	if keepH < g.h || keepW < g.w {
-		x = Slice(x, AxisRange(), AxisRange(0, keepH), AxisRange(0, keepW), AxisRange())
-	}
-	if op.wgradLayout == wgradFolded {
-		if g.inC >= minChannelAxisChannels {
-			return channelAxisWeightGrad(g, x, delta, padH, padW)
-		}
+	x, padH, padW := g.cropUnreached(x)
+	switch op.wgradLayout {
+	case wgradFolded:
 		return foldedWeightGrad(g, x, delta, padH, padW)
+	case wgradChannelAxis:
+		return channelAxisWeightGrad(g, x, delta, padH, padW)
 	}
 	axes := backends.ConvolveAxesConfig{
 		InputBatch: 3, InputChannels: 0, InputSpatial: []int{1, 2},
@@ -279,6 +289,23 @@ func (op nativeConvOp) weightGrad(x, delta *Node) *Node {
 		axes.InputBatch, axes.InputChannels = 0, 3
 	}
 	return ConvGeneral(x, delta, axes, []int{1, 1}, [][2]int{padH, padW}, nil, []int{g.stride, g.stride}, 1, 1)
+}
+
+// cropUnreached returns x without the rows and columns at its end that the forward's windows never reach (valid
+// padding with a remainder), and the paddings with which the weight gradient's windows then end exactly at the
+// padded image's edge.
+func (g convGeometry) cropUnreached(x *Node) (cropped *Node, padH, padW [2]int) {
+	axisPadding := func(size, outSize, k, padBefore, padAfter int) (pad [2]int, keep int) {
+		extra := size + padBefore + padAfter - k - (outSize-1)*g.stride // unreached rows at the end
+		cut := min(extra, padAfter)
+		return [2]int{padBefore, padAfter - cut}, size - (extra - cut)
+	}
+	padH, keepH := axisPadding(g.h, g.outH, g.kh, g.padTop, g.padBottom)
+	padW, keepW := axisPadding(g.w, g.outW, g.kw, g.padLeft, g.padRight)
+	if keepH < g.h || keepW < g.w {
+		x = Slice(x, AxisRange(), AxisRange(0, keepH), AxisRange(0, keepW), AxisRange())
+	}
+	return x, padH, padW
 }
 
 // foldedWeightGrad is weightGrad's convolution with x's width and channels folded into one axis: x [n, h, w, c]
@@ -303,7 +330,8 @@ func foldedWeightGrad(g convGeometry, x, delta *Node, padH, padW [2]int) *Node {
 	}
 	// XLA does not pass the call a view of x: it recomputes x's producer (batch norm and ReLU in the ResNets) into
 	// this shape, a loop it does not vectorise; with the unit batch axis first that took 8.8 % of ResNet-20's step,
-	// with it last 10.3 % (perf-analysis §22). weightGrad folds this way below minChannelAxisChannels only.
+	// with it last 10.3 % (perf-analysis §22). foldedForm folds this way only below channelAxisWeightGrad's
+	// channel counts.
 	folded := Reshape(x, 1, n, h, w*c)
 	paddings := [][2]int{padH, {padW[0] * c, padW[1] * c}}
 	gw := ConvGeneral(folded, delta, axes, []int{1, 1}, paddings, nil, []int{g.stride, g.stride * c}, 1, 1)
@@ -311,8 +339,15 @@ func foldedWeightGrad(g convGeometry, x, delta *Node, padH, padW [2]int) *Node {
 }
 
 // minChannelAxisChannels is the least input channel count for which the "folded" weight gradient is
-// channelAxisWeightGrad's 3-D convolution rather than foldedWeightGrad's 2-D one.
+// channelAxisWeightGrad's 3-D convolution rather than foldedWeightGrad's 2-D one (foldedForm).
 const minChannelAxisChannels = 16
+
+// minChannelAxisChannelsAMX is minChannelAxisChannels on a CPU with AMX tiles. On the one such CPU measured
+// (an Intel Xeon with AMX, 2 cores; perf-analysis §24) oneDNN ran ResNet-20's 16-channel weight gradient at
+// batch 64 in 3.7 ms as the 3-D convolution against 2.4 ms as the 2-D one (1.0 against 0.9 ms on the AMD EPYC
+// of §23), more than XLA's recompute saves there: the step took 0.91–0.94 of its time with the 2-D fold for
+// 16 channels, in alternated runs at batch 64 and 128. From 32 channels the forms were level.
+const minChannelAxisChannelsAMX = 32
 
 // channelAxisWeightGrad is foldedWeightGrad's convolution with the channels as a third spatial axis instead of
 // folded into the width's: x [n, h, w, c] read as [1, n, h, w, c] (one batch item, the examples as its channels,
@@ -324,11 +359,12 @@ const minChannelAxisChannels = 16
 // is its output [1, kh, kw, c, cout] as it lies. oneDNN is handed the same sums as by the 2-D fold;
 // the difference is XLA's: it recomputes x's producer (batch norm and ReLU) into either shape rather than pass the
 // call a view of x, and the 2-D fold's loop, over w·c, reaches the per-channel vectors by dividing its index, which
-// LLVM does not vectorise; this loop keeps c innermost, as x's own. ResNet-20 at batch 64 (perf-analysis §23):
-// the recompute 11.0 → 1.2 % of the step, oneDNN's weight-gradient calls 0.90 → 1.00, 0.65 → 0.66, 0.53 → 0.57 ms
-// per stage (shorter output rows: c against kw·c), the step 0.93–0.98 of the 2-D fold's in alternated rounds. With few
-// channels the rows get too short: ResNet-18's stem (c = 3) takes 15.4 against 6.7 ms, hence
-// minChannelAxisChannels. padH and padW are the crop's paddings (weightGrad).
+// LLVM does not vectorise; this loop keeps c innermost, as x's own. ResNet-20 at batch 64 on an AMD EPYC
+// (perf-analysis §23): the recompute 11.0 → 1.2 % of the step, oneDNN's weight-gradient calls 0.90 → 1.00,
+// 0.65 → 0.66, 0.53 → 0.57 ms per stage (shorter output rows: c against kw·c), the step 0.93–0.98 of the 2-D
+// fold's in alternated rounds. With few channels the rows get too short: ResNet-18's stem (c = 3) takes 15.4
+// against 6.7 ms, hence minChannelAxisChannels (and on AMX CPUs minChannelAxisChannelsAMX). padH and padW are
+// the crop's paddings (weightGrad).
 func channelAxisWeightGrad(g convGeometry, x, delta *Node, padH, padW [2]int) *Node {
 	n, h, w, c := x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2), x.Shape().Dim(3)
 	outH, outW, cout := delta.Shape().Dim(1), delta.Shape().Dim(2), delta.Shape().Dim(3)

@@ -14,8 +14,9 @@ import (
 // BenchmarkConvParts times the three convolutions of one feedback convolution layer apart — the forward pass
 // (fwd), the input gradient through the kernel (dx) and the weight gradient (dw) — in both implementations
 // (native: the backend's ConvGeneral; patches: patch matrix × matmul; for the weight gradient also
-// native-products, its input laid out by identity products, and native-folded, one convolution of the input as it
-// lies, its channels a third spatial axis; ParamConvWeightGradInput), on the 3×3 geometries of a CIFAR
+// native-products, its input laid out by identity products, and two convolutions of the input as it lies:
+// native-folded, its width and channels folded into one axis, and native-channel-axis, its channels a third
+// spatial axis; ParamConvWeightGradInput), on the 3×3 geometries of a CIFAR
 // ResNet-20 at batch 64 (its three stages, and the strided convolution that opens stage 2), and on ResNet-18's last
 // stage at batch 8 on 64×64 images (512 channels at 2×2, and the strided convolution from 4×4 that opens it),
 // where XLA's CPU plugin is slow and "auto" takes patches (useNativeConv). GFLOP/s counts
@@ -34,6 +35,7 @@ func BenchmarkConvParts(b *testing.B) {
 		native := nativeConvOp{geom: geom}
 		nativeByProducts := nativeConvOp{geom: geom, wgradLayout: wgradProducts}
 		nativeFolded := nativeConvOp{geom: geom, wgradLayout: wgradFolded}
+		nativeChannelAxis := nativeConvOp{geom: geom, wgradLayout: wgradChannelAxis}
 		patches := func(x *Node) *patchConvOp {
 			op := newPatchConvOp(geom, c.out)
 			op.forwardPatches = op.patches(x)
@@ -50,6 +52,7 @@ func BenchmarkConvParts(b *testing.B) {
 			{"dw/native", func(x, _, delta *Node) *Node { return native.weightGrad(x, delta) }},
 			{"dw/native-products", func(x, _, delta *Node) *Node { return nativeByProducts.weightGrad(x, delta) }},
 			{"dw/native-folded", func(x, _, delta *Node) *Node { return nativeFolded.weightGrad(x, delta) }},
+			{"dw/native-channel-axis", func(x, _, delta *Node) *Node { return nativeChannelAxis.weightGrad(x, delta) }},
 			{"dw/patches", func(x, _, delta *Node) *Node { return patches(x).weightGrad(x, delta) }},
 		}
 		inputs := []*tensors.Tensor{

@@ -39,8 +39,8 @@ const (
 	// for its convolution: as [channels, height, width, batch], by the compiler ("transpose") or by blocks of 16
 	// channels turned by identity products ("products", which XLA's CPU backend runs several times faster than
 	// its transpose), or as it lies ("folded": a 3-D convolution with the channels as a spatial axis, or below 16
-	// channels one with the width and channels folded into one axis, which oneDNN runs faster than either and
-	// which needs no transpose). "auto": folded where XLA's CPU plugin
+	// channels, 32 on CPUs with AMX, one with the width and channels folded into one axis, which oneDNN runs
+	// faster than either and which needs no transpose). "auto": folded where XLA's CPU plugin
 	// runs float32 convolutions in oneDNN, else products on XLA's CPU plugin, transpose elsewhere. The gradient
 	// is the same either way, up to the order of its sums. Default: "auto".
 	ParamConvWeightGradInput = "feedback_conv_wgrad_input"

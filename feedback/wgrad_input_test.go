@@ -13,13 +13,14 @@ import (
 	"github.com/nowt-ml/nowt/internal/testutil"
 	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/cpu"
 )
 
 // TestWeightGradInputByProducts checks the native weight gradient with its input laid out by identity products
 // (channelsFirstByProducts) against the same gradient laid out by the compiler's transpose — equal to the bit,
-// the products being exact — and both, and the folded layout's (whose sums go in another order:
-// foldedWeightGrad's 2-D fold for 3 and 5 channels, channelAxisWeightGrad's 3-D convolution from 16), against the
-// plain-Go reference, for channel counts that make one block (3, 16), several of 16 (32, 48), smaller blocks (24:
+// the products being exact — and both, and the two folded forms (whose sums go in another order:
+// foldedWeightGrad's 2-D fold and channelAxisWeightGrad's 3-D convolution, each for every channel count, whichever
+// foldedForm would pick), against the plain-Go reference, for channel counts that make one block (3, 16), several of 16 (32, 48), smaller blocks (24:
 // two of 12; 40: four of 10) and blocks of one channel (17), at strides 1 and 2 with same and valid padding
 // (valid with rows the windows never reach, which the gradient crops), kernels 1, 2 and 3, in float32 and
 // float64. On XLA's CPU plugin the float32 folded gradients run in oneDNN.
@@ -58,7 +59,7 @@ func TestWeightGradInputByProducts(t *testing.T) {
 			for i, tc := range cases {
 				x, delta := ConvertDType(inputs[2*i], dtype), ConvertDType(inputs[2*i+1], dtype)
 				geom := newConvGeometry(x.Shape(), tc.kernel, tc.kernel, tc.stride, tc.same)
-				for _, layout := range []weightGradLayout{wgradTransposed, wgradProducts, wgradFolded} {
+				for _, layout := range []weightGradLayout{wgradTransposed, wgradProducts, wgradFolded, wgradChannelAxis} {
 					op := nativeConvOp{geom: geom, wgradLayout: layout}
 					results = append(results, ConvertDType(op.weightGrad(x, delta), dtypes.Float64))
 				}
@@ -67,8 +68,10 @@ func TestWeightGradInputByProducts(t *testing.T) {
 		}, args...)
 		for i, tc := range cases {
 			t.Run(fmt.Sprintf("%s/c%d-co%d-k%d-s%d-same=%v", dtype, tc.c, tc.co, tc.kernel, tc.stride, tc.same), func(t *testing.T) {
-				byTranspose, byProducts, folded := testutil.Flat64(t, outs[3*i]), testutil.Flat64(t, outs[3*i+1]), testutil.Flat64(t, outs[3*i+2])
-				for _, out := range outs[3*i : 3*i+3] {
+				results := outs[4*i : 4*i+4]
+				byTranspose, byProducts := testutil.Flat64(t, results[0]), testutil.Flat64(t, results[1])
+				folded, channelAxis := testutil.Flat64(t, results[2]), testutil.Flat64(t, results[3])
+				for _, out := range results {
 					require.Equal(t, []int{tc.kernel, tc.kernel, tc.c, tc.co}, out.Shape().Dimensions)
 				}
 				require.Equal(t, byTranspose, byProducts, "the weight gradient laid out by products differs from the transposed one")
@@ -78,7 +81,8 @@ func TestWeightGradInputByProducts(t *testing.T) {
 				}
 				for j, want := range refs[i] {
 					require.InDelta(t, want, byProducts[j], tolerance*(1+math.Abs(want)), "element %d against the plain-Go reference", j)
-					require.InDelta(t, want, folded[j], tolerance*(1+math.Abs(want)), "folded: element %d against the plain-Go reference", j)
+					require.InDelta(t, want, folded[j], tolerance*(1+math.Abs(want)), "2-D fold: element %d against the plain-Go reference", j)
+					require.InDelta(t, want, channelAxis[j], tolerance*(1+math.Abs(want)), "channel axis: element %d against the plain-Go reference", j)
 				}
 			})
 		}
@@ -98,9 +102,10 @@ func TestWeightGradInputChoice(t *testing.T) {
 		}
 		return wgradTransposed
 	}
-	autoFloat32 := func(blocks bool) weightGradLayout {
+	amx := cpu.X86.HasAMXTile
+	autoFloat32 := func(channels int, blocks bool) weightGradLayout {
 		if oneDNN {
-			return wgradFolded
+			return foldedForm(channels, amx)
 		}
 		return productsOnCPU(blocks)
 	}
@@ -110,17 +115,19 @@ func TestWeightGradInputChoice(t *testing.T) {
 		channels int
 		want     weightGradLayout
 	}{
-		{"auto", dtypes.Float32, 16, autoFloat32(true)},
-		{"auto", dtypes.Float32, 64, autoFloat32(true)},
-		{"auto", dtypes.Float32, 24, autoFloat32(true)},
-		{"auto", dtypes.Float32, 3, autoFloat32(false)},
-		{"auto", dtypes.Float32, 17, autoFloat32(false)},
+		{"auto", dtypes.Float32, 16, autoFloat32(16, true)},
+		{"auto", dtypes.Float32, 64, autoFloat32(64, true)},
+		{"auto", dtypes.Float32, 24, autoFloat32(24, true)},
+		{"auto", dtypes.Float32, 3, autoFloat32(3, false)},
+		{"auto", dtypes.Float32, 17, autoFloat32(17, false)},
 		{"auto", dtypes.Float64, 16, productsOnCPU(true)},
 		{"auto", dtypes.Float64, 3, productsOnCPU(false)},
 		{"transpose", dtypes.Float32, 16, wgradTransposed},
 		{"products", dtypes.Float32, 16, wgradProducts},
 		{"products", dtypes.Float32, 3, wgradProducts},
-		{"folded", dtypes.Float64, 16, wgradFolded},
+		{"folded", dtypes.Float64, 16, foldedForm(16, amx)},
+		{"folded", dtypes.Float32, 3, wgradFolded},
+		{"folded", dtypes.Float32, 64, wgradChannelAxis},
 	} {
 		ctx := context.New()
 		ctx.SetParam(ParamConvWeightGradInput, tc.value)
@@ -135,4 +142,26 @@ func TestWeightGradInputChoice(t *testing.T) {
 	defer g.Finalize()
 	require.PanicsWithError(t, `feedback_conv_wgrad_input="Products" is not valid: must be one of auto, transpose, products, folded`,
 		func() { chooseWeightGradLayout(ctx, g, dtypes.Float32, 16) })
+}
+
+// TestFoldedForm: the folded weight gradient is the 2-D fold below 16 channels and the 3-D convolution from 16,
+// or from 32 on a CPU with AMX tiles.
+func TestFoldedForm(t *testing.T) {
+	for _, tc := range []struct {
+		channels int
+		amx      bool
+		want     weightGradLayout
+	}{
+		{3, false, wgradFolded},
+		{15, false, wgradFolded},
+		{16, false, wgradChannelAxis},
+		{64, false, wgradChannelAxis},
+		{3, true, wgradFolded},
+		{16, true, wgradFolded},
+		{31, true, wgradFolded},
+		{32, true, wgradChannelAxis},
+		{512, true, wgradChannelAxis},
+	} {
+		require.Equal(t, tc.want, foldedForm(tc.channels, tc.amx), "%d channels, AMX %v", tc.channels, tc.amx)
+	}
 }
