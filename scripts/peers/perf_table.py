@@ -16,13 +16,20 @@ def sh(*cmd):
 
 
 def cpu_model():
+    """The CPU's model name, with the vector extensions that change which kernels oneDNN and XLA pick (AVX-512,
+    AMX): the same code ranks differently on an AMD EPYC and an Intel Xeon with AMX (perf-analysis.md §24)."""
+    name, flags = None, set()
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if line.startswith("model name") and name is None:
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return platform.processor() or "?"
+    name = name or platform.processor() or "?"
+    extensions = [label for flag, label in (("avx512f", "AVX-512"), ("amx_tile", "AMX")) if flag in flags]
+    return f"{name}, {' and '.join(extensions)}" if extensions else name
 
 
 PAIR_SYSTEMS = (  # the JAX rows of bench-peers.sh's paired rounds: (how the system name ends, what to call it)
