@@ -20,10 +20,10 @@ import (
 // (channelsFirstByProducts) against the same gradient laid out by the compiler's transpose — equal to the bit,
 // the products being exact — and both, and the two folded forms (whose sums go in another order:
 // foldedWeightGrad's 2-D fold and channelAxisWeightGrad's 3-D convolution, each for every channel count, whichever
-// foldedForm would pick), against the plain-Go reference, for channel counts that make one block (3, 16), several of 16 (32, 48), smaller blocks (24:
-// two of 12; 40: four of 10) and blocks of one channel (17), at strides 1 and 2 with same and valid padding
-// (valid with rows the windows never reach, which the gradient crops), kernels 1, 2 and 3, in float32 and
-// float64. On XLA's CPU plugin the float32 folded gradients run in oneDNN.
+// foldedForm would pick), against the plain-Go reference, for channel counts that make one block (3, 16), several
+// of 16 (32, 48), smaller blocks (24: two of 12; 40: four of 10) and blocks of one channel (17), at strides 1 and 2
+// with same and valid padding (valid with rows the windows never reach, which the gradient crops), kernels 1, 2
+// and 3, in float32 and float64. On XLA's CPU plugin the float32 folded gradients run in oneDNN.
 func TestWeightGradInputByProducts(t *testing.T) {
 	backend := testutil.Backend(t)
 	type geometry struct {
