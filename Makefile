@@ -5,6 +5,14 @@ PKGS     ?= ./...
 FUZZTIME ?= 3s
 BENCHTIME ?= 3x
 
+# oneDNN's backward-weights convolution for XLA's CPU plugin (package xla/onednnbw) is built in, with the onednn
+# build tag, where oneDNN's headers are installed (Debian: apt-get install libdnnl-dev); every go command below
+# gets the tag through GOFLAGS. Without them the weight gradients stay oneDNN's forward convolution.
+ONEDNN_TAG := $(if $(wildcard /usr/include/oneapi/dnnl/dnnl.hpp),onednn)
+ifneq ($(ONEDNN_TAG),)
+export GOFLAGS := $(strip $(GOFLAGS) -tags=$(ONEDNN_TAG))
+endif
+
 .PHONY: all build gpu-build gpu-rehearsal test test-xla lint vet fmt bench demo fuzz notebooks clean
 
 all: build
@@ -16,15 +24,16 @@ build:
 # tool, 64 MiB at most): nowt and the feedback and models test binaries, stripped and gzipped, and a copy of the
 # CIFAR-10 JPEG archive for the CIFAR stage, and this machine's libjpeg-turbo (lib/libturbojpeg.so.0, 0.7 MB; the
 # GPU image has none, and without it nowt decodes JPEGs in pure Go, 2.4x slower a core). cgo is forced on (the XLA
-# backend needs it) and the binary is checked to have it. The archive comes from CIFAR10_JPEG (default: ../shared/data or shared/data); without one, a
+# backend needs it) and the binary is checked to have it; it is built without the onednn tag (the GPU image has no
+# libdnnl, and its convolutions are cuDNN's). The archive comes from CIFAR10_JPEG (default: ../shared/data or shared/data); without one, a
 # copy an earlier gpu-build put in .gpu/ is kept (so that `make gpu-rehearsal`, which rebuilds .gpu/, keeps it).
 CIFAR10_JPEG ?= $(firstword $(wildcard ../shared/data/cifar10-jpeg.tar.gz shared/data/cifar10-jpeg.tar.gz))
 gpu-build:
 	mkdir -p .gpu && find .gpu -mindepth 1 ! -name cifar10-jpeg.tar.gz -exec rm -rf {} +
-	CGO_ENABLED=1 $(GO) build -buildvcs=auto -ldflags "-s -w" -o .gpu/nowt ./cmd/nowt
+	GOFLAGS= CGO_ENABLED=1 $(GO) build -buildvcs=auto -ldflags "-s -w" -o .gpu/nowt ./cmd/nowt
 	./.gpu/nowt version | grep -q "xla backend: compiled in" || { echo "gpu-build: .gpu/nowt lacks the XLA backend"; exit 1; }
-	CGO_ENABLED=1 $(GO) test -c -ldflags "-s -w" -o .gpu/feedback.test ./feedback
-	CGO_ENABLED=1 $(GO) test -c -ldflags "-s -w" -o .gpu/models.test ./models
+	GOFLAGS= CGO_ENABLED=1 $(GO) test -c -ldflags "-s -w" -o .gpu/feedback.test ./feedback
+	GOFLAGS= CGO_ENABLED=1 $(GO) test -c -ldflags "-s -w" -o .gpu/models.test ./models
 	gzip -9 .gpu/nowt .gpu/feedback.test .gpu/models.test
 	@if [ -n "$(CIFAR10_JPEG)" ]; then cp -f "$(CIFAR10_JPEG)" .gpu/cifar10-jpeg.tar.gz; \
 	elif [ -f .gpu/cifar10-jpeg.tar.gz ]; then echo "gpu-build: keeping .gpu/cifar10-jpeg.tar.gz from an earlier gpu-build"; \

@@ -153,10 +153,11 @@ const (
 )
 
 // chooseWeightGradLayout decides, per ParamConvWeightGradInput, how the native weight gradient of a layer with
-// inC input channels of type dtype lays out its operands. "folded" takes foldedForm's form for inC. "auto" folds
-// where the backend runs float32 convolutions in oneDNN (xla.OneDNNConvolutions): there it needs none of the
-// products' layout passes and takes 0.42–0.65 of their time per layer (BenchmarkConvParts' dw parts,
-// perf-analysis §22). Elsewhere on XLA's CPU plugin, whose transposes are the slow part of that gradient (§17), it
+// inC input channels of type dtype lays out its operands. "folded" takes foldedForm's form for inC. "auto" takes
+// the channel-axis form for float32 where the backend runs it as oneDNN's backward-weights primitive
+// (xla.OneDNNBackwardWeights; perf-analysis §24), and otherwise folds where the backend runs float32 convolutions
+// in oneDNN (xla.OneDNNConvolutions): there it needs none of the products' layout passes and takes 0.42–0.65 of
+// their time per layer (BenchmarkConvParts' dw parts, perf-analysis §22). Elsewhere on XLA's CPU plugin, whose transposes are the slow part of that gradient (§17), it
 // uses products where the channels come in blocks of at least minProductBlock (an image's 3 channels make products
 // of 3×3 blocks, which the plugin runs slower than the transpose: ResNet-18's stem weight gradient 22 against
 // 13 ms); other engines lay out tensors their own way.
@@ -170,6 +171,8 @@ func chooseWeightGradLayout(ctx *context.Context, g *Graph, dtype dtypes.DType, 
 		return wgradTransposed
 	case "auto":
 		switch {
+		case dtype == dtypes.Float32 && xla.OneDNNBackwardWeights(g.Backend()):
+			return wgradChannelAxis
 		case dtype == dtypes.Float32 && xla.OneDNNConvolutions(g.Backend()):
 			return foldedForm(inC, cpu.X86.HasAMXTile)
 		case xla.IsCPU(g.Backend()) && layers.IdentityBlock(inC) >= minProductBlock:

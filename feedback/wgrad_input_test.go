@@ -89,8 +89,9 @@ func TestWeightGradInputByProducts(t *testing.T) {
 	}
 }
 
-// TestWeightGradInputChoice: "auto" folds the weight gradient's operands where the backend runs float32
-// convolutions in oneDNN (float32 only), and otherwise lays its input out by products on XLA's CPU plugin only,
+// TestWeightGradInputChoice: "auto" takes the channel-axis form where the backend runs it as oneDNN's backward
+// weights, else folds the weight gradient's operands where the backend runs float32 convolutions in oneDNN
+// (float32 only), and otherwise lays its input out by products on XLA's CPU plugin only,
 // and only where its channels come in blocks of 8 or more (not an image's 3, nor a prime 17); "transpose",
 // "products" and "folded" say which, and any other value panics with an error naming the setting and its choices.
 func TestWeightGradInputChoice(t *testing.T) {
@@ -103,7 +104,11 @@ func TestWeightGradInputChoice(t *testing.T) {
 		return wgradTransposed
 	}
 	amx := cpu.X86.HasAMXTile
+	backwardWeights := xla.OneDNNBackwardWeights(backend)
 	autoFloat32 := func(channels int, blocks bool) weightGradLayout {
+		if backwardWeights {
+			return wgradChannelAxis
+		}
 		if oneDNN {
 			return foldedForm(channels, amx)
 		}

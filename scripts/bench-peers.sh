@@ -37,7 +37,10 @@ PAIR_ROUNDS=${PAIR_ROUNDS:-3}
 XLA_ROUNDS=${XLA_ROUNDS:-4}
 say() { echo "bench-peers: $*" | tee -a "$LOG" >&2; }
 
-$GO build -o bin/nowt ./cmd/nowt || exit 1
+# With oneDNN's headers installed, nowt is built as make builds it: with its backward-weights convolution.
+TAGS=
+[ -f /usr/include/oneapi/dnnl/dnnl.hpp ] && TAGS=-tags=onednn
+$GO build $TAGS -o bin/nowt ./cmd/nowt || exit 1
 bin/nowt setup -plugin cpu >>"$LOG" 2>&1 || say "XLA CPU plugin not installed: nowt xla:cpu rows will be missing"
 # The plugin nowt's xla:cpu rows run on: JAX runs on it too (jax@nowt-plugin rows), the same compiler.
 PLUGIN=$(sed -n 's/^nowt: PJRT plugin "cpu" at //p' "$LOG" | tail -1)

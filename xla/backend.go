@@ -196,6 +196,9 @@ func Engine(b backends.Backend) string {
 		convolutions := ""
 		if OneDNNConvolutions(b) {
 			convolutions = ", oneDNN convolutions"
+			if OneDNNBackwardWeights(b) {
+				convolutions += " and backward weights"
+			}
 		}
 		return fmt.Sprintf("xla:%s (PJRT plugin %s%s, %s%s)", name, p, version, devices, convolutions)
 	}

@@ -25,3 +25,7 @@ func checkLoads(path string) (string, error) {
 // OneDNNConvolutions reports whether b runs convolutions through the CPU plugin's oneDNN call: never without the
 // XLA backend.
 func OneDNNConvolutions(backends.Backend) bool { return false }
+
+// OneDNNBackwardWeights reports whether b runs weight gradients through oneDNN's backward-weights primitive: never
+// without the XLA backend.
+func OneDNNBackwardWeights(backends.Backend) bool { return false }

@@ -67,6 +67,10 @@ func newXLA(config string, devices int) (backends.Backend, error) {
 	if err != nil {
 		return nil, errors.WithMessagef(err, "creating backend %q", config)
 	}
+	optList, backwardWeightsAdded, err := withBackwardWeights(optList, path)
+	if err != nil {
+		return nil, errors.WithMessagef(err, "creating backend %q", config)
+	}
 	create := func(opts []string) (backends.Backend, error) {
 		return newXLAWithOptions(strings.Join(append([]string{path}, opts...), ","), clientOptions)
 	}
@@ -82,12 +86,31 @@ func newXLA(config string, devices int) (backends.Backend, error) {
 					"oneDNN's convolution (drop the option)", config, OneDNNConvOption, path)
 			}
 			// The plugin lacks the call (a build without oneDNN): XLA's own convolutions, as without the option.
-			if b, err = create(withoutOption(optList, OneDNNConvOption)); err != nil {
+			optList = withoutOption(withoutOption(optList, OneDNNConvOption), OneDNNBackwardWeightsOption)
+			if b, err = create(optList); err != nil {
 				return nil, errors.WithMessagef(err, "creating backend %q from plugin %s", config, path)
 			}
 		} else {
 			forgetFinalized(&oneDNNBackends)
 			oneDNNBackends.Store(b, struct{}{})
+		}
+	}
+	if hasOption(optList, OneDNNBackwardWeightsOption) {
+		if probeErr := oneDNNBackwardWeightsProbe(b); probeErr != nil {
+			b.Finalize()
+			if !backwardWeightsAdded {
+				return nil, errors.WithMessagef(probeErr, "creating backend %q: option %q: the plugin %s does not run "+
+					"the backward-weights handler (drop the option)", config, OneDNNBackwardWeightsOption, path)
+			}
+			// The plugin refused the handler: the weight gradients stay oneDNN's forward convolution.
+			if b, err = create(withoutOption(optList, OneDNNBackwardWeightsOption)); err != nil {
+				return nil, errors.WithMessagef(err, "creating backend %q from plugin %s", config, path)
+			}
+			forgetFinalized(&oneDNNBackends)
+			oneDNNBackends.Store(b, struct{}{})
+		} else {
+			forgetFinalized(&backwardWeightsBackends)
+			backwardWeightsBackends.Store(b, struct{}{})
 		}
 	}
 	forgetFinalized(&pluginPaths)

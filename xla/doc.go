@@ -21,7 +21,11 @@
 // one device, float32 convolutions run through the plugin's oneDNN convolution (OneDNNConvOption, with the GoMLX of
 // third_party/; Engine's line says "oneDNN convolutions"; feedback's layers then fold their weight gradients for
 // it, OneDNNConvolutions), once a probe shows the plugin runs it;
-// "xla:cpu,noonednn_conv" keeps XLA's own. An empty spec means
+// "xla:cpu,noonednn_conv" keeps XLA's own. In a binary built with the onednn tag (make adds it where
+// libdnnl-dev is installed), the weight gradients run through oneDNN's backward-weights primitive, which nowt
+// registers with the plugin as an FFI handler (OneDNNBackwardWeightsOption, package onednnbw; Engine's line says
+// "oneDNN convolutions and backward weights"), once a probe shows the plugin runs it;
+// "xla:cpu,noonednn_bwd_weights" keeps oneDNN's forward convolution for them. An empty spec means
 // $GOMLX_BACKEND, then "auto". Select resolves a spec without loading anything; New creates the backend.
 // Asking for "xla:<plugin>" when the plugin is not found is an error naming the folders searched and
 // `nowt setup`.

@@ -1589,3 +1589,28 @@ func CustomCall(target string, backendConfig string, outputShape shapes.Shape, i
 	}
 	return stmt.Outputs[0], nil
 }
+
+// CustomCallFFI adds a typed-FFI custom call (API version 4) to target, a handler registered with the PJRT plugin
+// (pjrt.Plugin.RegisterFFIHandler), with the given operands, one result of outputShape and no attributes: the
+// handler receives the operands' and the result's buffers, and any parameters it needs as operands.
+func CustomCallFFI(target string, outputShape shapes.Shape, inputs ...*Value) (*Value, error) {
+	op := optypes.CustomCall
+	if len(inputs) == 0 || target == "" {
+		return nil, errors.New("CustomCallFFI needs a target name and at least one operand")
+	}
+	fn := inputs[0].fn
+	for _, input := range inputs {
+		if input.fn != fn || fn.Returned {
+			return nil, errors.New("CustomCallFFI " + target + ": its operands must come from one function, " +
+				"which has not returned")
+		}
+	}
+	stmt := fn.addOp(op, outputShape, inputs...)
+	stmt.Attributes = map[string]any{
+		"call_target_name": target,
+		"backend_config":   literalStr("{}"),
+		"has_side_effect":  false,
+		"api_version":      int32(4),
+	}
+	return stmt.Outputs[0], nil
+}

@@ -15,6 +15,14 @@ import (
 // OneDNNConvolutionTarget is the custom call with which XLA's CPU plugin runs oneDNN's forward convolution.
 const OneDNNConvolutionTarget = "__onednn$convolution"
 
+// BackwardWeightsTarget is the typed-FFI custom call to which ConvGeneral, with ConvConfig.BackwardWeights, sends
+// the convolutions that are 2-D weight gradients (BackwardWeightsForm). The program registers its handler with the
+// plugin (pjrt.Plugin.RegisterFFIHandler, platform "Host") before it compiles one: nowt registers oneDNN's
+// backward-weights primitive. The handler gets x [n, h, w, c] and δ [n, oh, ow, cout] as they lie and an int64
+// operand [6] (strides along h and w, then the paddings top, bottom, left and right), and writes dW
+// [kh, kw, c, cout].
+const BackwardWeightsTarget = "onednn_conv_backward_weights"
+
 // ConvConfig holds the backend's convolution options.
 type ConvConfig struct {
 	// UseOneDNN sends float32 convolutions that oneDNN's forward primitive can run (OneDNNConvolutionEligible)
@@ -22,6 +30,82 @@ type ConvConfig struct {
 	// "onednn_conv" (e.g. "xla:cpu,onednn_conv"); it only works with a CPU plugin built with oneDNN, which
 	// registers the call's target (compilation fails otherwise).
 	UseOneDNN bool
+
+	// BackwardWeights sends, with UseOneDNN, the float32 convolutions of BackwardWeightsForm to the typed-FFI
+	// custom call BackwardWeightsTarget. Set with the plugin option "onednn_bwd_weights".
+	BackwardWeights bool
+}
+
+// BackwardWeightsForm reports whether a convolution of input and kernel is a 2-D weight gradient written as one
+// 3-D convolution with the channels as a spatial axis, and if so returns that gradient's geometry: input
+// [1, n, h, w, c] (x, one item whose channels are the examples, its spatial axes h, w and c), kernel
+// [n, oh, ow, 1, cout] (δ), output [1, kh, kw, c, cout] (dW), the kernel dilated by the strides along h and w, all
+// else plain. Such a convolution computes dW[th, tw, ci, co] = Σ x[n, oh·sh+th−pt, ow·sw+tw−pl, ci]·δ[n, oh, ow, co],
+// the weight gradient of a convolution of x with strides (sh, sw) and paddings (pt, pb, pl, pr).
+func BackwardWeightsForm(input, kernel shapes.Shape, axes backends.ConvolveAxesConfig, strides []int,
+	paddings [][2]int, inputDilations, kernelDilations []int, channelGroupCount, batchGroupCount int) (
+	n, h, w, c, oh, ow, cout, kh, kw int, params []int64, ok bool) {
+	if input.DType != dtypes.Float32 || kernel.DType != dtypes.Float32 || input.Rank() != 5 || kernel.Rank() != 5 ||
+		channelGroupCount != 1 || batchGroupCount != 1 || len(paddings) != 3 || len(kernelDilations) != 3 {
+		return
+	}
+	if axes.InputBatch != 0 || axes.InputChannels != 1 || !slices.Equal(axes.InputSpatial, []int{2, 3, 4}) ||
+		axes.KernelInputChannels != 0 || axes.KernelOutputChannels != 4 || !slices.Equal(axes.KernelSpatial, []int{1, 2, 3}) ||
+		axes.OutputBatch != 0 || axes.OutputChannels != 4 || !slices.Equal(axes.OutputSpatial, []int{1, 2, 3}) {
+		return
+	}
+	if !slices.Equal(strides, []int{1, 1, 1}) || !slices.Equal(inputDilations, []int{1, 1, 1}) ||
+		kernelDilations[2] != 1 || paddings[2] != [2]int{0, 0} {
+		return
+	}
+	in, k := input.Dimensions, kernel.Dimensions
+	if in[0] != 1 || k[3] != 1 || k[0] != in[1] {
+		return
+	}
+	n, h, w, c = in[1], in[2], in[3], in[4]
+	oh, ow, cout = k[1], k[2], k[4]
+	sh, sw := kernelDilations[0], kernelDilations[1]
+	kh = h + paddings[0][0] + paddings[0][1] - (oh-1)*sh
+	kw = w + paddings[1][0] + paddings[1][1] - (ow-1)*sw
+	if kh < 1 || kw < 1 || slices.ContainsFunc(paddings, func(p [2]int) bool { return p[0] < 0 || p[1] < 0 }) {
+		return
+	}
+	params = []int64{int64(sh), int64(sw), int64(paddings[0][0]), int64(paddings[0][1]), int64(paddings[1][0]),
+		int64(paddings[1][1])}
+	return n, h, w, c, oh, ow, cout, kh, kw, params, true
+}
+
+// backwardWeights returns the convolution as the BackwardWeightsTarget call, or nil if it is not of
+// BackwardWeightsForm.
+func (b *Builder) backwardWeights(input, kernel *Node, axes backends.ConvolveAxesConfig, strides []int,
+	paddings [][2]int, inputDilations, kernelDilations []int, channelGroupCount, batchGroupCount int) (*Node, error) {
+	n, h, w, c, oh, ow, cout, kh, kw, params, ok := BackwardWeightsForm(input.shape, kernel.shape, axes, strides,
+		paddings, inputDilations, kernelDilations, channelGroupCount, batchGroupCount)
+	if !ok {
+		return nil, nil
+	}
+	x, err := stablehlo.Reshape(input.value, ShapeToXLA(shapes.Make(dtypes.Float32, n, h, w, c)))
+	if err != nil {
+		return nil, err
+	}
+	delta, err := stablehlo.Reshape(kernel.value, ShapeToXLA(shapes.Make(dtypes.Float32, n, oh, ow, cout)))
+	if err != nil {
+		return nil, err
+	}
+	geometry, err := b.fn.ConstantFromFlatAndDimensions(params, len(params))
+	if err != nil {
+		return nil, err
+	}
+	dw, err := stablehlo.CustomCallFFI(BackwardWeightsTarget, ShapeToXLA(shapes.Make(dtypes.Float32, kh, kw, c, cout)),
+		x, delta, geometry)
+	if err != nil {
+		return nil, err
+	}
+	output, err := stablehlo.Reshape(dw, ShapeToXLA(shapes.Make(dtypes.Float32, 1, kh, kw, c, cout)))
+	if err != nil {
+		return nil, err
+	}
+	return b.newNode(output), nil
 }
 
 // OneDNNConvolutionEligible reports whether ConvGeneral, with ConvConfig.UseOneDNN, sends a convolution of input
@@ -124,6 +208,12 @@ func (b *Builder) oneDNNConvGeneral(input, kernel *Node, axes backends.ConvolveA
 	if !OneDNNConvolutionEligible(input.shape, kernel.shape, axes, paddings, inputDilations,
 		channelGroupCount, batchGroupCount) {
 		return nil, nil
+	}
+	if b.backend.ConvConfig.BackwardWeights {
+		if node, err := b.backwardWeights(input, kernel, axes, strides, paddings, inputDilations, kernelDilations,
+			channelGroupCount, batchGroupCount); node != nil || err != nil {
+			return node, err
+		}
 	}
 	outputShape, err := shapeinference.ConvGeneralOp(input.shape, kernel.shape, axes, strides, paddings,
 		inputDilations, kernelDilations, channelGroupCount, batchGroupCount)

@@ -164,6 +164,12 @@ func NewWithOptions(config string, options pjrt.NamedValuesMap) (*Backend, error
 		pluginOptions = slices.Delete(pluginOptions, idx, idx+1)
 	}
 
+	// oneDNN's backward weights through a handler the program registered (BackwardWeightsTarget).
+	if idx := slices.Index(pluginOptions, "onednn_bwd_weights"); idx != -1 {
+		backend.ConvConfig.BackwardWeights = true
+		pluginOptions = slices.Delete(pluginOptions, idx, idx+1)
+	}
+
 	// Any leftover plugin options are unknown.
 	if len(pluginOptions) != 0 {
 		klog.Errorf("backend %q: unknown plugin options %q", BackendName, pluginOptions)
