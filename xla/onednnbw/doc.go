@@ -9,5 +9,6 @@
 // the tag Handler returns nil and the weight gradients stay oneDNN's forward convolution. It takes x f32[n, h, w,
 // c] and δ f32[n, oh, ow, cout] as they lie (NHWC) and an s64[6] operand (strides along h and w, paddings top,
 // bottom, left, right) and writes dW f32[kh, kw, c, cout]; the primitive for each geometry is made once and kept.
+// It runs oneDNN on one OpenMP thread (handler.cc says why), while XLA uses the other cores.
 // xla_ffi_c_api.h is XLA's FFI C API header (Apache License 2.0, from jaxlib's include/xla/ffi/api/c_api.h).
 package onednnbw

@@ -3,7 +3,7 @@
 package onednnbw
 
 /*
-#cgo LDFLAGS: -ldnnl
+#cgo LDFLAGS: -ldnnl -lgomp
 typedef struct XLA_FFI_Error XLA_FFI_Error;
 typedef struct XLA_FFI_CallFrame XLA_FFI_CallFrame;
 XLA_FFI_Error* nowt_onednn_backward_weights(XLA_FFI_CallFrame* frame);
