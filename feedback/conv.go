@@ -154,8 +154,8 @@ const (
 
 // chooseWeightGradLayout decides, per ParamConvWeightGradInput, how the native weight gradient of a layer with
 // inC input channels of type dtype lays out its operands. "folded" takes foldedForm's form for inC. "auto" takes
-// the channel-axis form for float32 where the backend runs it as oneDNN's backward-weights primitive
-// (xla.OneDNNBackwardWeights; perf-analysis §24), and otherwise folds where the backend runs float32 convolutions
+// backwardWeightsForm's for float32 where the backend runs the channel-axis form as oneDNN's backward-weights
+// primitive (xla.OneDNNBackwardWeights; perf-analysis §24), and otherwise folds where the backend runs float32 convolutions
 // in oneDNN (xla.OneDNNConvolutions): there it needs none of the products' layout passes and takes 0.42–0.65 of
 // their time per layer (BenchmarkConvParts' dw parts, perf-analysis §22). Elsewhere on XLA's CPU plugin, whose transposes are the slow part of that gradient (§17), it
 // uses products where the channels come in blocks of at least minProductBlock (an image's 3 channels make products
@@ -172,7 +172,7 @@ func chooseWeightGradLayout(ctx *context.Context, g *Graph, dtype dtypes.DType, 
 	case "auto":
 		switch {
 		case dtype == dtypes.Float32 && xla.OneDNNBackwardWeights(g.Backend()):
-			return wgradChannelAxis
+			return backwardWeightsForm(inC)
 		case dtype == dtypes.Float32 && xla.OneDNNConvolutions(g.Backend()):
 			return foldedForm(inC, cpu.X86.HasAMXTile)
 		case xla.IsCPU(g.Backend()) && layers.IdentityBlock(inC) >= minProductBlock:
@@ -199,6 +199,27 @@ func foldedForm(inC int, amx bool) weightGradLayout {
 	}
 	return wgradFolded
 }
+
+// backwardWeightsForm is the weight gradient's form where the backend runs the channel-axis form as oneDNN's
+// backward-weights primitive (xla.OneDNNBackwardWeights): that form from minBackwardWeightsChannels up to below
+// maxBackwardWeightsChannels input channels, where the primitive is faster than oneDNN's forward convolution on the
+// 2-D fold, and the 2-D fold elsewhere (which the backend leaves to the forward convolution).
+func backwardWeightsForm(inC int) weightGradLayout {
+	if inC >= minBackwardWeightsChannels && inC < maxBackwardWeightsChannels {
+		return wgradChannelAxis
+	}
+	return wgradFolded
+}
+
+// The channel counts whose weight gradients go to oneDNN's backward-weights primitive (backwardWeightsForm). The
+// handler runs it on one thread (xla/onednnbw); on the Intel Xeon of perf-analysis §24 that beat oneDNN's forward
+// convolution on ResNet-20's 16- and 32-channel layers (its step at batch 64 0.82–0.85 of its time without), was
+// level at 64 with two threads and slower with one, and ResNet-18 (64–512 channels) took 1.15 of its time when
+// every layer went there.
+const (
+	minBackwardWeightsChannels = 16
+	maxBackwardWeightsChannels = 64
+)
 
 // convGeometry holds the static shapes of one convolution.
 type convGeometry struct {

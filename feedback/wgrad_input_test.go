@@ -107,7 +107,7 @@ func TestWeightGradInputChoice(t *testing.T) {
 	backwardWeights := xla.OneDNNBackwardWeights(backend)
 	autoFloat32 := func(channels int, blocks bool) weightGradLayout {
 		if backwardWeights {
-			return wgradChannelAxis
+			return backwardWeightsForm(channels)
 		}
 		if oneDNN {
 			return foldedForm(channels, amx)
@@ -147,6 +147,15 @@ func TestWeightGradInputChoice(t *testing.T) {
 	defer g.Finalize()
 	require.PanicsWithError(t, `feedback_conv_wgrad_input="Products" is not valid: must be one of auto, transpose, products, folded`,
 		func() { chooseWeightGradLayout(ctx, g, dtypes.Float32, 16) })
+}
+
+// TestBackwardWeightsForm: with oneDNN's backward weights, the channel-axis form (the primitive) from 16 to 63
+// channels, the 2-D fold (oneDNN's forward convolution) below and above.
+func TestBackwardWeightsForm(t *testing.T) {
+	for channels, want := range map[int]weightGradLayout{3: wgradFolded, 15: wgradFolded, 16: wgradChannelAxis,
+		32: wgradChannelAxis, 63: wgradChannelAxis, 64: wgradFolded, 512: wgradFolded} {
+		require.Equal(t, want, backwardWeightsForm(channels), "%d channels", channels)
+	}
 }
 
 // TestFoldedForm: the folded weight gradient is the 2-D fold below 16 channels and the 3-D convolution from 16,

@@ -2,7 +2,7 @@
 // the primitive PyTorch runs for a convolution's weight gradient, which the plugin never calls by itself (its
 // oneDNN custom call is forward only). nowt's xla package registers Handler with the plugin as the target of
 // GoMLX's BackwardWeightsTarget (the patched GoMLX in third_party/) and the weight gradients of the feedback
-// convolutions go to it (docs/perf-analysis.md §24).
+// convolutions of 16–63 input channels go to it (feedback's backwardWeightsForm; docs/perf-analysis.md §24).
 //
 // The handler is built with the onednn build tag, where oneDNN 2.x's headers and library are installed (Debian:
 // libdnnl-dev; make adds the tag when /usr/include/oneapi/dnnl/dnnl.hpp exists), and linked with -ldnnl; without

@@ -110,8 +110,8 @@ extern "C" XLA_FFI_Error* nowt_onednn_backward_weights(XLA_FFI_CallFrame* frame)
   // One thread: oneDNN (Debian's, on OpenMP) plans a primitive for the calling thread's OpenMP thread count and
   // waits for that many threads in spin barriers inside it. Called from XLA's thread pool with two, the training
   // tests hung at such a barrier inside GOMP_parallel (a thread spinning at 99 % for 18 minutes, its team-mate idle
-  // in libgomp). With one thread there is no team to wait for; and XLA runs other work on the other core meanwhile:
-  // ResNet-20's step at batch 64 took 105–107 ms against 102–105 with two (129–133 without the handler).
+  // in libgomp). With one thread there is no team to wait for, and XLA runs other work on the other core meanwhile
+  // (perf-analysis §24: ResNet-20's step at batch 64 105–107 ms against 102–105 with two, 129–133 without).
   omp_set_num_threads(1);
   const auto* p = static_cast<const int64_t*>(geometry->data);
   std::vector<int64_t> g{x->dims[0], x->dims[1], x->dims[2], x->dims[3], delta->dims[1], delta->dims[2],
