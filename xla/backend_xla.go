@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/gomlx/go-xla/pkg/pjrt"
 	"github.com/gomlx/gomlx/backends"
@@ -78,39 +79,45 @@ func newXLA(config string, devices int) (backends.Backend, error) {
 	if err != nil {
 		return nil, errors.WithMessagef(err, "creating backend %q from plugin %s%s", config, path, loadedButNoClient(err, path))
 	}
-	if hasOption(optList, OneDNNConvOption) {
-		if probeErr := oneDNNProbe(b); probeErr != nil {
+	// Each probed option: the probe, the registry of the backends that pass it, what the plugin is found not to
+	// run, and what a fallback drops (the backward weights need oneDNN's convolution).
+	probed := []struct {
+		option   string
+		added    bool
+		probe    func(backends.Backend) error
+		registry *sync.Map
+		runs     string
+		drop     []string
+	}{
+		{OneDNNConvOption, oneDNNAdded, oneDNNProbe, &oneDNNBackends, "oneDNN's convolution",
+			[]string{OneDNNConvOption, OneDNNBackwardWeightsOption}},
+		{OneDNNBackwardWeightsOption, backwardWeightsAdded, oneDNNBackwardWeightsProbe, &backwardWeightsBackends,
+			"the backward-weights handler", []string{OneDNNBackwardWeightsOption}},
+	}
+	for _, p := range probed {
+		if !hasOption(optList, p.option) {
+			continue
+		}
+		if probeErr := p.probe(b); probeErr != nil {
 			b.Finalize()
-			if !oneDNNAdded {
+			if !p.added {
 				return nil, errors.WithMessagef(probeErr, "creating backend %q: option %q: the plugin %s does not run "+
-					"oneDNN's convolution (drop the option)", config, OneDNNConvOption, path)
+					"%s (drop the option)", config, p.option, path, p.runs)
 			}
-			// The plugin lacks the call (a build without oneDNN): XLA's own convolutions, as without the option.
-			optList = withoutOption(withoutOption(optList, OneDNNConvOption), OneDNNBackwardWeightsOption)
+			// The plugin lacks the call (a build without oneDNN) or refused the handler: as without the option.
+			for _, opt := range p.drop {
+				optList = withoutOption(optList, opt)
+			}
 			if b, err = create(optList); err != nil {
 				return nil, errors.WithMessagef(err, "creating backend %q from plugin %s", config, path)
 			}
-		} else {
-			forgetFinalized(&oneDNNBackends)
-			oneDNNBackends.Store(b, struct{}{})
 		}
 	}
-	if hasOption(optList, OneDNNBackwardWeightsOption) {
-		if probeErr := oneDNNBackwardWeightsProbe(b); probeErr != nil {
-			b.Finalize()
-			if !backwardWeightsAdded {
-				return nil, errors.WithMessagef(probeErr, "creating backend %q: option %q: the plugin %s does not run "+
-					"the backward-weights handler (drop the option)", config, OneDNNBackwardWeightsOption, path)
-			}
-			// The plugin refused the handler: the weight gradients stay oneDNN's forward convolution.
-			if b, err = create(withoutOption(optList, OneDNNBackwardWeightsOption)); err != nil {
-				return nil, errors.WithMessagef(err, "creating backend %q from plugin %s", config, path)
-			}
-			forgetFinalized(&oneDNNBackends)
-			oneDNNBackends.Store(b, struct{}{})
-		} else {
-			forgetFinalized(&backwardWeightsBackends)
-			backwardWeightsBackends.Store(b, struct{}{})
+	// The backend that stays is in the registry of every probed option it kept.
+	for _, p := range probed {
+		if hasOption(optList, p.option) {
+			forgetFinalized(p.registry)
+			p.registry.Store(b, struct{}{})
 		}
 	}
 	forgetFinalized(&pluginPaths)

@@ -95,25 +95,30 @@ func probeOneDNNConvolution(b backends.Backend) error {
 		if err != nil {
 			return errors.WithMessagef(err, "a convolution through oneDNN (stride %d, dilation %d)", c.stride, c.dilation)
 		}
-		got := outs[0]
-		dims := got.Shape().Dimensions
+		dims := outs[0].Shape().Dimensions
 		want := convolveNHWC(x, n, h, w, cin, kernel, k, cout, c.stride, c.dilation, pad, dims[1], dims[2])
-		mismatch := ""
-		got.MustConstFlatData(func(flat any) {
-			for i, v := range flat.([]float32) {
-				if math.Abs(float64(v)-want[i]) > 1e-3*(1+math.Abs(want[i])) {
-					mismatch = fmt.Sprintf("element %d is %g, want %g", i, v, want[i])
-					return
-				}
-			}
-		})
-		_ = got.FinalizeAll()
-		if mismatch != "" {
+		if mismatch := firstMismatch(outs[0], want); mismatch != "" {
 			return errors.Errorf("a convolution through oneDNN (stride %d, dilation %d) is wrong: %s",
 				c.stride, c.dilation, mismatch)
 		}
 	}
 	return nil
+}
+
+// firstMismatch finalizes got, a float32 probe result, and describes its first element off want by more than
+// 1e-3 relative ("element 3 is 1.5, want 2"), or returns "" if none is.
+func firstMismatch(got *tensors.Tensor, want []float64) string {
+	mismatch := ""
+	got.MustConstFlatData(func(flat any) {
+		for i, v := range flat.([]float32) {
+			if math.Abs(float64(v)-want[i]) > 1e-3*(1+math.Abs(want[i])) {
+				mismatch = fmt.Sprintf("element %d is %g, want %g", i, v, want[i])
+				return
+			}
+		}
+	})
+	_ = got.FinalizeAll()
+	return mismatch
 }
 
 // convolveNHWC is the plain convolution of x [n, h, w, cin] with kernel [k, k, cin, cout] at the given stride and

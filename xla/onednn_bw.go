@@ -3,8 +3,6 @@
 package xla
 
 import (
-	"fmt"
-	"math"
 	"reflect"
 	"sync"
 
@@ -134,17 +132,7 @@ func probeOneDNNBackwardWeights(b backends.Backend) error {
 			return errors.WithMessagef(err, "a weight gradient through oneDNN's backward weights (stride %d)", s.stride)
 		}
 		want := weightGradNHWC(x, n, h, c, delta, out, cout, k, s.stride, padBefore)
-		mismatch := ""
-		outs[0].MustConstFlatData(func(flat any) {
-			for i, v := range flat.([]float32) {
-				if math.Abs(float64(v)-want[i]) > 1e-3*(1+math.Abs(want[i])) {
-					mismatch = fmt.Sprintf("element %d is %g, want %g", i, v, want[i])
-					return
-				}
-			}
-		})
-		_ = outs[0].FinalizeAll()
-		if mismatch != "" {
+		if mismatch := firstMismatch(outs[0], want); mismatch != "" {
 			return errors.Errorf("a weight gradient through oneDNN's backward weights (stride %d) is wrong: %s",
 				s.stride, mismatch)
 		}
