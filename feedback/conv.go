@@ -201,25 +201,21 @@ func foldedForm(inC int, amx bool) weightGradLayout {
 }
 
 // backwardWeightsForm is the weight gradient's form where the backend runs the channel-axis form as oneDNN's
-// backward-weights primitive (xla.OneDNNBackwardWeights): that form from minBackwardWeightsChannels up to below
-// maxBackwardWeightsChannels input channels, where the primitive is faster than oneDNN's forward convolution on the
-// 2-D fold, and the 2-D fold elsewhere (which the backend leaves to the forward convolution).
+// backward-weights primitive (xla.OneDNNBackwardWeights): that form from minBackwardWeightsChannels input channels,
+// and the 2-D fold below (which the backend leaves to oneDNN's forward convolution).
 func backwardWeightsForm(inC int) weightGradLayout {
-	if inC >= minBackwardWeightsChannels && inC < maxBackwardWeightsChannels {
+	if inC >= minBackwardWeightsChannels {
 		return wgradChannelAxis
 	}
 	return wgradFolded
 }
 
-// The channel counts whose weight gradients go to oneDNN's backward-weights primitive (backwardWeightsForm). The
-// handler runs it on one thread (xla/onednnbw); on the Intel Xeon of perf-analysis §24 that beat oneDNN's forward
-// convolution on ResNet-20's 16- and 32-channel layers (its step at batch 64 0.82–0.85 of its time without), was
-// level at 64 with two threads and slower with one, and ResNet-18 (64–512 channels) took 1.15 of its time when
-// every layer went there.
-const (
-	minBackwardWeightsChannels = 16
-	maxBackwardWeightsChannels = 64
-)
+// minBackwardWeightsChannels is the fewest input channels whose weight gradients go to oneDNN's backward-weights
+// primitive (backwardWeightsForm). The handler splits each gradient's examples over XLA's threads (xla/onednnbw);
+// on the Intel Xeon of perf-analysis §24 that made ResNet-20's step at batch 64 0.96–0.98 of its time with only
+// the 16–63-channel layers there, and ResNet-18's (64–512 channels) level. Below 16 — an image's 3 channels — the
+// handler and the 2-D fold were level too (ResNet-18's 7×7 first layer included), and the 2-D fold stays.
+const minBackwardWeightsChannels = 16
 
 // convGeometry holds the static shapes of one convolution.
 type convGeometry struct {

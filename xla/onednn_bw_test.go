@@ -102,3 +102,54 @@ func TestOneDNNBackwardWeights(t *testing.T) {
 	require.True(t, OneDNNConvolutions(fallback))
 	require.False(t, OneDNNBackwardWeights(fallback))
 }
+
+// TestOneDNNBackwardWeightsChunks: the handler splits a weight gradient's examples into parts, offers them to
+// XLA's thread pool, runs what the pool has not started and sums the parts. Whatever the split — the pool's
+// (0), none, two, uneven parts (5 examples in 3), more parts than the pool has threads, more asked than there are
+// examples — the gradient equals the plain-Go reference, at strides 1 and 2.
+func TestOneDNNBackwardWeightsChunks(t *testing.T) {
+	cpuPluginOrSkip(t)
+	if onednnbw.Handler() == nil {
+		t.Skip("built without the onednn tag")
+	}
+	b, err := New("xla:cpu", nil)
+	require.NoError(t, err)
+	defer b.Finalize()
+	require.True(t, OneDNNBackwardWeights(b), Engine(b))
+	defer onednnbw.SetChunks(onednnbw.SetChunks(0))
+
+	const n, h, c, cout, k, pad = 5, 6, 16, 8, 3, 1
+	rng := rand.New(rand.NewPCG(3, 4))
+	xs := make([]float32, n*h*h*c)
+	for i := range xs {
+		xs[i] = rng.Float32()*2 - 1
+	}
+	for _, stride := range []int{1, 2} {
+		// The forward convolution's output size, and the padding after that leaves the weight gradient k×k: the
+		// rows of the forward padding its windows never reach are cropped, as feedback's weightGrad writes it.
+		out := (h+2*pad-k)/stride + 1
+		padAfter := k + (out-1)*stride - h - pad
+		ds := make([]float32, n*out*out*cout)
+		for i := range ds {
+			ds[i] = rng.Float32()*2 - 1
+		}
+		exec, err := graph.NewExec(b, func(x, delta *graph.Node) *graph.Node {
+			return graph.ConvGeneral(graph.Reshape(x, 1, n, h, h, c), graph.Reshape(delta, n, out, out, 1, cout),
+				graph.ConvolveAxesConfig{InputBatch: 0, InputChannels: 1, InputSpatial: []int{2, 3, 4},
+					KernelInputChannels: 0, KernelOutputChannels: 4, KernelSpatial: []int{1, 2, 3},
+					OutputBatch: 0, OutputChannels: 4, OutputSpatial: []int{1, 2, 3}}, []int{1, 1, 1},
+				[][2]int{{pad, padAfter}, {pad, padAfter}, {0, 0}}, nil, []int{stride, stride, 1}, 1, 1)
+		})
+		require.NoError(t, err)
+		want := weightGradNHWC(xs, n, h, c, ds, out, cout, k, stride, pad)
+		for _, chunks := range []int{0, 1, 2, 3, 5, 8} {
+			onednnbw.SetChunks(chunks)
+			outs, err := exec.Exec(tensors.FromFlatDataAndDimensions(xs, n, h, h, c),
+				tensors.FromFlatDataAndDimensions(ds, n, out, out, cout))
+			require.NoError(t, err, "stride %d, %d chunks", stride, chunks)
+			require.Equal(t, []int{1, k, k, c, cout}, outs[0].Shape().Dimensions)
+			require.Empty(t, firstMismatch(outs[0], want), "stride %d, %d chunks", stride, chunks)
+		}
+		exec.Finalize()
+	}
+}

@@ -5,6 +5,10 @@
 #include <dnnl.hpp>
 #include <omp.h>
 
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <map>
@@ -57,10 +61,14 @@ std::shared_ptr<Plan> plan_for(const std::vector<int64_t>& g) {
       dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src,
                                       weights_any, dst, strides, pad_before, pad_after),
       engine);
+  // The scratchpad is the caller's (one per execution): the chunks of one weight gradient run the same primitive
+  // on several threads at once.
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   plan->pd = dnnl::convolution_backward_weights::primitive_desc(
       dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, weights_any, dst, strides,
                                                pad_before, pad_after),
-      engine, forward);
+      attr, engine, forward);
   plan->primitive = dnnl::convolution_backward_weights(plan->pd);
   plan->reorder = plan->pd.diff_weights_desc() != plan->weights_hwio;
   if (plan->reorder) {
@@ -77,6 +85,100 @@ XLA_FFI_Error* failure(const XLA_FFI_Api* api, const std::string& message) {
   return api->XLA_FFI_Error_Create(&args);
 }
 
+// has_thread_pool reports whether the plugin's FFI API has XLA_FFI_ThreadPool_Schedule and _NumThreads (the
+// fields after them were added later, so the struct's size tells).
+bool has_thread_pool(const XLA_FFI_Api* api) {
+  return api->struct_size >= offsetof(XLA_FFI_Api, XLA_FFI_ThreadPool_NumThreads) + sizeof(void*) &&
+         api->XLA_FFI_ThreadPool_Schedule != nullptr && api->XLA_FFI_ThreadPool_NumThreads != nullptr;
+}
+
+// pool_threads returns the number of threads of XLA's intra-op pool for this execution, or 1 where the plugin
+// has none.
+int64_t pool_threads(const XLA_FFI_Api* api, XLA_FFI_ExecutionContext* ctx) {
+  if (!has_thread_pool(api)) return 1;
+  int64_t n = 1;
+  XLA_FFI_ThreadPool_NumThreads_Args args = {XLA_FFI_ThreadPool_NumThreads_Args_STRUCT_SIZE, nullptr, ctx, &n};
+  if (XLA_FFI_Error* err = api->XLA_FFI_ThreadPool_NumThreads(&args)) {
+    XLA_FFI_Error_Destroy_Args destroy = {XLA_FFI_Error_Destroy_Args_STRUCT_SIZE, nullptr, err};
+    api->XLA_FFI_Error_Destroy(&destroy);
+    return 1;
+  }
+  return n < 1 ? 1 : n;
+}
+
+// max_chunks, where positive, replaces the pool's thread count as the number of chunks (onednnbw.SetChunks).
+std::atomic<int64_t> max_chunks{0};
+
+// Job is one execution's weight gradient split over the examples: chunk i takes examples [begin(i), begin(i+1))
+// and writes its partial dW (HWIO) to dw for chunk 0 and to partials for the others; the caller sums them. Chunks
+// are claimed through next by the calling thread and by the tasks it schedules on XLA's pool, so the caller never
+// waits for a chunk nobody has started: a task that starts late finds nothing left and returns.
+struct Job {
+  std::vector<int64_t> geometry;  // as plan_for's, n the whole batch
+  const float* x;
+  const float* delta;
+  float* dw;
+  int64_t chunks;
+  int64_t dw_size;  // kh·kw·c·cout
+  std::vector<float> partials;  // (chunks-1)·dw_size
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> done{0};
+  std::mutex mu;
+  std::condition_variable finished;
+  std::string error;  // under mu
+
+  int64_t begin(int64_t i) const { return geometry[0] * i / chunks; }
+
+  // run_chunks claims and runs chunks until none is left.
+  void run_chunks() {
+    // One thread per oneDNN call: oneDNN (Debian's, on OpenMP) plans a primitive for the calling thread's OpenMP
+    // thread count and waits for that many threads in spin barriers inside it; called from XLA's pool with two,
+    // the training tests once hung at such a barrier inside GOMP_parallel. The handler's parallelism is its own
+    // split over the examples, on XLA's threads.
+    omp_set_num_threads(1);
+    for (int64_t i; (i = next.fetch_add(1)) < chunks;) {
+      try {
+        run_chunk(i);
+      } catch (const std::exception& e) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (error.empty()) error = e.what();
+      }
+      if (done.fetch_add(1) + 1 == chunks) {
+        std::lock_guard<std::mutex> lock(mu);
+        finished.notify_all();
+      }
+    }
+  }
+
+  void run_chunk(int64_t i) {
+    const int64_t n0 = begin(i), n1 = begin(i + 1);
+    std::vector<int64_t> g = geometry;
+    g[0] = n1 - n0;
+    auto plan = plan_for(g);
+    auto& engine = cpu_engine();
+    dnnl::stream stream(engine);
+    const int64_t x_example = g[1] * g[2] * g[3], delta_example = g[4] * g[5] * g[6];
+    memory src(plan->pd.src_desc(), engine, const_cast<float*>(x + n0 * x_example));
+    memory dst(plan->pd.diff_dst_desc(), engine, const_cast<float*>(delta + n0 * delta_example));
+    float* out = i == 0 ? dw : partials.data() + (i - 1) * dw_size;
+    memory hwio(plan->weights_hwio, engine, out);
+    memory weights = plan->reorder ? memory(plan->pd.diff_weights_desc(), engine) : hwio;
+    memory scratchpad(plan->pd.scratchpad_desc(), engine);
+    plan->primitive.execute(stream, {{DNNL_ARG_SRC, src},
+                                     {DNNL_ARG_DIFF_DST, dst},
+                                     {DNNL_ARG_DIFF_WEIGHTS, weights},
+                                     {DNNL_ARG_SCRATCHPAD, scratchpad}});
+    if (plan->reorder) plan->to_hwio.execute(stream, weights, hwio);
+    stream.wait();
+  }
+};
+
+void run_task(void* data) {
+  auto* job = static_cast<std::shared_ptr<Job>*>(data);
+  (*job)->run_chunks();
+  delete job;
+}
+
 }  // namespace
 
 // nowt_onednn_backward_weights is the handler: operands x f32[n, h, w, c], δ f32[n, oh, ow, cout] and
@@ -85,7 +187,7 @@ extern "C" XLA_FFI_Error* nowt_onednn_backward_weights(XLA_FFI_CallFrame* frame)
   for (XLA_FFI_Extension_Base* e = frame->extension_start; e != nullptr; e = e->next) {
     if (e->type == XLA_FFI_Extension_Metadata) {
       // The CPU plugins of 2025 implement FFI API 0.2 and accept handlers of 0.1 and 0.2; this handler reads only
-      // what 0.1 has (buffers).
+      // what 0.1 has (buffers, the execution context and its thread pool).
       XLA_FFI_Metadata* metadata = reinterpret_cast<XLA_FFI_Metadata_Extension*>(e)->metadata;
       metadata->api_version.major_version = 0;
       metadata->api_version.minor_version = 1;
@@ -107,29 +209,51 @@ extern "C" XLA_FFI_Error* nowt_onednn_backward_weights(XLA_FFI_CallFrame* frame)
     return failure(frame->api, "onednn_conv_backward_weights: wants f32[n,h,w,c], f32[n,oh,ow,cout], s64[6] and "
                                "f32[kh,kw,c,cout]");
   }
-  // One thread: oneDNN (Debian's, on OpenMP) plans a primitive for the calling thread's OpenMP thread count and
-  // waits for that many threads in spin barriers inside it. Called from XLA's thread pool with two, the training
-  // tests hung at such a barrier inside GOMP_parallel (a thread spinning at 99 % for 18 minutes, its team-mate idle
-  // in libgomp). With one thread there is no team to wait for, and XLA runs other work on the other core meanwhile
-  // (perf-analysis §24: ResNet-20's step at batch 64 105–107 ms against 102–105 with two, 129–133 without).
-  omp_set_num_threads(1);
   const auto* p = static_cast<const int64_t*>(geometry->data);
-  std::vector<int64_t> g{x->dims[0], x->dims[1], x->dims[2], x->dims[3], delta->dims[1], delta->dims[2],
-                         delta->dims[3], dw->dims[0], dw->dims[1], p[0], p[1], p[2], p[3], p[4], p[5]};
+  auto job = std::make_shared<Job>();
+  job->geometry = {x->dims[0], x->dims[1], x->dims[2], x->dims[3], delta->dims[1], delta->dims[2],
+                   delta->dims[3], dw->dims[0], dw->dims[1], p[0], p[1], p[2], p[3], p[4], p[5]};
+  job->x = static_cast<const float*>(x->data);
+  job->delta = static_cast<const float*>(delta->data);
+  job->dw = static_cast<float*>(dw->data);
+  job->dw_size = dw->dims[0] * dw->dims[1] * dw->dims[2] * dw->dims[3];
+  // As many chunks as XLA's pool has threads (each chunk's primitive runs on one), at least one example each.
+  const int64_t limit = max_chunks.load();
+  job->chunks = std::max<int64_t>(
+      1, std::min<int64_t>(limit > 0 ? limit : pool_threads(frame->api, frame->ctx), x->dims[0]));
   try {
-    auto plan = plan_for(g);
-    auto& engine = cpu_engine();
-    dnnl::stream stream(engine);
-    memory src(plan->pd.src_desc(), engine, x->data);
-    memory dst(plan->pd.diff_dst_desc(), engine, delta->data);
-    memory hwio(plan->weights_hwio, engine, dw->data);
-    memory weights = plan->reorder ? memory(plan->pd.diff_weights_desc(), engine) : hwio;
-    plan->primitive.execute(stream,
-                            {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, dst}, {DNNL_ARG_DIFF_WEIGHTS, weights}});
-    if (plan->reorder) plan->to_hwio.execute(stream, weights, hwio);
-    stream.wait();
+    job->partials.resize((job->chunks - 1) * job->dw_size);
   } catch (const std::exception& e) {
-    return failure(frame->api, std::string("onednn_conv_backward_weights: oneDNN: ") + e.what());
+    return failure(frame->api, std::string("onednn_conv_backward_weights: ") + e.what());
+  }
+  // Chunks 1… are offered to XLA's pool; the calling thread runs whatever the pool has not started.
+  for (int64_t i = 1; i < job->chunks; i++) {
+    auto* data = new std::shared_ptr<Job>(job);
+    XLA_FFI_ThreadPool_Schedule_Args args = {XLA_FFI_ThreadPool_Schedule_Args_STRUCT_SIZE, nullptr, frame->ctx,
+                                             run_task, data};
+    if (XLA_FFI_Error* err = frame->api->XLA_FFI_ThreadPool_Schedule(&args)) {
+      XLA_FFI_Error_Destroy_Args destroy = {XLA_FFI_Error_Destroy_Args_STRUCT_SIZE, nullptr, err};
+      frame->api->XLA_FFI_Error_Destroy(&destroy);
+      delete data;
+      break;  // the caller runs the rest
+    }
+  }
+  job->run_chunks();
+  {
+    std::unique_lock<std::mutex> lock(job->mu);
+    job->finished.wait(lock, [&] { return job->done.load() == job->chunks; });
+    if (!job->error.empty()) {
+      return failure(frame->api, "onednn_conv_backward_weights: oneDNN: " + job->error);
+    }
+  }
+  for (int64_t i = 1; i < job->chunks; i++) {
+    const float* part = job->partials.data() + (i - 1) * job->dw_size;
+    float* out = job->dw;
+    for (int64_t j = 0; j < job->dw_size; j++) out[j] += part[j];
   }
   return nullptr;
 }
+
+// nowt_onednn_backward_weights_set_max_chunks sets the number of chunks each execution splits its examples into
+// (0: as many as XLA's pool has threads) and returns the previous setting.
+extern "C" int64_t nowt_onednn_backward_weights_set_max_chunks(int64_t n) { return max_chunks.exchange(n); }
