@@ -1,7 +1,9 @@
 """Training-step speed of nowt's benchmark models in plain JAX, for scripts/bench-peers.sh (CPU) and
 scripts/gpu-check.sh (JAX's default backend there: the GPU, named in the system column as jax-VERSION@gpu).
 
-Prints CSV rows: system,model,rule,batch,first_step_s,step_s,images_per_s (rule is always bp: JAX's autodiff).
+Prints CSV rows: system,model,rule,batch,first_step_s,step_s,images_per_s. The rule is bp (JAX's autodiff) unless
+--rule ss (the MLPs only): sign symmetry, each dense layer's input gradient through scale·sign(W) instead of W
+(jax.custom_vjp; scale the RMS of W's initialisation, fixed), the cost nowt's rule "ss" pays on the same compiler.
 The models follow scripts/peers/models_spec.md. One jitted step = forward, backward and the SGD update (momentum
 0.9, weight decay 1e-4), parameters and optimizer state donated; inputs are a fixed batch already on the device,
 or with --feed host a host (NumPy) batch that each step transfers, as a training loop feeding its batches does.
@@ -71,10 +73,31 @@ def mlp_init(b, sizes):
         dense_init(b, f"fc{i}", sizes[i], sizes[i + 1])
 
 
+def sign_symmetric_matmul(scale):
+    """x @ w whose input gradient goes through scale·sign(w) instead of w (the weight gradient is autodiff's)."""
+    @jax.custom_vjp
+    def matmul(x, w):
+        return x @ w
+
+    def forward(x, w):
+        return x @ w, (x, w)
+
+    def backward(res, g):
+        x, w = res
+        return g @ (scale * jnp.sign(w)).T, x.T @ g
+
+    matmul.defvjp(forward, backward)
+    return matmul
+
+
+RULE = "bp"  # set by --rule
+
+
 def mlp_apply(sizes):
     def apply(p, s, x):
         for i in range(len(sizes) - 1):
-            x = x @ p[f"fc{i}/w"] + p[f"fc{i}/b"]
+            w = p[f"fc{i}/w"]
+            x = (sign_symmetric_matmul(float(np.sqrt(2.0 / sizes[i])))(x, w) if RULE == "ss" else x @ w) + p[f"fc{i}/b"]
             if i < len(sizes) - 2:
                 x = jax.nn.relu(x)
         return x, dict(s)
@@ -225,7 +248,13 @@ def main():
                     "(transferred by each call, as a training loop does; the system is named .../host-batch)")
     ap.add_argument("--image-size", type=int, default=0,
                     help="the ResNets' input height and width (default: the model's, 32 or 224)")
+    ap.add_argument("--rule", choices=("bp", "ss"), default="bp",
+                    help="ss: sign symmetry in the MLPs' dense layers (the input gradient through scale·sign(W))")
     a = ap.parse_args()
+    if a.rule == "ss" and not a.model.startswith("mlp"):
+        raise SystemExit("--rule ss applies to the MLPs")
+    global RULE
+    RULE = a.rule
     system = f"jax-{jax.__version__}"
     if a.plugin:
         use_plugin(a.plugin)
@@ -235,7 +264,7 @@ def main():
     if a.feed == "host":
         system += "/host-batch"
     first, med = bench(a.model, a.batch, a.steps, a.feed, a.image_size)
-    print(f"{system},{a.model},bp,{a.batch},{first:.4f},{med:.5f},{a.batch / med:.1f}", flush=True)
+    print(f"{system},{a.model},{a.rule},{a.batch},{first:.4f},{med:.5f},{a.batch / med:.1f}", flush=True)
 
 
 if __name__ == "__main__":
