@@ -5,8 +5,9 @@
 #   scripts/bench-peers.sh            # everything (about 45 minutes on 2 cores)
 #   QUICK=1 scripts/bench-peers.sh    # MLPs only (a few minutes), to try the script
 #
-# It installs what it needs: the XLA CPU plugin (`nowt setup`), JAX into .peers-venv (pip), PyTorch from Debian
-# (python3-torch, as root) or, failing that, pip. A system that cannot be installed gets "not run" rows.
+# It installs what it needs: the XLA CPU plugin (`nowt setup`), oneDNN's headers for nowt's backward-weights
+# handler (libdnnl-dev, as root), JAX into .peers-venv (pip), PyTorch from Debian (python3-torch, as root) or,
+# failing that, pip. A system that cannot be installed gets "not run" rows.
 # Rows land in $RUNDIR/rows.csv (default runs/bench-peers) as they are measured; at the end they and the log are
 # copied beside the page (docs/perf/rows.csv, log.txt) and the page is written from them.
 #
@@ -37,10 +38,16 @@ PAIR_ROUNDS=${PAIR_ROUNDS:-3}
 XLA_ROUNDS=${XLA_ROUNDS:-4}
 say() { echo "bench-peers: $*" | tee -a "$LOG" >&2; }
 
-# With oneDNN's headers installed, nowt is built as make builds it: with its backward-weights convolution.
+# nowt is built as make builds it where oneDNN's headers are installed: with its backward-weights convolution
+# (xla/onednnbw). As root with apt, libdnnl-dev is installed first (as .ci/run does), so that the page measures it.
+if [ ! -f /usr/include/oneapi/dnnl/dnnl.hpp ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libdnnl-dev) >>"$LOG" 2>&1 ||
+		say "libdnnl-dev could not be installed: nowt's weight gradients stay oneDNN's forward convolution"
+fi
 TAGS=
 [ -f /usr/include/oneapi/dnnl/dnnl.hpp ] && TAGS=-tags=onednn
 $GO build $TAGS -o bin/nowt ./cmd/nowt || exit 1
+say "nowt built ${TAGS:-without the onednn tag}"
 bin/nowt setup -plugin cpu >>"$LOG" 2>&1 || say "XLA CPU plugin not installed: nowt xla:cpu rows will be missing"
 # The plugin nowt's xla:cpu rows run on: JAX runs on it too (jax@nowt-plugin rows), the same compiler.
 PLUGIN=$(sed -n 's/^nowt: PJRT plugin "cpu" at //p' "$LOG" | tail -1)
