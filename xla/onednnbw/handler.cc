@@ -226,8 +226,10 @@ extern "C" XLA_FFI_Error* nowt_onednn_backward_weights(XLA_FFI_CallFrame* frame)
   } catch (const std::exception& e) {
     return failure(frame->api, std::string("onednn_conv_backward_weights: ") + e.what());
   }
-  // Chunks 1… are offered to XLA's pool; the calling thread runs whatever the pool has not started.
-  for (int64_t i = 1; i < job->chunks; i++) {
+  // Chunks 1… are offered to XLA's pool, where the plugin has one; the calling thread runs whatever the pool has not
+  // started (every chunk, where it has none).
+  const bool pool = has_thread_pool(frame->api);
+  for (int64_t i = 1; pool && i < job->chunks; i++) {
     auto* data = new std::shared_ptr<Job>(job);
     XLA_FFI_ThreadPool_Schedule_Args args = {XLA_FFI_ThreadPool_Schedule_Args_STRUCT_SIZE, nullptr, frame->ctx,
                                              run_task, data};
