@@ -165,6 +165,14 @@ for c in "${CONFIGS[@]}"; do
 	nowt_rows "nowt-go" "$name" "$flags" "$batch" "${gospec#*:}" "${gospec%%:*}" "go" 1
 	peer_row "$PYJAX" scripts/peers/bench_jax.py "$peer" "$batch" "$steps"
 	plugin_peer_row "$peer" "$batch" "$steps"
+	# On the MLPs, JAX's own sign symmetry against its BP on the same plugin, in rounds as nowt's rules are timed:
+	# what the rule costs on this compiler, beside nowt's ss÷bp (perf-analysis.md §24).
+	if [[ $peer == mlp* ]] && [ -n "$PLUGIN" ] && [ -x "$PYJAX" ]; then
+		(export XLA_FLAGS="$PLUGIN_XLA_FLAGS"
+			"$PYJAX" scripts/peers/jax_rule_rounds.py --model "$peer" --batch "$batch" --steps "$steps" \
+				--rounds "$XLA_ROUNDS" --plugin "$PLUGIN" 2>>"$LOG" | tail -1 >>"$ROWS") ||
+			say "jax_rule_rounds.py $peer $batch failed (see $LOG)"
+	fi
 	peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps" --threads 1
 	[ "$(nproc)" -gt 1 ] && peer_row "$PYTORCH" scripts/peers/bench_torch.py "$peer" "$batch" "$steps" --threads "$(nproc)"
 	if [ -n "$PYJAX" ] && [ -x "$PYJAX" ] && [ "$PAIR_ROUNDS" -gt 0 ]; then

@@ -147,7 +147,9 @@ def main():
       "cores, perf-analysis.md §10). Where a nowt-xla row's "
       "*÷ nowt-xla BP* has a range, it was measured in rounds inside one process (`nowt bench -rounds`: every "
       "rule set up at once, each timed in turn, the order reversed every other round): the median of the "
-      "rounds' ratios to BP, then their range; its *step* is the median over all rounds. Where the MLP step's "
+      "rounds' ratios to BP, then their range; its *step* is the median over all rounds. A JAX row with rule "
+      "*ss* (the MLPs) is JAX's own sign symmetry timed the same way against JAX's BP on the same plugin "
+      "(scripts/peers/jax_rule_rounds.py): what the rule costs on this compiler. Where the MLP step's "
       "time goes, and why nowt's graph is not the gap: [perf-analysis.md](perf-analysis.md).\n")
     if loads:
         w("Machine load while it ran: " + "; ".join(l.replace("bench-peers: ", "") for l in loads) + ".\n")
@@ -162,8 +164,14 @@ def main():
               "machine before reading an ordering from them.\n")
     summary = []
     for (model, batch), rs in groups.items():
-        jax_bp = next((float(r["step_s"]) for r in rs if r["system"].startswith("jax") and "@" not in r["system"]), None)
-        jax_plugin_bp = next((float(r["step_s"]) for r in rs if r["system"].endswith("@nowt-plugin")), None)
+        jax_bp = next((float(r["step_s"]) for r in rs
+                       if r["system"].startswith("jax") and "@" not in r["system"] and r["rule"] == "bp"), None)
+        jax_plugin_bp = next((float(r["step_s"]) for r in rs
+                              if r["system"].endswith("@nowt-plugin") and r["rule"] == "bp"), None)
+        # JAX's own rule rows (scripts/peers/jax_rule_rounds.py: ss on the MLPs, timed in rounds against JAX's BP on
+        # the same plugin): what the rule costs on this compiler, beside nowt's ratio.
+        jax_rules = {r["rule"]: paired_rule_ratio(r) for r in rs
+                     if r["system"].endswith("@nowt-plugin") and r["rule"] != "bp" and paired_rule_ratio(r)}
         torch_bp = min((float(r["step_s"]) for r in rs if r["system"].startswith("torch")), default=None)
         # Rows of runs before `nowt bench -rounds` measured BP's baseline twice on XLA, before and after the other
         # rules (a bp-again row): their ratios are against the mean of the two, and their spread is the drift a
@@ -181,6 +189,8 @@ def main():
             step = float(r["step_s"])
             vs_jax = f"{step / jax_bp:.2f}" if jax_bp else "–"
             vs_bp = describe_vs_bp(r, xla_bp) if xla_bp and r["system"] == "nowt-xla:cpu" else "–"
+            if r["system"].startswith("jax") and r["rule"] in jax_rules:
+                vs_bp = f"÷ its own bp {describe_rule_ratio(jax_rules[r['rule']])}"
             mirror = float(r.get("mirror_share") or 0)
             ms = f"{100 * mirror:.0f} %" if r["rule"] == "wm" and r["system"].startswith("nowt") else "–"
             w(f"| {r['system']} | {r['rule']} | {float(r['first_step_s']):.2f} | {1000 * step:.1f} | "
@@ -211,6 +221,9 @@ def main():
             for rule in ("fa", "ss", "kp", "usf", "frsf", "brsf", "dfa", "wm"):
                 if rule in xla_rows:
                     parts.append(f"{rule}÷bp {describe_vs_bp(xla_rows[rule], xla_bp)}")
+                    if rule in jax_rules:
+                        parts.append(f"JAX's own {rule}÷bp on the same plugin, in rounds too "
+                                     f"{describe_rule_ratio(jax_rules[rule])} (what the rule costs on this compiler)")
             summary.append(f"| {model} | {batch} | " + "; ".join(parts) + " |")
     if summary:
         w("\n## Against the goals\n")
