@@ -155,12 +155,13 @@ const (
 // chooseWeightGradLayout decides, per ParamConvWeightGradInput, how the native weight gradient of a layer with
 // inC input channels of type dtype lays out its operands. "folded" takes foldedForm's form for inC. "auto" takes
 // backwardWeightsForm's for float32 where the backend runs the channel-axis form as oneDNN's backward-weights
-// primitive (xla.OneDNNBackwardWeights; perf-analysis §24), and otherwise folds where the backend runs float32 convolutions
-// in oneDNN (xla.OneDNNConvolutions): there it needs none of the products' layout passes and takes 0.42–0.65 of
-// their time per layer (BenchmarkConvParts' dw parts, perf-analysis §22). Elsewhere on XLA's CPU plugin, whose transposes are the slow part of that gradient (§17), it
-// uses products where the channels come in blocks of at least minProductBlock (an image's 3 channels make products
-// of 3×3 blocks, which the plugin runs slower than the transpose: ResNet-18's stem weight gradient 22 against
-// 13 ms); other engines lay out tensors their own way.
+// primitive (xla.OneDNNBackwardWeights; perf-analysis §24), and otherwise folds where the backend runs float32
+// convolutions in oneDNN (xla.OneDNNConvolutions): there it needs none of the products' layout passes and takes
+// 0.42–0.65 of their time per layer (BenchmarkConvParts' dw parts, perf-analysis §22). Elsewhere on XLA's CPU
+// plugin, whose transposes are the slow part of that gradient (§17), it uses products where the channels come in
+// blocks of at least minProductBlock (an image's 3 channels make products of 3×3 blocks, which the plugin runs
+// slower than the transpose: ResNet-18's stem weight gradient 22 against 13 ms); other engines lay out tensors
+// their own way.
 func chooseWeightGradLayout(ctx *context.Context, g *Graph, dtype dtypes.DType, inC int) weightGradLayout {
 	switch v := settingValue[string](ctx, ParamConvWeightGradInput); v {
 	case "folded":

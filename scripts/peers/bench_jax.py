@@ -90,14 +90,13 @@ def sign_symmetric_matmul(scale):
     return matmul
 
 
-RULE = "bp"  # set by --rule
-
-
-def mlp_apply(sizes):
+def mlp_apply(sizes, rule="bp"):
+    """The MLP's forward pass; with rule "ss" each dense layer's input gradient goes through scale·sign(W), scale
+    the RMS of W's initialisation."""
     def apply(p, s, x):
         for i in range(len(sizes) - 1):
             w = p[f"fc{i}/w"]
-            x = (sign_symmetric_matmul(float(np.sqrt(2.0 / sizes[i])))(x, w) if RULE == "ss" else x @ w) + p[f"fc{i}/b"]
+            x = (sign_symmetric_matmul(float(np.sqrt(2.0 / sizes[i])))(x, w) if rule == "ss" else x @ w) + p[f"fc{i}/b"]
             if i < len(sizes) - 2:
                 x = jax.nn.relu(x)
         return x, dict(s)
@@ -183,16 +182,23 @@ def resnet18_apply(p, s, x):
     return x @ p["fc/w"] + p["fc/b"], ns
 
 
+MLP_SIZES = {"mlp500": [784, 500, 10], "mlp1000": [784, 1000, 1000, 10]}
 MODELS = {
-    "mlp500": (lambda b: mlp_init(b, [784, 500, 10]), mlp_apply([784, 500, 10]), (784,), 10),
-    "mlp1000": (lambda b: mlp_init(b, [784, 1000, 1000, 10]), mlp_apply([784, 1000, 1000, 10]), (784,), 10),
+    **{name: (lambda b, sizes=sizes: mlp_init(b, sizes), mlp_apply(sizes), (sizes[0],), sizes[-1])
+       for name, sizes in MLP_SIZES.items()},
     "resnet20": (resnet20_init, resnet20_apply, (32, 32, 3), 10),
     "resnet18": (resnet18_init, resnet18_apply, (224, 224, 3), 1000),
 }
 
 
-def bench(model, batch, steps, feed="device", image_size=0):
+def setup(model, batch, feed="device", image_size=0, rule="bp"):
+    """The jitted training step of model under rule (ss: the MLPs only) and what it starts from: (step, params,
+    velocity, state, x, y); step(params, velocity, state, x, y) returns the next three and the loss."""
     init, apply, in_shape, classes = MODELS[model]
+    if rule == "ss":
+        if model not in MLP_SIZES:
+            raise SystemExit("--rule ss applies to the MLPs")
+        apply = mlp_apply(MLP_SIZES[model], "ss")
     if image_size:  # the ResNets end in global average pooling: any image size fits
         if len(in_shape) != 3:
             raise SystemExit(f"--image-size applies to the ResNets, not {model}")
@@ -218,7 +224,11 @@ def bench(model, batch, steps, feed="device", image_size=0):
         np_ = {k: p[k] - LR * nv[k] for k in p}
         return np_, nv, ns, loss
 
-    jstep = jax.jit(step, donate_argnums=(0, 1, 2))
+    return jax.jit(step, donate_argnums=(0, 1, 2)), params, velocity, state, x, y
+
+
+def bench(model, batch, steps, feed="device", image_size=0, rule="bp"):
+    jstep, params, velocity, state, x, y = setup(model, batch, feed, image_size, rule)
     t0 = time.perf_counter()
     params, velocity, state, loss = jstep(params, velocity, state, x, y)
     loss.block_until_ready()
@@ -251,10 +261,6 @@ def main():
     ap.add_argument("--rule", choices=("bp", "ss"), default="bp",
                     help="ss: sign symmetry in the MLPs' dense layers (the input gradient through scale·sign(W))")
     a = ap.parse_args()
-    if a.rule == "ss" and not a.model.startswith("mlp"):
-        raise SystemExit("--rule ss applies to the MLPs")
-    global RULE
-    RULE = a.rule
     system = f"jax-{jax.__version__}"
     if a.plugin:
         use_plugin(a.plugin)
@@ -263,7 +269,7 @@ def main():
         system += f"@{jax.default_backend()}"
     if a.feed == "host":
         system += "/host-batch"
-    first, med = bench(a.model, a.batch, a.steps, a.feed, a.image_size)
+    first, med = bench(a.model, a.batch, a.steps, a.feed, a.image_size, a.rule)
     print(f"{system},{a.model},{a.rule},{a.batch},{first:.4f},{med:.5f},{a.batch / med:.1f}", flush=True)
 
 

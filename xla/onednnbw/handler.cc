@@ -92,10 +92,9 @@ bool has_thread_pool(const XLA_FFI_Api* api) {
          api->XLA_FFI_ThreadPool_Schedule != nullptr && api->XLA_FFI_ThreadPool_NumThreads != nullptr;
 }
 
-// pool_threads returns the number of threads of XLA's intra-op pool for this execution, or 1 where the plugin
-// has none.
+// pool_threads returns the number of threads of XLA's intra-op pool for this execution (a plugin whose FFI API
+// has one: has_thread_pool), or 1 where it cannot tell.
 int64_t pool_threads(const XLA_FFI_Api* api, XLA_FFI_ExecutionContext* ctx) {
-  if (!has_thread_pool(api)) return 1;
   int64_t n = 1;
   XLA_FFI_ThreadPool_NumThreads_Args args = {XLA_FFI_ThreadPool_NumThreads_Args_STRUCT_SIZE, nullptr, ctx, &n};
   if (XLA_FFI_Error* err = api->XLA_FFI_ThreadPool_NumThreads(&args)) {
@@ -218,9 +217,10 @@ extern "C" XLA_FFI_Error* nowt_onednn_backward_weights(XLA_FFI_CallFrame* frame)
   job->dw = static_cast<float*>(dw->data);
   job->dw_size = dw->dims[0] * dw->dims[1] * dw->dims[2] * dw->dims[3];
   // As many chunks as XLA's pool has threads (each chunk's primitive runs on one), at least one example each.
+  const bool pool = has_thread_pool(frame->api);
   const int64_t limit = max_chunks.load();
-  job->chunks = std::max<int64_t>(
-      1, std::min<int64_t>(limit > 0 ? limit : pool_threads(frame->api, frame->ctx), x->dims[0]));
+  const int64_t threads = limit > 0 ? limit : pool ? pool_threads(frame->api, frame->ctx) : 1;
+  job->chunks = std::max<int64_t>(1, std::min<int64_t>(threads, x->dims[0]));
   try {
     job->partials.resize((job->chunks - 1) * job->dw_size);
   } catch (const std::exception& e) {
@@ -228,7 +228,6 @@ extern "C" XLA_FFI_Error* nowt_onednn_backward_weights(XLA_FFI_CallFrame* frame)
   }
   // Chunks 1… are offered to XLA's pool, where the plugin has one; the calling thread runs whatever the pool has not
   // started (every chunk, where it has none).
-  const bool pool = has_thread_pool(frame->api);
   for (int64_t i = 1; pool && i < job->chunks; i++) {
     auto* data = new std::shared_ptr<Job>(job);
     XLA_FFI_ThreadPool_Schedule_Args args = {XLA_FFI_ThreadPool_Schedule_Args_STRUCT_SIZE, nullptr, frame->ctx,
