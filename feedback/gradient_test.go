@@ -222,6 +222,15 @@ func TestLayerGradients(t *testing.T) {
 						in.b = in.variable(FeedbackName)
 					}
 					kernel := ref.kernel(t, in)
+					// A kernel the graph computed is kept as the layer's SentKernelName variable, equal to the kernel the
+					// signal went through; W's value and a stored B's value are not.
+					kept := lctx.GetVariableByScopeAndName(lctx.Scope(), SentKernelName)
+					if slices.Equal(in.used, in.w) || (in.b != nil && slices.Equal(in.used, in.b)) {
+						require.False(t, kept != nil, "rule %s sends through W or its stored B: nothing to keep", ruleName)
+					} else {
+						require.NotNil(t, kept, "rule %s computes its kernel: the layer keeps it", ruleName)
+						require.Equal(t, in.used, testutil.Flat64(t, kept.MustValue()), "the kept kernel")
+					}
 					yWant := geom.forward(x, in.w)
 					if lc.bias {
 						// Biases start at zero: the forward pass is the plain convolution.

@@ -19,6 +19,9 @@ const (
 	BiasesName = "biases"
 	// FeedbackName is the layer's stored feedback weights B (rules fa, wm, kp), in W's layout.
 	FeedbackName = "feedback"
+	// SentKernelName is the kernel a layer sent its signal through at the last training step, kept where the
+	// rule computes it from W at every step (ss, usf, frsf, brsf): see [SentKernels].
+	SentKernelName = "sent_kernel"
 
 	// paramLayerKind marks a scope as a feedback layer; its value is the layer kind.
 	paramLayerKind = "feedback_layer"
@@ -289,6 +292,37 @@ func outputError(ctx *context.Context, g *Graph, scope string) *Node {
 	panic(fmt.Sprintf("feedback: layer %q projects the output error, but no gradient reached an output marked by feedback.OutputError in this graph: wrap the model's logits with it (models.New does)", scope))
 }
 
+// keepSentKernel writes a kernel the graph computed (from W, at every step) as the layer's variable
+// [SentKernelName], so that it is one of the graph's outputs. Nothing reads the variable; what it changes is
+// where XLA keeps the kernel. Left a temporary, the kernel ends with the product that sends the signal through
+// it, and XLA's CPU compiler, whose schedule puts that product before the layer's weight-gradient product,
+// writes the weight gradient into the kernel's buffer: its executor, which runs independent operations at the
+// same time unless they share a buffer, then starts the weight gradient only once the signal's product has
+// read the kernel — the layer's two backward products, which BP runs side by side, run one after the other
+// (docs/perf-analysis.md §25: SS's step on the 784-1000-1000-10 MLP was 1.10–1.12 of BP's, 1.03–1.04 with the
+// kernel an output). An output has a buffer of its own for the whole step.
+func keepSentKernel(ctx *context.Context, kernel *Node) {
+	v := ctx.Checked(false).WithInitializer(initializers.Zero).
+		VariableWithShape(SentKernelName, kernel.Shape()).SetTrainable(false)
+	// The variable's parameter (GoMLX feeds every variable a graph writes) is made before the value written,
+	// an identity of the kernel (free on XLA): GoMLX's pure-Go backend sizes an execution by its highest output
+	// and fails on a parameter made after every output (docs/upstream.md).
+	v.ValueGraph(kernel.Graph())
+	v.SetValueGraph(Identity(kernel))
+}
+
+// SentKernels returns the [SentKernelName] variables of ctx: state that every training step writes anew and
+// none reads, which a checkpoint need not keep.
+func SentKernels(ctx *context.Context) []*context.Variable {
+	var kept []*context.Variable
+	for v := range ctx.IterVariables() {
+		if v.Name() == SentKernelName {
+			kept = append(kept, v)
+		}
+	}
+	return kept
+}
+
 // withFeedback builds y = op(x, W) with the rule's backward: ∂L/∂x is the rule's signal (op.inputGrad of δ, or
 // op.sendOutputError of the model's output error, through the rule's kernel) and ∂L/∂W = op.weightGrad(x, δ), where δ = ∂L/∂y
 // is captured at the output.
@@ -297,10 +331,13 @@ func withFeedback(rule Rule, lg *LayerGraph, x *Node, op linearOp) *Node {
 	w := lg.W
 	c := &capture{scope: lg.Ctx.Scope(), op: op, w: w, x: x}
 	var fb, sent *Node
+	computed := false // whether the rule computes the kernel in the graph (not W's or a stored B's value)
 	c.fb = func() *Node {
 		if fb == nil {
 			c.kernelBuilt = true
-			fb = StopGradient(rule.Kernel(lg))
+			kernel := rule.Kernel(lg)
+			computed = kernel != lg.W && kernel != lg.B
+			fb = StopGradient(kernel)
 		}
 		return fb
 	}
@@ -316,7 +353,15 @@ func withFeedback(rule Rule, lg *LayerGraph, x *Node, op linearOp) *Node {
 		}
 		return sent
 	}
-	xh := IdentityWithCustomGradient(x, func(_, _ *Node) *Node { return c.sent() })
+	xh := IdentityWithCustomGradient(x, func(_, _ *Node) *Node {
+		signal := c.sent()
+		if computed {
+			// The backward pass sends the signal (the alignment metrics also read it where nothing is sent: the
+			// first layer, whose input is the data).
+			keepSentKernel(lg.Ctx, fb)
+		}
+		return signal
+	})
 	wh := IdentityWithCustomGradient(w, func(_, _ *Node) *Node {
 		return op.weightGrad(x, c.delta)
 	})

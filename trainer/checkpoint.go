@@ -11,6 +11,7 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
+	"github.com/nowt-ml/nowt/feedback"
 )
 
 // checkpointDirName is the checkpoints' folder inside a run's output folder.
@@ -32,8 +33,10 @@ func saveCheckpoint(ctx *context.Context, dir string, step int64, keep int) (str
 		return "", fmt.Errorf("creating a staging folder for the checkpoint: %w", err)
 	}
 	defer func() { _ = os.RemoveAll(staging) }()
-	// The deferred KP B were brought up to date before (run.settleFeedback); their deferral's state stays out.
-	handler, err := checkpoints.Build(ctx).Dir(staging).Keep(-1).ExcludeVars(deferralState(ctx)...).Done()
+	// The deferred KP B were brought up to date before (run.settleFeedback); their deferral's state stays out,
+	// as do the kernels each step writes anew (feedback.SentKernels).
+	excluded := append(deferralState(ctx), feedback.SentKernels(ctx)...)
+	handler, err := checkpoints.Build(ctx).Dir(staging).Keep(-1).ExcludeVars(excluded...).Done()
 	if err != nil {
 		return "", fmt.Errorf("preparing the checkpoint: %w", err)
 	}

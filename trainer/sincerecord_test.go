@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
+	"github.com/nowt-ml/nowt/feedback"
 	"github.com/nowt-ml/nowt/xla"
 	"github.com/stretchr/testify/require"
 )
@@ -18,12 +20,13 @@ import (
 // TestResumeBetweenRecordsIsExact: resumed from a checkpoint written between two records (step 6, records every 4
 // steps: what Ctrl-C, SIGTERM or a -checkpoint-every that is not a multiple of -log-every leave), a run logs what
 // the run never stopped logged, record for record: the record at step 8 averages steps 5–8, not only 7–8. Before
-// the checkpoints kept the steps since the last record, its training accuracy and gradient norms differed.
+// the checkpoints kept the steps since the last record, its training accuracy and gradient norms differed. The
+// checkpoints hold no kernel a step only writes (SS's, feedback.SentKernels): the resumed SS run is exact without.
 func TestResumeBetweenRecordsIsExact(t *testing.T) {
 	if xla.TestBackendIsXLA() {
 		t.Skip("the run's bookkeeping, the same on every backend: the pure-Go pass runs it")
 	}
-	for _, rule := range []string{"kp", "wm"} {
+	for _, rule := range []string{"kp", "wm", "ss"} {
 		t.Run(rule, func(t *testing.T) {
 			c := tinyConfig(t, rule)
 			c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery, c.KeepCheckpoints = 12, 4, 12, 3, 10
@@ -32,6 +35,10 @@ func TestResumeBetweenRecordsIsExact(t *testing.T) {
 			require.NoError(t, err)
 			want, err := ReadRecords(filepath.Join(c.OutDir, metricsFileName))
 			require.NoError(t, err)
+			// SS's kernels, which every step writes anew (feedback.SentKernels), stay out of the checkpoints.
+			saved, err := os.ReadFile(filepath.Join(c.OutDir, checkpointDirName, fmt.Sprintf(checkpointNameFormat, 6, 6)+checkpoints.JsonNameSuffix))
+			require.NoError(t, err)
+			require.NotContains(t, string(saved), feedback.SentKernelName)
 
 			// A crash after step 6's checkpoint: those of steps 9 and 12 never written.
 			for _, step := range []int{9, 12} {
