@@ -31,7 +31,9 @@
 // The backward pass is built with [graph.IdentityWithCustomGradient]: a hook on the layer's output captures δ,
 // hooks on the layer's input and weights return δ·Bᵀ and xᵀ·δ, computed as matmuls (or convolutions). The
 // forward pass does no extra work, no global VJP table is modified, and the stock (broadcast-multiply-reduce)
-// gradient of DotGeneral, very slow on the pure-Go backend, is never executed.
+// gradient of DotGeneral, very slow on the pure-Go backend, is never executed. A kernel the rule computes at
+// every step (ss, usf, frsf, brsf) is also written to the layer's variable [SentKernelName], an output of the
+// step that gives it a buffer of its own on XLA (see [SentKernels]; checkpoints leave it out).
 //
 // Hyperparameters are read from the context (see the Param* constants), so they can be set per model or per
 // layer scope with ctx.SetParam, and from the command line with GoMLX's -set flag.

@@ -299,8 +299,8 @@ func outputError(ctx *context.Context, g *Graph, scope string) *Node {
 // writes the weight gradient into the kernel's buffer: its executor, which runs independent operations at the
 // same time unless they share a buffer, then starts the weight gradient only once the signal's product has
 // read the kernel — the layer's two backward products, which BP runs side by side, run one after the other
-// (docs/perf-analysis.md §25: SS's step on the 784-1000-1000-10 MLP was 1.10–1.12 of BP's, 1.03–1.04 with the
-// kernel an output). An output has a buffer of its own for the whole step.
+// (docs/perf-analysis.md §25: SS's step on the 784-1000-1000-10 MLP was 1.10–1.11 of BP's in alternated rounds,
+// 1.06–1.07 with the kernel an output). An output has a buffer of its own for the whole step.
 func keepSentKernel(ctx *context.Context, kernel *Node) {
 	v := ctx.Checked(false).WithInitializer(initializers.Zero).
 		VariableWithShape(SentKernelName, kernel.Shape()).SetTrainable(false)
@@ -356,8 +356,8 @@ func withFeedback(rule Rule, lg *LayerGraph, x *Node, op linearOp) *Node {
 	xh := IdentityWithCustomGradient(x, func(_, _ *Node) *Node {
 		signal := c.sent()
 		if computed {
-			// The backward pass sends the signal (the alignment metrics also read it where nothing is sent: the
-			// first layer, whose input is the data).
+			// Kept where the backward pass sends the signal, not where only the alignment metrics read it (the
+			// first layer, whose input is the data, sends none: its kernel is not computed in a training step).
 			keepSentKernel(lg.Ctx, fb)
 		}
 		return signal
