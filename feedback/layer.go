@@ -20,7 +20,7 @@ const (
 	// FeedbackName is the layer's stored feedback weights B (rules fa, wm, kp), in W's layout.
 	FeedbackName = "feedback"
 	// SentKernelName is the kernel a layer sent its signal through at the last training step, kept where the
-	// rule computes it from W at every step (ss, usf, frsf, brsf): see [SentKernels].
+	// rule computes it from W at every step (ss, usf, frsf, brsf), in W's master dtype: see [SentKernels].
 	SentKernelName = "sent_kernel"
 
 	// paramLayerKind marks a scope as a feedback layer; its value is the layer kind.
@@ -301,14 +301,18 @@ func outputError(ctx *context.Context, g *Graph, scope string) *Node {
 // read the kernel — the layer's two backward products, which BP runs side by side, run one after the other
 // (docs/perf-analysis.md §25: SS's step on the 784-1000-1000-10 MLP was 1.10–1.11 of BP's in alternated rounds,
 // 1.06–1.07 with the kernel an output). An output has a buffer of its own for the whole step.
+//
+// The variable is kept in the master dtype (float32 under mixed precision), as the layer's other variables are:
+// the alignment metrics' graph, in float32, and a training step in bfloat16 write the same variable.
 func keepSentKernel(ctx *context.Context, kernel *Node) {
+	master := shapes.Make(layers.MasterDType(kernel.DType()), kernel.Shape().Dimensions...)
 	v := ctx.Checked(false).WithInitializer(initializers.Zero).
-		VariableWithShape(SentKernelName, kernel.Shape()).SetTrainable(false)
+		VariableWithShape(SentKernelName, master).SetTrainable(false)
 	// The variable's parameter (GoMLX feeds every variable a graph writes) is made before the value written,
 	// an identity of the kernel (free on XLA): GoMLX's pure-Go backend sizes an execution by its highest output
 	// and fails on a parameter made after every output (docs/upstream.md).
 	v.ValueGraph(kernel.Graph())
-	v.SetValueGraph(Identity(kernel))
+	v.SetValueGraph(Identity(ConvertDType(kernel, master.DType)))
 }
 
 // SentKernels returns the [SentKernelName] variables of ctx: state that every training step writes anew and

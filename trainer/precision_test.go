@@ -88,3 +88,22 @@ func TestMixedPrecisionTraining(t *testing.T) {
 		}
 	}
 }
+
+// TestMixedPrecisionComputedKernels: a bfloat16 run under the rules whose kernel is computed at every step (and
+// kept as feedback.SentKernelName) trains and resumes: the alignment metrics, measured in float32 before the first
+// step, and the bfloat16 step write the same kept kernel (once a float32 and a bfloat16 variable of one name).
+func TestMixedPrecisionComputedKernels(t *testing.T) {
+	for _, rule := range []string{"ss", "brsf"} {
+		t.Run(rule, func(t *testing.T) {
+			c := tinyConfig(t, rule)
+			c.DType = "bfloat16"
+			c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 4, 2, 4, 2
+			_, err := Train(gocontext.Background(), c, nil, false)
+			require.NoError(t, err)
+			c.Steps = 6
+			res, err := Train(gocontext.Background(), c, nil, true)
+			require.NoError(t, err)
+			require.Equal(t, 6, res.Steps)
+		})
+	}
+}
