@@ -303,7 +303,9 @@ func outputError(ctx *context.Context, g *Graph, scope string) *Node {
 // 1.06–1.07 with the kernel an output). An output has a buffer of its own for the whole step.
 //
 // The variable is kept in the master dtype (float32 under mixed precision), as the layer's other variables are:
-// the alignment metrics' graph, in float32, and a training step in bfloat16 write the same variable.
+// the alignment metrics' graph, in float32, and a training step in bfloat16 write the same variable. (There the
+// output is the kernel converted, which XLA may compute apart from the kernel: the buffers under mixed precision
+// were not looked at.)
 func keepSentKernel(ctx *context.Context, kernel *Node) {
 	master := shapes.Make(layers.MasterDType(kernel.DType()), kernel.Shape().Dimensions...)
 	v := ctx.Checked(false).WithInitializer(initializers.Zero).

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
+	"github.com/nowt-ml/nowt/feedback"
 	"github.com/nowt-ml/nowt/internal/units"
 )
 
@@ -28,6 +29,9 @@ func checkpointBytes(ctx *context.Context, newest string, momentum bool) uint64 
 	}
 	var size uint64
 	for v := range ctx.IterVariables() {
+		if v.Name() == feedback.SentKernelName {
+			continue // rewritten at every step, left out of checkpoints (saveCheckpoint)
+		}
 		bytes := uint64(v.Shape().Memory())
 		size += bytes
 		if momentum && v.Trainable {

@@ -47,12 +47,13 @@ func TestSpaceWarning(t *testing.T) {
 
 // TestCheckpointBytes: the estimate a fresh run makes from its model's variables (before the optimizer has made
 // its velocities) is within 15 % of the checkpoint the run then writes, and a resumed run's is that checkpoint's
-// size exactly.
+// size exactly. Under ss the kernels each step writes anew (feedback.SentKernels) are in the context, not in the
+// checkpoint: counted, they put the estimate 50 % over.
 func TestCheckpointBytes(t *testing.T) {
 	if xla.TestBackendIsXLA() {
 		t.Skip("a checkpoint's size against its estimate, the same on every backend: the pure-Go pass runs it")
 	}
-	for _, rule := range []string{"fa", "kp"} {
+	for _, rule := range []string{"fa", "kp", "ss"} {
 		t.Run(rule, func(t *testing.T) {
 			c := tinyConfig(t, rule)
 			c.Steps, c.LogEvery, c.EvalEvery, c.CheckpointEvery = 2, 2, 2, 2
