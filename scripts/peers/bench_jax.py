@@ -227,23 +227,26 @@ def setup(model, batch, feed="device", image_size=0, rule="bp"):
     return jax.jit(step, donate_argnums=(0, 1, 2)), params, velocity, state, x, y
 
 
-def bench(model, batch, steps, feed="device", image_size=0, rule="bp"):
-    jstep, params, velocity, state, x, y = setup(model, batch, feed, image_size, rule)
-    t0 = time.perf_counter()
-    params, velocity, state, loss = jstep(params, velocity, state, x, y)
-    loss.block_until_ready()
-    first = time.perf_counter() - t0
-    for _ in range(2):
-        params, velocity, state, loss = jstep(params, velocity, state, x, y)
-    loss.block_until_ready()
+def timed_steps(jstep, carry, x, y, n):
+    """Runs n steps of jstep from carry = (params, velocity, state), each timed until its loss is ready; returns
+    the carry after them and the n times in seconds."""
     times = []
-    for _ in range(steps):
+    for _ in range(n):
         t0 = time.perf_counter()
-        params, velocity, state, loss = jstep(params, velocity, state, x, y)
+        *carry, loss = jstep(*carry, x, y)
         loss.block_until_ready()
         times.append(time.perf_counter() - t0)
-    med = statistics.median(times)
-    return first, med
+    return tuple(carry), times
+
+
+def bench(model, batch, steps, feed="device", image_size=0, rule="bp"):
+    jstep, *carry, x, y = setup(model, batch, feed, image_size, rule)
+    carry, (first,) = timed_steps(jstep, carry, x, y, 1)
+    for _ in range(2):
+        *carry, loss = jstep(*carry, x, y)
+    loss.block_until_ready()
+    _, times = timed_steps(jstep, carry, x, y, steps)
+    return first, statistics.median(times)
 
 
 def main():

@@ -14,11 +14,10 @@ bp again ÷ bp the same way.
 import argparse
 import statistics
 import sys
-import time
 
 import jax
 
-from bench_jax import MLP_SIZES, setup
+from bench_jax import MLP_SIZES, setup, timed_steps
 from jax_plugin import use_plugin
 
 
@@ -39,14 +38,9 @@ def main():
     first = {}
 
     def run(name, n):
-        jstep, params, velocity, state, x, y = runs[name]
-        times = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            params, velocity, state, loss = jstep(params, velocity, state, x, y)
-            loss.block_until_ready()
-            times.append(time.perf_counter() - t0)
-        runs[name] = (jstep, params, velocity, state, x, y)
+        jstep, *carry, x, y = runs[name]
+        carry, times = timed_steps(jstep, carry, x, y, n)
+        runs[name] = (jstep, *carry, x, y)
         return times
 
     for n in names:
