@@ -20,6 +20,13 @@ const checkpointDirName = "checkpoints"
 // saveCheckpointFunc is saveCheckpoint; tests replace it to make a write fail.
 var saveCheckpointFunc = saveCheckpoint
 
+// notCheckpointed returns the variables of ctx that checkpoints leave out: the deferral's state of the deferred KP
+// B (brought up to date before a checkpoint, run.settleFeedback), and the kernels each step writes anew
+// (feedback.SentKernels).
+func notCheckpointed(ctx *context.Context) []*context.Variable {
+	return append(deferralState(ctx), feedback.SentKernels(ctx)...)
+}
+
 // saveCheckpoint writes the context's variables and parameters as a new checkpoint of dir, atomically: GoMLX's
 // handler writes into a fresh staging folder, then the data file and, last, the JSON file (whose presence marks
 // a complete checkpoint for GoMLX's loader) are renamed into dir. A crash leaves at worst a stray staging
@@ -33,10 +40,7 @@ func saveCheckpoint(ctx *context.Context, dir string, step int64, keep int) (str
 		return "", fmt.Errorf("creating a staging folder for the checkpoint: %w", err)
 	}
 	defer func() { _ = os.RemoveAll(staging) }()
-	// The deferred KP B were brought up to date before (run.settleFeedback); their deferral's state stays out,
-	// as do the kernels each step writes anew (feedback.SentKernels).
-	excluded := append(deferralState(ctx), feedback.SentKernels(ctx)...)
-	handler, err := checkpoints.Build(ctx).Dir(staging).Keep(-1).ExcludeVars(excluded...).Done()
+	handler, err := checkpoints.Build(ctx).Dir(staging).Keep(-1).ExcludeVars(notCheckpointed(ctx)...).Done()
 	if err != nil {
 		return "", fmt.Errorf("preparing the checkpoint: %w", err)
 	}

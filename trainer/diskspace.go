@@ -4,16 +4,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
-	"github.com/nowt-ml/nowt/feedback"
 	"github.com/nowt-ml/nowt/internal/units"
 )
 
 // checkpointBytes estimates the size of one checkpoint of the run whose variables ctx holds: the newest
-// checkpoint's files where the run has one (a resumed run), else every variable and, under momentum, a
-// velocity as large as each trainable one (the optimizer creates those with the training step).
+// checkpoint's files where the run has one (a resumed run), else every variable a checkpoint keeps
+// (notCheckpointed's are left out) and, under momentum, a velocity as large as each trainable one (the optimizer
+// creates those with the training step).
 func checkpointBytes(ctx *context.Context, newest string, momentum bool) uint64 {
 	if newest != "" {
 		newest = checkpointBase(newest)
@@ -28,9 +29,10 @@ func checkpointBytes(ctx *context.Context, newest string, momentum bool) uint64 
 		}
 	}
 	var size uint64
+	excluded := notCheckpointed(ctx)
 	for v := range ctx.IterVariables() {
-		if v.Name() == feedback.SentKernelName {
-			continue // rewritten at every step, left out of checkpoints (saveCheckpoint)
+		if slices.Contains(excluded, v) {
+			continue
 		}
 		bytes := uint64(v.Shape().Memory())
 		size += bytes
