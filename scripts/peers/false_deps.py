@@ -42,7 +42,7 @@ def read_buffers(path):
                 alloc = int(m.group(1))
                 continue
             if line and not line[0].isspace():
-                alloc = None if not line.startswith("allocation") else alloc
+                alloc = None  # another section: its values are not an allocation's
             m = VALUE.match(line)
             if m and alloc is not None:
                 name, index = m.group(1), m.group(2) or "{}"
